@@ -1,0 +1,92 @@
+"""One ``Settings`` object resolves every backend.
+
+Nothing is read at import time: ``Settings.from_env()`` reads the environment (or a mapping you
+inject, which is how tests configure Loopline) when a client or server is made.
+
+=============================  =========================================================
+variable                       meaning (default)
+=============================  =========================================================
+``LOOPLINE_TRACKING_URI``      metadata store or server: ``sqlite:///…``,
+                               ``postgresql+psycopg://…`` or ``http://host:port``
+                               (``sqlite:///./.loopline/loopline.db``);
+                               ``MLFLOW_TRACKING_URI`` is honoured when this is unset
+``LOOPLINE_ARTIFACTS_URI``     artifact root: a folder or ``s3://bucket/prefix``
+                               (``./.loopline/artifacts``)
+``LOOPLINE_WORKSPACE``         workspace every object belongs to (``default``)
+``LOOPLINE_USER``              actor recorded on events (the OS user name)
+``LOOPLINE_FLUSH_INTERVAL``    seconds between background metric flushes (``0.5``)
+=============================  =========================================================
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_HOME = ".loopline"
+
+
+def _default_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        return "unknown"
+
+
+class Settings(BaseModel):
+    """Resolved configuration. Frozen: make a new one with ``model_copy(update=…)``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tracking_uri: str = Field(default_factory=lambda: sqlite_uri(Path(DEFAULT_HOME) / "loopline.db"))
+    artifacts_uri: str = Field(default_factory=lambda: str(Path(DEFAULT_HOME) / "artifacts"))
+    workspace: str = "default"
+    user: str = Field(default_factory=_default_user)
+    flush_interval: float = 0.5
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``LOOPLINE_*`` variables in ``environ`` (default ``os.environ``).
+
+        Explicit ``overrides`` that are not ``None`` win over the environment.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        tracking = env.get("LOOPLINE_TRACKING_URI") or env.get("MLFLOW_TRACKING_URI")
+        if tracking:
+            values["tracking_uri"] = tracking
+        for field in ("artifacts_uri", "workspace", "user", "flush_interval"):
+            raw = env.get(f"LOOPLINE_{field.upper()}")
+            if raw:
+                values[field] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "tracking_uri" in values:
+            values["tracking_uri"] = normalize_store_uri(str(values["tracking_uri"]))
+        return cls.model_validate(values)
+
+    @property
+    def is_remote(self) -> bool:
+        """True when the tracking URI names a Loopline (or MLflow-compatible) server."""
+        return self.tracking_uri.startswith(("http://", "https://"))
+
+
+def sqlite_uri(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def normalize_store_uri(uri: str) -> str:
+    """Accept the spellings users type: a bare path means SQLite, ``postgresql://`` means psycopg 3."""
+    if uri.startswith(("http://", "https://", "sqlite:", "postgresql+")):
+        return uri
+    if uri.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + uri.split("://", 1)[1]
+    if uri.startswith("file:"):
+        uri = uri.removeprefix("file://").removeprefix("file:")
+    if "://" not in uri:
+        path = Path(uri)
+        return sqlite_uri(path / "loopline.db" if path.suffix == "" else path)
+    return uri

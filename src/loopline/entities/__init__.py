@@ -1,0 +1,33 @@
+"""Plain, frozen value objects shared by every layer: what stores return and clients get.
+
+Users never see ORM rows. Field names follow MLflow's entities so code written against
+``mlflow.entities`` reads the same here.
+"""
+
+from loopline.entities.tracking import (
+    Dataset,
+    DatasetInput,
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+)
+
+__all__ = [
+    "Dataset",
+    "DatasetInput",
+    "Experiment",
+    "LifecycleStage",
+    "Metric",
+    "Param",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunStatus",
+    "RunTag",
+]

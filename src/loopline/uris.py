@@ -1,0 +1,68 @@
+"""Stable URIs for every object in the lineage graph.
+
+``runs:/<run_id>/<path>``, ``models:/<name>/<version>`` or ``models:/<name>@<alias>``,
+``datasets:/<name>/<version>`` or ``datasets:/<name>@<alias>``, ``features:/<view>``,
+``pipelines:/<name>/<run_id>``, ``deployments:/<name>``, ``experiments:/<id>``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from loopline.errors import InvalidInput
+
+SCHEMES = ("runs", "models", "datasets", "features", "pipelines", "deployments", "experiments")
+_URI = re.compile(r"^(?P<scheme>[a-z]+):/(?P<rest>[^/].*)$")
+_NAMED = re.compile(r"^(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[^/@]+))?(?:/(?P<path>.*))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectUri:
+    """A parsed object URI: ``scheme:/name[/version|@alias][/path]``."""
+
+    scheme: str
+    name: str
+    version: str | None = None
+    alias: str | None = None
+    path: str = ""
+
+    def __str__(self) -> str:
+        out = f"{self.scheme}:/{self.name}"
+        if self.alias is not None:
+            out += f"@{self.alias}"
+        elif self.version is not None:
+            out += f"/{self.version}"
+        if self.path:
+            out += f"/{self.path}"
+        return out
+
+
+def parse(uri: str) -> ObjectUri:
+    """Parse ``uri`` into its parts.
+
+    >>> parse("models:/churn@champion").alias
+    'champion'
+    """
+    m = _URI.match(uri)
+    if not m or m["scheme"] not in SCHEMES:
+        raise InvalidInput(
+            f"Not a Loopline object URI: {uri!r}.",
+            hint="Use one of " + ", ".join(f"{s}:/…" for s in SCHEMES) + ".",
+        )
+    scheme, rest = m["scheme"], m["rest"]
+    if scheme in ("runs", "features", "deployments", "experiments"):
+        name, _, path = rest.partition("/")
+        return ObjectUri(scheme, name, path=path)
+    n = _NAMED.match(rest)
+    if not n:
+        raise InvalidInput(f"Malformed {scheme} URI: {uri!r}.", hint=f"Use {scheme}:/<name>/<version>.")
+    return ObjectUri(scheme, n["name"], n["version"], n["alias"], n["path"] or "")
+
+
+def run_uri(run_id: str, path: str = "") -> str:
+    return f"runs:/{run_id}/{path}" if path else f"runs:/{run_id}"
+
+
+def experiment_uri(experiment_id: str) -> str:
+    return f"experiments:/{experiment_id}"
