@@ -10,7 +10,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Literal, Protocol, TypeVar
 
-from loopline.entities import DatasetInput, Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag
+from loopline.entities import (
+    DatasetInput,
+    Experiment,
+    Metric,
+    Param,
+    Run,
+    RunInfo,
+    RunStatus,
+    RunTag,
+)
 
 T = TypeVar("T")
 ViewType = Literal["ACTIVE_ONLY", "DELETED_ONLY", "ALL"]

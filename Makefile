@@ -1,0 +1,48 @@
+# Loopline — the two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+BENCH  := .venv-bench
+
+.PHONY: demo test lint bench format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[$*]"
+	@touch $@
+
+## demo: install Loopline in .venv and run the whole loop on the embedded default
+demo: $(VENV)/.installed-examples
+	$(BIN)/python examples/demo.py
+
+## test: install the dev extras and run the whole suite in parallel
+test: $(VENV)/.installed-dev
+	$(BIN)/pytest -n auto -q
+
+## lint: ruff (lint + format check), mypy strict on src/, import-linter layer contracts
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format src tests benchmarks examples
+	$(BIN)/ruff check --fix .
+
+## bench: side-by-side benchmarks against the peers, installed in their own venv
+$(BENCH)/.installed: benchmarks/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/pip install -q --upgrade pip
+	$(BENCH)/bin/pip install -q -r benchmarks/requirements.txt
+	$(BENCH)/bin/pip install -q -e .
+	@touch $@
+
+bench: $(BENCH)/.installed
+	$(BENCH)/bin/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(BENCH) .loopline .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,95 @@
+"""Loopline: the machine-learning lifecycle as one closed loop.
+
+    import loopline
+
+    with loopline.start_run(experiment="iris") as run:
+        loopline.log_params({"C": 1.0, "kernel": "rbf"})
+        for epoch in range(10):
+            loopline.log_metric("loss", 1 / (epoch + 1), step=epoch)
+        loopline.log_artifact("confusion.png")
+
+    loopline.search_runs(["iris"], "metrics.loss < 0.2", order_by=["metrics.loss"])
+
+Importing is cheap: the verbs below load their modules on first use (PEP 562).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from loopline._version import __version__
+
+if TYPE_CHECKING:
+    from loopline.config import Settings
+    from loopline.entities import Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag
+    from loopline.errors import LooplineError
+    from loopline.tracking import (
+        ActiveRun,
+        Client,
+        active_run,
+        end_run,
+        flush,
+        get_metric_history,
+        get_tracking_uri,
+        log_artifact,
+        log_artifacts,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        log_text,
+        search_runs,
+        set_experiment,
+        set_tag,
+        set_tags,
+        set_tracking_uri,
+        start_run,
+    )
+
+_LAZY = {
+    "ActiveRun": "loopline.tracking",
+    "Client": "loopline.tracking",
+    "Experiment": "loopline.entities",
+    "LooplineError": "loopline.errors",
+    "Metric": "loopline.entities",
+    "Param": "loopline.entities",
+    "Run": "loopline.entities",
+    "RunInfo": "loopline.entities",
+    "RunStatus": "loopline.entities",
+    "RunTag": "loopline.entities",
+    "Settings": "loopline.config",
+    "active_run": "loopline.tracking",
+    "end_run": "loopline.tracking",
+    "flush": "loopline.tracking",
+    "get_metric_history": "loopline.tracking",
+    "get_tracking_uri": "loopline.tracking",
+    "log_artifact": "loopline.tracking",
+    "log_artifacts": "loopline.tracking",
+    "log_metric": "loopline.tracking",
+    "log_metrics": "loopline.tracking",
+    "log_param": "loopline.tracking",
+    "log_params": "loopline.tracking",
+    "log_text": "loopline.tracking",
+    "search_runs": "loopline.tracking",
+    "set_experiment": "loopline.tracking",
+    "set_tag": "loopline.tracking",
+    "set_tags": "loopline.tracking",
+    "set_tracking_uri": "loopline.tracking",
+    "start_run": "loopline.tracking",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopline' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,316 @@
+"""Content-addressed artifact storage over fsspec (a local folder or ``s3://bucket/prefix``).
+
+Layout under the root::
+
+    blobs/ab/cd/<blake3 hex>      file contents, stored once however many paths share them
+    refs/<logical path>           a tiny JSON {"digest", "size"} per logical file
+    tmp/                          staging for atomic writes (local roots only)
+
+A write stages the bytes, hashes them (BLAKE3, multi-threaded for big files), moves the blob
+into place if it is new, then replaces the ref: a reader sees the old file or the new one,
+never half of one, and a crash leaves at worst an unreferenced blob that ``gc`` removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from loopline.artifacts.paths import join, safe_path
+from loopline.artifacts.protocol import FileInfo
+from loopline.errors import InvalidInput, NotFound
+
+CHUNK = 1 << 20
+_MMAP_MIN = 1 << 20  # below this, plain reads beat mmap + threads
+
+
+def hash_file(path: str | Path) -> str:
+    """BLAKE3 hex digest of a file; big files are hashed with every core via mmap."""
+    import blake3
+
+    size = os.path.getsize(path)
+    if size >= _MMAP_MIN:
+        return str(blake3.blake3(max_threads=blake3.blake3.AUTO).update_mmap(str(path)).hexdigest())
+    with open(path, "rb") as f:
+        return str(blake3.blake3(f.read()).hexdigest())
+
+
+class StagedFile:
+    """A file being written in chunks: hashed as it arrives, committed to a path at the end."""
+
+    def __init__(self, store: BlobArtifactStore) -> None:
+        import blake3
+
+        self._store = store
+        self._hasher = blake3.blake3()
+        self.size = 0
+        fd, name = tempfile.mkstemp(dir=store.staging_dir(), prefix="upload-")
+        self.local_path = Path(name)
+        self._file = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> None:
+        self._hasher.update(data)
+        self._file.write(data)
+        self.size += len(data)
+
+    def commit(self, path: str) -> FileInfo:
+        self._file.close()
+        return self._store.put_file(
+            self.local_path, path, move=True, digest=str(self._hasher.hexdigest())
+        )
+
+    def abort(self) -> None:
+        self._file.close()
+        self.local_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> StagedFile:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is not None or not self._file.closed:
+            self.abort()
+
+
+class BlobArtifactStore:
+    """Logical paths over BLAKE3-addressed blobs, on any fsspec filesystem."""
+
+    def __init__(self, root_uri: str) -> None:
+        import fsspec
+        from fsspec.implementations.local import LocalFileSystem
+
+        if root_uri.startswith("s3://"):
+            from loopline.errors import require
+
+            require("s3fs", "s3")
+        self.root_uri = root_uri
+        self.fs, root = fsspec.core.url_to_fs(root_uri)
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+        self.root = os.path.abspath(root) if self.is_local else root.rstrip("/")
+        if self.is_local:
+            os.makedirs(os.path.join(self.root, "tmp"), exist_ok=True)
+
+    # ---- locations -------------------------------------------------------------------------
+
+    def _ref(self, path: str) -> str:
+        return f"{self.root}/refs/{path}" if path else f"{self.root}/refs"
+
+    def _blob(self, digest: str) -> str:
+        return f"{self.root}/blobs/{digest[:2]}/{digest[2:4]}/{digest}"
+
+    def staging_dir(self) -> str:
+        """A local folder on the same filesystem as the blobs where possible (renames are free)."""
+        if self.is_local:
+            return os.path.join(self.root, "tmp")
+        path = os.path.join(tempfile.gettempdir(), "loopline-staging")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def stage(self) -> StagedFile:
+        return StagedFile(self)
+
+    def _read_ref(self, path: str) -> dict[str, Any]:
+        path = safe_path(path)
+        try:
+            with self.fs.open(self._ref(path), "rb") as f:
+                return dict(json.loads(f.read()))
+        except (FileNotFoundError, IsADirectoryError):
+            raise NotFound(
+                f"No artifact at {path!r}.", hint="List the folder to see which files exist."
+            ) from None
+
+    def local_blob_path(self, path: str) -> str | None:
+        """The on-disk file behind ``path`` for local roots (lets servers use sendfile)."""
+        return self._blob(self._read_ref(path)["digest"]) if self.is_local else None
+
+    # ---- writes ----------------------------------------------------------------------------
+
+    def put_file(
+        self, local_path: str | Path, path: str, *, move: bool = False, digest: str | None = None
+    ) -> FileInfo:
+        path = safe_path(path)
+        local_path = Path(local_path)
+        if not local_path.is_file():
+            raise NotFound(f"No local file {str(local_path)!r} to upload.")
+        size = local_path.stat().st_size
+        digest = digest or hash_file(local_path)
+        blob = self._blob(digest)
+        if self.is_local:
+            if os.path.exists(blob):
+                os.utime(blob)  # fresh mtime: gc's grace period protects a blob being re-used
+                if move:
+                    local_path.unlink()
+            else:
+                os.makedirs(os.path.dirname(blob), exist_ok=True)
+                if move:
+                    os.replace(local_path, blob)
+                else:
+                    tmp = os.path.join(self.staging_dir(), uuid.uuid4().hex)
+                    shutil.copyfile(local_path, tmp)
+                    os.replace(tmp, blob)
+        else:
+            if not self.fs.exists(blob):
+                self.fs.put_file(str(local_path), blob)
+            if move:
+                local_path.unlink()
+        self._write_ref(path, digest, size)
+        return FileInfo(path, False, size, digest)
+
+    def put_bytes(self, data: bytes, path: str) -> FileInfo:
+        with self.stage() as staged:
+            staged.write(data)
+            return staged.commit(path)
+
+    def _write_ref(self, path: str, digest: str, size: int) -> None:
+        data = json.dumps({"digest": digest, "size": size}).encode()
+        ref = self._ref(path)
+        if not self.is_local:
+            self.fs.pipe_file(ref, data)
+            return
+        if os.path.isdir(ref):
+            raise InvalidInput(f"Cannot write the file {path!r}: a folder of that name exists.")
+        try:
+            os.makedirs(os.path.dirname(ref), exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise InvalidInput(
+                f"Cannot write {path!r}: one of its parent folders is a file."
+            ) from None
+        tmp = os.path.join(self.staging_dir(), f"ref-{uuid.uuid4().hex}")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, ref)
+
+    def delete(self, prefix: str) -> int:
+        ref = self._ref(safe_path(prefix, allow_root=True))
+        if not self.fs.exists(ref):
+            return 0
+        count = 1 if self.fs.isfile(ref) else sum(1 for _ in self.walk(prefix))
+        self.fs.rm(ref, recursive=True)
+        return count
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    def open(self, path: str) -> BinaryIO:
+        blob = self._blob(self._read_ref(path)["digest"])
+        try:
+            stream: BinaryIO = self.fs.open(blob, "rb")
+        except FileNotFoundError:
+            raise NotFound(f"The content of {path!r} is missing from the blob store.") from None
+        return stream
+
+    def info(self, path: str) -> FileInfo:
+        ref = self._read_ref(path)
+        return FileInfo(safe_path(path), False, int(ref["size"]), str(ref["digest"]))
+
+    def get_file(self, path: str, local_path: str | Path) -> Path:
+        local_path = Path(local_path)
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local_path.with_name(f".{local_path.name}.{uuid.uuid4().hex[:8]}.part")
+        with self.open(path) as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, CHUNK)
+        os.replace(tmp, local_path)
+        return local_path
+
+    def exists(self, path: str) -> bool:
+        return bool(self.fs.exists(self._ref(safe_path(path, allow_root=True))))
+
+    def list(self, prefix: str = "") -> list[FileInfo]:
+        prefix = safe_path(prefix, allow_root=True)
+        ref_dir = self._ref(prefix)
+        try:
+            entries = self.fs.ls(ref_dir, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        if len(entries) == 1 and entries[0]["type"] == "file" and self._strip(entries[0]["name"]) == prefix:
+            return []  # a file, not a folder (MLflow lists nothing for a file)
+        files = [e["name"] for e in entries if e["type"] == "file"]
+        sizes = self._sizes(files)
+        out = []
+        for e in entries:
+            rel = self._strip(e["name"])
+            if e["type"] == "directory":
+                out.append(FileInfo(rel, True))
+            else:
+                out.append(FileInfo(rel, False, *sizes[e["name"]]))
+        return sorted(out, key=lambda f: f.path)
+
+    def walk(self, prefix: str = "") -> Iterator[FileInfo]:
+        prefix = safe_path(prefix, allow_root=True)
+        ref_dir = self._ref(prefix)
+        if not self.fs.exists(ref_dir):
+            return
+        if self.fs.isfile(ref_dir):
+            yield self.info(prefix)
+            return
+        files = sorted(self.fs.find(ref_dir))
+        for batch_start in range(0, len(files), 256):
+            batch = files[batch_start : batch_start + 256]
+            sizes = self._sizes(batch)
+            for name in batch:
+                yield FileInfo(self._strip(name), False, *sizes[name])
+
+    def _strip(self, full: str) -> str:
+        base = self._ref("")
+        full = full if self.is_local else full.rstrip("/")
+        return full[len(base) :].lstrip("/")
+
+    def _sizes(self, ref_files: list[str]) -> dict[str, tuple[int, str]]:
+        if not ref_files:
+            return {}
+        contents = self.fs.cat(ref_files) if len(ref_files) > 1 else {ref_files[0]: self.fs.cat(ref_files[0])}
+        out = {}
+        for name, raw in contents.items():
+            ref = json.loads(raw)
+            out[name if name in ref_files else self._match(name, ref_files)] = (int(ref["size"]), ref["digest"])
+        return out
+
+    @staticmethod
+    def _match(name: str, candidates: list[str]) -> str:
+        # Some filesystems return keys with or without their protocol; match on the tail.
+        return next(c for c in candidates if c.endswith(name) or name.endswith(c))
+
+    # ---- garbage collection ----------------------------------------------------------------
+
+    def gc(self, grace_seconds: float = 3600.0) -> tuple[int, int]:
+        """Delete blobs no ref points to, if older than ``grace_seconds``; (count, bytes) freed."""
+        live = {f.digest for f in self.walk("")}
+        blob_root = f"{self.root}/blobs"
+        if not self.fs.exists(blob_root):
+            return 0, 0
+        cutoff = time.time() - grace_seconds
+        removed = freed = 0
+        for name, meta in self.fs.find(blob_root, detail=True).items():
+            digest = name.rsplit("/", 1)[-1]
+            if digest in live:
+                continue
+            if _mtime(meta) > cutoff:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(name)
+                removed += 1
+                freed += int(meta.get("size") or 0)
+        if self.is_local:  # staging leftovers of crashed writers
+            for entry in os.scandir(self.staging_dir()):
+                if entry.stat().st_mtime < cutoff:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+        return removed, freed
+
+
+def _mtime(meta: dict[str, Any]) -> float:
+    for key in ("mtime", "LastModified", "last_modified", "created"):
+        value = meta.get(key)
+        if value is None:
+            continue
+        return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
+    return 0.0
+
+
+__all__ = ["BlobArtifactStore", "StagedFile", "hash_file", "join"]

@@ -1,0 +1,41 @@
+"""Options and helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+
+from loopline.config import Settings
+
+TrackingUri = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", "-t", envvar="LOOPLINE_TRACKING_URI",
+                 help="Database URI, folder or http:// server. Default: ./.loopline", show_default=False),
+]
+
+
+def client(tracking_uri: str | None) -> object:
+    from loopline.tracking import Client
+
+    return Client(Settings.from_env(tracking_uri=tracking_uri))
+
+
+def fmt_time(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_duration(start: int | None, end: int | None) -> str:
+    if start is None or end is None:
+        return "-"
+    s = (end - start) / 1000
+    return f"{s:.1f}s" if s < 120 else f"{s / 60:.1f}min"
+
+
+def fmt_value(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)

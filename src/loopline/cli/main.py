@@ -1,0 +1,56 @@
+"""The root command. Errors Loopline raises on purpose print as message + hint, no traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from loopline._version import __version__
+from loopline.cli import db, experiments, gc, runs, server
+from loopline.errors import LooplineError
+
+app = typer.Typer(
+    name="loopline",
+    help="Loopline: track experiments, version data, train, register, serve and monitor models "
+    "as one closed loop.\n\nConfiguration comes from LOOPLINE_* environment variables "
+    "(LOOPLINE_TRACKING_URI, LOOPLINE_ARTIFACTS_URI, …) or the options of each command.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+app.command("server")(server.server)
+app.command("gc")(gc.gc)
+app.add_typer(experiments.app, name="experiments")
+app.add_typer(runs.app, name="runs")
+app.add_typer(db.app, name="db")
+
+
+@app.command("version")
+def version() -> None:
+    """Print Loopline's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    from rich.console import Console
+
+    try:
+        app(standalone_mode=False)
+    except LooplineError as e:
+        err = Console(stderr=True)
+        err.print(f"[bold red]Error:[/] {e.message}", highlight=False)
+        if e.hint:
+            err.print(f"[dim]Hint:[/] {e.hint}", highlight=False)
+        sys.exit(1)
+    except typer.Abort:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as e:  # click usage errors arrive as ClickException in standalone_mode=False
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise

@@ -1,0 +1,106 @@
+"""``loopline runs``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loopline.cli.common import TrackingUri, client, fmt_duration, fmt_time, fmt_value
+from loopline.errors import NotFound
+
+app = typer.Typer(help="List, inspect, compare and delete runs.", no_args_is_help=True)
+
+
+def _experiment_ids(c: object, experiment: str | None) -> list[str]:
+    if experiment is None:
+        return []
+    exp = c.get_experiment_by_name(experiment)  # type: ignore[attr-defined]
+    if exp is None:
+        if experiment.isdigit():
+            return [experiment]
+        raise NotFound(f"No experiment named {experiment!r}.", hint="See `loopline experiments list`.")
+    return [exp.experiment_id]
+
+
+@app.command("list")
+def list_(
+    experiment: Annotated[str | None, typer.Option("--experiment", "-e", help="Experiment name or ID. Default: all.")] = None,
+    filter_string: Annotated[str | None, typer.Option("--filter", "-f", help="MLflow filter, e.g. \"metrics.acc > 0.9\".")] = None,
+    order_by: Annotated[list[str] | None, typer.Option("--order-by", "-o", help="e.g. \"metrics.acc DESC\"; repeatable.")] = None,
+    max_results: Annotated[int, typer.Option("--max-results", "-n", help="At most this many runs.")] = 50,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """List runs, newest first (or as ordered), with their metrics."""
+    c = client(tracking_uri)
+    runs = c.search_runs(_experiment_ids(c, experiment), filter_string, order_by, max_results)  # type: ignore[attr-defined]
+    keys = sorted({k for r in runs for k in r.data.metrics})[:8]
+    table = Table("Run ID", "Name", "Exp", "Status", "Started", "Duration", *keys)
+    for r in runs:
+        i = r.info
+        m = r.data.metrics
+        table.add_row(i.run_id, i.run_name, i.experiment_id, i.status.value, fmt_time(i.start_time),
+                      fmt_duration(i.start_time, i.end_time), *(fmt_value(m[k]) if k in m else "" for k in keys))
+    Console().print(table)
+
+
+@app.command("show")
+def show(run_id: Annotated[str, typer.Argument(help="The run's ID.")], tracking_uri: TrackingUri = None) -> None:
+    """Show a run: info, params, latest metrics, tags and artifacts."""
+    c = client(tracking_uri)
+    r = c.get_run(run_id)  # type: ignore[attr-defined]
+    con = Console()
+    i = r.info
+    con.print(f"[bold]{i.run_name}[/] ({i.run_id}) experiment {i.experiment_id} · {i.status.value} · "
+              f"{fmt_time(i.start_time)} · {fmt_duration(i.start_time, i.end_time)}")
+    for title, items in (("Params", r.data.params), ("Metrics", r.data.metrics), ("Tags", r.data.tags)):
+        table = Table("Key", "Value", title=title, title_justify="left")
+        for k in sorted(items):
+            table.add_row(k, fmt_value(items[k]))
+        con.print(table)
+    arts = c.list_artifacts(run_id)  # type: ignore[attr-defined]
+    table = Table("Path", "Size", title="Artifacts", title_justify="left")
+    for a in arts:
+        table.add_row(a.path + ("/" if a.is_dir else ""), "" if a.is_dir else str(a.file_size))
+    con.print(table)
+
+
+@app.command("compare")
+def compare(
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more run IDs.")],
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Compare runs side by side: params and latest metrics; differing rows are highlighted."""
+    c = client(tracking_uri)
+    runs = [c.get_run(r) for r in run_ids]  # type: ignore[attr-defined]
+    table = Table("", *(f"{r.info.run_name}\n{r.info.run_id[:8]}" for r in runs))
+    for section, get in (("param", lambda r: r.data.params), ("metric", lambda r: r.data.metrics)):
+        for key in sorted({k for r in runs for k in get(r)}):
+            values = [fmt_value(get(r)[key]) if key in get(r) else "-" for r in runs]
+            style = "bold yellow" if len(set(values)) > 1 else None
+            table.add_row(f"{section}s.{key}", *values, style=style)
+    Console().print(table)
+
+
+@app.command("delete")
+def delete(
+    run_ids: Annotated[list[str], typer.Argument(help="Run IDs to delete.")],
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Mark runs deleted. `loopline gc` frees their storage for good."""
+    c = client(tracking_uri)
+    for r in run_ids:
+        c.delete_run(r)  # type: ignore[attr-defined]
+        typer.echo(f"Deleted run {r}")
+
+
+@app.command("restore")
+def restore(run_ids: Annotated[list[str], typer.Argument(help="Run IDs to restore.")],
+            tracking_uri: TrackingUri = None) -> None:
+    """Restore deleted runs (before `loopline gc` purged them)."""
+    c = client(tracking_uri)
+    for r in run_ids:
+        c.restore_run(r)  # type: ignore[attr-defined]
+        typer.echo(f"Restored run {r}")

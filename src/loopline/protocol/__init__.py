@@ -1,0 +1,1 @@
+"""Wire formats shared by the server (which encodes) and the REST client (which decodes)."""

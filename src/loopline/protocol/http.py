@@ -1,0 +1,91 @@
+"""HTTP with keep-alive and retries, mapping MLflow-shaped error bodies back to Loopline errors.
+
+Shared by the REST tracking store and the HTTP artifact store. Transient failures (connection
+errors, 429, 502-504) are retried with exponential back-off, so a short server restart loses no
+logged data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from loopline.errors import (
+    AlreadyExists,
+    BackendUnavailable,
+    Conflict,
+    InvalidInput,
+    LooplineError,
+    NotFound,
+)
+
+_RETRY_STATUS = {429, 502, 503, 504}
+_ERRORS: dict[str, type[LooplineError]] = {
+    "RESOURCE_DOES_NOT_EXIST": NotFound,
+    "RESOURCE_ALREADY_EXISTS": AlreadyExists,
+    "INVALID_PARAMETER_VALUE": InvalidInput,
+    "BAD_REQUEST": InvalidInput,
+    "INVALID_STATE": Conflict,
+}
+
+
+class RestClient:
+    """JSON over HTTP with retries, mapping error bodies back to Loopline errors."""
+
+    def __init__(self, base_url: str, *, retries: int = 5, timeout: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout,
+                                 headers={"User-Agent": "loopline"})
+
+    def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if method == "GET":
+            kwargs["params"] = {k: v for k, v in (body or {}).items() if v is not None}
+        else:
+            kwargs["content"] = orjson.dumps(body or {})
+            kwargs["headers"] = {"Content-Type": "application/json"}
+        resp = self.request(method, path, **kwargs)
+        return dict(resp.json()) if resp.content else {}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        delay = 0.1
+        for attempt in range(self.retries + 1):
+            try:
+                resp = self.http.request(method, path, **kwargs)
+            except httpx.TransportError as e:
+                if attempt == self.retries:
+                    raise BackendUnavailable(
+                        f"Cannot reach the tracking server at {self.base_url}: {e}.",
+                        hint="Start it with `loopline server`, or check LOOPLINE_TRACKING_URI.",
+                    ) from e
+            else:
+                if resp.status_code not in _RETRY_STATUS or attempt == self.retries:
+                    raise_for_error(resp)
+                    return resp
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def raise_for_error(resp: httpx.Response) -> None:
+    if resp.status_code < 400:
+        return
+    try:
+        body = resp.json()
+        code, message = body.get("error_code", ""), body.get("message", resp.text)
+    except ValueError:
+        code, message = "", resp.text
+    if resp.status_code == 404 and not code:
+        code = "RESOURCE_DOES_NOT_EXIST"
+    cls = _ERRORS.get(code, LooplineError)
+    err = cls(message or f"HTTP {resp.status_code}")
+    err.status_code = resp.status_code
+    raise err

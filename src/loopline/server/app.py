@@ -1,0 +1,70 @@
+"""The ASGI app of ``loopline server``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from loopline._version import __version__
+from loopline.config import Settings
+from loopline.server import errors
+from loopline.server.http import json_response
+from loopline.server.state import ServerState
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the server for ``settings`` (default: from the environment)."""
+    from loopline.artifacts.blobs import BlobArtifactStore
+    from loopline.server import loopline_api, mlflow_artifacts, mlflow_tracking
+    from loopline.store.engine import create_store_engine
+    from loopline.store.sql_tracking import SqlTrackingStore
+
+    settings = settings or Settings.from_env()
+    if settings.is_remote:
+        from loopline.errors import InvalidInput
+
+        raise InvalidInput(
+            f"The server needs a database, not another server: {settings.tracking_uri}.",
+            hint="Pass --store-uri sqlite:///path.db or postgresql://….",
+        )
+    app = FastAPI(
+        title="Loopline",
+        version=__version__,
+        description="Tracking, artifacts and lineage. MLflow-compatible REST API under /api/2.0/mlflow.",
+    )
+    engine = create_store_engine(settings.tracking_uri)
+    app.state.loopline = ServerState(
+        settings=settings,
+        tracking=SqlTrackingStore(engine, workspace=settings.workspace, actor=settings.user),
+        artifacts=BlobArtifactStore(settings.artifacts_uri),
+    )
+    errors.install(app)
+    app.include_router(mlflow_tracking.router)
+    app.include_router(mlflow_artifacts.router)
+    app.include_router(loopline_api.router)
+
+    @app.get("/health", include_in_schema=False)
+    @app.get("/ping", include_in_schema=False)
+    async def health() -> Response:
+        return PlainTextResponse("OK")
+
+    @app.get("/version", include_in_schema=False)
+    async def version() -> Response:
+        return PlainTextResponse(__version__)
+
+    @app.get("/api/3.0/mlflow/server-info")
+    async def server_info(_: Request) -> Response:
+        return json_response({
+            "store_type": "SqlStore",
+            "workspaces_enabled": False,
+            "trace_archival_enabled": False,
+            "multipart_uploads_enabled": True,
+            "multipart_downloads_enabled": False,
+            "presigned_upload_run_id_supported": False,
+            "presigned_upload_model_id_supported": False,
+            "features_enabled": {"gateway": False},
+            "server": "loopline",
+            "version": __version__,
+        })
+
+    return app

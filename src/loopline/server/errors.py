@@ -1,0 +1,44 @@
+"""One place maps every error to an HTTP status and MLflow's JSON body."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from loopline.errors import LooplineError
+from loopline.server.http import json_response
+
+log = logging.getLogger("loopline.server")
+
+_HTTP_CODES = {400: "BAD_REQUEST", 404: "ENDPOINT_NOT_FOUND", 405: "BAD_REQUEST", 413: "BAD_REQUEST",
+               415: "BAD_REQUEST"}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LooplineError)
+    async def _loopline(_: Request, exc: LooplineError) -> Response:
+        message = f"{exc.message} {exc.hint}".strip() if exc.hint else exc.message
+        return json_response({"error_code": exc.error_code, "message": message}, exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return json_response(
+            {"error_code": "INVALID_PARAMETER_VALUE", "message": f"{where}: {first.get('msg', 'invalid')}"},
+            400,
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, "INTERNAL_ERROR" if exc.status_code >= 500 else "BAD_REQUEST")
+        return json_response({"error_code": code, "message": str(exc.detail)}, exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("Unhandled error")
+        return json_response({"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}, 500)

@@ -1,0 +1,80 @@
+"""Loopline's own routes, in MLflow's style, under ``/api/2.0/loopline``.
+
+- ``runs/search``: MLflow's search plus ``include`` (which of params/tags/metrics/inputs to load)
+  so listings of many runs fetch only what they show (MLflow #8277, #11260).
+- ``runs/count``: the number of matching runs, without loading them.
+- ``events``: the audit trail of an object URI.
+- ``lineage/upstream`` and ``lineage/downstream``: the lineage graph around an object URI.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from loopline.errors import InvalidInput
+from loopline.protocol import mlflow_json as mj
+from loopline.server.http import blocking, json_response, optional_int, params, required_str
+from loopline.server.mlflow_tracking import _max_results, _str_list, _view
+from loopline.server.state import tracking
+from loopline.store import lineage
+
+router = APIRouter(prefix="/api/2.0/loopline")
+_INCLUDE = {"params", "tags", "metrics", "inputs"}
+
+
+@router.post("/runs/search")
+async def search_runs(request: Request) -> Response:
+    body = await params(request)
+    include = _str_list(body.get("include", sorted(_INCLUDE)), "include")
+    if unknown := set(include) - _INCLUDE:
+        raise InvalidInput(f"Unknown include {sorted(unknown)}.", hint=f"Use any of {sorted(_INCLUDE)}.")
+    page = await blocking(
+        tracking(request).search_runs,
+        _str_list(body.get("experiment_ids"), "experiment_ids"),
+        body.get("filter") or None,
+        _view(body, "run_view_type"),
+        _max_results(body, 1000, 50_000),
+        _str_list(body.get("order_by"), "order_by"),
+        body.get("page_token") or None,
+        include=include,
+    )
+    out: dict[str, Any] = {"runs": [mj.run_to_json(r) for r in page.items]}
+    if page.next_page_token:
+        out["next_page_token"] = page.next_page_token
+    return json_response(out)
+
+
+@router.post("/runs/count")
+@router.get("/runs/count")
+async def count_runs(request: Request) -> Response:
+    body = await params(request)
+    n = await blocking(tracking(request).count_runs, _str_list(body.get("experiment_ids"), "experiment_ids"),
+                       body.get("filter") or None, _view(body, "run_view_type"))
+    return json_response({"count": n})
+
+
+@router.get("/events")
+async def events(request: Request) -> Response:
+    body = await params(request)
+    store = tracking(request)
+    limit = optional_int(body, "max_results", 100) or 100
+    items = await blocking(lineage.list_events, store.engine, store.workspace, body.get("object_uri"), limit)
+    return json_response({"events": [
+        {"id": e.id, "time_ms": e.time_ms, "actor": e.actor, "action": e.action,
+         "object_uri": e.object_uri, "payload": e.payload, "reason": e.reason} for e in items]})
+
+
+@router.get("/lineage/{direction}")
+async def walk_lineage(direction: str, request: Request) -> Response:
+    if direction not in ("upstream", "downstream"):
+        raise InvalidInput(f"Unknown direction {direction!r}.", hint="Use upstream or downstream.")
+    body = await params(request)
+    store = tracking(request)
+    fn = lineage.upstream if direction == "upstream" else lineage.downstream
+    edges = await blocking(fn, store.engine, store.workspace, required_str(body, "uri"))
+    return json_response({"edges": [
+        {"from_uri": e.from_uri, "to_uri": e.to_uri, "relation": e.relation, "time_ms": e.time_ms}
+        for e in edges]})

@@ -1,0 +1,289 @@
+"""MLflow's tracking REST API: ``/api/2.0/mlflow/experiments/*``, ``runs/*``, ``metrics/*``.
+
+Shapes and error codes follow MLflow's server so an unmodified ``mlflow`` client works.
+Each route also answers under ``/ajax-api/2.0/mlflow`` (the prefix MLflow's UI uses).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from loopline.entities import Metric, Param, RunStatus, RunTag
+from loopline.errors import InvalidInput
+from loopline.protocol import mlflow_json as mj
+from loopline.server.http import blocking, json_response, optional_int, params, required_str
+from loopline.server.state import tracking
+
+router = APIRouter()
+_VIEWS = {"ACTIVE_ONLY": "ACTIVE_ONLY", "DELETED_ONLY": "DELETED_ONLY", "ALL": "ALL",
+          "1": "ACTIVE_ONLY", "2": "DELETED_ONLY", "3": "ALL"}
+
+
+def _view(body: dict[str, Any], name: str) -> Any:
+    raw = str(body.get(name) or "ACTIVE_ONLY")
+    if raw not in _VIEWS:
+        raise InvalidInput(f"Invalid value {raw!r} for parameter '{name}'.",
+                           hint="Use ACTIVE_ONLY, DELETED_ONLY or ALL.")
+    return _VIEWS[raw]
+
+
+def _str_list(value: Any, name: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
+        raise InvalidInput(f"Invalid value for parameter '{name}': expected a list of strings.")
+    return [str(v) for v in value]
+
+
+def _max_results(body: dict[str, Any], default: int, limit: int) -> int:
+    n = optional_int(body, "max_results", default)
+    assert n is not None
+    if n < 1 or n > limit:
+        raise InvalidInput(f"Invalid value {n} for parameter 'max_results': it must be between 1 and {limit}.")
+    return n
+
+
+def route(method: str, path: str) -> Any:
+    """Register under both /api/2.0/mlflow and /ajax-api/2.0/mlflow."""
+    def wrap(fn: Any) -> Any:
+        for prefix in ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow"):
+            router.add_api_route(prefix + path, fn, methods=[method], include_in_schema=prefix == "/api/2.0/mlflow")
+        return fn
+    return wrap
+
+
+# ---- experiments ---------------------------------------------------------------------------
+
+
+@route("POST", "/experiments/create")
+async def create_experiment(request: Request) -> Response:
+    body = await params(request)
+    name = required_str(body, "name")
+    tags = dict(mj.decode_kv_list(body.get("tags"), "tags"))
+    artifact_location = body.get("artifact_location") or None
+    exp_id = await blocking(tracking(request).create_experiment, name, artifact_location, tags)
+    return json_response({"experiment_id": exp_id})
+
+
+@route("GET", "/experiments/get")
+async def get_experiment(request: Request) -> Response:
+    body = await params(request)
+    exp = await blocking(tracking(request).get_experiment, required_str(body, "experiment_id"))
+    return json_response({"experiment": mj.experiment_to_json(exp)})
+
+
+@route("GET", "/experiments/get-by-name")
+async def get_experiment_by_name(request: Request) -> Response:
+    from loopline.errors import NotFound
+
+    body = await params(request)
+    name = required_str(body, "experiment_name")
+    exp = await blocking(tracking(request).get_experiment_by_name, name)
+    if exp is None:
+        raise NotFound(f"Could not find experiment with name '{name}'")
+    return json_response({"experiment": mj.experiment_to_json(exp)})
+
+
+@route("POST", "/experiments/search")
+@route("GET", "/experiments/search")
+async def search_experiments(request: Request) -> Response:
+    body = await params(request)
+    page = await blocking(
+        tracking(request).search_experiments,
+        _view(body, "view_type"),
+        _max_results(body, 1000, 50_000),
+        body.get("filter") or None,
+        _str_list(body.get("order_by"), "order_by"),
+        body.get("page_token") or None,
+    )
+    out: dict[str, Any] = {"experiments": [mj.experiment_to_json(e) for e in page.items]}
+    if page.next_page_token:
+        out["next_page_token"] = page.next_page_token
+    return json_response(out)
+
+
+@route("POST", "/experiments/delete")
+async def delete_experiment(request: Request) -> Response:
+    body = await params(request)
+    await blocking(tracking(request).delete_experiment, required_str(body, "experiment_id"))
+    return json_response({})
+
+
+@route("POST", "/experiments/restore")
+async def restore_experiment(request: Request) -> Response:
+    body = await params(request)
+    await blocking(tracking(request).restore_experiment, required_str(body, "experiment_id"))
+    return json_response({})
+
+
+@route("POST", "/experiments/update")
+async def update_experiment(request: Request) -> Response:
+    body = await params(request)
+    await blocking(tracking(request).rename_experiment, required_str(body, "experiment_id"),
+                   required_str(body, "new_name"))
+    return json_response({})
+
+
+@route("POST", "/experiments/set-experiment-tag")
+async def set_experiment_tag(request: Request) -> Response:
+    body = await params(request)
+    await blocking(tracking(request).set_experiment_tag, required_str(body, "experiment_id"),
+                   required_str(body, "key"), mj.decode_str(body.get("value", ""), "value"))
+    return json_response({})
+
+
+# ---- runs ----------------------------------------------------------------------------------
+
+
+@route("POST", "/runs/create")
+async def create_run(request: Request) -> Response:
+    body = await params(request)
+    run = await blocking(
+        tracking(request).create_run,
+        str(body.get("experiment_id") or "0"),
+        body.get("user_id") or None,
+        optional_int(body, "start_time"),
+        mj.tags_from_json(body.get("tags")),
+        body.get("run_name") or None,
+    )
+    return json_response({"run": mj.run_to_json(run)})
+
+
+@route("GET", "/runs/get")
+async def get_run(request: Request) -> Response:
+    body = await params(request)
+    run = await blocking(tracking(request).get_run, required_str(body, "run_id", "run_uuid"))
+    return json_response({"run": mj.run_to_json(run)})
+
+
+@route("POST", "/runs/update")
+async def update_run(request: Request) -> Response:
+    body = await params(request)
+    status = body.get("status")
+    if status is not None and status not in RunStatus.__members__:
+        raise InvalidInput(f"Invalid value {status!r} for parameter 'status'.",
+                           hint=f"Use one of {', '.join(RunStatus.__members__)}.")
+    info = await blocking(
+        tracking(request).update_run_info,
+        required_str(body, "run_id", "run_uuid"),
+        RunStatus(status) if status else None,
+        optional_int(body, "end_time"),
+        body.get("run_name") or None,
+    )
+    return json_response({"run_info": mj.run_info_to_json(info)})
+
+
+@route("POST", "/runs/delete")
+async def delete_run(request: Request) -> Response:
+    body = await params(request)
+    await blocking(tracking(request).delete_run, required_str(body, "run_id"))
+    return json_response({})
+
+
+@route("POST", "/runs/restore")
+async def restore_run(request: Request) -> Response:
+    body = await params(request)
+    await blocking(tracking(request).restore_run, required_str(body, "run_id"))
+    return json_response({})
+
+
+@route("POST", "/runs/log-metric")
+async def log_metric(request: Request) -> Response:
+    body = await params(request)
+    run_id = required_str(body, "run_id", "run_uuid")
+    metric = Metric(
+        key=required_str(body, "key"),
+        value=mj.decode_float(body.get("value"), "value"),
+        timestamp=mj.decode_int(body.get("timestamp"), "timestamp"),
+        step=mj.decode_int(body.get("step"), "step", default=0),
+    )
+    await blocking(tracking(request).log_batch, run_id, [metric])
+    return json_response({})
+
+
+@route("POST", "/runs/log-parameter")
+async def log_param(request: Request) -> Response:
+    body = await params(request)
+    run_id = required_str(body, "run_id", "run_uuid")
+    param = Param(required_str(body, "key"), mj.decode_str(body.get("value"), "value"))
+    await blocking(tracking(request).log_batch, run_id, (), [param])
+    return json_response({})
+
+
+@route("POST", "/runs/set-tag")
+async def set_tag(request: Request) -> Response:
+    body = await params(request)
+    run_id = required_str(body, "run_id", "run_uuid")
+    tag = RunTag(required_str(body, "key"), mj.decode_str(body.get("value"), "value"))
+    await blocking(tracking(request).log_batch, run_id, (), (), [tag])
+    return json_response({})
+
+
+@route("POST", "/runs/delete-tag")
+async def delete_tag(request: Request) -> Response:
+    body = await params(request)
+    await blocking(tracking(request).delete_tag, required_str(body, "run_id"), required_str(body, "key"))
+    return json_response({})
+
+
+@route("POST", "/runs/log-batch")
+async def log_batch(request: Request) -> Response:
+    body = await params(request)
+    run_id = required_str(body, "run_id")
+    raw_metrics = body.get("metrics") or []
+    if not isinstance(raw_metrics, list):
+        raise InvalidInput("Invalid value for parameter 'metrics': expected a list.")
+    metrics = [mj.metric_from_json(m) for m in raw_metrics]
+    await blocking(tracking(request).log_batch, run_id, metrics, mj.params_from_json(body.get("params")),
+                   mj.tags_from_json(body.get("tags")))
+    return json_response({})
+
+
+@route("POST", "/runs/log-inputs")
+async def log_inputs(request: Request) -> Response:
+    body = await params(request)
+    raw = body.get("datasets") or []
+    if not isinstance(raw, list):
+        raise InvalidInput("Invalid value for parameter 'datasets': expected a list.")
+    await blocking(tracking(request).log_inputs, required_str(body, "run_id"),
+                   [mj.dataset_input_from_json(d) for d in raw])
+    return json_response({})
+
+
+@route("POST", "/runs/search")
+async def search_runs(request: Request) -> Response:
+    body = await params(request)
+    page = await blocking(
+        tracking(request).search_runs,
+        _str_list(body.get("experiment_ids"), "experiment_ids"),
+        body.get("filter") or None,
+        _view(body, "run_view_type"),
+        _max_results(body, 1000, 50_000),
+        _str_list(body.get("order_by"), "order_by"),
+        body.get("page_token") or None,
+    )
+    out: dict[str, Any] = {"runs": [mj.run_to_json(r) for r in page.items]}
+    if page.next_page_token:
+        out["next_page_token"] = page.next_page_token
+    return json_response(out)
+
+
+@route("GET", "/metrics/get-history")
+async def get_metric_history(request: Request) -> Response:
+    body = await params(request)
+    page = await blocking(
+        tracking(request).get_metric_history,
+        required_str(body, "run_id", "run_uuid"),
+        required_str(body, "metric_key"),
+        optional_int(body, "max_results"),
+        body.get("page_token") or None,
+    )
+    out: dict[str, Any] = {"metrics": [mj.metric_to_json(m) for m in page.items]}
+    if page.next_page_token:
+        out["next_page_token"] = page.next_page_token
+    return json_response(out)

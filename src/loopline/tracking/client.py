@@ -1,0 +1,277 @@
+"""``Client``: the one object behind every tracking verb, in-process or over HTTP.
+
+    client = Client()                                   # ./.loopline (SQLite + local artifacts)
+    client = Client(tracking_uri="http://127.0.0.1:5000")  # a loopline (or mlflow) server
+    exp_id = client.set_experiment("churn").experiment_id
+    run = client.create_run(exp_id, run_name="baseline")
+    client.log_metric(run.info.run_id, "auc", 0.91, step=3)
+    client.set_terminated(run.info.run_id)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from loopline.artifacts import ArtifactStore, FileInfo, open_artifact_store
+from loopline.artifacts.paths import join, safe_path
+from loopline.config import Settings
+from loopline.entities import DatasetInput, Experiment, Metric, Param, Run, RunStatus, RunTag
+from loopline.errors import InvalidInput, NotFound
+from loopline.store import TrackingStore, ViewType, open_tracking_store
+from loopline.store.validation import (
+    MAX_ENTITIES_PER_BATCH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAMS_PER_BATCH,
+    MAX_TAGS_PER_BATCH,
+    validate_key,
+)
+from loopline.tracking.buffer import MetricBuffer
+
+ARTIFACT_SCHEME = "mlflow-artifacts:"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _param_value(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+class Client:
+    """Experiments, runs, metrics, params, tags and artifacts, for one tracking URI."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        tracking_uri: str | None = None,
+        artifacts_uri: str | None = None,
+    ) -> None:
+        self.settings = settings or Settings.from_env(tracking_uri=tracking_uri, artifacts_uri=artifacts_uri)
+        self.store: TrackingStore = open_tracking_store(self.settings)
+        root = self.settings.tracking_uri if self.settings.is_remote else self.settings.artifacts_uri
+        self.artifacts: ArtifactStore = open_artifact_store(root)
+        self.buffer = MetricBuffer(self._write_metrics, self.settings.flush_interval)
+        self._artifact_roots: dict[str, str] = {}
+        self._valid_keys: set[str] = set()
+
+    # ---- experiments -----------------------------------------------------------------------
+
+    def create_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        return self.store.create_experiment(name, None, tags)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return self.store.get_experiment(experiment_id)
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        return self.store.get_experiment_by_name(name)
+
+    def set_experiment(self, name: str) -> Experiment:
+        """The active experiment called ``name``, created if it does not exist."""
+        from loopline.errors import AlreadyExists
+
+        exp = self.store.get_experiment_by_name(name)
+        if exp is None:
+            try:
+                return self.store.get_experiment(self.store.create_experiment(name))
+            except AlreadyExists:  # another process created it first
+                exp = self.store.get_experiment_by_name(name)
+                assert exp is not None
+        if exp.lifecycle_stage.value != "active":
+            raise InvalidInput(f"Experiment {name!r} is deleted.", hint="Restore it or choose another name.")
+        return exp
+
+    def search_experiments(self, filter_string: str | None = None, view_type: ViewType = "ACTIVE_ONLY",
+                           order_by: Sequence[str] | None = None) -> list[Experiment]:
+        out: list[Experiment] = []
+        token = None
+        while True:
+            page = self.store.search_experiments(view_type, 1000, filter_string, order_by, token)
+            out += page.items
+            if not (token := page.next_page_token):
+                return out
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self.store.delete_experiment(experiment_id)
+
+    # ---- runs ------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: str,
+        run_name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        start_time: int | None = None,
+    ) -> Run:
+        run_tags = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        return self.store.create_run(experiment_id, self.settings.user, start_time or now_ms(), run_tags, run_name)
+
+    def get_run(self, run_id: str) -> Run:
+        self.buffer.flush()  # read-your-writes: what was logged is visible
+        return self.store.get_run(run_id)
+
+    def set_terminated(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED,
+                       end_time: int | None = None) -> None:
+        self.buffer.flush()
+        self.store.update_run_info(run_id, RunStatus(status), end_time or now_ms())
+
+    def delete_run(self, run_id: str) -> None:
+        self.store.delete_run(run_id)
+
+    def restore_run(self, run_id: str) -> None:
+        self.store.restore_run(run_id)
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str] | None = None,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 1000,
+        run_view_type: ViewType = "ACTIVE_ONLY",
+    ) -> list[Run]:
+        """Runs matching MLflow's ``filter_string`` grammar, across every experiment if none given."""
+        self.buffer.flush()
+        out: list[Run] = []
+        token = None
+        while len(out) < max_results:
+            page = self.store.search_runs(list(experiment_ids or []), filter_string, run_view_type,
+                                          min(max_results - len(out), 50_000), order_by, token)
+            out += page.items
+            if not (token := page.next_page_token):
+                break
+        return out
+
+    # ---- logging ---------------------------------------------------------------------------
+
+    def _check_key(self, kind: str, key: str) -> None:
+        if key not in self._valid_keys:
+            validate_key(kind, key)
+            self._valid_keys.add(key)
+
+    def log_metric(self, run_id: str, key: str, value: float, step: int | None = None,
+                   timestamp: int | None = None, *, synchronous: bool = False) -> None:
+        """Queue one metric point (written within ``settings.flush_interval``, or now if synchronous)."""
+        self._check_key("metric", key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise InvalidInput(f"Metric {key!r} got a non-numeric value {value!r}.") from None
+        metric = Metric(key, float(value), timestamp if timestamp is not None else now_ms(), step or 0)
+        if synchronous:
+            self.store.log_batch(run_id, [metric])
+        else:
+            self.buffer.add(run_id, metric)
+
+    def _write_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
+        self.store.log_batch(run_id, metrics)
+
+    def flush(self) -> None:
+        """Write every queued metric now."""
+        self.buffer.flush()
+
+    def log_param(self, run_id: str, key: str, value: Any) -> None:
+        self.store.log_batch(run_id, (), [Param(key, _param_value(value))])
+
+    def set_tag(self, run_id: str, key: str, value: Any) -> None:
+        self.store.log_batch(run_id, (), (), [RunTag(key, _param_value(value))])
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self.store.delete_tag(run_id, key)
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] | Mapping[str, Any] = (),
+        tags: Sequence[RunTag] | Mapping[str, Any] = (),
+    ) -> None:
+        """Write now, split into as many requests as MLflow's batch limits need."""
+        if isinstance(params, Mapping):
+            params = [Param(k, _param_value(v)) for k, v in params.items()]
+        if isinstance(tags, Mapping):
+            tags = [RunTag(k, _param_value(v)) for k, v in tags.items()]
+        for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
+            self.store.log_batch(run_id, (), params[i : i + MAX_PARAMS_PER_BATCH])
+        for i in range(0, len(tags), MAX_TAGS_PER_BATCH):
+            self.store.log_batch(run_id, (), (), tags[i : i + MAX_TAGS_PER_BATCH])
+        step = min(MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH)
+        for i in range(0, len(metrics), step):
+            self.store.log_batch(run_id, metrics[i : i + step])
+
+    def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
+        self.store.log_inputs(run_id, datasets)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        self.buffer.flush()
+        out: list[Metric] = []
+        token = None
+        while True:
+            page = self.store.get_metric_history(run_id, key, 25_000, token)
+            out += page.items
+            if not (token := page.next_page_token):
+                return out
+
+    # ---- artifacts -------------------------------------------------------------------------
+
+    def _artifact_root(self, run_id: str) -> str:
+        root = self._artifact_roots.get(run_id)
+        if root is None:
+            uri = self.store.get_run(run_id).info.artifact_uri
+            if not uri.startswith(ARTIFACT_SCHEME):
+                raise InvalidInput(
+                    f"Run {run_id} keeps artifacts at {uri!r}, outside Loopline's artifact store.",
+                    hint="Create experiments without a custom artifact_location.",
+                )
+            root = safe_path(uri.removeprefix(ARTIFACT_SCHEME), allow_root=True)
+            self._artifact_roots[run_id] = root
+        return root
+
+    def log_artifact(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> FileInfo:
+        """Upload one file into the run's artifacts, under ``artifact_path`` if given."""
+        local = Path(local_path)
+        if not local.is_file():
+            raise NotFound(f"No file at {str(local)!r} to log.", hint="Use log_artifacts for folders.")
+        dest = join(self._artifact_root(run_id), safe_path(artifact_path, allow_root=True) if artifact_path else "",
+                    local.name)
+        return self.artifacts.put_file(local, dest)
+
+    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> list[FileInfo]:
+        """Upload every file below ``local_dir``, keeping the folder structure."""
+        base = Path(local_dir)
+        if not base.is_dir():
+            raise NotFound(f"No folder at {str(base)!r} to log.")
+        root = join(self._artifact_root(run_id), safe_path(artifact_path, allow_root=True) if artifact_path else "")
+        return [self.artifacts.put_file(f, join(root, f.relative_to(base).as_posix()))
+                for f in sorted(base.rglob("*")) if f.is_file()]
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> FileInfo:
+        return self.artifacts.put_bytes(text.encode(), join(self._artifact_root(run_id), safe_path(artifact_file)))
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        """Direct children of ``path`` in the run's artifacts; paths are relative to the run."""
+        root = self._artifact_root(run_id)
+        entries = self.artifacts.list(join(root, safe_path(path, allow_root=True) if path else ""))
+        return [FileInfo(e.path[len(root) + 1 :], e.is_dir, e.file_size, e.digest) for e in entries]
+
+    def download_artifacts(self, run_id: str, path: str, dst: str | os.PathLike[str]) -> Path:
+        """Download a file or a folder of the run's artifacts into folder ``dst``."""
+        root = self._artifact_root(run_id)
+        rel = safe_path(path, allow_root=True)
+        full = join(root, rel)
+        dst = Path(dst)
+        files: Iterable[FileInfo] = list(self.artifacts.walk(full))
+        if not files:
+            raise NotFound(f"Run {run_id} has no artifact at {path!r}.")
+        base = full.rsplit("/", 1)[0] if "/" in full else ""
+        for f in files:
+            self.artifacts.get_file(f.path, dst / f.path[len(base):].lstrip("/"))
+        return dst / full[len(base):].lstrip("/")
+
+    def close(self) -> None:
+        self.buffer.close()
