@@ -79,7 +79,38 @@ _LAZY = {
     "start_run": "loopline.tracking",
 }
 
-__all__ = sorted([*_LAZY, "__version__"])
+__all__ = [
+    "ActiveRun",
+    "Client",
+    "Experiment",
+    "LooplineError",
+    "Metric",
+    "Param",
+    "Run",
+    "RunInfo",
+    "RunStatus",
+    "RunTag",
+    "Settings",
+    "__version__",
+    "active_run",
+    "end_run",
+    "flush",
+    "get_metric_history",
+    "get_tracking_uri",
+    "log_artifact",
+    "log_artifacts",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_runs",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+]
 
 
 def __getattr__(name: str) -> Any:

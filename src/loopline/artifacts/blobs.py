@@ -63,9 +63,7 @@ class StagedFile:
 
     def commit(self, path: str) -> FileInfo:
         self._file.close()
-        return self._store.put_file(
-            self.local_path, path, move=True, digest=str(self._hasher.hexdigest())
-        )
+        return self._store.put_file(self.local_path, path, move=True, digest=str(self._hasher.hexdigest()))
 
     def abort(self) -> None:
         self._file.close()
@@ -179,9 +177,7 @@ class BlobArtifactStore:
         try:
             os.makedirs(os.path.dirname(ref), exist_ok=True)
         except (FileExistsError, NotADirectoryError):
-            raise InvalidInput(
-                f"Cannot write {path!r}: one of its parent folders is a file."
-            ) from None
+            raise InvalidInput(f"Cannot write {path!r}: one of its parent folders is a file.") from None
         tmp = os.path.join(self.staging_dir(), f"ref-{uuid.uuid4().hex}")
         with open(tmp, "wb") as f:
             f.write(data)
@@ -268,7 +264,10 @@ class BlobArtifactStore:
         out = {}
         for name, raw in contents.items():
             ref = json.loads(raw)
-            out[name if name in ref_files else self._match(name, ref_files)] = (int(ref["size"]), ref["digest"])
+            out[name if name in ref_files else self._match(name, ref_files)] = (
+                int(ref["size"]),
+                ref["digest"],
+            )
         return out
 
     @staticmethod

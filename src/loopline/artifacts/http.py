@@ -26,8 +26,9 @@ class HttpArtifactStore:
         path = safe_path(path)
         size = os.path.getsize(local_path)
         with open(local_path, "rb") as f:
-            self.rest.request("PUT", f"{_ROOT}/{path}", content=f,
-                              headers={"Content-Type": "application/octet-stream"})
+            self.rest.request(
+                "PUT", f"{_ROOT}/{path}", content=f, headers={"Content-Type": "application/octet-stream"}
+            )
         return FileInfo(path, False, size)
 
     def put_bytes(self, data: bytes, path: str) -> FileInfo:
@@ -63,8 +64,10 @@ class HttpArtifactStore:
         prefix = safe_path(prefix, allow_root=True)
         body = self.rest.call("GET", _ROOT, {"path": prefix})
         base = f"{prefix}/" if prefix else ""
-        return [FileInfo(base + f["path"], bool(f.get("is_dir")), f.get("file_size"))
-                for f in body.get("files", [])]
+        return [
+            FileInfo(base + f["path"], bool(f.get("is_dir")), f.get("file_size"))
+            for f in body.get("files", [])
+        ]
 
     def walk(self, prefix: str = "") -> Iterator[FileInfo]:
         entries = self.list(prefix)

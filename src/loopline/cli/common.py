@@ -11,8 +11,13 @@ from loopline.config import Settings
 
 TrackingUri = Annotated[
     str | None,
-    typer.Option("--tracking-uri", "-t", envvar="LOOPLINE_TRACKING_URI",
-                 help="Database URI, folder or http:// server. Default: ./.loopline", show_default=False),
+    typer.Option(
+        "--tracking-uri",
+        "-t",
+        envvar="LOOPLINE_TRACKING_URI",
+        help="Database URI, folder or http:// server. Default: ./.loopline",
+        show_default=False,
+    ),
 ]
 
 

@@ -11,9 +11,14 @@ app = typer.Typer(help="Manage the metadata database.", no_args_is_help=True)
 
 @app.command("upgrade")
 def upgrade(
-    store_uri: Annotated[str | None, typer.Argument(
-        envvar="LOOPLINE_TRACKING_URI", help="Database URI. Default: ./.loopline/loopline.db",
-        show_default=False)] = None,
+    store_uri: Annotated[
+        str | None,
+        typer.Argument(
+            envvar="LOOPLINE_TRACKING_URI",
+            help="Database URI. Default: ./.loopline/loopline.db",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Apply pending schema migrations. Loopline also does this when it opens a store; run it by hand
     to upgrade a shared PostgreSQL database at a time of your choosing."""

@@ -23,12 +23,15 @@ def list_(
     exps = c.search_experiments(view_type="ALL" if all_ else "ACTIVE_ONLY")  # type: ignore[attr-defined]
     table = Table("ID", "Name", "Created", "Stage", "Artifact location")
     for e in exps:
-        table.add_row(e.experiment_id, e.name, fmt_time(e.creation_time), e.lifecycle_stage.value,
-                      e.artifact_location)
+        table.add_row(
+            e.experiment_id, e.name, fmt_time(e.creation_time), e.lifecycle_stage.value, e.artifact_location
+        )
     Console().print(table)
 
 
 @app.command("create")
-def create(name: Annotated[str, typer.Argument(help="Experiment name.")], tracking_uri: TrackingUri = None) -> None:
+def create(
+    name: Annotated[str, typer.Argument(help="Experiment name.")], tracking_uri: TrackingUri = None
+) -> None:
     """Create an experiment and print its ID."""
     typer.echo(client(tracking_uri).create_experiment(name))  # type: ignore[attr-defined]

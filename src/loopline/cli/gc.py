@@ -21,14 +21,34 @@ def parse_age(text: str) -> int:
 
 
 def gc(
-    older_than: Annotated[str, typer.Option(help="Only runs deleted at least this long ago (30s, 15m, 12h, 7d).")] = "0s",
-    run_ids: Annotated[list[str] | None, typer.Option("--run-id", help="Only these runs (repeatable).")] = None,
-    grace: Annotated[str, typer.Option(help="Keep unreferenced blobs younger than this (protects writes in flight).")] = "1h",
-    store_uri: Annotated[str | None, typer.Option("--store-uri", "--backend-store-uri", envvar="LOOPLINE_TRACKING_URI",
-                                                  help="Metadata database. Default: ./.loopline", show_default=False)] = None,
-    artifacts_uri: Annotated[str | None, typer.Option("--artifacts-uri", envvar="LOOPLINE_ARTIFACTS_URI",
-                                                      help="Artifact root. Default: ./.loopline/artifacts",
-                                                      show_default=False)] = None,
+    older_than: Annotated[
+        str, typer.Option(help="Only runs deleted at least this long ago (30s, 15m, 12h, 7d).")
+    ] = "0s",
+    run_ids: Annotated[
+        list[str] | None, typer.Option("--run-id", help="Only these runs (repeatable).")
+    ] = None,
+    grace: Annotated[
+        str, typer.Option(help="Keep unreferenced blobs younger than this (protects writes in flight).")
+    ] = "1h",
+    store_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--store-uri",
+            "--backend-store-uri",
+            envvar="LOOPLINE_TRACKING_URI",
+            help="Metadata database. Default: ./.loopline",
+            show_default=False,
+        ),
+    ] = None,
+    artifacts_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--artifacts-uri",
+            envvar="LOOPLINE_ARTIFACTS_URI",
+            help="Artifact root. Default: ./.loopline/artifacts",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Permanently remove deleted runs, their metrics, params, tags and artifacts, and free the storage
     of every blob no live run still uses. Blobs shared with live runs stay."""
@@ -42,16 +62,24 @@ def gc(
 
     settings = Settings.from_env(tracking_uri=store_uri, artifacts_uri=artifacts_uri)
     if settings.is_remote:
-        raise InvalidInput("gc works on the database and artifact root directly, not through a server.",
-                           hint="Pass --store-uri and --artifacts-uri (as for `loopline server`).")
-    store = SqlTrackingStore(create_store_engine(settings.tracking_uri), workspace=settings.workspace,
-                             actor=settings.user)
+        raise InvalidInput(
+            "gc works on the database and artifact root directly, not through a server.",
+            hint="Pass --store-uri and --artifacts-uri (as for `loopline server`).",
+        )
+    store = SqlTrackingStore(
+        create_store_engine(settings.tracking_uri), workspace=settings.workspace, actor=settings.user
+    )
     with Progress(transient=True) as progress:
         task = progress.add_task("Purging deleted runs", total=None)
         report = collect_garbage(
-            store, BlobArtifactStore(settings.artifacts_uri), older_than_ms=parse_age(older_than),
-            grace_seconds=parse_age(grace) / 1000, run_ids=run_ids,
+            store,
+            BlobArtifactStore(settings.artifacts_uri),
+            older_than_ms=parse_age(older_than),
+            grace_seconds=parse_age(grace) / 1000,
+            run_ids=run_ids,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    typer.echo(f"Purged {report.runs_purged} runs and {report.artifact_files_removed} artifact files; "
-               f"removed {report.blobs_removed} blobs, freeing {report.bytes_freed:,} bytes.")
+    typer.echo(
+        f"Purged {report.runs_purged} runs and {report.artifact_files_removed} artifact files; "
+        f"removed {report.blobs_removed} blobs, freeing {report.bytes_freed:,} bytes."
+    )

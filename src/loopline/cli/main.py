@@ -36,21 +36,10 @@ def main() -> None:
     from rich.console import Console
 
     try:
-        app(standalone_mode=False)
+        app()  # standalone mode: usage errors print themselves and exit with 2
     except LooplineError as e:
         err = Console(stderr=True)
         err.print(f"[bold red]Error:[/] {e.message}", highlight=False)
         if e.hint:
             err.print(f"[dim]Hint:[/] {e.hint}", highlight=False)
         sys.exit(1)
-    except typer.Abort:
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as e:  # click usage errors arrive as ClickException in standalone_mode=False
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise

@@ -27,9 +27,15 @@ def _experiment_ids(c: object, experiment: str | None) -> list[str]:
 
 @app.command("list")
 def list_(
-    experiment: Annotated[str | None, typer.Option("--experiment", "-e", help="Experiment name or ID. Default: all.")] = None,
-    filter_string: Annotated[str | None, typer.Option("--filter", "-f", help="MLflow filter, e.g. \"metrics.acc > 0.9\".")] = None,
-    order_by: Annotated[list[str] | None, typer.Option("--order-by", "-o", help="e.g. \"metrics.acc DESC\"; repeatable.")] = None,
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", "-e", help="Experiment name or ID. Default: all.")
+    ] = None,
+    filter_string: Annotated[
+        str | None, typer.Option("--filter", "-f", help='MLflow filter, e.g. "metrics.acc > 0.9".')
+    ] = None,
+    order_by: Annotated[
+        list[str] | None, typer.Option("--order-by", "-o", help='e.g. "metrics.acc DESC"; repeatable.')
+    ] = None,
     max_results: Annotated[int, typer.Option("--max-results", "-n", help="At most this many runs.")] = 50,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -41,20 +47,31 @@ def list_(
     for r in runs:
         i = r.info
         m = r.data.metrics
-        table.add_row(i.run_id, i.run_name, i.experiment_id, i.status.value, fmt_time(i.start_time),
-                      fmt_duration(i.start_time, i.end_time), *(fmt_value(m[k]) if k in m else "" for k in keys))
+        table.add_row(
+            i.run_id,
+            i.run_name,
+            i.experiment_id,
+            i.status.value,
+            fmt_time(i.start_time),
+            fmt_duration(i.start_time, i.end_time),
+            *(fmt_value(m[k]) if k in m else "" for k in keys),
+        )
     Console().print(table)
 
 
 @app.command("show")
-def show(run_id: Annotated[str, typer.Argument(help="The run's ID.")], tracking_uri: TrackingUri = None) -> None:
+def show(
+    run_id: Annotated[str, typer.Argument(help="The run's ID.")], tracking_uri: TrackingUri = None
+) -> None:
     """Show a run: info, params, latest metrics, tags and artifacts."""
     c = client(tracking_uri)
     r = c.get_run(run_id)  # type: ignore[attr-defined]
     con = Console()
     i = r.info
-    con.print(f"[bold]{i.run_name}[/] ({i.run_id}) experiment {i.experiment_id} · {i.status.value} · "
-              f"{fmt_time(i.start_time)} · {fmt_duration(i.start_time, i.end_time)}")
+    con.print(
+        f"[bold]{i.run_name}[/] ({i.run_id}) experiment {i.experiment_id} · {i.status.value} · "
+        f"{fmt_time(i.start_time)} · {fmt_duration(i.start_time, i.end_time)}"
+    )
     for title, items in (("Params", r.data.params), ("Metrics", r.data.metrics), ("Tags", r.data.tags)):
         table = Table("Key", "Value", title=title, title_justify="left")
         for k in sorted(items):
@@ -97,8 +114,10 @@ def delete(
 
 
 @app.command("restore")
-def restore(run_ids: Annotated[list[str], typer.Argument(help="Run IDs to restore.")],
-            tracking_uri: TrackingUri = None) -> None:
+def restore(
+    run_ids: Annotated[list[str], typer.Argument(help="Run IDs to restore.")],
+    tracking_uri: TrackingUri = None,
+) -> None:
     """Restore deleted runs (before `loopline gc` purged them)."""
     c = client(tracking_uri)
     for r in run_ids:

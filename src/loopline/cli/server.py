@@ -9,19 +9,30 @@ import typer
 
 
 def server(
-    host: Annotated[str, typer.Option(help="Address to bind. Use 0.0.0.0 to accept remote clients.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to bind. Use 0.0.0.0 to accept remote clients.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
     store_uri: Annotated[
         str | None,
-        typer.Option("--store-uri", "--backend-store-uri", envvar="LOOPLINE_TRACKING_URI",
-                     help="Metadata database: sqlite:///path.db or postgresql://user@host/db. "
-                     "Default: ./.loopline/loopline.db", show_default=False),
+        typer.Option(
+            "--store-uri",
+            "--backend-store-uri",
+            envvar="LOOPLINE_TRACKING_URI",
+            help="Metadata database: sqlite:///path.db or postgresql://user@host/db. "
+            "Default: ./.loopline/loopline.db",
+            show_default=False,
+        ),
     ] = None,
     artifacts_uri: Annotated[
         str | None,
-        typer.Option("--artifacts-uri", "--artifacts-destination", envvar="LOOPLINE_ARTIFACTS_URI",
-                     help="Artifact root: a folder or s3://bucket/prefix. Default: ./.loopline/artifacts",
-                     show_default=False),
+        typer.Option(
+            "--artifacts-uri",
+            "--artifacts-destination",
+            envvar="LOOPLINE_ARTIFACTS_URI",
+            help="Artifact root: a folder or s3://bucket/prefix. Default: ./.loopline/artifacts",
+            show_default=False,
+        ),
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
@@ -41,7 +52,16 @@ def server(
     # Workers are separate processes: hand them the resolved settings through the environment.
     os.environ["LOOPLINE_TRACKING_URI"] = settings.tracking_uri
     os.environ["LOOPLINE_ARTIFACTS_URI"] = settings.artifacts_uri
-    typer.echo(f"Loopline server on http://{host}:{port}  (store: {settings.tracking_uri}, "
-               f"artifacts: {settings.artifacts_uri})")
-    uvicorn.run("loopline.server.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=False)
+    typer.echo(
+        f"Loopline server on http://{host}:{port}  (store: {settings.tracking_uri}, "
+        f"artifacts: {settings.artifacts_uri})"
+    )
+    uvicorn.run(
+        "loopline.server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )

@@ -39,8 +39,7 @@ class RestClient:
     def __init__(self, base_url: str, *, retries: int = 5, timeout: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.retries = retries
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout,
-                                 headers={"User-Agent": "loopline"})
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, headers={"User-Agent": "loopline"})
 
     def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}

@@ -89,7 +89,9 @@ def decode_kv_list(value: object, field: str) -> list[tuple[str, str]]:
     for item in value:
         if not isinstance(item, dict):
             raise InvalidInput(f"Invalid entry {item!r} in '{field}': expected an object.")
-        out.append((decode_str(item.get("key"), f"{field}.key"), decode_str(item.get("value", ""), f"{field}.value")))
+        out.append(
+            (decode_str(item.get("key"), f"{field}.key"), decode_str(item.get("value", ""), f"{field}.value"))
+        )
     return out
 
 
@@ -143,9 +145,7 @@ def run_to_json(r: Run) -> JSON:
     if r.data.tags:
         data["tags"] = _kv(r.data.tags)
     out: JSON = {"info": run_info_to_json(r.info), "data": data}
-    out["inputs"] = (
-        {"dataset_inputs": [dataset_input_to_json(d) for d in r.inputs]} if r.inputs else {}
-    )
+    out["inputs"] = {"dataset_inputs": [dataset_input_to_json(d) for d in r.inputs]} if r.inputs else {}
     return out
 
 

@@ -54,17 +54,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/api/3.0/mlflow/server-info")
     async def server_info(_: Request) -> Response:
-        return json_response({
-            "store_type": "SqlStore",
-            "workspaces_enabled": False,
-            "trace_archival_enabled": False,
-            "multipart_uploads_enabled": True,
-            "multipart_downloads_enabled": False,
-            "presigned_upload_run_id_supported": False,
-            "presigned_upload_model_id_supported": False,
-            "features_enabled": {"gateway": False},
-            "server": "loopline",
-            "version": __version__,
-        })
+        return json_response(
+            {
+                "store_type": "SqlStore",
+                "workspaces_enabled": False,
+                "trace_archival_enabled": False,
+                "multipart_uploads_enabled": True,
+                "multipart_downloads_enabled": False,
+                "presigned_upload_run_id_supported": False,
+                "presigned_upload_model_id_supported": False,
+                "features_enabled": {"gateway": False},
+                "server": "loopline",
+                "version": __version__,
+            }
+        )
 
     return app

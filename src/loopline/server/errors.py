@@ -14,8 +14,13 @@ from loopline.server.http import json_response
 
 log = logging.getLogger("loopline.server")
 
-_HTTP_CODES = {400: "BAD_REQUEST", 404: "ENDPOINT_NOT_FOUND", 405: "BAD_REQUEST", 413: "BAD_REQUEST",
-               415: "BAD_REQUEST"}
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    404: "ENDPOINT_NOT_FOUND",
+    405: "BAD_REQUEST",
+    413: "BAD_REQUEST",
+    415: "BAD_REQUEST",
+}
 
 
 def install(app: FastAPI) -> None:

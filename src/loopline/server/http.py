@@ -29,8 +29,9 @@ class BadRequest(LooplineError):
 
 
 def json_response(payload: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(payload), status_code=status_code, media_type="application/json",
-                    headers=headers)
+    return Response(
+        orjson.dumps(payload), status_code=status_code, media_type="application/json", headers=headers
+    )
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -72,8 +73,9 @@ def required_str(body: dict[str, Any], *names: str) -> str:
             if not isinstance(value, str) or not value:
                 raise InvalidInput(f"Invalid value {value!r} for parameter '{name}': expected a string.")
             return value
-    raise InvalidInput(f"Missing value for required parameter '{names[0]}'.",
-                       hint=f"Send '{names[0]}' in the request.")
+    raise InvalidInput(
+        f"Missing value for required parameter '{names[0]}'.", hint=f"Send '{names[0]}' in the request."
+    )
 
 
 def optional_int(body: dict[str, Any], name: str, default: int | None = None) -> int | None:

@@ -51,8 +51,12 @@ async def search_runs(request: Request) -> Response:
 @router.get("/runs/count")
 async def count_runs(request: Request) -> Response:
     body = await params(request)
-    n = await blocking(tracking(request).count_runs, _str_list(body.get("experiment_ids"), "experiment_ids"),
-                       body.get("filter") or None, _view(body, "run_view_type"))
+    n = await blocking(
+        tracking(request).count_runs,
+        _str_list(body.get("experiment_ids"), "experiment_ids"),
+        body.get("filter") or None,
+        _view(body, "run_view_type"),
+    )
     return json_response({"count": n})
 
 
@@ -62,9 +66,22 @@ async def events(request: Request) -> Response:
     store = tracking(request)
     limit = optional_int(body, "max_results", 100) or 100
     items = await blocking(lineage.list_events, store.engine, store.workspace, body.get("object_uri"), limit)
-    return json_response({"events": [
-        {"id": e.id, "time_ms": e.time_ms, "actor": e.actor, "action": e.action,
-         "object_uri": e.object_uri, "payload": e.payload, "reason": e.reason} for e in items]})
+    return json_response(
+        {
+            "events": [
+                {
+                    "id": e.id,
+                    "time_ms": e.time_ms,
+                    "actor": e.actor,
+                    "action": e.action,
+                    "object_uri": e.object_uri,
+                    "payload": e.payload,
+                    "reason": e.reason,
+                }
+                for e in items
+            ]
+        }
+    )
 
 
 @router.get("/lineage/{direction}")
@@ -75,6 +92,11 @@ async def walk_lineage(direction: str, request: Request) -> Response:
     store = tracking(request)
     fn = lineage.upstream if direction == "upstream" else lineage.downstream
     edges = await blocking(fn, store.engine, store.workspace, required_str(body, "uri"))
-    return json_response({"edges": [
-        {"from_uri": e.from_uri, "to_uri": e.to_uri, "relation": e.relation, "time_ms": e.time_ms}
-        for e in edges]})
+    return json_response(
+        {
+            "edges": [
+                {"from_uri": e.from_uri, "to_uri": e.to_uri, "relation": e.relation, "time_ms": e.time_ms}
+                for e in edges
+            ]
+        }
+    )

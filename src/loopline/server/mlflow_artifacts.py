@@ -64,12 +64,21 @@ async def download(path: str, request: Request) -> Response:
     local = await blocking(store.local_blob_path, path)
     filename = path.rsplit("/", 1)[-1]
     if local is not None:  # sendfile, with HTTP Range support for resumable downloads
-        return FileResponse(local, filename=filename, media_type="application/octet-stream",
-                            content_disposition_type="attachment")
+        return FileResponse(
+            local,
+            filename=filename,
+            media_type="application/octet-stream",
+            content_disposition_type="attachment",
+        )
     info = await blocking(store.info, path)
-    return StreamingResponse(_iter_file(store, path), media_type="application/octet-stream",
-                             headers={"Content-Length": str(info.file_size),
-                                      "Content-Disposition": f'attachment; filename="{filename}"'})
+    return StreamingResponse(
+        _iter_file(store, path),
+        media_type="application/octet-stream",
+        headers={
+            "Content-Length": str(info.file_size),
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        },
+    )
 
 
 @router.get(PREFIX + "/artifacts")
@@ -117,8 +126,10 @@ async def mpu_create(path: str, request: Request) -> Response:
     upload_id = uuid.uuid4().hex
     os.makedirs(_upload_dir(artifacts(request), upload_id))
     base = str(request.base_url).rstrip("/")
-    creds = [{"url": f"{base}{UPLOADS}/{upload_id}/parts/{n}", "part_number": n, "headers": {}}
-             for n in range(1, num_parts + 1)]
+    creds = [
+        {"url": f"{base}{UPLOADS}/{upload_id}/parts/{n}", "part_number": n, "headers": {}}
+        for n in range(1, num_parts + 1)
+    ]
     return json_response({"upload_id": upload_id, "credentials": creds})
 
 
@@ -162,8 +173,9 @@ async def mpu_complete(path: str, request: Request) -> Response:
     numbers = sorted(int(p["part_number"]) for p in parts if isinstance(p, dict) and "part_number" in p)
     missing = [n for n in numbers if not os.path.exists(os.path.join(d, f"part-{n:05d}"))]
     if missing or not numbers:
-        raise InvalidInput(f"Parts {missing} of upload {upload_id} never arrived.",
-                           hint="Upload them again, then complete.")
+        raise InvalidInput(
+            f"Parts {missing} of upload {upload_id} never arrived.", hint="Upload them again, then complete."
+        )
 
     def assemble() -> None:
         with store.stage() as staged:

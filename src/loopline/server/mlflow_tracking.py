@@ -18,15 +18,22 @@ from loopline.server.http import blocking, json_response, optional_int, params, 
 from loopline.server.state import tracking
 
 router = APIRouter()
-_VIEWS = {"ACTIVE_ONLY": "ACTIVE_ONLY", "DELETED_ONLY": "DELETED_ONLY", "ALL": "ALL",
-          "1": "ACTIVE_ONLY", "2": "DELETED_ONLY", "3": "ALL"}
+_VIEWS = {
+    "ACTIVE_ONLY": "ACTIVE_ONLY",
+    "DELETED_ONLY": "DELETED_ONLY",
+    "ALL": "ALL",
+    "1": "ACTIVE_ONLY",
+    "2": "DELETED_ONLY",
+    "3": "ALL",
+}
 
 
 def _view(body: dict[str, Any], name: str) -> Any:
     raw = str(body.get(name) or "ACTIVE_ONLY")
     if raw not in _VIEWS:
-        raise InvalidInput(f"Invalid value {raw!r} for parameter '{name}'.",
-                           hint="Use ACTIVE_ONLY, DELETED_ONLY or ALL.")
+        raise InvalidInput(
+            f"Invalid value {raw!r} for parameter '{name}'.", hint="Use ACTIVE_ONLY, DELETED_ONLY or ALL."
+        )
     return _VIEWS[raw]
 
 
@@ -44,16 +51,22 @@ def _max_results(body: dict[str, Any], default: int, limit: int) -> int:
     n = optional_int(body, "max_results", default)
     assert n is not None
     if n < 1 or n > limit:
-        raise InvalidInput(f"Invalid value {n} for parameter 'max_results': it must be between 1 and {limit}.")
+        raise InvalidInput(
+            f"Invalid value {n} for parameter 'max_results': it must be between 1 and {limit}."
+        )
     return n
 
 
 def route(method: str, path: str) -> Any:
     """Register under both /api/2.0/mlflow and /ajax-api/2.0/mlflow."""
+
     def wrap(fn: Any) -> Any:
         for prefix in ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow"):
-            router.add_api_route(prefix + path, fn, methods=[method], include_in_schema=prefix == "/api/2.0/mlflow")
+            router.add_api_route(
+                prefix + path, fn, methods=[method], include_in_schema=prefix == "/api/2.0/mlflow"
+            )
         return fn
+
     return wrap
 
 
@@ -124,16 +137,23 @@ async def restore_experiment(request: Request) -> Response:
 @route("POST", "/experiments/update")
 async def update_experiment(request: Request) -> Response:
     body = await params(request)
-    await blocking(tracking(request).rename_experiment, required_str(body, "experiment_id"),
-                   required_str(body, "new_name"))
+    await blocking(
+        tracking(request).rename_experiment,
+        required_str(body, "experiment_id"),
+        required_str(body, "new_name"),
+    )
     return json_response({})
 
 
 @route("POST", "/experiments/set-experiment-tag")
 async def set_experiment_tag(request: Request) -> Response:
     body = await params(request)
-    await blocking(tracking(request).set_experiment_tag, required_str(body, "experiment_id"),
-                   required_str(body, "key"), mj.decode_str(body.get("value", ""), "value"))
+    await blocking(
+        tracking(request).set_experiment_tag,
+        required_str(body, "experiment_id"),
+        required_str(body, "key"),
+        mj.decode_str(body.get("value", ""), "value"),
+    )
     return json_response({})
 
 
@@ -166,8 +186,10 @@ async def update_run(request: Request) -> Response:
     body = await params(request)
     status = body.get("status")
     if status is not None and status not in RunStatus.__members__:
-        raise InvalidInput(f"Invalid value {status!r} for parameter 'status'.",
-                           hint=f"Use one of {', '.join(RunStatus.__members__)}.")
+        raise InvalidInput(
+            f"Invalid value {status!r} for parameter 'status'.",
+            hint=f"Use one of {', '.join(RunStatus.__members__)}.",
+        )
     info = await blocking(
         tracking(request).update_run_info,
         required_str(body, "run_id", "run_uuid"),
@@ -239,8 +261,13 @@ async def log_batch(request: Request) -> Response:
     if not isinstance(raw_metrics, list):
         raise InvalidInput("Invalid value for parameter 'metrics': expected a list.")
     metrics = [mj.metric_from_json(m) for m in raw_metrics]
-    await blocking(tracking(request).log_batch, run_id, metrics, mj.params_from_json(body.get("params")),
-                   mj.tags_from_json(body.get("tags")))
+    await blocking(
+        tracking(request).log_batch,
+        run_id,
+        metrics,
+        mj.params_from_json(body.get("params")),
+        mj.tags_from_json(body.get("tags")),
+    )
     return json_response({})
 
 
@@ -250,8 +277,11 @@ async def log_inputs(request: Request) -> Response:
     raw = body.get("datasets") or []
     if not isinstance(raw, list):
         raise InvalidInput("Invalid value for parameter 'datasets': expected a list.")
-    await blocking(tracking(request).log_inputs, required_str(body, "run_id"),
-                   [mj.dataset_input_from_json(d) for d in raw])
+    await blocking(
+        tracking(request).log_inputs,
+        required_str(body, "run_id"),
+        [mj.dataset_input_from_json(d) for d in raw],
+    )
     return json_response({})
 
 

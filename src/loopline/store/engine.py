@@ -56,9 +56,7 @@ def create_store_engine(uri: str) -> Engine:
 def _sqlite_engine(uri: str, database: str | None) -> Engine:
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        uri, connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False}
-    )
+    engine = create_engine(uri, connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -97,7 +97,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
             raise InvalidInput(
-                f"Cannot parse the filter near {text[pos:pos + 30]!r}.",
+                f"Cannot parse the filter near {text[pos : pos + 30]!r}.",
                 hint="Write clauses like metrics.acc > 0.9 AND params.lr = '0.1'.",
             )
         assert m.lastgroup is not None

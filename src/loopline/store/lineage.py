@@ -85,8 +85,7 @@ def list_events(
     with engine.connect() as conn:
         rows = conn.execute(q.order_by(e.id.desc()).limit(limit)).all()
     return [
-        Event(r.id, r.time_ms, r.actor, r.action, r.object_uri, json.loads(r.payload), r.reason)
-        for r in rows
+        Event(r.id, r.time_ms, r.actor, r.action, r.object_uri, json.loads(r.payload), r.reason) for r in rows
     ]
 
 

@@ -39,13 +39,18 @@ class RestTrackingStore:
     def create_experiment(
         self, name: str, artifact_location: str | None = None, tags: Mapping[str, str] | None = None
     ) -> str:
-        body: dict[str, Any] = {"name": name, "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}
+        body: dict[str, Any] = {
+            "name": name,
+            "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()],
+        }
         if artifact_location:
             body["artifact_location"] = artifact_location
         return str(self._post("/experiments/create", body)["experiment_id"])
 
     def get_experiment(self, experiment_id: str) -> Experiment:
-        return mj.experiment_from_json(self._get("/experiments/get", {"experiment_id": experiment_id})["experiment"])
+        return mj.experiment_from_json(
+            self._get("/experiments/get", {"experiment_id": experiment_id})["experiment"]
+        )
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         try:
@@ -62,10 +67,19 @@ class RestTrackingStore:
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> Page[Experiment]:
-        body = self._post("/experiments/search", {
-            "view_type": view_type, "max_results": max_results, "filter": filter_string,
-            "order_by": list(order_by or []), "page_token": page_token})
-        return Page([mj.experiment_from_json(e) for e in body.get("experiments", [])], body.get("next_page_token"))
+        body = self._post(
+            "/experiments/search",
+            {
+                "view_type": view_type,
+                "max_results": max_results,
+                "filter": filter_string,
+                "order_by": list(order_by or []),
+                "page_token": page_token,
+            },
+        )
+        return Page(
+            [mj.experiment_from_json(e) for e in body.get("experiments", [])], body.get("next_page_token")
+        )
 
     def delete_experiment(self, experiment_id: str) -> None:
         self._post("/experiments/delete", {"experiment_id": experiment_id})
@@ -77,7 +91,9 @@ class RestTrackingStore:
         self._post("/experiments/update", {"experiment_id": experiment_id, "new_name": new_name})
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
-        self._post("/experiments/set-experiment-tag", {"experiment_id": experiment_id, "key": key, "value": value})
+        self._post(
+            "/experiments/set-experiment-tag", {"experiment_id": experiment_id, "key": key, "value": value}
+        )
 
     # runs
     def create_run(
@@ -88,9 +104,16 @@ class RestTrackingStore:
         tags: Sequence[RunTag] = (),
         run_name: str | None = None,
     ) -> Run:
-        body = self._post("/runs/create", {
-            "experiment_id": experiment_id, "user_id": user_id, "start_time": start_time,
-            "tags": [{"key": t.key, "value": t.value} for t in tags], "run_name": run_name})
+        body = self._post(
+            "/runs/create",
+            {
+                "experiment_id": experiment_id,
+                "user_id": user_id,
+                "start_time": start_time,
+                "tags": [{"key": t.key, "value": t.value} for t in tags],
+                "run_name": run_name,
+            },
+        )
         return mj.run_from_json(body["run"])
 
     def get_run(self, run_id: str) -> Run:
@@ -103,9 +126,15 @@ class RestTrackingStore:
         end_time: int | None = None,
         run_name: str | None = None,
     ) -> RunInfo:
-        body = self._post("/runs/update", {
-            "run_id": run_id, "status": status.value if status else None, "end_time": end_time,
-            "run_name": run_name})
+        body = self._post(
+            "/runs/update",
+            {
+                "run_id": run_id,
+                "status": status.value if status else None,
+                "end_time": end_time,
+                "run_name": run_name,
+            },
+        )
         return mj.run_info_from_json(body["run_info"])
 
     def delete_run(self, run_id: str) -> None:
@@ -121,19 +150,24 @@ class RestTrackingStore:
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
-        self._post("/runs/log-batch", {
-            "run_id": run_id,
-            "metrics": [mj.metric_to_json(m) for m in metrics],
-            "params": [{"key": p.key, "value": p.value} for p in params],
-            "tags": [{"key": t.key, "value": t.value} for t in tags],
-        })
+        self._post(
+            "/runs/log-batch",
+            {
+                "run_id": run_id,
+                "metrics": [mj.metric_to_json(m) for m in metrics],
+                "params": [{"key": p.key, "value": p.value} for p in params],
+                "tags": [{"key": t.key, "value": t.value} for t in tags],
+            },
+        )
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self._post("/runs/delete-tag", {"run_id": run_id, "key": key})
 
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
-        self._post("/runs/log-inputs", {"run_id": run_id,
-                                        "datasets": [mj.dataset_input_to_json(d) for d in datasets]})
+        self._post(
+            "/runs/log-inputs",
+            {"run_id": run_id, "datasets": [mj.dataset_input_to_json(d) for d in datasets]},
+        )
 
     def search_runs(
         self,
@@ -144,14 +178,24 @@ class RestTrackingStore:
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> Page[Run]:
-        body = self._post("/runs/search", {
-            "experiment_ids": list(experiment_ids), "filter": filter_string, "run_view_type": run_view_type,
-            "max_results": max_results, "order_by": list(order_by or []), "page_token": page_token})
+        body = self._post(
+            "/runs/search",
+            {
+                "experiment_ids": list(experiment_ids),
+                "filter": filter_string,
+                "run_view_type": run_view_type,
+                "max_results": max_results,
+                "order_by": list(order_by or []),
+                "page_token": page_token,
+            },
+        )
         return Page([mj.run_from_json(r) for r in body.get("runs", [])], body.get("next_page_token"))
 
     def get_metric_history(
         self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
     ) -> Page[Metric]:
-        body = self._get("/metrics/get-history", {
-            "run_id": run_id, "metric_key": key, "max_results": max_results, "page_token": page_token})
+        body = self._get(
+            "/metrics/get-history",
+            {"run_id": run_id, "metric_key": key, "max_results": max_results, "page_token": page_token},
+        )
         return Page([mj.metric_from_json(m) for m in body.get("metrics", [])], body.get("next_page_token"))

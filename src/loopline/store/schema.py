@@ -129,9 +129,7 @@ runs = Table(
 
 
 def _run_fk() -> Column[str]:
-    return Column(
-        "run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True
-    )
+    return Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), primary_key=True)
 
 
 params = Table(

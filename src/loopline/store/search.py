@@ -179,7 +179,9 @@ def experiment_query(
     order: list[Any] = []
     for ob in parse_order_by(order_by, EXPERIMENT_ATTRIBUTES):
         if ob.kind != "attribute":
-            raise InvalidInput("Experiments can be ordered by name, experiment_id, creation_time or last_update_time.")
+            raise InvalidInput(
+                "Experiments can be ordered by name, experiment_id, creation_time or last_update_time."
+            )
         col = columns[ob.key]
         order.append(col.asc() if ob.ascending else col.desc())
     if not order:

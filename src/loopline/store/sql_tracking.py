@@ -61,7 +61,9 @@ def decode_token(token: str | None) -> int:
     try:
         offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
     except Exception:
-        raise InvalidInput(f"Invalid page token {token!r}.", hint="Pass back next_page_token as given.") from None
+        raise InvalidInput(
+            f"Invalid page token {token!r}.", hint="Pass back next_page_token as given."
+        ) from None
     if not isinstance(offset, int) or offset < 0:
         raise InvalidInput(f"Invalid page token {token!r}.")
     return offset
@@ -170,7 +172,7 @@ class SqlTrackingStore:
             name=row.name,
             artifact_location=row.artifact_location,
             lifecycle_stage=LifecycleStage(row.lifecycle_stage),
-            tags=dict(tag_rows.tuples().all()),
+            tags={k: v for k, v in tag_rows},
             creation_time=row.creation_time,
             last_update_time=row.last_update_time,
         )
@@ -180,7 +182,9 @@ class SqlTrackingStore:
             select(t.runs).where(t.runs.c.run_uuid == run_id, t.runs.c.workspace == self.workspace)
         ).first()
         if row is None:
-            raise NotFound(f"Run with id={run_id} not found.", hint="Check the run ID; `loopline runs list` shows them.")
+            raise NotFound(
+                f"Run with id={run_id} not found.", hint="Check the run ID; `loopline runs list` shows them."
+            )
         return row
 
     def _active_run_row(self, conn: Connection, run_id: str) -> Any:
@@ -316,7 +320,9 @@ class SqlTrackingStore:
             ins = self._insert(conn, t.experiment_tags).values(
                 experiment_id=row.experiment_id, key=key, value=value
             )
-            conn.execute(ins.on_conflict_do_update(index_elements=["experiment_id", "key"], set_={"value": value}))
+            conn.execute(
+                ins.on_conflict_do_update(index_elements=["experiment_id", "key"], set_={"value": value})
+            )
             self._event(conn, "experiment.set_tag", f"experiments:/{row.experiment_id}", key=key)
 
     # ---- runs ------------------------------------------------------------------------------
@@ -454,19 +460,22 @@ class SqlTrackingStore:
             if metrics:
                 self._log_metrics(conn, run_id, metrics)
             self._event(
-                conn, "run.log_batch", f"runs:/{run_id}",
-                metrics=len(metrics), params=len(params), tags=len(tags),
+                conn,
+                "run.log_batch",
+                f"runs:/{run_id}",
+                metrics=len(metrics),
+                params=len(params),
+                tags=len(tags),
             )
 
     def _log_params(self, conn: Connection, run_id: str, params: Sequence[Param]) -> None:
         new = {p.key: p.value for p in params}
-        existing = dict(
-            conn.execute(
-                select(t.params.c.key, t.params.c.value).where(
-                    t.params.c.run_uuid == run_id, t.params.c.key.in_(list(new))
-                )
-            ).tuples().all()
+        rows = conn.execute(
+            select(t.params.c.key, t.params.c.value).where(
+                t.params.c.run_uuid == run_id, t.params.c.key.in_(list(new))
+            )
         )
+        existing: dict[str, str] = {k: v for k, v in rows}
         for key, old in existing.items():
             if old != new[key]:
                 raise InvalidInput(
@@ -474,17 +483,23 @@ class SqlTrackingStore:
                     f"with value='{old}' for run ID='{run_id}'. Attempted logging new value '{new[key]}'.",
                     hint="Params are immutable; log a metric or a tag for values that change.",
                 )
-        rows = [{"run_uuid": run_id, "key": k, "value": v} for k, v in new.items() if k not in existing]
-        if rows:
-            conn.execute(insert(t.params), rows)
+        fresh = [{"run_uuid": run_id, "key": k, "value": v} for k, v in new.items() if k not in existing]
+        if fresh:
+            conn.execute(insert(t.params), fresh)
 
     def _log_metrics(self, conn: Connection, run_id: str, metrics: Sequence[Metric]) -> None:
         rows = []
         latest: dict[str, dict[str, Any]] = {}
         for m in metrics:
             value, is_nan = db_value(m.value)
-            row = {"run_uuid": run_id, "key": m.key, "value": value, "timestamp": m.timestamp,
-                   "step": m.step, "is_nan": is_nan}
+            row = {
+                "run_uuid": run_id,
+                "key": m.key,
+                "value": value,
+                "timestamp": m.timestamp,
+                "step": m.step,
+                "is_nan": is_nan,
+            }
             rows.append(row)
             cur = latest.get(m.key)
             if cur is None or (m.step, m.timestamp, value) >= (cur["step"], cur["timestamp"], cur["value"]):
@@ -531,17 +546,27 @@ class SqlTrackingStore:
                     found = uuid.uuid4().hex
                     conn.execute(
                         insert(t.datasets).values(
-                            dataset_uuid=found, workspace=self.workspace, experiment_id=run.experiment_id,
-                            name=d.name, digest=d.digest, source_type=d.source_type, source=d.source,
-                            schema=d.schema, profile=d.profile,
+                            dataset_uuid=found,
+                            workspace=self.workspace,
+                            experiment_id=run.experiment_id,
+                            name=d.name,
+                            digest=d.digest,
+                            source_type=d.source_type,
+                            source=d.source,
+                            schema=d.schema,
+                            profile=d.profile,
                         )
                     )
                 ins = self._insert(conn, t.run_inputs).values(
-                    run_uuid=run_id, dataset_uuid=found,
-                    context=di.tags.get("mlflow.data.context", ""), tags=json.dumps(dict(di.tags)),
+                    run_uuid=run_id,
+                    dataset_uuid=found,
+                    context=di.tags.get("mlflow.data.context", ""),
+                    tags=json.dumps(dict(di.tags)),
                 )
                 conn.execute(ins.on_conflict_do_nothing())
-                add_edge(conn, self.workspace, f"datasets:/{d.name}/{d.digest}", f"runs:/{run_id}", "input_of")
+                add_edge(
+                    conn, self.workspace, f"datasets:/{d.name}/{d.digest}", f"runs:/{run_id}", "input_of"
+                )
             self._event(conn, "run.log_inputs", f"runs:/{run_id}", datasets=len(datasets))
 
     # ---- reads -----------------------------------------------------------------------------
@@ -569,7 +594,9 @@ class SqlTrackingStore:
         return Page(runs, token)
 
     def count_runs(
-        self, experiment_ids: Sequence[str], filter_string: str | None = None,
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
         run_view_type: ViewType = "ACTIVE_ONLY",
     ) -> int:
         """How many runs match, without loading any of them (MLflow #8277)."""
@@ -578,7 +605,9 @@ class SqlTrackingStore:
             return int(conn.execute(q.count()).scalar_one())
 
     def _load_runs(
-        self, conn: Connection, rows: Sequence[Any],
+        self,
+        conn: Connection,
+        rows: Sequence[Any],
         include: Sequence[str] = ("params", "tags", "metrics", "inputs"),
     ) -> list[Run]:
         ids = [r.run_uuid for r in rows]
@@ -590,33 +619,42 @@ class SqlTrackingStore:
             if "params" in include:
                 for rid, k, v in conn.execute(
                     select(t.params.c.run_uuid, t.params.c.key, t.params.c.value).where(
-                        t.params.c.run_uuid.in_(chunk))
+                        t.params.c.run_uuid.in_(chunk)
+                    )
                 ):
                     params[rid][k] = v
             if "tags" in include:
                 for rid, k, v in conn.execute(
-                    select(t.tags.c.run_uuid, t.tags.c.key, t.tags.c.value).where(t.tags.c.run_uuid.in_(chunk))
+                    select(t.tags.c.run_uuid, t.tags.c.key, t.tags.c.value).where(
+                        t.tags.c.run_uuid.in_(chunk)
+                    )
                 ):
                     tags[rid][k] = v
             if "metrics" in include:
                 lm = t.latest_metrics.c
                 for rid, k, v, ts, step, nan in conn.execute(
                     select(lm.run_uuid, lm.key, lm.value, lm.timestamp, lm.step, lm.is_nan).where(
-                        lm.run_uuid.in_(chunk))
+                        lm.run_uuid.in_(chunk)
+                    )
                 ):
                     metrics[rid].append(Metric(k, float("nan") if nan else v, ts, step))
             if "inputs" in include:
                 d, ri = t.datasets.c, t.run_inputs.c
                 for r in conn.execute(
-                    select(ri.run_uuid, ri.tags, d.name, d.digest, d.source_type, d.source, d.schema, d.profile)
+                    select(
+                        ri.run_uuid, ri.tags, d.name, d.digest, d.source_type, d.source, d.schema, d.profile
+                    )
                     .join(t.datasets, d.dataset_uuid == ri.dataset_uuid)
                     .where(ri.run_uuid.in_(chunk))
                 ):
                     ds = Dataset(r.name, r.digest, r.source_type, r.source, r.schema, r.profile)
                     inputs[r.run_uuid].append(DatasetInput(ds, json.loads(r.tags)))
         return [
-            Run(_run_info(r), RunData(params[r.run_uuid], tags[r.run_uuid], tuple(metrics[r.run_uuid])),
-                tuple(inputs[r.run_uuid]))
+            Run(
+                _run_info(r),
+                RunData(params[r.run_uuid], tags[r.run_uuid], tuple(metrics[r.run_uuid])),
+                tuple(inputs[r.run_uuid]),
+            )
             for r in rows
         ]
 
@@ -665,14 +703,21 @@ class SqlTrackingStore:
         purged = 0
         with self._write() as conn:
             for chunk in _chunks(list(run_ids)):
-                active = conn.execute(
-                    select(t.runs.c.run_uuid).where(
-                        t.runs.c.run_uuid.in_(chunk), t.runs.c.lifecycle_stage != LifecycleStage.DELETED.value
+                active = (
+                    conn.execute(
+                        select(t.runs.c.run_uuid).where(
+                            t.runs.c.run_uuid.in_(chunk),
+                            t.runs.c.lifecycle_stage != LifecycleStage.DELETED.value,
+                        )
                     )
-                ).scalars().all()
+                    .scalars()
+                    .all()
+                )
                 if active:
-                    raise Conflict(f"Run {active[0]} is not deleted; only deleted runs can be purged.",
-                                   hint="Delete it first (`loopline runs delete`).")
+                    raise Conflict(
+                        f"Run {active[0]} is not deleted; only deleted runs can be purged.",
+                        hint="Delete it first (`loopline runs delete`).",
+                    )
                 for table in (t.metrics, t.latest_metrics, t.params, t.tags, t.run_inputs):
                     conn.execute(delete(table).where(table.c.run_uuid.in_(chunk)))
                 purged += conn.execute(
@@ -684,14 +729,17 @@ class SqlTrackingStore:
 
     def has_runs(self, experiment_id: str) -> bool:
         with self.engine.connect() as conn:
-            return bool(conn.execute(
-                select(exists().where(t.runs.c.experiment_id == int(experiment_id)))).scalar())
+            return bool(
+                conn.execute(select(exists().where(t.runs.c.experiment_id == int(experiment_id)))).scalar()
+            )
 
     def count_metric_points(self, run_id: str) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(
-                select(func.count()).select_from(t.metrics).where(t.metrics.c.run_uuid == run_id)
-            ).scalar_one())
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(t.metrics).where(t.metrics.c.run_uuid == run_id)
+                ).scalar_one()
+            )
 
 
 def _run_info(row: Any) -> RunInfo:

@@ -81,7 +81,9 @@ class MetricBuffer:
     def _write_some(self) -> bool:
         """Write one drained slice; False when the store is unreachable (the slice is re-queued)."""
         batch = self._drain()
-        chunks = [(run_id, ms[i : i + BATCH]) for run_id, ms in batch.items() for i in range(0, len(ms), BATCH)]
+        chunks = [
+            (run_id, ms[i : i + BATCH]) for run_id, ms in batch.items() for i in range(0, len(ms), BATCH)
+        ]
         for n, (run_id, chunk) in enumerate(chunks):
             try:
                 self._write(run_id, chunk)

@@ -1,11 +1,11 @@
 """``Client``: the one object behind every tracking verb, in-process or over HTTP.
 
-    client = Client()                                   # ./.loopline (SQLite + local artifacts)
-    client = Client(tracking_uri="http://127.0.0.1:5000")  # a loopline (or mlflow) server
-    exp_id = client.set_experiment("churn").experiment_id
-    run = client.create_run(exp_id, run_name="baseline")
-    client.log_metric(run.info.run_id, "auc", 0.91, step=3)
-    client.set_terminated(run.info.run_id)
+client = Client()                                   # ./.loopline (SQLite + local artifacts)
+client = Client(tracking_uri="http://127.0.0.1:5000")  # a loopline (or mlflow) server
+exp_id = client.set_experiment("churn").experiment_id
+run = client.create_run(exp_id, run_name="baseline")
+client.log_metric(run.info.run_id, "auc", 0.91, step=3)
+client.set_terminated(run.info.run_id)
 """
 
 from __future__ import annotations
@@ -86,8 +86,12 @@ class Client:
             raise InvalidInput(f"Experiment {name!r} is deleted.", hint="Restore it or choose another name.")
         return exp
 
-    def search_experiments(self, filter_string: str | None = None, view_type: ViewType = "ACTIVE_ONLY",
-                           order_by: Sequence[str] | None = None) -> list[Experiment]:
+    def search_experiments(
+        self,
+        filter_string: str | None = None,
+        view_type: ViewType = "ACTIVE_ONLY",
+        order_by: Sequence[str] | None = None,
+    ) -> list[Experiment]:
         out: list[Experiment] = []
         token = None
         while True:
@@ -109,14 +113,17 @@ class Client:
         start_time: int | None = None,
     ) -> Run:
         run_tags = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-        return self.store.create_run(experiment_id, self.settings.user, start_time or now_ms(), run_tags, run_name)
+        return self.store.create_run(
+            experiment_id, self.settings.user, start_time or now_ms(), run_tags, run_name
+        )
 
     def get_run(self, run_id: str) -> Run:
         self.buffer.flush()  # read-your-writes: what was logged is visible
         return self.store.get_run(run_id)
 
-    def set_terminated(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED,
-                       end_time: int | None = None) -> None:
+    def set_terminated(
+        self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, end_time: int | None = None
+    ) -> None:
         self.buffer.flush()
         self.store.update_run_info(run_id, RunStatus(status), end_time or now_ms())
 
@@ -139,8 +146,14 @@ class Client:
         out: list[Run] = []
         token = None
         while len(out) < max_results:
-            page = self.store.search_runs(list(experiment_ids or []), filter_string, run_view_type,
-                                          min(max_results - len(out), 50_000), order_by, token)
+            page = self.store.search_runs(
+                list(experiment_ids or []),
+                filter_string,
+                run_view_type,
+                min(max_results - len(out), 50_000),
+                order_by,
+                token,
+            )
             out += page.items
             if not (token := page.next_page_token):
                 break
@@ -153,8 +166,16 @@ class Client:
             validate_key(kind, key)
             self._valid_keys.add(key)
 
-    def log_metric(self, run_id: str, key: str, value: float, step: int | None = None,
-                   timestamp: int | None = None, *, synchronous: bool = False) -> None:
+    def log_metric(
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        step: int | None = None,
+        timestamp: int | None = None,
+        *,
+        synchronous: bool = False,
+    ) -> None:
         """Queue one metric point (written within ``settings.flush_interval``, or now if synchronous)."""
         self._check_key("metric", key)
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -232,26 +253,40 @@ class Client:
             self._artifact_roots[run_id] = root
         return root
 
-    def log_artifact(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> FileInfo:
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> FileInfo:
         """Upload one file into the run's artifacts, under ``artifact_path`` if given."""
         local = Path(local_path)
         if not local.is_file():
             raise NotFound(f"No file at {str(local)!r} to log.", hint="Use log_artifacts for folders.")
-        dest = join(self._artifact_root(run_id), safe_path(artifact_path, allow_root=True) if artifact_path else "",
-                    local.name)
+        dest = join(
+            self._artifact_root(run_id),
+            safe_path(artifact_path, allow_root=True) if artifact_path else "",
+            local.name,
+        )
         return self.artifacts.put_file(local, dest)
 
-    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> list[FileInfo]:
+    def log_artifacts(
+        self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> list[FileInfo]:
         """Upload every file below ``local_dir``, keeping the folder structure."""
         base = Path(local_dir)
         if not base.is_dir():
             raise NotFound(f"No folder at {str(base)!r} to log.")
-        root = join(self._artifact_root(run_id), safe_path(artifact_path, allow_root=True) if artifact_path else "")
-        return [self.artifacts.put_file(f, join(root, f.relative_to(base).as_posix()))
-                for f in sorted(base.rglob("*")) if f.is_file()]
+        root = join(
+            self._artifact_root(run_id), safe_path(artifact_path, allow_root=True) if artifact_path else ""
+        )
+        return [
+            self.artifacts.put_file(f, join(root, f.relative_to(base).as_posix()))
+            for f in sorted(base.rglob("*"))
+            if f.is_file()
+        ]
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> FileInfo:
-        return self.artifacts.put_bytes(text.encode(), join(self._artifact_root(run_id), safe_path(artifact_file)))
+        return self.artifacts.put_bytes(
+            text.encode(), join(self._artifact_root(run_id), safe_path(artifact_file))
+        )
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
         """Direct children of ``path`` in the run's artifacts; paths are relative to the run."""
@@ -270,8 +305,8 @@ class Client:
             raise NotFound(f"Run {run_id} has no artifact at {path!r}.")
         base = full.rsplit("/", 1)[0] if "/" in full else ""
         for f in files:
-            self.artifacts.get_file(f.path, dst / f.path[len(base):].lstrip("/"))
-        return dst / full[len(base):].lstrip("/")
+            self.artifacts.get_file(f.path, dst / f.path[len(base) :].lstrip("/"))
+        return dst / full[len(base) :].lstrip("/")
 
     def close(self) -> None:
         self.buffer.close()

@@ -31,7 +31,11 @@ class _State:
     runs: tuple[ActiveRun, ...] = field(default=())
 
 
-_state: contextvars.ContextVar[_State] = contextvars.ContextVar("loopline_fluent", default=_State())
+# _State is frozen: the shared default is never mutated, only replaced with .set().
+_state: contextvars.ContextVar[_State] = contextvars.ContextVar(
+    "loopline_fluent",
+    default=_State(),  # noqa: B039
+)
 
 
 def _client() -> Client:
@@ -77,19 +81,33 @@ class ActiveRun:
     def __enter__(self) -> ActiveRun:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        status = RunStatus.FINISHED if exc_type is None else (
-            RunStatus.KILLED if exc_type is KeyboardInterrupt else RunStatus.FAILED)
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        status = (
+            RunStatus.FINISHED
+            if exc_type is None
+            else (RunStatus.KILLED if exc_type is KeyboardInterrupt else RunStatus.FAILED)
+        )
         _end(self, status)
 
 
 def _git_commit(path: Path) -> tuple[str, bool] | None:
     try:
-        out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        out = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
         return out, bool(dirty)
     except (OSError, subprocess.SubprocessError):
         return None
@@ -135,6 +153,8 @@ def start_run(
     else:
         if experiment is not None:
             exp_id = client.set_experiment(experiment).experiment_id
+        elif st.runs:  # a child run goes where its parent is
+            exp_id = str(st.runs[-1].info.experiment_id)
         else:
             exp_id = st.experiment_id or os.environ.get("LOOPLINE_EXPERIMENT_ID") or "0"
         all_tags: dict[str, Any] = {"mlflow.user": client.settings.user, **_source_tags(), **(tags or {})}

@@ -1,0 +1,124 @@
+"""The artifact-store contract, run against a local folder and S3 (moto's server)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loopline.artifacts import BlobArtifactStore, hash_file, safe_path
+from loopline.errors import InvalidInput, NotFound
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobArtifactStore:
+    if request.param == "local":
+        return BlobArtifactStore(str(tmp_path / "root"))
+    return BlobArtifactStore(str(request.getfixturevalue("s3_uri")))
+
+
+def test_put_get_list_round_trip(store: BlobArtifactStore, tmp_path: Path) -> None:
+    src = tmp_path / "model.bin"
+    src.write_bytes(os.urandom(3 << 20))  # big enough for the multi-threaded hash path
+    info = store.put_file(src, "1/run/artifacts/model/model.bin")
+    assert info.file_size == 3 << 20 and info.digest == hash_file(src)
+    store.put_bytes(b"hello", "1/run/artifacts/notes.txt")
+    assert [(f.path, f.is_dir) for f in store.list("1/run/artifacts")] == [
+        ("1/run/artifacts/model", True),
+        ("1/run/artifacts/notes.txt", False),
+    ]
+    assert store.list("1/run/artifacts/notes.txt") == []  # a file lists as nothing, as in MLflow
+    assert store.list("nowhere") == []
+    assert [f.path for f in store.walk("1")] == ["1/run/artifacts/model/model.bin", "1/run/artifacts/notes.txt"]
+    out = store.get_file("1/run/artifacts/model/model.bin", tmp_path / "dl" / "m.bin")
+    assert out.read_bytes() == src.read_bytes()
+    with store.open("1/run/artifacts/notes.txt") as f:
+        assert f.read() == b"hello"
+
+
+def test_same_content_is_stored_once(store: BlobArtifactStore) -> None:
+    store.put_bytes(b"same", "a/x")
+    store.put_bytes(b"same", "b/y")
+    blobs = store.fs.find(f"{store.root}/blobs")
+    assert len(blobs) == 1
+
+
+def test_overwrite_replaces_content(store: BlobArtifactStore) -> None:
+    store.put_bytes(b"one", "f.txt")
+    store.put_bytes(b"two", "f.txt")
+    with store.open("f.txt") as f:
+        assert f.read() == b"two"
+
+
+def test_missing_file_is_not_found(store: BlobArtifactStore) -> None:
+    with pytest.raises(NotFound, match="No artifact"):
+        store.open("nope.txt")
+
+
+def test_delete_and_gc_keep_shared_blobs(store: BlobArtifactStore) -> None:
+    store.put_bytes(b"shared", "dead/a")
+    store.put_bytes(b"only-dead", "dead/b")
+    store.put_bytes(b"shared", "live/a")
+    assert store.delete("dead") == 2
+    assert store.list("dead") == []
+    removed, freed = store.gc(grace_seconds=0)
+    assert (removed, freed) == (1, len(b"only-dead"))
+    with store.open("live/a") as f:
+        assert f.read() == b"shared"
+    assert store.gc(grace_seconds=0) == (0, 0)
+
+
+def test_gc_grace_period_protects_fresh_blobs(store: BlobArtifactStore) -> None:
+    store.put_bytes(b"x", "t/x")
+    store.delete("t")
+    assert store.gc(grace_seconds=3600) == (0, 0)
+
+
+@pytest.mark.parametrize("bad", ["../etc/passwd", "a/../../b", "/abs", "a\x00b", "a\\b", "C:/x", "a//b", "./a"])
+def test_unsafe_paths_are_refused(store: BlobArtifactStore, bad: str) -> None:
+    with pytest.raises(InvalidInput, match="Invalid artifact path"):
+        store.put_bytes(b"x", bad)
+
+
+def test_file_and_folder_of_one_name_cannot_coexist(tmp_path: Path) -> None:
+    store = BlobArtifactStore(str(tmp_path / "root"))
+    store.put_bytes(b"x", "a/b")
+    with pytest.raises(InvalidInput, match="parent folders is a file"):
+        store.put_bytes(b"y", "a/b/c")
+    with pytest.raises(InvalidInput, match="a folder of that name exists"):
+        store.put_bytes(b"y", "a")
+
+
+def test_a_crashed_write_leaves_no_visible_file(tmp_path: Path) -> None:
+    store = BlobArtifactStore(str(tmp_path / "root"))
+    staged = store.stage()
+    staged.write(b"half a file")
+    staged.abort()  # what a crash before commit amounts to: no ref, so nothing visible
+    assert store.list("") == []
+    assert not list((tmp_path / "root" / "tmp").iterdir())
+
+
+_segment = st.text(st.characters(blacklist_characters="/\\\x00", blacklist_categories=("Cs",)), min_size=1,
+                   max_size=8).filter(lambda s: s not in (".", ".."))
+
+
+@given(st.lists(_segment, min_size=1, max_size=4).filter(lambda p: not re.match(r"[A-Za-z]:", p[0])))
+@settings(max_examples=200, deadline=None)
+def test_relative_paths_without_dot_segments_are_kept_as_they_are(parts: list[str]) -> None:
+    path = "/".join(parts)
+    assert safe_path(path) == path
+
+
+@given(st.text(max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_any_accepted_path_stays_inside_the_root(path: str) -> None:
+    try:
+        clean = safe_path(path)
+    except InvalidInput:
+        return
+    assert not clean.startswith("/") and ".." not in clean.split("/") and "\x00" not in clean
+    assert os.path.normpath(os.path.join("/srv/root", clean)).startswith("/srv/root/")

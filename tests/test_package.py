@@ -1,0 +1,58 @@
+"""The package's promises: a cheap, side-effect-free import, one sorted public API, kept layers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import loopline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_all_is_sorted_and_every_name_resolves() -> None:
+    assert loopline.__all__ == sorted(loopline.__all__)
+    for name in loopline.__all__:
+        assert getattr(loopline, name) is not None, name
+
+
+def test_import_loads_no_heavy_dependency_and_touches_no_file(tmp_path: Path) -> None:
+    code = (
+        "import sys, loopline\n"
+        "heavy = [m for m in ('sqlalchemy', 'fastapi', 'pydantic', 'pandas', 'httpx', 'sklearn') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+    assert list(tmp_path.iterdir()) == []  # no .loopline folder made by importing
+
+
+def test_layer_contracts_hold() -> None:
+    exe = Path(sys.executable).parent / "lint-imports"
+    out = subprocess.run([str(exe)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_migration_head_constant_matches_the_scripts() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from loopline.store import engine
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(engine.__file__).parent / "migrations"))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == engine.HEAD_REVISION
+
+
+def test_migrated_schema_matches_the_table_definitions(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from loopline.store.engine import create_store_engine
+    from loopline.store.schema import metadata
+
+    eng = create_store_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    with eng.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == [], "schema.py changed without a migration: add one under store/migrations/versions"
