@@ -41,7 +41,9 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: fl
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+            raise RuntimeError(
+                f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
+            )
         try:
             if httpx.get(url, timeout=1.0).status_code < 500:
                 return
@@ -90,8 +92,9 @@ def s3_endpoint() -> Iterator[str]:
     if exe is None:
         unavailable("moto_server is not installed (pip install 'moto[server]')")
     port = free_port()
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url, proc)
@@ -123,12 +126,17 @@ def s3_uri(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def loopline_server(tmp_path: Path) -> Iterator[str]:
     """``loopline server`` in a subprocess on a free port, with its own SQLite store and artifacts."""
     port = free_port()
-    env = {**os.environ, "LOOPLINE_TRACKING_URI": f"sqlite:///{tmp_path / 'server.db'}",
-           "LOOPLINE_ARTIFACTS_URI": str(tmp_path / "server-artifacts")}
+    env = {
+        **os.environ,
+        "LOOPLINE_TRACKING_URI": f"sqlite:///{tmp_path / 'server.db'}",
+        "LOOPLINE_ARTIFACTS_URI": str(tmp_path / "server-artifacts"),
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -147,5 +155,9 @@ def local_settings(tmp_path: Path) -> object:
     """Settings for an embedded store in this test's temporary folder."""
     from loopline.config import Settings
 
-    return Settings.from_env({}, tracking_uri=f"sqlite:///{tmp_path / 'loopline.db'}",
-                             artifacts_uri=str(tmp_path / "artifacts"), user="tester")
+    return Settings.from_env(
+        {},
+        tracking_uri=f"sqlite:///{tmp_path / 'loopline.db'}",
+        artifacts_uri=str(tmp_path / "artifacts"),
+        user="tester",
+    )

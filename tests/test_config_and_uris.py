@@ -10,9 +10,19 @@ from loopline.uris import ObjectUri, parse
 
 
 def test_settings_from_injected_environment() -> None:
-    s = Settings.from_env({"LOOPLINE_TRACKING_URI": "http://h:5000", "LOOPLINE_WORKSPACE": "team",
-                           "LOOPLINE_FLUSH_INTERVAL": "2"})
-    assert (s.tracking_uri, s.workspace, s.flush_interval, s.is_remote) == ("http://h:5000", "team", 2.0, True)
+    s = Settings.from_env(
+        {
+            "LOOPLINE_TRACKING_URI": "http://h:5000",
+            "LOOPLINE_WORKSPACE": "team",
+            "LOOPLINE_FLUSH_INTERVAL": "2",
+        }
+    )
+    assert (s.tracking_uri, s.workspace, s.flush_interval, s.is_remote) == (
+        "http://h:5000",
+        "team",
+        2.0,
+        True,
+    )
 
 
 def test_mlflow_tracking_uri_is_honoured_and_loopline_wins() -> None:
@@ -22,14 +32,17 @@ def test_mlflow_tracking_uri_is_honoured_and_loopline_wins() -> None:
     assert Settings.from_env(both, tracking_uri="http://x").tracking_uri == "http://x"
 
 
-@pytest.mark.parametrize(("given_uri", "expected"), [
-    ("postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
-    ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
-    ("./store", "sqlite:///store/loopline.db"),
-    ("runs.db", "sqlite:///runs.db"),
-    ("file:///tmp/x", "sqlite:////tmp/x/loopline.db"),
-    ("sqlite:///a.db", "sqlite:///a.db"),
-])
+@pytest.mark.parametrize(
+    ("given_uri", "expected"),
+    [
+        ("postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("./store", "sqlite:///store/loopline.db"),
+        ("runs.db", "sqlite:///runs.db"),
+        ("file:///tmp/x", "sqlite:////tmp/x/loopline.db"),
+        ("sqlite:///a.db", "sqlite:///a.db"),
+    ],
+)
 def test_store_uri_spellings(given_uri: str, expected: str) -> None:
     assert normalize_store_uri(given_uri) == expected
 
@@ -44,12 +57,14 @@ def test_parse_uris() -> None:
             parse(bad)
 
 
-_name = st.text(st.characters(whitelist_categories=("Ll", "Nd"), whitelist_characters="-_."), min_size=1,
-                max_size=10)
+_name = st.text(
+    st.characters(whitelist_categories=("Ll", "Nd"), whitelist_characters="-_."), min_size=1, max_size=10
+)
 
 
-@given(st.sampled_from(["models", "datasets", "pipelines"]), _name,
-       st.one_of(st.none(), _name), st.booleans())
+@given(
+    st.sampled_from(["models", "datasets", "pipelines"]), _name, st.one_of(st.none(), _name), st.booleans()
+)
 def test_named_uris_round_trip(scheme: str, name: str, tag: str | None, alias: bool) -> None:
     uri = ObjectUri(scheme, name, None if alias else tag, tag if alias else None)
     assert parse(str(uri)) == uri

@@ -23,7 +23,9 @@ def test_import_loads_no_heavy_dependency_and_touches_no_file(tmp_path: Path) ->
         "heavy = [m for m in ('sqlalchemy', 'fastapi', 'pydantic', 'pandas', 'httpx', 'sklearn') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == ""
     assert list(tmp_path.iterdir()) == []  # no .loopline folder made by importing
 

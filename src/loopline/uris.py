@@ -66,3 +66,22 @@ def run_uri(run_id: str, path: str = "") -> str:
 
 def experiment_uri(experiment_id: str) -> str:
     return f"experiments:/{experiment_id}"
+
+
+# Artifact URIs stored on experiments and runs: a path under the artifact root, resolved by the
+# client (embedded) or the server (proxy). MLflow's clients resolve the same scheme against a server.
+ARTIFACT_SCHEME = "mlflow-artifacts:"
+
+
+def artifact_location(path: str) -> str:
+    return f"{ARTIFACT_SCHEME}/{path.strip('/')}"
+
+
+def artifact_path(uri: str) -> str:
+    """``mlflow-artifacts:/1/<run_id>/artifacts`` → ``1/<run_id>/artifacts``."""
+    if not uri.startswith(ARTIFACT_SCHEME):
+        raise InvalidInput(
+            f"Artifacts at {uri!r} are outside Loopline's artifact store.",
+            hint="Create experiments without a custom artifact_location.",
+        )
+    return uri.removeprefix(ARTIFACT_SCHEME).strip("/")

@@ -33,7 +33,10 @@ def test_put_get_list_round_trip(store: BlobArtifactStore, tmp_path: Path) -> No
     ]
     assert store.list("1/run/artifacts/notes.txt") == []  # a file lists as nothing, as in MLflow
     assert store.list("nowhere") == []
-    assert [f.path for f in store.walk("1")] == ["1/run/artifacts/model/model.bin", "1/run/artifacts/notes.txt"]
+    assert [f.path for f in store.walk("1")] == [
+        "1/run/artifacts/model/model.bin",
+        "1/run/artifacts/notes.txt",
+    ]
     out = store.get_file("1/run/artifacts/model/model.bin", tmp_path / "dl" / "m.bin")
     assert out.read_bytes() == src.read_bytes()
     with store.open("1/run/artifacts/notes.txt") as f:
@@ -78,7 +81,9 @@ def test_gc_grace_period_protects_fresh_blobs(store: BlobArtifactStore) -> None:
     assert store.gc(grace_seconds=3600) == (0, 0)
 
 
-@pytest.mark.parametrize("bad", ["../etc/passwd", "a/../../b", "/abs", "a\x00b", "a\\b", "C:/x", "a//b", "./a"])
+@pytest.mark.parametrize(
+    "bad", ["../etc/passwd", "a/../../b", "/abs", "a\x00b", "a\\b", "C:/x", "a//b", "./a"]
+)
 def test_unsafe_paths_are_refused(store: BlobArtifactStore, bad: str) -> None:
     with pytest.raises(InvalidInput, match="Invalid artifact path"):
         store.put_bytes(b"x", bad)
@@ -102,8 +107,9 @@ def test_a_crashed_write_leaves_no_visible_file(tmp_path: Path) -> None:
     assert not list((tmp_path / "root" / "tmp").iterdir())
 
 
-_segment = st.text(st.characters(blacklist_characters="/\\\x00", blacklist_categories=("Cs",)), min_size=1,
-                   max_size=8).filter(lambda s: s not in (".", ".."))
+_segment = st.text(
+    st.characters(blacklist_characters="/\\\x00", blacklist_categories=("Cs",)), min_size=1, max_size=8
+).filter(lambda s: s not in (".", ".."))
 
 
 @given(st.lists(_segment, min_size=1, max_size=4).filter(lambda p: not re.match(r"[A-Za-z]:", p[0])))

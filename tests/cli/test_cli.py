@@ -16,8 +16,10 @@ from loopline.tracking import Client
 
 @pytest.fixture
 def seeded(tmp_path: Path) -> tuple[Client, dict[str, str], list[str]]:
-    env = {"LOOPLINE_TRACKING_URI": f"sqlite:///{tmp_path / 'db.sqlite'}",
-           "LOOPLINE_ARTIFACTS_URI": str(tmp_path / "art")}
+    env = {
+        "LOOPLINE_TRACKING_URI": f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "LOOPLINE_ARTIFACTS_URI": str(tmp_path / "art"),
+    }
     client = Client(Settings.from_env(env))
     exp = client.set_experiment("cli").experiment_id
     ids = []
@@ -33,15 +35,21 @@ def seeded(tmp_path: Path) -> tuple[Client, dict[str, str], list[str]]:
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run([sys.executable, "-m", "loopline.cli", *args], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "loopline.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_runs_list_show_compare(seeded: tuple[Client, dict[str, str], list[str]]) -> None:
     _, env, ids = seeded
     runner = CliRunner()
-    out = runner.invoke(app, ["runs", "list", "-e", "cli", "-o", "metrics.acc DESC"], env=env,
-                        terminal_width=200)
+    out = runner.invoke(
+        app, ["runs", "list", "-e", "cli", "-o", "metrics.acc DESC"], env=env, terminal_width=200
+    )
     assert out.exit_code == 0, out.output
     assert out.output.index("run1") < out.output.index("run0")
     out = runner.invoke(app, ["runs", "show", ids[0]], env=env, terminal_width=200)
@@ -59,7 +67,9 @@ def test_experiments_list_and_create(seeded: tuple[Client, dict[str, str], list[
     assert "fresh" in out.output and "cli" in out.output and "Default" in out.output
 
 
-def test_errors_print_message_and_hint_and_exit_nonzero(seeded: tuple[Client, dict[str, str], list[str]]) -> None:
+def test_errors_print_message_and_hint_and_exit_nonzero(
+    seeded: tuple[Client, dict[str, str], list[str]],
+) -> None:
     _, env, _ = seeded
     res = run_cli("runs", "show", "0" * 32, env=env)
     assert res.returncode == 1

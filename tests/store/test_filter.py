@@ -29,31 +29,43 @@ def test_mlflow_filter_examples() -> None:
 
 def test_order_by() -> None:
     assert parse_order_by(["metrics.acc DESC", "start_time", "params.x asc"]) == [
-        OrderBy("metric", "acc", False), OrderBy("attribute", "start_time", True), OrderBy("param", "x", True)]
+        OrderBy("metric", "acc", False),
+        OrderBy("attribute", "start_time", True),
+        OrderBy("param", "x", True),
+    ]
 
 
-@pytest.mark.parametrize(("bad", "says"), [
-    ("metrics.acc >", "Expected a number"),
-    ("metrics.acc = 'high'", "compares with a number"),
-    ("params.lr = 0.1", "must be a quoted string"),
-    ("params.lr > '1'", "not allowed"),
-    ("runs.x = '1'", "Invalid entity type"),
-    ("attributes.color = 'x'", "Invalid attribute key"),
-    ("metrics.a > 1 OR metrics.b > 2", "Only AND"),
-    ("metrics.a > 1 metrics.b > 2", "Expected AND"),
-    ("metrics.a ~ 1", "Cannot parse"),
-])
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ("metrics.acc >", "Expected a number"),
+        ("metrics.acc = 'high'", "compares with a number"),
+        ("params.lr = 0.1", "must be a quoted string"),
+        ("params.lr > '1'", "not allowed"),
+        ("runs.x = '1'", "Invalid entity type"),
+        ("attributes.color = 'x'", "Invalid attribute key"),
+        ("metrics.a > 1 OR metrics.b > 2", "Only AND"),
+        ("metrics.a > 1 metrics.b > 2", "Expected AND"),
+        ("metrics.a ~ 1", "Cannot parse"),
+    ],
+)
 def test_bad_filters_name_the_problem(bad: str, says: str) -> None:
     with pytest.raises(InvalidInput, match=says):
         parse_filter(bad)
 
 
-_key = st.text(st.characters(whitelist_categories=("Ll", "Lu", "Nd"), whitelist_characters="_-. /"),
-               min_size=1, max_size=12).filter(lambda k: k.strip() == k)
+_key = st.text(
+    st.characters(whitelist_categories=("Ll", "Lu", "Nd"), whitelist_characters="_-. /"),
+    min_size=1,
+    max_size=12,
+).filter(lambda k: k.strip() == k)
 
 
-@given(_key, st.sampled_from(["=", "!=", ">", ">=", "<", "<="]),
-       st.floats(allow_nan=False, allow_infinity=False, width=32))
+@given(
+    _key,
+    st.sampled_from(["=", "!=", ">", ">=", "<", "<="]),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+)
 def test_metric_clauses_round_trip(key: str, op: str, value: float) -> None:
     assert parse_filter(f"metrics.`{key}` {op} {value!r}") == [Clause("metric", key, op, value)]
 

@@ -27,7 +27,11 @@ def test_default_experiment_exists_with_id_zero(store: SqlTrackingStore) -> None
 def test_experiment_lifecycle(store: SqlTrackingStore) -> None:
     exp_id = store.create_experiment("churn", tags={"team": "ml"})
     exp = store.get_experiment(exp_id)
-    assert (exp.name, exp.tags["team"], exp.artifact_location) == ("churn", "ml", f"mlflow-artifacts:/{exp_id}")
+    assert (exp.name, exp.tags["team"], exp.artifact_location) == (
+        "churn",
+        "ml",
+        f"mlflow-artifacts:/{exp_id}",
+    )
     assert store.get_experiment_by_name("churn") == exp
     assert store.get_experiment_by_name("nope") is None
     with pytest.raises(AlreadyExists, match="already exists"):
@@ -152,14 +156,19 @@ def test_search_runs_filters_and_orders(store: SqlTrackingStore) -> None:
     ids = {}
     for i, (acc, model) in enumerate([(0.9, "rf"), (0.7, "lr"), (0.8, "rf"), (None, "svm")]):
         rid = store.create_run(exp, start_time=1000 + i, run_name=f"r{i}").info.run_id
-        store.log_batch(rid, [Metric("acc", acc, 0, 0)] if acc is not None else [],
-                        [Param("model", model)], [RunTag("team", "a" if i % 2 else "b")])
+        store.log_batch(
+            rid,
+            [Metric("acc", acc, 0, 0)] if acc is not None else [],
+            [Param("model", model)],
+            [RunTag("team", "a" if i % 2 else "b")],
+        )
         ids[i] = rid
     store.create_run(other, run_name="elsewhere")
     store.update_run_info(ids[0], RunStatus.FINISHED, 5000)
 
-    def names(filter_string: str | None = None, order_by: list[str] | None = None,
-              exps: list[str] | None = None) -> list[str]:
+    def names(
+        filter_string: str | None = None, order_by: list[str] | None = None, exps: list[str] | None = None
+    ) -> list[str]:
         page = store.search_runs(exps if exps is not None else [exp], filter_string, order_by=order_by)
         return [r.info.run_name for r in page.items]
 
@@ -193,8 +202,17 @@ def test_search_runs_pages(store: SqlTrackingStore) -> None:
     assert len(seen) == len(set(seen)) == 7
 
 
-@pytest.mark.parametrize("bad", ["metrics.acc >", "metrics.acc > 'x'", "params.p > '1'", "foo.x = '1'",
-                                 "metrics.a > 1 OR metrics.b > 1", "attributes.nope = 'x'"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "metrics.acc >",
+        "metrics.acc > 'x'",
+        "params.p > '1'",
+        "foo.x = '1'",
+        "metrics.a > 1 OR metrics.b > 1",
+        "attributes.nope = 'x'",
+    ],
+)
 def test_bad_filters_are_clear_errors(store: SqlTrackingStore, bad: str) -> None:
     with pytest.raises(InvalidInput):
         store.search_runs(["0"], bad)

@@ -15,8 +15,14 @@ from loopline.tracking import Client
 @pytest.fixture(params=["embedded", "server"])
 def client(request: pytest.FixtureRequest, tmp_path: Path) -> Client:
     if request.param == "embedded":
-        return Client(Settings.from_env({}, tracking_uri=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                                        artifacts_uri=str(tmp_path / "art"), flush_interval=0.05))
+        return Client(
+            Settings.from_env(
+                {},
+                tracking_uri=f"sqlite:///{tmp_path / 'db.sqlite'}",
+                artifacts_uri=str(tmp_path / "art"),
+                flush_interval=0.05,
+            )
+        )
     url = request.getfixturevalue("loopline_server")
     return Client(Settings.from_env({}, tracking_uri=url, flush_interval=0.05))
 
@@ -35,8 +41,12 @@ def test_buffered_metrics_are_all_written_by_set_terminated(client: Client) -> N
 
 def test_log_batch_splits_over_limits(client: Client) -> None:
     rid = client.create_run(client.set_experiment("big").experiment_id).info.run_id
-    client.log_batch(rid, [Metric("m", float(i), 1, i) for i in range(2345)],
-                     params={f"p{i}": i for i in range(250)}, tags={f"t{i}": "x" for i in range(150)})
+    client.log_batch(
+        rid,
+        [Metric("m", float(i), 1, i) for i in range(2345)],
+        params={f"p{i}": i for i in range(250)},
+        tags={f"t{i}": "x" for i in range(150)},
+    )
     run = client.get_run(rid)
     assert len(run.data.params) == 250 and run.data.params["p7"] == "7"
     assert sum(k.startswith("t") for k in run.data.tags) == 150
@@ -53,8 +63,13 @@ def test_artifacts_round_trip(client: Client, tmp_path: Path) -> None:
     client.log_artifact(rid, src / "a.txt")
     client.log_text(rid, "hi", "notes/readme.md")
     assert [(f.path, f.is_dir) for f in client.list_artifacts(rid)] == [
-        ("a.txt", False), ("bundle", True), ("notes", True)]
-    assert [(f.path, f.file_size) for f in client.list_artifacts(rid, "bundle/sub")] == [("bundle/sub/b.bin", 256000)]
+        ("a.txt", False),
+        ("bundle", True),
+        ("notes", True),
+    ]
+    assert [(f.path, f.file_size) for f in client.list_artifacts(rid, "bundle/sub")] == [
+        ("bundle/sub/b.bin", 256000)
+    ]
     out = client.download_artifacts(rid, "bundle", tmp_path / "dl")
     assert (out / "a.txt").read_text() == "alpha"
     assert (out / "sub" / "b.bin").read_bytes() == bytes(range(256)) * 1000

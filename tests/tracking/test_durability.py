@@ -59,8 +59,12 @@ for i in range(3000, 10**9):  # keep logging (unflushed) until killed
 
 def test_sigkill_after_flush_keeps_flushed_metrics_and_store_opens_cleanly(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'k.db'}"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED.format(uri=uri, art=str(tmp_path / "a"))],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED.format(uri=uri, art=str(tmp_path / "a"))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     run_id = proc.stdout.readline().strip()
     time.sleep(0.5)  # let background flushes run while the process is mid-write

@@ -31,8 +31,11 @@ def test_start_run_logs_and_finishes(tmp_path: Path) -> None:
             loopline.log_metrics({"loss": 1 / (step + 1), "acc": step / 100}, step=step)
         loopline.set_tags({"stage": "dev"})
         loopline.log_artifact(tmp_path / "plot.txt", "plots")
-    got = loopline.Client(loopline.Settings.from_env({}, tracking_uri=loopline.get_tracking_uri(),
-                                                     artifacts_uri=str(tmp_path / "art"))).get_run(run.run_id)
+    got = loopline.Client(
+        loopline.Settings.from_env(
+            {}, tracking_uri=loopline.get_tracking_uri(), artifacts_uri=str(tmp_path / "art")
+        )
+    ).get_run(run.run_id)
     assert got.info.status == RunStatus.FINISHED and got.info.run_name == "svm"
     assert got.data.params == {"C": "1.0", "kernel": "rbf", "seed": "42"}
     assert got.data.metrics == {"loss": 0.01, "acc": 0.99}

@@ -29,6 +29,8 @@ from loopline.errors import InvalidInput
 
 JSON = dict[str, Any]
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+# int64 fields (timestamps, steps): larger values would overflow the database's BIGINT.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def encode_float(value: float) -> float | str:
@@ -40,30 +42,31 @@ def encode_float(value: float) -> float | str:
 def decode_float(value: object, field: str) -> float:
     if isinstance(value, bool):
         raise InvalidInput(f"Invalid value {value!r} for parameter '{field}': expected a number.")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        if value in _SPECIAL:
-            return _SPECIAL[value]
+    if isinstance(value, str) and value in _SPECIAL:
+        return _SPECIAL[value]
+    if isinstance(value, int | float | str):
         try:
             return float(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # "abc"; an int too large for a double
             pass
-    raise InvalidInput(f"Invalid value {value!r} for parameter '{field}': expected a number.")
+    raise InvalidInput(f"Invalid value {value!r:.100} for parameter '{field}': expected a number.")
 
 
 def decode_int(value: object, field: str, default: int | None = None) -> int:
     if value is None and default is not None:
         return default
-    if isinstance(value, bool):
-        raise InvalidInput(f"Invalid value {value!r} for parameter '{field}': expected an integer.")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise InvalidInput(f"Invalid value {value!r} for parameter '{field}': expected an integer.")
+    n: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, str) and value.removeprefix("-").isascii() and value.removeprefix("-").isdigit():
+        n = int(value)  # protobuf's JSON mapping writes int64 as a string
+    elif isinstance(value, float) and value.is_integer():
+        n = int(value)
+    if n is None or not INT64_MIN <= n <= INT64_MAX:
+        raise InvalidInput(
+            f"Invalid value {value!r:.100} for parameter '{field}': expected a 64-bit integer."
+        )
+    return n
 
 
 def decode_str(value: object, field: str, *, required: bool = True) -> str:

@@ -40,6 +40,8 @@ async def json_body(request: Request) -> dict[str, Any]:
         return {}
     try:
         body = orjson.loads(raw)
+        if isinstance(body, str):  # older MLflow clients double-encode; MLflow's server accepts it
+            body = orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise BadRequest(f"Malformed JSON in the request body: {e}.") from None
     if not isinstance(body, dict):
@@ -71,11 +73,23 @@ def required_str(body: dict[str, Any], *names: str) -> str:
         value = body.get(name)
         if value is not None:
             if not isinstance(value, str) or not value:
-                raise InvalidInput(f"Invalid value {value!r} for parameter '{name}': expected a string.")
+                raise InvalidInput(
+                    f"Invalid value {value!r:.100} for parameter '{name}': expected a non-empty string."
+                )
             return value
     raise InvalidInput(
         f"Missing value for required parameter '{names[0]}'.", hint=f"Send '{names[0]}' in the request."
     )
+
+
+def optional_str(body: dict[str, Any], name: str) -> str | None:
+    """``body[name]`` if it is a non-empty string, None if absent or empty; 400 for other types."""
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"Invalid value {value!r:.100} for parameter '{name}': expected a string.")
+    return value
 
 
 def optional_int(body: dict[str, Any], name: str, default: int | None = None) -> int | None:

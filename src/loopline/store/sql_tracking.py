@@ -38,12 +38,12 @@ from loopline.store.names import random_run_name
 from loopline.store.protocol import Page, ViewType
 from loopline.store.search import RunQuery
 from loopline.store.validation import db_value, validate_batch, validate_key, validate_tag
+from loopline import uris
 
 RUN_NAME_TAG = "mlflow.runName"
 USER_TAG = "mlflow.user"
 PARENT_TAG = "mlflow.parentRunId"
 DEFAULT_EXPERIMENT = "Default"
-ARTIFACT_SCHEME = "mlflow-artifacts:"  # resolved against the artifact root by clients and server
 _IN_CHUNK = 500
 
 
@@ -138,7 +138,7 @@ class SqlTrackingStore:
             conn.execute(
                 update(t.experiments)
                 .where(t.experiments.c.experiment_id == exp_id)
-                .values(artifact_location=f"{ARTIFACT_SCHEME}/{exp_id}")
+                .values(artifact_location=uris.artifact_location(str(exp_id)))
             )
             self._event(conn, "workspace.create", f"workspaces:/{self.workspace}")
 
@@ -224,7 +224,7 @@ class SqlTrackingStore:
                     conn.execute(
                         update(t.experiments)
                         .where(t.experiments.c.experiment_id == exp_id)
-                        .values(artifact_location=f"{ARTIFACT_SCHEME}/{exp_id}")
+                        .values(artifact_location=uris.artifact_location(str(exp_id)))
                     )
                 if tags:
                     conn.execute(

@@ -30,8 +30,7 @@ from loopline.store.validation import (
     validate_key,
 )
 from loopline.tracking.buffer import MetricBuffer
-
-ARTIFACT_SCHEME = "mlflow-artifacts:"
+from loopline.uris import artifact_path
 
 
 def now_ms() -> int:
@@ -243,13 +242,7 @@ class Client:
     def _artifact_root(self, run_id: str) -> str:
         root = self._artifact_roots.get(run_id)
         if root is None:
-            uri = self.store.get_run(run_id).info.artifact_uri
-            if not uri.startswith(ARTIFACT_SCHEME):
-                raise InvalidInput(
-                    f"Run {run_id} keeps artifacts at {uri!r}, outside Loopline's artifact store.",
-                    hint="Create experiments without a custom artifact_location.",
-                )
-            root = safe_path(uri.removeprefix(ARTIFACT_SCHEME), allow_root=True)
+            root = safe_path(artifact_path(self.store.get_run(run_id).info.artifact_uri))
             self._artifact_roots[run_id] = root
         return root
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from loopline.artifacts.blobs import BlobArtifactStore
 from loopline.artifacts.paths import safe_path
-from loopline.store.sql_tracking import ARTIFACT_SCHEME, SqlTrackingStore
+from loopline.store.sql_tracking import SqlTrackingStore
+from loopline.uris import ARTIFACT_SCHEME, artifact_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ def collect_garbage(
     files = 0
     for i, info in enumerate(candidates):
         if info.artifact_uri.startswith(ARTIFACT_SCHEME):
-            files += artifacts.delete(safe_path(info.artifact_uri.removeprefix(ARTIFACT_SCHEME)))
+            files += artifacts.delete(safe_path(artifact_path(info.artifact_uri)))
         if progress:
             progress(i + 1, len(candidates))
     purged = store.purge_runs([r.run_id for r in candidates]) if candidates else 0
