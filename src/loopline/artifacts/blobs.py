@@ -29,6 +29,7 @@ from loopline.artifacts.protocol import FileInfo
 from loopline.errors import InvalidInput, NotFound
 
 CHUNK = 1 << 20
+Names = list[str]  # spelled out here because the class below has a method named `list`
 _MMAP_MIN = 1 << 20  # below this, plain reads beat mmap + threads
 
 
@@ -257,7 +258,7 @@ class BlobArtifactStore:
         full = full if self.is_local else full.rstrip("/")
         return full[len(base) :].lstrip("/")
 
-    def _sizes(self, ref_files: list[str]) -> dict[str, tuple[int, str]]:
+    def _sizes(self, ref_files: Names) -> dict[str, tuple[int, str]]:
         if not ref_files:
             return {}
         contents = self.fs.cat(ref_files) if len(ref_files) > 1 else {ref_files[0]: self.fs.cat(ref_files[0])}
@@ -271,9 +272,9 @@ class BlobArtifactStore:
         return out
 
     @staticmethod
-    def _match(name: str, candidates: list[str]) -> str:
+    def _match(name: str, candidates: Names) -> str:
         # Some filesystems return keys with or without their protocol; match on the tail.
-        return next(c for c in candidates if c.endswith(name) or name.endswith(c))
+        return str(next(c for c in candidates if c.endswith(name) or name.endswith(c)))
 
     # ---- garbage collection ----------------------------------------------------------------
 

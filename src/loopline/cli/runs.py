@@ -93,9 +93,10 @@ def compare(
     c = client(tracking_uri)
     runs = [c.get_run(r) for r in run_ids]  # type: ignore[attr-defined]
     table = Table("", *(f"{r.info.run_name}\n{r.info.run_id[:8]}" for r in runs))
-    for section, get in (("param", lambda r: r.data.params), ("metric", lambda r: r.data.metrics)):
-        for key in sorted({k for r in runs for k in get(r)}):
-            values = [fmt_value(get(r)[key]) if key in get(r) else "-" for r in runs]
+    for section in ("param", "metric"):
+        rows = [dict(r.data.params) if section == "param" else r.data.metrics for r in runs]
+        for key in sorted({k for row in rows for k in row}):
+            values = [fmt_value(row[key]) if key in row else "-" for row in rows]
             style = "bold yellow" if len(set(values)) > 1 else None
             table.add_row(f"{section}s.{key}", *values, style=style)
     Console().print(table)

@@ -9,6 +9,7 @@ resumes by re-sending only the missing parts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -143,11 +144,16 @@ async def mpu_part(upload_id: str, part_number: int, request: Request) -> Respon
 
     hasher = blake3.blake3()
     tmp = os.path.join(d, f".part-{part_number:05d}.{uuid.uuid4().hex[:8]}")
-    async with await anyio.open_file(tmp, "wb") as f:
-        async for chunk in request.stream():
-            hasher.update(chunk)
-            await f.write(chunk)
-    os.replace(tmp, os.path.join(d, f"part-{part_number:05d}"))  # a part is all there or absent
+    try:
+        async with await anyio.open_file(tmp, "wb") as f:
+            async for chunk in request.stream():
+                hasher.update(chunk)
+                await f.write(chunk)
+        os.replace(tmp, os.path.join(d, f"part-{part_number:05d}"))  # a part is all there or absent
+    except BaseException:  # e.g. the client went away mid-part: it re-sends the whole part
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
     etag = hasher.hexdigest()
     return json_response({}, headers={"ETag": etag})
 
@@ -167,12 +173,9 @@ async def mpu_complete(path: str, request: Request) -> Response:
     store = artifacts(request)
     upload_id = str(body.get("upload_id") or "")
     d = _existing_upload(store, upload_id)
-    parts = body.get("parts") or []
-    if not isinstance(parts, list) or not parts:
-        raise InvalidInput("Missing value for required parameter 'parts'.")
-    numbers = sorted(int(p["part_number"]) for p in parts if isinstance(p, dict) and "part_number" in p)
+    numbers = _part_numbers(body.get("parts"))
     missing = [n for n in numbers if not os.path.exists(os.path.join(d, f"part-{n:05d}"))]
-    if missing or not numbers:
+    if missing:
         raise InvalidInput(
             f"Parts {missing} of upload {upload_id} never arrived.", hint="Upload them again, then complete."
         )
@@ -188,6 +191,23 @@ async def mpu_complete(path: str, request: Request) -> Response:
 
     await blocking(assemble)
     return json_response({})
+
+
+def _part_numbers(parts: object) -> list[int]:
+    """The sorted, distinct part numbers of mpu/complete's ``parts`` ([{"part_number", "etag"}])."""
+    if not isinstance(parts, list) or not parts:
+        raise InvalidInput("Missing value for required parameter 'parts'.")
+    numbers: set[int] = set()
+    for p in parts:
+        n = p.get("part_number") if isinstance(p, dict) else None
+        if isinstance(n, str) and n.isascii() and n.isdigit():
+            n = int(n)
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10_000:
+            raise InvalidInput(
+                f"Invalid entry {p!r:.100} in 'parts': expected {{'part_number': 1..10000, 'etag': …}}."
+            )
+        numbers.add(n)
+    return sorted(numbers)
 
 
 @router.post(PREFIX + "/mpu/abort/{path:path}")

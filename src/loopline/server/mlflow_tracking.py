@@ -6,7 +6,8 @@ Each route also answers under ``/ajax-api/2.0/mlflow`` (the prefix MLflow's UI u
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -14,7 +15,7 @@ from fastapi.responses import Response
 from loopline.entities import Metric, Param, RunStatus, RunTag
 from loopline.errors import InvalidInput
 from loopline.protocol import mlflow_json as mj
-from loopline.server.http import blocking, json_response, optional_int, params, required_str
+from loopline.server.http import blocking, json_response, optional_int, optional_str, params, required_str
 from loopline.server.state import tracking
 
 router = APIRouter()
@@ -28,8 +29,15 @@ _VIEWS = {
 }
 
 
+# protobuf's JSON mapping accepts an enum's number as well as its name.
+_STATUSES = {**{s.value: s for s in RunStatus}, **{str(i): s for i, s in enumerate(RunStatus, 1)}}
+
+
 def _view(body: dict[str, Any], name: str) -> Any:
-    raw = str(body.get(name) or "ACTIVE_ONLY")
+    value = body.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
+        raise InvalidInput(f"Invalid value {value!r:.100} for parameter '{name}'.")
+    raw = str(value or "ACTIVE_ONLY")
     if raw not in _VIEWS:
         raise InvalidInput(
             f"Invalid value {raw!r} for parameter '{name}'.", hint="Use ACTIVE_ONLY, DELETED_ONLY or ALL."
@@ -42,25 +50,49 @@ def _str_list(value: Any, name: str) -> list[str]:
         return []
     if isinstance(value, str):
         return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
+    if not isinstance(value, list) or not all(
+        isinstance(v, str | int) and not isinstance(v, bool) for v in value
+    ):
         raise InvalidInput(f"Invalid value for parameter '{name}': expected a list of strings.")
     return [str(v) for v in value]
+
+
+def _list(body: dict[str, Any], name: str) -> list[Any]:
+    value = body.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidInput(f"Invalid value for parameter '{name}': expected a list.")
+    return value
+
+
+def _experiment_id(body: dict[str, Any], default: str | None = None) -> str:
+    """An experiment ID: a string, or a number from lenient clients (the store checks it)."""
+    value = body.get("experiment_id")
+    if (value is None or value == "") and default is not None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return required_str(body, "experiment_id")
 
 
 def _max_results(body: dict[str, Any], default: int, limit: int) -> int:
     n = optional_int(body, "max_results", default)
     assert n is not None
-    if n < 1 or n > limit:
+    if n < 1 or n > limit:  # MLflow: positive, at most its threshold
         raise InvalidInput(
             f"Invalid value {n} for parameter 'max_results': it must be between 1 and {limit}."
         )
     return n
 
 
-def route(method: str, path: str) -> Any:
+Endpoint = TypeVar("Endpoint", bound=Callable[[Request], Awaitable[Response]])
+
+
+def route(method: str, path: str) -> Callable[[Endpoint], Endpoint]:
     """Register under both /api/2.0/mlflow and /ajax-api/2.0/mlflow."""
 
-    def wrap(fn: Any) -> Any:
+    def wrap(fn: Endpoint) -> Endpoint:
         for prefix in ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow"):
             router.add_api_route(
                 prefix + path, fn, methods=[method], include_in_schema=prefix == "/api/2.0/mlflow"
@@ -78,7 +110,7 @@ async def create_experiment(request: Request) -> Response:
     body = await params(request)
     name = required_str(body, "name")
     tags = dict(mj.decode_kv_list(body.get("tags"), "tags"))
-    artifact_location = body.get("artifact_location") or None
+    artifact_location = optional_str(body, "artifact_location")
     exp_id = await blocking(tracking(request).create_experiment, name, artifact_location, tags)
     return json_response({"experiment_id": exp_id})
 
@@ -110,9 +142,9 @@ async def search_experiments(request: Request) -> Response:
         tracking(request).search_experiments,
         _view(body, "view_type"),
         _max_results(body, 1000, 50_000),
-        body.get("filter") or None,
+        optional_str(body, "filter"),
         _str_list(body.get("order_by"), "order_by"),
-        body.get("page_token") or None,
+        optional_str(body, "page_token"),
     )
     out: dict[str, Any] = {"experiments": [mj.experiment_to_json(e) for e in page.items]}
     if page.next_page_token:
@@ -165,11 +197,11 @@ async def create_run(request: Request) -> Response:
     body = await params(request)
     run = await blocking(
         tracking(request).create_run,
-        str(body.get("experiment_id") or "0"),
-        body.get("user_id") or None,
+        _experiment_id(body, default="0"),
+        optional_str(body, "user_id"),
         optional_int(body, "start_time"),
         mj.tags_from_json(body.get("tags")),
-        body.get("run_name") or None,
+        optional_str(body, "run_name"),
     )
     return json_response({"run": mj.run_to_json(run)})
 
@@ -185,17 +217,17 @@ async def get_run(request: Request) -> Response:
 async def update_run(request: Request) -> Response:
     body = await params(request)
     status = body.get("status")
-    if status is not None and status not in RunStatus.__members__:
+    if status is not None and (isinstance(status, bool) or str(status) not in _STATUSES):
         raise InvalidInput(
-            f"Invalid value {status!r} for parameter 'status'.",
+            f"Invalid value {status!r:.100} for parameter 'status'.",
             hint=f"Use one of {', '.join(RunStatus.__members__)}.",
         )
     info = await blocking(
         tracking(request).update_run_info,
         required_str(body, "run_id", "run_uuid"),
-        RunStatus(status) if status else None,
+        _STATUSES[str(status)] if status is not None else None,
         optional_int(body, "end_time"),
-        body.get("run_name") or None,
+        optional_str(body, "run_name"),
     )
     return json_response({"run_info": mj.run_info_to_json(info)})
 
@@ -257,10 +289,7 @@ async def delete_tag(request: Request) -> Response:
 async def log_batch(request: Request) -> Response:
     body = await params(request)
     run_id = required_str(body, "run_id")
-    raw_metrics = body.get("metrics") or []
-    if not isinstance(raw_metrics, list):
-        raise InvalidInput("Invalid value for parameter 'metrics': expected a list.")
-    metrics = [mj.metric_from_json(m) for m in raw_metrics]
+    metrics = [mj.metric_from_json(m) for m in _list(body, "metrics")]
     await blocking(
         tracking(request).log_batch,
         run_id,
@@ -274,13 +303,10 @@ async def log_batch(request: Request) -> Response:
 @route("POST", "/runs/log-inputs")
 async def log_inputs(request: Request) -> Response:
     body = await params(request)
-    raw = body.get("datasets") or []
-    if not isinstance(raw, list):
-        raise InvalidInput("Invalid value for parameter 'datasets': expected a list.")
     await blocking(
         tracking(request).log_inputs,
         required_str(body, "run_id"),
-        [mj.dataset_input_from_json(d) for d in raw],
+        [mj.dataset_input_from_json(d) for d in _list(body, "datasets")],
     )
     return json_response({})
 
@@ -291,11 +317,11 @@ async def search_runs(request: Request) -> Response:
     page = await blocking(
         tracking(request).search_runs,
         _str_list(body.get("experiment_ids"), "experiment_ids"),
-        body.get("filter") or None,
+        optional_str(body, "filter"),
         _view(body, "run_view_type"),
         _max_results(body, 1000, 50_000),
         _str_list(body.get("order_by"), "order_by"),
-        body.get("page_token") or None,
+        optional_str(body, "page_token"),
     )
     out: dict[str, Any] = {"runs": [mj.run_to_json(r) for r in page.items]}
     if page.next_page_token:
@@ -306,14 +332,39 @@ async def search_runs(request: Request) -> Response:
 @route("GET", "/metrics/get-history")
 async def get_metric_history(request: Request) -> Response:
     body = await params(request)
+    max_results = optional_int(body, "max_results")
+    if max_results is not None and max_results < 1:
+        raise InvalidInput(
+            f"Invalid value {max_results} for parameter 'max_results' supplied. "
+            "It must be a positive integer."
+        )
     page = await blocking(
         tracking(request).get_metric_history,
         required_str(body, "run_id", "run_uuid"),
         required_str(body, "metric_key"),
-        optional_int(body, "max_results"),
-        body.get("page_token") or None,
+        max_results,
+        optional_str(body, "page_token"),
     )
     out: dict[str, Any] = {"metrics": [mj.metric_to_json(m) for m in page.items]}
     if page.next_page_token:
         out["next_page_token"] = page.next_page_token
     return json_response(out)
+
+
+# ---- logged models (MLflow 3) --------------------------------------------------------------
+
+
+@route("POST", "/logged-models/search")
+async def search_logged_models(request: Request) -> Response:
+    """Loopline keeps no MLflow 3 logged models yet, so every search is empty.
+
+    MLflow's client asks on every run-artifact listing below the root and every download (to merge
+    a model's files into the run's), so without this route ``list_artifacts(run_id, "dir")`` fails.
+    """
+    body = await params(request)
+    _str_list(body.get("experiment_ids"), "experiment_ids")
+    optional_str(body, "filter")
+    optional_str(body, "page_token")
+    _list(body, "order_by")
+    _max_results(body, 50, 50_000)
+    return json_response({"models": []})

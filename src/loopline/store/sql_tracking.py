@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, delete, exists, func, insert, select,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from loopline import uris
 from loopline.entities import (
     Dataset,
     DatasetInput,
@@ -38,7 +39,6 @@ from loopline.store.names import random_run_name
 from loopline.store.protocol import Page, ViewType
 from loopline.store.search import RunQuery
 from loopline.store.validation import db_value, validate_batch, validate_key, validate_tag
-from loopline import uris
 
 RUN_NAME_TAG = "mlflow.runName"
 USER_TAG = "mlflow.user"
@@ -379,7 +379,7 @@ class SqlTrackingStore:
             run_name=name,
             user_id=user,
             status=RunStatus.RUNNING,
-            start_time=values["start_time"],  # type: ignore[arg-type]
+            start_time=values["start_time"],
             end_time=None,
             artifact_uri=str(values["artifact_uri"]),
         )
