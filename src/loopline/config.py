@@ -15,6 +15,9 @@ variable                       meaning (default)
 ``LOOPLINE_WORKSPACE``         workspace every object belongs to (``default``)
 ``LOOPLINE_USER``              actor recorded on events (the OS user name)
 ``LOOPLINE_FLUSH_INTERVAL``    seconds between background metric flushes (``0.5``)
+``LOOPLINE_GC_INTERVAL``       seconds between the server's garbage collections (``0``: off)
+``LOOPLINE_GC_OLDER_THAN``     server GC purges runs deleted at least this many seconds ago
+                               (``2592000``: 30 days)
 =============================  =========================================================
 """
 
@@ -47,6 +50,8 @@ class Settings(BaseModel):
     workspace: str = "default"
     user: str = Field(default_factory=_default_user)
     flush_interval: float = 0.5
+    gc_interval: float = 0.0
+    gc_older_than: float = 30 * 86400.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -59,7 +64,7 @@ class Settings(BaseModel):
         tracking = env.get("LOOPLINE_TRACKING_URI") or env.get("MLFLOW_TRACKING_URI")
         if tracking:
             values["tracking_uri"] = tracking
-        for field in ("artifacts_uri", "workspace", "user", "flush_interval"):
+        for field in ("artifacts_uri", "workspace", "user", "flush_interval", "gc_interval", "gc_older_than"):
             raw = env.get(f"LOOPLINE_{field.upper()}")
             if raw:
                 values[field] = raw

@@ -35,6 +35,15 @@ def server(
         ),
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    gc_every: Annotated[
+        str | None,
+        typer.Option(
+            help="Collect garbage periodically (e.g. 24h): purge deleted runs and free their blobs."
+        ),
+    ] = None,
+    gc_older_than: Annotated[
+        str, typer.Option(help="With --gc-every: only runs deleted at least this long ago.")
+    ] = "30d",
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Run the tracking server: MLflow's REST API (point MLFLOW_TRACKING_URI at it), artifact proxy,
@@ -44,10 +53,14 @@ def server(
     """
     import uvicorn
 
+    from loopline.cli.gc import parse_age
     from loopline.config import Settings
     from loopline.store.engine import create_store_engine
 
     settings = Settings.from_env(tracking_uri=store_uri, artifacts_uri=artifacts_uri)
+    if gc_every:
+        os.environ["LOOPLINE_GC_INTERVAL"] = str(parse_age(gc_every) / 1000)
+        os.environ["LOOPLINE_GC_OLDER_THAN"] = str(parse_age(gc_older_than) / 1000)
     create_store_engine(settings.tracking_uri).dispose()  # migrate once, before workers race to
     # Workers are separate processes: hand them the resolved settings through the environment.
     os.environ["LOOPLINE_TRACKING_URI"] = settings.tracking_uri

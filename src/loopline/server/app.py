@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
@@ -10,6 +15,26 @@ from loopline.config import Settings
 from loopline.server import errors
 from loopline.server.http import json_response
 from loopline.server.state import ServerState
+
+log = logging.getLogger("loopline.server")
+
+
+async def _collect_garbage_every(state: ServerState) -> None:
+    """Opt-in periodic GC (MLflow #14988): purge runs deleted long enough ago, free their blobs."""
+    from starlette.concurrency import run_in_threadpool
+
+    from loopline.tracking.gc import collect_garbage
+
+    s = state.settings
+    while True:
+        await asyncio.sleep(s.gc_interval)
+        try:
+            report = await run_in_threadpool(
+                collect_garbage, state.tracking, state.artifacts, older_than_ms=int(s.gc_older_than * 1000)
+            )
+            log.info("gc: %s", report)
+        except Exception:  # a failed round must not stop the next one
+            log.exception("gc failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,7 +52,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             f"The server needs a database, not another server: {settings.tracking_uri}.",
             hint="Pass --store-uri sqlite:///path.db or postgresql://….",
         )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = (
+            asyncio.create_task(_collect_garbage_every(app.state.loopline))
+            if settings.gc_interval > 0
+            else None
+        )
+        yield
+        if task is not None:
+            task.cancel()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Loopline",
         version=__version__,
         description="Tracking, artifacts and lineage. MLflow-compatible REST API under /api/2.0/mlflow.",

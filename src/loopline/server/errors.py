@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from loopline.errors import LooplineError
 from loopline.server.http import json_response
@@ -42,6 +43,13 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: HTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "INTERNAL_ERROR" if exc.status_code >= 500 else "BAD_REQUEST")
         return json_response({"error_code": code, "message": str(exc.detail)}, exc.status_code)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> Response:
+        # An upload cut off mid-body: routes clean up what they staged, the client re-sends. Routine,
+        # so no traceback; the answer goes nowhere but keeps the handler chain from re-raising.
+        log.info("Client disconnected during %s %s", request.method, request.url.path)
+        return json_response({"error_code": "BAD_REQUEST", "message": "The client disconnected."}, 400)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:

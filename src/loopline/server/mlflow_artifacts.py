@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from loopline.artifacts.blobs import CHUNK, BlobArtifactStore
-from loopline.artifacts.paths import safe_path
+from loopline.artifacts.paths import join, safe_path
 from loopline.errors import InvalidInput, NotFound
 from loopline.server.http import blocking, json_body, json_response, query_dict
 from loopline.server.state import artifacts
@@ -117,15 +118,28 @@ def _existing_upload(store: BlobArtifactStore, upload_id: str) -> str:
     return d
 
 
+def _destination(folder: str, body: dict[str, Any]) -> str:
+    """Where an upload lands: as in MLflow, the URL names the folder and ``path`` (the client's
+    local file) gives the file name."""
+    local = body.get("path")
+    if not isinstance(local, str) or not local:
+        raise InvalidInput("Missing value for required parameter 'path' (the file being uploaded).")
+    name = re.split(r"[\\/]", local.rstrip("/\\"))[-1]  # a Windows client sends backslashes
+    return safe_path(join(safe_path(folder, allow_root=True), name))
+
+
 @router.post(PREFIX + "/mpu/create/{path:path}")
 async def mpu_create(path: str, request: Request) -> Response:
-    path = safe_path(path)
     body = await json_body(request)
+    destination = _destination(path, body)
     num_parts = body.get("num_parts", 1)
     if not isinstance(num_parts, int) or isinstance(num_parts, bool) or not 1 <= num_parts <= 10_000:
         raise InvalidInput("num_parts must be an integer between 1 and 10000.")
     upload_id = uuid.uuid4().hex
-    os.makedirs(_upload_dir(artifacts(request), upload_id))
+    d = _upload_dir(artifacts(request), upload_id)
+    os.makedirs(d)
+    with open(os.path.join(d, "destination"), "w", encoding="utf-8") as f:
+        f.write(destination)
     base = str(request.base_url).rstrip("/")
     creds = [
         {"url": f"{base}{UPLOADS}/{upload_id}/parts/{n}", "part_number": n, "headers": {}}
@@ -163,16 +177,26 @@ async def mpu_status(upload_id: str, request: Request) -> Response:
     """Which parts arrived (to resume an interrupted upload)."""
     d = _existing_upload(artifacts(request), upload_id)
     parts = sorted(int(n[5:]) for n in os.listdir(d) if n.startswith("part-"))
-    return json_response({"upload_id": upload_id, "parts": parts})
+    return json_response({"upload_id": upload_id, "path": _read_destination(d), "parts": parts})
+
+
+def _read_destination(d: str) -> str:
+    with open(os.path.join(d, "destination"), encoding="utf-8") as f:
+        return f.read()
 
 
 @router.post(PREFIX + "/mpu/complete/{path:path}")
 async def mpu_complete(path: str, request: Request) -> Response:
-    path = safe_path(path)
     body = await json_body(request)
+    destination = _destination(path, body)
     store = artifacts(request)
     upload_id = str(body.get("upload_id") or "")
     d = _existing_upload(store, upload_id)
+    if destination != _read_destination(d):
+        raise InvalidInput(
+            f"Upload {upload_id} was created for {_read_destination(d)!r}, not {destination!r}.",
+            hint="Complete it with the folder and path it was created with.",
+        )
     numbers = _part_numbers(body.get("parts"))
     missing = [n for n in numbers if not os.path.exists(os.path.join(d, f"part-{n:05d}"))]
     if missing:
@@ -182,11 +206,14 @@ async def mpu_complete(path: str, request: Request) -> Response:
 
     def assemble() -> None:
         with store.stage() as staged:
-            for n in numbers:
-                with open(os.path.join(d, f"part-{n:05d}"), "rb") as f:
-                    while chunk := f.read(CHUNK):
-                        staged.write(chunk)
-            staged.commit(path)
+            try:
+                for n in numbers:
+                    with open(os.path.join(d, f"part-{n:05d}"), "rb") as f:
+                        while chunk := f.read(CHUNK):
+                            staged.write(chunk)
+            except FileNotFoundError:  # a concurrent complete or abort got there first
+                raise NotFound(f"No multipart upload {upload_id!r}.") from None
+            staged.commit(destination)
         _remove_tree(d)
 
     await blocking(assemble)
@@ -212,8 +239,8 @@ def _part_numbers(parts: object) -> list[int]:
 
 @router.post(PREFIX + "/mpu/abort/{path:path}")
 async def mpu_abort(path: str, request: Request) -> Response:
-    safe_path(path)
     body = await json_body(request)
+    _destination(path, body)
     d = _upload_dir(artifacts(request), str(body.get("upload_id") or ""))
     await blocking(_remove_tree, d)
     return json_response({})
