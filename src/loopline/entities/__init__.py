@@ -4,6 +4,14 @@ Users never see ORM rows. Field names follow MLflow's entities so code written a
 ``mlflow.entities`` reads the same here.
 """
 
+from loopline.entities.registry import (
+    STAGES,
+    LoggedModel,
+    LoggedModelStatus,
+    ModelVersion,
+    ModelVersionStatus,
+    RegisteredModel,
+)
 from loopline.entities.tracking import (
     Dataset,
     DatasetInput,
@@ -19,12 +27,18 @@ from loopline.entities.tracking import (
 )
 
 __all__ = [
+    "STAGES",
     "Dataset",
     "DatasetInput",
     "Experiment",
     "LifecycleStage",
+    "LoggedModel",
+    "LoggedModelStatus",
     "Metric",
+    "ModelVersion",
+    "ModelVersionStatus",
     "Param",
+    "RegisteredModel",
     "Run",
     "RunData",
     "RunInfo",

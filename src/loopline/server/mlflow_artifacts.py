@@ -85,7 +85,7 @@ async def download(path: str, request: Request) -> Response:
 
 @router.get(PREFIX + "/artifacts")
 async def list_artifacts(request: Request) -> Response:
-    path = safe_path(str(query_dict(request).get("path") or ""), allow_root=True)
+    path = _folder(str(query_dict(request).get("path") or ""))
     entries = await blocking(artifacts(request).list, path)
     files: list[dict[str, Any]] = []
     for e in entries:
@@ -118,6 +118,11 @@ def _existing_upload(store: BlobArtifactStore, upload_id: str) -> str:
     return d
 
 
+def _folder(path: str) -> str:
+    """A folder path from a URL or query: "" is the root; absolute paths are refused (as in MLflow)."""
+    return safe_path(path) if path else ""
+
+
 def _destination(folder: str, body: dict[str, Any]) -> str:
     """Where an upload lands: as in MLflow, the URL names the folder and ``path`` (the client's
     local file) gives the file name."""
@@ -125,7 +130,7 @@ def _destination(folder: str, body: dict[str, Any]) -> str:
     if not isinstance(local, str) or not local:
         raise InvalidInput("Missing value for required parameter 'path' (the file being uploaded).")
     name = re.split(r"[\\/]", local.rstrip("/\\"))[-1]  # a Windows client sends backslashes
-    return safe_path(join(safe_path(folder, allow_root=True), name))
+    return safe_path(join(_folder(folder), name))
 
 
 @router.post(PREFIX + "/mpu/create/{path:path}")

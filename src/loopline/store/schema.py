@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -207,4 +208,125 @@ run_inputs = Table(
     ),
     Column("context", String(64), nullable=False, default=""),  # mlflow.data.context tag
     Column("tags", Text, nullable=False, default="{}"),
+)
+
+# ---- model registry (migration 0002) -------------------------------------------------------
+
+logged_models = Table(
+    "logged_models",
+    metadata,
+    Column("model_id", String(64), primary_key=True),
+    Column("workspace", String(63), nullable=False),
+    Column(
+        "experiment_id",
+        BigId,
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", String(500), nullable=False),
+    Column("artifact_location", String(1024), nullable=False),
+    Column("creation_timestamp", BigInteger, nullable=False),
+    Column("last_updated_timestamp", BigInteger, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("status_message", Text, nullable=False, default=""),
+    Column("model_type", String(500), nullable=False, default=""),
+    Column("source_run_id", String(32), nullable=False, default=""),
+    Column("lifecycle_stage", String(16), nullable=False),
+    Index(None, "experiment_id", "creation_timestamp"),
+    Index(None, "source_run_id"),
+)
+
+logged_model_tags = Table(
+    "logged_model_tags",
+    metadata,
+    Column(
+        "model_id", String(64), ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+logged_model_params = Table(
+    "logged_model_params",
+    metadata,
+    Column(
+        "model_id", String(64), ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+logged_model_metrics = Table(
+    "logged_model_metrics",
+    metadata,
+    Column(
+        "model_id", String(64), ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("key", String(KEY), primary_key=True),
+    Column("step", BigInteger, primary_key=True),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Double, nullable=False),
+    Column("run_id", String(32), nullable=False, default=""),
+    Column("dataset_name", String(500), nullable=False, default=""),
+    Column("dataset_digest", String(64), nullable=False, default=""),
+)
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("workspace", String(63), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+    UniqueConstraint("workspace", "name"),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags",
+    metadata,
+    Column("model", BigId, ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("model", BigId, ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("user_id", String(255), nullable=False, default=""),
+    Column("current_stage", String(20), nullable=False, default="None"),
+    Column("source", String(1024), nullable=False),
+    Column("run_id", String(32), nullable=False, default=""),
+    Column("model_id", String(64), nullable=False, default=""),
+    Column("run_link", String(1024), nullable=False, default=""),
+    Column("status", String(32), nullable=False),
+    Column("status_message", Text, nullable=False, default=""),
+    Column("digests", Text, nullable=False, default="{}"),  # JSON {path: blake3} checked on load
+    Index(None, "run_id"),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("model", BigId, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", String(KEY), primary_key=True),
+    Column("value", Text, nullable=False),
+    ForeignKeyConstraint(
+        ["model", "version"], ["model_versions.model", "model_versions.version"], ondelete="CASCADE"
+    ),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("model", BigId, ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True),
+    Column("alias", String(256), primary_key=True),
+    Column("version", Integer, nullable=False),
 )

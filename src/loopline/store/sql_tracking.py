@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, exists, func, insert, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from loopline import uris
@@ -33,8 +31,7 @@ from loopline.entities import (
 )
 from loopline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from loopline.store import schema as t
-from loopline.store.engine import write_transaction
-from loopline.store.lineage import add_edge, append_event
+from loopline.store.base import SqlStore, chunks, decode_token, encode_token, now_ms
 from loopline.store.names import random_run_name
 from loopline.store.protocol import Page, ViewType
 from loopline.store.search import RunQuery
@@ -44,34 +41,6 @@ RUN_NAME_TAG = "mlflow.runName"
 USER_TAG = "mlflow.user"
 PARENT_TAG = "mlflow.parentRunId"
 DEFAULT_EXPERIMENT = "Default"
-_IN_CHUNK = 500
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-    except Exception:
-        raise InvalidInput(
-            f"Invalid page token {token!r}.", hint="Pass back next_page_token as given."
-        ) from None
-    if not isinstance(offset, int) or offset < 0:
-        raise InvalidInput(f"Invalid page token {token!r}.")
-    return offset
-
-
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), _IN_CHUNK):
-        yield items[i : i + _IN_CHUNK]
 
 
 def _views(view_type: ViewType) -> tuple[str, ...]:
@@ -82,36 +51,18 @@ def _views(view_type: ViewType) -> tuple[str, ...]:
     }[view_type]
 
 
-class SqlTrackingStore:
+class SqlTrackingStore(SqlStore):
     """Tracking data in SQLite or PostgreSQL, scoped to one workspace and acting as one actor."""
 
     def __init__(self, engine: Engine, *, workspace: str = "default", actor: str = "unknown") -> None:
-        self.engine = engine
-        self.workspace = workspace
-        self.actor = actor
+        super().__init__(engine, workspace=workspace, actor=actor)
         self._ensure_workspace()
 
     def scoped(self, *, workspace: str | None = None, actor: str | None = None) -> SqlTrackingStore:
-        """The same store seen by another workspace or actor (shares the engine)."""
-        clone = object.__new__(SqlTrackingStore)
-        clone.engine = self.engine
-        clone.workspace = workspace or self.workspace
-        clone.actor = actor or self.actor
+        clone = super().scoped(workspace=workspace, actor=actor)
         if clone.workspace != self.workspace:
             clone._ensure_workspace()
         return clone
-
-    # ---- helpers ---------------------------------------------------------------------------
-
-    def _write(self) -> Any:
-        return write_transaction(self.engine)
-
-    def _insert(self, conn: Connection, table: Any) -> Any:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table)
-
-    def _event(self, conn: Connection, action: str, uri: str, **payload: object) -> None:
-        append_event(conn, self.workspace, self.actor, action, uri, payload)
 
     def _ensure_workspace(self) -> None:
         with self.engine.connect() as conn:
@@ -134,7 +85,9 @@ class SqlTrackingStore:
             }
             if self.workspace == "default":
                 values["experiment_id"] = 0  # MLflow's Default experiment
-            exp_id = conn.execute(insert(t.experiments).values(**values)).inserted_primary_key[0]
+            exp_id = conn.execute(
+                insert(t.experiments).values(**values).returning(t.experiments.c.experiment_id)
+            ).scalar_one()
             conn.execute(
                 update(t.experiments)
                 .where(t.experiments.c.experiment_id == exp_id)
@@ -211,7 +164,8 @@ class SqlTrackingStore:
         try:
             with self._write() as conn:
                 exp_id = conn.execute(
-                    insert(t.experiments).values(
+                    insert(t.experiments)
+                    .values(
                         workspace=self.workspace,
                         name=name,
                         artifact_location=artifact_location or "",
@@ -219,7 +173,8 @@ class SqlTrackingStore:
                         creation_time=ms,
                         last_update_time=ms,
                     )
-                ).inserted_primary_key[0]
+                    .returning(t.experiments.c.experiment_id)
+                ).scalar_one()
                 if not artifact_location:
                     conn.execute(
                         update(t.experiments)
@@ -372,7 +327,7 @@ class SqlTrackingStore:
             uri = f"runs:/{run_id}"
             self._event(conn, "run.create", uri, experiment_id=str(exp.experiment_id), name=name)
             if PARENT_TAG in tag_map:
-                add_edge(conn, self.workspace, f"runs:/{tag_map[PARENT_TAG]}", uri, "parent_of")
+                self._edge(conn, f"runs:/{tag_map[PARENT_TAG]}", uri, "parent_of")
         info = RunInfo(
             run_id=run_id,
             experiment_id=str(exp.experiment_id),
@@ -564,9 +519,7 @@ class SqlTrackingStore:
                     tags=json.dumps(dict(di.tags)),
                 )
                 conn.execute(ins.on_conflict_do_nothing())
-                add_edge(
-                    conn, self.workspace, f"datasets:/{d.name}/{d.digest}", f"runs:/{run_id}", "input_of"
-                )
+                self._edge(conn, f"datasets:/{d.name}/{d.digest}", f"runs:/{run_id}", "input_of")
             self._event(conn, "run.log_inputs", f"runs:/{run_id}", datasets=len(datasets))
 
     # ---- reads -----------------------------------------------------------------------------
@@ -615,7 +568,7 @@ class SqlTrackingStore:
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         metrics: dict[str, list[Metric]] = {i: [] for i in ids}
         inputs: dict[str, list[DatasetInput]] = {i: [] for i in ids}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             if "params" in include:
                 for rid, k, v in conn.execute(
                     select(t.params.c.run_uuid, t.params.c.key, t.params.c.value).where(
@@ -702,7 +655,7 @@ class SqlTrackingStore:
         """Remove deleted runs and everything logged to them, for good. Active runs are refused."""
         purged = 0
         with self._write() as conn:
-            for chunk in _chunks(list(run_ids)):
+            for chunk in chunks(list(run_ids)):
                 active = (
                     conn.execute(
                         select(t.runs.c.run_uuid).where(
