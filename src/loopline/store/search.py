@@ -37,7 +37,7 @@ _OPS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
 }
 
 
-def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+def compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     return _OPS[op](column, value)
 
 
@@ -68,7 +68,7 @@ def _key_value_condition(
     if clause.op in ("IS NULL", "IS NOT NULL"):
         present = exists().where(table.c.run_uuid == t.runs.c.run_uuid, table.c.key == clause.key)
         return not_(present) if clause.op == "IS NULL" else present
-    where = [table.c.key == clause.key, _compare(table.c.value, clause.op, clause.value)]
+    where = [table.c.key == clause.key, compare(table.c.value, clause.op, clause.value)]
     if extra is not None:
         where.append(extra)
     return t.runs.c.run_uuid.in_(select(table.c.run_uuid).where(*where))
@@ -87,13 +87,13 @@ def _condition(clause: Clause) -> ColumnElement[bool]:
         return exists().where(
             ri.run_uuid == t.runs.c.run_uuid,
             d.dataset_uuid == ri.dataset_uuid,
-            _compare(column, clause.op, clause.value),
+            compare(column, clause.op, clause.value),
         )
     column = _attribute_column(clause.key)
     if clause.op in ("IS NULL", "IS NOT NULL"):
         cond: ColumnElement[bool] = column.is_(None) if clause.op == "IS NULL" else column.is_not(None)
         return cond
-    return _compare(column, clause.op, clause.value)
+    return compare(column, clause.op, clause.value)
 
 
 class RunQuery:
@@ -144,7 +144,7 @@ class RunQuery:
             if i == 0 and driving:
                 lm = t.latest_metrics.alias("o0")
                 q = q.join(lm, and_(lm.c.run_uuid == t.runs.c.run_uuid, lm.c.key == ob.key))
-                where += [lm.c.is_nan.is_(False)] + [_compare(lm.c.value, c.op, c.value) for c in driving]
+                where += [lm.c.is_nan.is_(False)] + [compare(lm.c.value, c.op, c.value) for c in driving]
                 order.append(lm.c.value.asc() if ob.ascending else lm.c.value.desc())
                 continue
             q, keys = _order(q, ob, i)
@@ -193,11 +193,11 @@ def experiment_query(
             cond = exists().where(et.experiment_id == e.experiment_id, et.key == c.key)
             if c.op not in ("IS NULL", "IS NOT NULL"):
                 cond = exists().where(
-                    et.experiment_id == e.experiment_id, et.key == c.key, _compare(et.value, c.op, c.value)
+                    et.experiment_id == e.experiment_id, et.key == c.key, compare(et.value, c.op, c.value)
                 )
             q = q.where(not_(cond) if c.op == "IS NULL" else cond)
         elif c.kind == "attribute":
-            q = q.where(_compare(columns[c.key], c.op, c.value))
+            q = q.where(compare(columns[c.key], c.op, c.value))
         else:
             raise InvalidInput(f"Experiments cannot be filtered by {c.kind}s.", hint="Use name or tags.")
     order: list[Any] = []
