@@ -75,7 +75,9 @@ def decode_str(value: object, field: str, *, required: bool = True) -> str:
     if not isinstance(value, str):
         if value is None:
             raise InvalidInput(f"Missing value for required parameter '{field}'.")
-        raise InvalidInput(f"Invalid value {value!r} for parameter '{field}': expected a string.")
+        raise InvalidInput(f"Invalid value {value!r:.100} for parameter '{field}': expected a string.")
+    if "\x00" in value:  # PostgreSQL's text cannot hold NUL: refuse it on every backend alike
+        raise InvalidInput(f"Invalid value for parameter '{field}': it contains a NUL character.")
     return value
 
 

@@ -40,8 +40,9 @@ async def _collect_garbage_every(state: ServerState) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the server for ``settings`` (default: from the environment)."""
     from loopline.artifacts.blobs import BlobArtifactStore
-    from loopline.server import loopline_api, mlflow_artifacts, mlflow_tracking
+    from loopline.server import loopline_api, mlflow_artifacts, mlflow_registry, mlflow_tracking
     from loopline.store.engine import create_store_engine
+    from loopline.store.sql_registry import SqlRegistryStore
     from loopline.store.sql_tracking import SqlTrackingStore
 
     settings = settings or Settings.from_env()
@@ -74,11 +75,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.loopline = ServerState(
         settings=settings,
         tracking=SqlTrackingStore(engine, workspace=settings.workspace, actor=settings.user),
+        registry=SqlRegistryStore(engine, workspace=settings.workspace, actor=settings.user),
         artifacts=BlobArtifactStore(settings.artifacts_uri),
     )
     errors.install(app)
     app.include_router(mlflow_tracking.router)
     app.include_router(mlflow_artifacts.router)
+    app.include_router(mlflow_registry.router)
     app.include_router(loopline_api.router)
 
     @app.get("/health", include_in_schema=False)

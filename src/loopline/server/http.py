@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from loopline.errors import InvalidInput, LooplineError
+from loopline.protocol.mlflow_json import decode_int, decode_str
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -72,11 +73,9 @@ def required_str(body: dict[str, Any], *names: str) -> str:
     for name in names:
         value = body.get(name)
         if value is not None:
-            if not isinstance(value, str) or not value:
-                raise InvalidInput(
-                    f"Invalid value {value!r:.100} for parameter '{name}': expected a non-empty string."
-                )
-            return value
+            if value == "":
+                raise InvalidInput(f"Invalid value '' for parameter '{name}': expected a non-empty string.")
+            return decode_str(value, name)
     raise InvalidInput(
         f"Missing value for required parameter '{names[0]}'.", hint=f"Send '{names[0]}' in the request."
     )
@@ -85,16 +84,10 @@ def required_str(body: dict[str, Any], *names: str) -> str:
 def optional_str(body: dict[str, Any], name: str) -> str | None:
     """``body[name]`` if it is a non-empty string, None if absent or empty; 400 for other types."""
     value = body.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput(f"Invalid value {value!r:.100} for parameter '{name}': expected a string.")
-    return value
+    return None if value is None or value == "" else decode_str(value, name)
 
 
 def optional_int(body: dict[str, Any], name: str, default: int | None = None) -> int | None:
-    from loopline.protocol.mlflow_json import decode_int
-
     value = body.get(name)
     return default if value is None else decode_int(value, name)
 

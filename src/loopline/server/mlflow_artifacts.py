@@ -4,7 +4,9 @@ Bodies stream in and out in chunks; nothing is ever held whole in memory. Upload
 and hashed as they arrive, then committed atomically. Multipart upload (MLflow's ``mpu`` routes,
 used by its client when ``MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=true``) hands the client one URL
 per part on this server; parts already received survive a failure, so an interrupted upload
-resumes by re-sending only the missing parts.
+resumes by re-sending only the missing parts (``GET /api/2.0/loopline/uploads/<id>`` lists those
+that arrived). As in MLflow, an ``mpu`` URL names the destination folder and the body's ``path``
+(the client's local file) the file name.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from loopline.artifacts.blobs import BlobArtifactStore
 from loopline.config import Settings
+from loopline.store.sql_registry import SqlRegistryStore
 from loopline.store.sql_tracking import SqlTrackingStore
 
 
@@ -15,6 +16,7 @@ from loopline.store.sql_tracking import SqlTrackingStore
 class ServerState:
     settings: Settings
     tracking: SqlTrackingStore
+    registry: SqlRegistryStore
     artifacts: BlobArtifactStore
 
 
@@ -30,3 +32,7 @@ def tracking(request: Request) -> SqlTrackingStore:
 
 def artifacts(request: Request) -> BlobArtifactStore:
     return state(request).artifacts
+
+
+def registry(request: Request) -> SqlRegistryStore:
+    return state(request).registry

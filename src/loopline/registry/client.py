@@ -1,0 +1,88 @@
+"""``RegistryClient``: registered models, versions and aliases, embedded or over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+from loopline.entities import ModelVersion, RegisteredModel
+from loopline.errors import AlreadyExists
+from loopline.tracking import Client
+
+
+class RegistryClient:
+    """The registry next to a tracking ``Client`` (same settings, same artifact store)."""
+
+    def __init__(self, tracking: Client | None = None) -> None:
+        self.tracking = tracking or Client()
+        if self.tracking.settings.is_remote:
+            from loopline.store.rest_registry import RestRegistryStore
+
+            self.store: Any = RestRegistryStore(self.tracking.settings.tracking_uri)
+        else:
+            from loopline.store.sql_registry import SqlRegistryStore
+
+            engine = self.tracking.store.engine  # type: ignore[attr-defined]
+            settings = self.tracking.settings
+            self.store = SqlRegistryStore(engine, workspace=settings.workspace, actor=settings.user)
+
+    def register(
+        self,
+        source: str,
+        name: str,
+        *,
+        run_id: str = "",
+        model_id: str = "",
+        digests: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        description: str = "",
+    ) -> ModelVersion:
+        """Register ``source`` (a logged model's artifact location) as the next version of ``name``."""
+        with contextlib.suppress(AlreadyExists):  # registering into an existing model is the usual case
+            self.store.create_registered_model(name)
+        return self.store.create_model_version(  # type: ignore[no-any-return]
+            name,
+            source,
+            run_id=run_id,
+            tags=tags,
+            description=description,
+            model_id=model_id,
+            digests=digests,
+        )
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        return self.store.get_registered_model(name)  # type: ignore[no-any-return]
+
+    def get_model_version(self, name: str, version: int | str) -> ModelVersion:
+        return self.store.get_model_version(name, version)  # type: ignore[no-any-return]
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        return self.store.get_model_version_by_alias(name, alias)  # type: ignore[no-any-return]
+
+    def set_alias(self, name: str, alias: str, version: int | str) -> None:
+        self.store.set_registered_model_alias(name, alias, version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.store.delete_registered_model_alias(name, alias)
+
+    def search_registered_models(self, filter_string: str | None = None) -> list[RegisteredModel]:
+        out: list[RegisteredModel] = []
+        token = None
+        while True:
+            page = self.store.search_registered_models(filter_string, 1000, None, token)
+            out += page.items
+            if not (token := page.next_page_token):
+                return out
+
+    def search_model_versions(self, filter_string: str | None = None) -> list[ModelVersion]:
+        out: list[ModelVersion] = []
+        token = None
+        while True:
+            page = self.store.search_model_versions(filter_string, 10_000, None, token)
+            out += page.items
+            if not (token := page.next_page_token):
+                return out
+
+
+__all__ = ["RegistryClient"]

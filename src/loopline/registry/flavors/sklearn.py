@@ -1,0 +1,79 @@
+"""scikit-learn models (and pipelines), saved with skops where it can, as MLflow 3 does.
+
+skops files hold no code: loading one only rebuilds types on skops' safe list, plus those the
+model's MLmodel names (trusted because the registry verified that file's digest). Models skops
+cannot save fall back to pickle, which loads only with an explicit opt-in.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+from loopline.errors import InvalidInput
+from loopline.registry.flavors.base import Saved, Trust, pinned
+from loopline.registry.mlmodel import pyfunc_conf
+
+NAME = "sklearn"
+
+
+def matches(model: Any) -> bool:
+    return type(model).__module__.startswith("sklearn.") or (
+        hasattr(model, "get_params") and hasattr(model, "predict") and hasattr(model, "fit")
+    )
+
+
+def save(model: Any, path: Path) -> Saved:
+    import sklearn
+
+    fmt, filename, trusted = "skops", "model.skops", None
+    try:
+        import skops.io as sio
+
+        sio.dump(model, path / filename)
+        untrusted = sio.get_untrusted_types(file=path / filename)
+        trusted = untrusted or None  # our own model, just written: its types are the ones it uses
+    except Exception:  # skops missing, or a type it cannot serialise
+        (path / "model.skops").unlink(missing_ok=True)
+        fmt, filename = "pickle", "model.pkl"
+        with open(path / filename, "wb") as f:
+            pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+    flavor = {
+        "code": None,
+        "pickled_model": filename,
+        "serialization_format": fmt,
+        "sklearn_version": sklearn.__version__,
+        "skops_trusted_types": trusted,
+    }
+    reqs = pinned("scikit-learn", "numpy", "scipy", *(["skops"] if fmt == "skops" else []))
+    return Saved(flavor, pyfunc_conf("mlflow.sklearn", filename), reqs)
+
+
+def load(path: Path, conf: dict[str, Any], trust: Trust) -> Any:
+    file = path / conf.get("pickled_model", "model.pkl")
+    fmt = conf.get("serialization_format", "cloudpickle")
+    if fmt == "skops":
+        import skops.io as sio
+
+        trusted = conf.get("skops_trusted_types") if trust.verified else None
+        try:
+            return sio.load(file, trusted=trusted)
+        except sio.exceptions.UntrustedTypesFoundException as e:
+            raise InvalidInput(
+                f"The skops file names types that are not on the trusted list: {e}.",
+                hint="Load it through the registry (which verifies the model's files), or pass "
+                "allow_pickle=True if you trust its author.",
+            ) from None
+    trust.require_code_execution(f"{file.name} ({fmt})")
+    if fmt == "cloudpickle":
+        try:
+            import cloudpickle
+        except ImportError:
+            raise InvalidInput(
+                "This model was saved with cloudpickle.", hint="pip install cloudpickle"
+            ) from None
+        with open(file, "rb") as f:
+            return cloudpickle.load(f)
+    with open(file, "rb") as f:
+        return pickle.load(f)
