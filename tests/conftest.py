@@ -108,11 +108,12 @@ def loopline_server(tmp_path: Path) -> Iterator[str]:
         "LOOPLINE_ARTIFACTS_URI": str(tmp_path / "server-artifacts"),
     }
     env.pop("MLFLOW_TRACKING_URI", None)
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - a file, not a pipe nobody reads: a full pipe blocks
     proc = subprocess.Popen(
         [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -124,6 +125,7 @@ def loopline_server(tmp_path: Path) -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 @pytest.fixture

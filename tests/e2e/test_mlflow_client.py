@@ -178,10 +178,6 @@ def test_special_metric_values_round_trip(mlflow_uri: str) -> None:
     assert latest != latest
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MLflow orders metric history by (timestamp, step, value); the store orders by (step, id)",
-)
 def test_metric_history_is_ordered_like_mlflow(mlflow_uri: str) -> None:
     exp_id = _experiment()
     client = MlflowClient()
@@ -190,10 +186,6 @@ def test_metric_history_is_ordered_like_mlflow(mlflow_uri: str) -> None:
     assert [m.step for m in client.get_metric_history(run_id, "m")] == [1, 0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MLflow stores a metric point logged twice (same key, value, timestamp, step) once",
-)
 def test_identical_metric_points_are_stored_once(mlflow_uri: str) -> None:
     exp_id = _experiment()
     client = MlflowClient()

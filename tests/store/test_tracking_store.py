@@ -135,9 +135,9 @@ def test_deleted_runs_refuse_writes_and_can_be_restored(store: SqlTrackingStore)
         store.get_run("0" * 32)
 
 
-def test_metric_history_pages_in_step_order(store: SqlTrackingStore) -> None:
+def test_metric_history_pages_in_mlflow_order(store: SqlTrackingStore) -> None:
     rid = store.create_run(store.create_experiment("e")).info.run_id
-    points = [Metric("m", float(i), 1000 + i, (i * 7) % 50) for i in range(50)]
+    points = [Metric("m", float(i), 1000 + (i * 7) % 50, i) for i in range(50)]
     store.log_batch(rid, points)
     seen, token = [], None
     while True:
@@ -147,7 +147,24 @@ def test_metric_history_pages_in_step_order(store: SqlTrackingStore) -> None:
         if not token:
             break
     assert sorted(seen, key=lambda m: m.value) == sorted(points, key=lambda m: m.value)
-    assert [m.step for m in seen] == sorted(m.step for m in points)
+    assert [(m.timestamp, m.step) for m in seen] == sorted((m.timestamp, m.step) for m in points)
+    with pytest.raises(InvalidInput, match="page token"):
+        store.get_metric_history(rid, "m", 5, page_token="WyJhIiwiYiJd")  # ["a","b"]
+
+
+def test_a_point_logged_twice_is_stored_once(store: SqlTrackingStore) -> None:
+    rid = store.create_run(store.create_experiment("e")).info.run_id
+    for _ in range(2):  # a client retrying a request whose answer was lost
+        store.log_batch(rid, [Metric("m", 1.0, 1000, 0), Metric("m", math.nan, 1000, 0)])
+    assert store.count_metric_points(rid) == 2
+
+
+def test_nul_characters_are_refused(store: SqlTrackingStore) -> None:
+    rid = store.create_run(store.create_experiment("e")).info.run_id
+    with pytest.raises(InvalidInput, match="NUL"):
+        store.log_batch(rid, params=[Param("p", "a\x00b")])
+    with pytest.raises(InvalidInput, match="NUL"):
+        store.create_experiment("x\x00y")
 
 
 def test_search_runs_filters_and_orders(store: SqlTrackingStore) -> None:

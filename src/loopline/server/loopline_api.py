@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from loopline.errors import InvalidInput
 from loopline.protocol import mlflow_json as mj
-from loopline.server.http import blocking, json_response, optional_int, params, required_str
+from loopline.server.http import blocking, json_response, optional_int, optional_str, params, required_str
 from loopline.server.mlflow_tracking import _max_results, _str_list, _view
 from loopline.server.state import tracking
 from loopline.store import lineage
@@ -34,11 +34,11 @@ async def search_runs(request: Request) -> Response:
     page = await blocking(
         tracking(request).search_runs,
         _str_list(body.get("experiment_ids"), "experiment_ids"),
-        body.get("filter") or None,
+        optional_str(body, "filter"),
         _view(body, "run_view_type"),
         _max_results(body, 1000, 50_000),
         _str_list(body.get("order_by"), "order_by"),
-        body.get("page_token") or None,
+        optional_str(body, "page_token"),
         include=include,
     )
     out: dict[str, Any] = {"runs": [mj.run_to_json(r) for r in page.items]}
@@ -54,7 +54,7 @@ async def count_runs(request: Request) -> Response:
     n = await blocking(
         tracking(request).count_runs,
         _str_list(body.get("experiment_ids"), "experiment_ids"),
-        body.get("filter") or None,
+        optional_str(body, "filter"),
         _view(body, "run_view_type"),
     )
     return json_response({"count": n})

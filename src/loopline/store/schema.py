@@ -161,7 +161,8 @@ metrics = Table(
     Column("timestamp", BigInteger, nullable=False),
     Column("step", BigInteger, nullable=False),
     Column("is_nan", Boolean, nullable=False),
-    Index(None, "run_uuid", "key", "step"),
+    # One row per distinct point (a retried request stores nothing twice), in MLflow's history order.
+    Index("uq_metrics_point", "run_uuid", "key", "timestamp", "step", "value", "is_nan", unique=True),
 )
 
 latest_metrics = Table(

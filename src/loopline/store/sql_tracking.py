@@ -35,7 +35,7 @@ from loopline.store.base import SqlStore, chunks, decode_token, encode_token, no
 from loopline.store.names import random_run_name
 from loopline.store.protocol import Page, ViewType
 from loopline.store.search import RunQuery
-from loopline.store.validation import db_value, validate_batch, validate_key, validate_tag
+from loopline.store.validation import db_value, validate_batch, validate_key, validate_tag, validate_text
 
 RUN_NAME_TAG = "mlflow.runName"
 USER_TAG = "mlflow.user"
@@ -158,6 +158,7 @@ class SqlTrackingStore(SqlStore):
             raise InvalidInput("An experiment needs a non-empty name.")
         if len(name) > 256:
             raise InvalidInput("Experiment names are at most 256 characters.")
+        validate_text("The experiment name", name)
         for k, v in (tags or {}).items():
             validate_tag(RunTag(k, v))
         ms = now_ms()
@@ -459,7 +460,7 @@ class SqlTrackingStore(SqlStore):
             cur = latest.get(m.key)
             if cur is None or (m.step, m.timestamp, value) >= (cur["step"], cur["timestamp"], cur["value"]):
                 latest[m.key] = row
-        conn.execute(insert(t.metrics), rows)
+        conn.execute(self._insert(conn, t.metrics).on_conflict_do_nothing(), rows)
         ins = self._insert(conn, t.latest_metrics)
         lm = t.latest_metrics.c
         newer = tuple_(lm.step, lm.timestamp, lm.value) <= tuple_(
@@ -614,15 +615,13 @@ class SqlTrackingStore(SqlStore):
     def get_metric_history(
         self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
     ) -> Page[Metric]:
+        """The points of one metric in MLflow's order: (timestamp, step, value)."""
         m = t.metrics.c
-        q = select(m.id, m.value, m.timestamp, m.step, m.is_nan).where(m.run_uuid == run_id, m.key == key)
+        order = (m.timestamp, m.step, m.value, m.is_nan)  # the unique index: keyset paging is exact
+        q = select(m.value, m.timestamp, m.step, m.is_nan).where(m.run_uuid == run_id, m.key == key)
         if page_token:
-            try:
-                last_step, last_id = json.loads(base64.urlsafe_b64decode(page_token.encode()))
-            except Exception:
-                raise InvalidInput(f"Invalid page token {page_token!r}.") from None
-            q = q.where(tuple_(m.step, m.id) > tuple_(last_step, last_id))
-        q = q.order_by(m.step, m.id)
+            q = q.where(tuple_(*order) > tuple_(*_history_token(page_token)))
+        q = q.order_by(*order)
         if max_results is not None:
             q = q.limit(max_results + 1)
         with self.engine.connect() as conn:
@@ -633,7 +632,9 @@ class SqlTrackingStore(SqlStore):
         items = [Metric(key, float("nan") if r.is_nan else r.value, r.timestamp, r.step) for r in rows]
         token = None
         if more:
-            token = base64.urlsafe_b64encode(json.dumps([rows[-1].step, rows[-1].id]).encode()).decode()
+            last = rows[-1]
+            raw = json.dumps([last.timestamp, last.step, last.value, bool(last.is_nan)])
+            token = base64.urlsafe_b64encode(raw.encode()).decode()
         return Page(items, token)
 
     # ---- garbage collection ----------------------------------------------------------------
@@ -710,3 +711,21 @@ def _run_info(row: Any) -> RunInfo:
 
 
 __all__ = ["SqlTrackingStore"]
+
+
+def _history_token(token: str) -> tuple[int, int, float, bool]:
+    try:
+        ts, step, value, is_nan = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except Exception:
+        raise InvalidInput(
+            f"Invalid page token {token!r}.", hint="Pass back next_page_token as given."
+        ) from None
+    ints_ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (ts, step))
+    if (
+        not ints_ok
+        or not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not isinstance(is_nan, bool)
+    ):
+        raise InvalidInput(f"Invalid page token {token!r}.", hint="Pass back next_page_token as given.")
+    return ts, step, float(value), is_nan

@@ -48,10 +48,18 @@ def validate_metric(m: Metric) -> None:
         raise InvalidInput(f"Metric {m.key!r} has a non-integer timestamp {m.timestamp!r}.")
 
 
+def validate_text(what: str, value: str) -> str:
+    """PostgreSQL's text cannot hold NUL: refuse it on every backend alike."""
+    if "\x00" in value:
+        raise InvalidInput(f"{what} contains a NUL character.", hint="Remove the \\x00 from it.")
+    return value
+
+
 def validate_param(p: Param) -> None:
     validate_key("param", p.key)
     if not isinstance(p.value, str):
         raise InvalidInput(f"Param {p.key!r} must have a string value, got {p.value!r}.")
+    validate_text(f"Param {p.key!r}", p.value)
     if len(p.value) > PARAM_VALUE:
         raise InvalidInput(
             f"Param {p.key!r} has a value of {len(p.value)} characters; the limit is {PARAM_VALUE}.",
@@ -63,6 +71,7 @@ def validate_tag(t: RunTag) -> None:
     validate_key("tag", t.key)
     if not isinstance(t.value, str):
         raise InvalidInput(f"Tag {t.key!r} must have a string value, got {t.value!r}.")
+    validate_text(f"Tag {t.key!r}", t.value)
     if len(t.value) > TAG_VALUE:
         raise InvalidInput(f"Tag {t.key!r} is longer than {TAG_VALUE} characters.")
 
