@@ -8,14 +8,14 @@ from typing import Any
 
 from loopline.entities import ModelVersion, RegisteredModel
 from loopline.errors import AlreadyExists
-from loopline.tracking import Client
+from loopline.tracking import Client, default_client
 
 
 class RegistryClient:
     """The registry next to a tracking ``Client`` (same settings, same artifact store)."""
 
     def __init__(self, tracking: Client | None = None) -> None:
-        self.tracking = tracking or Client()
+        self.tracking = tracking or default_client()
         if self.tracking.settings.is_remote:
             from loopline.store.rest_registry import RestRegistryStore
 

@@ -210,7 +210,10 @@ def enforce(signature: Signature | None, data: Any) -> Any:
             continue
         col = data[c.name]
         kind = col.dtype.kind if hasattr(col.dtype, "kind") else "O"
-        if kind not in _SAFE_CASTS[c.type]:
+        integral = (
+            c.type in ("long", "integer") and kind == "f" and bool(np.all(np.mod(col.to_numpy(), 1) == 0))
+        )
+        if kind not in _SAFE_CASTS[c.type] and not integral:  # whole floats (from a plain array) are fine
             if kind == "O" and c.type in ("double", "float", "long", "integer"):
                 try:
                     col = pd.to_numeric(col)
@@ -221,8 +224,6 @@ def enforce(signature: Signature | None, data: Any) -> Any:
             else:
                 raise InvalidInput(f"Column {c.name!r} must be {c.type}; got {col.dtype}.")
         if c.type in ("double", "float", "long", "integer") and col.dtype != np.dtype(_COL_TYPES[c.type]):
-            if c.type in ("long", "integer") and col.dtype.kind == "f":
-                raise InvalidInput(f"Column {c.name!r} must be {c.type}; got {col.dtype}.")
             col = col.astype(_COL_TYPES[c.type])
         out[c.name] = col
     return pd.DataFrame(out, index=data.index)

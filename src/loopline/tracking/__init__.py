@@ -8,6 +8,7 @@ from loopline.tracking.client import Client
 from loopline.tracking.fluent import (
     ActiveRun,
     active_run,
+    default_client,
     end_run,
     flush,
     get_metric_history,
@@ -31,6 +32,7 @@ __all__ = [
     "ActiveRun",
     "Client",
     "active_run",
+    "default_client",
     "end_run",
     "flush",
     "get_metric_history",

@@ -38,6 +38,11 @@ _state: contextvars.ContextVar[_State] = contextvars.ContextVar(
 )
 
 
+def default_client() -> Client:
+    """The client the module-level verbs use (configured by ``set_tracking_uri`` or the environment)."""
+    return _client()
+
+
 def _client() -> Client:
     st = _state.get()
     if st.client is None:
