@@ -11,7 +11,9 @@ variable                       meaning (default)
                                (``sqlite:///./.loopline/loopline.db``);
                                ``MLFLOW_TRACKING_URI`` is honoured when this is unset
 ``LOOPLINE_ARTIFACTS_URI``     artifact root: a folder or ``s3://bucket/prefix``
-                               (``./.loopline/artifacts``)
+                               (``artifacts/`` beside a SQLite database, so ``./.loopline/artifacts``)
+``LOOPLINE_STORE_URI``         ``loopline server``'s own database (else a database URI in
+                               ``LOOPLINE_TRACKING_URI``; an ``http://`` one there is ignored)
 ``LOOPLINE_WORKSPACE``         workspace every object belongs to (``default``)
 ``LOOPLINE_USER``              actor recorded on events (the OS user name)
 ``LOOPLINE_FLUSH_INTERVAL``    seconds between background metric flushes (``0.5``)
@@ -71,6 +73,9 @@ class Settings(BaseModel):
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "tracking_uri" in values:
             values["tracking_uri"] = normalize_store_uri(str(values["tracking_uri"]))
+            db = sqlite_path(str(values["tracking_uri"]))
+            if db is not None and "artifacts_uri" not in values:  # artifacts live beside their database
+                values["artifacts_uri"] = str(db.parent / "artifacts")
         return cls.model_validate(values)
 
     @property
@@ -81,6 +86,13 @@ class Settings(BaseModel):
 
 def sqlite_uri(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other URIs and in-memory databases)."""
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
 
 
 def normalize_store_uri(uri: str) -> str:

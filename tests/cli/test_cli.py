@@ -103,3 +103,38 @@ def test_db_upgrade_and_help(tmp_path: Path) -> None:
     assert res.returncode == 0 and "revision" in res.stdout
     res = run_cli("--help", env={})
     assert res.returncode == 0 and "server" in res.stdout and "runs" in res.stdout
+
+
+def test_server_ignores_a_client_side_http_tracking_uri(tmp_path: Path) -> None:
+    import os
+
+    from support import free_port, wait_http
+
+    port = free_port()
+    env = {**os.environ, "LOOPLINE_TRACKING_URI": "http://127.0.0.1:1", "MLFLOW_TRACKING_URI": "http://x:1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loopline.cli", "server", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", proc)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert (tmp_path / ".loopline" / "loopline.db").exists()
+
+
+def test_experiment_delete_restore_rename_and_download(
+    seeded: tuple[Client, dict[str, str], list[str]], tmp_path: Path
+) -> None:
+    client, env, ids = seeded
+    assert run_cli("experiments", "rename", "cli", "cli2", env=env).returncode == 0
+    assert run_cli("experiments", "delete", "cli2", env=env).returncode == 0
+    assert client.search_runs() == []
+    assert run_cli("experiments", "restore", "cli2", env=env).returncode == 0
+    assert len(client.search_runs()) == 2
+    res = run_cli("runs", "download", ids[1], "notes.txt", "-d", str(tmp_path / "dl"), env=env)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "dl" / "notes.txt").read_text() == "xx"

@@ -25,6 +25,7 @@ def test_mlflow_filter_examples() -> None:
         Clause("tag", "x", "IS NOT NULL", None),
     ]
     assert parse_filter("") == [] and parse_filter(None) == []
+    assert parse_filter("metrics.a <> 1") == [Clause("metric", "a", "!=", 1.0)]
 
 
 def test_order_by() -> None:

@@ -199,6 +199,8 @@ def test_search_runs_filters_and_orders(store: SqlTrackingStore) -> None:
     assert names("attributes.status = 'FINISHED'") == ["r0"]
     assert names("run_name LIKE 'r%' AND metrics.acc <= 0.8", ["params.model DESC"]) == ["r2", "r1"]
     assert names("tags.missing IS NULL and params.model ILIKE 'RF'") == ["r2", "r0"]
+    assert names("params.model LIKE 'R%'") == []  # LIKE is case-sensitive on every backend
+    assert names("params.model LIKE 'r%'") == ["r2", "r0"]
     assert names(f"attributes.run_id = '{ids[1]}'") == ["r1"]
     assert set(names(exps=[])) == {"r0", "r1", "r2", "r3", "elsewhere"}  # across experiments
     assert store.count_runs([exp], "metrics.acc > 0.75") == 2

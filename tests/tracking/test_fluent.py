@@ -78,4 +78,6 @@ print(run.run_id)
 """  # no end_run, no flush: the interpreter exits with the metrics still queued
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     client = loopline.Client(loopline.Settings.from_env({}, tracking_uri=f"sqlite:///{db}"))
-    assert len(client.get_metric_history(out.stdout.strip(), "m")) == 5000
+    run_id = out.stdout.strip()
+    assert len(client.get_metric_history(run_id, "m")) == 5000
+    assert client.get_run(run_id).info.status == RunStatus.FINISHED  # ended at exit, not left RUNNING

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from loopline.cli.common import TrackingUri, client, fmt_time
 
-app = typer.Typer(help="List and create experiments.", no_args_is_help=True)
+app = typer.Typer(help="List, create, rename, delete and restore experiments.", no_args_is_help=True)
 
 
 @app.command("list")
@@ -35,3 +35,46 @@ def create(
 ) -> None:
     """Create an experiment and print its ID."""
     typer.echo(client(tracking_uri).create_experiment(name))  # type: ignore[attr-defined]
+
+
+def _experiment_id(c: object, name_or_id: str) -> str:
+    from loopline.errors import NotFound
+
+    for exp in c.search_experiments(view_type="ALL"):  # type: ignore[attr-defined]
+        if name_or_id in (exp.name, exp.experiment_id):
+            return str(exp.experiment_id)
+    raise NotFound(f"No experiment named {name_or_id!r}.", hint="See `loopline experiments list --all`.")
+
+
+@app.command("delete")
+def delete(
+    experiment: Annotated[str, typer.Argument(help="Experiment name or ID.")],
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Mark an experiment and its runs deleted. `loopline gc` frees their storage; `restore` undoes it."""
+    c = client(tracking_uri)
+    c.delete_experiment(_experiment_id(c, experiment))  # type: ignore[attr-defined]
+    typer.echo(f"Deleted experiment {experiment}")
+
+
+@app.command("restore")
+def restore(
+    experiment: Annotated[str, typer.Argument(help="Experiment name or ID.")],
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Restore a deleted experiment and its runs (before `loopline gc` purged them)."""
+    c = client(tracking_uri)
+    c.restore_experiment(_experiment_id(c, experiment))  # type: ignore[attr-defined]
+    typer.echo(f"Restored experiment {experiment}")
+
+
+@app.command("rename")
+def rename(
+    experiment: Annotated[str, typer.Argument(help="Experiment name or ID.")],
+    new_name: Annotated[str, typer.Argument(help="The new name.")],
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Rename an experiment."""
+    c = client(tracking_uri)
+    c.rename_experiment(_experiment_id(c, experiment), new_name)  # type: ignore[attr-defined]
+    typer.echo(f"Renamed experiment {experiment} to {new_name}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Annotated
 
 import typer
@@ -50,8 +51,8 @@ def gc(
         ),
     ] = None,
 ) -> None:
-    """Permanently remove deleted runs, their metrics, params, tags and artifacts, and free the storage
-    of every blob no live run still uses. Blobs shared with live runs stay."""
+    """Permanently remove deleted runs (with their metrics, params, tags and artifacts) and free the
+    storage of every blob no live run still uses. Blobs shared with live runs stay."""
     from rich.progress import Progress
 
     from loopline.artifacts.blobs import BlobArtifactStore
@@ -69,7 +70,7 @@ def gc(
     store = SqlTrackingStore(
         create_store_engine(settings.tracking_uri), workspace=settings.workspace, actor=settings.user
     )
-    with Progress(transient=True) as progress:
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("Purging deleted runs", total=None)
         report = collect_garbage(
             store,

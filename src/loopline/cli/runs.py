@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -43,7 +44,10 @@ def list_(
     c = client(tracking_uri)
     runs = c.search_runs(_experiment_ids(c, experiment), filter_string, order_by, max_results)  # type: ignore[attr-defined]
     keys = sorted({k for r in runs for k in r.data.metrics})[:8]
-    table = Table("Run ID", "Name", "Exp", "Status", "Started", "Duration", *keys)
+    table = Table()
+    table.add_column("Run ID", no_wrap=True, min_width=32)  # whole, so it can be copied into `runs show`
+    for header in ("Name", "Exp", "Status", "Started", "Duration", *keys):
+        table.add_column(header)
     for r in runs:
         i = r.info
         m = r.data.metrics
@@ -124,3 +128,15 @@ def restore(
     for r in run_ids:
         c.restore_run(r)  # type: ignore[attr-defined]
         typer.echo(f"Restored run {r}")
+
+
+@app.command("download")
+def download(
+    run_id: Annotated[str, typer.Argument(help="The run's ID.")],
+    path: Annotated[str, typer.Argument(help="File or folder inside the run's artifacts ('' for all).")] = "",
+    dst: Annotated[Path, typer.Option("--dst", "-d", help="Folder to download into.")] = Path("."),
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Download a run's artifact file or folder (artifacts are stored by content, not browsable on disk)."""
+    out = client(tracking_uri).download_artifacts(run_id, path, dst)  # type: ignore[attr-defined]
+    typer.echo(f"Downloaded to {out}")

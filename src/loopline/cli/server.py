@@ -18,7 +18,7 @@ def server(
         typer.Option(
             "--store-uri",
             "--backend-store-uri",
-            envvar="LOOPLINE_TRACKING_URI",
+            envvar="LOOPLINE_STORE_URI",
             help="Metadata database: sqlite:///path.db or postgresql://user@host/db. "
             "Default: ./.loopline/loopline.db",
             show_default=False,
@@ -57,7 +57,13 @@ def server(
     from loopline.config import Settings
     from loopline.store.engine import create_store_engine
 
-    settings = Settings.from_env(tracking_uri=store_uri, artifacts_uri=artifacts_uri)
+    # The server's own database: --store-uri / LOOPLINE_STORE_URI, else a database URI in
+    # LOOPLINE_TRACKING_URI; a client-side http:// tracking URI in the same shell is not a database.
+    env = dict(os.environ)
+    for name in ("LOOPLINE_TRACKING_URI", "MLFLOW_TRACKING_URI"):
+        if env.get(name, "").startswith(("http://", "https://")):
+            env.pop(name)
+    settings = Settings.from_env(env, tracking_uri=store_uri, artifacts_uri=artifacts_uri)
     if gc_every:
         os.environ["LOOPLINE_GC_INTERVAL"] = str(parse_age(gc_every) / 1000)
         os.environ["LOOPLINE_GC_OLDER_THAN"] = str(parse_age(gc_older_than) / 1000)

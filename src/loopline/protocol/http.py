@@ -30,6 +30,7 @@ _ERRORS: dict[str, type[LooplineError]] = {
     "INVALID_PARAMETER_VALUE": InvalidInput,
     "BAD_REQUEST": InvalidInput,
     "INVALID_STATE": Conflict,
+    "TEMPORARILY_UNAVAILABLE": BackendUnavailable,
 }
 
 
@@ -85,6 +86,8 @@ def raise_for_error(resp: httpx.Response) -> None:
     if resp.status_code == 404 and not code:
         code = "RESOURCE_DOES_NOT_EXIST"
     cls = _ERRORS.get(code, LooplineError)
+    if resp.status_code in _RETRY_STATUS:  # still failing after the retries: transient, not a refusal
+        cls = BackendUnavailable
     err = cls(message or f"HTTP {resp.status_code}")
     err.status_code = resp.status_code
     raise err

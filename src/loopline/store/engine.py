@@ -66,6 +66,7 @@ def _sqlite_engine(uri: str, database: str | None) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
         cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_S * 1000}")
         cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA case_sensitive_like=ON")  # LIKE matches case as on PostgreSQL; ILIKE does not
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -100,7 +100,17 @@ class Client:
                 return out
 
     def delete_experiment(self, experiment_id: str) -> None:
+        """Mark an experiment and its runs deleted (``restore_experiment`` undoes it)."""
         self.store.delete_experiment(experiment_id)
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        self.store.restore_experiment(experiment_id)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        self.store.rename_experiment(experiment_id, new_name)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        self.store.set_experiment_tag(experiment_id, key, value)
 
     # ---- runs ------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ so each thread and each asyncio task has its own active run, as in MLflow.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import os
 import subprocess
@@ -195,6 +196,17 @@ def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
 
 def _run() -> ActiveRun:
     return active_run() or start_run()
+
+
+@atexit.register
+def _end_runs_at_exit() -> None:
+    """Runs still active when the program ends (e.g. started implicitly by log_metric) finish."""
+    while (run := active_run()) is not None:
+        try:
+            _end(run, RunStatus.FINISHED)
+        except Exception as e:  # at exit there is nobody to raise to
+            print(f"loopline: could not end run {run.run_id}: {e}", file=sys.stderr)
+            break
 
 
 def log_param(key: str, value: Any) -> None:
