@@ -7,7 +7,7 @@ import sys
 import typer
 
 from loopline._version import __version__
-from loopline.cli import db, experiments, gc, runs, server
+from loopline.cli import db, deploy, experiments, gc, models, runs, serve, server
 from loopline.errors import LooplineError
 
 app = typer.Typer(
@@ -21,9 +21,12 @@ app = typer.Typer(
 )
 app.command("server")(server.server)
 app.command("gc")(gc.gc)
+app.command("serve")(serve.serve)
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
+app.add_typer(models.app, name="models")
+app.add_typer(deploy.app, name="deploy")
 
 
 @app.command("version")

@@ -7,14 +7,17 @@ its input against the signature.
 """
 
 from loopline.registry.client import RegistryClient
+from loopline.registry.evaluate import EvaluationResult, evaluate
 from loopline.registry.models import LoadedModel, ModelInfo, load_model, log_model, save_model
 from loopline.registry.signature import Signature, infer_signature
 
 __all__ = [
+    "EvaluationResult",
     "LoadedModel",
     "ModelInfo",
     "RegistryClient",
     "Signature",
+    "evaluate",
     "infer_signature",
     "load_model",
     "log_model",

@@ -98,13 +98,14 @@ def python_version() -> str:
     return ".".join(map(str, sys.version_info[:3]))
 
 
-def pyfunc_conf(loader_module: str, model_path: str, **extra: Any) -> dict[str, Any]:
-    """The ``python_function`` flavor block MLflow's ``pyfunc.load_model`` dispatches on."""
+def pyfunc_conf(loader_module: str, data: str, *, path_key: str = "data", **extra: Any) -> dict[str, Any]:
+    """The ``python_function`` block MLflow's ``pyfunc.load_model`` dispatches on: it passes the file
+    (or folder) under ``path_key`` to ``<loader_module>._load_pyfunc``. Most flavors name it ``data``;
+    MLflow 3's scikit-learn flavor writes ``model_path`` (with ``predict_fn``)."""
     return {
+        path_key: data,
         "env": {"conda": "conda.yaml", "virtualenv": "python_env.yaml"},
         "loader_module": loader_module,
-        "model_path": model_path,
-        "predict_fn": "predict",
         "python_version": python_version(),
         **extra,
     }

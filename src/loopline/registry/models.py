@@ -244,10 +244,11 @@ def load_model(uri: str | os.PathLike[str], *, allow_pickle: bool = False, clien
     tmp = tempfile.mkdtemp(prefix="loopline-model-")
     dst = Path(tmp)
     store_digests = fetch(rc.tracking.artifacts, prefix, dst)
-    expected = mv.digests if mv is not None and mv.digests else store_digests
-    if expected:
-        verify(dst, expected)
-    return load_from_directory(dst, uri=uri, version=mv, verified=bool(expected), allow_pickle=allow_pickle)
+    # Only digests recorded at registration vouch for the files; the store's own only catch damage
+    # in transit, since whoever changed a file also changed the digest the store keeps for it.
+    registered = dict(mv.digests) if mv is not None and mv.digests else {}
+    verify(dst, registered or store_digests)
+    return load_from_directory(dst, uri=uri, version=mv, verified=bool(registered), allow_pickle=allow_pickle)
 
 
 def log_model(

@@ -16,7 +16,7 @@ from loopline.entities import Metric, Param, RunStatus, RunTag
 from loopline.errors import InvalidInput
 from loopline.protocol import mlflow_json as mj
 from loopline.server.http import blocking, json_response, optional_int, optional_str, params, required_str
-from loopline.server.state import tracking
+from loopline.server.state import registry, tracking
 
 router = APIRouter()
 _VIEWS = {
@@ -289,7 +289,8 @@ async def delete_tag(request: Request) -> Response:
 async def log_batch(request: Request) -> Response:
     body = await params(request)
     run_id = required_str(body, "run_id")
-    metrics = [mj.metric_from_json(m) for m in _list(body, "metrics")]
+    raw = _list(body, "metrics")
+    metrics = [mj.metric_from_json(m) for m in raw]
     await blocking(
         tracking(request).log_batch,
         run_id,
@@ -297,6 +298,14 @@ async def log_batch(request: Request) -> Response:
         mj.params_from_json(body.get("params")),
         mj.tags_from_json(body.get("tags")),
     )
+    # MLflow 3's log_model re-logs the run's metrics tagged with the logged model they describe.
+    by_model: dict[str, list[Metric]] = {}
+    for item, metric in zip(raw, metrics, strict=True):
+        model_id = item.get("model_id") if isinstance(item, dict) else None
+        if isinstance(model_id, str) and model_id:
+            by_model.setdefault(model_id, []).append(metric)
+    for model_id, model_metrics in by_model.items():
+        await blocking(registry(request).log_logged_model_metrics, model_id, model_metrics, run_id)
     return json_response({})
 
 
@@ -349,22 +358,3 @@ async def get_metric_history(request: Request) -> Response:
     if page.next_page_token:
         out["next_page_token"] = page.next_page_token
     return json_response(out)
-
-
-# ---- logged models (MLflow 3) --------------------------------------------------------------
-
-
-@route("POST", "/logged-models/search")
-async def search_logged_models(request: Request) -> Response:
-    """Loopline keeps no MLflow 3 logged models yet, so every search is empty.
-
-    MLflow's client asks on every run-artifact listing below the root and every download (to merge
-    a model's files into the run's), so without this route ``list_artifacts(run_id, "dir")`` fails.
-    """
-    body = await params(request)
-    _str_list(body.get("experiment_ids"), "experiment_ids")
-    optional_str(body, "filter")
-    optional_str(body, "page_token")
-    _list(body, "order_by")
-    _max_results(body, 50, 50_000)
-    return json_response({"models": []})

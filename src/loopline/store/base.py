@@ -37,7 +37,7 @@ def decode_token(token: str | None) -> int:
         raise InvalidInput(
             f"Invalid page token {token!r}.", hint="Pass back next_page_token as given."
         ) from None
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**62:
         raise InvalidInput(f"Invalid page token {token!r}.")
     return offset
 

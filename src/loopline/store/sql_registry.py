@@ -70,8 +70,8 @@ def _version_number(version: object) -> int:
         n = int(str(version))
     except ValueError:
         raise InvalidInput(f"Invalid model version {version!r}: versions are positive integers.") from None
-    if n < 1:
-        raise InvalidInput(f"Invalid model version {version!r}: versions start at 1.")
+    if n < 1 or n > 2**31 - 1:
+        raise InvalidInput(f"Invalid model version {version!r}: versions are between 1 and 2147483647.")
     return n
 
 
@@ -689,6 +689,7 @@ class SqlRegistryStore(SqlStore):
 
     def log_logged_model_metrics(self, model_id: str, metrics: Sequence[Metric], run_id: str = "") -> None:
         with self._write() as conn:
+            self._logged_model(conn, model_id)
             for m in metrics:
                 ins = self._insert(conn, t.logged_model_metrics).values(
                     model_id=model_id,

@@ -7,12 +7,13 @@ cannot save fall back to pickle, which loads only with an explicit opt-in.
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 from loopline.errors import InvalidInput
-from loopline.registry.flavors.base import Saved, Trust, pinned
+from loopline.registry.flavors.base import ALLOW_PICKLE_ENV, Saved, Trust, pinned
 from loopline.registry.mlmodel import pyfunc_conf
 
 NAME = "sklearn"
@@ -47,7 +48,9 @@ def save(model: Any, path: Path) -> Saved:
         "skops_trusted_types": trusted,
     }
     reqs = pinned("scikit-learn", "numpy", "scipy", *(["skops"] if fmt == "skops" else []))
-    return Saved(flavor, pyfunc_conf("mlflow.sklearn", filename), reqs)
+    return Saved(
+        flavor, pyfunc_conf("mlflow.sklearn", filename, path_key="model_path", predict_fn="predict"), reqs
+    )
 
 
 def load(path: Path, conf: dict[str, Any], trust: Trust) -> Any:
@@ -56,12 +59,15 @@ def load(path: Path, conf: dict[str, Any], trust: Trust) -> Any:
     if fmt == "skops":
         import skops.io as sio
 
-        trusted = conf.get("skops_trusted_types") if trust.verified else None
+        if trust.allow_pickle or os.environ.get(ALLOW_PICKLE_ENV) == "1":  # the user trusts the author
+            trusted = sio.get_untrusted_types(file=file)
+        else:  # the model's own list counts only when the registry vouched for that file
+            trusted = conf.get("skops_trusted_types") if trust.verified else None
         try:
             return sio.load(file, trusted=trusted)
         except sio.exceptions.UntrustedTypesFoundException as e:
             raise InvalidInput(
-                f"The skops file names types that are not on the trusted list: {e}.",
+                f"The skops file names types that are not on the trusted list: {str(e).rstrip('.')}.",
                 hint="Load it through the registry (which verifies the model's files), or pass "
                 "allow_pickle=True if you trust its author.",
             ) from None
