@@ -16,8 +16,17 @@ from fastapi.responses import Response
 
 from loopline.errors import InvalidInput
 from loopline.protocol import mlflow_json as mj
-from loopline.server.http import blocking, json_response, optional_int, optional_str, params, required_str
-from loopline.server.mlflow_tracking import _max_results, _str_list, _view
+from loopline.server.http import (
+    blocking,
+    json_response,
+    max_results,
+    optional_int,
+    optional_str,
+    params,
+    required_str,
+    str_list,
+    view_type,
+)
 from loopline.server.state import tracking
 from loopline.store import lineage
 
@@ -28,16 +37,16 @@ _INCLUDE = {"params", "tags", "metrics", "inputs"}
 @router.post("/runs/search")
 async def search_runs(request: Request) -> Response:
     body = await params(request)
-    include = _str_list(body.get("include", sorted(_INCLUDE)), "include")
+    include = str_list(body.get("include", sorted(_INCLUDE)), "include")
     if unknown := set(include) - _INCLUDE:
         raise InvalidInput(f"Unknown include {sorted(unknown)}.", hint=f"Use any of {sorted(_INCLUDE)}.")
     page = await blocking(
         tracking(request).search_runs,
-        _str_list(body.get("experiment_ids"), "experiment_ids"),
+        str_list(body.get("experiment_ids"), "experiment_ids"),
         optional_str(body, "filter"),
-        _view(body, "run_view_type"),
-        _max_results(body, 1000, 50_000),
-        _str_list(body.get("order_by"), "order_by"),
+        view_type(body, "run_view_type"),
+        max_results(body, 1000, 50_000),
+        str_list(body.get("order_by"), "order_by"),
         optional_str(body, "page_token"),
         include=include,
     )
@@ -53,9 +62,9 @@ async def count_runs(request: Request) -> Response:
     body = await params(request)
     n = await blocking(
         tracking(request).count_runs,
-        _str_list(body.get("experiment_ids"), "experiment_ids"),
+        str_list(body.get("experiment_ids"), "experiment_ids"),
         optional_str(body, "filter"),
-        _view(body, "run_view_type"),
+        view_type(body, "run_view_type"),
     )
     return json_response({"count": n})
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -42,40 +42,32 @@ from loopline.protocol import mlflow_json as mj
 from loopline.protocol import mlflow_registry_json as rj
 from loopline.server.http import (
     blocking,
+    experiment_id,
     json_body,
     json_response,
-    optional_int,
+    list_arg,
+    max_results,
+    mlflow_route,
     optional_str,
+    page_response,
+    page_token,
     params,
     query_dict,
     required_str,
+    str_list,
 )
 from loopline.server.state import artifacts, registry, tracking
-from loopline.store.base import decode_token
 from loopline.store.filter import Attributes, Clause, parse_filter
 from loopline.store.sql_registry import MODEL_ATTRIBUTES, VERSION_ATTRIBUTES, SqlRegistryStore
 from loopline.store.sql_tracking import SqlTrackingStore
 
 router = APIRouter()
-Endpoint = TypeVar("Endpoint", bound=Callable[[Request], Awaitable[Response]])
+route = mlflow_route(router)
 
 PROMPT_TAG = "mlflow.prompt.is_prompt"  # MLflow keeps prompts as registered models with this tag
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # on a logged model: the versions registered from it
 _ALIAS = re.compile(r"^[\w\-]*$")
 _INT64_MAX = 2**63 - 1
-
-
-def route(method: str, path: str) -> Callable[[Endpoint], Endpoint]:
-    """Register under both /api/2.0/mlflow and /ajax-api/2.0/mlflow."""
-
-    def wrap(fn: Endpoint) -> Endpoint:
-        for prefix in ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow"):
-            router.add_api_route(
-                prefix + path, fn, methods=[method], include_in_schema=prefix == "/api/2.0/mlflow"
-            )
-        return fn
-
-    return wrap
 
 
 # ---- request helpers -----------------------------------------------------------------------
@@ -116,69 +108,6 @@ def _bool(body: dict[str, Any], name: str) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     raise InvalidInput(f"Invalid value {value!r:.100} for parameter '{name}': expected true or false.")
-
-
-def _str_list(value: Any, name: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidInput(f"Invalid value for parameter '{name}': expected a list of strings.")
-    return value
-
-
-def _list(body: dict[str, Any], name: str, *, required: bool = False) -> list[Any]:
-    value = body.get(name)
-    if value is None and required:
-        raise InvalidInput(f"Missing value for required parameter '{name}'.")
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise InvalidInput(f"Invalid value for parameter '{name}': expected a list.")
-    return value
-
-
-def _max_results(body: dict[str, Any], default: int, limit: int) -> int:
-    n = optional_int(body, "max_results", default)
-    assert n is not None
-    if n < 1 or n > limit:
-        raise InvalidInput(
-            f"Invalid value {n} for parameter 'max_results': it must be between 1 and {limit}."
-        )
-    return n
-
-
-def _experiment_id(value: object, name: str = "experiment_id") -> str:
-    """An experiment ID: digits (a number from lenient clients is accepted)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if value is None or value == "":
-        raise InvalidInput(f"Missing value for required parameter '{name}'.")
-    if (
-        not isinstance(value, str)
-        or not value.isascii()
-        or not value.isdigit()
-        or len(value) > 19
-        or int(value) > _INT64_MAX
-    ):
-        raise InvalidInput(f"Invalid value {value!r:.100} for parameter '{name}': expected an experiment ID.")
-    return value
-
-
-def _page_token(body: dict[str, Any]) -> str | None:
-    """A page token, checked here too: an offset past int64 would overflow the database driver."""
-    token = optional_str(body, "page_token")
-    if token is not None and decode_token(token) > _INT64_MAX:
-        raise InvalidInput(f"Invalid page token {token!r:.100}.", hint="Pass back next_page_token as given.")
-    return token
-
-
-def _page(key: str, items: list[Any], token: str | None) -> Response:
-    out: dict[str, Any] = {key: items} if items else {}
-    if token:
-        out["next_page_token"] = token
-    return json_response(out)
 
 
 # ---- MLflow's prompt rule for searches ------------------------------------------------------
@@ -285,12 +214,12 @@ async def search_registered_models(request: Request) -> Response:
     page = await blocking(
         registry(request).search_registered_models,
         filter_string,
-        _max_results(body, 100, 1000),
-        _str_list(body.get("order_by"), "order_by"),
-        _page_token(body),
+        max_results(body, 100, 1000),
+        str_list(body.get("order_by"), "order_by"),
+        page_token(body),
     )
     items = [rj.registered_model_to_json(m) for m in page.items if prompts or not _is_prompt(m.tags)]
-    return _page("registered_models", items, page.next_page_token)
+    return page_response("registered_models", items, page.next_page_token)
 
 
 @route("POST", "/registered-models/set-tag")
@@ -362,9 +291,9 @@ async def get_latest_versions(request: Request) -> Response:
     versions = await blocking(
         registry(request).get_latest_versions,
         required_str(body, "name"),
-        _str_list(body.get("stages"), "stages"),
+        str_list(body.get("stages"), "stages"),
     )
-    return _page("model_versions", [rj.model_version_to_json(v) for v in versions], None)
+    return page_response("model_versions", [rj.model_version_to_json(v) for v in versions], None)
 
 
 # ---- model versions ------------------------------------------------------------------------
@@ -543,12 +472,12 @@ async def search_model_versions(request: Request) -> Response:
     page = await blocking(
         registry(request).search_model_versions,
         filter_string,
-        _max_results(body, 200_000, 200_000),
-        _str_list(body.get("order_by"), "order_by"),
-        _page_token(body),
+        max_results(body, 200_000, 200_000),
+        str_list(body.get("order_by"), "order_by"),
+        page_token(body),
     )
     items = [rj.model_version_to_json(v) for v in page.items if prompts or not _is_prompt(v.tags)]
-    return _page("model_versions", items, page.next_page_token)
+    return page_response("model_versions", items, page.next_page_token)
 
 
 @route("POST", "/model-versions/transition-stage")
@@ -608,7 +537,7 @@ async def create_logged_model(request: Request) -> Response:
     body = await params(request)
     lm = await blocking(
         registry(request).create_logged_model,
-        _experiment_id(body.get("experiment_id")),
+        experiment_id(body.get("experiment_id")),
         optional_str(body, "name"),
         optional_str(body, "model_type") or "",
         optional_str(body, "source_run_id") or "",
@@ -682,19 +611,19 @@ def _order_by(items: Sequence[Any]) -> None:
 async def search_logged_models(request: Request) -> Response:
     body = await params(request)
     experiment_ids = [
-        _experiment_id(e, "experiment_ids") for e in _list(body, "experiment_ids", required=True)
+        experiment_id(e, "experiment_ids") for e in list_arg(body, "experiment_ids", required=True)
     ]
-    if _list(body, "datasets"):
+    if list_arg(body, "datasets"):
         raise InvalidInput("Searching logged models by dataset is not supported yet.")
-    _order_by(_list(body, "order_by"))
+    _order_by(list_arg(body, "order_by"))
     page = await blocking(
         registry(request).search_logged_models,
         experiment_ids,
         optional_str(body, "filter"),
-        _max_results(body, 50, 50_000),
-        _page_token(body),
+        max_results(body, 50, 50_000),
+        page_token(body),
     )
-    return _page("models", [rj.logged_model_to_json(m) for m in page.items], page.next_page_token)
+    return page_response("models", [rj.logged_model_to_json(m) for m in page.items], page.next_page_token)
 
 
 def _log_outputs(reg: SqlRegistryStore, runs: SqlTrackingStore, run_id: str, model_ids: list[str]) -> None:
@@ -707,7 +636,7 @@ async def log_outputs(request: Request) -> Response:
     body = await params(request)
     run_id = required_str(body, "run_id")
     model_ids = []
-    for m in _list(body, "models", required=True):
+    for m in list_arg(body, "models", required=True):
         if not isinstance(m, dict):
             raise InvalidInput(f"Invalid entry {m!r:.100} in 'models': expected {{'model_id', 'step'}}.")
         model_ids.append(required_str(m, "model_id"))

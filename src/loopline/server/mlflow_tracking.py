@@ -6,8 +6,7 @@ Each route also answers under ``/ajax-api/2.0/mlflow`` (the prefix MLflow's UI u
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -15,91 +14,28 @@ from fastapi.responses import Response
 from loopline.entities import Metric, Param, RunStatus, RunTag
 from loopline.errors import InvalidInput
 from loopline.protocol import mlflow_json as mj
-from loopline.server.http import blocking, json_response, optional_int, optional_str, params, required_str
+from loopline.server.http import (
+    blocking,
+    experiment_id,
+    json_response,
+    list_arg,
+    max_results,
+    mlflow_route,
+    optional_int,
+    optional_str,
+    params,
+    required_str,
+    str_list,
+    view_type,
+)
 from loopline.server.state import registry, tracking
 
 router = APIRouter()
-_VIEWS = {
-    "ACTIVE_ONLY": "ACTIVE_ONLY",
-    "DELETED_ONLY": "DELETED_ONLY",
-    "ALL": "ALL",
-    "1": "ACTIVE_ONLY",
-    "2": "DELETED_ONLY",
-    "3": "ALL",
-}
+route = mlflow_route(router)
 
 
 # protobuf's JSON mapping accepts an enum's number as well as its name.
 _STATUSES = {**{s.value: s for s in RunStatus}, **{str(i): s for i, s in enumerate(RunStatus, 1)}}
-
-
-def _view(body: dict[str, Any], name: str) -> Any:
-    value = body.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
-        raise InvalidInput(f"Invalid value {value!r:.100} for parameter '{name}'.")
-    raw = str(value or "ACTIVE_ONLY")
-    if raw not in _VIEWS:
-        raise InvalidInput(
-            f"Invalid value {raw!r} for parameter '{name}'.", hint="Use ACTIVE_ONLY, DELETED_ONLY or ALL."
-        )
-    return _VIEWS[raw]
-
-
-def _str_list(value: Any, name: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(
-        isinstance(v, str | int) and not isinstance(v, bool) for v in value
-    ):
-        raise InvalidInput(f"Invalid value for parameter '{name}': expected a list of strings.")
-    return [str(v) for v in value]
-
-
-def _list(body: dict[str, Any], name: str) -> list[Any]:
-    value = body.get(name)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise InvalidInput(f"Invalid value for parameter '{name}': expected a list.")
-    return value
-
-
-def _experiment_id(body: dict[str, Any], default: str | None = None) -> str:
-    """An experiment ID: a string, or a number from lenient clients (the store checks it)."""
-    value = body.get("experiment_id")
-    if (value is None or value == "") and default is not None:
-        return default
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return required_str(body, "experiment_id")
-
-
-def _max_results(body: dict[str, Any], default: int, limit: int) -> int:
-    n = optional_int(body, "max_results", default)
-    assert n is not None
-    if n < 1 or n > limit:  # MLflow: positive, at most its threshold
-        raise InvalidInput(
-            f"Invalid value {n} for parameter 'max_results': it must be between 1 and {limit}."
-        )
-    return n
-
-
-Endpoint = TypeVar("Endpoint", bound=Callable[[Request], Awaitable[Response]])
-
-
-def route(method: str, path: str) -> Callable[[Endpoint], Endpoint]:
-    """Register under both /api/2.0/mlflow and /ajax-api/2.0/mlflow."""
-
-    def wrap(fn: Endpoint) -> Endpoint:
-        for prefix in ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow"):
-            router.add_api_route(
-                prefix + path, fn, methods=[method], include_in_schema=prefix == "/api/2.0/mlflow"
-            )
-        return fn
-
-    return wrap
 
 
 # ---- experiments ---------------------------------------------------------------------------
@@ -140,10 +76,10 @@ async def search_experiments(request: Request) -> Response:
     body = await params(request)
     page = await blocking(
         tracking(request).search_experiments,
-        _view(body, "view_type"),
-        _max_results(body, 1000, 50_000),
+        view_type(body, "view_type"),
+        max_results(body, 1000, 50_000),
         optional_str(body, "filter"),
-        _str_list(body.get("order_by"), "order_by"),
+        str_list(body.get("order_by"), "order_by"),
         optional_str(body, "page_token"),
     )
     out: dict[str, Any] = {"experiments": [mj.experiment_to_json(e) for e in page.items]}
@@ -197,7 +133,7 @@ async def create_run(request: Request) -> Response:
     body = await params(request)
     run = await blocking(
         tracking(request).create_run,
-        _experiment_id(body, default="0"),
+        experiment_id(body.get("experiment_id"), default="0"),
         optional_str(body, "user_id"),
         optional_int(body, "start_time"),
         mj.tags_from_json(body.get("tags")),
@@ -289,7 +225,7 @@ async def delete_tag(request: Request) -> Response:
 async def log_batch(request: Request) -> Response:
     body = await params(request)
     run_id = required_str(body, "run_id")
-    raw = _list(body, "metrics")
+    raw = list_arg(body, "metrics")
     metrics = [mj.metric_from_json(m) for m in raw]
     await blocking(
         tracking(request).log_batch,
@@ -315,7 +251,7 @@ async def log_inputs(request: Request) -> Response:
     await blocking(
         tracking(request).log_inputs,
         required_str(body, "run_id"),
-        [mj.dataset_input_from_json(d) for d in _list(body, "datasets")],
+        [mj.dataset_input_from_json(d) for d in list_arg(body, "datasets")],
     )
     return json_response({})
 
@@ -325,11 +261,11 @@ async def search_runs(request: Request) -> Response:
     body = await params(request)
     page = await blocking(
         tracking(request).search_runs,
-        _str_list(body.get("experiment_ids"), "experiment_ids"),
+        str_list(body.get("experiment_ids"), "experiment_ids"),
         optional_str(body, "filter"),
-        _view(body, "run_view_type"),
-        _max_results(body, 1000, 50_000),
-        _str_list(body.get("order_by"), "order_by"),
+        view_type(body, "run_view_type"),
+        max_results(body, 1000, 50_000),
+        str_list(body.get("order_by"), "order_by"),
         optional_str(body, "page_token"),
     )
     out: dict[str, Any] = {"runs": [mj.run_to_json(r) for r in page.items]}
