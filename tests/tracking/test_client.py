@@ -107,3 +107,13 @@ def test_bad_metric_keys_fail_at_the_call(client: Client) -> None:
         client.log_metric(rid, "bad\nkey", 1.0)
     with pytest.raises(InvalidInput, match="non-numeric"):
         client.log_metric(rid, "ok", "abc")  # type: ignore[arg-type]
+
+
+def test_history_keeps_non_finite_values_and_order(client: Client) -> None:
+    rid = client.create_run(client.set_experiment("odd").experiment_id).info.run_id
+    values = [1.5, float("inf"), float("-inf"), float("nan"), -0.0]
+    client.log_batch(rid, [Metric("m", v, 1000 + i, i) for i, v in enumerate(values)])
+    got = client.get_metric_history(rid, "m")
+    assert [m.step for m in got] == [0, 1, 2, 3, 4]
+    assert [m.value for m in got][:3] == [1.5, float("inf"), float("-inf")]
+    assert got[3].value != got[3].value and got[4].value == 0.0

@@ -56,7 +56,8 @@ def set_(
 ) -> None:
     """Create or replace a deployment. Running servers pick the change up within their poll interval.
 
-    Example: [bold]loopline deploy set churn-prod -r models:/churn@champion=90 -r models:/churn@challenger=10[/]
+    Example:
+      [bold]loopline deploy set churn-prod -r models:/churn@champion=90 -r models:/churn/8=10[/]
     """
     from loopline.serving.deployments import Shadow, set_deployment
 
@@ -85,7 +86,9 @@ def _print(spec: object) -> None:
 
 
 @app.command("show")
-def show(name: Annotated[str, typer.Argument(help="Deployment name.")], tracking_uri: TrackingUri = None) -> None:
+def show(
+    name: Annotated[str, typer.Argument(help="Deployment name.")], tracking_uri: TrackingUri = None
+) -> None:
     """Print a deployment's routes, weights and shadow."""
     from loopline.serving.deployments import get_deployment
 
@@ -103,7 +106,9 @@ def list_(tracking_uri: TrackingUri = None) -> None:
 
 
 @app.command("delete")
-def delete(name: Annotated[str, typer.Argument(help="Deployment name.")], tracking_uri: TrackingUri = None) -> None:
+def delete(
+    name: Annotated[str, typer.Argument(help="Deployment name.")], tracking_uri: TrackingUri = None
+) -> None:
     """Delete a deployment (servers already running it keep their last state)."""
     from loopline.serving.deployments import delete_deployment
 
@@ -116,7 +121,8 @@ def build(
     model_uri: Annotated[str, typer.Argument(help="models:/name@alias or models:/name/version.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write (must be empty or new).")],
     image: Annotated[
-        str | None, typer.Option(help="Image name:tag. Default: loopline-<model>:<version>.", show_default=False)
+        str | None,
+        typer.Option(help="Image name:tag. Default: loopline-<model>:<version>.", show_default=False),
     ] = None,
     port: Annotated[int, typer.Option(help="Port the server listens on in the container.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes per container.")] = 2,

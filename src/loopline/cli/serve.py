@@ -17,12 +17,16 @@ def serve(
             show_default=False,
         ),
     ] = None,
-    host: Annotated[str, typer.Option(help="Address to bind. Use 0.0.0.0 to accept remote clients.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to bind. Use 0.0.0.0 to accept remote clients.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes (each loads the model).")] = 1,
     deployment: Annotated[
         str | None,
-        typer.Option(help="Serve a deployment (weighted versions + shadow) instead of one model.", show_default=False),
+        typer.Option(
+            help="Serve a deployment (weighted versions + shadow) instead of one model.", show_default=False
+        ),
     ] = None,
     max_batch_size: Annotated[
         int, typer.Option(help="Most rows merged into one predict call (1 = no batching).")
@@ -39,7 +43,8 @@ def serve(
         bool, typer.Option(help="Log every request and response as Parquet in the artifact store.")
     ] = True,
     name: Annotated[
-        str | None, typer.Option(help="Model name to serve a folder under (OIP /v2/models/NAME).", show_default=False)
+        str | None,
+        typer.Option(help="Model name to serve a folder under (OIP /v2/models/NAME).", show_default=False),
     ] = None,
     model_version: Annotated[
         str | None, typer.Option(help="Version to report for a folder.", show_default=False)
@@ -56,7 +61,9 @@ def serve(
     ] = None,
     artifacts_uri: Annotated[
         str | None,
-        typer.Option(envvar="LOOPLINE_ARTIFACTS_URI", help="Artifact root (models, inference log).", show_default=False),
+        typer.Option(
+            envvar="LOOPLINE_ARTIFACTS_URI", help="Artifact root (models, inference log).", show_default=False
+        ),
     ] = None,
     allow_pickle: Annotated[
         bool, typer.Option(help="Load pickled models (their code runs on load: trusted authors only).")

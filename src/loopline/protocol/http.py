@@ -50,7 +50,7 @@ class RestClient:
             kwargs["content"] = orjson.dumps(body or {})
             kwargs["headers"] = {"Content-Type": "application/json"}
         resp = self.request(method, path, **kwargs)
-        return dict(resp.json()) if resp.content else {}
+        return dict(orjson.loads(resp.content)) if resp.content else {}
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         delay = 0.1

@@ -170,7 +170,22 @@ def dataset_input_to_json(d: DatasetInput) -> JSON:
 # ---- decoders ------------------------------------------------------------------------------
 
 
+_I64 = 2**63
+
+
 def metric_from_json(d: object, field: str = "metrics") -> Metric:
+    if type(d) is dict:  # the ingest hot path: well-formed points skip the general decoders
+        key, value, ts, step = d.get("key"), d.get("value"), d.get("timestamp"), d.get("step", 0)
+        if (
+            type(key) is str
+            and type(value) is float
+            and type(ts) is int
+            and type(step) is int
+            and -_I64 <= ts < _I64
+            and -_I64 <= step < _I64
+            and "\x00" not in key
+        ):
+            return Metric(key, value, ts, step)
     if not isinstance(d, dict):
         raise InvalidInput(f"Invalid entry {d!r} in '{field}': expected an object.")
     return Metric(

@@ -74,6 +74,8 @@ _ids = random.Random()
 
 def new_request_id() -> str:
     return f"{_ids.getrandbits(128):032x}"
+
+
 Decode = Callable[[InputSchema], Rows]
 Handler = Callable[..., Awaitable[Response]]
 
@@ -259,7 +261,9 @@ class ServingApp:
                     methods = {"POST": (self.infer, "oip")}
                 args = (name, version or "")
         if methods is None:
-            raise EndpointNotFound(f"No endpoint {path}.", hint="See /v2 for the OIP routes, /invocations for MLflow's.")
+            raise EndpointNotFound(
+                f"No endpoint {path}.", hint="See /v2 for the OIP routes, /invocations for MLflow's."
+            )
         entry = methods.get(method)
         if entry is None:
             raise MethodNotAllowed(f"{method} is not allowed on {path}; use {', '.join(methods)}.")
@@ -273,10 +277,14 @@ class ServingApp:
             handler, protocol, args = self._route(scope["method"], path)
             headers = parse_headers(scope["headers"])
             body = await read_body(receive, self.config.max_body_bytes) if scope["method"] == "POST" else b""
-            request = Request(scope["method"], path, headers, body, scope.get("query_string", b"").decode("latin-1"))
+            request = Request(
+                scope["method"], path, headers, body, scope.get("query_string", b"").decode("latin-1")
+            )
             if protocol is not None:
                 rid = headers.get(REQUEST_ID)
-                call = Call(protocol, rid if rid is not None and _REQUEST_ID_OK.match(rid) else new_request_id())
+                call = Call(
+                    protocol, rid if rid is not None and _REQUEST_ID_OK.match(rid) else new_request_id()
+                )
                 response = await handler(request, call, *args)
             else:
                 response = await handler(request, *args)
@@ -299,7 +307,11 @@ class ServingApp:
         if model is not None:
             response.add_header(MODEL_VERSION, model.uri)
         self.metrics.observe_request(
-            model.name if model else "", model.version if model else "", call.protocol, response.status, seconds
+            model.name if model else "",
+            model.version if model else "",
+            call.protocol,
+            response.status,
+            seconds,
         )
         if response.status == 429 and model is not None:
             self.metrics.rejected.labels(model.name, model.version).inc()
@@ -316,7 +328,9 @@ class ServingApp:
                     "primary",
                     rows.n if rows is not None else 0,
                     model.schema.to_records(rows.data) if rows is not None else None,
-                    outputs.jsonable(call.out) if ok and call.out is not None and hasattr(call.out, "iloc") else call.out,
+                    outputs.jsonable(call.out)
+                    if ok and call.out is not None and hasattr(call.out, "iloc")
+                    else call.out,
                     seconds * 1000,
                     response.status,
                     "" if ok else _message(response.body),
@@ -462,14 +476,18 @@ class ServingApp:
         return self.runtime.error.message if self.runtime.error is not None else "loading"
 
     async def server_metadata(self, request: Request) -> Response:
-        return json_response({"name": "loopline", "version": __version__, "extensions": ["binary_tensor_data"]})
+        return json_response(
+            {"name": "loopline", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
 
     async def model_metadata(self, request: Request, name: str, version: str) -> Response:
         model = self.runtime.choose(name, version or None)
         meta = model.metadata()
         t = self.runtime.table
         if not version and t is not None:
-            served = sorted({m.version for m in t.primaries if m.name == name and m.version}, key=_version_key)
+            served = sorted(
+                {m.version for m in t.primaries if m.name == name and m.version}, key=_version_key
+            )
             meta["versions"] = served
         return json_response(meta)
 
@@ -492,7 +510,11 @@ class ServingApp:
                 "name": t.deployment,
                 "ready": self.runtime.ready,
                 "routes": [
-                    {"model": m.uri, "weight": t.weights.get(m.key, 0.0), "batching": m.config.max_batch_size > 1}
+                    {
+                        "model": m.uri,
+                        "weight": t.weights.get(m.key, 0.0),
+                        "batching": m.config.max_batch_size > 1,
+                    }
                     for m in t.primaries
                 ],
                 "shadow": {"model": t.shadow.uri, "sample_rate": t.shadow_rate} if t.shadow else None,
@@ -507,7 +529,7 @@ class ServingApp:
             raise BadRequest(f"Malformed JSON in the request body: {e}.") from None
         items = payload.get("feedback") if isinstance(payload, dict) and "feedback" in payload else [payload]
         if not isinstance(items, list) or not items:
-            raise InvalidInput("'feedback' must be a non-empty list of {\"request_id\", \"ground_truth\"}.")
+            raise InvalidInput('\'feedback\' must be a non-empty list of {"request_id", "ground_truth"}.')
         records = []
         now = int(time.time() * 1000)
         for i, item in enumerate(items):
@@ -521,8 +543,10 @@ class ServingApp:
                 raise InvalidInput(f"{where}: 'ground_truth' is missing.")
             records.append(Feedback(rid, now, item["ground_truth"]))
         if self.inference_log is None:
-            raise InvalidInput("The inference log is off on this server, so feedback cannot be joined.",
-                               hint="Start it without --no-inference-log.")
+            raise InvalidInput(
+                "The inference log is off on this server, so feedback cannot be joined.",
+                hint="Start it without --no-inference-log.",
+            )
         for r in records:
             self.inference_log.log_feedback(r)
         return json_response({"accepted": len(records)})

@@ -1,6 +1,6 @@
 """Adaptive micro-batching: concurrent requests merged into one ``predict`` call, results split back.
 
-The rules, each a complaint about BentoML's dispatcher turned around (user asks #23–25):
+The rules, each a complaint about BentoML's dispatcher turned around (user asks #23-25):
 
 * **A lone request is never held back.** When a batch slot is free and no other client has been
   seen recently, a request is dispatched the moment it arrives: batching costs one thread hop.

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 from loopline.errors import InvalidInput
 from loopline.serving.batching import BatchConfig
@@ -64,7 +65,9 @@ class ServeConfig:
     @property
     def batching(self) -> BatchConfig:
         try:
-            return BatchConfig(self.max_batch_size, self.max_wait_ms, max(self.max_queue_rows, self.max_batch_size))
+            return BatchConfig(
+                self.max_batch_size, self.max_wait_ms, max(self.max_queue_rows, self.max_batch_size)
+            )
         except ValueError as e:
             raise InvalidInput(f"Invalid batching option: {e}.") from None
 
@@ -83,7 +86,8 @@ class ServeConfig:
             raw = env.get(PREFIX + _ENV[f.name])
             if raw is None or raw == "":
                 continue
-            kind = type(getattr(cls(), f.name)) if getattr(cls(), f.name) is not None else str
+            default = getattr(cls(), f.name)
+            kind: type[Any] = type(default) if default is not None else str
             try:
                 if kind is bool:
                     values[f.name] = raw.lower() in ("1", "true", "yes", "on")
@@ -94,7 +98,9 @@ class ServeConfig:
                 else:
                     values[f.name] = raw
             except ValueError:
-                raise InvalidInput(f"{PREFIX + _ENV[f.name]}={raw!r} is not a valid {kind.__name__}.") from None
+                raise InvalidInput(
+                    f"{PREFIX + _ENV[f.name]}={raw!r} is not a valid {kind.__name__}."
+                ) from None
         return cls(**values)  # type: ignore[arg-type]
 
     def to_env(self) -> dict[str, str]:

@@ -53,7 +53,9 @@ def _check_model(uri: Any, where: str) -> str:
 
         ref = parse(uri)
         if ref.alias is None and ref.version is None:
-            raise InvalidInput(f"{where}: {uri!r} names no version or alias.", hint="Use models:/name/3 or @alias.")
+            raise InvalidInput(
+                f"{where}: {uri!r} names no version or alias.", hint="Use models:/name/3 or @alias."
+            )
     return uri
 
 
@@ -88,7 +90,9 @@ class DeploymentSpec:
             if not isinstance(r.weight, int | float) or isinstance(r.weight, bool) or not r.weight >= 0:
                 raise InvalidInput(f"routes[{i}]: 'weight' must be a number >= 0; got {r.weight!r}.")
         if sum(r.weight for r in self.routes) <= 0:
-            raise InvalidInput(f"Deployment {self.name!r}: the weights add up to 0.", hint="Give a route weight > 0.")
+            raise InvalidInput(
+                f"Deployment {self.name!r}: the weights add up to 0.", hint="Give a route weight > 0."
+            )
         if self.shadow is not None:
             _check_model(self.shadow.model, "shadow")
             if not 0 <= self.shadow.sample_rate <= 1:
@@ -98,9 +102,11 @@ class DeploymentSpec:
     def single(cls, model_uri: str, name: str | None = None) -> DeploymentSpec:
         """One model, all the traffic: what ``loopline serve MODEL_URI`` serves."""
         if name is None:
-            name = model_uri.removeprefix("models:/").split("@")[0].split("/")[0] if model_uri.startswith(
-                "models:/"
-            ) else "model"
+            name = (
+                model_uri.removeprefix("models:/").split("@")[0].split("/")[0]
+                if model_uri.startswith("models:/")
+                else "model"
+            )
             name = re.sub(r"[^A-Za-z0-9_.-]", "-", name).lstrip("-_.") or "model"
         return cls(name, (Route(model_uri, 100.0),))
 
@@ -122,7 +128,7 @@ class DeploymentSpec:
             raise InvalidInput("A deployment must be a JSON object.")
         routes_raw = raw.get("routes")
         if not isinstance(routes_raw, list):
-            raise InvalidInput("A deployment needs 'routes': a list of {\"model\", \"weight\"}.")
+            raise InvalidInput('A deployment needs \'routes\': a list of {"model", "weight"}.')
         routes = []
         for i, r in enumerate(routes_raw):
             if not isinstance(r, dict):
@@ -139,7 +145,7 @@ class DeploymentSpec:
                     raise InvalidInput("shadow: 'sample_rate' must be a number.")
                 shadow = Shadow(s.get("model"), float(rate))  # type: ignore[arg-type]
             else:
-                raise InvalidInput("'shadow' must be a model URI or {\"model\", \"sample_rate\"}.")
+                raise InvalidInput('\'shadow\' must be a model URI or {"model", "sample_rate"}.')
         sticky = raw.get("sticky_header")
         if sticky is not None and not isinstance(sticky, str):
             raise InvalidInput("'sticky_header' must be a header name.")
@@ -181,7 +187,9 @@ def list_deployments(store: ArtifactStore) -> list[str]:
         entries = store.list(PREFIX)
     except NotFound:
         return []
-    return sorted(e.path.rsplit("/", 1)[-1].removesuffix(".json") for e in entries if e.path.endswith(".json"))
+    return sorted(
+        e.path.rsplit("/", 1)[-1].removesuffix(".json") for e in entries if e.path.endswith(".json")
+    )
 
 
 def delete_deployment(store: ArtifactStore, name: str) -> None:

@@ -29,7 +29,10 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "loopline_requests", "Inference requests answered.", ["model", "version", "protocol", "code"], registry=r
+            "loopline_requests",
+            "Inference requests answered.",
+            ["model", "version", "protocol", "code"],
+            registry=r,
         )
         self.latency = Histogram(
             "loopline_request_duration_seconds",
@@ -40,7 +43,11 @@ class Metrics:
         )
         self.rows = Counter("loopline_predicted_rows", "Rows predicted.", ["model", "version"], registry=r)
         self.batch_rows = Histogram(
-            "loopline_batch_rows", "Rows per predict call.", ["model", "version"], buckets=ROW_BUCKETS, registry=r
+            "loopline_batch_rows",
+            "Rows per predict call.",
+            ["model", "version"],
+            buckets=ROW_BUCKETS,
+            registry=r,
         )
         self.batch_seconds = Histogram(
             "loopline_batch_duration_seconds",
@@ -50,7 +57,10 @@ class Metrics:
             registry=r,
         )
         self.rejected = Counter(
-            "loopline_rejected_requests", "Requests refused with 429 (queue full).", ["model", "version"], registry=r
+            "loopline_rejected_requests",
+            "Requests refused with 429 (queue full).",
+            ["model", "version"],
+            registry=r,
         )
         self.shadow = Counter(
             "loopline_shadow_requests",
@@ -69,7 +79,9 @@ class Metrics:
             registry=r,
             **mode,
         )
-        self.ready = Gauge("loopline_ready", "1 once every model is loaded and warmed up.", registry=r, **mode)
+        self.ready = Gauge(
+            "loopline_ready", "1 once every model is loaded and warmed up.", registry=r, **mode
+        )
         self._cache: dict[tuple[str, ...], Any] = {}
 
     def observe_request(self, model: str, version: str, protocol: str, code: int, seconds: float) -> None:
@@ -100,6 +112,6 @@ class Metrics:
             from prometheus_client import multiprocess
 
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)

@@ -116,7 +116,9 @@ class ServedModel:
             self.config = BatchConfig(1, 0.0, self.config.max_queue_rows, self.config.concurrency)
             self.batcher.config = self.config
         except Exception as e:  # made-up rows may be outside what the model accepts
-            log.warning("%s: warm-up prediction failed (%s: %s); serving anyway", self.uri, type(e).__name__, e)
+            log.warning(
+                "%s: warm-up prediction failed (%s: %s); serving anyway", self.uri, type(e).__name__, e
+            )
         self.ready = True
         log.info("%s ready (warm-up %.0f ms)", self.uri, (time.perf_counter() - started) * 1000)
 

@@ -102,8 +102,9 @@ def _json_tensor(data: Any, datatype: str, count: int, where: str) -> np.ndarray
     ok = (int, float) if dtype.kind == "f" else (int,)
     if not all(isinstance(v, ok) and not isinstance(v, bool) for v in flat):
         bad = next(v for v in flat if not isinstance(v, ok) or isinstance(v, bool))
-        raise InvalidInput(f"{where}: {datatype} data must be {'numbers' if dtype.kind == 'f' else 'integers'}; "
-                           f"got {bad!r}.")
+        raise InvalidInput(
+            f"{where}: {datatype} data must be {'numbers' if dtype.kind == 'f' else 'integers'}; got {bad!r}."
+        )
     try:
         return np.array(flat, dtype=dtype)
     except OverflowError:
@@ -114,14 +115,14 @@ def parse_infer(body: bytes, header_length: str | None) -> InferRequest:
     """Decode an inference request (JSON, or JSON header + binary tensors)."""
     if header_length is not None:
         try:
-            size = int(header_length)
+            head_size = int(header_length)
         except ValueError:
             raise BadRequest("Inference-Header-Content-Length must be an integer.") from None
-        if not 0 < size <= len(body):
+        if not 0 < head_size <= len(body):
             raise BadRequest(
-                f"Inference-Header-Content-Length is {size}, but the body has {len(body)} bytes."
+                f"Inference-Header-Content-Length is {head_size}, but the body has {len(body)} bytes."
             )
-        head, binary = body[:size], memoryview(body)[size:]
+        head, binary = body[:head_size], memoryview(body)[head_size:]
     else:
         head, binary = body, memoryview(b"")
     try:
@@ -155,7 +156,9 @@ def parse_infer(body: bytes, header_length: str | None) -> InferRequest:
         where = f"Input {name!r}"
         datatype = t.get("datatype")
         if datatype not in OIP_TO_NUMPY:
-            raise InvalidInput(f"{where}: unknown datatype {datatype!r}.", hint=f"Use one of {', '.join(OIP_TO_NUMPY)}.")
+            raise InvalidInput(
+                f"{where}: unknown datatype {datatype!r}.", hint=f"Use one of {', '.join(OIP_TO_NUMPY)}."
+            )
         shape = _shape(t.get("shape"), where)
         count = _count(shape, where)
         tparams = t.get("parameters") or {}

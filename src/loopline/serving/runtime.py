@@ -11,6 +11,8 @@ threads stopped once it has answered everything it had queued.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import os
 import random
@@ -54,7 +56,10 @@ def resolve_uri(uri: str, registry: Any) -> str:
     """``models:/name@alias`` or ``models:/name/latest`` → ``models:/name/<version>``; folders as given."""
     if not uri.startswith("models:/"):
         if not os.path.isdir(uri):
-            raise NotFound(f"No model folder at {uri!r}.", hint="Give models:/name/version, models:/name@alias or a folder.")
+            raise NotFound(
+                f"No model folder at {uri!r}.",
+                hint="Give models:/name/version, models:/name@alias or a folder.",
+            )
         return uri
     from loopline.uris import parse
 
@@ -67,7 +72,9 @@ def resolve_uri(uri: str, registry: Any) -> str:
             raise NotFound(f"Registered model {ref.name!r} has no versions.")
         return f"models:/{ref.name}/{max(v.version for v in versions)}"
     if ref.version is None:
-        raise InvalidInput(f"{uri!r} names no version or alias.", hint="Use models:/name/3 or models:/name@alias.")
+        raise InvalidInput(
+            f"{uri!r} names no version or alias.", hint="Use models:/name/3 or models:/name@alias."
+        )
     return registry.get_model_version(ref.name, ref.version).uri  # type: ignore[no-any-return]
 
 
@@ -90,7 +97,10 @@ class Runtime:
         rng: random.Random | None = None,
     ) -> None:
         if (model_uri is None) == (deployment is None):
-            raise InvalidInput("Serve either a model URI or a deployment.", hint="loopline serve MODEL_URI | --deployment NAME")
+            raise InvalidInput(
+                "Serve either a model URI or a deployment.",
+                hint="loopline serve MODEL_URI | --deployment NAME",
+            )
         self.model_uri = model_uri
         self.deployment = deployment
         self.batching = batching or BatchConfig()
@@ -241,6 +251,10 @@ class Runtime:
             self.error = LooplineError(f"could not load the model: {type(e).__name__}: {e}")
             log.exception("could not load the model")
             return
+        # Everything loaded so far (libraries, the model) lives as long as the process: move it out of
+        # the collector's sight. Otherwise each full collection, set off by the objects requests leave
+        # in the inference log's buffer, walks the whole heap: 100+ ms pauses at p99 (measured).
+        gc.freeze()
         table = self.table
         assert table is not None
         for m in table.primaries:
@@ -262,6 +276,7 @@ class Runtime:
         if current is not None and current.resolved == resolved and current.deployment == spec.name:
             return False
         table = await asyncio.to_thread(self.build, spec, resolved)
+        gc.freeze()  # the new model lives on: keep it out of full collections too (see _run)
         self._install(table)
         log.info("deployment %s now serves %s", spec.name, ", ".join(f"{m.uri}" for m in table.primaries))
         return True
@@ -269,10 +284,8 @@ class Runtime:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
         t = self.table
         if t is not None:
             for m in {*t.primaries, *([t.shadow] if t.shadow else [])}:
@@ -289,7 +302,9 @@ class Runtime:
             raise NotReady("The model is still loading.", hint="Wait for /v2/health/ready to answer 200.")
         return t
 
-    def choose(self, name: str | None = None, version: str | None = None, key: str | None = None) -> ServedModel:
+    def choose(
+        self, name: str | None = None, version: str | None = None, key: str | None = None
+    ) -> ServedModel:
         t = self.live()
         if version is not None:
             model = t.by_version.get((name or "", version))
@@ -303,5 +318,7 @@ class Runtime:
             return t.router.choose(key)
         router = t.by_name.get(name)
         if router is None:
-            raise NotFound(f"Model {name!r} is not served here.", hint=f"Served: {', '.join(sorted(t.names))}.")
+            raise NotFound(
+                f"Model {name!r} is not served here.", hint=f"Served: {', '.join(sorted(t.names))}."
+            )
         return router.choose(key)

@@ -211,7 +211,9 @@ class NumericColumns(InputSchema):
             col = arr[:, i]
             if not np.all((col == 0) | (col == 1)):
                 bad = int(np.argmin((col == 0) | (col == 1)))
-                raise InvalidInput(f"Column {self.names[i]!r} must be boolean; got {col[bad]!r} in row {bad}.")
+                raise InvalidInput(
+                    f"Column {self.names[i]!r} must be boolean; got {col[bad]!r} in row {bad}."
+                )
         return arr
 
     def _missing(self, present: Any) -> None:
@@ -261,9 +263,7 @@ class NumericColumns(InputSchema):
 
     def from_columns(self, mapping: Mapping[str, Any]) -> Rows:
         self._missing(mapping)
-        lengths = {
-            n: len(v) if isinstance(v, list) else 1 for n, v in mapping.items() if n in self.index
-        }
+        lengths = {n: len(v) if isinstance(v, list) else 1 for n, v in mapping.items() if n in self.index}
         n = next(iter(lengths.values()), 0)
         if any(v != n for v in lengths.values()):
             raise InvalidInput(
@@ -531,7 +531,8 @@ class FrameInput(InputSchema):
             values = t.array.reshape(-1)
             if values.dtype.kind == "O":
                 values = np.array(
-                    [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values], dtype=object
+                    [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values],
+                    dtype=object,
                 )
             cols[t.name] = values
         try:
@@ -543,7 +544,10 @@ class FrameInput(InputSchema):
     def metadata(self) -> list[dict[str, Any]]:
         if not self.named:
             return [{"name": "input-0", "datatype": "BYTES", "shape": [-1]}]
-        return [{"name": c.name, "datatype": _COLUMN_TO_OIP.get(c.type, "BYTES"), "shape": [-1]} for c in self.named]
+        return [
+            {"name": c.name, "datatype": _COLUMN_TO_OIP.get(c.type, "BYTES"), "shape": [-1]}
+            for c in self.named
+        ]
 
     def join(self, parts: Sequence[Any]) -> Any:
         import pandas as pd

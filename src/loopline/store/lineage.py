@@ -17,6 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from loopline.store import schema as t
 
+_INSERT_EVENT = insert(t.events)  # built once: every write of every store appends an event
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -47,15 +49,16 @@ def append_event(
     reason: str = "",
 ) -> None:
     conn.execute(
-        insert(t.events).values(
-            workspace=workspace,
-            time_ms=time.time_ns() // 1_000_000,
-            actor=actor,
-            action=action,
-            object_uri=object_uri,
-            payload=json.dumps(payload or {}, default=str),
-            reason=reason,
-        )
+        _INSERT_EVENT,
+        {
+            "workspace": workspace,
+            "time_ms": time.time_ns() // 1_000_000,
+            "actor": actor,
+            "action": action,
+            "object_uri": object_uri,
+            "payload": json.dumps(payload or {}, default=str),
+            "reason": reason,
+        },
     )
 
 

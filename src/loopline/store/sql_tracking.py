@@ -12,7 +12,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, delete, exists, func, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from loopline import uris
@@ -131,9 +132,7 @@ class SqlTrackingStore(SqlStore):
         )
 
     def _run_row(self, conn: Connection, run_id: str) -> Any:
-        row = conn.execute(
-            select(t.runs).where(t.runs.c.run_uuid == run_id, t.runs.c.workspace == self.workspace)
-        ).first()
+        row = conn.execute(_SELECT_RUN, {"run_id": run_id, "workspace": self.workspace}).first()
         if row is None:
             raise NotFound(
                 f"Run with id={run_id} not found.", hint="Check the run ID; `loopline runs list` shows them."
@@ -444,35 +443,27 @@ class SqlTrackingStore(SqlStore):
             conn.execute(insert(t.params), fresh)
 
     def _log_metrics(self, conn: Connection, run_id: str, metrics: Sequence[Metric]) -> None:
-        rows = []
-        latest: dict[str, dict[str, Any]] = {}
+        rows: list[tuple[str, str, float, int, int, bool]] = []
+        latest: dict[str, tuple[str, str, float, int, int, bool]] = {}
         for m in metrics:
             value, is_nan = db_value(m.value)
-            row = {
-                "run_uuid": run_id,
-                "key": m.key,
-                "value": value,
-                "timestamp": m.timestamp,
-                "step": m.step,
-                "is_nan": is_nan,
-            }
+            row = (run_id, m.key, value, m.timestamp, m.step, is_nan)
             rows.append(row)
             cur = latest.get(m.key)
-            if cur is None or (m.step, m.timestamp, value) >= (cur["step"], cur["timestamp"], cur["value"]):
+            if cur is None or (m.step, m.timestamp, value) >= (cur[4], cur[3], cur[2]):
                 latest[m.key] = row
-        conn.execute(self._insert(conn, t.metrics).on_conflict_do_nothing(), rows)
-        ins = self._insert(conn, t.latest_metrics)
-        lm = t.latest_metrics.c
-        newer = tuple_(lm.step, lm.timestamp, lm.value) <= tuple_(
-            ins.excluded.step, ins.excluded.timestamp, ins.excluded.value
+        # The ingest hot path: plain DB-API executemany (SQLAlchemy's per-row parameter handling cost
+        # 2.4x the time here). A point logged twice is stored once (the unique index).
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        values = ", ".join([mark] * 6)
+        conn.exec_driver_sql(
+            f"INSERT INTO metrics (run_uuid, key, value, timestamp, step, is_nan) VALUES ({values}) "
+            "ON CONFLICT DO NOTHING",
+            rows,
         )
         conn.execute(
-            ins.on_conflict_do_update(
-                index_elements=["run_uuid", "key"],
-                set_={c: ins.excluded[c] for c in ("value", "timestamp", "step", "is_nan")},
-                where=newer,
-            ),
-            list(latest.values()),
+            _UPSERT_LATEST[conn.dialect.name],
+            [dict(zip(_METRIC_COLUMNS, r, strict=True)) for r in latest.values()],
         )
 
     def delete_tag(self, run_id: str, key: str) -> None:
@@ -616,26 +607,35 @@ class SqlTrackingStore(SqlStore):
         self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
     ) -> Page[Metric]:
         """The points of one metric in MLflow's order: (timestamp, step, value)."""
-        m = t.metrics.c
-        order = (m.timestamp, m.step, m.value, m.is_nan)  # the unique index: keyset paging is exact
-        q = select(m.value, m.timestamp, m.step, m.is_nan).where(m.run_uuid == run_id, m.key == key)
-        if page_token:
-            q = q.where(tuple_(*order) > tuple_(*_history_token(page_token)))
-        q = q.order_by(*order)
+        rows, token = self.metric_history_rows(run_id, key, max_results, page_token)
+        nan = float("nan")
+        return Page(
+            [Metric(key, nan if is_nan else value, ts, step) for ts, step, value, is_nan in rows], token
+        )
+
+    def metric_history_rows(
+        self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
+    ) -> tuple[list[tuple[int, int, float, bool]], str | None]:
+        """History as plain ``(timestamp, step, value, is_nan)`` tuples, for callers that stream it."""
+        # Plain DB-API on this hot path: building 100,000 SQLAlchemy rows cost 4x the query.
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        sql = f"SELECT timestamp, step, value, is_nan FROM metrics WHERE run_uuid = {mark} AND key = {mark}"
+        args: list[object] = [run_id, key]
+        if page_token:  # keyset paging on the unique index: exact, and as fast on page 100 as on 1
+            sql += f" AND (timestamp, step, value, is_nan) > ({mark}, {mark}, {mark}, {mark})"
+            args += _history_token(page_token)
+        sql += " ORDER BY timestamp, step, value, is_nan"
         if max_results is not None:
-            q = q.limit(max_results + 1)
+            sql += f" LIMIT {int(max_results) + 1}"
         with self.engine.connect() as conn:
             self._run_row(conn, run_id)
-            rows = conn.execute(q).all()
-        more = max_results is not None and len(rows) > max_results
-        rows = rows[:max_results] if max_results is not None else rows
-        items = [Metric(key, float("nan") if r.is_nan else r.value, r.timestamp, r.step) for r in rows]
+            rows = [tuple(r) for r in conn.exec_driver_sql(sql, tuple(args)).fetchall()]
         token = None
-        if more:
-            last = rows[-1]
-            raw = json.dumps([last.timestamp, last.step, last.value, bool(last.is_nan)])
-            token = base64.urlsafe_b64encode(raw.encode()).decode()
-        return Page(items, token)
+        if max_results is not None and len(rows) > max_results:
+            rows = rows[:max_results]
+            ts, step, value, is_nan = rows[-1]
+            token = base64.urlsafe_b64encode(json.dumps([ts, step, value, bool(is_nan)]).encode()).decode()
+        return rows, token
 
     # ---- garbage collection ----------------------------------------------------------------
 
@@ -694,6 +694,30 @@ class SqlTrackingStore(SqlStore):
                     select(func.count()).select_from(t.metrics).where(t.metrics.c.run_uuid == run_id)
                 ).scalar_one()
             )
+
+
+# Statements on the logging hot path, built once (building them cost as much as running them).
+_SELECT_RUN = select(t.runs).where(
+    t.runs.c.run_uuid == bindparam("run_id"), t.runs.c.workspace == bindparam("workspace")
+)
+_METRIC_COLUMNS = ("run_uuid", "key", "value", "timestamp", "step", "is_nan")
+
+
+def _upsert_latest(dialect: Any) -> Any:
+    """Keep the point with the highest (step, timestamp, value) per run and key, as MLflow does."""
+    ins = dialect.insert(t.latest_metrics)
+    lm = t.latest_metrics.c
+    newer = tuple_(lm.step, lm.timestamp, lm.value) <= tuple_(
+        ins.excluded.step, ins.excluded.timestamp, ins.excluded.value
+    )
+    return ins.on_conflict_do_update(
+        index_elements=["run_uuid", "key"],
+        set_={c: ins.excluded[c] for c in ("value", "timestamp", "step", "is_nan")},
+        where=newer,
+    )
+
+
+_UPSERT_LATEST = {"sqlite": _upsert_latest(sqlite), "postgresql": _upsert_latest(postgresql)}
 
 
 def _run_info(row: Any) -> RunInfo:

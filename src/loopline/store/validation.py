@@ -90,8 +90,17 @@ def validate_batch(metrics: Sequence[Metric], params: Sequence[Param], tags: Seq
     total = len(metrics) + len(params) + len(tags)
     if total > MAX_ENTITIES_PER_BATCH:
         raise InvalidInput(f"A batch logged {total} entities; the limit is {MAX_ENTITIES_PER_BATCH}.")
-    for m in metrics:
-        validate_metric(m)
+    keys: set[str] = set()
+    for m in metrics:  # the hot path of ingest: check each distinct key once, each value cheaply
+        if m.key not in keys:
+            validate_key("metric", m.key)
+            keys.add(m.key)
+        if (
+            type(m.value) is not float  # exact types: bool and numpy scalars go the long way
+            or type(m.step) is not int
+            or type(m.timestamp) is not int
+        ):
+            validate_metric(m)
     seen: dict[str, str] = {}
     for p in params:
         validate_param(p)

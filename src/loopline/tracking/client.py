@@ -242,7 +242,7 @@ class Client:
         out: list[Metric] = []
         token = None
         while True:
-            page = self.store.get_metric_history(run_id, key, 25_000, token)
+            page = self.store.get_metric_history(run_id, key, None, token)  # the server's page size
             out += page.items
             if not (token := page.next_page_token):
                 return out

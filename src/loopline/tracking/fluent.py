@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import functools
 import os
 import subprocess
 import sys
@@ -98,7 +99,10 @@ class ActiveRun:
         _end(self, status)
 
 
+@functools.lru_cache(maxsize=64)
 def _git_commit(path: Path) -> tuple[str, bool] | None:
+    """(commit, dirty) of the checkout holding ``path``; looked up once per folder and process, as
+    MLflow does (two git subprocesses per run cost more than the run's own requests)."""
     try:
         out = subprocess.run(
             ["git", "-C", str(path), "rev-parse", "HEAD"],
