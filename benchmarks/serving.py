@@ -135,7 +135,7 @@ def loopline_prepare(p: Params) -> Result:
     return {"version": info.registered_model_version}
 
 
-BENTO_SERVICE = '''
+BENTO_SERVICE = """
 import os, pickle
 import numpy as np
 import bentoml
@@ -164,7 +164,7 @@ class ChurnBatched:
     @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=1000)
     def predict(self, data: np.ndarray) -> np.ndarray:
         return self.model.predict(data)
-'''
+"""
 
 
 WORKERS = {
@@ -292,20 +292,24 @@ class Bench:
                 home.mkdir(exist_ok=True)
                 run_worker(NAME, "loopline_prepare", {"dir": str(self.root)}, env)
             extra = ["--max-batch-size", "1"] if label == "loopline-nobatch" else []
-            cmd = [executable("loopline"), "serve", "models:/churn/1", "--port", str(port), "--log-level", "warning",
-                   *extra]  # fmt: skip
+            cmd = [executable("loopline"), "serve", "models:/churn/1", "--port", str(port),
+                   "--log-level", "warning", *extra]  # fmt: skip
             return Server(label, cmd, port, env, self.root / f"{label}.log")
         if label == "mlflow":
             model_dir = self.root / "mlflow-model"
-            env = clean_env()
+            # `mlflow models serve` runs `bash -c "exec uvicorn …"`: uvicorn must be on PATH.
+            env = clean_env(
+                {"PATH": f"{Path(executable('mlflow')).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+            )
             if not model_dir.exists():
                 run_worker(NAME, "mlflow_prepare", {"dir": str(self.root), "model_dir": str(model_dir)}, env)
-            cmd = [executable("mlflow"), "models", "serve", "-m", str(model_dir), "-h", "127.0.0.1", "-p", str(port),
-                   "--env-manager", "local"]  # fmt: skip
+            cmd = [executable("mlflow"), "models", "serve", "-m", str(model_dir), "-h", "127.0.0.1",
+                   "-p", str(port), "--env-manager", "local"]  # fmt: skip
             return Server(label, cmd, port, env, self.root / "mlflow.log")
         service = "ChurnBatched" if label == "bentoml-batched" else "Churn"
         env = clean_env({"BENCH_MODEL": str(self.root / "model.pkl"), "BENTOML_DO_NOT_TRACK": "true"})
-        cmd = [executable("bentoml"), "serve", f"service:{service}", "--working-dir", str(self.root / "bento"),
+        bento_dir = str(self.root / "bento")
+        cmd = [executable("bentoml"), "serve", f"service:{service}", "--working-dir", bento_dir,
                "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
         return Server(label, cmd, port, env, self.root / f"{label}.log")
 
@@ -325,7 +329,7 @@ class Bench:
             figures: dict[str, float] = {"startup": startup}
             url = server.url + system.path
             single = _lua(self.root / f"{label}-1.lua", one)
-            if label in ("loopline", "mlflow", "bentoml") and self.wants("single_row") or (
+            if (label in ("loopline", "mlflow", "bentoml") and self.wants("single_row")) or (
                 label in ("loopline-nobatch", "bentoml-batched") and self.wants("batched")
             ):
                 cpu0 = server.cpu_seconds()
@@ -334,7 +338,8 @@ class Bench:
                 figures.update({f"single_{k}": v for k, v in r.items()})
                 figures["single_cpu_ms"] = cpu / max(r["requests"], 1) * 1000
                 log(f"{label}: single row x{CONCURRENCY}: {r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, "
-                    f"p99 {r['p99']:.2f} ms, {figures['single_cpu_ms']:.3f} ms CPU/req, non-2xx {r['non2xx']:.0f}")  # fmt: skip
+                    f"p99 {r['p99']:.2f} ms, {figures['single_cpu_ms']:.3f} ms CPU/req, "
+                    f"non-2xx {r['non2xx']:.0f}")  # fmt: skip
             if label in ("loopline", "mlflow", "bentoml") and self.wants("batched"):
                 rows100 = self.ref["rows100"]
                 got = system.check(_post(server.port, system.path, system.body(rows100)))
@@ -373,29 +378,112 @@ class Bench:
                            error=errors or None, **extra))  # fmt: skip
 
         bento = "peer: BentoML 1.4.40"
-        row("single_row", "1. single-row req/s vs MLflow", "req/s", "mlflow", "single_rps", True,
-            goal_ratio=10, note=dur)
-        row("single_row", "1. single-row req/s vs BentoML", "req/s", "bentoml", "single_rps", True,
-            goal_ratio=2, note=f"{bento}; {dur}")
+        row(
+            "single_row",
+            "1. single-row req/s vs MLflow",
+            "req/s",
+            "mlflow",
+            "single_rps",
+            True,
+            goal_ratio=10,
+            note=dur,
+        )
+        row(
+            "single_row",
+            "1. single-row req/s vs BentoML",
+            "req/s",
+            "bentoml",
+            "single_rps",
+            True,
+            goal_ratio=2,
+            note=f"{bento}; {dur}",
+        )
         row("single_row", "1. p50 latency vs MLflow", "ms", "mlflow", "single_p50", False, note=dur)
         row("single_row", "1. p50 latency vs BentoML", "ms", "bentoml", "single_p50", False, note=bento)
-        row("single_row", "1. p99 latency vs MLflow", "ms", "mlflow", "single_p99", False, goal_ratio=1, note=dur)
-        row("single_row", "1. p99 latency vs BentoML", "ms", "bentoml", "single_p99", False, goal_ratio=1,
-            note=bento)
-        row("single_row", "1. server CPU per request vs MLflow", "ms", "mlflow", "single_cpu_ms", False,
-            note="process tree CPU / requests")
-        row("single_row", "1. server CPU per request vs BentoML", "ms", "bentoml", "single_cpu_ms", False,
-            note=bento)
-        row("batched", "2. batching on vs off (loopline only)", "req/s", "loopline-nobatch", "single_rps", True,
-            note="peer column: loopline --max-batch-size 1")
-        row("batched", "2. loopline adaptive vs BentoML batchable", "req/s", "bentoml-batched", "single_rps", True,
-            note=f"{bento} batchable=True, max_batch_size=64")
-        row("batched", "2. p99: loopline adaptive vs BentoML batchable", "ms", "bentoml-batched", "single_p99",
-            False, note=bento)
+        row(
+            "single_row",
+            "1. p99 latency vs MLflow",
+            "ms",
+            "mlflow",
+            "single_p99",
+            False,
+            goal_ratio=1,
+            note=dur,
+        )
+        row(
+            "single_row",
+            "1. p99 latency vs BentoML",
+            "ms",
+            "bentoml",
+            "single_p99",
+            False,
+            goal_ratio=1,
+            note=bento,
+        )
+        row(
+            "single_row",
+            "1. server CPU per request vs MLflow",
+            "ms",
+            "mlflow",
+            "single_cpu_ms",
+            False,
+            note="process tree CPU / requests",
+        )
+        row(
+            "single_row",
+            "1. server CPU per request vs BentoML",
+            "ms",
+            "bentoml",
+            "single_cpu_ms",
+            False,
+            note=bento,
+        )
+        row(
+            "batched",
+            "2. batching on vs off (loopline only)",
+            "req/s",
+            "loopline-nobatch",
+            "single_rps",
+            True,
+            note="peer column: loopline --max-batch-size 1",
+        )
+        row(
+            "batched",
+            "2. loopline adaptive vs BentoML batchable",
+            "req/s",
+            "bentoml-batched",
+            "single_rps",
+            True,
+            note=f"{bento} batchable=True, max_batch_size=64",
+        )
+        row(
+            "batched",
+            "2. p99: loopline adaptive vs BentoML batchable",
+            "ms",
+            "bentoml-batched",
+            "single_p99",
+            False,
+            note=bento,
+        )
         row("batched", "2. 100-row requests vs MLflow", "rows/s", "mlflow", "bulk_rows_per_s", True, note=dur)
-        row("batched", "2. 100-row requests vs BentoML", "rows/s", "bentoml", "bulk_rows_per_s", True, note=bento)
-        row("low_load", "3. one connection p50 vs MLflow", "ms", "mlflow", "low_p50", False,
-            note=f"{s.low_load_seconds:g} s")
+        row(
+            "batched",
+            "2. 100-row requests vs BentoML",
+            "rows/s",
+            "bentoml",
+            "bulk_rows_per_s",
+            True,
+            note=bento,
+        )
+        row(
+            "low_load",
+            "3. one connection p50 vs MLflow",
+            "ms",
+            "mlflow",
+            "low_p50",
+            False,
+            note=f"{s.low_load_seconds:g} s",
+        )
         row("low_load", "3. one connection p50 vs BentoML", "ms", "bentoml", "low_p50", False, note=bento)
         return out
 

@@ -48,7 +48,9 @@ class HttpArtifactStore:
             if resp.status_code >= 400:
                 resp.read()
                 raise_for_error(resp)
-            for chunk in resp.iter_bytes(1 << 20):
+            # Raw chunks as they arrive (no re-chunking copy) unless the body is content-encoded.
+            chunks = resp.iter_bytes(1 << 20) if resp.headers.get("content-encoding") else resp.iter_raw()
+            for chunk in chunks:
                 out.write(chunk)
 
     def get_file(self, path: str, local_path: str | Path) -> Path:
