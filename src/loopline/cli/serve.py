@@ -103,6 +103,7 @@ def serve(
         poll_interval=poll_interval,
         inference_log=inference_log,
         allow_pickle=allow_pickle,
+        load_before_serving=workers > 1,
     )
     config.batching  # noqa: B018 - validates the options before any worker starts
     settings = Settings.from_env(tracking_uri=tracking_uri, artifacts_uri=artifacts_uri)

@@ -241,14 +241,16 @@ def load_model(uri: str | os.PathLike[str], *, allow_pickle: bool = False, clien
 
     rc = client if isinstance(client, RegistryClient) else RegistryClient(client)
     prefix, mv = resolve(uri, rc.store, rc.tracking.store)
-    tmp = tempfile.mkdtemp(prefix="loopline-model-")
-    dst = Path(tmp)
-    store_digests = fetch(rc.tracking.artifacts, prefix, dst)
-    # Only digests recorded at registration vouch for the files; the store's own only catch damage
-    # in transit, since whoever changed a file also changed the digest the store keeps for it.
-    registered = dict(mv.digests) if mv is not None and mv.digests else {}
-    verify(dst, registered or store_digests)
-    return load_from_directory(dst, uri=uri, version=mv, verified=bool(registered), allow_pickle=allow_pickle)
+    with tempfile.TemporaryDirectory(prefix="loopline-model-") as tmp:  # every flavor loads into memory
+        dst = Path(tmp)
+        store_digests = fetch(rc.tracking.artifacts, prefix, dst)
+        # Only digests recorded at registration vouch for the files; the store's own only catch damage
+        # in transit, since whoever changed a file also changed the digest the store keeps for it.
+        registered = dict(mv.digests) if mv is not None and mv.digests else {}
+        verify(dst, registered or store_digests)
+        return load_from_directory(
+            dst, uri=uri, version=mv, verified=bool(registered), allow_pickle=allow_pickle
+        )
 
 
 def log_model(

@@ -23,6 +23,7 @@ from loopline.serving.deployments import (
 )
 from loopline.serving.inference_log import InferenceLog, read_log
 from loopline.serving.model import ServedModel
+from loopline.serving.packaging import build_bundle
 from loopline.serving.runtime import Runtime
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "ServedModel",
     "ServingApp",
     "Shadow",
+    "build_bundle",
     "create_app",
     "get_deployment",
     "read_log",

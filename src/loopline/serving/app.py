@@ -189,6 +189,7 @@ class ServingApp:
         self.inference_log = inference_log
         self.rng = rng or random.Random()
         self._background: set[asyncio.Task[None]] = set()
+        self._weights_shown: set[tuple[str, str, str]] = set()
         runtime.on_batch = self._on_batch
         runtime.on_change = self._on_change
         self._static: dict[str, dict[str, tuple[Handler, str | None]]] = {
@@ -234,6 +235,12 @@ class ServingApp:
         if self.inference_log is not None:
             self.inference_log.start()
         await self.runtime.start()
+        if self.config.load_before_serving:
+            # Several workers share one listening socket: a worker that accepted connections while
+            # loading would answer 503 beside a ready one. Here it only starts accepting once ready.
+            await self.runtime.loaded()
+            if self.runtime.error is not None:
+                raise self.runtime.error
 
     async def shutdown(self) -> None:
         """After uvicorn has stopped accepting and answered what was in flight: drain and flush."""
@@ -347,11 +354,16 @@ class ServingApp:
         self.metrics.observe_batch(model.name, model.version, rows, seconds)
 
     def _on_change(self, table: Table) -> None:
-        self.metrics.served.clear()
-        for m in table.primaries:
-            self.metrics.served.labels(m.name, m.version, "primary").set(table.weights.get(m.key, 0.0))
+        # Versions that left are set to 0 rather than removed (removal is not possible in
+        # prometheus-client's multiprocess mode).
+        now = {(m.name, m.version, "primary"): table.weights.get(m.key, 0.0) for m in table.primaries}
         if table.shadow is not None:
-            self.metrics.served.labels(table.shadow.name, table.shadow.version, "shadow").set(0)
+            now[(table.shadow.name, table.shadow.version, "shadow")] = 0.0
+        for labels in self._weights_shown - now.keys():
+            self.metrics.served.labels(*labels).set(0)
+        for labels, weight in now.items():
+            self.metrics.served.labels(*labels).set(weight)
+        self._weights_shown = set(now)
 
     # ---- inference ---------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ variable                            meaning (default)
 ``LOOPLINE_SERVE_INFERENCE_LOG``    ``1`` to write the inference log, ``0`` not to (``1``)
 ``LOOPLINE_SERVE_LOG_FLUSH``        seconds between inference-log writes (``5``)
 ``LOOPLINE_SERVE_MAX_BODY_MB``      largest request body accepted (``64``)
+``LOOPLINE_SERVE_LOAD_BEFORE_SERVING``  ``1``: accept connections only once loaded (``--workers`` > 1)
 ``LOOPLINE_ALLOW_PICKLE``           ``1`` to load pickled models (their code runs on load)
 ==================================  ============================================================
 """
@@ -44,6 +45,7 @@ _ENV = {
     "inference_log": "INFERENCE_LOG",
     "log_flush_interval": "LOG_FLUSH",
     "max_body_mb": "MAX_BODY_MB",
+    "load_before_serving": "LOAD_BEFORE_SERVING",
 }
 
 
@@ -61,6 +63,7 @@ class ServeConfig:
     log_flush_interval: float = 5.0
     max_body_mb: float = 64.0
     allow_pickle: bool = False
+    load_before_serving: bool = False  # set with several workers: accept only once loaded
 
     @property
     def batching(self) -> BatchConfig:

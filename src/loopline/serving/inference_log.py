@@ -281,7 +281,7 @@ def read_log(store: ArtifactStore, kind: str = "predictions", *, model: str | No
         files = []
     for f in sorted(files, key=lambda f: f.path):
         with store.open(f.path) as fh:
-            tables.append(pq.read_table(io.BytesIO(fh.read())))
+            tables.append(pq.read_table(io.BytesIO(fh.read()), use_threads=False))
     if not tables:
         return pa.table({})
     return pa.concat_tables(tables, promote_options="default")

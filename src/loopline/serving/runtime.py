@@ -117,6 +117,7 @@ class Runtime:
         self._loaded: dict[str, ServedModel] = {}  # resolved URI -> model (reused across refreshes)
         self._task: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
+        self._loaded_event = asyncio.Event()
 
     # ---- resolution (blocking: called on a thread) -----------------------------------------
 
@@ -240,6 +241,10 @@ class Runtime:
         """Load in the background; readiness turns on once every model is loaded and warmed up."""
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    async def loaded(self) -> None:
+        """Wait until the first load finished (``ready``) or failed (``error``)."""
+        await self._loaded_event.wait()
+
     async def _run(self) -> None:
         try:
             await asyncio.to_thread(self.load_now)
@@ -251,6 +256,8 @@ class Runtime:
             self.error = LooplineError(f"could not load the model: {type(e).__name__}: {e}")
             log.exception("could not load the model")
             return
+        finally:
+            self._loaded_event.set()
         # Everything loaded so far (libraries, the model) lives as long as the process: move it out of
         # the collector's sight. Otherwise each full collection, set off by the objects requests leave
         # in the inference log's buffer, walks the whole heap: 100+ ms pauses at p99 (measured).

@@ -18,7 +18,6 @@ Three schemas:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -587,7 +586,3 @@ def compile_schema(signature: Signature | None) -> InputSchema:
     if cols and all(c.name is not None and c.type in _NUMERIC for c in cols):
         return NumericColumns(cols)
     return FrameInput(signature)
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
