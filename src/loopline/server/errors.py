@@ -24,11 +24,21 @@ _HTTP_CODES = {
 }
 
 
+def error_response(exc: LooplineError) -> Response:
+    """MLflow's error body for an error Loopline raised on purpose."""
+    message = f"{exc.message} {exc.hint}".strip() if exc.hint else exc.message
+    return json_response({"error_code": exc.error_code, "message": message}, exc.status_code)
+
+
+def unexpected_response(exc: Exception) -> Response:
+    log.exception("Unhandled error")
+    return json_response({"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}, 500)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(LooplineError)
     async def _loopline(_: Request, exc: LooplineError) -> Response:
-        message = f"{exc.message} {exc.hint}".strip() if exc.hint else exc.message
-        return json_response({"error_code": exc.error_code, "message": message}, exc.status_code)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
@@ -53,5 +63,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("Unhandled error")
-        return json_response({"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}, 500)
+        return unexpected_response(exc)
