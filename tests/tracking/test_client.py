@@ -117,3 +117,14 @@ def test_history_keeps_non_finite_values_and_order(client: Client) -> None:
     assert [m.step for m in got] == [0, 1, 2, 3, 4]
     assert [m.value for m in got][:3] == [1.5, float("inf"), float("-inf")]
     assert got[3].value != got[3].value and got[4].value == 0.0
+
+
+def test_set_terminated_writes_the_last_points_with_the_status(client: Client) -> None:
+    rid = client.create_run(client.set_experiment("finish").experiment_id).info.run_id
+    for i in range(2300):  # more than one batch is left queued at the end
+        client.log_metric(rid, "m", float(i), step=i)
+    client.set_terminated(rid, "FAILED")
+    run = client.get_run(rid)
+    assert run.info.status.value == "FAILED" and run.info.end_time is not None
+    assert len(client.get_metric_history(rid, "m")) == 2300
+    assert run.data.metrics["m"] == 2299.0

@@ -245,14 +245,25 @@ def run_info_from_json(i: JSON) -> RunInfo:
     )
 
 
+def _kv_fast(items: object, field: str) -> dict[str, str]:
+    """A list of {"key", "value"} as a dict; well-formed lists skip the per-item checks."""
+    try:
+        out = {i["key"]: i["value"] for i in items} if isinstance(items, list) else None
+    except (KeyError, TypeError):
+        out = None
+    if out is not None and all(type(k) is str and type(v) is str for k, v in out.items()):
+        return out
+    return dict(decode_kv_list(items, field))
+
+
 def run_from_json(d: JSON) -> Run:
     data = d.get("data") or {}
     inputs = (d.get("inputs") or {}).get("dataset_inputs") or []
     return Run(
         run_info_from_json(d["info"]),
         RunData(
-            params=dict(decode_kv_list(data.get("params"), "params")),
-            tags=dict(decode_kv_list(data.get("tags"), "tags")),
+            params=_kv_fast(data.get("params") or [], "params"),
+            tags=_kv_fast(data.get("tags") or [], "tags"),
             latest_metrics=tuple(metric_from_json(m) for m in data.get("metrics") or []),
         ),
         tuple(dataset_input_from_json(x) for x in inputs),

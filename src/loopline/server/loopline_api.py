@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from loopline.entities import RunStatus
 from loopline.errors import InvalidInput
 from loopline.protocol import mlflow_json as mj
 from loopline.server.http import (
@@ -143,3 +144,26 @@ async def metric_history(request: Request) -> Response:
     if token:
         out["next_page_token"] = token
     return json_response(out)
+
+
+@router.post("/runs/finish")
+async def finish_run(request: Request) -> Response:
+    """A run's last metrics and its final status, committed together (MLflow needs two calls)."""
+    body = await params(request)
+    status = required_str(body, "status")
+    if status not in RunStatus.__members__ or not RunStatus(status).is_terminal:
+        raise InvalidInput(f"Invalid final status {status!r}.", hint="Use FINISHED, FAILED or KILLED.")
+    end_time = optional_int(body, "end_time")
+    if end_time is None:
+        raise InvalidInput("Missing value for required parameter 'end_time'.")
+    raw = body.get("metrics") or []
+    if not isinstance(raw, list):
+        raise InvalidInput("Invalid value for parameter 'metrics': expected a list.")
+    info = await blocking(
+        tracking(request).finish_run,
+        required_str(body, "run_id"),
+        RunStatus(status),
+        end_time,
+        [mj.metric_from_json(m) for m in raw],
+    )
+    return json_response({"run_info": mj.run_info_to_json(info)})

@@ -138,6 +138,25 @@ class RestTrackingStore:
         )
         return mj.run_info_from_json(body["run_info"])
 
+    def finish_run(
+        self, run_id: str, status: RunStatus, end_time: int, metrics: Sequence[Metric] = ()
+    ) -> RunInfo:
+        if self._is_loopline():  # one request instead of two
+            body = self.client.call(
+                "POST",
+                "/api/2.0/loopline/runs/finish",
+                {
+                    "run_id": run_id,
+                    "status": status.value,
+                    "end_time": end_time,
+                    "metrics": [mj.metric_to_json(m) for m in metrics],
+                },
+            )
+            return mj.run_info_from_json(body["run_info"])
+        if metrics:
+            self.log_batch(run_id, metrics)
+        return self.update_run_info(run_id, status, end_time)
+
     def delete_run(self, run_id: str) -> None:
         self._post("/runs/delete", {"run_id": run_id})
 

@@ -96,6 +96,17 @@ class MetricBuffer:
         self._transient = None
         return True
 
+    def take(self, run_id: str) -> list[Metric]:
+        """Remove and return the points queued for ``run_id`` (the caller writes them itself)."""
+        with self._flush_lock:  # the background writer is not mid-batch while we sort the queue
+            mine: list[Metric] = []
+            others: list[tuple[str, Metric]] = []
+            for _ in range(len(self._queue)):
+                item = self._queue.popleft()
+                (mine.append(item[1]) if item[0] == run_id else others.append(item))
+            self._queue.extendleft(reversed(others))  # points added meanwhile stay behind these
+            return mine
+
     def _drain(self) -> dict[str, list[Metric]]:
         out: dict[str, list[Metric]] = {}
         for _ in range(min(len(self._queue), 50 * BATCH)):

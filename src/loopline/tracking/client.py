@@ -133,8 +133,24 @@ class Client:
     def set_terminated(
         self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, end_time: int | None = None
     ) -> None:
-        self.buffer.flush()
-        self.store.update_run_info(run_id, RunStatus(status), end_time or now_ms())
+        pending = self.buffer.take(run_id)
+        try:
+            self.buffer.flush()  # other runs' points, and errors from earlier background writes
+            cut = (
+                len(pending) - len(pending) % MAX_METRICS_PER_BATCH
+                if len(pending) > MAX_METRICS_PER_BATCH
+                else 0
+            )
+            if cut:
+                self.log_batch(run_id, pending[:cut])
+            # The run's last points and its final status go in one transaction (one request remotely).
+            self.store.finish_run(run_id, RunStatus(status), end_time or now_ms(), pending[cut:])
+        except BaseException:
+            for (
+                metric
+            ) in pending:  # back in the queue: nothing is lost (points written twice are stored once)
+                self.buffer.add(run_id, metric)
+            raise
 
     def delete_run(self, run_id: str) -> None:
         self.store.delete_run(run_id)
