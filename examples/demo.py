@@ -235,6 +235,10 @@ def train_one(c: Candidate, d: Data, session: str, on_step: Callable[[], None]) 
         with tempfile.TemporaryDirectory() as tmp:
             write_reports(model, d, proba, Path(tmp))
             loopline.log_artifacts(tmp)
+        # The model itself: MLflow's layout, a signature from an input example, a digest per file.
+        example = pd.DataFrame(d.X_val[:5], columns=d.features)
+        info = loopline.log_model(model, "model", input_example=example)
+        loopline.set_tag("model_id", info.model_id)
 
 
 def train_all(d: Data, session: str, console: Console) -> None:
@@ -296,7 +300,32 @@ def compare(session: str, console: Console) -> list[Run]:
     return runs
 
 
-# ---- step 5: where to look -----------------------------------------------------------------------
+# ---- step 5: register the best model, alias it champion, load it back -----------------------
+
+
+MODEL_NAME = "breast-cancer"
+
+
+def register_best(runs: list[Run], d: Data, console: Console) -> int:
+    """The best run's model becomes the next version of MODEL_NAME and the champion."""
+    best = runs[0]
+    registry = loopline.RegistryClient()
+    logged = registry.store.get_logged_model(best.data.tags["model_id"])
+    version = registry.register(
+        logged.artifact_location, MODEL_NAME, run_id=best.info.run_id, model_id=logged.model_id
+    ).version
+    registry.set_alias(MODEL_NAME, "champion", version)
+    champion = loopline.load_model(f"models:/{MODEL_NAME}@champion")  # files checked against digests
+    X_val = pd.DataFrame(d.X_val, columns=d.features)
+    accuracy = float(np.mean(np.asarray(champion.predict(X_val)) == d.y_val))
+    console.print(
+        f"Registered [bold]{best.info.run_name}[/] as [bold]models:/{MODEL_NAME}/{version}[/] "
+        f"(alias champion); loaded back and verified, validation accuracy {accuracy:.3f}."
+    )
+    return version
+
+
+# ---- step 6: where to look -----------------------------------------------------------------------
 
 
 def where_to_look(runs: list[Run], console: Console) -> None:
@@ -317,6 +346,13 @@ def where_to_look(runs: list[Run], console: Console) -> None:
         "  export MLFLOW_TRACKING_URI=http://127.0.0.1:5000   # in another shell; pip install mlflow",
         f"  python -c \"import mlflow; print(mlflow.search_runs(experiment_names=['{EXPERIMENT}']))\"",
         f"  curl -O http://127.0.0.1:5000/api/2.0/mlflow-artifacts/artifacts/{artifact}",
+        "",
+        "[bold]The registry and serving[/]",
+        f"  loopline models show {MODEL_NAME}",
+        f"  loopline serve models:/{MODEL_NAME}@champion --port 8080   # MLflow scoring + Open Inference",
+        f"  loopline models download models:/{MODEL_NAME}@champion ./champion   # its files, verified",
+        "  curl -X POST localhost:8080/invocations -H 'Content-Type: application/json' \\",
+        "       -d @champion/serving_input_example.json",
     ]
     for line in lines:
         console.print(line, soft_wrap=True, highlight=False)  # soft wrap: long commands stay copyable
@@ -332,6 +368,7 @@ def main() -> None:
     )
     train_all(data, session, console)
     runs = compare(session, console)
+    register_best(runs, data, console)
     where_to_look(runs, console)
 
 

@@ -112,7 +112,8 @@ def save_model(
     if signature is None and input_example is not None:
         output = None
         try:
-            output = model.predict(input_example)
+            predict = getattr(flavor, "predict", None)
+            output = predict(model, input_example) if predict else model.predict(input_example)
         except Exception:  # the signature's output half is optional
             output = None
         signature = infer_signature(input_example, output)

@@ -83,3 +83,11 @@ def load(path: Path, conf: dict[str, Any], trust: Trust) -> Any:
             return cloudpickle.load(f)
     with open(file, "rb") as f:
         return pickle.load(f)
+
+
+def predict(native: Any, data: Any) -> Any:
+    """Predict; a model fitted on a plain array gets one (scikit-learn warns when handed named columns
+    it never saw, and checking names costs about a millisecond a call)."""
+    if hasattr(data, "to_numpy") and getattr(native, "feature_names_in_", None) is None:
+        data = data.to_numpy()
+    return native.predict(data)
