@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         log_model,
         save_model,
     )
+    from loopline.registry.evaluate import EvaluationResult, evaluate
     from loopline.tracking import (
         ActiveRun,
         Client,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "ActiveRun": "loopline.tracking",
     "Client": "loopline.tracking",
+    "EvaluationResult": "loopline.registry",
     "Experiment": "loopline.entities",
     "LoadedModel": "loopline.registry",
     "LooplineError": "loopline.errors",
@@ -71,6 +73,7 @@ _LAZY = {
     "Settings": "loopline.config",
     "active_run": "loopline.tracking",
     "end_run": "loopline.tracking",
+    "evaluate": "loopline.registry",
     "flush": "loopline.tracking",
     "get_metric_history": "loopline.tracking",
     "get_tracking_uri": "loopline.tracking",
@@ -96,6 +99,7 @@ _LAZY = {
 __all__ = [
     "ActiveRun",
     "Client",
+    "EvaluationResult",
     "Experiment",
     "LoadedModel",
     "LooplineError",
@@ -110,6 +114,7 @@ __all__ = [
     "__version__",
     "active_run",
     "end_run",
+    "evaluate",
     "flush",
     "get_metric_history",
     "get_tracking_uri",

@@ -27,6 +27,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from loopline.store.validation import KEY, PARAM_VALUE, TAG_VALUE
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for big tables.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -39,9 +41,6 @@ metadata = MetaData(
     }
 )
 
-KEY = 250  # MLflow's limit for param, metric and tag keys
-PARAM_VALUE = 6000  # MLflow's limit for param values
-TAG_VALUE = 8000
 
 workspaces = Table(
     "workspaces",

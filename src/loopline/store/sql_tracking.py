@@ -7,6 +7,7 @@ object URI) in that same transaction, so the audit trail can never disagree with
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -477,7 +478,7 @@ class SqlTrackingStore(SqlStore):
             rows,
         )
         conn.execute(
-            _UPSERT_LATEST[conn.dialect.name],
+            _upsert_latest(conn.dialect.name),
             [dict(zip(_METRIC_COLUMNS, r, strict=True)) for r in latest.values()],
         )
 
@@ -718,8 +719,10 @@ _SELECT_RUN = select(t.runs).where(
 _METRIC_COLUMNS = ("run_uuid", "key", "value", "timestamp", "step", "is_nan")
 
 
-def _upsert_latest(dialect: Any) -> Any:
+@functools.cache
+def _upsert_latest(dialect_name: str) -> Any:
     """Keep the point with the highest (step, timestamp, value) per run and key, as MLflow does."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     ins = dialect.insert(t.latest_metrics)
     lm = t.latest_metrics.c
     newer = tuple_(lm.step, lm.timestamp, lm.value) <= tuple_(
@@ -730,9 +733,6 @@ def _upsert_latest(dialect: Any) -> Any:
         set_={c: ins.excluded[c] for c in ("value", "timestamp", "step", "is_nan")},
         where=newer,
     )
-
-
-_UPSERT_LATEST = {"sqlite": _upsert_latest(sqlite), "postgresql": _upsert_latest(postgresql)}
 
 
 def _run_info(row: Any) -> RunInfo:

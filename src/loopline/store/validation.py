@@ -9,13 +9,17 @@ from collections.abc import Sequence
 
 from loopline.entities import Metric, Param, RunTag
 from loopline.errors import InvalidInput
-from loopline.store.schema import KEY, PARAM_VALUE, TAG_VALUE
 
 # MLflow's batch limits for runs/log-batch.
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_PER_BATCH = 100
 MAX_TAGS_PER_BATCH = 100
 MAX_ENTITIES_PER_BATCH = 1000
+
+# MLflow's limits (the column sizes in schema.py come from here; this module needs no SQLAlchemy).
+KEY = 250  # param, metric and tag keys
+PARAM_VALUE = 6000
+TAG_VALUE = 8000
 
 _KEY = re.compile(r"^[\w\-. /:]+$")
 
