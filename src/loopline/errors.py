@@ -4,6 +4,7 @@
      ├── NotFound                 404  RESOURCE_DOES_NOT_EXIST
      ├── AlreadyExists            400  RESOURCE_ALREADY_EXISTS
      ├── InvalidInput             400  INVALID_PARAMETER_VALUE
+     │    └── BadRequest          400  BAD_REQUEST  (a body that is not the JSON/format expected)
      ├── Conflict                 409  INVALID_STATE
      ├── BackendUnavailable       503  TEMPORARILY_UNAVAILABLE
      └── MissingExtra             500  INTERNAL_ERROR   (an optional dependency is not installed)
@@ -49,6 +50,12 @@ class InvalidInput(LooplineError):
 
     status_code = 400
     error_code = "INVALID_PARAMETER_VALUE"
+
+
+class BadRequest(InvalidInput):
+    """A request body that is not what the route accepts (malformed JSON, wrong format keys)."""
+
+    error_code = "BAD_REQUEST"
 
 
 class Conflict(LooplineError):

@@ -10,10 +10,9 @@ import orjson
 import pandas as pd
 import pytest
 
-from loopline.errors import InvalidInput
+from loopline.errors import BadRequest, InvalidInput
 from loopline.registry.signature import ColSpec, Signature, TensorSpec
 from loopline.serving import oip
-from loopline.serving.http import BadRequest
 from loopline.serving.schema import FrameInput, NumericColumns, Tensor, TensorInput, compile_schema
 
 COLS = (ColSpec("double", "age"), ColSpec("double", "income"), ColSpec("long", "visits"))

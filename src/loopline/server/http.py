@@ -15,18 +15,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from loopline.errors import InvalidInput, LooplineError
+from loopline.errors import BadRequest, InvalidInput
 from loopline.protocol.mlflow_json import decode_int, decode_str
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-class BadRequest(LooplineError):
-    """The request body is not the JSON the route expects."""
-
-    status_code = 400
-    error_code = "BAD_REQUEST"
 
 
 def json_response(payload: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:

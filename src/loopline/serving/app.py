@@ -34,11 +34,10 @@ from typing import Any
 import orjson
 
 from loopline._version import __version__
-from loopline.errors import InvalidInput, LooplineError
+from loopline.errors import BadRequest, InvalidInput, LooplineError
 from loopline.serving import oip, outputs
 from loopline.serving.config import ServeConfig
 from loopline.serving.http import (
-    BadRequest,
     ClientGone,
     EndpointNotFound,
     MethodNotAllowed,

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from loopline.errors import LooplineError
+from loopline.errors import BackendUnavailable, LooplineError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,13 +32,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 JSON = "application/json"
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-
-
-class BadRequest(LooplineError):
-    """The body is not what the route accepts (malformed JSON, wrong format keys)."""
-
-    status_code = 400
-    error_code = "BAD_REQUEST"
 
 
 class EndpointNotFound(LooplineError):
@@ -72,9 +65,8 @@ class Overloaded(LooplineError):
         self.retry_after = max(1, retry_after)
 
 
-class NotReady(LooplineError):
-    status_code = 503
-    error_code = "TEMPORARILY_UNAVAILABLE"
+class NotReady(BackendUnavailable):
+    """The model is still loading (or failed to load): readiness and inference answer 503."""
 
 
 @dataclass(slots=True)

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from loopline.errors import InvalidInput
-from loopline.serving.http import BadRequest, dumps
+from loopline.errors import BadRequest, InvalidInput
+from loopline.serving.http import dumps
 from loopline.serving.schema import OIP_TO_NUMPY, Tensor, oip_datatype
 
 HEADER_LENGTH = "inference-header-content-length"
