@@ -381,3 +381,26 @@ def median(values: Sequence[float]) -> float:
     s = sorted(values)
     mid = len(s) // 2
     return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def tracking_server(system: str, home: Path) -> Server:
+    """``mlflow server`` or ``loopline server`` on SQLite and a local artifact root under ``home``."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    db, art = home / "store.db", home / "artifacts"
+    if system == "mlflow":
+        cmd = [
+            executable("mlflow"), "server",
+            "--backend-store-uri", f"sqlite:///{db}",
+            "--artifacts-destination", str(art),
+            "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "1",
+        ]  # fmt: skip
+    else:
+        cmd = [
+            executable("loopline"), "server",
+            "--store-uri", f"sqlite:///{db}",
+            "--artifacts-uri", str(art),
+            "--host", "127.0.0.1", "--port", str(port),
+        ]  # fmt: skip
+    return Server(system, cmd, port, clean_env(), home / "server.log")

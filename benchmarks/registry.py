@@ -53,14 +53,12 @@ from benchmarks._harness import (
     Options,
     Report,
     Row,
-    Server,
     WorkerError,
     clean_env,
-    executable,
-    free_port,
     log,
     median,
     run_worker,
+    tracking_server,
     worker_main,
 )
 
@@ -289,28 +287,6 @@ WORKERS: dict[str, Callable[[Params], Result]] = {
 # ==== orchestration =================================================================================
 
 
-def make_server(system: str, home: Path) -> Server:
-    home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    db, art = home / "store.db", home / "artifacts"
-    if system == "mlflow":
-        cmd = [
-            executable("mlflow"), "server",
-            "--backend-store-uri", f"sqlite:///{db}",
-            "--artifacts-destination", str(art),
-            "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "1",
-        ]  # fmt: skip
-    else:
-        cmd = [
-            executable("loopline"), "server",
-            "--store-uri", f"sqlite:///{db}",
-            "--artifacts-uri", str(art),
-            "--host", "127.0.0.1", "--port", str(port),
-        ]  # fmt: skip
-    return Server(system, cmd, port, clean_env(), home / "server.log")
-
-
 def local_env(system: str, home: Path) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{home / 'store.db'}"
@@ -374,7 +350,7 @@ class Bench:
             if mode == "local":
                 self.measure(mode, system, local_env(system, home), home / "artifacts")
                 return
-            server = make_server(system, home)
+            server = tracking_server(system, home)
             try:
                 log(f"server/{system}: starting on port {server.port} …")
                 up = server.start()

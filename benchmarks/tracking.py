@@ -38,11 +38,10 @@ from benchmarks._harness import (
     Server,
     WorkerError,
     clean_env,
-    executable,
-    free_port,
     log,
     median,
     run_worker,
+    tracking_server,
     worker_main,
 )
 
@@ -454,29 +453,6 @@ def import_seconds(module: str, repeat: int = 3) -> float:
     return best
 
 
-def make_server(system: str, root: Path) -> Server:
-    home = root / system
-    home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    db, art = home / "store.db", home / "artifacts"
-    if system == "mlflow":
-        cmd = [
-            executable("mlflow"), "server",
-            "--backend-store-uri", f"sqlite:///{db}",
-            "--artifacts-destination", str(art),
-            "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "1",
-        ]  # fmt: skip
-    else:
-        cmd = [
-            executable("loopline"), "server",
-            "--store-uri", f"sqlite:///{db}",
-            "--artifacts-uri", str(art),
-            "--host", "127.0.0.1", "--port", str(port),
-        ]  # fmt: skip
-    return Server(system, cmd, port, clean_env(), home / "server.log")
-
-
 def write_random_file(path: Path, size: int) -> None:
     with open(path, "wb") as f:
         left = size
@@ -537,7 +513,7 @@ class Bench:
     # -- phases against one server
 
     def against(self, system: str, artifact_file: Path | None) -> None:
-        server = make_server(system, self.root)
+        server = tracking_server(system, self.root / system)
         try:
             log(f"{system}: starting server on port {server.port} …")
             self.figures[system]["startup"] = server.start()
