@@ -38,11 +38,21 @@ $(BENCH)/.installed: benchmarks/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(BENCH)
 	$(BENCH)/bin/pip install -q --upgrade pip
 	$(BENCH)/bin/pip install -q -r benchmarks/requirements.txt
-	$(BENCH)/bin/pip install -q -e .
+	$(BENCH)/bin/pip install -q -e ".[sklearn,data,monitoring,features,redis]"
 	@touch $@
 
-bench: $(BENCH)/.installed
+# A peer whose pins clash with the others' gets a venv of its own from requirements-<module>.txt.
+PEER_REQS := $(wildcard benchmarks/requirements-*.txt)
+PEER_VENVS := $(patsubst benchmarks/requirements-%.txt,.venv-bench-%/.installed,$(PEER_REQS))
+
+.venv-bench-%/.installed: benchmarks/requirements-%.txt
+	$(PYTHON) -m venv .venv-bench-$*
+	.venv-bench-$*/bin/pip install -q --upgrade pip
+	.venv-bench-$*/bin/pip install -q -r $<
+	@touch $@
+
+bench: $(BENCH)/.installed $(PEER_VENVS)
 	$(BENCH)/bin/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) $(BENCH) .loopline .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH) .venv-bench-* .loopline .pytest_cache .mypy_cache .ruff_cache

@@ -47,7 +47,7 @@ def table(report: Report) -> Table:
     t = Table(title=report.title, title_justify="left", show_lines=False)
     t.add_column("workload")
     t.add_column("unit")
-    t.add_column("mlflow", justify="right")
+    t.add_column(report.peer_name, justify="right")
     t.add_column("loopline", justify="right")
     t.add_column("ratio", justify="right")
     t.add_column("goal", justify="right")
@@ -56,7 +56,7 @@ def table(report: Report) -> Table:
     for row in report.rows:
         ratio = f"{_fmt(row.ratio)}x" if row.ratio is not None else "—"
         note = row.note + (f" [red]{row.error}[/]" if row.error else "")
-        t.add_row(row.title, row.unit, _fmt(row.mlflow), _fmt(row.loopline), ratio, row.goal, _met(row), note)
+        t.add_row(row.title, row.unit, _fmt(row.peer), _fmt(row.loopline), ratio, row.goal, _met(row), note)
     return t
 
 

@@ -53,7 +53,7 @@ class Row:
     workload: str
     title: str
     unit: str
-    mlflow: float | None
+    peer: float | None  # the peer's figure
     loopline: float | None
     higher_is_better: bool
     goal_ratio: float | None = None
@@ -63,9 +63,9 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        if not self.mlflow or not self.loopline:
+        if not self.peer or not self.loopline:
             return None
-        return self.loopline / self.mlflow if self.higher_is_better else self.mlflow / self.loopline
+        return self.loopline / self.peer if self.higher_is_better else self.peer / self.loopline
 
     @property
     def goal(self) -> str:
@@ -101,6 +101,7 @@ class Row:
 class Report:
     name: str
     title: str
+    peer_name: str = "mlflow"  # the column header of the peer's figures
     rows: list[Row] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -352,9 +353,14 @@ def run_worker(
     params: Mapping[str, Any],
     env: Mapping[str, str],
     timeout: float = 1200.0,
+    python: str | None = None,
 ) -> dict[str, Any]:
-    """Run ``worker`` of ``benchmarks.<module>`` in a fresh interpreter; return the dict it printed."""
-    cmd = [sys.executable, "-m", f"benchmarks.{module}", "--worker", worker, json.dumps(dict(params))]
+    """Run ``worker`` of ``benchmarks.<module>`` in a fresh interpreter; return the dict it printed.
+
+    ``python`` picks another interpreter, e.g. ``peer_python("data")`` for a peer whose pins clash
+    with the others'.
+    """
+    cmd = [python or sys.executable, "-m", f"benchmarks.{module}", "--worker", worker, json.dumps(dict(params))]
     try:
         done = subprocess.run(
             cmd, env=dict(env), cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False
@@ -367,6 +373,18 @@ def run_worker(
             return result
     tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
     raise WorkerError(f"{worker} failed (exit {done.returncode}):\n{tail}")
+
+
+def peer_python(module: str) -> str:
+    """The interpreter of ``.venv-bench-<module>``: a peer with pins of its own (``requirements-<module>.txt``).
+
+    ``make bench`` builds one such venv per ``benchmarks/requirements-<module>.txt``; each also has
+    Loopline's benchmark harness on its path (run from the repository root) but not Loopline itself.
+    """
+    path = REPO_ROOT / f".venv-bench-{module}" / "bin" / "python"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run `make bench` (it installs benchmarks/requirements-{module}.txt).")
+    return str(path)
 
 
 def worker_main(workers: Mapping[str, Any], argv: Sequence[str]) -> None:

@@ -624,7 +624,7 @@ class Bench:
                     workload=workload,
                     title=title,
                     unit=unit,
-                    mlflow=self.figures["mlflow"].get(key),
+                    peer=self.figures["mlflow"].get(key),
                     loopline=self.figures["loopline"].get(key),
                     higher_is_better=higher,
                     error="; ".join(errors) or None,

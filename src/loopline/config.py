@@ -54,6 +54,10 @@ class Settings(BaseModel):
     flush_interval: float = 0.5
     gc_interval: float = 0.0
     gc_older_than: float = 30 * 86400.0
+    # Online feature store: "sqlite" (a file beside the metadata database) or redis://host:port/db.
+    online_store: str = "sqlite"
+    # Pipeline executor: "local" (processes on this machine), "ray" (auto) or ray://head:10001.
+    executor: str = "local"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -66,7 +70,16 @@ class Settings(BaseModel):
         tracking = env.get("LOOPLINE_TRACKING_URI") or env.get("MLFLOW_TRACKING_URI")
         if tracking:
             values["tracking_uri"] = tracking
-        for field in ("artifacts_uri", "workspace", "user", "flush_interval", "gc_interval", "gc_older_than"):
+        for field in (
+            "artifacts_uri",
+            "workspace",
+            "user",
+            "flush_interval",
+            "gc_interval",
+            "gc_older_than",
+            "online_store",
+            "executor",
+        ):
             raw = env.get(f"LOOPLINE_{field.upper()}")
             if raw:
                 values[field] = raw

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from loopline._version import __version__
-from loopline.cli import db, deploy, experiments, gc, models, runs, serve, server
+from loopline.cli import data, db, deploy, experiments, features, gc, models, monitor, pipeline, runs, serve, server
 from loopline.errors import LooplineError
 
 app = typer.Typer(
@@ -22,11 +22,16 @@ app = typer.Typer(
 app.command("server")(server.server)
 app.command("gc")(gc.gc)
 app.command("serve")(serve.serve)
+app.command("sweep")(pipeline.sweep)
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(data.app, name="data")
+app.add_typer(features.app, name="features")
+app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(monitor.app, name="monitor")
 
 
 @app.command("version")

@@ -40,7 +40,16 @@ async def _collect_garbage_every(state: ServerState) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the server for ``settings`` (default: from the environment)."""
     from loopline.artifacts.blobs import BlobArtifactStore
-    from loopline.server import loopline_api, mlflow_artifacts, mlflow_registry, mlflow_tracking
+    from loopline.server import (
+        data_api,
+        features_api,
+        loopline_api,
+        mlflow_artifacts,
+        mlflow_registry,
+        mlflow_tracking,
+        monitoring_api,
+        pipelines_api,
+    )
     from loopline.store.engine import create_store_engine
     from loopline.store.sql_registry import SqlRegistryStore
     from loopline.store.sql_tracking import SqlTrackingStore
@@ -61,7 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.gc_interval > 0
             else None
         )
-        yield
+        async with monitoring_api.background(app), pipelines_api.background(app):
+            yield
         if task is not None:
             task.cancel()
 
@@ -83,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mlflow_artifacts.router)
     app.include_router(mlflow_registry.router)
     app.include_router(loopline_api.router)
+    for domain in (data_api, features_api, monitoring_api, pipelines_api):
+        app.include_router(domain.router)
 
     @app.get("/health", include_in_schema=False)
     @app.get("/ping", include_in_schema=False)

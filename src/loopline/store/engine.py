@@ -21,7 +21,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from loopline.errors import BackendUnavailable, InvalidInput, MissingExtra
 
-HEAD_REVISION = "0003"  # keep equal to the newest file in migrations/versions (a test checks it)
+HEAD_REVISION = "0007"  # keep equal to the newest file in migrations/versions (a test checks it)
 _BUSY_TIMEOUT_S = 60
 _PG_MIGRATION_LOCK = 0x100_9_11E  # any constant: serialises concurrent migrators on PostgreSQL
 

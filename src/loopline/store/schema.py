@@ -330,3 +330,14 @@ model_aliases = Table(
     Column("alias", String(256), primary_key=True),
     Column("version", Integer, nullable=False),
 )
+
+# ---- domain tables ------------------------------------------------------------------------
+# Each later domain keeps its tables in a module of its own on this same MetaData (migrations
+# 0004 data, 0005 monitoring, 0006 pipelines, 0007 features); importing them here makes
+# ``metadata`` the whole schema for Alembic and for the test that compares it with the migrations.
+from loopline.store import (  # noqa: E402, F401
+    schema_data,
+    schema_features,
+    schema_monitoring,
+    schema_pipelines,
+)
