@@ -22,7 +22,8 @@ from loopline._version import __version__
 
 if TYPE_CHECKING:
     from loopline.config import Settings
-    from loopline.entities import Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag
+    from loopline.data import DataClient, get_dataset_version, load_dataset, log_dataset
+    from loopline.entities import DatasetVersion, Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag
     from loopline.errors import LooplineError
     from loopline.registry import (
         LoadedModel,
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "ActiveRun": "loopline.tracking",
     "Client": "loopline.tracking",
+    "DataClient": "loopline.data",
+    "DatasetVersion": "loopline.entities",
     "EvaluationResult": "loopline.registry",
     "Experiment": "loopline.entities",
     "LoadedModel": "loopline.registry",
@@ -75,12 +78,15 @@ _LAZY = {
     "end_run": "loopline.tracking",
     "evaluate": "loopline.registry",
     "flush": "loopline.tracking",
+    "get_dataset_version": "loopline.data",
     "get_metric_history": "loopline.tracking",
     "get_tracking_uri": "loopline.tracking",
     "infer_signature": "loopline.registry",
+    "load_dataset": "loopline.data",
     "load_model": "loopline.registry",
     "log_artifact": "loopline.tracking",
     "log_artifacts": "loopline.tracking",
+    "log_dataset": "loopline.data",
     "log_metric": "loopline.tracking",
     "log_metrics": "loopline.tracking",
     "log_model": "loopline.registry",
@@ -99,6 +105,8 @@ _LAZY = {
 __all__ = [
     "ActiveRun",
     "Client",
+    "DataClient",
+    "DatasetVersion",
     "EvaluationResult",
     "Experiment",
     "LoadedModel",
@@ -116,12 +124,15 @@ __all__ = [
     "end_run",
     "evaluate",
     "flush",
+    "get_dataset_version",
     "get_metric_history",
     "get_tracking_uri",
     "infer_signature",
+    "load_dataset",
     "load_model",
     "log_artifact",
     "log_artifacts",
+    "log_dataset",
     "log_metric",
     "log_metrics",
     "log_model",

@@ -58,6 +58,8 @@ class Settings(BaseModel):
     online_store: str = "sqlite"
     # Pipeline executor: "local" (processes on this machine), "ray" (auto) or ray://head:10001.
     executor: str = "local"
+    # Where `loopline data push/pull` send and fetch dataset versions (e.g. s3://bucket/data).
+    data_remote: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -79,6 +81,7 @@ class Settings(BaseModel):
             "gc_older_than",
             "online_store",
             "executor",
+            "data_remote",
         ):
             raw = env.get(f"LOOPLINE_{field.upper()}")
             if raw:
@@ -90,6 +93,14 @@ class Settings(BaseModel):
             if db is not None and "artifacts_uri" not in values:  # artifacts live beside their database
                 values["artifacts_uri"] = str(db.parent / "artifacts")
         return cls.model_validate(values)
+
+    @property
+    def cache_dir(self) -> Path:
+        """This machine's caches (file hashes): beside a SQLite database, else ~/.cache/loopline."""
+        db = sqlite_path(self.tracking_uri)
+        if db is not None:
+            return db.parent / "cache"
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "loopline"
 
     @property
     def is_remote(self) -> bool:

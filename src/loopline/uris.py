@@ -2,7 +2,7 @@
 
 ``runs:/<run_id>/<path>``, ``models:/<name>/<version>`` or ``models:/<name>@<alias>``,
 ``datasets:/<name>/<version>`` or ``datasets:/<name>@<alias>``, ``features:/<view>``,
-``pipelines:/<name>/<run_id>``, ``deployments:/<name>``, ``experiments:/<id>``.
+``pipelines:/<name>/<run_id>``, ``deployments:/<name>``, ``monitors:/<name>``, ``experiments:/<id>``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from loopline.errors import InvalidInput
 
-SCHEMES = ("runs", "models", "datasets", "features", "pipelines", "deployments", "experiments")
+SCHEMES = ("runs", "models", "datasets", "features", "pipelines", "deployments", "monitors", "experiments")
 _URI = re.compile(r"^(?P<scheme>[a-z]+):/(?P<rest>[^/].*)$")
 _NAMED = re.compile(r"^(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[^/@]+))?(?:/(?P<path>.*))?$")
 
@@ -51,13 +51,17 @@ def parse(uri: str) -> ObjectUri:
             hint="Use one of " + ", ".join(f"{s}:/…" for s in SCHEMES) + ".",
         )
     scheme, rest = m["scheme"], m["rest"]
-    if scheme in ("runs", "features", "deployments", "experiments"):
+    if scheme in ("runs", "features", "deployments", "monitors", "experiments"):
         name, _, path = rest.partition("/")
         return ObjectUri(scheme, name, path=path)
     n = _NAMED.match(rest)
     if not n:
         raise InvalidInput(f"Malformed {scheme} URI: {uri!r}.", hint=f"Use {scheme}:/<name>/<version>.")
     return ObjectUri(scheme, n["name"], n["version"], n["alias"], n["path"] or "")
+
+
+def dataset_uri(name: str, version: int | str) -> str:
+    return f"datasets:/{name}/{version}"
 
 
 def run_uri(run_id: str, path: str = "") -> str:

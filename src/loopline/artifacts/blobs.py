@@ -4,6 +4,7 @@ Layout under the root::
 
     blobs/ab/cd/<blake3 hex>      file contents, stored once however many paths share them
     refs/<logical path>           a tiny JSON {"digest", "size"} per logical file
+    pins/<kind>/<name…>           a JSON {"manifest": digest, …}: a tree of blobs kept alive
     tmp/                          staging for atomic writes (local roots only)
 
 A write stages the bytes, hashes them (BLAKE3, multi-threaded for big files), moves the blob
@@ -17,12 +18,13 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 from loopline.artifacts.paths import join, safe_path
 from loopline.artifacts.protocol import FileInfo
@@ -31,6 +33,14 @@ from loopline.errors import InvalidInput, NotFound
 CHUNK = 1 << 20
 Names = list[str]  # spelled out here because the class below has a method named `list`
 _MMAP_MIN = 1 << 20  # below this, plain reads beat mmap + threads
+_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+# How a local file becomes a blob. "auto": a reflink (copy-on-write: free and safe) where the
+# filesystem has them, else a copy. "link": a reflink, else a hard link — free, but the stored
+# content then shares the user's inode, so the file is made read-only (as DVC's hardlink cache
+# does; root ignores that, so an in-place edit as root changes the stored version: opt-in only).
+# "copy": always copy.
+LinkMode = Literal["auto", "link", "copy"]
 
 
 def hash_file(path: str | Path) -> str:
@@ -276,11 +286,132 @@ class BlobArtifactStore:
         # Some filesystems return keys with or without their protocol; match on the tail.
         return str(next(c for c in candidates if c.endswith(name) or name.endswith(c)))
 
+    # ---- blobs by digest: trees of files (datasets, pipeline outputs) ----------------------
+
+    def has_blob(self, digest: str) -> bool:
+        blob = self._blob(_check_digest(digest))
+        return os.path.exists(blob) if self.is_local else bool(self.fs.exists(blob))
+
+    def blob_path(self, digest: str) -> str:
+        """Where the blob lives on the store's filesystem (a local path for local roots)."""
+        return self._blob(_check_digest(digest))
+
+    def put_blob(self, local_path: str | Path, digest: str, *, link: LinkMode = "auto") -> str:
+        """Store ``local_path`` (whose BLAKE3 is ``digest``) as a blob; returns how: present, reflink,
+        hardlink, copy or upload. Atomic: the blob appears whole or not at all."""
+        blob = self._blob(_check_digest(digest))
+        if not self.is_local:
+            if self.fs.exists(blob):
+                return "present"
+            self.fs.put_file(str(local_path), blob)  # one PUT (or a completed multipart): atomic
+            return "upload"
+        if os.path.exists(blob):
+            return "present"
+        os.makedirs(os.path.dirname(blob), exist_ok=True)
+        tmp = os.path.join(self.staging_dir(), uuid.uuid4().hex)
+        how = _link_or_copy(str(local_path), tmp, link)
+        os.replace(tmp, blob)
+        return how
+
+    def put_blob_bytes(self, data: bytes) -> str:
+        """Store ``data`` as a blob; returns its digest."""
+        import blake3
+
+        digest = str(blake3.blake3(data).hexdigest())
+        blob = self._blob(digest)
+        if self.is_local:
+            if not os.path.exists(blob):
+                os.makedirs(os.path.dirname(blob), exist_ok=True)
+                tmp = os.path.join(self.staging_dir(), uuid.uuid4().hex)
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.chmod(tmp, _READ_ONLY)
+                os.replace(tmp, blob)
+        elif not self.fs.exists(blob):
+            self.fs.pipe_file(blob, data)
+        return digest
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        try:
+            stream: BinaryIO = self.fs.open(self._blob(_check_digest(digest)), "rb")
+        except FileNotFoundError:
+            raise NotFound(
+                f"The blob {digest[:12]}… is missing from {self.root_uri}.",
+                hint="Pull it from the remote that has it (`loopline data pull`).",
+            ) from None
+        return stream
+
+    def read_blob(self, digest: str) -> bytes:
+        with self.open_blob(digest) as f:
+            return f.read()
+
+    def get_blob(self, digest: str, local_path: str | Path, *, link: bool = False) -> None:
+        """Materialise a blob at ``local_path`` atomically (a read-only hard link if ``link``)."""
+        local_path = Path(local_path)
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local_path.with_name(f".{local_path.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            if self.is_local:
+                blob = self._blob(_check_digest(digest))
+                if not os.path.exists(blob):
+                    self.open_blob(digest)  # raises the NotFound with its hint
+                _link_or_copy(blob, str(tmp), "link" if link else "auto", protect=False)
+            else:
+                with self.open_blob(digest) as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
+            os.replace(tmp, local_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def pin(self, name: str, manifest: str, record: Mapping[str, Any] | None = None) -> None:
+        """Keep the tree whose manifest blob is ``manifest`` alive under ``pins/<name>``."""
+        data = json.dumps({**(record or {}), "manifest": _check_digest(manifest)}).encode()
+        target = f"{self.root}/pins/{safe_path(name)}"
+        if not self.is_local:
+            self.fs.pipe_file(target, data)
+            return
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        tmp = os.path.join(self.staging_dir(), f"pin-{uuid.uuid4().hex}")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+
+    def read_pin(self, name: str) -> dict[str, Any]:
+        try:
+            with self.fs.open(f"{self.root}/pins/{safe_path(name)}", "rb") as f:
+                return dict(json.loads(f.read()))
+        except (FileNotFoundError, IsADirectoryError):
+            raise NotFound(f"Nothing pinned at {name!r} in {self.root_uri}.") from None
+
+    def list_pins(self, prefix: str) -> Names:
+        base = f"{self.root}/pins"
+        prefix = safe_path(prefix, allow_root=True)
+        try:
+            found = self.fs.find(f"{base}/{prefix}" if prefix else base)
+        except FileNotFoundError:
+            return []
+        return sorted(str(p)[len(base) :].lstrip("/") for p in found)
+
+    def unpin(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(f"{self.root}/pins/{safe_path(name)}")
+
+    def _pinned_digests(self) -> set[str]:
+        from loopline.artifacts.manifest import Manifest
+
+        live: set[str] = set()
+        for name in self.list_pins(""):
+            manifest = self.read_pin(name)["manifest"]
+            live.add(manifest)
+            with contextlib.suppress(NotFound):
+                live |= Manifest.decode(self.read_blob(manifest)).digests()
+        return live
+
     # ---- garbage collection ----------------------------------------------------------------
 
     def gc(self, grace_seconds: float = 3600.0) -> tuple[int, int]:
-        """Delete blobs no ref points to, if older than ``grace_seconds``; (count, bytes) freed."""
-        live = {f.digest for f in self.walk("")}
+        """Delete blobs no ref or pin keeps, if older than ``grace_seconds``; (count, bytes) freed."""
+        live = {f.digest for f in self.walk("")} | self._pinned_digests()
         blob_root = f"{self.root}/blobs"
         if not self.fs.exists(blob_root):
             return 0, 0
@@ -304,6 +435,44 @@ class BlobArtifactStore:
         return removed, freed
 
 
+def _check_digest(digest: str) -> str:
+    if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        raise InvalidInput(f"Not a BLAKE3 hex digest: {digest!r}.")
+    return digest
+
+
+def _link_or_copy(src: str, dst: str, link: LinkMode, *, protect: bool = True) -> str:
+    """Make ``dst`` hold ``src``'s content: reflink, else hard link (read-only), else copy."""
+    if link != "copy" and _reflink(src, dst):
+        return "reflink"
+    if link == "link":
+        try:
+            os.link(src, dst)
+        except OSError:  # another filesystem, or links not allowed: copy
+            pass
+        else:
+            if protect:
+                os.chmod(dst, _READ_ONLY)  # the same inode as the user's file: edits must not land
+            return "hardlink"
+    shutil.copyfile(src, dst)  # copy_file_range/sendfile under the hood on Linux
+    if protect:
+        os.chmod(dst, _READ_ONLY)
+    return "copy"
+
+
+def _reflink(src: str, dst: str) -> bool:
+    try:
+        import fcntl
+
+        with open(src, "rb") as s, open(dst, "wb") as d:
+            fcntl.ioctl(d.fileno(), 0x40049409, s.fileno())  # FICLONE: btrfs, xfs, APFS-like CoW
+        return True
+    except (OSError, ImportError):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(dst)
+        return False
+
+
 def _mtime(meta: dict[str, Any]) -> float:
     for key in ("mtime", "LastModified", "last_modified", "created"):
         value = meta.get(key)
@@ -313,4 +482,4 @@ def _mtime(meta: dict[str, Any]) -> float:
     return 0.0
 
 
-__all__ = ["BlobArtifactStore", "StagedFile", "hash_file", "join"]
+__all__ = ["BlobArtifactStore", "LinkMode", "StagedFile", "hash_file", "join"]

@@ -7,7 +7,21 @@ import sys
 import typer
 
 from loopline._version import __version__
-from loopline.cli import data, db, deploy, experiments, features, gc, models, monitor, pipeline, runs, serve, server
+from loopline.cli import (
+    data,
+    db,
+    deploy,
+    experiments,
+    features,
+    gc,
+    lineage,
+    models,
+    monitor,
+    pipeline,
+    runs,
+    serve,
+    server,
+)
 from loopline.errors import LooplineError
 
 app = typer.Typer(
@@ -23,6 +37,7 @@ app.command("server")(server.server)
 app.command("gc")(gc.gc)
 app.command("serve")(serve.serve)
 app.command("sweep")(pipeline.sweep)
+app.command("lineage")(lineage.lineage)
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")

@@ -4,6 +4,7 @@ Users never see ORM rows. Field names follow MLflow's entities so code written a
 ``mlflow.entities`` reads the same here.
 """
 
+from loopline.entities.data import DatasetSummary, DatasetVersion, ValidationRecord
 from loopline.entities.registry import (
     STAGES,
     LoggedModel,
@@ -30,6 +31,8 @@ __all__ = [
     "STAGES",
     "Dataset",
     "DatasetInput",
+    "DatasetSummary",
+    "DatasetVersion",
     "Experiment",
     "LifecycleStage",
     "LoggedModel",
@@ -44,4 +47,5 @@ __all__ = [
     "RunInfo",
     "RunStatus",
     "RunTag",
+    "ValidationRecord",
 ]

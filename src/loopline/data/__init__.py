@@ -1,0 +1,102 @@
+"""Data versioning: content-addressed dataset versions, their profiles, lineage and validation.
+
+A dataset version (``datasets:/customers/3``, ``datasets:/customers@prod``) is an immutable
+manifest of BLAKE3-addressed files plus what was learnt reading them (schema, rows, a column
+profile). Adding unchanged content creates no version; changing one file of many stores only
+that file. Versions move between machines with ``push``/``pull``.
+
+>>> import loopline.data as data                                  # doctest: +SKIP
+>>> v = data.log_dataset("customers.parquet", name="customers")   # doctest: +SKIP
+>>> df = data.load_dataset(v.uri)                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loopline.data.client import AddResult, DataClient
+from loopline.data.io import OutputFormat
+from loopline.entities import DatasetVersion
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+
+def _client(client: DataClient | None) -> DataClient:
+    """The given client, or one on the same stores as ``loopline.set_tracking_uri`` chose."""
+    if client is not None:
+        return client
+    from loopline.tracking.fluent import default_client
+
+    return DataClient(default_client().settings)
+
+
+def log_dataset(
+    data: str | Path | Any,
+    name: str,
+    *,
+    description: str = "",
+    context: str = "",
+    client: DataClient | None = None,
+) -> DatasetVersion:
+    """Version ``data`` (a path, or a pandas/polars/Arrow frame) as ``name``; inside an active run,
+    record it as the run's input (``context``: e.g. "training").
+
+    Example:
+        >>> v = loopline.log_dataset(df, name="customers")   # doctest: +SKIP
+        >>> v.uri
+        'datasets:/customers/1'
+    """
+    from loopline.tracking.fluent import active_run
+
+    client = _client(client)
+    version = client.add(data, name, description=description).version
+    run = active_run()
+    if run is not None:
+        client.link_to_run(version, run.info.run_id, context)
+    return version
+
+
+def get_dataset_version(uri: str, *, client: DataClient | None = None) -> DatasetVersion:
+    """The version ``uri`` names (``datasets:/name/3``, ``datasets:/name@alias``, ``datasets:/name``)."""
+    return _client(client).get_version(uri)
+
+
+def load_dataset(uri: str, format: OutputFormat = "pandas", *, client: DataClient | None = None) -> Any:
+    """A tabular version as a pandas or polars DataFrame or an Arrow table."""
+    return _client(client).load(uri, format)
+
+
+def scan_dataset(uri: str, *, client: DataClient | None = None) -> pads.Dataset:
+    """A tabular version as a lazily read ``pyarrow.dataset.Dataset`` (for data bigger than memory)."""
+    return _client(client).scan(uri)
+
+
+def read_table(source: str | Path, *, client: DataClient | None = None) -> pa.Table:
+    """A dataset URI or a Parquet/CSV/JSON file as an Arrow table, with clear errors."""
+    if isinstance(source, str) and source.startswith("datasets:/"):
+        return _client(client).read_table(source)
+    from loopline.data.io import read_file
+
+    return read_file(source)
+
+
+def record_validation(uri: str, result: Mapping[str, Any], *, client: DataClient | None = None) -> int:
+    """Store a validation result with the version ``uri`` names."""
+    return _client(client).record_validation(uri, result)
+
+
+__all__ = [
+    "AddResult",
+    "DataClient",
+    "DatasetVersion",
+    "get_dataset_version",
+    "load_dataset",
+    "log_dataset",
+    "read_table",
+    "record_validation",
+    "scan_dataset",
+]

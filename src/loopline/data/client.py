@@ -1,0 +1,389 @@
+"""``DataClient``: add, version, read, compare and materialise datasets.
+
+Adding a path hashes its files (in parallel; unchanged files come from the hash cache), builds the
+manifest, and stops there if the content equals the latest version's. Otherwise it reads what a
+tabular dataset holds (schema, rows, profile — a malformed file fails here, before anything is
+stored), stores the missing blobs (reflink, else a read-only hard link, else a copy), stores and
+pins the manifest, and only then inserts the version row: a crash at any point leaves either no
+version or a whole one, and at worst blobs that ``gc`` reclaims.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loopline import uris
+from loopline.artifacts.blobs import BlobArtifactStore, LinkMode
+from loopline.artifacts.manifest import Entry, Manifest
+from loopline.config import Settings
+from loopline.data import io
+from loopline.data.hashing import WORKERS, HashCache, LocalFile, hash_files, walk
+from loopline.entities import DatasetSummary, DatasetVersion, ValidationRecord
+from loopline.errors import InvalidInput
+from loopline.store import open_sql_engine
+from loopline.store.sql_data import SqlDataStore, validate_name
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+Progress = Callable[[int], None]  # called with a number of bytes just processed
+
+
+@dataclass(frozen=True)
+class AddResult:
+    version: DatasetVersion
+    created: bool  # False: the content equals the latest version's; nothing was stored
+    files_hashed: int  # files whose content was read (the rest came from the hash cache)
+    blobs_stored: int  # new blobs (files whose content the store did not hold yet)
+    stored_as: Mapping[str, int]  # how new blobs were stored: reflink / hardlink / copy / upload
+
+
+class DataClient:
+    """Dataset versions over the metadata store and the content-addressed artifact store."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.store = SqlDataStore(
+            open_sql_engine(self.settings, what="Data versioning"),
+            workspace=self.settings.workspace,
+            actor=self.settings.user,
+        )
+        self.blobs = BlobArtifactStore(self.settings.artifacts_uri)
+        self.cache = HashCache(self.settings.cache_dir / "hashes.sqlite")
+
+    # ---- add -------------------------------------------------------------------------------
+
+    def add(
+        self,
+        data: str | Path | Any,
+        name: str,
+        *,
+        description: str = "",
+        link: LinkMode = "auto",
+        progress: Progress | None = None,
+    ) -> AddResult:
+        """Version ``data`` — a file, a folder, or a pandas/polars/Arrow frame — as ``name``."""
+        validate_name(name)
+        if isinstance(data, str | Path):
+            return self._add_path(Path(data), name, str(data), description, link, progress)
+        table = io.to_arrow(data)
+        import pyarrow.parquet as pq
+
+        fd, tmp = tempfile.mkstemp(
+            suffix=".parquet", dir=self.blobs.staging_dir() if self.blobs.is_local else None
+        )
+        os.close(fd)
+        try:
+            pq.write_table(table, tmp)
+            source = f"python:{type(data).__module__.split('.')[0]}.{type(data).__name__}"
+            # The temp file is ours alone: linking it into the store (then deleting it) is safe.
+            return self._add_path(Path(tmp), name, source, description, "link", progress, single="data.parquet")
+        finally:
+            os.unlink(tmp)
+
+    def _add_path(
+        self,
+        root: Path,
+        name: str,
+        source: str,
+        description: str,
+        link: LinkMode,
+        progress: Progress | None,
+        single: str | None = None,
+    ) -> AddResult:
+        files = walk(root)
+        if single is not None:  # a frame: name its one file for what it is, not the temp file
+            files = [LocalFile(single, files[0].path, files[0].size, files[0].fingerprint)]
+        elif files[0].rel == "":
+            files = [LocalFile(root.name, files[0].path, files[0].size, files[0].fingerprint)]
+        cached_before = len(self.cache.lookup(files)) if single is None else 0
+        digests = hash_files(files, self.cache if single is None else None, progress)
+        manifest = Manifest.of(Entry(f.rel, digests[f.path], f.size) for f in files)
+        digest = manifest.digest
+        latest = self._latest(name)
+        if latest is not None and latest.digest == digest:
+            return AddResult(latest, False, len(files) - cached_before, 0, {})
+
+        fmt = io.format_of([f.rel for f in files])
+        schema: dict[str, str] = {}
+        num_rows: int | None = None
+        profile: dict[str, Any] = {}
+        if fmt != "files":  # read it before storing anything: malformed data stores nothing
+            ds = io.dataset([f.path for f in files], fmt)
+            schema, num_rows, profile = _describe(ds, fmt)
+
+        stored = self._store_blobs(files, digests, link)
+        manifest_digest = self.blobs.put_blob_bytes(manifest.encode())
+        assert manifest_digest == digest  # the manifest's blob is named by the version's digest
+        self.blobs.pin(self._pin(name, digest), digest, {"dataset": name, "time": time.time()})
+        version, created = self.store.create_version(
+            name,
+            digest=digest,
+            format=fmt,
+            source=source if single else str(root.resolve()),
+            num_files=len(files),
+            size_bytes=manifest.size,
+            num_rows=num_rows,
+            schema=schema,
+            profile=profile,
+            description=description,
+        )
+        counts: dict[str, int] = {}
+        for how in stored:
+            if how != "present":
+                counts[how] = counts.get(how, 0) + 1
+        return AddResult(version, created, len(files) - cached_before, sum(counts.values()), counts)
+
+    def _store_blobs(self, files: list[LocalFile], digests: Mapping[str, str], link: LinkMode) -> list[str]:
+        unique: dict[str, LocalFile] = {}
+        for f in files:
+            unique.setdefault(digests[f.path], f)
+        if len(unique) == 1:
+            ((digest, f),) = unique.items()
+            return [self.blobs.put_blob(f.path, digest, link=link)]
+        with ThreadPoolExecutor(WORKERS) as pool:
+            return list(
+                pool.map(lambda item: self.blobs.put_blob(item[1].path, item[0], link=link), unique.items())
+            )
+
+    def _pin(self, name: str, digest: str) -> str:
+        return f"datasets/{self.settings.workspace}/{name}/{digest}"
+
+    def _latest(self, name: str) -> DatasetVersion | None:
+        from loopline.errors import NotFound
+
+        try:
+            return self.store.get_version(name)
+        except NotFound:
+            return None
+
+    # ---- read ------------------------------------------------------------------------------
+
+    def get_version(self, uri: str) -> DatasetVersion:
+        """The version ``uri`` names: ``datasets:/name/3``, ``datasets:/name@prod``, ``datasets:/name``."""
+        return self.store.resolve(_as_uri(uri))
+
+    def datasets(self) -> list[DatasetSummary]:
+        return self.store.list_datasets()
+
+    def versions(self, name: str) -> list[DatasetVersion]:
+        return self.store.list_versions(name)
+
+    def manifest(self, version: DatasetVersion) -> Manifest:
+        return Manifest.decode(self.blobs.read_blob(version.manifest_digest))
+
+    def scan(self, uri: str) -> pads.Dataset:
+        """The version as a lazily read Arrow dataset over its stored files (no copy)."""
+        version = self.get_version(uri)
+        if not version.is_tabular:
+            raise InvalidInput(
+                f"{version.uri} is a set of files, not a table.", hint="Materialise it with `get`."
+            )
+        paths = [self.blobs.blob_path(e.digest) for e in self.manifest(version)]
+        filesystem = None
+        if not self.blobs.is_local:
+            from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+            filesystem = PyFileSystem(FSSpecHandler(self.blobs.fs))
+        return io.dataset(paths, version.format, filesystem=filesystem)  # type: ignore[arg-type]
+
+    def load(self, uri: str, format: io.OutputFormat = "pandas") -> Any:
+        """The version as a pandas or polars DataFrame or an Arrow table."""
+        return io.convert(self.scan(uri).to_table(), format)
+
+    def read_table(self, source: str | Path) -> pa.Table:
+        """A dataset URI or a Parquet/CSV/JSON path as an Arrow table."""
+        if isinstance(source, str) and source.startswith("datasets:/"):
+            return self.scan(source).to_table()
+        return io.read_file(source)
+
+    # ---- materialise -----------------------------------------------------------------------
+
+    def get(
+        self, uri: str, dest: str | Path, *, link: bool = False, progress: Progress | None = None
+    ) -> Path:
+        """Write the version's files under ``dest`` (a single-file version: to ``dest`` itself if
+        it is not an existing folder). ``link`` hard-links read-only instead of copying."""
+        version = self.get_version(uri)
+        manifest = self.manifest(version)
+        dest = Path(dest)
+        entries = list(manifest)
+        if len(entries) == 1 and not dest.is_dir() and version.num_files == 1 and dest.suffix:
+            targets = [(entries[0], dest)]
+        else:
+            targets = [(e, dest / e.path) for e in entries]
+
+        def fetch(item: tuple[Entry, Path]) -> None:
+            entry, target = item
+            if target.exists() and target.stat().st_size == entry.size:
+                have = hash_files(walk(target), self.cache)
+                if next(iter(have.values())) == entry.digest:
+                    if progress:
+                        progress(entry.size)
+                    return
+            self.blobs.get_blob(entry.digest, target, link=link)
+            if progress:
+                progress(entry.size)
+
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(fetch, targets))
+        return dest
+
+    def checkout(
+        self, uri: str, *, to: str | Path | None = None, prune: bool = False, link: bool = False
+    ) -> Path:
+        """Restore the folder or file a version was added from (or ``to``) to that version.
+
+        ``prune`` also deletes files under it that the version does not have.
+        """
+        version = self.get_version(uri)
+        target = Path(to) if to is not None else Path(version.source)
+        if to is None and version.source.startswith("python:"):
+            raise InvalidInput(f"{version.uri} was logged from Python, not a path.", hint="Pass --to PATH.")
+        if version.num_files == 1 and not target.is_dir() and target.suffix:
+            return self.get(uri, target, link=link)
+        self.get(uri, target, link=link)
+        if prune and target.is_dir():
+            keep = {e.path for e in self.manifest(version)}
+            for f in walk(target):
+                if f.rel not in keep:
+                    os.unlink(f.path)
+        return target
+
+    # ---- compare ---------------------------------------------------------------------------
+
+    def diff(self, a: str, b: str) -> dict[str, Any]:
+        """Schema, row-count, profile and file changes from version ``a`` to version ``b``."""
+        from loopline.artifacts.manifest import diff as manifest_diff
+
+        va, vb = self.get_version(a), self.get_version(b)
+        cols_a, cols_b = dict(va.schema), dict(vb.schema)
+        out: dict[str, Any] = {
+            "from": va.uri,
+            "to": vb.uri,
+            "same_content": va.digest == vb.digest,
+            "rows": {"from": va.num_rows, "to": vb.num_rows},
+            "size_bytes": {"from": va.size_bytes, "to": vb.size_bytes},
+            "schema": {
+                "added": {c: cols_b[c] for c in cols_b.keys() - cols_a.keys()},
+                "removed": {c: cols_a[c] for c in cols_a.keys() - cols_b.keys()},
+                "type_changed": {
+                    c: [cols_a[c], cols_b[c]] for c in cols_a.keys() & cols_b.keys() if cols_a[c] != cols_b[c]
+                },
+            },
+            "files": manifest_diff(self.manifest(va), self.manifest(vb)),
+        }
+        if va.profile and vb.profile:
+            try:
+                from loopline.data.profile import TableProfile, diff_profiles
+
+                out["profile"] = diff_profiles(
+                    TableProfile.from_dict(va.profile), TableProfile.from_dict(vb.profile)
+                )
+            except ImportError:  # the profile module is optional while it is being built
+                pass
+        return out
+
+    # ---- aliases, validation, lineage ------------------------------------------------------
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        self.store.set_alias(name, alias, version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.store.delete_alias(name, alias)
+
+    def record_validation(self, uri: str, result: Mapping[str, Any]) -> int:
+        """Store a validation result with the version ``uri`` names; returns its id."""
+        version = self.get_version(uri)
+        suite = str(result.get("suite") or result.get("suite_name") or "suite")
+        success = bool(result.get("success"))
+        return self.store.record_validation(
+            version.name, version.version, suite=suite, success=success, result=result
+        )
+
+    def validations(self, uri: str) -> list[ValidationRecord]:
+        version = self.get_version(uri)
+        return self.store.list_validations(version.name, version.version)
+
+    def link_to_run(self, version: DatasetVersion, run_id: str, context: str = "") -> None:
+        """Record ``version`` as an input of run ``run_id`` (MLflow's dataset inputs too)."""
+        from loopline.entities import Dataset, DatasetInput
+        from loopline.tracking.fluent import default_client
+
+        ds = Dataset(
+            name=version.name,
+            digest=version.digest[:36],
+            source_type="loopline",
+            source=version.uri,
+            schema=_mlflow_schema(version.schema),
+            profile=f'{{"num_rows": {version.num_rows or 0}}}',
+        )
+        tags = {"mlflow.data.context": context} if context else {}
+        default_client().log_inputs(run_id, [DatasetInput(ds, tags)])
+        self.store.add_edge(version.uri, uris.run_uri(run_id), "input_of")
+
+    # ---- housekeeping ----------------------------------------------------------------------
+
+    def verify(self, uri: str) -> list[str]:
+        """Re-hash the version's stored files; the paths whose content no longer matches."""
+        from loopline.artifacts.blobs import hash_file
+
+        version = self.get_version(uri)
+        bad = []
+        for e in self.manifest(version):
+            if not self.blobs.has_blob(e.digest) or (
+                self.blobs.is_local and hash_file(self.blobs.blob_path(e.digest)) != e.digest
+            ):
+                bad.append(e.path)
+        return bad
+
+    def gc(self, grace_seconds: float = 3600.0) -> tuple[int, int]:
+        """Unpin trees no version names (left by an interrupted add), then collect unused blobs."""
+        live = {self._pin(v.name, v.digest) for v in self.store.all_versions()}
+        for pin in self.blobs.list_pins(f"datasets/{self.settings.workspace}"):
+            if pin not in live:
+                record = self.blobs.read_pin(pin)
+                if time.time() - float(record.get("time", 0)) > grace_seconds:
+                    self.blobs.unpin(pin)
+        return self.blobs.gc(grace_seconds)
+
+
+def _describe(ds: pads.Dataset, fmt: str) -> tuple[dict[str, str], int, dict[str, Any]]:
+    import pyarrow as pa
+
+    try:
+        schema = {f.name: str(f.type) for f in ds.schema}
+        rows = int(ds.count_rows())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
+        raise InvalidInput(
+            f"Could not read the {fmt} data: {e}", hint=f"Check that the files are valid {fmt}."
+        ) from None
+    try:
+        from loopline.data.profile import profile_table
+    except ImportError:
+        return schema, rows, {}
+    try:
+        profile = profile_table(ds).to_dict()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as e:
+        raise InvalidInput(
+            f"Could not read the {fmt} data: {e}", hint=f"Check that the files are valid {fmt}."
+        ) from None
+    return schema, rows, profile
+
+
+def _as_uri(uri: str) -> str:
+    return uri if uri.startswith("datasets:/") else f"datasets:/{uri}"
+
+
+def _mlflow_schema(schema: Mapping[str, str]) -> str:
+    import json
+
+    return json.dumps({"mlflow_colspec": [{"name": k, "type": v} for k, v in schema.items()]})
