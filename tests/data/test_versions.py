@@ -19,7 +19,10 @@ from loopline.errors import InvalidInput, NotFound
 @pytest.fixture
 def client(tmp_path: Path) -> DataClient:
     settings = Settings.from_env(
-        {}, tracking_uri=f"sqlite:///{tmp_path / 'db' / 'loopline.db'}", artifacts_uri=str(tmp_path / "art"), user="t"
+        {},
+        tracking_uri=f"sqlite:///{tmp_path / 'db' / 'loopline.db'}",
+        artifacts_uri=str(tmp_path / "art"),
+        user="t",
     )
     (tmp_path / "db").mkdir()
     return DataClient(settings)
@@ -74,7 +77,11 @@ def test_frames_round_trip_in_every_format(client: DataClient) -> None:
     df = frame()
     v = client.add(df, "customers").version
     assert v.format == "parquet" and v.num_rows == 50
-    assert v.schema == {"id": "int64", "x": "double", "city": "string"} or set(v.schema) == {"id", "x", "city"}
+    assert v.schema == {"id": "int64", "x": "double", "city": "string"} or set(v.schema) == {
+        "id",
+        "x",
+        "city",
+    }
     pd.testing.assert_frame_equal(client.load(v.uri, "pandas"), df)
     assert client.load(v.uri, "polars").shape == (50, 3)
     table = client.load(v.uri, "arrow")
@@ -240,3 +247,20 @@ def test_validation_results_are_stored_with_the_version(client: DataClient) -> N
     client.record_validation(v.uri, {"suite": "basic", "success": False, "results": []})
     (record,) = client.validations("datasets:/d/1")
     assert (record.suite, record.success, record.version) == ("basic", False, 1)
+
+
+def test_the_quickstart_example_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "data_quickstart.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_"))}
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "no new version" in done.stdout and "datasets:/customers@prod -> version 1" in done.stdout
+    client = DataClient(
+        Settings.from_env({}, tracking_uri=f"sqlite:///{tmp_path / '.loopline-data-example' / 'loopline.db'}")
+    )
+    assert [v.version for v in client.versions("customers")] == [2, 1]

@@ -36,24 +36,33 @@ def _client(client: DataClient | None) -> DataClient:
 
 def log_dataset(
     data: str | Path | Any,
-    name: str,
+    name: str | None = None,
     *,
     description: str = "",
     context: str = "",
     client: DataClient | None = None,
 ) -> DatasetVersion:
     """Version ``data`` (a path, or a pandas/polars/Arrow frame) as ``name``; inside an active run,
-    record it as the run's input (``context``: e.g. "training").
+    record the version as the run's input (``context``: e.g. "training").
+
+    ``data`` may also name an existing version (``datasets:/customers@prod``): nothing is added,
+    and the active run records that version as its input.
 
     Example:
         >>> v = loopline.log_dataset(df, name="customers")   # doctest: +SKIP
         >>> v.uri
         'datasets:/customers/1'
     """
+    from loopline.errors import InvalidInput
     from loopline.tracking.fluent import active_run
 
     client = _client(client)
-    version = client.add(data, name, description=description).version
+    if isinstance(data, str) and data.startswith("datasets:/"):
+        version = client.get_version(data)
+    elif name is None:
+        raise InvalidInput("log_dataset needs a name for new data.", hint='Pass name="customers".')
+    else:
+        version = client.add(data, name, description=description).version
     run = active_run()
     if run is not None:
         client.link_to_run(version, run.info.run_id, context)
