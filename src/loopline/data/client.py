@@ -85,7 +85,9 @@ class DataClient:
             pq.write_table(table, tmp)
             source = f"python:{type(data).__module__.split('.')[0]}.{type(data).__name__}"
             # The temp file is ours alone: linking it into the store (then deleting it) is safe.
-            return self._add_path(Path(tmp), name, source, description, "link", progress, single="data.parquet")
+            return self._add_path(
+                Path(tmp), name, source, description, "link", progress, single="data.parquet"
+            )
         finally:
             os.unlink(tmp)
 
