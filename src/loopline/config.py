@@ -32,7 +32,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DEFAULT_HOME = ".loopline"
+from loopline.locations import DEFAULT_HOME, cache_dir, normalize_store_uri, sqlite_path, sqlite_uri
 
 
 def _default_user() -> str:
@@ -97,10 +97,7 @@ class Settings(BaseModel):
     @property
     def cache_dir(self) -> Path:
         """This machine's caches (file hashes): beside a SQLite database, else ~/.cache/loopline."""
-        db = sqlite_path(self.tracking_uri)
-        if db is not None:
-            return db.parent / "cache"
-        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "loopline"
+        return cache_dir(self.tracking_uri)
 
     @property
     def is_remote(self) -> bool:
@@ -108,26 +105,4 @@ class Settings(BaseModel):
         return self.tracking_uri.startswith(("http://", "https://"))
 
 
-def sqlite_uri(path: Path) -> str:
-    return f"sqlite:///{path}"
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI (None for other URIs and in-memory databases)."""
-    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
-        return None
-    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
-
-
-def normalize_store_uri(uri: str) -> str:
-    """Accept the spellings users type: a bare path means SQLite, ``postgresql://`` means psycopg 3."""
-    if uri.startswith(("http://", "https://", "sqlite:", "postgresql+")):
-        return uri
-    if uri.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + uri.split("://", 1)[1]
-    if uri.startswith("file:"):
-        uri = uri.removeprefix("file://").removeprefix("file:")
-    if "://" not in uri:
-        path = Path(uri)
-        return sqlite_uri(path / "loopline.db" if path.suffix == "" else path)
-    return uri
+__all__ = ["DEFAULT_HOME", "Settings", "normalize_store_uri", "sqlite_path", "sqlite_uri"]

@@ -264,3 +264,37 @@ def test_the_quickstart_example_runs(tmp_path: Path) -> None:
         Settings.from_env({}, tracking_uri=f"sqlite:///{tmp_path / '.loopline-data-example' / 'loopline.db'}")
     )
     assert [v.version for v in client.versions("customers")] == [2, 1]
+
+
+def test_status_sees_unchanged_modified_and_missing_paths(
+    client: DataClient, folder: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from loopline.data.status import status
+
+    single = tmp_path / "one.csv"
+    frame().to_csv(single, index=False)
+    client.add(folder, "images")
+    client.add(single, "one")
+    assert {s.state for s in status(client.cache)} == {"unchanged"}
+    (folder / "1.bin").write_bytes(b"edited")
+    states = {Path(s.path).name: (s.state, s.uri) for s in status(client.cache)}
+    assert states == {
+        "images": ("modified", "datasets:/images/1"),
+        "one.csv": ("unchanged", "datasets:/one/1"),
+    }
+    client.checkout("images/1")
+    assert [s.state for s in status(client.cache, [str(folder)])] == ["unchanged"]
+    single.unlink()
+    assert [s.state for s in status(client.cache, [str(single)])] == ["missing"]
+
+    env = {**os.environ, "LOOPLINE_TRACKING_URI": client.settings.tracking_uri}
+    cli = [sys.executable, "-m", "loopline.cli", "data", "status"]
+    done = subprocess.run([*cli, "--exit-code"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 1 and "missing" in done.stdout and "unchanged  images" in done.stdout
+    assert "typer" not in subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "loopline.cli", "data", "status"],
+        env=env, capture_output=True, text=True, cwd=tmp_path,
+    ).stderr  # fmt: skip

@@ -120,6 +120,27 @@ def add(
         console.print(f"{v.num_rows:,} rows x {len(v.schema)} columns.")
 
 
+@app.command("status")
+def status(
+    paths: Annotated[list[str] | None, typer.Argument(help="Only these paths (default: all).")] = None,
+    exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 if a path changed.")] = False,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Show whether each path added (or checked out) on this machine still holds its version.
+
+    Reads only this machine's hash cache, so an unchanged tree answers without reading its
+    files; fast enough for CI steps and make rules (it bypasses the rest of the CLI).
+    """
+    from loopline.data.status import main
+
+    args = [
+        *(paths or []),
+        *(["--exit-code"] if exit_code else []),
+        *(["-t", tracking_uri] if tracking_uri else []),
+    ]
+    raise typer.Exit(main(args))
+
+
 @app.command("list")
 def list_(fmt: Fmt = "table", tracking_uri: TrackingUri = None) -> None:
     """List the datasets with their latest version and aliases."""

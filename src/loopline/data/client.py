@@ -112,6 +112,7 @@ class DataClient:
         digest = manifest.digest
         latest = self._latest(name)
         if latest is not None and latest.digest == digest:
+            self._track(root, latest, single)
             return AddResult(latest, False, len(files) - cached_before, 0, {})
 
         fmt = io.format_of([f.rel for f in files])
@@ -138,6 +139,7 @@ class DataClient:
             profile=profile,
             description=description,
         )
+        self._track(root, version, single)
         counts: dict[str, int] = {}
         for how in stored:
             if how != "present":
@@ -155,6 +157,11 @@ class DataClient:
             return list(
                 pool.map(lambda item: self.blobs.put_blob(item[1].path, item[0], link=link), unique.items())
             )
+
+    def _track(self, root: Path, version: DatasetVersion, single: str | None) -> None:
+        if single is None:  # a frame logged from Python has no path to watch
+            name = root.name if root.is_file() else None
+            self.cache.track(str(root.resolve()), version.name, version.version, version.digest, name)
 
     def _pin(self, name: str, digest: str) -> str:
         return f"datasets/{self.settings.workspace}/{name}/{digest}"
@@ -251,13 +258,16 @@ class DataClient:
         if to is None and version.source.startswith("python:"):
             raise InvalidInput(f"{version.uri} was logged from Python, not a path.", hint="Pass --to PATH.")
         if version.num_files == 1 and not target.is_dir() and target.suffix:
-            return self.get(uri, target, link=link)
+            self.get(uri, target, link=link)
+            self._track(target, version, None)
+            return target
         self.get(uri, target, link=link)
         if prune and target.is_dir():
             keep = {e.path for e in self.manifest(version)}
             for f in walk(target):
                 if f.rel not in keep:
                     os.unlink(f.path)
+        self._track(target, version, None)
         return target
 
     # ---- compare ---------------------------------------------------------------------------

@@ -77,6 +77,12 @@ class HashCache:
                 "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
                 " size INTEGER, mtime_ns INTEGER, digest TEXT NOT NULL)"
             )
+            # What this machine last added or checked out at each path: `loopline data status`
+            # compares the path's content with it, as `dvc status` does with its .dvc files.
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS tracked (path TEXT PRIMARY KEY, name TEXT NOT NULL,"
+                " version INTEGER NOT NULL, digest TEXT NOT NULL, single TEXT)"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
@@ -115,6 +121,20 @@ class HashCache:
                 [(f.path, *f.fingerprint, d) for f, d in hashed],
             )
             db.execute("COMMIT")
+
+    def track(self, path: str, name: str, version: int, digest: str, single: str | None) -> None:
+        """Remember that ``path`` holds version ``version`` of ``name`` (``single``: its one file's name)."""
+        with closing(self._connect()) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO tracked VALUES (?, ?, ?, ?, ?)", (path, name, version, digest, single)
+            )
+
+    def tracked(self) -> list[tuple[str, str, int, str, str | None]]:
+        with closing(self._connect()) as db:
+            return [
+                tuple(r)
+                for r in db.execute("SELECT path, name, version, digest, single FROM tracked ORDER BY path")
+            ]
 
 
 def hash_files(
