@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from loopline.data import DataClient, get_dataset_version, load_dataset, log_dataset
     from loopline.entities import DatasetVersion, Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag
     from loopline.errors import LooplineError
+    from loopline.features import FeatureStore
     from loopline.registry import (
         LoadedModel,
         RegistryClient,
@@ -64,6 +65,7 @@ _LAZY = {
     "DatasetVersion": "loopline.entities",
     "EvaluationResult": "loopline.registry",
     "Experiment": "loopline.entities",
+    "FeatureStore": "loopline.features",
     "LoadedModel": "loopline.registry",
     "LooplineError": "loopline.errors",
     "Metric": "loopline.entities",
@@ -109,6 +111,7 @@ __all__ = [
     "DatasetVersion",
     "EvaluationResult",
     "Experiment",
+    "FeatureStore",
     "LoadedModel",
     "LooplineError",
     "Metric",

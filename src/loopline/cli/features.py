@@ -1,7 +1,241 @@
-"""``loopline features …``."""
+"""``loopline features …``: register definitions, inspect them, materialise, read online values."""
 
 from __future__ import annotations
 
-import typer
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
-app = typer.Typer(help="features", no_args_is_help=True)
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loopline.cli.common import TrackingUri, fmt_time
+
+if TYPE_CHECKING:
+    from loopline.features import FeatureStore, Plan
+
+app = typer.Typer(
+    help="Feature store: one definition of each feature for training sets and for serving.\n\n"
+    "Definitions live in a Python file in Feast's shapes (Entity, FeatureView, on_demand_feature_view, "
+    "FeatureService, FileSource/SqlSource/PostgresSource/DatasetSource/PushSource). "
+    "[bold]apply[/] registers them declaratively (what the file no longer defines is removed), "
+    "[bold]materialize[/] loads the latest values into the online store (SQLite beside the metadata "
+    "database, or LOOPLINE_ONLINE_STORE=redis://…), [bold]get[/] reads them back.\n\n"
+    "Example: [bold]loopline features apply features/defs.py[/] then "
+    "[bold]loopline features materialize-incremental now[/]",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+
+
+FormatOption = Annotated[Format, typer.Option("--format", help="table for people, json for scripts.")]
+ViewsOption = Annotated[
+    list[str] | None, typer.Option("--view", "-v", help="Only these feature views (repeat the option).")
+]
+
+
+def _store(tracking_uri: str | None) -> FeatureStore:
+    from loopline.config import Settings
+    from loopline.features import FeatureStore
+
+    return FeatureStore(Settings.from_env(tracking_uri=tracking_uri))
+
+
+def _print_plan(plan: Plan, con: Console, title: str) -> None:
+    con.print(f"[bold]{title}[/] {plan.summary()}", highlight=False)
+    colour = {"+": "green", "~": "yellow", "-": "red"}
+    for line in plan.lines():
+        con.print(f"  [{colour[line[0]]}]{line}[/]", highlight=False)
+
+
+@app.command("plan")
+def plan(
+    definitions: Annotated[
+        Path, typer.Argument(help="The definitions file (.py).", exists=True, dir_okay=False)
+    ],
+    format: FormatOption = Format.table,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Show what apply would add, change and remove, without changing anything."""
+    p = _store(tracking_uri).plan(definitions)
+    if format is Format.json:
+        typer.echo(json.dumps(p.to_json()))
+        return
+    _print_plan(p, Console(), "Plan:")
+
+
+@app.command("apply")
+def apply(
+    definitions: Annotated[
+        Path, typer.Argument(help="The definitions file (.py).", exists=True, dir_okay=False)
+    ],
+    format: FormatOption = Format.table,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Register the file's definitions: print the plan, then make the registry match the file.
+
+    Idempotent: applying an unchanged file changes nothing. Sources are checked for the columns
+    the views name before anything is written; removed views are dropped from the online store.
+    """
+    p = _store(tracking_uri).apply(definitions)
+    if format is Format.json:
+        typer.echo(json.dumps(p.to_json()))
+        return
+    _print_plan(p, Console(), "Applied:" if not p.empty else "Up to date:")
+
+
+@app.command("list")
+def list_(format: FormatOption = Format.table, tracking_uri: TrackingUri = None) -> None:
+    """List registered entities, feature views, on-demand views and feature services."""
+    store = _store(tracking_uri)
+    stored = store.registry.list_definitions()
+    if format is Format.json:
+        typer.echo(
+            json.dumps([{"kind": d.kind, "name": d.name, "spec": d.spec} for d in stored], default=str)
+        )
+        return
+    table = Table("Kind", "Name", "Features / keys", "Updated")
+    for d in stored:
+        spec = d.spec
+        what = (
+            spec.get("join_keys")
+            if d.kind == "entity"
+            else spec.get("features") or [f[0] for f in spec.get("schema", [])]
+        )
+        table.add_row(
+            d.kind.replace("_", " "), d.name, ", ".join(map(str, what or [])), fmt_time(d.last_updated_time)
+        )
+    con = Console()
+    con.print(table)
+    if not stored:
+        con.print("Nothing registered yet: loopline features apply defs.py", style="dim")
+
+
+@app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="A feature view, on-demand view or feature service.")],
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Show one definition: its spec, its materialisation jobs and its lineage."""
+    from loopline.store import lineage
+
+    store = _store(tracking_uri)
+    d = store.registry.get_definition(name)
+    con = Console()
+    con.print(
+        f"[bold]{d.name}[/] · {d.kind.replace('_', ' ')} · updated {fmt_time(d.last_updated_time)}",
+        highlight=False,
+    )
+    con.print_json(json.dumps(d.spec, default=str))
+    if d.kind == "feature_view":
+        jobs = store.registry.list_materializations(name, limit=10)
+        t = Table(
+            "Job",
+            "Window start",
+            "Window end",
+            "Status",
+            "Rows",
+            "Error",
+            title="Materialisations",
+            title_justify="left",
+        )
+        for j in jobs:
+            t.add_row(str(j.id), fmt_time(j.start_ms), fmt_time(j.end_ms), j.status, str(j.rows), j.error)
+        con.print(t)
+    edges = lineage.upstream(store.registry.engine, store.registry.workspace, f"features:/{name}")
+    edges += lineage.downstream(store.registry.engine, store.registry.workspace, f"features:/{name}")
+    if edges:
+        t = Table("From", "Relation", "To", title="Lineage", title_justify="left")
+        for e in edges:
+            t.add_row(e.from_uri, e.relation, e.to_uri)
+        con.print(t)
+
+
+def _materialized(results: list[Any], format: Format) -> None:
+    if format is Format.json:
+        typer.echo(
+            json.dumps(
+                [
+                    {"view": r.view, "rows": r.rows, "start_us": r.start_us, "end_us": r.end_us}
+                    for r in results
+                ]
+            )
+        )
+        return
+    con = Console()
+    for r in results:
+        resumed = f" (resumed after {r.resumed_from})" if r.resumed_from else ""
+        con.print(f"[green]✓[/] {r.view}: {r.rows} entities written{resumed}", highlight=False)
+    if not results:
+        con.print("No online feature views to materialise.", style="dim")
+
+
+def _time(value: str) -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC) if value == "now" else value
+
+
+@app.command("materialize")
+def materialize(
+    start: Annotated[str, typer.Argument(help="Window start, ISO 8601 (UTC unless it says otherwise).")],
+    end: Annotated[str, typer.Argument(help="Window end, ISO 8601, or 'now'.")],
+    views: ViewsOption = None,
+    format: FormatOption = Format.table,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Load each entity's latest values in [START, END] into the online store, streaming.
+
+    Progress is kept in the metadata store: if the command dies, run it again with the same window
+    and it continues after the last entity it wrote.
+    """
+    store = _store(tracking_uri)
+    with Console(stderr=True).status("Materialising…"):
+        results = store.materialize(_time(start), _time(end), views)
+    _materialized(results, format)
+
+
+@app.command("materialize-incremental")
+def materialize_incremental(
+    end: Annotated[str, typer.Argument(help="Window end, ISO 8601, or 'now'.")],
+    views: ViewsOption = None,
+    format: FormatOption = Format.table,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Materialise from where each view's last run ended (first time: END minus the view's TTL)."""
+    store = _store(tracking_uri)
+    with Console(stderr=True).status("Materialising…"):
+        results = store.materialize_incremental(_time(end), views)
+    _materialized(results, format)
+
+
+@app.command("get")
+def get(
+    features: Annotated[
+        list[str], typer.Argument(help="view:feature references, or one feature service name.")
+    ],
+    entity: Annotated[
+        list[str], typer.Option("--entity", "-e", help="A join key value, KEY=VALUE (repeat for more keys).")
+    ],
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Read online values for one entity: loopline features get driver_stats:conv_rate -e driver_id=1001."""
+    from loopline.errors import InvalidInput
+
+    row: dict[str, Any] = {}
+    for item in entity:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"--entity {item!r} is not KEY=VALUE.")
+        row[key] = int(value) if value.lstrip("-").isdigit() else value
+    store = _store(tracking_uri)
+    refs: Any = features[0] if len(features) == 1 and ":" not in features[0] else features
+    out = store.get_online_features(refs, [row]).to_dict()
+    typer.echo(json.dumps({k: v[0] for k, v in out.items()}, default=str))

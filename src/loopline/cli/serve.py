@@ -68,6 +68,13 @@ def serve(
     allow_pickle: Annotated[
         bool, typer.Option(help="Load pickled models (their code runs on load: trusted authors only).")
     ] = False,
+    feature_service: Annotated[
+        str | None,
+        typer.Option(
+            help="A feature service: requests then carry entity keys, and the server adds the features.",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Log level (uvicorn and loopline).")] = "info",
 ) -> None:
     """Serve a model over HTTP: MLflow's /invocations and the Open Inference Protocol (/v2, KServe and
@@ -103,6 +110,7 @@ def serve(
         poll_interval=poll_interval,
         inference_log=inference_log,
         allow_pickle=allow_pickle,
+        feature_service=feature_service,
         load_before_serving=workers > 1,
     )
     config.batching  # noqa: B018 - validates the options before any worker starts

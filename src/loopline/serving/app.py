@@ -37,6 +37,7 @@ from loopline._version import __version__
 from loopline.errors import BadRequest, InvalidInput, LooplineError
 from loopline.serving import oip, outputs
 from loopline.serving.config import ServeConfig
+from loopline.serving.features import FeatureLookup
 from loopline.serving.http import (
     ClientGone,
     EndpointNotFound,
@@ -181,8 +182,10 @@ class ServingApp:
         metrics: Metrics | None = None,
         inference_log: InferenceLog | None = None,
         rng: random.Random | None = None,
+        features: FeatureLookup | None = None,
     ) -> None:
         self.runtime = runtime
+        self.features = features
         self.config = config or ServeConfig()
         self.metrics = metrics or Metrics()
         self.inference_log = inference_log
@@ -231,6 +234,8 @@ class ServingApp:
                 return
 
     async def startup(self) -> None:
+        if self.features is not None:
+            await asyncio.to_thread(self.features.check)
         if self.inference_log is not None:
             self.inference_log.start()
         await self.runtime.start()
@@ -246,6 +251,8 @@ class ServingApp:
         if self._background:
             await asyncio.wait(set(self._background), timeout=10)
         await self.runtime.stop()
+        if self.features is not None:
+            self.features.close()
         if self.inference_log is not None:
             await asyncio.to_thread(self.inference_log.close)
 
@@ -432,7 +439,10 @@ class ServingApp:
             )
 
     async def invocations(self, request: Request, call: Call) -> Response:
-        decode = parse_invocations(request.body, request.header("content-type"))
+        if self.features is not None:
+            decode = self.features.decode(request.body, request.header("content-type"))
+        else:
+            decode = parse_invocations(request.body, request.header("content-type"))
         model = self.runtime.choose(key=self._route_key(request))
         out = await self._predict(call, model, decode)
         return json_response({"predictions": outputs.jsonable(out)})
@@ -610,4 +620,12 @@ def create_app(config: ServeConfig | None = None, *, client: Any = None) -> Serv
             flush_interval=config.log_flush_interval,
             on_drop=lambda n: metrics.log_dropped.inc(n),
         )
-    return ServingApp(runtime, config=config, metrics=metrics, inference_log=inference_log)
+    features = None
+    if config.feature_service:
+        from loopline.features import FeatureStore
+
+        settings = getattr(client, "settings", None)
+        features = FeatureLookup(
+            config.feature_service, FeatureStore(settings) if settings is not None else None
+        )
+    return ServingApp(runtime, config=config, metrics=metrics, inference_log=inference_log, features=features)

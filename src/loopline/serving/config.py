@@ -18,6 +18,8 @@ variable                            meaning (default)
 ``LOOPLINE_SERVE_LOG_FLUSH``        seconds between inference-log writes (``5``)
 ``LOOPLINE_SERVE_MAX_BODY_MB``      largest request body accepted (``64``)
 ``LOOPLINE_SERVE_LOAD_BEFORE_SERVING``  ``1``: accept connections only once loaded (``--workers`` > 1)
+``LOOPLINE_SERVE_FEATURE_SERVICE``  a feature service: requests carry entity keys, the server adds
+                                    the service's online features (see ``serving/features.py``)
 ``LOOPLINE_ALLOW_PICKLE``           ``1`` to load pickled models (their code runs on load)
 ==================================  ============================================================
 """
@@ -46,6 +48,7 @@ _ENV = {
     "log_flush_interval": "LOG_FLUSH",
     "max_body_mb": "MAX_BODY_MB",
     "load_before_serving": "LOAD_BEFORE_SERVING",
+    "feature_service": "FEATURE_SERVICE",
 }
 
 
@@ -64,6 +67,7 @@ class ServeConfig:
     max_body_mb: float = 64.0
     allow_pickle: bool = False
     load_before_serving: bool = False  # set with several workers: accept only once loaded
+    feature_service: str | None = None  # requests carry entity keys; the server fetches these features
 
     @property
     def batching(self) -> BatchConfig:

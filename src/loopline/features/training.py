@@ -1,0 +1,217 @@
+"""The work behind ``FeatureStore``'s verbs that touch data: training sets, pushes, materialisation.
+
+Kept apart from :mod:`loopline.features.store` so the facade stays a thin, readable list of verbs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from loopline.errors import InvalidInput
+from loopline.features.definitions import FeatureService, FeatureView, FileSource, PushSource, source_uri
+from loopline.features.materialize import MaterializeResult, codec_for, encode_keys, encode_rows, stream_view
+from loopline.features.offline import Fetch, event_times, point_in_time_join, to_arrow
+from loopline.features.retrieval import on_demand_input, resolve, run_on_demand
+from loopline.features.sources import connect
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from loopline.features.store import FeatureStore
+
+
+def historical(
+    store: FeatureStore,
+    entity_df: Any,
+    features: Sequence[str] | FeatureService | str,
+    *,
+    timestamp_column: str,
+    full_feature_names: bool,
+    format: str,
+    save_as: str | None,
+    run_id: str | None,
+    memory_limit: str | None,
+) -> Any:
+    import pyarrow as pa
+
+    if format not in ("pandas", "polars", "arrow"):
+        raise InvalidInput(f"Unknown format {format!r}.", hint="Use pandas, polars or arrow.")
+    defs = store._load()
+    res = resolve(features, defs, full_feature_names=full_feature_names)
+    entity = to_arrow(entity_df)
+    clash = [n for n in res.names if n in entity.column_names]
+    if clash:
+        raise InvalidInput(
+            f"The entity frame already has column(s) {clash}, which are also feature names.",
+            hint="Rename them, or pass full_feature_names=True.",
+        )
+    ets = event_times(entity, timestamp_column)
+    fetches = [Fetch(defs[v], feats) for v, feats in res.views.items()]  # type: ignore[arg-type]
+    spill = tempfile.mkdtemp(prefix="loopline-features-")
+    con = connect(memory_limit=memory_limit, temp_dir=spill)
+    try:
+        joined = point_in_time_join(con, entity, ets, fetches, store.settings)
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+    values: dict[tuple[str, str], Any] = {}
+    for fetch, cols in zip(fetches, joined, strict=True):
+        for f, col in zip(fetch.features, cols, strict=True):
+            values[(fetch.view.name, f)] = col
+    request = {c: entity.column(c) for c in entity.column_names}
+    for odfv in res.on_demand:
+        table = on_demand_input(odfv, values, res.dtypes, request, entity.num_rows)
+        for f, arr in run_on_demand(odfv, table).items():
+            values[(odfv.name, f)] = arr
+    result = entity
+    for ref, name in zip(res.refs, res.names, strict=True):
+        col = values[ref]
+        result = result.append_column(
+            name, col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col])
+        )
+    if save_as:
+        save_training_set(store, result, save_as, res.refs, run_id)
+    if format == "arrow":
+        return result
+    if format == "polars":
+        import polars as pl
+
+        return pl.from_arrow(result)
+    return result.to_pandas()
+
+
+def save_training_set(
+    store: FeatureStore, table: pa.Table, name: str, refs: Sequence[tuple[str, str]], run_id: str | None
+) -> str:
+    """Version ``table`` as dataset ``name``; edges from its views and their sources (and to the run)."""
+    try:
+        from loopline.data import DataClient, log_dataset
+    except ImportError as e:  # pragma: no cover - loopline.data ships with loopline
+        raise InvalidInput("Saving a training set needs loopline.data.") from e
+    client = DataClient(store.settings)
+    version = log_dataset(table, name=name, context="training", client=client)
+    defs = store._load()
+    edges: list[tuple[str, str, str]] = []
+    for view in dict.fromkeys(v for v, _ in refs):
+        edges.append((f"features:/{view}", version.uri, "input_of"))
+        d = defs.get(view)
+        if isinstance(d, FeatureView):
+            edges.append((source_uri(d.source), version.uri, "input_of"))
+        elif d is not None and hasattr(d, "inputs"):
+            for iv, _ in d.inputs():
+                edges.append((f"features:/{iv}", version.uri, "input_of"))
+    if run_id:
+        edges.append((version.uri, f"runs:/{run_id}", "input_of"))
+    store.registry.record_lineage(
+        "training_set.create", version.uri, edges, features=[f"{v}:{f}" for v, f in refs]
+    )
+    return version.uri
+
+
+def push(store: FeatureStore, name: str, rows: Any, *, to: str) -> int:
+    import pyarrow as pa
+
+    if to not in ("online", "offline", "online_and_offline"):
+        raise InvalidInput(f"Unknown push target {to!r}.", hint="Use online, offline or online_and_offline.")
+    table = pa.Table.from_pylist(rows) if isinstance(rows, list) else to_arrow(rows)
+    written = 0
+    for view in store.push_views(name):
+        ts = view.source.timestamp_field
+        need = [*view.join_keys, ts, *view.features]
+        missing = [c for c in need if c not in table.column_names]
+        if missing:
+            raise InvalidInput(f"The pushed rows lack column(s) {missing} of feature view {view.name!r}.")
+        times = event_times(table, ts)
+        if to != "offline":
+            keys = encode_keys([table.column(k) for k in view.join_keys])
+            rows = encode_rows(keys, times, [table.column(f) for f in view.features], codec_for(view))
+            written += store.online.write(view.name, rows)
+        if to != "online":
+            _append_offline(view, table)
+    return written
+
+
+def _append_offline(view: FeatureView, table: pa.Table) -> None:
+    import pyarrow.parquet as pq
+
+    src = view.source.batch_source if isinstance(view.source, PushSource) else view.source
+    folder = Path(src.path) if isinstance(src, FileSource) else None
+    if folder is None or not folder.is_dir():
+        raise InvalidInput(
+            f"Feature view {view.name!r} cannot take offline pushes: its batch source is not a folder.",
+            hint="Point the FileSource at a folder; each push adds a Parquet file to it.",
+        )
+    pq.write_table(table, folder / f"push-{uuid.uuid4().hex}.parquet")
+
+
+def materialize(
+    store: FeatureStore,
+    start_us: int | None,
+    end_us: int,
+    views: Sequence[str] | None,
+    *,
+    batch_rows: int,
+    incremental: bool,
+) -> list[MaterializeResult]:
+    defs = store._load(force=True)
+    chosen = [d for d in defs.values() if isinstance(d, FeatureView) and d.online]
+    if views is not None:
+        known = {d.name for d in chosen}
+        unknown = [v for v in views if v not in known]
+        if unknown:
+            raise InvalidInput(
+                f"No online feature view(s) {unknown}.", hint=f"Online views: {sorted(known)}."
+            )
+        chosen = [d for d in chosen if d.name in views]
+    if start_us is not None and start_us > end_us:
+        raise InvalidInput("The start of the window is after its end.")
+    results = []
+    for view in chosen:
+        start = start_us
+        if incremental:
+            last = store.registry.last_materialized_end(view.name)
+            ttl = view.ttl_us
+            start = last * 1000 if last is not None else (end_us - ttl if ttl is not None else None)
+        results.append(_materialize_view(store, view, start, end_us, batch_rows))
+    return results
+
+
+def _materialize_view(
+    store: FeatureStore, view: FeatureView, start: int | None, end_us: int, batch_rows: int
+) -> MaterializeResult:
+    """One view's job: begun (or resumed) in the metadata store, its progress kept per batch."""
+    reg = store.registry
+    job = reg.begin_materialization(view.name, (start or 0) // 1000, end_us // 1000)
+    done = [job.rows]  # rows written so far, as of the last committed batch
+
+    def progress(n: int, last_key: list[Any]) -> None:
+        done[0] = job.rows + n
+        reg.materialization_progress(job.id, done[0], last_key)
+
+    spill = tempfile.mkdtemp(prefix="loopline-materialize-")
+    con = connect(temp_dir=spill)
+    try:
+        stream_view(
+            con,
+            view,
+            store.online,
+            start_us=start,
+            end_us=end_us,
+            cursor=job.cursor,
+            settings=store.settings,
+            batch_rows=batch_rows,
+            on_batch=progress,
+        )
+    except BaseException as e:
+        reg.end_materialization(job.id, rows=done[0], error=f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+    reg.end_materialization(job.id, rows=done[0])
+    return MaterializeResult(view.name, start if start is not None else 0, end_us, done[0], job.cursor)
