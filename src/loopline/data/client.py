@@ -328,7 +328,7 @@ class DataClient:
     def link_to_run(self, version: DatasetVersion, run_id: str, context: str = "") -> None:
         """Record ``version`` as an input of run ``run_id`` (MLflow's dataset inputs too)."""
         from loopline.entities import Dataset, DatasetInput
-        from loopline.tracking.fluent import default_client
+        from loopline.tracking import Client
 
         ds = Dataset(
             name=version.name,
@@ -339,7 +339,11 @@ class DataClient:
             profile=f'{{"num_rows": {version.num_rows or 0}}}',
         )
         tags = {"mlflow.data.context": context} if context else {}
-        default_client().log_inputs(run_id, [DatasetInput(ds, tags)])
+        tracking = Client(self.settings)  # the run lives in this client's store, not the default one
+        try:
+            tracking.log_inputs(run_id, [DatasetInput(ds, tags)])
+        finally:
+            tracking.close()
         self.store.add_edge(version.uri, uris.run_uri(run_id), "input_of")
 
     # ---- housekeeping ----------------------------------------------------------------------
