@@ -12,23 +12,46 @@ that file. Versions move between machines with ``push``/``pull``.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline.data.client import AddResult, DataClient
-from loopline.data.io import OutputFormat
 from loopline.entities import DatasetVersion
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.dataset as pads
 
+    from loopline.data.client import AddResult, DataClient
+    from loopline.data.io import OutputFormat
+    from loopline.data.profile import diff_profiles, profile_table
+    from loopline.data.validation import Suite, expect, infer_suite, validate
+
+# Loaded on first use, so `import loopline.data.validation` does not pay for SQLAlchemy.
+_LAZY = {
+    "AddResult": "loopline.data.client",
+    "DataClient": "loopline.data.client",
+    "Suite": "loopline.data.validation",
+    "diff_profiles": "loopline.data.profile",
+    "expect": "loopline.data.validation",
+    "infer_suite": "loopline.data.validation",
+    "profile_table": "loopline.data.profile",
+    "validate": "loopline.data.validation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'loopline.data' has no attribute {name!r}")
+
 
 def _client(client: DataClient | None) -> DataClient:
     """The given client, or one on the same stores as ``loopline.set_tracking_uri`` chose."""
     if client is not None:
         return client
+    from loopline.data.client import DataClient
     from loopline.tracking.fluent import default_client
 
     return DataClient(default_client().settings)
@@ -102,10 +125,16 @@ __all__ = [
     "AddResult",
     "DataClient",
     "DatasetVersion",
+    "Suite",
+    "diff_profiles",
+    "expect",
     "get_dataset_version",
+    "infer_suite",
     "load_dataset",
     "log_dataset",
+    "profile_table",
     "read_table",
     "record_validation",
     "scan_dataset",
+    "validate",
 ]
