@@ -19,7 +19,7 @@ from rich.table import Table
 
 from benchmarks._harness import Options, Report, Row, terminating_on_sigterm
 
-MODULES = ("tracking", "registry", "serving", "data", "validation", "features")
+MODULES = ("tracking", "registry", "serving", "data", "validation", "features", "monitoring")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from loopline.entities import DatasetVersion, Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag
     from loopline.errors import LooplineError
     from loopline.features import FeatureStore
+    from loopline.monitoring import drift
     from loopline.registry import (
         LoadedModel,
         RegistryClient,
@@ -77,6 +78,7 @@ _LAZY = {
     "RunTag": "loopline.entities",
     "Settings": "loopline.config",
     "active_run": "loopline.tracking",
+    "drift": "loopline.monitoring",
     "end_run": "loopline.tracking",
     "evaluate": "loopline.registry",
     "flush": "loopline.tracking",
@@ -124,6 +126,7 @@ __all__ = [
     "Settings",
     "__version__",
     "active_run",
+    "drift",
     "end_run",
     "evaluate",
     "flush",

@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(loopline_api.router)
     for domain in (data_api, features_api, monitoring_api, pipelines_api):
         app.include_router(domain.router)
+    app.include_router(monitoring_api.metrics_router)  # GET /metrics: Prometheus gauges per monitor
 
     @app.get("/health", include_in_schema=False)
     @app.get("/ping", include_in_schema=False)

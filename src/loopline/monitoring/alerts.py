@@ -1,0 +1,65 @@
+"""Alerts: a JSON POST to each of a monitor's webhooks, retried with backoff.
+
+The payload (also the event's payload in the metadata store)::
+
+    {"event": "monitor.drift_detected", "monitor": "churn-prod", "uri": "monitors:/churn-prod",
+     "time_ms": 1764280000000, "run_id": 12, "dataset_drift": true, "drift_share": 0.6,
+     "drifted_columns": ["age", "plan"], "prediction_drift": false, "performance": {"accuracy": 0.71},
+     "breached": {"accuracy": 0.71}, "target": "deployments:/churn-prod"}
+
+A 2xx answer is success; a 5xx, 408, 429 or a connection error is retried (``retries`` more times,
+sleeping 0.5 s, 1 s, 2 s, …); other 4xx are not (the receiver rejected the payload). Delivery never
+raises: a failed alert is logged and reported back, and the run it belongs to is stored regardless.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("loopline.monitoring")
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Delivery:
+    url: str
+    ok: bool
+    attempts: int
+    status: int | None = None
+    error: str = ""
+
+
+def post_alert(
+    url: str, payload: Mapping[str, Any], *, retries: int = 3, backoff: float = 0.5, timeout: float = 5.0
+) -> Delivery:
+    """POST ``payload`` as JSON to ``url``; retried on transient failures."""
+    import httpx
+
+    status: int | None = None
+    error = ""
+    for attempt in range(1, retries + 2):
+        try:
+            r = httpx.post(
+                url, json=dict(payload), timeout=timeout, headers={"User-Agent": "loopline-monitor"}
+            )
+            status = r.status_code
+            if 200 <= status < 300:
+                return Delivery(url, True, attempt, status)
+            error = f"HTTP {status}"
+            if status not in RETRY_STATUSES:
+                break
+        except httpx.HTTPError as e:
+            error = f"{type(e).__name__}: {e}"
+        if attempt <= retries:
+            time.sleep(backoff * 2 ** (attempt - 1))
+    log.warning("alert to %s failed after %d attempts: %s", url, attempt, error)
+    return Delivery(url, False, attempt, status, error)
+
+
+def notify(webhooks: Sequence[str], payload: Mapping[str, Any], **kwargs: Any) -> list[Delivery]:
+    """Deliver ``payload`` to every webhook; one's failure does not stop the others."""
+    return [post_alert(url, payload, **kwargs) for url in webhooks]

@@ -1,0 +1,107 @@
+"""What ``drift`` returns: a verdict per column and for the dataset, as JSON, a table or an HTML page."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One column's verdict. ``to_dict`` gives the documented JSON shape (plus explanatory keys)."""
+
+    name: str
+    kind: str
+    test: str
+    statistic: float
+    p_value: float | None
+    threshold: float
+    drifted: bool
+    reason: str
+    n_reference: int
+    n_current: int
+    effect: float | None = None  # KS D or total variation distance, for the effect floor
+    p_value_adjusted: float | None = None
+    exact: bool = True  # False when KS/Wasserstein used the reference's sketch
+    quality: Mapping[str, Any] = field(default_factory=dict)
+    histogram: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_dict(self, *, histogram: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "test": self.test,
+            "statistic": _finite(self.statistic),
+            "p_value": None if self.p_value is None else _finite(self.p_value),
+            "threshold": self.threshold,
+            "drifted": self.drifted,
+            "p_value_adjusted": self.p_value_adjusted,
+            "effect": self.effect,
+            "reason": self.reason,
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            "exact": self.exact,
+            "quality": dict(self.quality),
+        }
+        if histogram:
+            out["histogram"] = dict(self.histogram)
+        return out
+
+
+def _finite(x: float) -> float:
+    """JSON has no inf: clamp (only PSI against an empty bin can get there, and it is huge anyway)."""
+    return x if math.isfinite(x) else (1e308 if x > 0 else 0.0)
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """What ``drift`` returns: the dataset verdict and one ``ColumnDrift`` per column."""
+
+    dataset_drift: bool
+    drift_share: float
+    columns: dict[str, ColumnDrift]
+    options: Mapping[str, Any]
+    reference: str
+    current: str
+    n_reference: int
+    n_current: int
+    prediction_drift: ColumnDrift | None = None
+    target_drift: ColumnDrift | None = None
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [c.name for c in self.columns.values() if c.drifted]
+
+    def to_dict(self, *, histograms: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "dataset_drift": self.dataset_drift,
+            "drift_share": self.drift_share,
+            "columns": {n: c.to_dict(histogram=histograms) for n, c in self.columns.items()},
+            "number_of_columns": len(self.columns),
+            "number_of_drifted_columns": len(self.drifted_columns),
+            "options": dict(self.options),
+            "reference": {"source": self.reference, "rows": self.n_reference},
+            "current": {"source": self.current, "rows": self.n_current},
+        }
+        if self.prediction_drift is not None:
+            out["prediction_drift"] = self.prediction_drift.to_dict(histogram=histograms)
+        if self.target_drift is not None:
+            out["target_drift"] = self.target_drift.to_dict(histogram=histograms)
+        return out
+
+    def to_json(self, **kwargs: Any) -> str:
+        import json
+
+        return json.dumps(self.to_dict(**kwargs), indent=2)
+
+    def to_html(self, path: str | os.PathLike[str] | None = None, *, history: Any = None) -> str:
+        """A self-contained HTML page (no external resources); written to ``path`` when given."""
+        from loopline.monitoring.html import render
+
+        page = render(self, history=history)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(page)
+        return page
