@@ -20,7 +20,7 @@ from loopline import Client, RunStatus, Settings
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def run_example(script: str, cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+def run_example(script: str, cwd: Path, timeout: float = 240, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``examples/<script>`` in ``cwd`` with no Loopline or MLflow settings inherited."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_"))}
     proc = subprocess.run(
@@ -113,7 +113,7 @@ def test_demo_tracks_every_model_and_runs_twice(tmp_path: Path, client: Client) 
 @pytest.mark.e2e
 def test_mlflow_client_example_logs_to_loopline_server(loopline_server: str, tmp_path: Path) -> None:
     pytest.importorskip("mlflow")
-    out = run_example("mlflow_client.py", tmp_path, timeout=120, MLFLOW_TRACKING_URI=loopline_server).stdout
+    out = run_example("mlflow_client.py", tmp_path, MLFLOW_TRACKING_URI=loopline_server).stdout
     assert "config.json:" in out
 
     c = Client(tracking_uri=loopline_server)
