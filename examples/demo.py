@@ -3,10 +3,13 @@
     make demo                 # or: .venv/bin/python examples/demo.py
 
 Six scikit-learn models learn to tell malignant from benign tumours (scikit-learn's breast-cancer
-data set, shipped with the library: nothing is downloaded). Every run records its parameters, a
-learning curve (validation metrics per epoch, tree or boosting stage), the data set it read, and
-three artifacts: the confusion matrix, the classification report and the feature importances.
-Then the runs are searched back, best first, and the demo prints where to look at them.
+data set, shipped with the library: nothing is downloaded). The training data is versioned and
+validated first (a suite inferred from its own profile). Every run records its parameters, a
+learning curve (validation metrics per epoch, tree or boosting stage), the dataset version it read,
+and three artifacts: the confusion matrix, the classification report and the feature importances.
+The runs are searched back, best first; the best model is registered as the champion; then a
+batch of "production" data that has drifted is checked against the training data, the way a
+monitor would, with an HTML report. The demo ends by printing where to look.
 
 Each step is one function; ``main`` calls them in order. Running it again adds a new session of
 runs next to the old ones.
@@ -15,7 +18,6 @@ runs next to the old ones.
 from __future__ import annotations
 
 import functools
-import hashlib
 import tempfile
 import time
 import uuid
@@ -48,7 +50,8 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
 import loopline
-from loopline.entities import Dataset, DatasetInput, Run
+from loopline.data import infer_suite, profile_table, validate
+from loopline.entities import DatasetVersion, Run
 
 EXPERIMENT = "breast-cancer"
 SEED = 0
@@ -69,7 +72,9 @@ class Data:
     y_val: np.ndarray
     features: list[str]
     classes: list[str]
-    digest: str  # identifies this exact data in the runs' dataset inputs
+
+    def frame(self, X: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(X, columns=self.features)
 
 
 def load_data() -> Data:
@@ -78,16 +83,34 @@ def load_data() -> Data:
         raw.data, raw.target, test_size=0.25, stratify=raw.target, random_state=SEED
     )
     scaler = StandardScaler().fit(X_train)
-    digest = hashlib.sha256(raw.data.tobytes() + raw.target.tobytes()).hexdigest()[:16]
     return Data(
         scaler.transform(X_train),
         scaler.transform(X_val),
         y_train,
         y_val,
-        list(raw.feature_names),
+        [str(f).replace(" ", "_") for f in raw.feature_names],
         list(raw.target_names),
-        digest,
     )
+
+
+TRAIN_DATA = "breast-cancer-train"
+
+
+def version_and_validate(d: Data, console: Console) -> DatasetVersion:
+    """The training data becomes a dataset version (a no-op when it is unchanged), checked against
+    a suite inferred from its own profile: the suite a later batch will have to pass."""
+    train = d.frame(d.X_train).assign(label=d.y_train)
+    version = loopline.log_dataset(train, name=TRAIN_DATA, description="standardised training split")
+    suite = infer_suite(profile_table(train), name="breast-cancer")
+    result = validate(version.uri, suite)
+    loopline.data.record_validation(version.uri, result.to_dict())
+    stats = result.statistics()
+    console.print(
+        f"Versioned the training data as [bold]{version.uri}[/] ({version.num_rows} rows, digest "
+        f"{version.digest[:12]}); validated: {stats['successful']} of "
+        f"{stats['evaluated']} expectations hold."
+    )
+    return version
 
 
 # ---- step 2: models that report progress -------------------------------------------------------
@@ -201,19 +224,15 @@ def write_reports(model: ClassifierMixin, d: Data, proba: np.ndarray, folder: Pa
     ).sort_values("importance", ascending=False).to_csv(folder / "feature_importances.csv", index=False)
 
 
-def train_one(c: Candidate, d: Data, session: str, on_step: Callable[[], None]) -> None:
+def train_one(c: Candidate, d: Data, data_uri: str, session: str, on_step: Callable[[], None]) -> None:
     """Train one candidate inside a run: params, dataset, a metric per step, then the artifacts."""
     with loopline.start_run(
         experiment=EXPERIMENT,
         run_name=c.name,
         tags={"model_family": c.family, "demo_session": session},
-    ) as run:
+    ):
         loopline.log_params({"model": c.family, **c.params, "seed": SEED, "n_train": len(d.y_train)})
-        source = DatasetInput(
-            Dataset("breast_cancer", d.digest, "sklearn", "sklearn.datasets.load_breast_cancer"),
-            {"mlflow.data.context": "training"},
-        )
-        run.client.log_inputs(run.run_id, [source])  # also an edge in the lineage graph
+        loopline.log_dataset(data_uri, context="training")  # the run's input: an edge in the lineage graph
 
         started = time.perf_counter()
         last: Step | None = None
@@ -241,7 +260,7 @@ def train_one(c: Candidate, d: Data, session: str, on_step: Callable[[], None]) 
         loopline.set_tag("model_id", info.model_id)
 
 
-def train_all(d: Data, session: str, console: Console) -> None:
+def train_all(d: Data, data_uri: str, session: str, console: Console) -> None:
     columns = (
         TextColumn("{task.description:<20}"),
         BarColumn(),
@@ -251,7 +270,7 @@ def train_all(d: Data, session: str, console: Console) -> None:
     with Progress(*columns, console=console) as progress:
         for c in CANDIDATES:
             task = progress.add_task(c.name, total=c.steps)
-            train_one(c, d, session, functools.partial(progress.advance, task))
+            train_one(c, d, data_uri, session, functools.partial(progress.advance, task))
 
 
 # ---- step 4: compare -----------------------------------------------------------------------------
@@ -325,10 +344,33 @@ def register_best(runs: list[Run], d: Data, console: Console) -> int:
     return version
 
 
-# ---- step 6: where to look -----------------------------------------------------------------------
+# ---- step 6: production data drifts; a monitor would notice -------------------------------------
 
 
-def where_to_look(runs: list[Run], console: Console) -> None:
+def check_drift(d: Data, console: Console) -> Path:
+    """A later batch in which three measurements shifted (a new scanner, say), checked against the
+    training data as a monitor would; the report is one self-contained HTML file."""
+    rng = np.random.default_rng(SEED)
+    batch = d.frame(d.X_val).copy()
+    for column in d.features[:3]:
+        batch[column] = batch[column] * 1.3 + 0.8 + rng.normal(0, 0.1, len(batch))
+    report = loopline.drift(d.frame(d.X_train), batch, drift_share=0.1)  # alarm when 10% of columns move
+    out = Path(loopline.get_tracking_uri().removeprefix("sqlite:///")).parent / "reports" / "drift.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report.to_html(out)
+    verdict = "[bold red]drifted[/]" if report.dataset_drift else "[green]no dataset drift[/]"
+    console.print(
+        f"Drift check of a new batch against the training data: {verdict}; "
+        f"{len(report.drifted_columns)} of {len(report.columns)} columns moved "
+        f"({', '.join(report.drifted_columns[:5])}). Report: {out}"
+    )
+    return out
+
+
+# ---- step 7: where to look -----------------------------------------------------------------------
+
+
+def where_to_look(runs: list[Run], data: DatasetVersion, report: Path, console: Console) -> None:
     best, second = runs[0].info, runs[1].info
     artifact = f"{best.experiment_id}/{best.run_id}/artifacts/feature_importances.csv"
     console.rule("Where to look", align="left")
@@ -346,6 +388,11 @@ def where_to_look(runs: list[Run], console: Console) -> None:
         "  export MLFLOW_TRACKING_URI=http://127.0.0.1:5000   # in another shell; pip install mlflow",
         f"  python -c \"import mlflow; print(mlflow.search_runs(experiment_names=['{EXPERIMENT}']))\"",
         f"  curl -O http://127.0.0.1:5000/api/2.0/mlflow-artifacts/artifacts/{artifact}",
+        "",
+        "[bold]Data, lineage and monitoring[/]",
+        f"  loopline data show {data.uri.removeprefix('datasets:/')}        # schema, profile, validations",
+        f"  loopline lineage {data.uri}     # the runs and models that depend on it",
+        f"  open {report}",
         "",
         "[bold]The registry and serving[/]",
         f"  loopline models show {MODEL_NAME}",
@@ -366,10 +413,12 @@ def main() -> None:
         f"[bold]Loopline demo[/]: {len(CANDIDATES)} models on scikit-learn's breast-cancer data "
         f"({len(data.y_train)} train / {len(data.y_val)} validation rows, {len(data.features)} features)"
     )
-    train_all(data, session, console)
+    version = version_and_validate(data, console)
+    train_all(data, version.uri, session, console)
     runs = compare(session, console)
     register_best(runs, data, console)
-    where_to_look(runs, console)
+    report = check_drift(data, console)
+    where_to_look(runs, version, report, console)
 
 
 if __name__ == "__main__":

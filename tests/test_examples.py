@@ -96,14 +96,18 @@ def test_demo_tracks_every_model_and_runs_twice(tmp_path: Path, client: Client) 
         assert r.data.params["seed"] == "0" and r.data.params["model"] == r.data.tags["model_family"]
         assert len(client.get_metric_history(rid, "val_log_loss")) == DEMO_STEPS[r.info.run_name]
         assert 0.9 < m["val_accuracy"] <= 1.0 and 0.95 < m["val_roc_auc"] <= 1.0  # it really learned
-        assert [d.dataset.name for d in r.inputs] == ["breast_cancer"]
+        assert [d.dataset.source for d in r.inputs] == ["datasets:/breast-cancer-train/1"]
         names = [f.path for f in client.list_artifacts(rid)]
         assert names == ["classification_report.txt", "confusion_matrix.csv", "feature_importances.csv"]
         client.download_artifacts(rid, "confusion_matrix.csv", tmp_path / rid)
         rows = (tmp_path / rid / "confusion_matrix.csv").read_text().splitlines()[1:]
         assert sum(int(v) for row in rows for v in row.split(",")[1:]) == 143  # the validation rows
 
+    assert "Versioned the training data as datasets:/breast-cancer-train/1" in first
+    assert "drifted" in first and (tmp_path / ".loopline" / "reports" / "drift.html").exists()
+
     second = run_example("demo.py", tmp_path).stdout  # the same store, a second session
+    assert "datasets:/breast-cancer-train/1" in second  # unchanged data: the same version
     assert len(client.search_runs([exp.experiment_id])) == 2 * len(DEMO_STEPS)
     session = client.get_run(_best_run_printed(second)).data.tags["demo_session"]
     this_session = client.search_runs([exp.experiment_id], f"tags.demo_session = '{session}'")
