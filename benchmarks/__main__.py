@@ -19,7 +19,7 @@ from rich.table import Table
 
 from benchmarks._harness import Options, Report, Row, terminating_on_sigterm
 
-MODULES = ("tracking", "registry", "serving", "data", "validation", "features", "monitoring")
+MODULES = ("tracking", "registry", "serving", "data", "validation", "features", "monitoring", "pipelines")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -65,7 +65,8 @@ def footer(meta: dict[str, Any], quick: bool) -> str:
     foreign = meta.get("foreign_cpu_cores") or {}
     noise = ", ".join(f"{phase} {cores:.2f}" for phase, cores in foreign.items()) or "?"
     return (
-        f"mlflow {meta.get('mlflow_version')} · loopline {meta.get('loopline_version')} · "
+        f"{meta.get('peer_version') or 'mlflow ' + str(meta.get('mlflow_version'))} · "
+        f"loopline {meta.get('loopline_version')} · "
         f"Python {meta.get('python')} · {meta.get('cpus')} CPUs · "
         f"{'quick' if quick else 'full'} run in {meta.get('seconds', 0):.0f} s\n"
         f"cores kept busy by other processes during each phase (noise; ~0 is a clean run): {noise}"

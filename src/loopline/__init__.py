@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from loopline.entities import DatasetVersion, Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag
     from loopline.errors import LooplineError
     from loopline.features import FeatureStore
-    from loopline.monitoring import drift
+    from loopline.monitoring.drift import drift as drift
+    from loopline.pipelines import pipeline, step
     from loopline.registry import (
         LoadedModel,
         RegistryClient,
@@ -97,6 +98,7 @@ _LAZY = {
     "log_param": "loopline.tracking",
     "log_params": "loopline.tracking",
     "log_text": "loopline.tracking",
+    "pipeline": "loopline.pipelines",
     "save_model": "loopline.registry",
     "search_runs": "loopline.tracking",
     "set_experiment": "loopline.tracking",
@@ -104,6 +106,7 @@ _LAZY = {
     "set_tags": "loopline.tracking",
     "set_tracking_uri": "loopline.tracking",
     "start_run": "loopline.tracking",
+    "step": "loopline.pipelines",
 }
 
 __all__ = [
@@ -145,6 +148,7 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "pipeline",
     "save_model",
     "search_runs",
     "set_experiment",
@@ -152,6 +156,7 @@ __all__ = [
     "set_tags",
     "set_tracking_uri",
     "start_run",
+    "step",
 ]
 
 

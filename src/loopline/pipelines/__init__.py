@@ -1,0 +1,56 @@
+"""Pipelines: reproducible, cached DAGs of typed Python steps, on this machine or on Ray.
+
+A ``@step`` is a typed function; a ``@pipeline`` wires steps by passing outputs to inputs, and
+the DAG follows. Each run records its code version, environment, seed, parameters, inputs and
+outputs (``pipelines:/<name>/<run_id>``, which is also the tracking run ``runs:/<run_id>``);
+steps whose code, inputs and parameters are unchanged are skipped and their outputs reused; a
+failed run resumes where it stopped. ``sweep`` runs a parameter search as parallel runs, and
+``loopline server`` runs cron schedules. See docs/pipelines.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from loopline.pipelines.pipeline import Pipeline, compose, load_target, pipeline
+from loopline.pipelines.step import Step, StepOptions, dataset, step
+
+if TYPE_CHECKING:
+    from loopline.pipelines.results import PipelineRun, StepFailed
+    from loopline.pipelines.runner import Runner
+    from loopline.pipelines.sweep import SweepResult, sweep
+
+_LAZY = {
+    "PipelineRun": "loopline.pipelines.results",
+    "Runner": "loopline.pipelines.runner",
+    "StepFailed": "loopline.pipelines.results",
+    "SweepResult": "loopline.pipelines.sweep",
+    "sweep": "loopline.pipelines.sweep",
+}
+
+__all__ = [
+    "Pipeline",
+    "PipelineRun",
+    "Runner",
+    "Step",
+    "StepFailed",
+    "StepOptions",
+    "SweepResult",
+    "compose",
+    "dataset",
+    "load_target",
+    "pipeline",
+    "step",
+    "sweep",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopline.pipelines' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,197 @@
+"""The CLI as a user runs it, in fresh processes: code changes and the cache, kill and resume, inspection."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pipeline_support import cli, invoke, run_json, statuses, write
+
+from loopline.config import Settings
+from loopline.store import lineage
+from loopline.store.engine import create_store_engine
+from loopline.store.sql_pipelines import SqlPipelineStore
+
+HELPERS = """
+def clean(values):
+    return [v for v in values if v is not None]
+
+def not_used_by_any_step(values):
+    return values
+"""
+
+PIPE = """
+import os
+import time
+import helpers
+from loopline.pipelines import pipeline, step
+
+@step
+def load(n: int) -> list:
+    return [None if i % 3 == 0 else i for i in range(n)]
+
+@step
+def tidy(values: list) -> list:
+    return helpers.clean(values)
+
+@step
+def total(values: list) -> int:
+    marker = os.environ.get("MARKER")
+    if marker:  # the kill test: announce, then take long enough to be killed mid-way
+        open(marker, "w").close()
+        time.sleep(float(os.environ.get("SLEEP", "0")))
+    return sum(values)
+
+@step
+def count(values: list) -> int:
+    return len(values)
+
+@pipeline
+def p(n: int = 10):
+    values = load(n)
+    tidied = tidy(values)
+    return {"total": total(tidied), "count": count(values)}
+"""
+
+
+def project(tmp_path: Path) -> Path:
+    return write(tmp_path / "proj", helpers=HELPERS, pipe=PIPE, unrelated="X = 1\n")
+
+
+def test_changing_a_steps_code_reruns_it_and_its_dependants_only(tmp_path: Path, settings: Settings) -> None:
+    proj = project(tmp_path)
+    first = run_json(["pipeline", "run", "pipe.py:p", "-p", "n=7"], proj, settings)
+    assert first["status"] == "succeeded" and first["outputs"] == {"total": 12, "count": 7}
+    assert set(statuses(first).values()) == {"succeeded"}
+
+    (proj / "unrelated.py").write_text("X = 2\n")
+    helpers = proj / "helpers.py"
+    helpers.write_text(helpers.read_text().replace("return values\n", "return list(values)\n"))
+    same = run_json(["pipeline", "run", "pipe.py:p", "-p", "n=7"], proj, settings)
+    assert set(statuses(same).values()) == {"cached"}  # unrelated file and unused function: nothing re-ran
+
+    helpers.write_text(helpers.read_text().replace("if v is not None]", "if v is not None and v != 4]"))
+    changed = run_json(["pipeline", "run", "pipe.py:p", "-p", "n=7", "--explain"], proj, settings)
+    assert statuses(changed) == {
+        "load": "cached",
+        "tidy": "succeeded",
+        "total": "succeeded",
+        "count": "cached",
+    }
+    reasons = {s["node"]: s["reason"] for s in changed["steps"]}
+    assert reasons["tidy"].startswith("ran: its code changed since run " + same["run_id"])
+    assert reasons["total"].startswith("ran: input tidy changed")
+    assert changed["outputs"] == {"total": 8, "count": 7}
+
+
+def test_a_killed_run_leaves_no_partial_output_and_resumes(tmp_path: Path, settings: Settings) -> None:
+    proj = project(tmp_path)
+    marker = tmp_path / "in-total"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_"))}
+    env.update(LOOPLINE_TRACKING_URI=settings.tracking_uri, LOOPLINE_ARTIFACTS_URI=settings.artifacts_uri,
+               MARKER=str(marker), SLEEP="60")  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loopline.cli", "pipeline", "run", "pipe.py:p", "--workers", "1", "-q"],
+        cwd=proj, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before the step started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    store = SqlPipelineStore(create_store_engine(settings.tracking_uri), workspace="default")
+    [run] = store.list_runs("p")
+    assert run.status == "running"  # interrupted: nobody got to record an end
+    steps = {s.node: s for s in store.steps(run.run_id)}
+    assert steps["total"].status == "running" and steps["total"].output_digest == ""
+    assert steps["tidy"].status == "succeeded" and steps["tidy"].output_digest
+    produced = {e.from_uri for e in lineage.upstream(store.engine, "default", f"{run.uri}/total")}
+    assert f"{run.uri}/tidy" not in produced  # no lineage for an output that was never registered
+
+    done = json.loads(invoke(["pipeline", "resume", run.run_id, "--format", "json"], proj, settings).stdout)
+    assert done["status"] == "succeeded" and done["run_id"] == run.run_id
+    assert statuses(done) == {
+        "load": "succeeded",
+        "tidy": "succeeded",
+        "total": "succeeded",
+        "count": "succeeded",
+    }
+    after = {s.node: s for s in store.steps(run.run_id)}
+    assert after["tidy"].end_time == steps["tidy"].end_time  # kept, not run again
+    assert after["total"].attempts == 1 and after["total"].output_digest
+    assert done["outputs"] == {"total": 27, "count": 10}
+
+
+def test_failure_prints_the_resume_command_and_inspection_commands(
+    tmp_path: Path, settings: Settings
+) -> None:
+    proj = write(
+        tmp_path / "proj2",
+        flow="""
+        from loopline.pipelines import pipeline, step
+
+        @step
+        def one(x: int) -> int:
+            return x
+
+        @step
+        def boom(x: int) -> int:
+            raise RuntimeError(f"cannot handle {x}")
+
+        @pipeline
+        def flow(x: int):
+            return boom(one(x))
+        """,
+    )
+    missing = cli(["pipeline", "run", "flow.py:flow"], proj, settings, check=False)
+    assert missing.returncode == 1 and "Pipeline 'flow' needs parameter 'x'" in missing.stderr
+    (proj / "prod.yaml").write_text("x: 3\n")
+    failed = cli(
+        ["pipeline", "run", "flow.py:flow", "--config", "prod.yaml", "-q"], proj, settings, check=False
+    )
+    assert failed.returncode == 1
+    assert "Step 'boom' failed: RuntimeError: cannot handle 3" in failed.stderr
+    runs = json.loads(invoke(["pipeline", "list", "--format", "json"], proj, settings).stdout)
+    run_id = runs[0]["run_id"]
+    assert f"loopline pipeline resume {run_id}" in " ".join(failed.stderr.split())
+
+    graph = invoke(["pipeline", "graph", run_id], proj, settings).stdout
+    assert "one" in graph and "✓ ran" in graph and "boom" in graph and "✗ failed" in graph
+    assert graph.index("one") < graph.index("boom")
+    shown = invoke(["pipeline", "show", run_id], proj, settings).stdout
+    assert "params: x=3" in shown and "Resume with" in shown and "cannot handle 3" in shown
+    plan = invoke(["pipeline", "graph", "flow.py:flow", "-p", "x=1"], proj, settings).stdout
+    assert "(not run)" in plan and "boom" in plan
+
+
+def test_rerun_tells_whether_the_outputs_matched(tmp_path: Path, settings: Settings) -> None:
+    proj = write(
+        tmp_path / "proj3",
+        noisy="""
+        import random
+        from loopline.pipelines import pipeline, step
+
+        @step
+        def seeded(n: int) -> list:
+            return [random.random() for _ in range(n)]
+
+        @pipeline
+        def flow(n: int = 3):
+            return seeded(n)
+        """,
+    )
+    first = json.loads(
+        invoke(["pipeline", "run", "noisy.py:flow", "--format", "json"], proj, settings).stdout
+    )
+    rerun = invoke(["pipeline", "rerun", first["run_id"], "--format", "json"], proj, settings)
+    report = json.loads(rerun.stdout)
+    assert report["matched"] is True and report["same"] == ["seeded"]  # same seed, same numbers
+    text = invoke(["pipeline", "rerun", first["run_id"], "--check"], proj, settings)
+    assert text.exit_code == 0 and "Reproduced: all 1 step outputs are identical." in text.stdout
