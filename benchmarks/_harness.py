@@ -360,7 +360,8 @@ def run_worker(
     ``python`` picks another interpreter, e.g. ``peer_python("data")`` for a peer whose pins clash
     with the others'.
     """
-    cmd = [python or sys.executable, "-m", f"benchmarks.{module}", "--worker", worker, json.dumps(dict(params))]
+    cmd = [python or sys.executable, "-m", f"benchmarks.{module}", "--worker", worker]
+    cmd.append(json.dumps(dict(params)))
     try:
         done = subprocess.run(
             cmd, env=dict(env), cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False
@@ -376,14 +377,14 @@ def run_worker(
 
 
 def peer_python(module: str) -> str:
-    """The interpreter of ``.venv-bench-<module>``: a peer with pins of its own (``requirements-<module>.txt``).
+    """The interpreter of ``.venv-bench-<module>``, for a peer with pins of its own.
 
     ``make bench`` builds one such venv per ``benchmarks/requirements-<module>.txt``; each also has
     Loopline's benchmark harness on its path (run from the repository root) but not Loopline itself.
     """
     path = REPO_ROOT / f".venv-bench-{module}" / "bin" / "python"
     if not path.exists():
-        raise SystemExit(f"{path} is missing: run `make bench` (it installs benchmarks/requirements-{module}.txt).")
+        raise SystemExit(f"{path} is missing: run `make bench` (it installs requirements-{module}.txt).")
     return str(path)
 
 
