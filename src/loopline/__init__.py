@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from loopline.errors import LooplineError
     from loopline.features import FeatureStore
     from loopline.monitoring.drift import drift as drift
-    from loopline.pipelines import pipeline, step
+    from loopline.pipelines.pipeline import pipeline as pipeline
+    from loopline.pipelines.step import step as step
     from loopline.registry import (
         LoadedModel,
         RegistryClient,
