@@ -247,7 +247,9 @@ def test_server_routes_and_metrics_endpoint(env: dict[str, Any], loopline_server
     )
     log_requests(mons, env["rng"], 200, shift=15, start=0, label_noise=0.0)
     api = f"{loopline_server}/api/2.0/loopline/monitors"
-    ran = httpx.post(f"{api}/run", json={"name": "churn"}, timeout=60).json()
+    response = httpx.post(f"{api}/run", json={"name": "churn"}, timeout=120)
+    ran = response.json()
+    assert response.status_code == 200, ran
     assert ran["status"] == "drift" and ran["report"]["dataset_drift"] is True
     text = httpx.get(f"{loopline_server}/metrics").text
     assert 'loopline_monitor_drift_share{monitor="churn"} 1.0' in text
