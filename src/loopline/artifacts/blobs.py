@@ -102,6 +102,7 @@ class BlobArtifactStore:
         self.root_uri = root_uri
         self.fs, root = fsspec.core.url_to_fs(root_uri)
         self.is_local = isinstance(self.fs, LocalFileSystem)
+        self._reflinks: bool | None = None  # does this filesystem clone files? (None: not tried yet)
         self.root = os.path.abspath(root) if self.is_local else root.rstrip("/")
         if self.is_local:
             os.makedirs(os.path.join(self.root, "tmp"), exist_ok=True)
@@ -308,8 +309,21 @@ class BlobArtifactStore:
         if os.path.exists(blob):
             return "present"
         os.makedirs(os.path.dirname(blob), exist_ok=True)
+        if link == "link" and not self._reflinks:
+            # A hard link is atomic by itself: no staging, no rename. Read-only first, so the
+            # stored content is never writable through either name.
+            os.chmod(local_path, _READ_ONLY)
+            try:
+                os.link(local_path, blob)
+                return "hardlink"
+            except FileExistsError:
+                return "present"
+            except OSError:  # another filesystem, or links not allowed: copy below
+                pass
         tmp = os.path.join(self.staging_dir(), uuid.uuid4().hex)
-        how = _link_or_copy(str(local_path), tmp, link)
+        how = _link_or_copy(str(local_path), tmp, link, reflink=self._reflinks is not False)
+        if self._reflinks is None:  # learnt once per store: a failed clone costs a file create
+            self._reflinks = how == "reflink"
         os.replace(tmp, blob)
         return how
 
@@ -441,9 +455,9 @@ def _check_digest(digest: str) -> str:
     return digest
 
 
-def _link_or_copy(src: str, dst: str, link: LinkMode, *, protect: bool = True) -> str:
+def _link_or_copy(src: str, dst: str, link: LinkMode, *, protect: bool = True, reflink: bool = True) -> str:
     """Make ``dst`` hold ``src``'s content: reflink, else hard link (read-only), else copy."""
-    if link != "copy" and _reflink(src, dst):
+    if link != "copy" and reflink and _reflink(src, dst):
         return "reflink"
     if link == "link":
         try:

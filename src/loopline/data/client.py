@@ -150,10 +150,9 @@ class DataClient:
         unique: dict[str, LocalFile] = {}
         for f in files:
             unique.setdefault(digests[f.path], f)
-        if len(unique) == 1:
-            ((digest, f),) = unique.items()
-            return [self.blobs.put_blob(f.path, digest, link=link)]
-        with ThreadPoolExecutor(WORKERS) as pool:
+        if self.blobs.is_local:  # links and local copies are syscalls the journal serialises anyway
+            return [self.blobs.put_blob(f.path, digest, link=link) for digest, f in unique.items()]
+        with ThreadPoolExecutor(WORKERS) as pool:  # uploads wait on the network: overlap them
             return list(
                 pool.map(lambda item: self.blobs.put_blob(item[1].path, item[0], link=link), unique.items())
             )
