@@ -180,6 +180,58 @@ def test_loopline_logs_and_registers_then_mlflow_loads_it(
         loopline.load_model(f"models:/{name}@champion")
 
 
+# ---- runs:/ and stage URIs, and the code a version came from ----------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:.*transition_model_version_stage.*:FutureWarning")  # old clients' stages
+def test_run_and_stage_uris_and_the_code_lineage_of_mlflow_models(
+    mlflow_uri: str, server: RunningServer, data: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    X, y = data
+    first = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    second = LogisticRegression(C=0.01, fit_intercept=False).fit(X, y)  # MLflow's skops trusts no trees
+    sha = "89abcdef0123456789abcdef0123456789abcdef"
+    mlflow.set_experiment(_name("uris"))
+    runs, model_ids = [], []
+    for model, dirty in ((first, "false"), (second, "true")):
+        with mlflow.start_run() as run:
+            mlflow.set_tags({"mlflow.source.git.commit": sha, "loopline.source.git.dirty": dirty})
+            info = mlflow.sklearn.log_model(model, name="model", input_example=X[:5])  # a logged model
+        runs.append(run.info.run_id)
+        model_ids.append(info.model_id)
+    remote = Client(tracking_uri=server.url)
+    # runs:/<run>/model is the logged model "model" of that run, as MLflow 3 resolves it.
+    for uri in (f"runs:/{runs[0]}/model", f"models:/{model_ids[0]}"):
+        loaded = loopline.load_model(uri, client=remote)
+        np.testing.assert_array_equal(loaded.predict(X), first.predict(X))
+
+    name = _name("staged")
+    for run_id in runs:
+        mlflow.register_model(f"runs:/{run_id}/model", name)
+    client = MlflowClient()
+    client.transition_model_version_stage(name, "1", "Production")
+    client.transition_model_version_stage(name, "2", "Staging")
+    for uri, model, version in (
+        (f"models:/{name}/Production", first, 1),
+        (f"models:/{name}/staging", second, 2),
+    ):
+        got = loopline.load_model(uri, client=remote)
+        assert got.verified and got.version is not None and got.version.version == version
+        np.testing.assert_array_equal(got.predict(X), model.predict(X))
+        np.testing.assert_array_equal(mlflow.pyfunc.load_model(uri).predict(X), model.predict(X))
+    with pytest.raises(NotFound, match="is in stage 'Archived'"):
+        loopline.load_model(f"models:/{name}/Archived", client=remote)
+
+    # Registration linked each version to the git commit its run recorded (dirty: not exactly it).
+    for version, code in ((1, f"code:/{sha}"), (2, f"code:/{sha}+dirty")):
+        edges = httpx.get(
+            f"{server.url}/api/2.0/loopline/lineage/upstream", params={"uri": f"models:/{name}/{version}"}
+        ).json()["edges"]
+        assert {(e["from_uri"], e["relation"]) for e in edges if e["from_uri"].startswith("code:/")} == {
+            (code, "code_of")
+        }
+
+
 # ---- registry calls through MLflow's client --------------------------------------------------
 
 

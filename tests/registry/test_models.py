@@ -151,3 +151,33 @@ def test_save_model_round_trips_locally(data: tuple[pd.DataFrame, pd.Series], tm
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     with pytest.raises(InvalidInput, match="not empty"):
         save_model(model, tmp_path / "m")
+
+
+def test_run_uris_find_the_logged_model_and_stage_uris_the_newest_in_stage(
+    data: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    X, y = data
+    first = LogisticRegression(max_iter=500).fit(X, y)
+    second = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+    with loopline.start_run(experiment="uris") as run:
+        log_model(first, "model", registered_model_name="staged")
+        loopline.log_text("not a model", "notes/readme.txt")
+    # runs:/<run>/model: the run's logged model "model" (its files live apart from the run's).
+    np.testing.assert_array_equal(load_model(f"runs:/{run.run_id}/model").predict(X), first.predict(X))
+    with pytest.raises(InvalidInput, match="no MLmodel"):  # not a model's name: the run's own files
+        load_model(f"runs:/{run.run_id}/notes")
+    with pytest.raises(NotFound):
+        load_model(f"runs:/{run.run_id}/nothing")
+    with loopline.start_run(experiment="uris"):
+        log_model(second, "model", registered_model_name="staged")
+    rc = RegistryClient()
+    rc.store.transition_model_version_stage("staged", 1, "Production")
+    rc.store.transition_model_version_stage("staged", 2, "Staging")
+    assert load_model("models:/staged/Production").version.version == 1  # type: ignore[union-attr]
+    assert load_model("models:/staged/staging").version.version == 2  # type: ignore[union-attr]
+    rc.store.transition_model_version_stage("staged", 2, "Production")  # MLflow: the newest one wins
+    np.testing.assert_array_equal(load_model("models:/staged/Production").predict(X), second.predict(X))
+    with pytest.raises(NotFound, match="No version of registered model 'staged' is in stage 'Archived'"):
+        load_model("models:/staged/Archived")
+    with pytest.raises(InvalidInput, match="neither a version number, 'latest' nor a stage"):
+        load_model("models:/staged/Prod")

@@ -166,3 +166,27 @@ def test_eight_processes_get_distinct_gapless_versions(reg: SqlRegistryStore, st
         assert p.returncode == 0
         got += [int(x) for x in out.split()]
     assert sorted(got) == list(range(1, 41))
+
+
+def test_a_version_links_to_the_code_its_run_came_from(
+    stores: tuple[SqlTrackingStore, SqlRegistryStore],
+) -> None:
+    from loopline.entities import RunTag
+
+    tracking, reg = stores
+    exp = tracking.create_experiment("code")
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    clean = tracking.create_run(exp, tags=[RunTag("mlflow.source.git.commit", sha)]).info.run_id
+    dirty_tags = [RunTag("mlflow.source.git.commit", sha), RunTag("loopline.source.git.dirty", "true")]
+    dirty = tracking.create_run(exp, tags=dirty_tags).info.run_id
+    reg.create_registered_model("coded")
+    for run in (clean, dirty, ""):
+        reg.create_model_version("coded", "mlflow-artifacts:/1/models/m-1/artifacts", run_id=run)
+
+    def code_edges(version: int) -> list[tuple[str, str]]:
+        edges = upstream(reg.engine, "default", f"models:/coded/{version}")
+        return [(e.from_uri, e.relation) for e in edges if e.from_uri.startswith("code:/")]
+
+    assert code_edges(1) == [(f"code:/{sha}", "code_of")]
+    assert code_edges(2) == [(f"code:/{sha}+dirty", "code_of")]  # not exactly that commit
+    assert code_edges(3) == []  # no run, no code version

@@ -285,3 +285,85 @@ def test_purge_removes_only_deleted_runs(store: SqlTrackingStore) -> None:
     with pytest.raises(NotFound):
         store.get_run(gone)
     store.get_run(keep)
+
+
+# ---- a run created whole: client-chosen ID, first batch, final status -------------------------
+
+
+def _whole_run(store: SqlTrackingStore, exp_id: str, run_id: str, start: int = 1_000) -> None:
+    store.create_run(
+        exp_id,
+        "alice",
+        start,
+        [RunTag("team", "ml")],
+        "whole",
+        run_id=run_id,
+        params=[Param("lr", "0.1"), Param("depth", "3")],
+        metrics=[
+            Metric("loss", 0.5, 1_001, 0),
+            Metric("loss", 0.25, 1_002, 1),
+            Metric("acc", float("nan"), 1_003),
+        ],
+        status=RunStatus.FINISHED,
+        end_time=2_000,
+    )
+
+
+def test_create_run_whole_in_one_transaction(store: SqlTrackingStore) -> None:
+    exp_id = store.create_experiment("whole")
+    run_id = "ab" * 16
+    _whole_run(store, exp_id, run_id)
+    run = store.get_run(run_id)
+    assert (run.info.run_id, run.info.status, run.info.start_time, run.info.end_time) == (
+        run_id,
+        RunStatus.FINISHED,
+        1_000,
+        2_000,
+    )
+    assert run.info.artifact_uri == f"mlflow-artifacts:/{exp_id}/{run_id}/artifacts"
+    assert run.data.params == {"lr": "0.1", "depth": "3"}
+    assert run.data.tags["team"] == "ml" and run.data.tags["mlflow.runName"] == "whole"
+    assert run.data.metrics["loss"] == 0.25 and math.isnan(run.data.metrics["acc"])
+    assert [m.value for m in store.get_metric_history(run_id, "loss").items] == [0.5, 0.25]
+    # One call, one event, which says what it wrote.
+    events = list_events(store.engine, "default", f"runs:/{run_id}")
+    assert [(e.action, e.payload["status"], e.payload["params"], e.payload["metrics"]) for e in events] == [
+        ("run.create", "FINISHED", 2, 3)
+    ]
+    assert (
+        store.search_runs([exp_id], "metrics.loss < 0.3 and params.depth = '3'").items[0].info.run_id
+        == run_id
+    )
+
+
+def test_create_run_with_a_taken_id_conflicts_unless_it_is_a_retry(store: SqlTrackingStore) -> None:
+    exp_id = store.create_experiment("ids")
+    run_id = "cd" * 16
+    _whole_run(store, exp_id, run_id)
+    _whole_run(store, exp_id, run_id)  # the same call again (an answer lost in transit): no change
+    assert len(store.get_metric_history(run_id, "loss").items) == 2
+    assert len(list_events(store.engine, "default", f"runs:/{run_id}")) == 1
+    with pytest.raises(Conflict, match="already in use"):
+        _whole_run(store, exp_id, run_id, start=5_000)  # another run wanting the same ID
+    with pytest.raises(Conflict, match="already in use"):
+        store.create_run(store.create_experiment("other"), "alice", 1_000, (), "whole", run_id=run_id)
+
+
+@pytest.mark.parametrize("bad", ["ABCD" * 8, "ab" * 15, "../../etc/passwd", "g" * 32, 7])
+def test_create_run_refuses_malformed_ids(store: SqlTrackingStore, bad: object) -> None:
+    with pytest.raises(InvalidInput, match="32 lowercase hex"):
+        store.create_run("0", run_id=bad)  # type: ignore[arg-type]
+
+
+def test_create_run_checks_its_batch_like_log_batch(store: SqlTrackingStore) -> None:
+    with pytest.raises(InvalidInput, match="needs an end_time"):
+        store.create_run("0", status=RunStatus.FINISHED)
+    with pytest.raises(InvalidInput, match="limit is 100"):
+        store.create_run("0", params=[Param(f"p{i}", "x") for i in range(101)])
+    with pytest.raises(InvalidInput, match="different values"):
+        store.create_run("0", params=[Param("p", "1"), Param("p", "2")])
+    exp_id = store.create_experiment("gone")
+    store.delete_experiment(exp_id)
+    with pytest.raises(InvalidInput, match="deleted"):
+        store.create_run(exp_id, run_id="ef" * 16, params=[Param("p", "1")])
+    assert store.search_runs(["0", exp_id], run_view_type="ALL").items == []  # nothing half-written

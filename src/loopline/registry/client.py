@@ -17,9 +17,13 @@ class RegistryClient:
     def __init__(self, tracking: Client | None = None) -> None:
         self.tracking = tracking or default_client()
         if self.tracking.settings.is_remote:
+            from loopline.store.rest import RestTrackingStore
             from loopline.store.rest_registry import RestRegistryStore
 
-            self.store: Any = RestRegistryStore(self.tracking.settings.tracking_uri)
+            shared = (
+                self.tracking.store.client if isinstance(self.tracking.store, RestTrackingStore) else None
+            )
+            self.store: Any = RestRegistryStore(self.tracking.settings.tracking_uri, client=shared)
         else:
             from loopline.store.sql_registry import SqlRegistryStore
 

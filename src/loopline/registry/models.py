@@ -22,7 +22,7 @@ from typing import Any
 
 from loopline.artifacts.blobs import hash_file
 from loopline.artifacts.paths import join
-from loopline.entities import LoggedModelStatus, ModelVersion
+from loopline.entities import STAGES, LoggedModelStatus, ModelVersion
 from loopline.errors import InvalidInput, NotFound
 from loopline.registry import flavors
 from loopline.registry.flavors.base import Trust
@@ -211,20 +211,21 @@ def fetch(store: Any, prefix: str, dst: Path) -> dict[str, str]:
 
 
 def resolve(uri: str, registry: Any, tracking: Any) -> tuple[str, ModelVersion | None]:
-    """A model URI → (artifact-store prefix of its files, the registered version if any)."""
+    """A model URI → (artifact-store prefix of its files, the registered version if any).
+
+    ``models:/<name>/<version>``, ``models:/<name>/latest``, ``models:/<name>/<stage>`` (MLflow's
+    legacy stages: the newest version in that stage), ``models:/<name>@<alias>``,
+    ``models:/<model id>`` and ``runs:/<run id>/<path>`` (a model the run logged under that name,
+    as MLflow 3 logs them, else the run's own artifacts at that path).
+    """
     if uri.startswith(("models:/", "runs:/")):
         ref = parse(uri)
         if ref.scheme == "runs":
-            run = tracking.get_run(ref.name)
-            return join(artifact_path(run.info.artifact_uri), ref.path), None
+            return _run_files(ref.name, ref.path, registry, tracking), None
         if ref.alias is not None:
             mv = registry.get_model_version_by_alias(ref.name, ref.alias)
         elif ref.version is not None:
-            if ref.version == "latest":
-                latest = max(registry.get_registered_model(ref.name).latest_versions, key=lambda v: v.version)
-                mv = registry.get_model_version(ref.name, latest.version)
-            else:
-                mv = registry.get_model_version(ref.name, ref.version)
+            mv = _version(ref.name, ref.version, registry)
         else:
             return artifact_path(registry.get_logged_model(ref.name).artifact_location), None
         if mv.source.startswith(("models:/", "runs:/")):  # MLflow's server stores models:/m-… sources
@@ -232,8 +233,52 @@ def resolve(uri: str, registry: Any, tracking: Any) -> tuple[str, ModelVersion |
         return artifact_path(mv.source), mv
     raise InvalidInput(
         f"Cannot load a model from {uri!r}.",
-        hint="Use models:/<name>/<version>, models:/<name>@<alias>, runs:/<run>/<path> or a folder.",
+        hint="Use models:/<name>/<version>, models:/<name>@<alias>, models:/<name>/<stage>, "
+        "runs:/<run>/<path> or a folder.",
     )
+
+
+def _version(name: str, version: str, registry: Any) -> ModelVersion:
+    """The version ``models:/<name>/<version>`` names: a number, ``latest`` or a legacy stage."""
+    if version.isdigit():
+        return registry.get_model_version(name, version)  # type: ignore[no-any-return]
+    if version.lower() == "latest":
+        latest = registry.get_registered_model(name).latest_versions
+        if not latest:
+            raise NotFound(f"Registered model {name!r} has no versions.", hint="Register one first.")
+        return registry.get_model_version(name, max(v.version for v in latest))  # type: ignore[no-any-return]
+    stage = {s.lower(): s for s in STAGES}.get(version.lower())
+    if stage is None:
+        raise InvalidInput(
+            f"{version!r} in models:/{name}/{version} is neither a version number, 'latest' nor a stage.",
+            hint=f"Use a number, latest, an alias (models:/{name}@<alias>) or one of {', '.join(STAGES)}.",
+        )
+    in_stage = registry.get_latest_versions(name, [stage])  # MLflow: the newest version in that stage
+    if not in_stage:
+        raise NotFound(
+            f"No version of registered model {name!r} is in stage {stage!r}.",
+            hint="Move one there (transition_model_version_stage), or load by alias or version.",
+        )
+    return registry.get_model_version(name, max(v.version for v in in_stage))  # type: ignore[no-any-return]
+
+
+def _run_files(run_id: str, path: str, registry: Any, tracking: Any) -> str:
+    """Where ``runs:/<run_id>/<path>`` points: MLflow 3 (and Loopline) log a model as a logged model
+    whose files live apart from the run's, so ``<path>``'s first part names a logged model of that
+    run if there is one (the newest, as MLflow picks); otherwise it is a path in the run's artifacts."""
+    run = tracking.get_run(run_id)
+    name, _, rest = path.partition("/")
+    if name and run_id.isalnum():  # run IDs are hex: safe to quote in a filter
+        token = None
+        while True:
+            page = registry.search_logged_models(
+                [run.info.experiment_id], f"source_run_id = '{run_id}'", 100, token
+            )
+            if match := next((m for m in page.items if m.name == name), None):
+                return join(artifact_path(match.artifact_location), rest)
+            if not (token := page.next_page_token):
+                break
+    return join(artifact_path(run.info.artifact_uri), path)
 
 
 def load_model(uri: str | os.PathLike[str], *, allow_pickle: bool = False, client: Any = None) -> LoadedModel:

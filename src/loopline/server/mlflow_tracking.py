@@ -28,10 +28,13 @@ from loopline.server.http import (
     str_list,
     view_type,
 )
+from loopline.server.loopline_api import HOT_ROUTES
 from loopline.server.state import registry, tracking
 
 router = APIRouter()
 route = mlflow_route(router)
+for _path, _endpoint in HOT_ROUTES:  # first in the app's first router: see loopline_api.HOT_ROUTES
+    router.add_route(_path, _endpoint, methods=["POST"], include_in_schema=False)
 
 
 # protobuf's JSON mapping accepts an enum's number as well as its name.

@@ -2,10 +2,15 @@
 
 ``SqlTrackingStore`` keeps the data (SQLite or PostgreSQL); ``RestTrackingStore`` forwards the
 same calls to a ``loopline server`` (or any MLflow-compatible server) over its REST API.
+
+Loopline's own stores also take a run ID chosen by the client and a run's first batch in
+``create_run`` (``accepts_run_ids()``): the client can then name a run at once and write it,
+with its params, tags, metrics and even its final status, in one request.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Literal, Protocol, TypeVar
@@ -20,9 +25,12 @@ from loopline.entities import (
     RunStatus,
     RunTag,
 )
+from loopline.errors import InvalidInput
 
 T = TypeVar("T")
 ViewType = Literal["ACTIVE_ONLY", "DELETED_ONLY", "ALL"]
+RUN_NAME_TAG = "mlflow.runName"
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +71,21 @@ class TrackingStore(Protocol):
         start_time: int | None = None,
         tags: Sequence[RunTag] = (),
         run_name: str | None = None,
-    ) -> Run: ...
+        *,
+        run_id: str | None = None,
+        params: Sequence[Param] = (),
+        metrics: Sequence[Metric] = (),
+        status: RunStatus = RunStatus.RUNNING,
+        end_time: int | None = None,
+    ) -> Run:
+        """Create a run; with ``run_id`` (only if ``accepts_run_ids()``) under that ID, and with a first
+        batch of params and metrics, already ended when ``status`` is terminal (with ``end_time``)."""
+        ...
+
+    def accepts_run_ids(self) -> bool:
+        """Whether ``create_run`` takes a client-chosen ``run_id`` and a first batch in one call."""
+        ...
+
     def get_run(self, run_id: str) -> Run: ...
     def update_run_info(
         self,
@@ -98,3 +120,31 @@ class TrackingStore(Protocol):
     def get_metric_history(
         self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
     ) -> Page[Metric]: ...
+
+
+def check_run_id(run_id: object) -> str:
+    """A client-chosen run ID must look like the ones stores make: 32 lowercase hex digits."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise InvalidInput(
+            f"Invalid run ID {run_id!r:.80}: run IDs are 32 lowercase hex digits.",
+            hint="Use uuid.uuid4().hex, or leave the ID to the store.",
+        )
+    return run_id
+
+
+def name_new_run(run_name: str | None, tags: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """The name a new run gets, and its tags with ``mlflow.runName`` set to it, as every store does.
+
+    ``run_name`` wins, then the ``mlflow.runName`` tag, then a readable random name; a ``run_name``
+    that disagrees with the tag is refused.
+    """
+    from loopline.store.names import random_run_name
+
+    tag_map = dict(tags)
+    name = run_name or tag_map.get(RUN_NAME_TAG) or random_run_name()
+    if run_name and tag_map.get(RUN_NAME_TAG, run_name) != run_name:
+        raise InvalidInput(
+            f"run_name {run_name!r} disagrees with the {RUN_NAME_TAG} tag {tag_map[RUN_NAME_TAG]!r}."
+        )
+    tag_map[RUN_NAME_TAG] = name
+    return name, tag_map

@@ -15,7 +15,7 @@ from loopline.entities import (
     RunStatus,
     RunTag,
 )
-from loopline.errors import LooplineError, NotFound
+from loopline.errors import InvalidInput, LooplineError, NotFound
 from loopline.protocol import mlflow_json as mj
 from loopline.protocol.http import RestClient
 from loopline.store.protocol import Page, ViewType
@@ -26,8 +26,8 @@ _API = "/api/2.0/mlflow"
 class RestTrackingStore:
     """``TrackingStore`` over MLflow's REST API."""
 
-    def __init__(self, base_url: str) -> None:
-        self.client = RestClient(base_url)
+    def __init__(self, base_url: str, client: RestClient | None = None) -> None:
+        self.client = client or RestClient(base_url)
         self._loopline: bool | None = None
 
     def _post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,6 +97,9 @@ class RestTrackingStore:
         )
 
     # runs
+    def accepts_run_ids(self) -> bool:
+        return self._is_loopline()
+
     def create_run(
         self,
         experiment_id: str,
@@ -104,18 +107,45 @@ class RestTrackingStore:
         start_time: int | None = None,
         tags: Sequence[RunTag] = (),
         run_name: str | None = None,
+        *,
+        run_id: str | None = None,
+        params: Sequence[Param] = (),
+        metrics: Sequence[Metric] = (),
+        status: RunStatus = RunStatus.RUNNING,
+        end_time: int | None = None,
     ) -> Run:
-        body = self._post(
-            "/runs/create",
-            {
-                "experiment_id": experiment_id,
-                "user_id": user_id,
-                "start_time": start_time,
-                "tags": [{"key": t.key, "value": t.value} for t in tags],
-                "run_name": run_name,
-            },
-        )
-        return mj.run_from_json(body["run"])
+        body: dict[str, Any] = {
+            "experiment_id": experiment_id,
+            "user_id": user_id,
+            "start_time": start_time,
+            "tags": [{"key": t.key, "value": t.value} for t in tags],
+            "run_name": run_name,
+        }
+        status = RunStatus(status)
+        batch = bool(params or metrics) or status.is_terminal
+        if (run_id is not None or batch) and self._is_loopline():  # one request for all of it
+            body |= {
+                "run_id": run_id,
+                "params": [{"key": p.key, "value": p.value} for p in params],
+                "metrics": [mj.metric_to_json(m) for m in metrics],
+                "status": status.value,
+                "end_time": end_time,
+            }
+            return mj.run_from_json(self.client.call("POST", "/api/2.0/loopline/runs/create", body)["run"])
+        if run_id is not None:
+            raise InvalidInput(
+                "This server chooses run IDs itself (it is not a Loopline server).",
+                hint="Create the run without a run_id.",
+            )
+        run = mj.run_from_json(self._post("/runs/create", body)["run"])
+        if not batch:
+            return run
+        run_id = run.info.run_id
+        if params or metrics:
+            self.log_batch(run_id, metrics, params)
+        if status.is_terminal:
+            self.update_run_info(run_id, status, end_time)
+        return self.get_run(run_id)  # MLflow's server: a rare path, so one more request for exact data
 
     def get_run(self, run_id: str) -> Run:
         return mj.run_from_json(self._get("/runs/get", {"run_id": run_id})["run"])

@@ -33,8 +33,8 @@ def _logged(model_id: str, suffix: str = "") -> str:
 class RestRegistryStore:
     """Registered models, versions, aliases and logged models over MLflow's REST API."""
 
-    def __init__(self, base_url: str) -> None:
-        self.client = RestClient(base_url)
+    def __init__(self, base_url: str, client: RestClient | None = None) -> None:
+        self.client = client or RestClient(base_url)  # share the tracking store's: one connection pool
 
     def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return self.client.call(method, _API + path, body)

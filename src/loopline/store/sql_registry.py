@@ -435,6 +435,8 @@ class SqlRegistryStore(SqlStore):
             self._event(conn, "model_version.create", uri, source=source, run_id=run_id, model_id=model_id)
             if run_id:
                 self._edge(conn, uris.run_uri(run_id), uri, "produced")
+                if code := _code_version(conn, run_id):
+                    self._edge(conn, code, uri, "code_of")
             if model_id:
                 self._edge(conn, f"models:/{model_id}", uri, "registered_as")
             return self._versions(conn, row, [self._version_row(conn, row, n)])[0]
@@ -755,6 +757,25 @@ class SqlRegistryStore(SqlStore):
                 self._logged_model(conn, model_id)
                 self._edge(conn, uris.run_uri(run_id), f"models:/{model_id}", "logged")
             self._event(conn, "run.log_outputs", uris.run_uri(run_id), models=list(model_ids))
+
+
+GIT_COMMIT_TAG = "mlflow.source.git.commit"
+GIT_DIRTY_TAG = "loopline.source.git.dirty"
+
+
+def _code_version(conn: Connection, run_id: str) -> str | None:
+    """``code:/<commit>`` for the git commit the run's tags name (``code:/<commit>+dirty`` when the
+    checkout had uncommitted changes, so not exactly that commit), or None without one."""
+    tg = t.tags.c
+    found = dict(
+        conn.execute(
+            select(tg.key, tg.value).where(tg.run_uuid == run_id, tg.key.in_((GIT_COMMIT_TAG, GIT_DIRTY_TAG)))
+        ).all()
+    )
+    commit = found.get(GIT_COMMIT_TAG, "").strip()
+    if not commit:
+        return None
+    return f"code:/{commit}+dirty" if found.get(GIT_DIRTY_TAG, "").lower() == "true" else f"code:/{commit}"
 
 
 def _apply_filter(

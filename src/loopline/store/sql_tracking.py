@@ -34,12 +34,10 @@ from loopline.entities import (
 from loopline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from loopline.store import schema as t
 from loopline.store.base import SqlStore, chunks, decode_token, encode_token, now_ms
-from loopline.store.names import random_run_name
-from loopline.store.protocol import Page, ViewType
+from loopline.store.protocol import RUN_NAME_TAG, Page, ViewType, check_run_id, name_new_run
 from loopline.store.search import RunQuery
 from loopline.store.validation import db_value, validate_batch, validate_key, validate_tag, validate_text
 
-RUN_NAME_TAG = "mlflow.runName"
 USER_TAG = "mlflow.user"
 PARENT_TAG = "mlflow.parentRunId"
 DEFAULT_EXPERIMENT = "Default"
@@ -279,6 +277,9 @@ class SqlTrackingStore(SqlStore):
 
     # ---- runs ------------------------------------------------------------------------------
 
+    def accepts_run_ids(self) -> bool:
+        return True
+
     def create_run(
         self,
         experiment_id: str,
@@ -286,56 +287,111 @@ class SqlTrackingStore(SqlStore):
         start_time: int | None = None,
         tags: Sequence[RunTag] = (),
         run_name: str | None = None,
+        *,
+        run_id: str | None = None,
+        params: Sequence[Param] = (),
+        metrics: Sequence[Metric] = (),
+        status: RunStatus = RunStatus.RUNNING,
+        end_time: int | None = None,
     ) -> Run:
+        """Create a run, optionally under a client-chosen ID with its first batch, in one transaction.
+
+        A client-chosen ID that is taken raises ``Conflict``, except when the run holding it was made
+        by this very call (same experiment, name, user and start time): a request retried after its
+        answer was lost then applies its batch again, which changes nothing.
+        """
         tag_map = {tg.key: tg.value for tg in tags}
         for k, v in tag_map.items():
             validate_tag(RunTag(k, v))
-        name = run_name or tag_map.get(RUN_NAME_TAG) or random_run_name()
-        if run_name and tag_map.get(RUN_NAME_TAG, run_name) != run_name:
-            raise InvalidInput(
-                f"run_name {run_name!r} disagrees with the {RUN_NAME_TAG} tag {tag_map[RUN_NAME_TAG]!r}."
-            )
-        tag_map[RUN_NAME_TAG] = name
+        if params or metrics:
+            validate_batch(metrics, params, ())
+        name, tag_map = name_new_run(run_name, tag_map)
         user = user_id or tag_map.get(USER_TAG) or self.actor
-        run_id = uuid.uuid4().hex
-        with self._write() as conn:
-            exp = self._experiment_row(conn, experiment_id)
-            if exp.lifecycle_stage != LifecycleStage.ACTIVE.value:
-                raise InvalidInput(
-                    f"Experiment {experiment_id} is deleted; runs cannot be created in it.",
-                    hint="Restore it or use another experiment.",
+        final = RunStatus(status)
+        if final.is_terminal and end_time is None:
+            raise InvalidInput(f"A run created with status {final.value} needs an end_time.")
+        chosen = run_id is not None
+        run_id = check_run_id(run_id) if chosen else uuid.uuid4().hex
+        uri = f"runs:/{run_id}"
+        param_map = {p.key: p.value for p in params}
+        start = start_time if start_time is not None else now_ms()
+        try:
+            with self._write() as conn:
+                exp = self._experiment_row(conn, experiment_id)
+                if exp.lifecycle_stage != LifecycleStage.ACTIVE.value:
+                    raise InvalidInput(
+                        f"Experiment {experiment_id} is deleted; runs cannot be created in it.",
+                        hint="Restore it or use another experiment.",
+                    )
+                values = {
+                    "run_uuid": run_id,
+                    "workspace": self.workspace,
+                    "experiment_id": exp.experiment_id,
+                    "name": name,
+                    "user_id": user,
+                    "status": RunStatus.RUNNING.value,
+                    "start_time": start,
+                    "end_time": None,
+                    "lifecycle_stage": LifecycleStage.ACTIVE.value,
+                    "artifact_uri": f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts",
+                }
+                final_values = {
+                    **values,
+                    "status": final.value,
+                    "end_time": end_time if final.is_terminal else None,
+                }
+                _insert_new_run(conn, final_values, tag_map, param_map, metrics)
+                self._event(
+                    conn,
+                    "run.create",
+                    uri,
+                    experiment_id=str(exp.experiment_id),
+                    name=name,
+                    status=final.value,
+                    params=len(param_map),
+                    metrics=len(metrics),
                 )
-            values = {
-                "run_uuid": run_id,
-                "workspace": self.workspace,
-                "experiment_id": exp.experiment_id,
-                "name": name,
-                "user_id": user,
-                "status": RunStatus.RUNNING.value,
-                "start_time": start_time if start_time is not None else now_ms(),
-                "end_time": None,
-                "lifecycle_stage": LifecycleStage.ACTIVE.value,
-                "artifact_uri": f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts",
-            }
-            conn.execute(_INSERT_RUN, values)
-            conn.execute(
-                _INSERT_TAGS, [{"run_uuid": run_id, "key": k, "value": v} for k, v in tag_map.items()]
-            )
-            uri = f"runs:/{run_id}"
-            self._event(conn, "run.create", uri, experiment_id=str(exp.experiment_id), name=name)
-            if PARENT_TAG in tag_map:
-                self._edge(conn, f"runs:/{tag_map[PARENT_TAG]}", uri, "parent_of")
+                if PARENT_TAG in tag_map:
+                    self._edge(conn, f"runs:/{tag_map[PARENT_TAG]}", uri, "parent_of")
+        except IntegrityError:  # the ID is taken (the only key a new run can collide on)
+            if not chosen:
+                raise
+            self._create_again(values, tag_map, param_map, metrics, final, end_time)
         info = RunInfo(
             run_id=run_id,
             experiment_id=str(exp.experiment_id),
             run_name=name,
             user_id=user,
-            status=RunStatus.RUNNING,
-            start_time=values["start_time"],
-            end_time=None,
+            status=final,
+            start_time=start,
+            end_time=end_time if final.is_terminal else None,
             artifact_uri=str(values["artifact_uri"]),
         )
-        return Run(info, RunData(tags=tag_map))
+        return Run(info, RunData(param_map, tag_map, _latest(metrics)))
+
+    def _create_again(
+        self,
+        values: Mapping[str, Any],
+        tags: Mapping[str, str],
+        params: Mapping[str, str],
+        metrics: Sequence[Metric],
+        final: RunStatus,
+        end_time: int | None,
+    ) -> None:
+        """``create_run`` with an ID that is taken: a retry of the call that took it writes its batch
+        again (which changes nothing); any other run wanting that ID is refused."""
+        run_id = str(values["run_uuid"])
+        with self._write() as conn:
+            found = conn.execute(_SELECT_RUN_BY_ID, {"run_id": run_id}).first()
+            if found is None or not _same_creation(found, values):
+                raise _run_id_taken(run_id)
+            self._upsert_tags(conn, run_id, [RunTag(k, v) for k, v in tags.items()])
+            if params:
+                self._log_params(conn, run_id, [Param(k, v) for k, v in params.items()])
+            if metrics:
+                self._log_metrics(conn, run_id, metrics)
+            if final.is_terminal:
+                conn.execute(_FINISH_RUN, {"run_id": run_id, "status": final.value, "end_time": end_time})
 
     def get_run(self, run_id: str) -> Run:
         with self.engine.connect() as conn:
@@ -450,27 +506,15 @@ class SqlTrackingStore(SqlStore):
             conn.execute(insert(t.params), fresh)
 
     def _log_metrics(self, conn: Connection, run_id: str, metrics: Sequence[Metric]) -> None:
-        rows: list[tuple[str, str, float, int, int, bool]] = []
-        latest: dict[str, tuple[str, str, float, int, int, bool]] = {}
-        for m in metrics:
-            value, is_nan = db_value(m.value)
-            row = (run_id, m.key, value, m.timestamp, m.step, is_nan)
-            rows.append(row)
-            cur = latest.get(m.key)
-            if cur is None or (m.step, m.timestamp, value) >= (cur[4], cur[3], cur[2]):
-                latest[m.key] = row
+        rows, latest = _metric_rows(run_id, metrics)
         # The ingest hot path: plain DB-API executemany (SQLAlchemy's per-row parameter handling cost
         # 2.4x the time here). A point logged twice is stored once (the unique index).
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        values = ", ".join([mark] * 6)
         conn.exec_driver_sql(
-            f"INSERT INTO metrics (run_uuid, key, value, timestamp, step, is_nan) VALUES ({values}) "
-            "ON CONFLICT DO NOTHING",
-            rows,
+            _insert_sql("metrics", _METRIC_COLUMNS, _mark(conn)) + " ON CONFLICT DO NOTHING", rows
         )
         conn.execute(
             _upsert_latest(conn.dialect.name),
-            [dict(zip(_METRIC_COLUMNS, r, strict=True)) for r in latest.values()],
+            [dict(zip(_METRIC_COLUMNS, r, strict=True)) for r in latest],
         )
 
     def delete_tag(self, run_id: str, key: str) -> None:
@@ -707,11 +751,11 @@ class SqlTrackingStore(SqlStore):
 _SELECT_RUN = select(t.runs).where(
     t.runs.c.run_uuid == bindparam("run_id"), t.runs.c.workspace == bindparam("workspace")
 )
+_SELECT_RUN_BY_ID = select(t.runs).where(t.runs.c.run_uuid == bindparam("run_id"))
 _SELECT_EXPERIMENT = select(t.experiments).where(
     t.experiments.c.experiment_id == bindparam("experiment_id"),
     t.experiments.c.workspace == bindparam("workspace"),
 )
-_INSERT_RUN = insert(t.runs)
 _FINISH_RUN = (
     update(t.runs)
     .where(t.runs.c.run_uuid == bindparam("run_id"))
@@ -720,7 +764,6 @@ _FINISH_RUN = (
 _SELECT_PARAMS = select(t.params.c.key, t.params.c.value).where(
     t.params.c.run_uuid == bindparam("run_id"), t.params.c.key.in_(bindparam("keys", expanding=True))
 )
-_INSERT_TAGS = insert(t.tags)
 _METRIC_COLUMNS = ("run_uuid", "key", "value", "timestamp", "step", "is_nan")
 
 
@@ -745,6 +788,78 @@ def _upsert_latest(dialect_name: str) -> Any:
         set_={c: ins.excluded[c] for c in ("value", "timestamp", "step", "is_nan")},
         where=newer,
     )
+
+
+MetricRow = tuple[str, str, float, int, int, bool]
+
+
+def _metric_rows(run_id: str, metrics: Sequence[Metric]) -> tuple[list[MetricRow], list[MetricRow]]:
+    """Rows for ``metrics`` and, per key, the latest point (highest step, timestamp, value)."""
+    rows: list[MetricRow] = []
+    latest: dict[str, MetricRow] = {}
+    for m in metrics:
+        value, is_nan = db_value(m.value)
+        row = (run_id, m.key, value, m.timestamp, m.step, is_nan)
+        rows.append(row)
+        cur = latest.get(m.key)
+        if cur is None or (m.step, m.timestamp, value) >= (cur[4], cur[3], cur[2]):
+            latest[m.key] = row
+    return rows, list(latest.values())
+
+
+def _mark(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+@functools.cache
+def _insert_sql(table: str, columns: tuple[str, ...], mark: str) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+
+
+def _insert_new_run(
+    conn: Connection,
+    values: Mapping[str, object],
+    tags: Mapping[str, str],
+    params: Mapping[str, str],
+    metrics: Sequence[Metric],
+) -> None:
+    """Write a new run in its final form (status, end time, latest metrics) with plain DB-API
+    statements: SQLAlchemy's per-statement work cost as much as SQLite's own on this path, and a
+    new run has no rows to compare with or upsert over."""
+    mark, run_id = _mark(conn), str(values["run_uuid"])
+    conn.exec_driver_sql(_insert_sql("runs", tuple(values), mark), tuple(values.values()))
+    kv = ("run_uuid", "key", "value")
+    conn.exec_driver_sql(_insert_sql("tags", kv, mark), [(run_id, k, v) for k, v in tags.items()])
+    if params:
+        conn.exec_driver_sql(_insert_sql("params", kv, mark), [(run_id, k, v) for k, v in params.items()])
+    if metrics:
+        rows, latest = _metric_rows(run_id, metrics)
+        conn.exec_driver_sql(_insert_sql("metrics", _METRIC_COLUMNS, mark) + " ON CONFLICT DO NOTHING", rows)
+        conn.exec_driver_sql(_insert_sql("latest_metrics", _METRIC_COLUMNS, mark), latest)
+
+
+def _same_creation(row: Any, values: Mapping[str, object]) -> bool:
+    """Whether run ``row`` is the one ``values`` describe (a retried create), not another run."""
+    return all(
+        getattr(row, k) == values[k] for k in ("workspace", "experiment_id", "name", "user_id", "start_time")
+    )
+
+
+def _run_id_taken(run_id: str) -> Conflict:
+    return Conflict(
+        f"Run ID {run_id} is already in use by another run.",
+        hint="Let the store choose the ID, or use a fresh uuid.uuid4().hex.",
+    )
+
+
+def _latest(metrics: Sequence[Metric]) -> tuple[Metric, ...]:
+    """Each key's latest point, as ``latest_metrics`` keeps it: highest (step, timestamp, value)."""
+    latest: dict[str, Metric] = {}
+    for m in metrics:
+        cur = latest.get(m.key)
+        if cur is None or (m.step, m.timestamp, m.value) >= (cur.step, cur.timestamp, cur.value):
+            latest[m.key] = m
+    return tuple(latest.values())
 
 
 def _run_info(row: Any) -> RunInfo:

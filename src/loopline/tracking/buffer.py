@@ -7,6 +7,10 @@ about 5 ms each. Here a call costs an append (~1 µs); a background thread flush
 Nothing is lost: ``flush()`` (called by ``end_run``, at interpreter exit and when a run's
 ``with`` block raises) writes everything queued and raises the error if the store refused it.
 Points whose write failed for a transient reason go back to the queue and are retried.
+
+Runs are buffered too (``PendingRun``): ``start_run`` names a run at once but writes it with its
+first batch — at the first flush, at ``end_run`` (then the whole run is one request), or when its
+ID is handed out — so a short run costs one round trip instead of three.
 """
 
 from __future__ import annotations
@@ -16,10 +20,18 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from loopline.entities import Metric
-from loopline.errors import BackendUnavailable, LooplineError
+from loopline.entities import Metric, Param, RunStatus, RunTag
+from loopline.errors import BackendUnavailable, InvalidInput, LooplineError
+from loopline.store.protocol import RUN_NAME_TAG, TrackingStore
+from loopline.store.validation import (
+    MAX_ENTITIES_PER_BATCH,
+    MAX_PARAMS_PER_BATCH,
+    MAX_TAGS_PER_BATCH,
+    validate_batch,
+)
 
 BATCH = 1000  # MLflow's per-request metric limit
 _WAKE_AT = 5 * BATCH
@@ -28,11 +40,142 @@ Writer = Callable[[str, Sequence[Metric]], None]
 _live: weakref.WeakSet[MetricBuffer] = weakref.WeakSet()
 
 
-class MetricBuffer:
-    """A queue of ``(run_id, Metric)`` drained by one daemon thread into ``write``."""
+@dataclass
+class PendingRun:
+    """A run whose ID is given out but which is not in the store yet, with its first batch."""
 
-    def __init__(self, write: Writer, interval: float = 0.5) -> None:
+    experiment_id: str
+    name: str
+    user: str
+    start_time: int
+    tags: dict[str, str]
+    params: dict[str, str] = field(default_factory=dict)
+
+    def merge(self, run_id: str, params: Mapping[str, str], tags: Mapping[str, str]) -> None:
+        """Add params and tags, refusing (with the store's messages) what the store would refuse."""
+        validate_batch((), [Param(k, v) for k, v in params.items()], [RunTag(k, v) for k, v in tags.items()])
+        for key, value in params.items():
+            old = self.params.get(key)
+            if old is not None and old != value:
+                raise InvalidInput(
+                    f"Changing param values is not allowed. Param with key='{key}' was already logged "
+                    f"with value='{old}' for run ID='{run_id}'. Attempted logging new value '{value}'.",
+                    hint="Params are immutable; log a metric or a tag for values that change.",
+                )
+        self.params.update(params)
+        self.tags.update(tags)
+        self.name = self.tags.get(RUN_NAME_TAG, self.name)
+
+
+class DeferredRuns:
+    """Runs named but not in the store yet; each is written once, with its first batch.
+
+    ``lock`` is held while a run is written, so a call adding to that run waits for the write
+    instead of racing it. Lock order: a ``MetricBuffer``'s flush lock, then this one, never the
+    reverse (nothing here calls into a buffer).
+    """
+
+    def __init__(self, store: TrackingStore) -> None:
+        self.store = store
+        self.lock = threading.RLock()
+        self._runs: dict[str, PendingRun] = {}
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self._runs  # unlocked: a dict lookup is atomic, and misses are the usual case
+
+    def add(self, run_id: str, run: PendingRun) -> None:
+        with self.lock:
+            self._runs[run_id] = run
+
+    def take(self, run_id: str) -> PendingRun | None:
+        """Remove a deferred run (the caller writes it, or gives it back with ``restore``)."""
+        with self.lock:
+            return self._runs.pop(run_id, None)
+
+    def restore(self, run_id: str, run: PendingRun) -> None:
+        with self.lock:
+            self._runs.setdefault(run_id, run)
+
+    def write(
+        self,
+        run_id: str,
+        run: PendingRun,
+        metrics: Sequence[Metric] = (),
+        status: RunStatus = RunStatus.RUNNING,
+        end_time: int | None = None,
+    ) -> None:
+        """Create the run in the store, with ``metrics``, ended if ``status`` is terminal."""
+        self.store.create_run(
+            run.experiment_id,
+            run.user,
+            run.start_time,
+            [RunTag(k, v) for k, v in run.tags.items()],
+            run.name,
+            run_id=run_id,
+            params=[Param(k, v) for k, v in run.params.items()],
+            metrics=metrics,
+            status=status,
+            end_time=end_time,
+        )
+
+    def room(self, run: PendingRun) -> int:
+        """How many metrics fit in the run's first request beside its params."""
+        return MAX_ENTITIES_PER_BATCH - len(run.params)
+
+    def create(self, run_id: str, metrics: Sequence[Metric] = ()) -> Sequence[Metric]:
+        """Write a deferred run with the first of ``metrics``; returns the points left to write the
+        usual way (all of them when the run was in the store already)."""
+        with self.lock:
+            run = self._runs.pop(run_id, None)
+            if run is None:
+                return metrics
+            n = self.room(run)
+            try:
+                self.write(run_id, run, metrics[:n])
+            except BackendUnavailable:
+                self._runs[run_id] = run  # retried at the next flush
+                raise
+            return metrics[n:]
+
+    def create_all(self) -> None:
+        """Write every deferred run, oldest first (a parent before its children)."""
+        while self._runs:
+            try:
+                run_id = next(iter(self._runs))
+            except (StopIteration, RuntimeError):  # emptied or changed by another thread meanwhile
+                continue
+            self.create(run_id)
+
+    def extend(self, run_id: str, params: Mapping[str, str], tags: Mapping[str, str]) -> bool:
+        """Add to a deferred run's first batch; False when the run is in the store (write it there)."""
+        if run_id not in self._runs:
+            return False
+        with self.lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return False
+            if (
+                len(run.params) + len(params) > MAX_PARAMS_PER_BATCH
+                or len(run.tags) + len(tags) > MAX_TAGS_PER_BATCH
+            ):
+                self.create(run_id)  # the first batch is full: write it, the rest goes after
+                return False
+            run.merge(run_id, params, tags)
+            return True
+
+
+class MetricBuffer:
+    """A queue of ``(run_id, Metric)`` drained by one daemon thread into ``write``.
+
+    ``on_flush`` runs at the end of every flush, under the same lock (the client writes its
+    pending runs there).
+    """
+
+    def __init__(
+        self, write: Writer, interval: float = 0.5, *, on_flush: Callable[[], None] | None = None
+    ) -> None:
         self._write = write
+        self._on_flush = on_flush
         self._interval = interval
         self._queue: deque[tuple[str, Metric]] = deque()
         self._flush_lock = threading.Lock()  # one writer at a time keeps batches in order
@@ -53,6 +196,11 @@ class MetricBuffer:
     def __len__(self) -> int:
         return len(self._queue)
 
+    def start(self) -> None:
+        """Make sure the background writer runs (it starts on the first point otherwise)."""
+        if self._thread is None:
+            self._start()
+
     def _start(self) -> None:
         with self._flush_lock:
             if self._thread is None:
@@ -72,8 +220,9 @@ class MetricBuffer:
         with self._flush_lock:
             while self._queue and self._write_some():
                 pass
+            stuck = bool(self._queue) or not self._flush_extra()
         if raise_errors:
-            err = self._refused or (self._transient if self._queue else None)
+            err = self._refused or (self._transient if stuck else None)
             self._refused = None
             if err is not None:
                 raise err
@@ -93,6 +242,20 @@ class MetricBuffer:
                 return False
             except LooplineError as e:
                 self._refused = e  # refused for good (bad value, deleted run): retrying cannot help
+        self._transient = None
+        return True
+
+    def _flush_extra(self) -> bool:
+        """Run ``on_flush``; False when the store is unreachable (it is retried at the next flush)."""
+        if self._on_flush is None:
+            return True
+        try:
+            self._on_flush()
+        except BackendUnavailable as e:
+            self._transient = e
+            return False
+        except LooplineError as e:
+            self._refused = e
         self._transient = None
         return True
 

@@ -6,12 +6,19 @@ exp_id = client.set_experiment("churn").experiment_id
 run = client.create_run(exp_id, run_name="baseline")
 client.log_metric(run.info.run_id, "auc", 0.91, step=3)
 client.set_terminated(run.info.run_id)
+
+``create_run(..., defer=True)`` (what ``loopline.start_run`` uses) names the run at once and
+writes it later, with its first params, tags and metrics, in one call: at the next flush (within
+``settings.flush_interval``), when anything reads or changes it through this client, or when it
+ends — a short run is then written in one request. Against MLflow's server, or with more tags
+than one batch holds, runs are created at once as usual.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,17 +26,30 @@ from typing import Any
 from loopline.artifacts import ArtifactStore, FileInfo, open_artifact_store
 from loopline.artifacts.paths import join, safe_path
 from loopline.config import Settings
-from loopline.entities import DatasetInput, Experiment, Metric, Param, Run, RunStatus, RunTag
+from loopline.entities import (
+    DatasetInput,
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+)
 from loopline.errors import InvalidInput, NotFound
 from loopline.store import TrackingStore, ViewType, open_tracking_store
+from loopline.store.protocol import name_new_run
 from loopline.store.validation import (
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_PER_BATCH,
     MAX_TAGS_PER_BATCH,
     validate_key,
+    validate_tag,
 )
-from loopline.tracking.buffer import MetricBuffer
+from loopline.tracking.buffer import DeferredRuns, MetricBuffer, PendingRun
 from loopline.uris import artifact_path
 
 
@@ -53,33 +73,56 @@ class Client:
     ) -> None:
         self.settings = settings or Settings.from_env(tracking_uri=tracking_uri, artifacts_uri=artifacts_uri)
         self.store: TrackingStore = open_tracking_store(self.settings)
-        root = self.settings.tracking_uri if self.settings.is_remote else self.settings.artifacts_uri
-        self.artifacts: ArtifactStore = open_artifact_store(root)
-        self.buffer = MetricBuffer(self._write_metrics, self.settings.flush_interval)
+        self.artifacts: ArtifactStore = self._artifact_store()
+        self.deferred = DeferredRuns(self.store)
+        self.buffer = MetricBuffer(
+            self._write_metrics, self.settings.flush_interval, on_flush=self.deferred.create_all
+        )
         self._artifact_roots: dict[str, str] = {}
         self._valid_keys: set[str] = set()
+        self._experiments: dict[str, Experiment] = {}  # seen active here: runs in them can be deferred
+        self._run_ids_ok: bool | None = None
+
+    def _artifact_store(self) -> ArtifactStore:
+        """The artifact store; against a server, over the tracking store's HTTP client (one connection
+        pool per client; each HTTP client costs 70-130 ms to make, a third of a cold model load)."""
+        if not self.settings.is_remote:
+            return open_artifact_store(self.settings.artifacts_uri)
+        from loopline.artifacts.http import HttpArtifactStore
+        from loopline.store.rest import RestTrackingStore
+
+        shared = self.store.client if isinstance(self.store, RestTrackingStore) else None
+        return HttpArtifactStore(self.settings.tracking_uri, client=shared)
 
     # ---- experiments -----------------------------------------------------------------------
 
     def create_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
         return self.store.create_experiment(name, None, tags)
 
+    def _remember(self, exp: Experiment) -> Experiment:
+        if exp.lifecycle_stage == LifecycleStage.ACTIVE:
+            self._experiments[exp.experiment_id] = exp
+        else:
+            self._experiments.pop(exp.experiment_id, None)
+        return exp
+
     def get_experiment(self, experiment_id: str) -> Experiment:
-        return self.store.get_experiment(experiment_id)
+        return self._remember(self.store.get_experiment(experiment_id))
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        return self.store.get_experiment_by_name(name)
+        exp = self.store.get_experiment_by_name(name)
+        return self._remember(exp) if exp is not None else None
 
     def set_experiment(self, name: str) -> Experiment:
         """The active experiment called ``name``, created if it does not exist."""
         from loopline.errors import AlreadyExists
 
-        exp = self.store.get_experiment_by_name(name)
+        exp = self.get_experiment_by_name(name)
         if exp is None:
             try:
-                return self.store.get_experiment(self.store.create_experiment(name))
+                return self.get_experiment(self.store.create_experiment(name))
             except AlreadyExists:  # another process created it first
-                exp = self.store.get_experiment_by_name(name)
+                exp = self.get_experiment_by_name(name)
                 assert exp is not None
         if exp.lifecycle_stage.value != "active":
             raise InvalidInput(f"Experiment {name!r} is deleted.", hint="Restore it or choose another name.")
@@ -101,6 +144,8 @@ class Client:
 
     def delete_experiment(self, experiment_id: str) -> None:
         """Mark an experiment and its runs deleted (``restore_experiment`` undoes it)."""
+        self.flush()  # its deferred runs first, as if they had been created at once
+        self._experiments.pop(experiment_id, None)
         self.store.delete_experiment(experiment_id)
 
     def restore_experiment(self, experiment_id: str) -> None:
@@ -120,22 +165,36 @@ class Client:
         run_name: str | None = None,
         tags: Mapping[str, str] | None = None,
         start_time: int | None = None,
+        *,
+        defer: bool = False,
     ) -> Run:
-        run_tags = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-        return self.store.create_run(
-            experiment_id, self.settings.user, start_time or now_ms(), run_tags, run_name
-        )
+        """Create a run. With ``defer=True`` its ID is final at once but the store gets the run later,
+        with its first params, tags and metrics, in one call (see the module docstring)."""
+        run_tags = [RunTag(k, _param_value(v)) for k, v in (tags or {}).items()]
+        start = start_time or now_ms()
+        if defer and len(run_tags) <= MAX_TAGS_PER_BATCH and self._accepts_run_ids():
+            return self._defer_run(self._active_experiment(experiment_id), run_name, run_tags, start)
+        return self.store.create_run(experiment_id, self.settings.user, start, run_tags, run_name)
 
     def get_run(self, run_id: str) -> Run:
-        self.buffer.flush()  # read-your-writes: what was logged is visible
+        self.buffer.flush()  # read-your-writes: what was logged (and deferred runs) is visible
         return self.store.get_run(run_id)
 
     def set_terminated(
         self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, end_time: int | None = None
     ) -> None:
+        status, end_time = RunStatus(status), end_time or now_ms()
         pending = self.buffer.take(run_id)
+        deferred = self.deferred.take(run_id)
         try:
             self.buffer.flush()  # other runs' points, and errors from earlier background writes
+            if deferred is not None:  # never written: the whole run is one call when it fits
+                room = self.deferred.room(deferred)
+                if len(pending) <= room:
+                    self.deferred.write(run_id, deferred, pending, status, end_time)
+                    return
+                self.deferred.write(run_id, deferred, pending[:room])
+                deferred, pending = None, pending[room:]
             cut = (
                 len(pending) - len(pending) % MAX_METRICS_PER_BATCH
                 if len(pending) > MAX_METRICS_PER_BATCH
@@ -144,18 +203,54 @@ class Client:
             if cut:
                 self.log_batch(run_id, pending[:cut])
             # The run's last points and its final status go in one transaction (one request remotely).
-            self.store.finish_run(run_id, RunStatus(status), end_time or now_ms(), pending[cut:])
+            self.store.finish_run(run_id, status, end_time, pending[cut:])
         except BaseException:
-            for (
-                metric
-            ) in pending:  # back in the queue: nothing is lost (points written twice are stored once)
+            if deferred is not None:
+                self.deferred.restore(run_id, deferred)
+            # Back in the queue: nothing is lost (a point written twice is stored once).
+            for metric in pending:
                 self.buffer.add(run_id, metric)
             raise
 
+    # ---- deferred runs ---------------------------------------------------------------------
+
+    def _accepts_run_ids(self) -> bool:
+        if self._run_ids_ok is None:
+            self._run_ids_ok = self.store.accepts_run_ids()
+        return self._run_ids_ok
+
+    def _active_experiment(self, experiment_id: str) -> Experiment:
+        """The experiment, checked as the store would check it (looked up once per client)."""
+        exp = self._experiments.get(str(experiment_id)) or self.get_experiment(str(experiment_id))
+        if exp.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise InvalidInput(
+                f"Experiment {experiment_id} is deleted; runs cannot be created in it.",
+                hint="Restore it or use another experiment.",
+            )
+        return exp
+
+    def _defer_run(self, exp: Experiment, run_name: str | None, tags: Sequence[RunTag], start: int) -> Run:
+        for tag in tags:
+            validate_tag(tag)
+        name, tag_map = name_new_run(run_name, {t.key: t.value for t in tags})
+        run_id, user = uuid.uuid4().hex, self.settings.user
+        self.deferred.add(run_id, PendingRun(exp.experiment_id, name, user, start, tag_map))
+        self.buffer.start()  # written within flush_interval even if nothing else happens
+        artifact_uri = f"{exp.artifact_location.rstrip('/')}/{run_id}/artifacts"
+        info = RunInfo(run_id, exp.experiment_id, name, user, RunStatus.RUNNING, start, None, artifact_uri)
+        return Run(info, RunData(tags=dict(tag_map)))
+
+    def ensure_created(self, run_id: str) -> None:
+        """Write the deferred run ``run_id`` now (nothing to do for a run already in the store)."""
+        if run_id in self.deferred:
+            self.deferred.create(run_id)
+
     def delete_run(self, run_id: str) -> None:
+        self.ensure_created(run_id)
         self.store.delete_run(run_id)
 
     def restore_run(self, run_id: str) -> None:
+        self.ensure_created(run_id)
         self.store.restore_run(run_id)
 
     def search_runs(
@@ -210,24 +305,31 @@ class Client:
                 raise InvalidInput(f"Metric {key!r} got a non-numeric value {value!r}.") from None
         metric = Metric(key, float(value), timestamp if timestamp is not None else now_ms(), step or 0)
         if synchronous:
+            self.ensure_created(run_id)
             self.store.log_batch(run_id, [metric])
         else:
             self.buffer.add(run_id, metric)
 
     def _write_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
-        self.store.log_batch(run_id, metrics)
+        if run_id in self.deferred:  # a deferred run is written with its first points
+            metrics = self.deferred.create(run_id, metrics)
+        if metrics:
+            self.store.log_batch(run_id, metrics)
 
     def flush(self) -> None:
-        """Write every queued metric now."""
+        """Write every queued metric, and every deferred run, now."""
         self.buffer.flush()
 
     def log_param(self, run_id: str, key: str, value: Any) -> None:
-        self.store.log_batch(run_id, (), [Param(key, _param_value(value))])
+        if not self.deferred.extend(run_id, {key: _param_value(value)}, {}):
+            self.store.log_batch(run_id, (), [Param(key, _param_value(value))])
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
-        self.store.log_batch(run_id, (), (), [RunTag(key, _param_value(value))])
+        if not self.deferred.extend(run_id, {}, {key: _param_value(value)}):
+            self.store.log_batch(run_id, (), (), [RunTag(key, _param_value(value))])
 
     def delete_tag(self, run_id: str, key: str) -> None:
+        self.ensure_created(run_id)
         self.store.delete_tag(run_id, key)
 
     def log_batch(
@@ -242,6 +344,14 @@ class Client:
             params = [Param(k, _param_value(v)) for k, v in params.items()]
         if isinstance(tags, Mapping):
             tags = [RunTag(k, _param_value(v)) for k, v in tags.items()]
+        if (
+            not metrics
+            and len(params) == len({p.key for p in params})  # a key twice: let the store say what is wrong
+            and len(tags) == len({t.key for t in tags})
+            and self.deferred.extend(run_id, {p.key: p.value for p in params}, {t.key: t.value for t in tags})
+        ):
+            return
+        self.ensure_created(run_id)
         for i in range(0, len(params), MAX_PARAMS_PER_BATCH):
             self.store.log_batch(run_id, (), params[i : i + MAX_PARAMS_PER_BATCH])
         for i in range(0, len(tags), MAX_TAGS_PER_BATCH):
@@ -251,6 +361,7 @@ class Client:
             self.store.log_batch(run_id, metrics[i : i + step])
 
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
+        self.ensure_created(run_id)
         self.store.log_inputs(run_id, datasets)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
@@ -268,6 +379,7 @@ class Client:
     def _artifact_root(self, run_id: str) -> str:
         root = self._artifact_roots.get(run_id)
         if root is None:
+            self.ensure_created(run_id)  # artifacts belong to a run the store knows
             root = safe_path(artifact_path(self.store.get_run(run_id).info.artifact_uri))
             self._artifact_roots[run_id] = root
         return root

@@ -71,11 +71,22 @@ def set_experiment(name: str) -> str:
 
 
 class ActiveRun:
-    """A run being logged to. Use it as a context manager; it ends the run on exit."""
+    """A run being logged to. Use it as a context manager; it ends the run on exit.
+
+    A new run reaches the store with its first batch (see ``Client.create_run(defer=True)``); asking
+    for its ``run``, ``info`` or ``run_id`` writes it first, so an ID handed to another process or
+    client always names a run that exists.
+    """
 
     def __init__(self, client: Client, run: Run) -> None:
         self.client = client
-        self.run = run
+        self._run = run
+        self._id = str(run.info.run_id)
+
+    @property
+    def run(self) -> Run:
+        self.client.ensure_created(self._id)
+        return self._run
 
     @property
     def info(self) -> Any:
@@ -83,7 +94,8 @@ class ActiveRun:
 
     @property
     def run_id(self) -> str:
-        return str(self.run.info.run_id)
+        self.client.ensure_created(self._id)
+        return self._id
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -124,13 +136,20 @@ def _git_commit(path: Path) -> tuple[str, bool] | None:
 
 
 def _source_tags() -> dict[str, str]:
-    script = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else Path.cwd()
+    return dict(_source_tags_of(sys.argv[0] if sys.argv else "", os.getcwd()))
+
+
+@functools.lru_cache(maxsize=16)
+def _source_tags_of(argv0: str, cwd: str) -> tuple[tuple[str, str], ...]:
+    """The source tags of a script, once per script and folder (resolving paths cost more than the
+    rest of a short run's client-side work)."""
+    script = Path(cwd, argv0).resolve() if argv0 else Path(cwd)
     tags = {"mlflow.source.name": str(script), "mlflow.source.type": "LOCAL"}
     commit = _git_commit(script.parent if script.is_file() else script)
     if commit:
         tags["mlflow.source.git.commit"] = commit[0]
         tags["loopline.source.git.dirty"] = str(commit[1]).lower()
-    return tags
+    return tuple(tags.items())
 
 
 def start_run(
@@ -152,7 +171,7 @@ def start_run(
     st = _state.get()
     if st.runs and not nested and run_id is None:
         raise InvalidInput(
-            f"Run {st.runs[-1].run_id} is already active.",
+            f"Run {st.runs[-1]._id} is already active.",
             hint="End it with loopline.end_run(), or pass nested=True to start a child run.",
         )
     if run_id is not None:
@@ -164,15 +183,15 @@ def start_run(
         if experiment is not None:
             exp_id = client.set_experiment(experiment).experiment_id
         elif st.runs:  # a child run goes where its parent is
-            exp_id = str(st.runs[-1].info.experiment_id)
+            exp_id = str(st.runs[-1]._run.info.experiment_id)
         else:
             exp_id = st.experiment_id or os.environ.get("LOOPLINE_EXPERIMENT_ID") or "0"
         all_tags: dict[str, Any] = {"mlflow.user": client.settings.user, **_source_tags(), **(tags or {})}
         if st.runs:
-            all_tags["mlflow.parentRunId"] = st.runs[-1].run_id
+            all_tags["mlflow.parentRunId"] = st.runs[-1]._id
         if description:
             all_tags["mlflow.note.content"] = description
-        run = client.create_run(exp_id, run_name, all_tags)
+        run = client.create_run(exp_id, run_name, all_tags, defer=True)
     active = ActiveRun(client, run)
     _state.set(replace(_state.get(), runs=(*_state.get().runs, active)))
     return active
@@ -181,7 +200,7 @@ def start_run(
 def _end(active: ActiveRun, status: RunStatus) -> None:
     st = _state.get()
     try:
-        active.client.set_terminated(active.run_id, status, now_ms())
+        active.client.set_terminated(active._id, status, now_ms())
     finally:
         _state.set(replace(st, runs=tuple(r for r in st.runs if r is not active)))
 
@@ -209,56 +228,56 @@ def _end_runs_at_exit() -> None:
         try:
             _end(run, RunStatus.FINISHED)
         except Exception as e:  # at exit there is nobody to raise to
-            print(f"loopline: could not end run {run.run_id}: {e}", file=sys.stderr)
+            print(f"loopline: could not end run {run._id}: {e}", file=sys.stderr)
             break
 
 
 def log_param(key: str, value: Any) -> None:
     run = _run()
-    run.client.log_param(run.run_id, key, value)
+    run.client.log_param(run._id, key, value)
 
 
 def log_params(params: Mapping[str, Any]) -> None:
     run = _run()
-    run.client.log_batch(run.run_id, params=params)
+    run.client.log_batch(run._id, params=params)
 
 
 def log_metric(key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
     """Log one point; buffered and written in the background (see ``loopline.flush``)."""
     run = _run()
-    run.client.log_metric(run.run_id, key, value, step, timestamp)
+    run.client.log_metric(run._id, key, value, step, timestamp)
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     run = _run()
     ts = now_ms()
     for key, value in metrics.items():
-        run.client.log_metric(run.run_id, key, value, step, ts)
+        run.client.log_metric(run._id, key, value, step, ts)
 
 
 def set_tag(key: str, value: Any) -> None:
     run = _run()
-    run.client.set_tag(run.run_id, key, value)
+    run.client.set_tag(run._id, key, value)
 
 
 def set_tags(tags: Mapping[str, Any]) -> None:
     run = _run()
-    run.client.log_batch(run.run_id, tags=tags)
+    run.client.log_batch(run._id, tags=tags)
 
 
 def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> FileInfo:
     run = _run()
-    return run.client.log_artifact(run.run_id, local_path, artifact_path)
+    return run.client.log_artifact(run._id, local_path, artifact_path)
 
 
 def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> list[FileInfo]:
     run = _run()
-    return run.client.log_artifacts(run.run_id, local_dir, artifact_path)
+    return run.client.log_artifacts(run._id, local_dir, artifact_path)
 
 
 def log_text(text: str, artifact_file: str) -> FileInfo:
     run = _run()
-    return run.client.log_text(run.run_id, text, artifact_file)
+    return run.client.log_text(run._id, text, artifact_file)
 
 
 def flush() -> None:

@@ -2,7 +2,8 @@
 
 skops files hold no code: loading one only rebuilds types on skops' safe list, plus those the
 model's MLmodel names (trusted because the registry verified that file's digest). Models skops
-cannot save fall back to pickle, which loads only with an explicit opt-in.
+cannot save fall back to pickle, which loads only with an explicit opt-in. A verified file is
+loaded without ``import skops.io`` when it can be (``skops_lean``: a third of a cold load).
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def load(path: Path, conf: dict[str, Any], trust: Trust) -> Any:
     file = path / conf.get("pickled_model", "model.pkl")
     fmt = conf.get("serialization_format", "cloudpickle")
     if fmt == "skops":
+        if trust.verified:  # the registry vouched for the file: skip skops' import-time type census
+            from loopline.registry.flavors import skops_lean
+
+            done, model = skops_lean.load_verified(file, conf.get("skops_trusted_types"))
+            if done:
+                return model
         import skops.io as sio
 
         if trust.allow_pickle or os.environ.get(ALLOW_PICKLE_ENV) == "1":  # the user trusts the author
