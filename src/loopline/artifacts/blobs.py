@@ -310,16 +310,17 @@ class BlobArtifactStore:
             return "present"
         os.makedirs(os.path.dirname(blob), exist_ok=True)
         if link == "link" and not self._reflinks:
-            # A hard link is atomic by itself: no staging, no rename. Read-only first, so the
-            # stored content is never writable through either name.
-            os.chmod(local_path, _READ_ONLY)
+            # A hard link is atomic by itself: no staging, no rename. Then read-only: the user's
+            # file and the blob are one inode, and an in-place edit must not change the version.
             try:
                 os.link(local_path, blob)
-                return "hardlink"
             except FileExistsError:
                 return "present"
             except OSError:  # another filesystem, or links not allowed: copy below
                 pass
+            else:
+                os.chmod(blob, _READ_ONLY)
+                return "hardlink"
         tmp = os.path.join(self.staging_dir(), uuid.uuid4().hex)
         how = _link_or_copy(str(local_path), tmp, link, reflink=self._reflinks is not False)
         if self._reflinks is None:  # learnt once per store: a failed clone costs a file create
