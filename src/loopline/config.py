@@ -20,6 +20,12 @@ variable                       meaning (default)
 ``LOOPLINE_GC_INTERVAL``       seconds between the server's garbage collections (``0``: off)
 ``LOOPLINE_GC_OLDER_THAN``     server GC purges runs deleted at least this many seconds ago
                                (``2592000``: 30 days)
+``LOOPLINE_ONLINE_STORE``      online feature store: ``sqlite`` (beside the database) or
+                               ``redis://host:port/db`` (``sqlite``)
+``LOOPLINE_EXECUTOR``          pipeline executor: ``local``, ``ray`` or ``ray://head:10001``
+                               (``local``)
+``LOOPLINE_DATA_REMOTE``       where ``loopline data push/pull`` send and fetch versions
+                               (``s3://bucket/prefix`` or a folder; unset)
 =============================  =========================================================
 """
 
