@@ -189,11 +189,13 @@ async def run_due(app: FastAPI) -> int:
 
 async def _schedule_loop(app: FastAPI, poll: float) -> None:
     while True:
+        # Wait first: a round imports the statistics stack (NumPy, SciPy), which must not slow
+        # the server's start; schedules have minute granularity anyway.
+        await asyncio.sleep(poll)
         try:
             await run_due(app)
         except Exception:
             log.exception("monitor scheduler round failed")
-        await asyncio.sleep(poll)
 
 
 @contextlib.asynccontextmanager
