@@ -396,6 +396,22 @@ def worker_main(workers: Mapping[str, Any], argv: Sequence[str]) -> None:
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
+def module_main(run: Any, workers: Mapping[str, Any], argv: Sequence[str]) -> None:
+    """``python -m benchmarks.<module> [--quick]`` prints its table; ``--worker NAME JSON`` runs a worker."""
+    if argv[:1] == ["--worker"]:
+        worker_main(workers, argv)
+        return
+    from rich.console import Console
+
+    from benchmarks.__main__ import footer, table
+
+    quick = "--quick" in argv
+    report: Report = run(Options(quick=quick))
+    console = Console(width=160)
+    console.print(table(report))
+    console.print(footer(report.meta, quick), style="dim")
+
+
 def median(values: Sequence[float]) -> float:
     s = sorted(values)
     mid = len(s) // 2

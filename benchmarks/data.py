@@ -28,7 +28,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._harness import REPO_ROOT, ForeignLoad, Options, Report, Row, clean_env, log, median
+from benchmarks._harness import (
+    REPO_ROOT,
+    ForeignLoad,
+    Options,
+    Report,
+    Row,
+    clean_env,
+    log,
+    median,
+    module_main,
+)
 
 NAME = "data"
 TITLE = "Data versioning: loopline data add vs dvc add (fresh CLI processes, same bytes)"
@@ -188,9 +198,4 @@ def run(opts: Options) -> Report:
 
 
 if __name__ == "__main__":
-    from rich.console import Console
-
-    from benchmarks.__main__ import table
-
-    quick = "--quick" in sys.argv
-    Console(width=160).print(table(run(Options(quick=quick))))
+    module_main(run, {}, sys.argv[1:])

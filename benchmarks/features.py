@@ -44,9 +44,9 @@ from benchmarks._harness import (
     WorkerError,
     clean_env,
     log,
+    module_main,
     peer_python,
     run_worker,
-    worker_main,
 )
 
 NAME = "features"
@@ -464,14 +464,4 @@ def _rows(results: dict[str, Result], errors: dict[str, str], small: int, large:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker_main(WORKERS, sys.argv[1:])
-    else:
-        from benchmarks._harness import Options as _Options
-
-        report = run(_Options(quick="--quick" in sys.argv))
-        for row in report.rows:
-            ratio = f"{row.ratio:.2f}x" if row.ratio else "-"
-            print(f"{row.title:58s} {row.peer!s:>22} {row.loopline!s:>22} {ratio} met={row.met} {row.note}")
-            if row.error:
-                print("   error:", row.error)
+    module_main(run, WORKERS, sys.argv[1:])

@@ -38,9 +38,9 @@ from benchmarks._harness import (
     WorkerError,
     clean_env,
     log,
+    module_main,
     peer_python,
     run_worker,
-    worker_main,
 )
 
 NAME = "monitoring"
@@ -283,14 +283,4 @@ def run(opts: Options) -> Report:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker_main(WORKERS, sys.argv[1:])
-    else:
-        import json
-
-        from benchmarks._harness import Options as _Options
-
-        r = run(_Options(quick="--quick" in sys.argv))
-        for x in r.rows:
-            print(f"{x.title:45} {x.unit:4} peer={x.peer} loopline={x.loopline} ratio={x.ratio} met={x.met}")
-        print(json.dumps(r.meta, indent=2, default=str))
+    module_main(run, WORKERS, sys.argv[1:])

@@ -43,9 +43,9 @@ from benchmarks._harness import (
     clean_env,
     log,
     median,
+    module_main,
     peer_python,
     run_worker,
-    worker_main,
 )
 
 NAME = "pipelines"
@@ -235,13 +235,4 @@ def run(options: Options) -> Report:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker_main(WORKERS, sys.argv[1:])
-    else:
-        from rich.console import Console
-
-        from benchmarks.__main__ import table
-
-        result = run(Options(quick="--quick" in sys.argv))
-        Console(width=150).print(table(result))
-        print(result.meta)
+    module_main(run, WORKERS, sys.argv[1:])

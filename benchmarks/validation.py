@@ -46,9 +46,9 @@ from benchmarks._harness import (
     WorkerError,
     clean_env,
     log,
+    module_main,
     peer_python,
     run_worker,
-    worker_main,
 )
 
 NAME = "validation"
@@ -640,12 +640,4 @@ def run(opts: Options) -> Report:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker_main(WORKERS, sys.argv[1:])
-    else:
-        import json
-
-        r = run(Options(quick="--quick" in sys.argv))
-        for x in r.rows:
-            print(f"{x.title:52} {x.unit:4} peer={x.peer} loopline={x.loopline} ratio={x.ratio} met={x.met}")
-        print(json.dumps(r.meta, indent=1, default=str))
+    module_main(run, WORKERS, sys.argv[1:])
