@@ -4,12 +4,44 @@
 digests; ``load_model`` resolves ``models:/name@alias`` through the registry, verifies every
 file against the digests recorded at registration, and returns a model whose ``predict`` checks
 its input against the signature.
+
+Names load on first use (PEP 562): a cold ``load_model`` from the embedded store must not pay
+for the tracking client and SQLAlchemy it does not need.
 """
 
-from loopline.registry.client import RegistryClient
-from loopline.registry.evaluate import EvaluationResult, evaluate
-from loopline.registry.models import LoadedModel, ModelInfo, load_model, log_model, save_model
-from loopline.registry.signature import Signature, infer_signature
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loopline.registry.client import RegistryClient
+    from loopline.registry.evaluate import EvaluationResult, evaluate
+    from loopline.registry.models import LoadedModel, ModelInfo, load_model, log_model, save_model
+    from loopline.registry.signature import Signature, infer_signature
+
+_LAZY = {
+    "EvaluationResult": "loopline.registry.evaluate",
+    "LoadedModel": "loopline.registry.models",
+    "ModelInfo": "loopline.registry.models",
+    "RegistryClient": "loopline.registry.client",
+    "Signature": "loopline.registry.signature",
+    "evaluate": "loopline.registry.evaluate",
+    "infer_signature": "loopline.registry.signature",
+    "load_model": "loopline.registry.models",
+    "log_model": "loopline.registry.models",
+    "save_model": "loopline.registry.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopline.registry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "EvaluationResult",

@@ -281,17 +281,51 @@ def _run_files(run_id: str, path: str, registry: Any, tracking: Any) -> str:
     return join(artifact_path(run.info.artifact_uri), path)
 
 
+def _embedded_lookup(uri: str) -> tuple[str, ModelVersion, Any] | None:
+    """``models:/name@alias`` or ``models:/name/N`` in the default embedded store, read without
+    SQLAlchemy (see ``store.sqlite_lookup``); None whenever the full path must decide."""
+    if not uri.startswith("models:/"):
+        return None
+    ref = parse(uri)
+    if ref.path or (ref.alias is None and not (ref.version or "").isdigit()):
+        return None
+    from loopline.store.sqlite_lookup import find_model_version
+    from loopline.tracking.fluent import default_settings
+
+    settings = default_settings()
+    if settings.is_remote:
+        return None
+    mv = find_model_version(
+        settings.tracking_uri,
+        settings.workspace,
+        ref.name,
+        version=None if ref.alias is not None else int(ref.version or 0),
+        alias=ref.alias,
+    )
+    if mv is None or mv.source.startswith(("models:/", "runs:/")):
+        return None
+    from loopline.artifacts import open_artifact_store
+
+    return artifact_path(mv.source), mv, open_artifact_store(settings.artifacts_uri)
+
+
 def load_model(uri: str | os.PathLike[str], *, allow_pickle: bool = False, client: Any = None) -> LoadedModel:
     """Load a model by URI (``models:/name@alias``, ``models:/name/3``, ``runs:/id/model``) or folder."""
     if not isinstance(uri, str) or os.path.isdir(uri):
         return load_from_directory(Path(uri), allow_pickle=allow_pickle)
-    from loopline.registry.client import RegistryClient
+    found = _embedded_lookup(uri) if client is None else None
+    mv: ModelVersion | None
+    if found is not None:
+        prefix, mv, artifacts = found
+    else:
+        from loopline.registry.client import RegistryClient
 
-    rc = client if isinstance(client, RegistryClient) else RegistryClient(client)
-    prefix, mv = resolve(uri, rc.store, rc.tracking.store)
+        rc = client if isinstance(client, RegistryClient) else RegistryClient(client)
+        prefix, mv = resolve(uri, rc.store, rc.tracking.store)
+        artifacts = rc.tracking.artifacts
     with tempfile.TemporaryDirectory(prefix="loopline-model-") as tmp:  # every flavor loads into memory
         dst = Path(tmp)
-        store_digests = fetch(rc.tracking.artifacts, prefix, dst)
+        store_digests = fetch(artifacts, prefix, dst)
         # Only digests recorded at registration vouch for the files; the store's own only catch damage
         # in transit, since whoever changed a file also changed the digest the store keeps for it.
         registered = dict(mv.digests) if mv is not None and mv.digests else {}

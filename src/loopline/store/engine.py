@@ -20,8 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from loopline.errors import BackendUnavailable, InvalidInput, MissingExtra
+from loopline.store.revision import HEAD_REVISION as HEAD_REVISION  # re-exported: cli db, tests
 
-HEAD_REVISION = "0007"  # keep equal to the newest file in migrations/versions (a test checks it)
 _BUSY_TIMEOUT_S = 60
 _PG_MIGRATION_LOCK = 0x100_9_11E  # any constant: serialises concurrent migrators on PostgreSQL
 

@@ -45,6 +45,14 @@ def default_client() -> Client:
     return _client()
 
 
+def default_settings() -> Settings:
+    """The settings the module-level verbs use, without opening their client (and its store)."""
+    st = _state.get()
+    if st.client is not None:
+        return st.client.settings
+    return st.settings or Settings.from_env()
+
+
 def _client() -> Client:
     st = _state.get()
     if st.client is None:
