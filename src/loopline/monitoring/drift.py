@@ -41,7 +41,7 @@ from loopline.monitoring.inputs import (
     describe,
     kind_of,
     numeric_values,
-    to_table,
+    open_columns,
 )
 from loopline.monitoring.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 from loopline.monitoring.report import ColumnDrift, DriftReport
@@ -121,7 +121,7 @@ def drift(
             categorical=categorical,
             n_bins=n_bins,
         )
-    table = to_table(current, what="current")
+    table = open_columns(current, what="current")  # a Parquet file: read column by column, in the pool
     names = list(columns) if columns is not None else [c for c in profile.columns if c not in special]
     unknown = [c for c in names if c not in profile.columns]
     if unknown:
@@ -138,25 +138,27 @@ def drift(
             hint="Compare the same columns, or pass columns=[…] to choose them.",
         )
     forced = set(categorical)
-    jobs = [(profile.columns[c], table.column(c), opts, c in forced) for c in names]
+
+    def one(name: str, ref_name: str | None = None, force: bool | None = None) -> ColumnDrift:
+        ref, col = profile.columns[ref_name or name], table.column(name)  # read here: in the pool
+        return _column(ref, col, table.types[name], opts, name in forced if force is None else force)
+
     n_workers = workers or min(4, os.cpu_count() or 1)
-    if n_workers > 1 and len(jobs) > 1:
+    if n_workers > 1 and len(names) > 1:
         with ThreadPoolExecutor(n_workers) as pool:  # NumPy and Arrow release the GIL in the heavy parts
-            results = list(pool.map(lambda j: _column(*j), jobs))
+            results = list(pool.map(one, names))
     else:
-        results = [_column(*j) for j in jobs]
+        results = [one(c) for c in names]
     results = _adjust(results, opts)
     n_drifted = sum(r.drifted for r in results)
     share = n_drifted / len(results) if results else 0.0
     pred_drift = targ_drift = None
-    if target and target in profile.columns and target in table.column_names:
-        targ_drift = _adjust(
-            [_column(profile.columns[target], table.column(target), opts, target in forced)], opts
-        )[0]
-    if prediction and prediction in table.column_names:
-        ref_col = profile.columns.get(prediction) or (profile.columns.get(target) if target else None)
-        if ref_col is not None:
-            r = _column(ref_col, table.column(prediction), opts, target in forced if target else False)
+    if target and target in profile.columns and target in have:
+        targ_drift = _adjust([one(target)], opts)[0]
+    if prediction and prediction in have:
+        ref_name = prediction if prediction in profile.columns else target
+        if ref_name is not None and ref_name in profile.columns:
+            r = one(prediction, ref_name, target in forced if target else False)
             pred_drift = _adjust([replace(r, name=prediction)], opts)[0]
     return DriftReport(
         dataset_drift=n_drifted > 0 and share >= drift_share,
@@ -244,13 +246,15 @@ def _sample_size_reason(test: str, n1: int, n2: int, o: Options) -> str:
     return f"{_size(n1)} vs {_size(n2)} rows: {gap} is about {crit:.3g} or more, so {side}"
 
 
-def _column(ref: NumericProfile | CategoricalProfile, col: Any, o: Options, forced: bool) -> ColumnDrift:
-    cur_kind = kind_of(col.type)
+def _column(
+    ref: NumericProfile | CategoricalProfile, col: Any, col_type: Any, o: Options, forced: bool
+) -> ColumnDrift:
+    cur_kind = kind_of(col_type)
     if (ref.kind == "numerical" and cur_kind == "categorical") or (
         ref.kind == "categorical" and cur_kind == "numerical" and not forced
     ):
         raise InvalidInput(
-            f"Column {ref.name!r} is {ref.kind} in the reference but {cur_kind} ({col.type}) "
+            f"Column {ref.name!r} is {ref.kind} in the reference but {cur_kind} ({col_type}) "
             "in the current data.",
             hint="Cast it to the same type on both sides (or mark it categorical on both).",
         )

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from loopline.errors import InvalidInput
 from loopline.monitoring import binning
-from loopline.monitoring.inputs import Kind, category_counts, kind_of, numeric_values, to_table
+from loopline.monitoring.inputs import Kind, category_counts, kind_of, numeric_values, open_columns
 
 FORMAT = 1
 EXACT_MAX_ROWS = 50_000
@@ -114,7 +114,7 @@ class ReferenceProfile:
             raise InvalidInput("sketch_size must be >= 16 and exact_max_rows >= sketch_size.")
         from loopline.monitoring.inputs import describe
 
-        table = to_table(data, what="reference", settings=settings)
+        table = open_columns(data, what="reference", settings=settings)  # Parquet: column by column
         names = list(columns) if columns is not None else list(table.column_names)
         have = set(table.column_names)
         missing = [c for c in names if c not in have]
@@ -127,7 +127,7 @@ class ReferenceProfile:
 
         def one(name: str) -> ColumnProfile:
             col = table.column(name)
-            kind = "categorical" if name in force else (kind_of(col.type) or "numerical")
+            kind = "categorical" if name in force else (kind_of(table.types[name]) or "numerical")
             if kind == "numerical":
                 return _numeric(name, col, n_bins, exact_max_rows, sketch_size)
             return _categorical(name, col, max_categories)
