@@ -145,6 +145,7 @@ def drift(
 
     n_workers = workers or min(4, os.cpu_count() or 1)
     if n_workers > 1 and len(names) > 1:
+        stats.import_scipy_stats()  # here, not in the pool: concurrent first imports can deadlock
         with ThreadPoolExecutor(n_workers) as pool:  # NumPy and Arrow release the GIL in the heavy parts
             results = list(pool.map(one, names))
     else:

@@ -20,6 +20,7 @@ Agreement with SciPy is checked by a property test (``tests/monitoring/test_stat
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from typing import Any
@@ -66,6 +67,17 @@ def ks_statistic(a: Floats, b: Floats) -> float:
     prev = np.concatenate(([0.0], fa[:-1]))
     d_before = np.abs(left / nb - prev)
     return float(max(d_at.max(initial=0.0), d_before.max(initial=0.0)))
+
+
+def import_scipy_stats() -> None:
+    """Import SciPy's stats package in this thread, before worker threads need it.
+
+    Threads that import its submodules at once from different entry points can trip Python's
+    import-lock deadlock detection (``_DeadlockError`` on ``scipy.stats._stats_py``, seen when the
+    server ran a monitor in its worker pool). Without SciPy, ``require`` says so where it is needed.
+    """
+    with contextlib.suppress(ImportError):
+        import scipy.stats  # noqa: F401
 
 
 def ks_pvalue(d: float, n1: int, n2: int) -> float:
