@@ -7,9 +7,11 @@ data set, shipped with the library: nothing is downloaded). The training data is
 validated first (a suite inferred from its own profile). Every run records its parameters, a
 learning curve (validation metrics per epoch, tree or boosting stage), the dataset version it read,
 and three artifacts: the confusion matrix, the classification report and the feature importances.
-The runs are searched back, best first; the best model is registered as the champion; then a
-batch of "production" data that has drifted is checked against the training data, the way a
-monitor would, with an HTML report. The demo ends by printing where to look.
+The runs are searched back, best first; the best model is registered as the champion; then
+``loopline serve`` serves it a batch of "production" data that has drifted, the ground truth comes
+back for each request, and a monitor on the champion compares the logged traffic with the
+champion's training data (found through lineage) and measures its accuracy, with an HTML report.
+The demo ends by printing where to look.
 
 Each step is one function; ``main`` calls them in order. Running it again adds a new session of
 runs next to the old ones.
@@ -18,6 +20,11 @@ runs next to the old ones.
 from __future__ import annotations
 
 import functools
+import os
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -26,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 from rich import box
@@ -344,25 +352,109 @@ def register_best(runs: list[Run], d: Data, console: Console) -> int:
     return version
 
 
-# ---- step 6: production data drifts; a monitor would notice -------------------------------------
+# ---- step 6: serve the champion; production data drifts; its monitor notices ----------------------
 
 
-def check_drift(d: Data, console: Console) -> Path:
-    """A later batch in which three measurements shifted (a new scanner, say), checked against the
-    training data as a monitor would; the report is one self-contained HTML file."""
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def drifted_batch(d: Data) -> pd.DataFrame:
+    """Later traffic in which three measurements shifted (a new scanner, say)."""
     rng = np.random.default_rng(SEED)
     batch = d.frame(d.X_val).copy()
     for column in d.features[:3]:
         batch[column] = batch[column] * 1.3 + 0.8 + rng.normal(0, 0.1, len(batch))
-    report = loopline.drift(d.frame(d.X_train), batch, drift_share=0.1)  # alarm when 10% of columns move
+    return batch
+
+
+def serve_traffic(batch: pd.DataFrame, truth: np.ndarray) -> tuple[int, float]:
+    """``loopline serve`` the champion on a free port, send ``batch`` in requests of 10 rows, then post
+    the ground truth for each request as it would arrive later. Returns (rows served, p50 ms)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "loopline.cli",
+        "serve",
+        f"models:/{MODEL_NAME}@champion",
+        "--port",
+        str(port),
+    ]
+    log = Path(loopline.get_tracking_uri().removeprefix("sqlite:///")).parent / "logs" / "serve.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:  # the server's own lines go to its log, not into the demo's output
+        server = subprocess.Popen(
+            cmd, env={**os.environ, "LOOPLINE_SERVE_LOG_FLUSH": "0.5"}, stdout=out, stderr=subprocess.STDOUT
+        )
+    latencies: list[float] = []
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            deadline = time.monotonic() + 120
+            while True:
+                if server.poll() is not None:
+                    raise SystemExit(f"loopline serve exited with {server.returncode}")
+                try:
+                    if http.get("/v2/health/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit("loopline serve did not become ready in 120 s")
+                time.sleep(0.2)
+            for start in range(0, len(batch), 10):
+                rows = batch.iloc[start : start + 10]
+                body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
+                t0 = time.perf_counter()
+                r = http.post("/invocations", json=body)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                r.raise_for_status()
+                feedback = {
+                    "request_id": r.headers["x-request-id"],
+                    "ground_truth": truth[start : start + 10].tolist(),
+                }
+                http.post("/api/2.0/loopline/feedback", json=feedback).raise_for_status()
+    finally:
+        server.send_signal(signal.SIGTERM)  # graceful: answers what is in flight, writes the log
+        server.wait(60)
+    return len(batch), float(np.median(latencies))
+
+
+def serve_and_monitor(d: Data, console: Console) -> Path:
+    """The champion serves a drifted batch; a monitor on models:/…@champion compares the logged
+    requests with the champion's own training data (found through lineage) and its accuracy on the
+    requests whose ground truth came back; the report is one self-contained HTML file."""
+    from loopline.monitoring.monitors import Monitors
+
+    rows, p50 = serve_traffic(drifted_batch(d), d.y_val)
+    monitors = Monitors()
+    monitors.create(
+        f"{MODEL_NAME}-champion",
+        model=f"models:/{MODEL_NAME}@champion",  # no reference given: the training data, via lineage
+        window="1000rows",
+        target="label",
+        categorical=["label"],
+        thresholds={"drift_share": 0.1, "accuracy": 0.9},  # alarm when 10% of columns move
+        replace=True,
+    )
+    result = monitors.run(f"{MODEL_NAME}-champion")
     out = Path(loopline.get_tracking_uri().removeprefix("sqlite:///")).parent / "reports" / "drift.html"
     out.parent.mkdir(parents=True, exist_ok=True)
+    report = result.report
+    assert report is not None, "the monitor found no requests in the inference log"
     report.to_html(out)
     verdict = "[bold red]drifted[/]" if report.dataset_drift else "[green]no dataset drift[/]"
+    accuracy = result.metrics.get("performance.accuracy")
     console.print(
-        f"Drift check of a new batch against the training data: {verdict}; "
+        f"Served {rows} rows through [bold]loopline serve[/] (p50 {p50:.1f} ms per 10-row request). "
+        f"Monitor {MODEL_NAME}-champion, against {result.reference}: {verdict}; "
         f"{len(report.drifted_columns)} of {len(report.columns)} columns moved "
-        f"({', '.join(report.drifted_columns[:5])}). Report: {out}"
+        f"({', '.join(report.drifted_columns[:5])})"
+        + (f"; accuracy on the labelled requests {accuracy:.3f}" if accuracy is not None else "")
+        + f"; alerts: {', '.join(a['event'] for a in result.alerts) or 'none'}. Report: {out}"
     )
     return out
 
@@ -392,6 +484,7 @@ def where_to_look(runs: list[Run], data: DatasetVersion, report: Path, console: 
         "[bold]Data, lineage and monitoring[/]",
         f"  loopline data show {data.uri.removeprefix('datasets:/')}        # schema, profile, validations",
         f"  loopline lineage {data.uri}     # the runs and models that depend on it",
+        f"  loopline monitor history {MODEL_NAME}-champion    # its figures over time; `monitor run` again",
         f"  open {report}",
         "",
         "[bold]The registry and serving[/]",
@@ -417,7 +510,7 @@ def main() -> None:
     train_all(data, version.uri, session, console)
     runs = compare(session, console)
     register_best(runs, data, console)
-    report = check_drift(data, console)
+    report = serve_and_monitor(data, console)
     where_to_look(runs, version, report, console)
 
 

@@ -105,6 +105,14 @@ def test_demo_tracks_every_model_and_runs_twice(tmp_path: Path, client: Client) 
 
     assert "Versioned the training data as datasets:/breast-cancer-train/1" in first
     assert "drifted" in first and (tmp_path / ".loopline" / "reports" / "drift.html").exists()
+    # The champion served the drifted batch; its monitor read those 143 requests and their labels.
+    from loopline.monitoring.monitors import Monitors
+
+    figures = {k: v for _, k, v in Monitors(client.settings).history("breast-cancer-champion")}
+    assert figures["rows"] == 143 and figures["new_rows"] == 143
+    assert figures["drift_share"] >= 0.1 and figures["dataset_drift"] == 1.0
+    assert 0.5 < figures["performance.accuracy"] <= 1.0
+    assert "alerts: monitor.drift_detected" in " ".join(first.split())
 
     second = run_example("demo.py", tmp_path).stdout  # the same store, a second session
     assert "datasets:/breast-cancer-train/1" in second  # unchanged data: the same version
