@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,6 +178,45 @@ def test_a_transient_failure_keeps_the_run_for_the_next_flush(
     client.flush()
     run = client.get_run(rid)
     assert run.data.params == {"a": "1"} and run.data.metrics == {"m": 1.0} and len(calls) == 2
+
+
+def test_points_flushed_while_the_run_is_being_written_wait_for_it(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Handing out a run's ID writes the run; a flush meanwhile (the background writer's) must wait
+    for that write, not send its points to a run the store does not have yet (seen at exit under
+    load: every point refused, the run left RUNNING)."""
+    exp = client.set_experiment("race").experiment_id
+    rid = client.create_run(exp, defer=True).info.run_id
+    real, writing, release = client.store.create_run, threading.Event(), threading.Event()
+
+    def slow(*args: object, **kwargs: object) -> object:
+        writing.set()
+        release.wait(30)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client.store, "create_run", slow)
+    hand_out = threading.Thread(target=client.ensure_created, args=(rid,))
+    hand_out.start()
+    assert writing.wait(30)
+    for i in range(10):
+        client.log_metric(rid, "m", float(i), step=i)
+    errors: list[BaseException] = []
+
+    def flush() -> None:
+        try:
+            client.flush()
+        except BaseException as e:
+            errors.append(e)
+
+    flusher = threading.Thread(target=flush)
+    flusher.start()
+    flusher.join(0.5)  # before the fix it had failed by now; after it, it waits for the write
+    release.set()
+    hand_out.join(30)
+    flusher.join(30)
+    assert errors == []
+    assert [m.step for m in client.get_metric_history(rid, "m")] == list(range(10))
 
 
 def test_without_client_run_ids_runs_are_created_at_once(

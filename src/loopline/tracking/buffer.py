@@ -81,7 +81,9 @@ class DeferredRuns:
         self._runs: dict[str, PendingRun] = {}
 
     def __contains__(self, run_id: object) -> bool:
-        return run_id in self._runs  # unlocked: a dict lookup is atomic, and misses are the usual case
+        # Unlocked: a dict lookup is atomic, misses are the usual case, and a run leaves the dict
+        # only once it is in the store (see ``create``).
+        return run_id in self._runs
 
     def add(self, run_id: str, run: PendingRun) -> None:
         with self.lock:
@@ -126,15 +128,21 @@ class DeferredRuns:
         """Write a deferred run with the first of ``metrics``; returns the points left to write the
         usual way (all of them when the run was in the store already)."""
         with self.lock:
-            run = self._runs.pop(run_id, None)
+            run = self._runs.get(run_id)
             if run is None:
                 return metrics
             n = self.room(run)
+            # The run stays listed until its write commits: a thread that finds it listed waits on
+            # the lock, and one that does not may write to it. Popping first let the background
+            # writer send points to a run not yet in the store, which refused them all.
             try:
                 self.write(run_id, run, metrics[:n])
             except BackendUnavailable:
-                self._runs[run_id] = run  # retried at the next flush
+                raise  # still listed: retried at the next flush
+            except BaseException:
+                del self._runs[run_id]  # refused for good: the caller gets the store's error
                 raise
+            del self._runs[run_id]
             return metrics[n:]
 
     def create_all(self) -> None:
