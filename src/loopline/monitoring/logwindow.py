@@ -78,12 +78,13 @@ def new_parts(store: ArtifactStore, prefix: str, seen: set[str], since_date: str
 
 
 def read_parts(store: ArtifactStore, paths: Iterable[str]) -> list[Any]:
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
     import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
     tables = []
     for p in paths:
         with store.open(p) as f:
-            tables.append(pq.read_table(io.BytesIO(f.read())))
+            tables.append(pq.ParquetFile(pa.BufferReader(f.read())).read())  # in this thread: see read_log
     return tables
 
 
@@ -175,9 +176,10 @@ def load_buffer(store: ArtifactStore, path: str) -> list[dict[str, Any]]:
             data = f.read()
     except (NotFound, FileNotFoundError):
         return []
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
     import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
-    table = pq.read_table(io.BytesIO(data))
+    table = pq.ParquetFile(pa.BufferReader(data)).read()  # in this thread: see serving's read_log
     rows: list[dict[str, Any]] = table.to_pylist()
     for r in rows:  # labels and predictions are kept as JSON so that any type survives
         r[LABEL] = orjson.loads(r[LABEL]) if r.get(LABEL) is not None else None

@@ -196,17 +196,20 @@ def load(
 
         return np.load(io.BytesIO(data), allow_pickle=False)
     if serializer == "pandas":
-        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-        return pd.read_parquet(io.BytesIO(data), engine="pyarrow")
+        # ParquetFile reads in this thread (see serving's read_log: an async read can abort at exit).
+        return pq.ParquetFile(pa.BufferReader(data)).read().to_pandas()
     if serializer == "polars":
         import polars as pl
 
         return pl.read_parquet(io.BytesIO(data))
     if serializer == "arrow":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.read_table(io.BytesIO(data))
+        return pq.ParquetFile(pa.BufferReader(data)).read()
     raise InvalidInput(f"Unknown serializer {serializer!r} at {path!r}.")
 
 

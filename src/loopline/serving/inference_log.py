@@ -281,7 +281,10 @@ def read_log(store: ArtifactStore, kind: str = "predictions", *, model: str | No
         files = []
     for f in sorted(files, key=lambda f: f.path):
         with store.open(f.path) as fh:
-            tables.append(pq.read_table(io.BytesIO(fh.read()), use_threads=False))
+            # ParquetFile reads in this thread. read_table's async reader can drop its last hold on
+            # our bytes in an Arrow worker, which then needs the GIL: at interpreter exit that
+            # thread is killed mid-destructor and the process aborts ("terminate called…").
+            tables.append(pq.ParquetFile(pa.BufferReader(fh.read())).read(use_threads=False))
     if not tables:
         return pa.table({})
     return pa.concat_tables(tables, promote_options="default")
