@@ -13,9 +13,10 @@ HyperLogLog sketch, quantiles from a uniform bottom-k row sample).
 
 Exactness, so that readers know what they may rely on: counts, min, max, mean and std are exact;
 quantiles are exact up to ``sample_size`` rows and estimated from a uniform sample of that many rows
-beyond (``TableProfile.sampled``); ``distinct`` is exact for in-memory input of up to 100,000 rows and an
-estimate (about 1% error) beyond, except when ``top`` is complete; ``top`` is complete when it lists every value (``top_complete``); ``unique`` is known
-exactly for integer and string columns of in-memory input and is ``None`` otherwise.
+beyond (``TableProfile.sampled``); ``distinct`` is exact for in-memory input of up to 100,000 rows
+and otherwise an estimate (about 1% error) unless ``top`` is complete; ``top`` is complete when it
+lists every value (``top_complete``); ``unique`` is known exactly for integer and string columns of
+in-memory input and is ``None`` otherwise.
 """
 
 from __future__ import annotations
