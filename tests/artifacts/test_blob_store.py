@@ -128,3 +128,26 @@ def test_any_accepted_path_stays_inside_the_root(path: str) -> None:
         return
     assert not clean.startswith("/") and ".." not in clean.split("/") and "\x00" not in clean
     assert os.path.normpath(os.path.join("/srv/root", clean)).startswith("/srv/root/")
+
+
+def test_a_new_store_is_flat_and_an_old_one_keeps_its_layout(tmp_path: Path) -> None:
+    new = BlobArtifactStore(str(tmp_path / "new"))
+    info = new.put_bytes(b"hello", "a.txt")
+    assert Path(new.blob_path(str(info.digest))).parent.name == str(info.digest)[:2]  # blobs/ab/<hex>
+    assert BlobArtifactStore(str(tmp_path / "new")).open("a.txt").read() == b"hello"
+
+    # A store written before the `layout` file: blobs two levels down, and no marker.
+    old_root = tmp_path / "old"
+    old = BlobArtifactStore(str(old_root))
+    old.put_bytes(b"old bytes", "o.txt")
+    digest = str(old.info("o.txt").digest)
+    nested = old_root / "blobs" / digest[:2] / digest[2:4] / digest
+    nested.parent.mkdir(parents=True)
+    os.replace(old.blob_path(digest), nested)
+    (old_root / "layout").unlink()
+    reopened = BlobArtifactStore(str(old_root))
+    assert reopened.open("o.txt").read() == b"old bytes"
+    assert reopened.blob_path(digest) == str(nested)
+    added = reopened.put_bytes(b"more", "m.txt")
+    assert Path(reopened.blob_path(str(added.digest))).parent.parent.name == str(added.digest)[:2]
+    assert reopened.gc(grace_seconds=0) == (0, 0)  # both still referenced

@@ -3,13 +3,35 @@
 ``open_artifact_store(uri)`` picks one: a folder or ``file://`` or ``s3://`` gives a
 :class:`BlobArtifactStore`; ``http(s)://`` gives an :class:`HttpArtifactStore` that talks to a
 ``loopline server`` (or ``mlflow server``) through the ``mlflow-artifacts`` routes.
+
+Names load on first use (PEP 562): ``loopline data status`` reads manifests
+(``loopline.artifacts.manifest``) without paying for the blob store's module.
 """
 
 from __future__ import annotations
 
-from loopline.artifacts.blobs import BlobArtifactStore, StagedFile, hash_file
-from loopline.artifacts.paths import safe_path
-from loopline.artifacts.protocol import ArtifactStore, FileInfo
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loopline.artifacts.blobs import BlobArtifactStore, StagedFile, hash_file
+    from loopline.artifacts.paths import safe_path
+    from loopline.artifacts.protocol import ArtifactStore, FileInfo
+
+_LAZY = {
+    "ArtifactStore": "loopline.artifacts.protocol",
+    "BlobArtifactStore": "loopline.artifacts.blobs",
+    "FileInfo": "loopline.artifacts.protocol",
+    "StagedFile": "loopline.artifacts.blobs",
+    "hash_file": "loopline.artifacts.blobs",
+    "safe_path": "loopline.artifacts.paths",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'loopline.artifacts' has no attribute {name!r}")
 
 
 def open_artifact_store(uri: str) -> ArtifactStore:
@@ -17,6 +39,8 @@ def open_artifact_store(uri: str) -> ArtifactStore:
         from loopline.artifacts.http import HttpArtifactStore
 
         return HttpArtifactStore(uri)
+    from loopline.artifacts.blobs import BlobArtifactStore
+
     return BlobArtifactStore(uri)
 
 

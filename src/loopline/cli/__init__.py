@@ -1,7 +1,9 @@
 """``loopline`` on the command line: one Typer sub-app per domain, one module each.
 
-``main`` answers ``loopline data status`` before importing Typer and the command modules: it
-is the command scripts run in loops, and it needs none of them (see ``loopline.data.status``).
+``main`` answers ``loopline data status`` and ``loopline data add`` before importing Typer and
+the command modules: they are the commands scripts run in loops, and they need none of them (see
+``loopline.data.status`` and ``loopline.data.add_command``). Other commands load only their own
+module (``loopline.cli.main``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ def main() -> None:
         from loopline.data.status import main as status
 
         sys.exit(status(argv[2:]))
+    if argv[:2] == ["data", "add"] and "--help" not in argv:
+        from loopline.data.add_command import main as add
+
+        code = add(argv[2:])
+        if code is not None:  # None: arguments the full CLI explains better
+            sys.exit(code)
     from loopline.cli.main import main as typer_main
 
     typer_main()

@@ -16,6 +16,7 @@ from rich.table import Table
 from loopline.cli import data_validate
 from loopline.cli.common import TrackingUri, fmt_time
 from loopline.config import Settings
+from loopline.data.add_command import format_size
 
 app = typer.Typer(
     help="Version datasets: each [bold]loopline data add[/] of a file or folder (Parquet, CSV, JSON, "
@@ -62,21 +63,7 @@ def _progress(description: str, total: int | None) -> Iterator[Callable[[int], N
         yield lambda n: bar.advance(task, n)
 
 
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(n)
-
-
-def _tree_size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+_size = format_size
 
 
 @app.command("add")
@@ -100,24 +87,9 @@ def add(
     instant on any filesystem, but the file then shares its storage with the version, so it is
     made read-only: to change it, write a new file and move it over the old one.
     """
-    client = _client(tracking_uri)
-    with _progress(f"hashing {path.name}", _tree_size(path) if path.exists() else None) as advance:
-        result = client.add(
-            path, name, description=description, link="link" if link else "auto", progress=advance
-        )
-    v = result.version
-    if alias:
-        client.set_alias(v.name, alias, v.version)
-    console = Console()
-    if result.created:
-        how = ", ".join(f"{n} by {k}" for k, n in sorted(result.stored_as.items())) or "all already stored"
-        console.print(
-            f"Created [bold]{v.uri}[/] ({v.num_files} files, {_size(v.size_bytes)}; new blobs: {how})."
-        )
-    else:
-        console.print(f"Unchanged: [bold]{v.uri}[/] already holds this content.")
-    if v.num_rows is not None:
-        console.print(f"{v.num_rows:,} rows x {len(v.schema)} columns.")
+    from loopline.data.add_command import run
+
+    run(path, name, description=description, alias=alias, link=link, tracking_uri=tracking_uri)
 
 
 @app.command("status")

@@ -1,31 +1,69 @@
-"""The root command. Errors Loopline raises on purpose print as message + hint, no traceback."""
+"""The root command. Errors Loopline raises on purpose print as message + hint, no traceback.
+
+Command modules load lazily: ``loopline data add`` imports ``loopline.cli.data`` and no other
+command module (each pulls in its own domain — serving, monitoring, pipelines… — which together
+cost more start-up time than a small command's work). ``--help`` loads them all to list them.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from loopline._version import __version__
-from loopline.cli import (
-    data,
-    db,
-    deploy,
-    experiments,
-    features,
-    gc,
-    lineage,
-    models,
-    monitor,
-    pipeline,
-    runs,
-    serve,
-    server,
-)
 from loopline.errors import LooplineError
+
+# Command name -> (module, attribute): a Typer sub-app, or a function for a single command.
+# In the order `loopline --help` lists them.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "server": ("loopline.cli.server", "server"),
+    "gc": ("loopline.cli.gc", "gc"),
+    "serve": ("loopline.cli.serve", "serve"),
+    "sweep": ("loopline.cli.pipeline", "sweep"),
+    "lineage": ("loopline.cli.lineage", "lineage"),
+    "experiments": ("loopline.cli.experiments", "app"),
+    "runs": ("loopline.cli.runs", "app"),
+    "db": ("loopline.cli.db", "app"),
+    "models": ("loopline.cli.models", "app"),
+    "deploy": ("loopline.cli.deploy", "app"),
+    "data": ("loopline.cli.data", "app"),
+    "features": ("loopline.cli.features", "app"),
+    "pipeline": ("loopline.cli.pipeline", "app"),
+    "monitor": ("loopline.cli.monitor", "app"),
+}
+
+
+def _load(name: str) -> Any:
+    module, attr = _COMMANDS[name]
+    target = getattr(importlib.import_module(module), attr)
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)
+        group.name = name
+        return group
+    single = typer.Typer(rich_markup_mode="rich")
+    single.command(name)(target)
+    return typer.main.get_command(single)
+
+
+class _LazyGroup(TyperGroup):
+    """Resolves a command's module only when that command is asked for."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*_COMMANDS, *(n for n in super().list_commands(ctx) if n not in _COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in _COMMANDS and cmd_name not in self.commands:
+            self.commands[cmd_name] = _load(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
     name="loopline",
+    cls=_LazyGroup,
     help="Loopline: track experiments, version data, train, register, serve and monitor models "
     "as one closed loop.\n\nConfiguration comes from LOOPLINE_* environment variables "
     "(LOOPLINE_TRACKING_URI, LOOPLINE_ARTIFACTS_URI, …) or the options of each command.",
@@ -33,20 +71,12 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
-app.command("server")(server.server)
-app.command("gc")(gc.gc)
-app.command("serve")(serve.serve)
-app.command("sweep")(pipeline.sweep)
-app.command("lineage")(lineage.lineage)
-app.add_typer(experiments.app, name="experiments")
-app.add_typer(runs.app, name="runs")
-app.add_typer(db.app, name="db")
-app.add_typer(models.app, name="models")
-app.add_typer(deploy.app, name="deploy")
-app.add_typer(data.app, name="data")
-app.add_typer(features.app, name="features")
-app.add_typer(pipeline.app, name="pipeline")
-app.add_typer(monitor.app, name="monitor")
+
+
+@app.callback()
+def _root() -> None:
+    # A root callback keeps `app` a group: with its one eager command it would be that command.
+    pass
 
 
 @app.command("version")
@@ -56,11 +86,11 @@ def version() -> None:
 
 
 def main() -> None:
-    from rich.console import Console
-
     try:
         app()  # standalone mode: usage errors print themselves and exit with 2
     except LooplineError as e:
+        from rich.console import Console
+
         err = Console(stderr=True)
         err.print(f"[bold red]Error:[/] {e.message}", highlight=False)
         if e.hint:

@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loopline.entities import DatasetVersion
-
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.dataset as pads
@@ -27,11 +25,14 @@ if TYPE_CHECKING:
     from loopline.data.io import OutputFormat
     from loopline.data.profile import diff_profiles, profile_table
     from loopline.data.validation import Suite, expect, infer_suite, validate
+    from loopline.entities import DatasetVersion
 
-# Loaded on first use, so `import loopline.data.validation` does not pay for SQLAlchemy.
+# Loaded on first use, so `import loopline.data.validation` does not pay for SQLAlchemy, nor
+# `loopline data status` for anything it does not use.
 _LAZY = {
     "AddResult": "loopline.data.client",
     "DataClient": "loopline.data.client",
+    "DatasetVersion": "loopline.entities",
     "Suite": "loopline.data.validation",
     "diff_profiles": "loopline.data.profile",
     "expect": "loopline.data.validation",

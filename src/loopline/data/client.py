@@ -14,25 +14,33 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loopline import uris
 from loopline.artifacts.blobs import BlobArtifactStore, LinkMode
 from loopline.artifacts.manifest import Entry, Manifest
 from loopline.config import Settings
 from loopline.data import io
-from loopline.data.hashing import WORKERS, HashCache, LocalFile, hash_files, walk
+from loopline.data.hashing import (
+    WORKERS,
+    HashCache,
+    LocalFile,
+    hash_files,
+    hash_files_counted,
+    tree_stamp,
+    walk,
+)
+from loopline.data.sqlite_versions import validate_name
 from loopline.entities import DatasetSummary, DatasetVersion, ValidationRecord
 from loopline.errors import InvalidInput
-from loopline.store import open_sql_engine
-from loopline.store.sql_data import SqlDataStore, validate_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.dataset as pads
+
+    from loopline.store.sql_data import SqlDataStore
 
 Progress = Callable[[int], None]  # called with a number of bytes just processed
 
@@ -46,18 +54,56 @@ class AddResult:
     stored_as: Mapping[str, int]  # how new blobs were stored: reflink / hardlink / copy / upload
 
 
-class DataClient:
-    """Dataset versions over the metadata store and the content-addressed artifact store."""
+class VersionWriter(Protocol):
+    """What adding needs from the metadata store: the latest version, and create-if-changed."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def get_version(self, name: str) -> DatasetVersion: ...
+
+    def create_version(
+        self,
+        name: str,
+        *,
+        digest: str,
+        format: str,
+        source: str,
+        num_files: int,
+        size_bytes: int,
+        num_rows: int | None,
+        schema: Mapping[str, str],
+        profile: Mapping[str, Any],
+        description: str = "",
+    ) -> tuple[DatasetVersion, bool]: ...
+
+
+class DataClient:
+    """Dataset versions over the metadata store and the content-addressed artifact store.
+
+    ``versions`` (optional) writes the versions ``add`` creates instead of the SQL store, which is
+    then opened only when something else needs it: ``loopline data add`` passes a
+    :class:`~loopline.data.sqlite_versions.SqliteVersions` so that it does not import SQLAlchemy.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, versions: VersionWriter | None = None) -> None:
         self.settings = settings or Settings.from_env()
-        self.store = SqlDataStore(
-            open_sql_engine(self.settings, what="Data versioning"),
-            workspace=self.settings.workspace,
-            actor=self.settings.user,
-        )
+        self._store: SqlDataStore | None = None
+        if versions is None:
+            versions = self.store  # opened now: a bad tracking URI fails here, as it always did
+        self._versions = versions
         self.blobs = BlobArtifactStore(self.settings.artifacts_uri)
         self.cache = HashCache(self.settings.cache_dir / "hashes.sqlite")
+
+    @property
+    def store(self) -> SqlDataStore:
+        if self._store is None:
+            from loopline.store import open_sql_engine
+            from loopline.store.sql_data import SqlDataStore
+
+            self._store = SqlDataStore(
+                open_sql_engine(self.settings, what="Data versioning"),
+                workspace=self.settings.workspace,
+                actor=self.settings.user,
+            )
+        return self._store
 
     # ---- add -------------------------------------------------------------------------------
 
@@ -106,14 +152,13 @@ class DataClient:
             files = [LocalFile(single, files[0].path, files[0].size, files[0].fingerprint)]
         elif files[0].rel == "":
             files = [LocalFile(root.name, files[0].path, files[0].size, files[0].fingerprint)]
-        cached_before = len(self.cache.lookup(files)) if single is None else 0
-        digests = hash_files(files, self.cache if single is None else None, progress)
+        digests, files_hashed = hash_files_counted(files, self.cache if single is None else None, progress)
         manifest = Manifest.of(Entry(f.rel, digests[f.path], f.size) for f in files)
         digest = manifest.digest
         latest = self._latest(name)
         if latest is not None and latest.digest == digest:
-            self._track(root, latest, single)
-            return AddResult(latest, False, len(files) - cached_before, 0, {})
+            self._track(root, latest, single, files)
+            return AddResult(latest, False, files_hashed, 0, {})
 
         fmt = io.format_of([f.rel for f in files])
         schema: dict[str, str] = {}
@@ -127,7 +172,7 @@ class DataClient:
         manifest_digest = self.blobs.put_blob_bytes(manifest.encode())
         assert manifest_digest == digest  # the manifest's blob is named by the version's digest
         self.blobs.pin(self._pin(name, digest), digest, {"dataset": name, "time": time.time()})
-        version, created = self.store.create_version(
+        version, created = self._versions.create_version(
             name,
             digest=digest,
             format=fmt,
@@ -139,12 +184,12 @@ class DataClient:
             profile=profile,
             description=description,
         )
-        self._track(root, version, single)
+        self._track(root, version, single, files)
         counts: dict[str, int] = {}
         for how in stored:
             if how != "present":
                 counts[how] = counts.get(how, 0) + 1
-        return AddResult(version, created, len(files) - cached_before, sum(counts.values()), counts)
+        return AddResult(version, created, files_hashed, sum(counts.values()), counts)
 
     def _store_blobs(self, files: list[LocalFile], digests: Mapping[str, str], link: LinkMode) -> list[str]:
         unique: dict[str, LocalFile] = {}
@@ -152,15 +197,21 @@ class DataClient:
             unique.setdefault(digests[f.path], f)
         if self.blobs.is_local:  # links and local copies are syscalls the journal serialises anyway
             return [self.blobs.put_blob(f.path, digest, link=link) for digest, f in unique.items()]
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(WORKERS) as pool:  # uploads wait on the network: overlap them
             return list(
                 pool.map(lambda item: self.blobs.put_blob(item[1].path, item[0], link=link), unique.items())
             )
 
-    def _track(self, root: Path, version: DatasetVersion, single: str | None) -> None:
+    def _track(
+        self, root: Path, version: DatasetVersion, single: str | None, files: list[LocalFile] | None = None
+    ) -> None:
+        """Remember what ``root`` holds for `status`; ``files``: as just hashed, with their stats."""
         if single is None:  # a frame logged from Python has no path to watch
             name = root.name if root.is_file() else None
-            self.cache.track(str(root.resolve()), version.name, version.version, version.digest, name)
+            stamp = tree_stamp(files) if files is not None else None
+            self.cache.track(str(root.resolve()), version.name, version.version, version.digest, name, stamp)
 
     def _pin(self, name: str, digest: str) -> str:
         return f"datasets/{self.settings.workspace}/{name}/{digest}"
@@ -169,7 +220,7 @@ class DataClient:
         from loopline.errors import NotFound
 
         try:
-            return self.store.get_version(name)
+            return self._versions.get_version(name)
         except NotFound:
             return None
 
@@ -240,6 +291,8 @@ class DataClient:
             self.blobs.get_blob(entry.digest, target, link=link)
             if progress:
                 progress(entry.size)
+
+        from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(WORKERS) as pool:
             list(pool.map(fetch, targets))

@@ -9,14 +9,15 @@ cache).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+import stat
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from loopline.artifacts.blobs import hash_file
 from loopline.errors import InvalidInput, NotFound
 
 # Threads for transfers to and from remote stores, which wait on the network.
@@ -24,8 +25,7 @@ WORKERS = min(8, (os.cpu_count() or 2) * 2)
 _SKIP_DIRS = {".git", ".loopline", "__pycache__", ".ipynb_checkpoints", ".dvc"}
 
 
-@dataclass(frozen=True, slots=True)
-class LocalFile:
+class LocalFile(NamedTuple):  # a tuple, not a frozen dataclass: 3x cheaper to make 10,000 of
     rel: str  # '/'-separated, relative to the tree's root ("" when the tree is one file)
     path: str  # absolute
     size: int
@@ -34,15 +34,19 @@ class LocalFile:
 
 def walk(root: Path) -> list[LocalFile]:
     """Every regular file under ``root`` (or ``root`` itself), sorted by relative path."""
-    if not root.exists():
-        raise NotFound(f"No file or folder at {str(root)!r}.", hint="Check the path; it is relative to here.")
-    if root.is_file():
-        st = root.stat()
-        return [LocalFile("", str(root.resolve()), st.st_size, _fp(st))]
-    if not root.is_dir():
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        raise NotFound(
+            f"No file or folder at {str(root)!r}.", hint="Check the path; it is relative to here."
+        ) from None
+    if stat.S_ISREG(st.st_mode):
+        return [LocalFile("", os.path.abspath(root), st.st_size, _fp(st))]
+    if not stat.S_ISDIR(st.st_mode):
         raise InvalidInput(f"{str(root)!r} is neither a file nor a folder.")
     out: list[LocalFile] = []
-    base = str(root.resolve())
+    base = os.path.abspath(root)
+    cut = len(base) + 1  # paths below are base + "/" + rel: slicing beats os.path.relpath 10x
     stack = [base]
     while stack:
         top = stack.pop()
@@ -52,13 +56,28 @@ def walk(root: Path) -> list[LocalFile]:
                     if entry.name not in _SKIP_DIRS:
                         stack.append(entry.path)
                 elif entry.is_file():  # follows symlinks to files, as a reader would
-                    st = entry.stat()
-                    rel = os.path.relpath(entry.path, base).replace(os.sep, "/")
-                    out.append(LocalFile(rel, entry.path, st.st_size, _fp(st)))
+                    est = entry.stat()
+                    path = entry.path
+                    rel = path[cut:] if os.sep == "/" else path[cut:].replace(os.sep, "/")
+                    out.append(LocalFile(rel, path, est.st_size, _fp(est)))
     if not out:
         raise InvalidInput(f"The folder {str(root)!r} holds no files.", hint="Add a folder with data in it.")
     out.sort(key=lambda f: f.rel)
     return out
+
+
+def tree_stamp(files: list[LocalFile]) -> str:
+    """A digest of the tree's paths and stat fingerprints: equal stamps, unchanged files.
+
+    ``loopline data status`` compares it with the stamp taken when the version was added, so an
+    untouched tree answers without a lookup per file (the hash cache's own assumption: a file
+    whose device, inode, size and mtime are unchanged holds the same bytes).
+    """
+    import blake3
+
+    # Every field ends with NUL, which no file name or number holds: the encoding is unambiguous.
+    text = "".join(f"{rel}\0{dev}\0{ino}\0{size}\0{mtime}\0" for rel, _, _, (dev, ino, size, mtime) in files)
+    return str(blake3.blake3(os.fsencode(text)).hexdigest())
 
 
 def _fp(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -71,33 +90,53 @@ class HashCache:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        with closing(self._connect()) as db, db:
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # one connection, shared by the threads of `get`
+
+    def _conn(self) -> sqlite3.Connection:
+        # Opened on first use and kept: a command makes several calls, each used to reconnect.
+        if self._db is None:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
                 " size INTEGER, mtime_ns INTEGER, digest TEXT NOT NULL)"
             )
             # What this machine last added or checked out at each path: `loopline data status`
             # compares the path's content with it, as `dvc status` does with its .dvc files.
+            # `stamp`: the tree_stamp of the files when they were last seen to hold that version.
             db.execute(
                 "CREATE TABLE IF NOT EXISTS tracked (path TEXT PRIMARY KEY, name TEXT NOT NULL,"
-                " version INTEGER NOT NULL, digest TEXT NOT NULL, single TEXT)"
+                " version INTEGER NOT NULL, digest TEXT NOT NULL, single TEXT, stamp TEXT)"
             )
+            if db.execute("PRAGMA user_version").fetchone()[0] < 1:  # a cache made before `stamp`
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                    db.execute("ALTER TABLE tracked ADD COLUMN stamp TEXT")
+                db.execute("PRAGMA user_version = 1")
+            self._db = db
+        return self._db
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        return db
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def lookup(self, files: list[LocalFile]) -> dict[str, str]:
         """Cached digests of the files whose fingerprint is unchanged, by absolute path."""
         if not files:
             return {}
         found: dict[str, str] = {}
-        with closing(self._connect()) as db:
-            if len(files) > 200:  # one scan beats thousands of point lookups
-                rows = db.execute("SELECT path, dev, ino, size, mtime_ns, digest FROM hashes")
+        with self._lock:
+            db = self._conn()
+            if len(files) > 200:  # one range scan beats thousands of point lookups
                 want = {f.path: f.fingerprint for f in files}
+                lo, hi = min(want), max(want)
+                rows = db.execute(
+                    "SELECT path, dev, ino, size, mtime_ns, digest FROM hashes WHERE path BETWEEN ? AND ?",
+                    (lo, hi),
+                )
                 for path, dev, ino, size, mtime, digest in rows:
                     if want.get(path) == (dev, ino, size, mtime):
                         found[path] = digest
@@ -113,52 +152,79 @@ class HashCache:
     def store(self, hashed: list[tuple[LocalFile, str]]) -> None:
         if not hashed:
             return
-        with closing(self._connect()) as db:
+        with self._lock:
+            db = self._conn()
             db.execute("BEGIN IMMEDIATE")
-            db.executemany(
-                "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)",
-                [(f.path, *f.fingerprint, d) for f, d in hashed],
-            )
+            try:
+                db.executemany(
+                    "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)",
+                    [(f.path, *f.fingerprint, d) for f, d in hashed],
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
             db.execute("COMMIT")
 
-    def track(self, path: str, name: str, version: int, digest: str, single: str | None) -> None:
-        """Remember that ``path`` holds version ``version`` of ``name`` (``single``: its one file's name)."""
-        with closing(self._connect()) as db:
-            db.execute(
-                "INSERT OR REPLACE INTO tracked VALUES (?, ?, ?, ?, ?)", (path, name, version, digest, single)
+    def track(
+        self, path: str, name: str, version: int, digest: str, single: str | None, stamp: str | None = None
+    ) -> None:
+        """Remember that ``path`` holds version ``version`` of ``name`` (``single``: its one file's
+        name; ``stamp``: the tree_stamp of its files, if they were just hashed)."""
+        with self._lock:
+            self._conn().execute(
+                "INSERT OR REPLACE INTO tracked (path, name, version, digest, single, stamp)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (path, name, version, digest, single, stamp),
             )
 
-    def tracked(self) -> list[tuple[str, str, int, str, str | None]]:
-        with closing(self._connect()) as db:
-            return [
-                tuple(r)
-                for r in db.execute("SELECT path, name, version, digest, single FROM tracked ORDER BY path")
-            ]
+    def restamp(self, path: str, digest: str, stamp: str) -> None:
+        """Record ``stamp`` for ``path`` if it is still tracked as ``digest`` (status saw it unchanged)."""
+        with self._lock:
+            self._conn().execute(
+                "UPDATE tracked SET stamp = ? WHERE path = ? AND digest = ?", (stamp, path, digest)
+            )
+
+    def tracked(self) -> list[tuple[str, str, int, str, str | None, str | None]]:
+        with self._lock:
+            rows = self._conn().execute(
+                "SELECT path, name, version, digest, single, stamp FROM tracked ORDER BY path"
+            )
+            return [tuple(r) for r in rows]
 
 
 def hash_files(
     files: list[LocalFile], cache: HashCache | None, progress: Callable[[int], None] | None = None
 ) -> dict[str, str]:
     """BLAKE3 of every file (by absolute path), from the cache where the file has not changed."""
+    return hash_files_counted(files, cache, progress)[0]
+
+
+def hash_files_counted(
+    files: list[LocalFile], cache: HashCache | None, progress: Callable[[int], None] | None = None
+) -> tuple[dict[str, str], int]:
+    """``hash_files``, and how many files were read (the others came from the cache)."""
     digests = cache.lookup(files) if cache else {}
     todo = [f for f in files if f.path not in digests]
     if progress:
         progress(sum(f.size for f in files if f.path in digests))
     hashed: list[tuple[LocalFile, str]] = []
-    for f, digest in _parallel(todo, lambda f: hash_file(f.path), progress):
+    for f, digest in _in_order(todo, progress):
         digests[f.path] = digest
         hashed.append((f, digest))
     if cache:
         cache.store(hashed)
-    return digests
+    return digests, len(todo)
 
 
-def _parallel(
-    files: list[LocalFile], fn: Callable[[LocalFile], str], progress: Callable[[int], None] | None
+def _in_order(
+    files: list[LocalFile], progress: Callable[[int], None] | None
 ) -> Iterator[tuple[LocalFile, str]]:
     # In order, on this thread: a big file is already hashed with every core (mmap + BLAKE3's
-    # threads), and for small ones a thread pool measured slower than a plain loop (the GIL).
+    # threads), and for small ones a thread pool measured slower than a plain loop (the GIL):
+    # 10,000 files of 105 KiB, 0.30 s of CPU in a loop, 0.40-0.70 s with 2-4 threads.
+    from loopline.artifacts.blobs import hash_file
+
     for f in files:
-        yield f, fn(f)
+        yield f, hash_file(f.path, f.size)
         if progress:
             progress(f.size)
