@@ -11,10 +11,9 @@ from contextlib import AbstractContextManager
 from typing import Any, Self
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.dialects import postgresql, sqlite
 
 from loopline.errors import InvalidInput
-from loopline.store.engine import write_transaction
+from loopline.store.engine import insert_for, write_transaction
 from loopline.store.lineage import add_edge, append_event
 
 IN_CHUNK = 500  # ids per IN (...) list: well under every backend's bound-parameter limit
@@ -68,8 +67,7 @@ class SqlStore:
     @staticmethod
     def _insert(conn: Connection, table: Any) -> Any:
         """An INSERT that supports ``on_conflict_*`` on both dialects."""
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table)
+        return insert_for(conn.dialect.name, table)
 
     def _event(self, conn: Connection, action: str, uri: str, **payload: object) -> None:
         append_event(conn, self.workspace, self.actor, action, uri, payload)

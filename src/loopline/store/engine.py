@@ -28,6 +28,18 @@ _PG_MIGRATION_LOCK = 0x100_9_11E  # any constant: serialises concurrent migrator
 WRITE = {"loopline_write": True}
 
 
+def insert_for(dialect_name: str, table: Any) -> Any:
+    """An INSERT with ``on_conflict_*`` in the dialect's syntax. PostgreSQL's dialect is imported only
+    when used (~20 ms that an embedded SQLite process need not pay)."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
+
+
 def create_store_engine(uri: str) -> Engine:
     """Make an engine for ``uri`` with the right pragmas and pool, and bring its schema to head."""
     try:

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, insert, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from loopline.store import schema as t
+from loopline.store.engine import insert_for
 
 _INSERT_EVENT = insert(t.events)  # built once: every write of every store appends an event
 
@@ -64,9 +64,8 @@ def append_event(
 
 def add_edge(conn: Connection, workspace: str, from_uri: str, to_uri: str, relation: str) -> None:
     """Record ``from_uri --relation--> to_uri`` once (repeats are ignored)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(
-        dialect.insert(t.lineage_edges)
+        insert_for(conn.dialect.name, t.lineage_edges)
         .values(
             workspace=workspace,
             from_uri=from_uri,

@@ -12,17 +12,18 @@ a step killed before that leaves a ``running`` row and no output, and the run st
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from loopline.errors import AlreadyExists, InvalidInput, NotFound
 from loopline.store.base import SqlStore, now_ms
+from loopline.store.engine import insert_for
 from loopline.store.schema import lineage_edges
 from loopline.store.schema_pipelines import (
     pipeline_runs,
@@ -48,10 +49,11 @@ _FIND_CACHED = (
     .order_by(_c.id.desc())
     .limit(1)
 )
-_INSERT_EDGE = {
-    "sqlite": sqlite.insert(lineage_edges).on_conflict_do_nothing(),
-    "postgresql": postgresql.insert(lineage_edges).on_conflict_do_nothing(),
-}
+
+
+@functools.cache
+def _insert_edge(dialect_name: str) -> Any:
+    return insert_for(dialect_name, lineage_edges).on_conflict_do_nothing()
 
 
 def pipeline_uri(name: str, run_id: str, node: str = "") -> str:
@@ -261,7 +263,7 @@ class SqlPipelineStore(SqlStore):
             edges = [(uri, f"runs:/{run.run_id}", "tracked_as")]
             edges += [(uri, pipeline_uri(run.name, run.run_id, node), "has_step") for node, _ in steps]
             conn.execute(
-                _INSERT_EDGE[conn.dialect.name],
+                _insert_edge(conn.dialect.name),
                 [
                     {"workspace": self.workspace, "from_uri": a, "to_uri": b, "relation": r, "time_ms": now}
                     for a, b, r in edges
@@ -390,7 +392,7 @@ class SqlPipelineStore(SqlStore):
                 ):
                     raise NotFound(f"A step of pipeline run {run_id} is not part of it.")
                 if edges:
-                    conn.execute(_INSERT_EDGE[conn.dialect.name], edges)
+                    conn.execute(_insert_edge(conn.dialect.name), edges)
                 for f in finished:
                     uri = pipeline_uri(f.step.pipeline, f.step.run_id, f.step.node)
                     self._event(

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, exists, func, insert, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from loopline import uris
@@ -34,6 +33,7 @@ from loopline.entities import (
 from loopline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from loopline.store import schema as t
 from loopline.store.base import SqlStore, chunks, decode_token, encode_token, now_ms
+from loopline.store.engine import insert_for
 from loopline.store.protocol import RUN_NAME_TAG, Page, ViewType, check_run_id, name_new_run
 from loopline.store.search import RunQuery
 from loopline.store.validation import db_value, validate_batch, validate_key, validate_tag, validate_text
@@ -770,15 +770,14 @@ _METRIC_COLUMNS = ("run_uuid", "key", "value", "timestamp", "step", "is_nan")
 @functools.cache
 def _upsert_tags(dialect_name: str) -> Any:
     """Set run tags (a repeated key overwrites). Built once per dialect: building it cost half a write."""
-    ins = (postgresql if dialect_name == "postgresql" else sqlite).insert(t.tags)
+    ins = insert_for(dialect_name, t.tags)
     return ins.on_conflict_do_update(index_elements=["run_uuid", "key"], set_={"value": ins.excluded.value})
 
 
 @functools.cache
 def _upsert_latest(dialect_name: str) -> Any:
     """Keep the point with the highest (step, timestamp, value) per run and key, as MLflow does."""
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    ins = dialect.insert(t.latest_metrics)
+    ins = insert_for(dialect_name, t.latest_metrics)
     lm = t.latest_metrics.c
     newer = tuple_(lm.step, lm.timestamp, lm.value) <= tuple_(
         ins.excluded.step, ins.excluded.timestamp, ins.excluded.value
