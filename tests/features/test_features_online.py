@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from loopline.errors import InvalidInput
 from loopline.features.online import OnlineStore, open_online_store
 from loopline.features.online.codec import RowCodec, encode_key
 
@@ -156,3 +158,31 @@ def test_push_updates_online_values_only_forward(materialized: Any) -> None:
     assert materialized.get_online_features(["driver_stats:conv_rate"], [{"driver_id": 1}])["conv_rate"] == [
         0.9
     ]
+
+
+def test_the_single_key_fast_path_answers_as_the_general_one(materialized: Any) -> None:
+    from loopline.features import online_read
+
+    feats = ["driver_stats:trips", "driver_stats:conv_rate"]  # not the schema's order
+    requests: list[Any] = [
+        [{"driver_id": 3}],
+        [{"driver_id": 99}],
+        [{"driver_id": 1}, {"driver_id": 99}, {"driver_id": 2.0}, {"driver_id": "3"}],
+        [{"driver_id": 1}, {"other": 5}],  # a row without the key: None, as in the general path
+        {"driver_id": [3, 1], "bonus": [1.0, 2.0]},
+        {"driver_id": (3, 1)},
+    ]
+    fast = [materialized.get_online_features(feats, r).to_dict() for r in requests]
+    plan = next(iter(materialized._plans.values()))
+    assert plan.single is not None
+    general = [
+        online_read.read_online(replace(plan, single=None), materialized.online, r).to_dict()
+        for r in requests
+    ]
+    assert fast == general
+    assert fast[0] == {"driver_id": [3], "trips": [312], "conv_rate": [0.42]}
+    assert fast[3] == {"driver_id": [1, None], "trips": [112, None], "conv_rate": [0.22, None]}
+    with pytest.raises(InvalidInput):
+        materialized.get_online_features(feats, [{"other": 5}])
+    with pytest.raises(InvalidInput):
+        materialized.get_online_features(feats, {"driver_id": [1, 2], "bonus": [1.0]})

@@ -4,6 +4,9 @@ Three views with different TTLs (none, 3 s, 10 s), one breaking event-time ties 
 timestamp; times are whole seconds in a narrow range, so entity times equal to feature times,
 rows exactly on the TTL edge, rows before any value, duplicate event times and null values
 all come up often. The oracle searches every feature row for every entity row.
+
+Every route a training set can take is checked: Parquet files read by Arrow or sources read by
+DuckDB (a SQL query), joined in memory or by DuckDB's ASOF JOIN (the route past the memory budget).
 """
 
 from __future__ import annotations
@@ -25,19 +28,24 @@ CREATED = {"long"}  # views whose ties are broken by a created timestamp
 
 DEFS = """
 from datetime import timedelta
-from loopline.features import Entity, FeatureView, Field, FileSource, Float64, Int64
+from loopline.features import Entity, FeatureView, Field, FileSource, Float64, Int64, SqlSource
 rider = Entity(name="rider", join_keys=["rider_id"])
 {views}
 """
 VIEW = """
 {name} = FeatureView(name="{name}", entities=[rider], ttl={ttl},
-    source=FileSource(path="{path}", timestamp_field="ts"{created}),
+    source={source},
     schema=[Field("{name}_value", Float64), Field("{name}_n", Int64)])
 """
+FILE = 'FileSource(path="{path}", timestamp_field="ts"{created})'
+SQL = 'SqlSource(query="SELECT * FROM read_parquet(\'{path}\')", timestamp_field="ts"{created})'
 
 
-@pytest.fixture(scope="module")
-def oracle_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
+@pytest.fixture(scope="module", params=["parquet", "sql"])
+def oracle_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Any, Path]]:
+    """Views on Parquet files (read by Arrow) or on SQL over them (read by DuckDB)."""
     from loopline.config import Settings
     from loopline.features import FeatureStore
 
@@ -46,8 +54,10 @@ def oracle_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any
         VIEW.format(
             name=name,
             ttl=f"timedelta(seconds={ttl})" if ttl is not None else "None",
-            path=home / f"{name}.parquet",
-            created=', created_timestamp_column="created"' if name in CREATED else "",
+            source=(FILE if request.param == "parquet" else SQL).format(
+                path=home / f"{name}.parquet",
+                created=', created_timestamp_column="created"' if name in CREATED else "",
+            ),
         )
         for name, ttl in VIEWS.items()
     )
@@ -113,10 +123,21 @@ feature_rows = st.lists(
     data=st.fixed_dictionaries({name: feature_rows for name in VIEWS}),
     entities=st.lists(st.tuples(st.integers(0, 4), st.integers(-2, 24)), min_size=1, max_size=30),
 )
+@pytest.mark.parametrize("join", ["memory", "memory-ranked", "duckdb", "over-budget"])
 def test_matches_a_brute_force_oracle(
-    oracle_store: tuple[Any, Path], data: dict[str, Any], entities: list[tuple[int, int]]
+    oracle_store: tuple[Any, Path],
+    join: str,
+    monkeypatch: pytest.MonkeyPatch,
+    data: dict[str, Any],
+    entities: list[tuple[int, int]],
 ) -> None:
     fs, home = oracle_store
+    if join == "duckdb":  # no memory budget: every view goes through DuckDB's ASOF JOIN
+        monkeypatch.setattr("loopline.features.training.in_memory_budget", lambda limit: 0)
+    if join == "memory-ranked":  # as if codes x times overflowed: times by rank, codes renumbered
+        monkeypatch.setattr("loopline.features.asof._MAX", 64)
+    if join == "over-budget":  # tried in memory, the rows outgrow 64 bytes: DuckDB takes over
+        monkeypatch.setattr("loopline.features.training.in_memory_budget", lambda limit: 64)
     for name, rows in data.items():
         _write(home / f"{name}.parquet", rows)
     entity_df = pa.table(

@@ -1,6 +1,6 @@
 """Materialisation: the latest row per entity of a time window, streamed into the online store.
 
-DuckDB computes ``arg_max(row, event time)`` per entity key (a hash aggregate: 0.25 s for 1M rows
+DuckDB computes ``arg_max(row, event time)`` per entity key (a hash aggregate: ~0.09 s for 1M rows
 over 100k keys, against 0.6 s for ``row_number() OVER (…)`` or ``DISTINCT ON``), sorted by key,
 and hands the result over in record batches of ``batch_rows``: Python never holds more than one
 batch, DuckDB spills past its ``memory_limit``. That is the whole difference from materialisers
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from loopline.features.definitions import FeatureView
 from loopline.features.online import OnlineStore
@@ -90,15 +90,45 @@ def encode_keys(columns: Sequence[Any]) -> list[str]:
     return [encode_key(vals) for vals in zip(*lists, strict=True)]
 
 
-def encode_rows(
-    keys: list[str], ts: Any, values: Sequence[Any], codec: RowCodec
-) -> list[tuple[str, int, bytes]]:
+class RowBatch(Sequence[tuple[str, int, bytes]]):
+    """Online rows ``(key, ts_us, payload)`` kept as three lists, zipped only while they are written.
+
+    A list of 100k tuples is 100k objects for the garbage collector to track, and its collections
+    cost a fifth of a materialisation; ``zip`` hands ``executemany`` one reused tuple instead.
+    """
+
+    __slots__ = ("keys", "micros", "payloads")
+
+    def __init__(self, keys: list[str], micros: list[int], payloads: list[bytes]) -> None:
+        self.keys, self.micros, self.payloads = keys, micros, payloads
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __iter__(self) -> Iterator[tuple[str, int, bytes]]:
+        return zip(self.keys, self.micros, self.payloads, strict=True)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[str, int, bytes]: ...
+    @overload
+    def __getitem__(self, i: slice) -> RowBatch: ...
+    def __getitem__(self, i: int | slice) -> tuple[str, int, bytes] | RowBatch:
+        if isinstance(i, slice):
+            return RowBatch(self.keys[i], self.micros[i], self.payloads[i])
+        return self.keys[i], self.micros[i], self.payloads[i]
+
+
+def encode_rows(keys: list[str], ts: Any, values: Sequence[Any], codec: RowCodec) -> RowBatch:
     """Online rows ``(key, ts_us, payload)`` from keys, an Arrow timestamp column and feature columns."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    micros = pc.cast(pc.cast(ts, pa.timestamp("us", tz="UTC")), pa.int64()).to_pylist()
-    return list(zip(keys, micros, codec.encode_columns(values), strict=True))
+    from loopline.features.arrays import numpy_of
+
+    micros = numpy_of(ts.cast(pa.timestamp("us", tz="UTC"))).tolist()
+    payloads = codec.encode_columns(values)
+    if not len(keys) == len(micros) == len(payloads):
+        raise ValueError("keys, times and values differ in length")
+    return RowBatch(keys, micros, payloads)
 
 
 def stream_view(

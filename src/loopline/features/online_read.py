@@ -28,11 +28,23 @@ class ViewRead:
 
 
 @dataclass(frozen=True)
+class SingleKeyRead:
+    """The common case, read without building any intermediate: one view, one join key, no on-demand."""
+
+    key: str
+    view: str
+    decode: Any  # RowCodec.decode
+    names: tuple[str, ...]  # output columns, in the order asked
+    slots: tuple[int, ...]  # index in the decoded row of each output column
+
+
+@dataclass(frozen=True)
 class OnlinePlan:
     resolved: Resolved
     reads: tuple[ViewRead, ...]
     join_keys: tuple[str, ...]
     request_fields: tuple[str, ...]
+    single: SingleKeyRead | None = None
 
     @classmethod
     def build(cls, resolved: Resolved, defs: Mapping[str, Definition]) -> OnlinePlan:
@@ -54,7 +66,12 @@ class OnlinePlan:
             )
             keys.extend(k for k in view.join_keys if k not in keys)
         request = [f.name for o in resolved.on_demand for f in o.request_fields()]
-        return cls(resolved, tuple(reads), tuple(keys), tuple(dict.fromkeys(request)))
+        single = None
+        if len(reads) == 1 and len(keys) == 1 and not resolved.on_demand:
+            r = reads[0]
+            slots = tuple(r.positions[r.features.index(f)] for _, f in resolved.refs)
+            single = SingleKeyRead(keys[0], r.view, r.codec.decode, resolved.names, slots)
+        return cls(resolved, tuple(reads), tuple(keys), tuple(dict.fromkeys(request)), single)
 
 
 class OnlineResponse:
@@ -109,6 +126,10 @@ def _columns(
 
 
 def read_online(plan: OnlinePlan, store: OnlineStore, entity_rows: Any) -> OnlineResponse:
+    if plan.single is not None and type(entity_rows) in (list, dict):
+        fast = _read_single_key(plan.single, store, entity_rows)
+        if fast is not None:
+            return OnlineResponse(fast)
     cols, n = _columns(entity_rows, [*plan.join_keys, *plan.request_fields])
     out: dict[str, list[Any]] = {k: list(cols[k]) for k in plan.join_keys}
     values: dict[tuple[str, str], list[Any]] = {}
@@ -132,6 +153,45 @@ def read_online(plan: OnlinePlan, store: OnlineStore, entity_rows: Any) -> Onlin
     for (view, feat), name in zip(plan.resolved.refs, plan.resolved.names, strict=True):
         out[name] = values[(view, feat)]
     return OnlineResponse(out)
+
+
+def _read_single_key(
+    plan: SingleKeyRead, store: OnlineStore, rows: list[Any] | dict[str, Any]
+) -> dict[str, list[Any]] | None:
+    """The hot path: rows (or columns) of one view's key. None: take the general path."""
+    key = plan.key
+    if not rows:
+        return None
+    if isinstance(rows, dict):
+        values = rows.get(key)
+        try:
+            if type(values) is not list or any(len(c) != len(values) for c in rows.values()):
+                return None  # the general path reads any sequence, or says what is wrong
+        except TypeError:
+            return None
+        values = list(values)
+    else:
+        try:
+            values = [r[key] for r in rows]
+        except (KeyError, TypeError, IndexError):  # a row lacks the key or is no mapping: the
+            return None  # general path says which, or fills None as for rows of differing keys
+    payloads = store.read(plan.view, [key_part(v) for v in values])
+    decode = plan.decode
+    out: dict[str, list[Any]] = {key: values}
+    if len(payloads) == 1:
+        p = payloads[0]
+        if p is None:
+            for name in plan.names:
+                out[name] = [None]
+        else:
+            row = decode(p)
+            for name, slot in zip(plan.names, plan.slots, strict=True):
+                out[name] = [row[slot]]
+        return out
+    decoded = [decode(p) if p is not None else None for p in payloads]
+    for name, slot in zip(plan.names, plan.slots, strict=True):
+        out[name] = [row[slot] if row is not None else None for row in decoded]
+    return out
 
 
 def _run(

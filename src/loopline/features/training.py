@@ -5,6 +5,8 @@ Kept apart from :mod:`loopline.features.store` so the facade stays a thin, reada
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -52,12 +54,22 @@ def historical(
         )
     ets = event_times(entity, timestamp_column)
     fetches = [Fetch(defs[v], feats) for v, feats in res.views.items()]  # type: ignore[arg-type]
-    spill = tempfile.mkdtemp(prefix="loopline-features-")
-    con = connect(memory_limit=memory_limit, temp_dir=spill)
+    limit = memory_limit or os.environ.get("LOOPLINE_FEATURES_MEMORY_LIMIT")
+    spill = _spill_dir("loopline-features-")
+    opened: list[Any] = []
+
+    def duck() -> Any:
+        if not opened:
+            opened.append(connect(memory_limit=limit, temp_dir=spill))
+        return opened[0]
+
     try:
-        joined = point_in_time_join(con, entity, ets, fetches, store.settings)
+        joined = point_in_time_join(
+            duck, entity, ets, fetches, store.settings, budget=in_memory_budget(limit)
+        )
     finally:
-        con.close()
+        for con in opened:
+            con.close()
         shutil.rmtree(spill, ignore_errors=True)
     values: dict[tuple[str, str], Any] = {}
     for fetch, cols in zip(fetches, joined, strict=True):
@@ -83,6 +95,34 @@ def historical(
 
         return pl.from_arrow(result)
     return result.to_pandas()
+
+
+def _spill_dir(prefix: str) -> str:
+    """A fresh path for DuckDB's spill files; DuckDB creates it only if it spills."""
+    return os.path.join(tempfile.gettempdir(), f"{prefix}{uuid.uuid4().hex}")
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)\s*$", re.IGNORECASE)
+
+
+def in_memory_budget(limit: str | None) -> int:
+    """Bytes of feature rows a view may hold for the in-memory join (beyond that, DuckDB spills).
+
+    A quarter of ``memory_limit`` (DuckDB's syntax: ``500MB``, ``2GiB``…) or, without one, of the
+    machine's memory; 0 (always DuckDB) when the limit cannot be read.
+    """
+    if limit:
+        m = _SIZE.match(limit)
+        if m is None:
+            return 0
+        unit = m.group(2).upper().rstrip("B")
+        base = 1024 if unit.endswith("I") else 1000
+        power = "KMGT".find(unit[:1]) + 1 if unit else 0
+        return int(float(m.group(1)) * base**power) // 4
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 1 << 30
 
 
 def save_training_set(
@@ -193,7 +233,7 @@ def _materialize_view(
         done[0] = job.rows + n
         reg.materialization_progress(job.id, done[0], last_key)
 
-    spill = tempfile.mkdtemp(prefix="loopline-materialize-")
+    spill = _spill_dir("loopline-materialize-")
     con = connect(temp_dir=spill)
     try:
         stream_view(

@@ -93,21 +93,22 @@ class RowCodec:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        from loopline.features.arrays import numpy_of, valid_of
+
         n = len(columns[0]) if columns else 0
         records = np.zeros(n, dtype=np.dtype(self._numpy))
         mask = np.zeros(n, dtype=np.uint64)
         for i, (col, dtype) in enumerate(zip(columns, self.dtypes, strict=True)):
             if dtype == "timestamp":
-                col = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC")), pa.int64())
-            missing = col.is_null()
-            if pa.types.is_floating(col.type):
-                missing = pc.or_kleene(missing, pc.is_nan(col))
-            missing_np = missing.to_numpy(zero_copy_only=False)
-            if missing_np.any():
-                mask |= missing_np.astype(np.uint64) << np.uint64(i)
-                col = pc.fill_null(col, False if dtype == "bool" else 0)
-            values = col.to_numpy(zero_copy_only=False)
-            records[f"f{i}"] = np.where(missing_np, 0, values) if missing_np.any() else values
+                col = pc.cast(col, pa.timestamp("us", tz="UTC"))
+            values = numpy_of(col)  # nulls as 0 (False): what a null's slot holds
+            missing = ~valid_of(col)
+            if values.dtype.kind == "f":
+                missing |= np.isnan(values)  # NaN is stored as null, as in Arrow from pandas
+            if missing.any():
+                mask |= missing.astype(np.uint64) << np.uint64(i)
+                values = np.where(missing, 0, values)
+            records[f"f{i}"] = values
         records["m"] = mask
         buf = records.tobytes()
         w = records.dtype.itemsize

@@ -1,7 +1,8 @@
 """The default online store: one SQLite file, one ``WITHOUT ROWID`` table per feature view.
 
 Reads go through the connection's statement cache (the same SQL text reuses the prepared
-statement): a single key is one primary-key probe, n keys one ``IN (…)`` query per view. Each
+statement) on a cursor kept per thread: a single key is one primary-key probe, n keys one
+``IN (…)`` query per view. Each
 thread gets its own connection, so a server's worker threads never share a cursor. WAL mode lets
 a materialisation write while servers read.
 """
@@ -27,6 +28,7 @@ class SqliteOnlineStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._sql: dict[tuple[str, int], str] = {}
+        self._one: dict[str, str] = {}  # view -> its single-key statement
         self._connect()  # fail early (and create the file) if the folder is not writable
 
     def _connect(self) -> sqlite3.Connection:
@@ -72,16 +74,22 @@ class SqliteOnlineStore:
         return len(rows)
 
     def read(self, view: str, keys: Sequence[str]) -> list[bytes | None]:
-        conn = self._connect()
         n = len(keys)
         try:
-            if n == 1:
-                row = conn.execute(self._statement(view, 1), keys).fetchone()
-                return [row[0] if row is not None else None]
+            cursor = self._local.cursor
+        except AttributeError:
+            cursor = self._local.cursor = self._connect().cursor()
+        try:
+            if n == 1:  # the hot path: a cached statement on a kept cursor, one primary-key probe
+                sql = self._one.get(view) or self._statement(view, 1)
+                # fetchall, not fetchone: stepping to the end resets the statement, so the kept
+                # cursor holds no read snapshot between calls (it would pin the WAL)
+                rows = cursor.execute(sql, keys).fetchall()
+                return [rows[0][0] if rows else None]
             found: dict[str, bytes] = {}
             for i in range(0, n, _CHUNK):
                 part = keys[i : i + _CHUNK]
-                found.update(conn.execute(self._statement(view, len(part)), part).fetchall())
+                found.update(cursor.execute(self._statement(view, len(part)), part).fetchall())
         except sqlite3.OperationalError as e:
             if "no such table" in str(e):  # nothing materialised for this view yet
                 return [None] * n
@@ -93,7 +101,7 @@ class SqliteOnlineStore:
         if sql is None:
             table = self._table(view)
             if n == 1:
-                sql = f"SELECT v FROM {table} WHERE k = ?"
+                sql = self._one[view] = f"SELECT v FROM {table} WHERE k = ?"
             else:
                 sql = f"SELECT k, v FROM {table} WHERE k IN ({','.join('?' * n)})"
             self._sql[(view, n)] = sql
@@ -107,3 +115,4 @@ class SqliteOnlineStore:
         if conn is not None:
             conn.close()
             self._local.conn = None
+            self._local.__dict__.pop("cursor", None)
