@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks._harness import Options, Report, Row, terminating_on_sigterm
+from benchmarks._harness import Options, Report, Row, bytecode_as_installed, terminating_on_sigterm
 
 MODULES = ("tracking", "registry", "serving", "data", "validation", "features", "monitoring", "pipelines")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
 
+    bytecode_as_installed()
     console = Console(width=max(Console().width, 150))
     RESULTS.mkdir(exist_ok=True)
     failed = False

@@ -396,11 +396,29 @@ def worker_main(workers: Mapping[str, Any], argv: Sequence[str]) -> None:
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
+def bytecode_as_installed() -> None:
+    """Give Loopline's modules their ``.pyc`` files, as pip gives the peers' at install time.
+
+    Loopline is installed editable, so its bytecode is written on first import, unless
+    ``PYTHONDONTWRITEBYTECODE`` is set (it is on some machines): then every fresh process of a
+    cold-start figure compiled ~150 modules from source, a cost no installed package pays.
+    """
+    import compileall
+
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # inherited by every worker and command
+    sys.dont_write_bytecode = False
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "src" / "loopline"), quiet=1)
+
+
 def module_main(run: Any, workers: Mapping[str, Any], argv: Sequence[str]) -> None:
     """``python -m benchmarks.<module> [--quick]`` prints its table; ``--worker NAME JSON`` runs a worker."""
     if argv[:1] == ["--worker"]:
         worker_main(workers, argv)
         return
+    if argv[:1] in (["--help"], ["-h"]):
+        print("usage: python -m benchmarks.<module> [--quick]   (python -m benchmarks --help: all options)")
+        return
+    bytecode_as_installed()
     from rich.console import Console
 
     from benchmarks.__main__ import footer, table
