@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 from loopline.cli import data_validate
 from loopline.cli.common import TrackingUri, fmt_time
 from loopline.config import Settings
-from loopline.data.add_command import format_size
+from loopline.data.add_command import byte_progress, format_size
 
 app = typer.Typer(
     help="Version datasets: each [bold]loopline data add[/] of a file or folder (Parquet, CSV, JSON, "
@@ -46,21 +43,6 @@ def _client(tracking_uri: str | None) -> Any:
 
 def _uri(ref: str) -> str:
     return ref if ref.startswith("datasets:/") else f"datasets:/{ref}"
-
-
-@contextmanager
-def _progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 _size = format_size
@@ -232,7 +214,7 @@ def get(
     """Materialise a version's files at DEST."""
     client = _client(tracking_uri)
     v = client.get_version(_uri(ref))
-    with _progress(f"writing {v.uri}", v.size_bytes) as advance:
+    with byte_progress(f"writing {v.uri}", v.size_bytes) as advance:
         out = client.get(v.uri, dest, link=link, progress=advance)
     Console().print(f"Wrote {v.uri} to {out}.")
 
@@ -295,7 +277,7 @@ def push(
             uris.extend(v.uri for v in client.versions(ref.removeprefix("datasets:/")))
     store = open_remote(client, remote)
     total = sum(client.get_version(u).size_bytes for u in uris)
-    with _progress(f"pushing to {store.root_uri}", total) as advance:
+    with byte_progress(f"pushing to {store.root_uri}", total) as advance:
         done = do_push(client, uris, store, advance)
     Console().print(
         f"Pushed {len(done.versions)} version(s): {done.blobs} blobs ({_size(done.bytes)}) sent, "
@@ -318,7 +300,7 @@ def pull(
     if version and not version.isdigit():
         raise typer.BadParameter(f"{version!r} is not a version number.", param_hint="NAME")
     store = open_remote(client, remote)
-    with _progress(f"pulling from {store.root_uri}", None) as advance:
+    with byte_progress(f"pulling from {store.root_uri}", None) as advance:
         done = do_pull(client, base, int(version) if version else None, store, advance)
     Console().print(
         f"Pulled {', '.join(done.versions)}: {done.blobs} blobs ({_size(done.bytes)}) fetched, "

@@ -86,15 +86,22 @@ def _progress(description: str, path: Path) -> Iterator[Callable[[int], None] | 
     if not sys.stderr.isatty():
         yield None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
-
     from loopline.data.hashing import walk
 
     try:
         total: int | None = sum(f.size for f in walk(path))
     except LooplineError:
         total = None  # the add reports the problem
+    with byte_progress(description, total) as advance:
+        yield advance
+
+
+@contextmanager
+def byte_progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A transient bar of bytes done (of ``total``, if known) on stderr; yields ``advance(n)``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
