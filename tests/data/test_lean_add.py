@@ -263,3 +263,24 @@ def test_settings_coerce_and_refuse_like_the_model_they_replace() -> None:
         Settings.from_env({}, colour="red")
     with pytest.raises(AttributeError):
         s.workspace = "x"  # type: ignore[misc]
+
+
+def test_the_fast_stamp_equals_the_stamp_of_a_walk(tmp_path: Path) -> None:
+    from loopline.data.hashing import current_stamp, tree_stamp, walk
+
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / ".git").mkdir()  # skipped by both
+    (tree / ".git" / "HEAD").write_text("ref")
+    (tree / "a" / "b" / "x.csv").write_text("1,2\n")
+    (tree / "y.parquet").write_bytes(b"PAR1")
+    (tmp_path / "outside.txt").write_text("linked")
+    os.symlink(tmp_path / "outside.txt", tree / "link.txt")  # a link to a file is read through
+    files = walk(tree)
+    assert [f.rel for f in files] == ["a/b/x.csv", "link.txt", "y.parquet"]
+    assert current_stamp(str(tree), "unused") == tree_stamp(files)
+    single = tmp_path / "outside.txt"
+    (one,) = walk(single)
+    assert current_stamp(str(single), "data.txt") == tree_stamp([one._replace(rel="data.txt")])
+    (tree / "y.parquet").write_bytes(b"PAR1 changed")
+    assert current_stamp(str(tree), "unused") != tree_stamp(files)

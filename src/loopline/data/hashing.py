@@ -16,13 +16,16 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from loopline.errors import InvalidInput, NotFound
 
 # Threads for transfers to and from remote stores, which wait on the network.
 WORKERS = min(8, (os.cpu_count() or 2) * 2)
 _SKIP_DIRS = {".git", ".loopline", "__pycache__", ".ipynb_checkpoints", ".dvc"}
+
+
+_Item = TypeVar("_Item", bound=tuple[object, ...])
 
 
 class LocalFile(NamedTuple):  # a tuple, not a frozen dataclass: 3x cheaper to make 10,000 of
@@ -34,6 +37,18 @@ class LocalFile(NamedTuple):  # a tuple, not a frozen dataclass: 3x cheaper to m
 
 def walk(root: Path) -> list[LocalFile]:
     """Every regular file under ``root`` (or ``root`` itself), sorted by relative path."""
+    make = tuple.__new__  # LocalFile(...) costs a Python-level __new__ per file
+
+    def local_file(rel: str, path: str, st: os.stat_result) -> LocalFile:
+        size = st.st_size
+        return make(LocalFile, (rel, path, size, (st.st_dev, st.st_ino, size, st.st_mtime_ns)))
+
+    return _scan(root, local_file)
+
+
+def _scan(root: Path | str, make: Callable[[str, str, os.stat_result], _Item]) -> list[_Item]:
+    """``make(rel, absolute path, stat)`` of every regular file under ``root`` (or of ``root``
+    itself, with rel ""), sorted by rel; each item is a tuple whose first field is its rel."""
     try:
         st = os.stat(root)
     except FileNotFoundError:
@@ -41,12 +56,11 @@ def walk(root: Path) -> list[LocalFile]:
             f"No file or folder at {str(root)!r}.", hint="Check the path; it is relative to here."
         ) from None
     if stat.S_ISREG(st.st_mode):
-        return [LocalFile("", os.path.abspath(root), st.st_size, _fp(st))]
+        return [make("", os.path.abspath(root), st)]
     if not stat.S_ISDIR(st.st_mode):
         raise InvalidInput(f"{str(root)!r} is neither a file nor a folder.")
-    out: list[LocalFile] = []
+    out: list[_Item] = []
     add = out.append
-    make = tuple.__new__  # LocalFile(...) costs a Python-level __new__ per file
     base = os.path.abspath(root)
     cut = len(base) + 1  # paths below are base + "/" + rel: slicing beats os.path.relpath 10x
     posix = os.sep == "/"
@@ -59,14 +73,11 @@ def walk(root: Path) -> list[LocalFile]:
                     if entry.name not in _SKIP_DIRS:
                         stack.append(entry.path)
                 elif entry.is_file():  # follows symlinks to files, as a reader would
-                    st = entry.stat()
                     path = entry.path
-                    rel = path[cut:] if posix else path[cut:].replace(os.sep, "/")
-                    size = st.st_size
-                    add(make(LocalFile, (rel, path, size, (st.st_dev, st.st_ino, size, st.st_mtime_ns))))
+                    add(make(path[cut:] if posix else path[cut:].replace(os.sep, "/"), path, entry.stat()))
     if not out:
         raise InvalidInput(f"The folder {str(root)!r} holds no files.", hint="Add a folder with data in it.")
-    out.sort(key=lambda f: f.rel)
+    out.sort()  # by rel: rels are unique, so no tuple compares beyond its first field
     return out
 
 
@@ -77,11 +88,29 @@ def tree_stamp(files: list[LocalFile]) -> str:
     untouched tree answers without a lookup per file (the hash cache's own assumption: a file
     whose device, inode, size and mtime are unchanged holds the same bytes).
     """
+    return _digest([_stamp_line(rel, dev, ino, size, mtime) for rel, _, _, (dev, ino, size, mtime) in files])
+
+
+def current_stamp(root: str, single: str) -> str:
+    """``tree_stamp(walk(root))`` without making a ``LocalFile`` per file (``status``'s fast path);
+    a tracked single file is stamped under ``single``, the name it was added as."""
+
+    def line(rel: str, path: str, st: os.stat_result) -> tuple[str, str]:
+        rel = rel or single
+        return rel, _stamp_line(rel, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    return _digest([text for _, text in _scan(root, line)])
+
+
+def _stamp_line(rel: str, dev: int, ino: int, size: int, mtime: int) -> str:
+    # Every field ends with NUL, which no file name or number holds: the encoding is unambiguous.
+    return f"{rel}\0{dev}\0{ino}\0{size}\0{mtime}\0"
+
+
+def _digest(lines: list[str]) -> str:
     import blake3
 
-    # Every field ends with NUL, which no file name or number holds: the encoding is unambiguous.
-    text = "".join(f"{rel}\0{dev}\0{ino}\0{size}\0{mtime}\0" for rel, _, _, (dev, ino, size, mtime) in files)
-    return str(blake3.blake3(os.fsencode(text)).hexdigest())
+    return str(blake3.blake3(os.fsencode("".join(lines))).hexdigest())
 
 
 def _fp(st: os.stat_result) -> tuple[int, int, int, int]:

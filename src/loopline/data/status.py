@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from loopline.data.hashing import HashCache, LocalFile, hash_files, tree_stamp, walk
+from loopline.data.hashing import HashCache, LocalFile, current_stamp, hash_files, tree_stamp, walk
 from loopline.errors import LooplineError
 from loopline.locations import cache_dir, default_tracking_uri
 
@@ -36,13 +36,15 @@ def status(cache: HashCache, paths: Sequence[str] = ()) -> list[PathStatus]:
         if not os.path.exists(path):
             out.append(PathStatus(path, uri, "missing"))
             continue
-        files = walk(Path(path))
-        if files[0].rel == "":
-            files = [LocalFile(single or Path(path).name, files[0].path, files[0].size, files[0].fingerprint)]
-        now_stamp = tree_stamp(files)
-        if now_stamp == stamp:  # every path and stat fingerprint as when it was added: no lookups
+        single_name = single or os.path.basename(path)
+        if stamp is not None and current_stamp(path, single_name) == stamp:
+            # Every path and stat fingerprint as when it was added: no lookups, no hashing.
             out.append(PathStatus(path, uri, "unchanged"))
             continue
+        files = walk(Path(path))
+        if files[0].rel == "":
+            files = [LocalFile(single_name, files[0].path, files[0].size, files[0].fingerprint)]
+        now_stamp = tree_stamp(files)
         from loopline.artifacts.manifest import Entry, Manifest  # only when the stamps differ
 
         digests = hash_files(files, cache)
