@@ -396,6 +396,24 @@ def worker_main(workers: Mapping[str, Any], argv: Sequence[str]) -> None:
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
+def peak_rss_bytes() -> int:
+    """This process's own peak RSS: VmHWM, the high-water mark of its address space since exec.
+
+    Not ``ru_maxrss``: Linux carries that over from the parent at fork/exec, so each worker would
+    report at least the harness's own peak (hundreds of MiB after it wrote a benchmark's data).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
 def bytecode_as_installed() -> None:
     """Give Loopline's modules their ``.pyc`` files, as pip gives the peers' at install time.
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -51,6 +50,7 @@ from benchmarks._harness import (
     clean_env,
     log,
     module_main,
+    peak_rss_bytes,
     peer_python,
     run_worker,
 )
@@ -71,7 +71,7 @@ Result = dict[str, Any]
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_bytes() / 2**20
 
 
 # ---- data ------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from benchmarks._harness import (
     clean_env,
     log,
     module_main,
+    peak_rss_bytes,
     peer_python,
     run_worker,
 )
@@ -110,22 +111,6 @@ def _usage() -> tuple[float, float]:
     return time.perf_counter(), r.ru_utime + r.ru_stime
 
 
-def _peak_rss() -> int:
-    """This process's own peak RSS: VmHWM, the high-water mark of its address space since exec.
-
-    Not ``ru_maxrss``: Linux carries that over from the parent at fork/exec, so each worker would
-    report at least the harness's own peak (~400 MiB after it wrote the two tables).
-    """
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-
-
 def evidently_drift(p: Params) -> dict[str, Any]:
     t0, _ = _usage()
     import evidently
@@ -160,7 +145,7 @@ def evidently_drift(p: Params) -> dict[str, Any]:
         "wall_s": t2 - t1,
         "cpu_s": c2 - c1,
         "with_import_s": t2 - t0,
-        "peak_rss": _peak_rss(),
+        "peak_rss": peak_rss_bytes(),
         "drifted": sorted(drifted),
         "methods": sorted(set(methods.values())),
         "versions": {"evidently": evidently.__version__, "pandas": pd.__version__},
@@ -187,7 +172,7 @@ def loopline_drift(p: Params) -> dict[str, Any]:
         "wall_s": t2 - t1,
         "cpu_s": c2 - c1,
         "with_import_s": t2 - t0,
-        "peak_rss": _peak_rss(),
+        "peak_rss": peak_rss_bytes(),
         "drifted": sorted(report.drifted_columns),
         "methods": sorted({c.test for c in report.columns.values()}),
         "versions": {
@@ -208,7 +193,7 @@ def loopline_profile(p: Params) -> dict[str, Any]:
     return {
         "wall_s": t2 - t1,
         "cpu_s": c2 - c1,
-        "peak_rss": _peak_rss(),
+        "peak_rss": peak_rss_bytes(),
         "bytes": Path(p["profile"]).stat().st_size,
     }
 
