@@ -61,13 +61,20 @@ def table(report: Report) -> Table:
 
 
 def footer(meta: dict[str, Any], quick: bool) -> str:
-    """Versions, machine and conditions: a figure means little without them."""
+    """Versions, machine and conditions: a figure means little without them. A module that does
+    not record one of them gets this process's (same machine, same environment)."""
+    import importlib.metadata as md
+    import os
+    import platform
+
     foreign = meta.get("foreign_cpu_cores") or {}
-    noise = ", ".join(f"{phase} {cores:.2f}" for phase, cores in foreign.items()) or "?"
+    noise = ", ".join(f"{phase} {cores:.2f}" for phase, cores in foreign.items()) or "not measured"
+    mlflow = meta.get("mlflow_version")
+    peer = meta.get("peer_version") or (f"mlflow {mlflow}" if mlflow else "")
+    loopline = meta.get("loopline_version") or md.version("loopline")
+    python, cpus = meta.get("python") or platform.python_version(), meta.get("cpus") or os.cpu_count()
     return (
-        f"{meta.get('peer_version') or 'mlflow ' + str(meta.get('mlflow_version'))} · "
-        f"loopline {meta.get('loopline_version')} · "
-        f"Python {meta.get('python')} · {meta.get('cpus')} CPUs · "
+        f"{peer + ' · ' if peer else ''}loopline {loopline} · Python {python} · {cpus} CPUs · "
         f"{'quick' if quick else 'full'} run in {meta.get('seconds', 0):.0f} s\n"
         f"cores kept busy by other processes during each phase (noise; ~0 is a clean run): {noise}"
     )
