@@ -16,11 +16,13 @@ Importing is cheap: the verbs below load their modules on first use (PEP 562).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from loopline._version import __version__
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every CLI start pays it
 if TYPE_CHECKING:
+    from typing import Any
+
     from loopline.config import Settings
     from loopline.data import DataClient, get_dataset_version, load_dataset, log_dataset
     from loopline.entities import DatasetVersion, Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag

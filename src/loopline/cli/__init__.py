@@ -9,7 +9,10 @@ module (``loopline.cli.main``).
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (`data status` is lean)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def main() -> None:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (`data status` is lean)
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
     import pyarrow as pa
     import pyarrow.dataset as pads
 

@@ -8,26 +8,31 @@ fingerprints of its files, so an unchanged tree answers without reading a byte o
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import NamedTuple
 
 from loopline.data.hashing import HashCache, LocalFile, current_stamp, hash_files, tree_stamp, walk
 from loopline.errors import LooplineError
-from loopline.locations import cache_dir, default_tracking_uri
+from loopline.locations import cache_folder, default_tracking_uri
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see hashing.LocalFile)
+if TYPE_CHECKING:
+    from typing import NamedTuple
 
-class PathStatus(NamedTuple):
-    path: str
-    uri: str  # the version last added or checked out here
-    state: str  # unchanged | modified | missing
+    class PathStatus(NamedTuple):
+        path: str
+        uri: str  # the version last added or checked out here
+        state: str  # unchanged | modified | missing
+
+else:
+    PathStatus = collections.namedtuple("PathStatus", ["path", "uri", "state"])
 
 
 def status(cache: HashCache, paths: Sequence[str] = ()) -> list[PathStatus]:
     """The state of every tracked path (or of those under ``paths``)."""
-    wanted = [str(Path(p).resolve()) for p in paths]
+    wanted = [os.path.realpath(p) for p in paths]
     out = []
     for path, name, version, digest, single, stamp in cache.tracked():
         if wanted and not any(path == w or path.startswith(w.rstrip("/") + "/") for w in wanted):
@@ -41,7 +46,7 @@ def status(cache: HashCache, paths: Sequence[str] = ()) -> list[PathStatus]:
             # Every path and stat fingerprint as when it was added: no lookups, no hashing.
             out.append(PathStatus(path, uri, "unchanged"))
             continue
-        files = walk(Path(path))
+        files = walk(path)
         if files[0].rel == "":
             files = [LocalFile(single_name, files[0].path, files[0].size, files[0].fingerprint)]
         now_stamp = tree_stamp(files)
@@ -105,7 +110,7 @@ def main(argv: Sequence[str]) -> int:
         return 2
     tracking = tracking_uri or default_tracking_uri()
     try:
-        found = status(HashCache(cache_dir(tracking) / "hashes.sqlite"), paths)
+        found = status(HashCache(os.path.join(cache_folder(tracking), "hashes.sqlite")), paths)
     except LooplineError as e:
         print(f"Error: {e.message}", file=sys.stderr)
         return 1
