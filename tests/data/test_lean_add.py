@@ -284,3 +284,23 @@ def test_the_fast_stamp_equals_the_stamp_of_a_walk(tmp_path: Path) -> None:
     assert current_stamp(str(single), "data.txt") == tree_stamp([one._replace(rel="data.txt")])
     (tree / "y.parquet").write_bytes(b"PAR1 changed")
     assert current_stamp(str(tree), "unused") != tree_stamp(files)
+
+
+def test_many_small_files_are_hashed_in_threads_with_the_same_digests(tmp_path: Path) -> None:
+    import blake3
+
+    from loopline.data import hashing
+
+    tree = tmp_path / "many"
+    tree.mkdir()
+    for i in range(hashing._THREADED_MIN_FILES + 44):  # enough to take the threaded path
+        (tree / f"{i:04d}.bin").write_bytes(os.urandom(i % 97) + str(i).encode())
+    (tree / "big.bin").write_bytes(os.urandom(2 << 20))  # hashed alone, with BLAKE3's threads
+    files = hashing.walk(tree)
+    seen: list[int] = []
+    digests = hashing.hash_files(files, None, progress=seen.append)
+    assert digests == {f.path: blake3.blake3(Path(f.path).read_bytes()).hexdigest() for f in files}
+    assert sum(seen) == sum(f.size for f in files)  # progress counts every byte once
+    (tree / "0007.bin").unlink()  # gone between the walk and the hashing: the loop's error
+    with pytest.raises(FileNotFoundError):
+        hashing.hash_files(files, None)

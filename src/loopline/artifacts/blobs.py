@@ -36,7 +36,7 @@ from loopline.errors import InvalidInput, NotFound
 
 CHUNK = 1 << 20
 Names = list[str]  # spelled out here because the class below has a method named `list`
-_MMAP_MIN = 1 << 20  # below this, plain reads beat mmap + threads
+MMAP_MIN = 1 << 20  # below this, plain reads beat mmap + threads
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 # How a local file becomes a blob. "auto": a reflink (copy-on-write: free and safe) where the
@@ -57,7 +57,7 @@ def hash_file(path: str | Path, size: int | None = None) -> str:
 
     if size is None:
         size = os.path.getsize(path)
-    if size >= _MMAP_MIN:
+    if size >= MMAP_MIN:
         return str(blake3.blake3(max_threads=blake3.blake3.AUTO).update_mmap(str(path)).hexdigest())
     with open(path, "rb") as f:
         return str(blake3.blake3(f.read()).hexdigest())
@@ -561,7 +561,7 @@ def _copy(src: str, dst: str) -> None:
     1 GiB on ext4 than sendfile); shutil's copy where copy_file_range is not available."""
     with open(src, "rb") as fi, open(dst, "wb") as fo:
         size = os.fstat(fi.fileno()).st_size
-        if size >= _MMAP_MIN and hasattr(os, "posix_fallocate"):
+        if size >= MMAP_MIN and hasattr(os, "posix_fallocate"):
             with contextlib.suppress(OSError):  # not every filesystem allocates ahead
                 os.posix_fallocate(fo.fileno(), 0, size)
         done = 0

@@ -261,12 +261,59 @@ def hash_files_counted(
 def _in_order(
     files: list[LocalFile], progress: Callable[[int], None] | None
 ) -> Iterator[tuple[LocalFile, str]]:
-    # In order, on this thread: a big file is already hashed with every core (mmap + BLAKE3's
-    # threads), and for small ones a thread pool measured slower than a plain loop (the GIL):
-    # 10,000 files of 105 KiB, 0.30 s of CPU in a loop, 0.40-0.70 s with 2-4 threads.
+    """``(file, digest)`` of each file, in order.
+
+    A big file is hashed alone, with every core (mmap + BLAKE3's own threads). Many small files
+    are hashed in one contiguous slice per core, each slice on its own thread: reading and
+    BLAKE3 release the GIL, so 10,000 files of 105 KiB took 0.17 s on 2 threads against 0.28 s
+    in a loop. (A pool with a task per file was slower than the loop: its overhead per task
+    outweighed the overlap.)
+    """
+    from loopline.artifacts.blobs import MMAP_MIN, hash_file
+
+    small = [f for f in files if f.size < MMAP_MIN]
+    workers = min(os.cpu_count() or 1, 4)
+    done: dict[str, str] = {}
+    if workers > 1 and len(small) >= _THREADED_MIN_FILES:
+        done = _hash_in_slices(small, workers, progress)
+    for f in files:
+        digest = done.get(f.path)
+        if digest is None:
+            digest = hash_file(f.path, f.size)
+            if progress:
+                progress(f.size)
+        yield f, digest
+
+
+_THREADED_MIN_FILES = 256  # below this, starting threads costs more than it saves
+
+
+def _hash_in_slices(
+    files: list[LocalFile], workers: int, progress: Callable[[int], None] | None
+) -> dict[str, str]:
     from loopline.artifacts.blobs import hash_file
 
-    for f in files:
-        yield f, hash_file(f.path, f.size)
-        if progress:
-            progress(f.size)
+    out: dict[str, str] = {}  # each thread writes its own keys: dict item assignment is atomic
+    errors: list[BaseException] = []
+
+    def work(part: list[LocalFile]) -> None:
+        try:
+            for f in part:
+                out[f.path] = hash_file(f.path, f.size)
+                if progress:
+                    progress(f.size)
+        except BaseException as e:  # raised on the caller's thread below, as a loop would
+            errors.append(e)
+
+    n = len(files)
+    threads = [
+        threading.Thread(target=work, args=(files[k * n // workers : (k + 1) * n // workers],))
+        for k in range(workers)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return out
