@@ -23,26 +23,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from loopline.entities import DatasetVersion
-from loopline.errors import BackendUnavailable, InvalidInput, NotFound
+from loopline.errors import BackendUnavailable, NotFound
 from loopline.locations import sqlite_path
+from loopline.store.data_names import validate_name as validate_name
 from loopline.store.revision import HEAD_REVISION
 
 _BUSY_TIMEOUT_S = 60
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 _COLUMNS = (
     "version, digest, manifest_digest, format, source, num_files, size_bytes, num_rows, schema, "
     "profile, description, created_by, creation_time"
 )
-
-
-def validate_name(name: object) -> str:
-    """The dataset-name rule of ``loopline.store.sql_data.validate_name`` (a test checks they agree)."""
-    if not isinstance(name, str) or not name or len(name) > 256 or not set(name) <= _NAME_CHARS:
-        raise InvalidInput(
-            f"Invalid dataset name {name!r}.",
-            hint="Use up to 256 letters, digits, '_', '-' and '.', e.g. 'customers'.",
-        )
-    return name
 
 
 class SqliteVersions:

@@ -19,32 +19,8 @@ from loopline.entities import DatasetSummary, DatasetVersion, ValidationRecord
 from loopline.errors import InvalidInput, NotFound
 from loopline.store import schema_data as t
 from loopline.store.base import SqlStore, now_ms
-
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
-
-
-def validate_name(name: object) -> str:
-    if not isinstance(name, str) or not name or len(name) > 256 or not set(name) <= _NAME_CHARS:
-        raise InvalidInput(
-            f"Invalid dataset name {name!r}.",
-            hint="Use up to 256 letters, digits, '_', '-' and '.', e.g. 'customers'.",
-        )
-    return name
-
-
-def validate_alias(alias: object) -> str:
-    if (
-        not isinstance(alias, str)
-        or not alias
-        or len(alias) > 255
-        or alias.isdigit()
-        or alias == "latest"
-        or not set(alias) <= _NAME_CHARS
-    ):
-        raise InvalidInput(
-            f"Invalid alias {alias!r}.", hint="Use a name such as 'prod' (not a number, not 'latest')."
-        )
-    return alias
+from loopline.store.data_names import validate_alias as validate_alias
+from loopline.store.data_names import validate_name as validate_name
 
 
 class SqlDataStore(SqlStore):
