@@ -143,6 +143,7 @@ def test_a_malformed_file_stores_nothing(client: DataClient, tmp_path: Path) -> 
         client.add(bad, "broken")
     assert client.datasets() == []
     assert not (Path(client.blobs.root) / "blobs").exists()
+    assert os.listdir(client.blobs.staging_dir()) == []  # its staged copy was deleted too
 
 
 def test_missing_path_is_a_clear_error(client: DataClient, tmp_path: Path) -> None:
@@ -204,6 +205,41 @@ def test_default_mode_never_shares_the_users_inode(client: DataClient, tmp_path:
     with open(path, "ab") as f:  # an in-place edit of the user's file
         f.write(b"more")
     assert client.verify(v.uri) == []
+
+
+def test_default_mode_stores_the_bytes_it_hashed(
+    client: DataClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file edited between hashing and storing must not land under the old content's digest."""
+    root = tmp_path / "many"
+    root.mkdir()
+    payloads = {f"{i:03d}.bin": os.urandom(700 + i) for i in range(300)}  # threaded hashing
+    payloads["dup.bin"] = payloads["000.bin"]  # one blob for two files
+    for rel, data in payloads.items():
+        (root / rel).write_bytes(data)
+    store_blobs = client._store_blobs
+
+    def edit_then_store(*args: object, **kwargs: object) -> list[str]:
+        for rel in ("007.bin", "250.bin"):
+            (root / rel).write_bytes(b"edited after hashing")
+        return store_blobs(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client, "_store_blobs", edit_then_store)
+    result = client.add(root, "many")
+    assert result.stored_as == {"copy": 300}
+    assert client.verify(result.version.uri) == []
+    out = client.get(result.version.uri, tmp_path / "out")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == payloads
+    assert os.listdir(client.blobs.staging_dir()) == []  # the duplicate's second copy is gone
+
+
+def test_a_re_add_of_touched_but_unchanged_files_stages_nothing(client: DataClient, folder: Path) -> None:
+    client.add(folder, "images")
+    for path in folder.rglob("*.bin"):
+        os.utime(path, ns=(1, 1))  # the stat cache misses: every file is read again
+    again = client.add(folder, "images")
+    assert not again.created and again.files_hashed == 30 and again.blobs_stored == 0
+    assert os.listdir(client.blobs.staging_dir()) == []
 
 
 def test_verify_finds_a_corrupted_blob(client: DataClient, tmp_path: Path) -> None:

@@ -385,6 +385,28 @@ class BlobArtifactStore:
         os.replace(tmp, blob)
         return how
 
+    def commit_staged(self, tmp: str, digest: str) -> None:
+        """Move ``tmp`` (a read-only file in ``staging_dir()`` whose BLAKE3 is ``digest``) into
+        place as that blob; atomic, and harmless if the blob is already there (same bytes)."""
+        blob = self._blob(_check_digest(digest))
+        self._blob_dir(blob)
+        os.replace(tmp, blob)
+
+    def clones_files(self) -> bool:
+        """Whether this local store's filesystem makes reflinks (copy-on-write clones); probed
+        once per store object with two small files in the staging folder."""
+        if self._reflinks is None:
+            probe = os.path.join(self.staging_dir(), f"probe-{uuid.uuid4().hex}")
+            with open(probe, "wb") as f:
+                f.write(b"loopline")
+            try:
+                self._reflinks = _reflink(probe, probe + ".clone")
+            finally:
+                for path in (probe, probe + ".clone"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+        return self._reflinks
+
     def _blob_dir(self, blob: str, *, known: bool = True) -> None:
         """Make the blob's folder (``blobs/ab``) exist, with one mkdir when it is new
         (``known=False``: it was just found missing, whatever this store remembers)."""

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.dataset as pads
 
+    from loopline.artifacts.copies import SmallFileCopies
     from loopline.store.sql_data import SqlDataStore
 
 Progress = Callable[[int], None]  # called with a number of bytes just processed
@@ -147,12 +148,43 @@ class DataClient:
         progress: Progress | None,
         single: str | None = None,
     ) -> AddResult:
+        copies = self._small_file_copies(link)
+        try:
+            return self._add_files(root, name, source, description, link, progress, single, copies)
+        finally:
+            if copies is not None:
+                copies.close()  # what was not committed: the add failed or found nothing new
+
+    def _small_file_copies(self, link: LinkMode) -> SmallFileCopies | None:
+        """Read small files once for their digest and their copy, where the add will copy."""
+        if link == "link" or not self.blobs.is_local or self.blobs.clones_files():
+            return None
+        from loopline.artifacts.copies import SmallFileCopies
+
+        return SmallFileCopies(self.blobs)
+
+    def _add_files(
+        self,
+        root: Path,
+        name: str,
+        source: str,
+        description: str,
+        link: LinkMode,
+        progress: Progress | None,
+        single: str | None,
+        copies: SmallFileCopies | None,
+    ) -> AddResult:
         files = walk(root)
         if single is not None:  # a frame: name its one file for what it is, not the temp file
             files = [LocalFile(single, files[0].path, files[0].size, files[0].fingerprint)]
         elif files[0].rel == "":
             files = [LocalFile(root.name, files[0].path, files[0].size, files[0].fingerprint)]
-        digests, files_hashed = hash_files_counted(files, self.cache if single is None else None, progress)
+        digests, files_hashed = hash_files_counted(
+            files,
+            self.cache if single is None else None,
+            progress,
+            copies.hash_and_stage if copies is not None else None,
+        )
         manifest = Manifest.of(Entry(f.rel, digests[f.path], f.size) for f in files)
         digest = manifest.digest
         latest = self._latest(name)
@@ -168,7 +200,7 @@ class DataClient:
             ds = io.dataset([f.path for f in files], fmt)
             schema, num_rows, profile = _describe(ds, fmt)
 
-        stored = self._store_blobs(files, digests, link)
+        stored = self._store_blobs(files, digests, link, copies)
         manifest_digest = self.blobs.put_blob_bytes(manifest.encode())
         assert manifest_digest == digest  # the manifest's blob is named by the version's digest
         self.blobs.pin(self._pin(name, digest), digest, {"dataset": name, "time": time.time()})
@@ -191,12 +223,20 @@ class DataClient:
                 counts[how] = counts.get(how, 0) + 1
         return AddResult(version, created, files_hashed, sum(counts.values()), counts)
 
-    def _store_blobs(self, files: list[LocalFile], digests: Mapping[str, str], link: LinkMode) -> list[str]:
+    def _store_blobs(
+        self,
+        files: list[LocalFile],
+        digests: Mapping[str, str],
+        link: LinkMode,
+        copies: SmallFileCopies | None = None,
+    ) -> list[str]:
         unique: dict[str, LocalFile] = {}
         for f in files:
             unique.setdefault(digests[f.path], f)
 
         def put(item: tuple[str, LocalFile]) -> str:
+            if copies is not None and copies.commit(item[0]):
+                return "copy"  # staged while hashing: the very bytes that were hashed
             return self.blobs.put_blob(item[1].path, item[0], link=link)
 
         if self.blobs.is_local:  # copies and links: kernel work, one slice of files per core

@@ -242,15 +242,22 @@ def hash_files(
 
 
 def hash_files_counted(
-    files: list[LocalFile], cache: HashCache | None, progress: Callable[[int], None] | None = None
+    files: list[LocalFile],
+    cache: HashCache | None,
+    progress: Callable[[int], None] | None = None,
+    hash_small: Callable[[str, int], str] | None = None,
 ) -> tuple[dict[str, str], int]:
-    """``hash_files``, and how many files were read (the others came from the cache)."""
+    """``hash_files``, and how many files were read (the others came from the cache).
+
+    ``hash_small(path, size)`` hashes the files under ``MMAP_MIN`` instead of ``hash_file``
+    (``SmallFileCopies.hash_and_stage``: it also stages their copies for the store).
+    """
     digests = cache.lookup(files) if cache else {}
     todo = [f for f in files if f.path not in digests]
     if progress:
         progress(sum(f.size for f in files if f.path in digests))
     hashed: list[tuple[LocalFile, str]] = []
-    for f, digest in _in_order(todo, progress):
+    for f, digest in _in_order(todo, progress, hash_small):
         digests[f.path] = digest
         hashed.append((f, digest))
     if cache:
@@ -259,7 +266,9 @@ def hash_files_counted(
 
 
 def _in_order(
-    files: list[LocalFile], progress: Callable[[int], None] | None
+    files: list[LocalFile],
+    progress: Callable[[int], None] | None,
+    hash_small: Callable[[str, int], str] | None = None,
 ) -> Iterator[tuple[LocalFile, str]]:
     """``(file, digest)`` of each file, in order.
 
@@ -270,8 +279,10 @@ def _in_order(
     from loopline.artifacts.blobs import MMAP_MIN, hash_file
     from loopline.slices import map_in_slices
 
+    read_small = hash_small if hash_small is not None else hash_file
+
     def hashed(f: LocalFile) -> str:
-        digest = hash_file(f.path, f.size)
+        digest = read_small(f.path, f.size) if f.size < MMAP_MIN else hash_file(f.path, f.size)
         if progress:
             progress(f.size)
         return digest
