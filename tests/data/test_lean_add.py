@@ -304,3 +304,46 @@ def test_many_small_files_are_hashed_in_threads_with_the_same_digests(tmp_path: 
     (tree / "0007.bin").unlink()  # gone between the walk and the hashing: the loop's error
     with pytest.raises(FileNotFoundError):
         hashing.hash_files(files, None)
+
+
+def test_on_a_terminal_the_add_draws_a_bar_that_reaches_the_total(tmp_path: Path) -> None:
+    """Progress comes from the hashing threads, batched; the last bytes still reach the bar."""
+    import pty
+    import re
+
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(400):  # over the threaded-hashing threshold
+        (root / f"{i}.bin").write_bytes(os.urandom(2_500))
+    assert cli("db", "upgrade", cwd=tmp_path).returncode == 0
+    primary, secondary = pty.openpty()
+    env = {
+        **os.environ,
+        "LOOPLINE_TRACKING_URI": f"sqlite:///{tmp_path / 'db' / 'loopline.db'}",
+        "COLUMNS": "150",
+        "TERM": "xterm",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loopline.cli", "data", "add", str(root), "--name", "many"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        text=True,
+    )
+    os.close(secondary)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    out, _ = proc.communicate(timeout=60)
+    os.close(primary)
+    assert proc.returncode == 0 and "Created datasets:/many/1 (400 files" in out
+    counts = re.findall(rb"(\d+(?:\.\d+)?)/(\d+(?:\.\d+)?) MB", drawn)
+    assert counts, drawn[-500:]
+    assert counts[-1][0] == counts[-1][1] == b"1.0"  # 400 x 2,500 bytes, all of them shown

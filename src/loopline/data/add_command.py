@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,7 +114,23 @@ def byte_progress(description: str, total: int | None) -> Iterator[Callable[[int
         transient=True,
     ) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+        # Called per file, from several threads: batch the bytes so 10,000 small files make a few
+        # dozen redraw requests, not 10,000 (rich redraws 10 times a second anyway).
+        lock = threading.Lock()
+        pending = [0, time.monotonic()]  # bytes not yet shown, when they were last shown
+
+        def advance(n: int) -> None:
+            with lock:
+                pending[0] += n
+                now = time.monotonic()
+                if now - pending[1] >= 0.05:
+                    bar.advance(task, pending[0])
+                    pending[:] = [0, now]
+
+        try:
+            yield advance
+        finally:
+            bar.advance(task, pending[0])
 
 
 class _Unparsed(Exception):
