@@ -6,11 +6,13 @@ import os
 import re
 from pathlib import Path
 
+import blake3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loopline.artifacts import BlobArtifactStore, hash_file, safe_path
+from loopline.artifacts.blobs import MMAP_MIN, read_small
 from loopline.errors import InvalidInput, NotFound
 
 
@@ -151,3 +153,24 @@ def test_a_new_store_is_flat_and_an_old_one_keeps_its_layout(tmp_path: Path) -> 
     added = reopened.put_bytes(b"more", "m.txt")
     assert Path(reopened.blob_path(str(added.digest))).parent.parent.name == str(added.digest)[:2]
     assert reopened.gc(grace_seconds=0) == (0, 0)  # both still referenced
+
+
+@pytest.mark.parametrize("size", [0, 1, 105_000, MMAP_MIN - 1, MMAP_MIN, MMAP_MIN + 12_345])
+def test_read_small_returns_every_byte_whatever_the_size(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "f.bin"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    assert bytes(read_small(path)) == data
+    assert hash_file(path, size) == blake3.blake3(data).hexdigest()
+
+
+def test_read_small_keeps_one_buffer_per_thread(tmp_path: Path) -> None:
+    """Threads hashing at once must not see each other's bytes in a shared buffer."""
+    payloads = [os.urandom(50_000 + i) for i in range(200)]
+    for i, data in enumerate(payloads):
+        (tmp_path / f"{i}.bin").write_bytes(data)
+    expected = [blake3.blake3(d).hexdigest() for d in payloads]
+    from loopline.slices import map_in_slices
+
+    got = map_in_slices(lambda i: hash_file(tmp_path / f"{i}.bin", 0), list(range(200)), workers=4)
+    assert got == expected

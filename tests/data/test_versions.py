@@ -37,6 +37,12 @@ def folder(tmp_path: Path) -> Path:
     return root
 
 
+def stored_files(client: DataClient) -> list[Path]:
+    """Every file in the store's blob folders and its staging folder (staged copies included)."""
+    root = Path(client.blobs.root)
+    return [p for folder in ("blobs", "tmp") for p in (root / folder).rglob("*") if p.is_file()]
+
+
 def frame(n: int = 50, seed: int = 0) -> pd.DataFrame:
     import numpy as np
 
@@ -142,8 +148,7 @@ def test_a_malformed_file_stores_nothing(client: DataClient, tmp_path: Path) -> 
     with pytest.raises(InvalidInput, match="parquet"):
         client.add(bad, "broken")
     assert client.datasets() == []
-    assert not (Path(client.blobs.root) / "blobs").exists()
-    assert os.listdir(client.blobs.staging_dir()) == []  # its staged copy was deleted too
+    assert stored_files(client) == []  # its staged copy was deleted too
 
 
 def test_missing_path_is_a_clear_error(client: DataClient, tmp_path: Path) -> None:
@@ -170,6 +175,19 @@ def test_a_crash_before_the_version_row_leaves_no_version(
 def test_gc_keeps_every_blob_a_version_needs(client: DataClient, folder: Path) -> None:
     v = client.add(folder, "images").version
     assert client.gc(grace_seconds=0) == (0, 0)
+    assert client.verify(v.uri) == []
+
+
+def test_gc_deletes_copies_a_crashed_add_left_staged(client: DataClient, folder: Path) -> None:
+    v = client.add(folder, "images").version
+    digest = client.manifest(v).entries[0].digest
+    stale = Path(client.blobs.stage_blob(digest))
+    stale.write_bytes(b"half a copy")
+    os.utime(stale, (1, 1))  # long ago
+    fresh = Path(client.blobs.stage_blob(digest))
+    fresh.write_bytes(b"an add still at work")
+    assert client.gc(grace_seconds=3600) == (1, len(b"half a copy"))
+    assert not stale.exists() and fresh.exists()
     assert client.verify(v.uri) == []
 
 
@@ -230,7 +248,7 @@ def test_default_mode_stores_the_bytes_it_hashed(
     assert client.verify(result.version.uri) == []
     out = client.get(result.version.uri, tmp_path / "out")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == payloads
-    assert os.listdir(client.blobs.staging_dir()) == []  # the duplicate's second copy is gone
+    assert not [p for p in stored_files(client) if p.name.startswith(".tmp-")]  # nor a spare copy
 
 
 def test_a_re_add_of_touched_but_unchanged_files_stages_nothing(client: DataClient, folder: Path) -> None:
@@ -239,7 +257,7 @@ def test_a_re_add_of_touched_but_unchanged_files_stages_nothing(client: DataClie
         os.utime(path, ns=(1, 1))  # the stat cache misses: every file is read again
     again = client.add(folder, "images")
     assert not again.created and again.files_hashed == 30 and again.blobs_stored == 0
-    assert os.listdir(client.blobs.staging_dir()) == []
+    assert len(stored_files(client)) == 31  # the 30 blobs and the manifest: no staged copies
 
 
 def test_verify_finds_a_corrupted_blob(client: DataClient, tmp_path: Path) -> None:

@@ -3,9 +3,9 @@
 Hashing a file and then copying it into the store reads it twice, and a file changed between
 the two reads would be stored under a digest that is not its content's. Here the bytes hashed
 are the bytes stored: ``hash_and_stage`` reads a small file whole, hashes it and, when the
-store lacks that blob, writes a read-only copy into the staging folder; ``commit`` moves the
-copy into place once the caller has decided to keep the version; ``close`` deletes whatever
-was not committed, so an add that fails or finds nothing new leaves nothing behind.
+store lacks that blob, writes a read-only copy beside it (``BlobArtifactStore.stage_blob``);
+``commit`` moves the copy into place once the caller has decided to keep the version; ``close``
+deletes whatever was not committed, so an add that fails or finds nothing new leaves nothing.
 
 Big files (``MMAP_MIN`` and up) are not read into memory: they are hashed through mmap on
 every core and copied in the kernel (``BlobArtifactStore.put_blob``).
@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (`loopline data add`)
-if TYPE_CHECKING:
-    from loopline.artifacts.blobs import BlobArtifactStore
+import blake3
+
+from loopline.artifacts.blobs import BlobArtifactStore, read_small
 
 _READ_ONLY = 0o444
 
@@ -27,23 +26,19 @@ _READ_ONLY = 0o444
 class SmallFileCopies:
     def __init__(self, store: BlobArtifactStore) -> None:
         self._store = store
-        self._staging = store.staging_dir()
         self._staged: dict[str, str] = {}  # digest -> staged copy; filled from several threads
         self._spare: list[str] = []  # copies of a digest another thread staged first
 
     def hash_and_stage(self, path: str, size: int | None = None) -> str:
         """The BLAKE3 of the file at ``path``, its bytes staged for the store if it lacks them."""
-        import blake3
-
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_small(path)
         digest = str(blake3.blake3(data).hexdigest())
         if digest in self._staged or self._store.has_blob(digest):
             return digest
-        tmp = os.path.join(self._staging, uuid.uuid4().hex)
+        tmp = self._store.stage_blob(digest)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _READ_ONLY)
         try:
-            view = memoryview(data)
+            view = data
             while view:
                 view = view[os.write(fd, view) :]
         except BaseException:
