@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loopline.artifacts import BlobArtifactStore, hash_file, safe_path
-from loopline.artifacts.blobs import MMAP_MIN, read_small
+from loopline.artifacts.digests import MMAP_MIN, read_small
 from loopline.errors import InvalidInput, NotFound
 
 

@@ -14,7 +14,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from loopline.artifacts.blobs import BlobArtifactStore, StagedFile, hash_file
+    from loopline.artifacts.blobs import BlobArtifactStore, StagedFile
+    from loopline.artifacts.digests import hash_file
     from loopline.artifacts.paths import safe_path
     from loopline.artifacts.protocol import ArtifactStore, FileInfo
 
@@ -23,7 +24,7 @@ _LAZY = {
     "BlobArtifactStore": "loopline.artifacts.blobs",
     "FileInfo": "loopline.artifacts.protocol",
     "StagedFile": "loopline.artifacts.blobs",
-    "hash_file": "loopline.artifacts.blobs",
+    "hash_file": "loopline.artifacts.digests",
     "safe_path": "loopline.artifacts.paths",
 }
 

@@ -7,7 +7,8 @@ Layout under the root::
     layout                        which of the two blob layouts the store uses (local roots)
     refs/<logical path>           a tiny JSON {"digest", "size"} per logical file
     pins/<kind>/<name…>           a JSON {"manifest": digest, …}: a tree of blobs kept alive
-    tmp/                          staging for atomic writes (local roots only)
+    tmp/                          staging for atomic writes of refs, pins and uploads (local
+                                  roots; a blob is staged beside its place, blobs/ab/.tmp-…)
 
 A write stages the bytes, hashes them (BLAKE3, multi-threaded for big files), moves the blob
 into place if it is new, then replaces the ref: a reader sees the old file or the new one,
@@ -20,77 +21,23 @@ import contextlib
 import functools
 import json
 import os
-import re
 import shutil
-import stat
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO
 
+from loopline.artifacts.digests import CHUNK, check_digest, hash_file
+from loopline.artifacts.local_files import READ_ONLY, LinkMode, link_or_copy, reflink
 from loopline.artifacts.paths import join, safe_path
 from loopline.artifacts.protocol import FileInfo
 from loopline.errors import InvalidInput, NotFound
 
-CHUNK = 1 << 20
 Names = list[str]  # spelled out here because the class below has a method named `list`
-MMAP_MIN = 1 << 20  # below this, plain reads beat mmap + threads
-_READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
-# How a local file becomes a blob. "auto": a reflink (copy-on-write: free and safe) where the
-# filesystem has them, else a copy. "link": a reflink, else a hard link — free, but the stored
-# content then shares the user's inode, so the file is made read-only (as DVC's hardlink cache
-# does; root ignores that, so an in-place edit as root changes the stored version: opt-in only).
-# "copy": always copy.
-LinkMode = Literal["auto", "link", "copy"]
 _FLAT, _NESTED = "blobs/ab/<blake3>", "blobs/ab/cd/<blake3>"  # the two blob layouts (`layout` file)
-
-
-def hash_file(path: str | Path, size: int | None = None) -> str:
-    """BLAKE3 hex digest of a file; big files are hashed with every core via mmap.
-
-    ``size``: the file's size if the caller has just stat'ed it (saves a stat per file).
-    """
-    import blake3
-
-    if size is None:
-        size = os.path.getsize(path)
-    if size >= MMAP_MIN:
-        return str(blake3.blake3(max_threads=blake3.blake3.AUTO).update_mmap(str(path)).hexdigest())
-    return str(blake3.blake3(read_small(path)).hexdigest())
-
-
-_buffers = threading.local()
-
-
-def read_small(path: str | Path) -> memoryview:
-    """A small file's bytes, in this thread's reusable buffer: valid until this thread's next call.
-
-    A fresh ``bytes`` per file cost an allocation and its page faults each time: hashing 10,000
-    files of 105 KiB on 2 threads took 0.24 s that way, 0.18 s with a buffer per thread. A file
-    bigger than the buffer (``MMAP_MIN``) is read whole into a new ``bytes``.
-    """
-    buf: bytearray | None = getattr(_buffers, "buf", None)
-    if buf is None:
-        buf = _buffers.buf = bytearray(MMAP_MIN)
-    view = memoryview(buf)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        n = 0
-        while n < len(buf):
-            got = os.readv(fd, [view[n:]])
-            if got == 0:
-                return view[:n]
-            n += got
-        rest = [bytes(buf)]
-        while chunk := os.read(fd, CHUNK):
-            rest.append(chunk)
-        return memoryview(b"".join(rest))
-    finally:
-        os.close(fd)
 
 
 class StagedFile:
@@ -371,17 +318,17 @@ class BlobArtifactStore:
     # ---- blobs by digest: trees of files (datasets, pipeline outputs) ----------------------
 
     def has_blob(self, digest: str) -> bool:
-        blob = self._blob(_check_digest(digest))
+        blob = self._blob(check_digest(digest))
         return os.path.exists(blob) if self.is_local else bool(self.fs.exists(blob))
 
     def blob_path(self, digest: str) -> str:
         """Where the blob lives on the store's filesystem (a local path for local roots)."""
-        return self._blob(_check_digest(digest))
+        return self._blob(check_digest(digest))
 
     def put_blob(self, local_path: str | Path, digest: str, *, link: LinkMode = "auto") -> str:
         """Store ``local_path`` (whose BLAKE3 is ``digest``) as a blob; returns how: present, reflink,
         hardlink, copy or upload. Atomic: the blob appears whole or not at all."""
-        blob = self._blob(_check_digest(digest))
+        blob = self._blob(check_digest(digest))
         if not self.is_local:
             if self.fs.exists(blob):
                 return "present"
@@ -403,12 +350,12 @@ class BlobArtifactStore:
                     continue
                 except OSError:  # another filesystem, or links not allowed: copy below
                     break
-                os.chmod(blob, _READ_ONLY)
+                os.chmod(blob, READ_ONLY)
                 return "hardlink"
         if os.path.exists(blob):
             return "present"
         tmp = self._beside(blob)
-        how = _link_or_copy(str(local_path), tmp, link, reflink=self._reflinks is not False)
+        how = link_or_copy(str(local_path), tmp, link, try_reflink=self._reflinks is not False)
         if self._reflinks is None:  # learnt once per store: a failed clone costs a file create
             self._reflinks = how == "reflink"
         os.replace(tmp, blob)
@@ -424,7 +371,7 @@ class BlobArtifactStore:
         their blobs, 10,000 copies on 2 threads took 0.70-0.76 s against 0.92-1.54 s then. A
         temporary left by a crash is not a blob any version names: `gc` deletes it.
         """
-        return self._beside(self._blob(_check_digest(digest)))
+        return self._beside(self._blob(check_digest(digest)))
 
     def _beside(self, blob: str) -> str:
         self._blob_dir(blob)
@@ -433,7 +380,7 @@ class BlobArtifactStore:
     def commit_staged(self, tmp: str, digest: str) -> None:
         """Move ``tmp`` (from ``stage_blob(digest)``, read-only, its BLAKE3 ``digest``) into place
         as that blob; atomic, and harmless if the blob is already there (same bytes)."""
-        os.replace(tmp, self._blob(_check_digest(digest)))
+        os.replace(tmp, self._blob(check_digest(digest)))
 
     def clones_files(self) -> bool:
         """Whether this local store's filesystem makes reflinks (copy-on-write clones); probed
@@ -443,7 +390,7 @@ class BlobArtifactStore:
             with open(probe, "wb") as f:
                 f.write(b"loopline")
             try:
-                self._reflinks = _reflink(probe, probe + ".clone")
+                self._reflinks = reflink(probe, probe + ".clone")
             finally:
                 for path in (probe, probe + ".clone"):
                     with contextlib.suppress(FileNotFoundError):
@@ -475,7 +422,7 @@ class BlobArtifactStore:
                 tmp = self._beside(blob)
                 with open(tmp, "wb") as f:
                     f.write(data)
-                os.chmod(tmp, _READ_ONLY)
+                os.chmod(tmp, READ_ONLY)
                 os.replace(tmp, blob)
         elif not self.fs.exists(blob):
             self.fs.pipe_file(blob, data)
@@ -489,7 +436,7 @@ class BlobArtifactStore:
 
     def open_blob(self, digest: str) -> BinaryIO:
         try:
-            stream = self._open_read(self._blob(_check_digest(digest)))
+            stream = self._open_read(self._blob(check_digest(digest)))
         except FileNotFoundError:
             raise NotFound(
                 f"The blob {digest[:12]}… is missing from {self.root_uri}.",
@@ -508,10 +455,10 @@ class BlobArtifactStore:
         tmp = local_path.with_name(f".{local_path.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             if self.is_local:
-                blob = self._blob(_check_digest(digest))
+                blob = self._blob(check_digest(digest))
                 if not os.path.exists(blob):
                     self.open_blob(digest)  # raises the NotFound with its hint
-                _link_or_copy(blob, str(tmp), "link" if link else "auto", protect=False)
+                link_or_copy(blob, str(tmp), "link" if link else "auto", protect=False)
             else:
                 with self.open_blob(digest) as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst, CHUNK)
@@ -521,7 +468,7 @@ class BlobArtifactStore:
 
     def pin(self, name: str, manifest: str, record: Mapping[str, Any] | None = None) -> None:
         """Keep the tree whose manifest blob is ``manifest`` alive under ``pins/<name>``."""
-        data = json.dumps({**(record or {}), "manifest": _check_digest(manifest)}).encode()
+        data = json.dumps({**(record or {}), "manifest": check_digest(manifest)}).encode()
         target = f"{self.root}/pins/{safe_path(name)}"
         if not self.is_local:
             self.fs.pipe_file(target, data)
@@ -591,56 +538,6 @@ class BlobArtifactStore:
         return removed, freed
 
 
-_DIGEST = re.compile(r"[0-9a-f]{64}")
-
-
-def _check_digest(digest: str) -> str:
-    if not isinstance(digest, str) or _DIGEST.fullmatch(digest) is None:
-        raise InvalidInput(f"Not a BLAKE3 hex digest: {digest!r}.")
-    return digest
-
-
-def _link_or_copy(src: str, dst: str, link: LinkMode, *, protect: bool = True, reflink: bool = True) -> str:
-    """Make ``dst`` hold ``src``'s content: reflink, else hard link (read-only), else copy."""
-    if link != "copy" and reflink and _reflink(src, dst):
-        return "reflink"
-    if link == "link":
-        try:
-            os.link(src, dst)
-        except OSError:  # another filesystem, or links not allowed: copy
-            pass
-        else:
-            if protect:
-                os.chmod(dst, _READ_ONLY)  # the same inode as the user's file: edits must not land
-            return "hardlink"
-    _copy(src, dst)
-    if protect:
-        os.chmod(dst, _READ_ONLY)
-    return "copy"
-
-
-def _copy(src: str, dst: str) -> None:
-    """Copy in the kernel: copy_file_range (a server-side or CoW copy where the filesystem has
-    one), the destination's blocks allocated up front for big files (a third less system time for
-    1 GiB on ext4 than sendfile); shutil's copy where copy_file_range is not available."""
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
-        size = os.fstat(fi.fileno()).st_size
-        if size >= MMAP_MIN and hasattr(os, "posix_fallocate"):
-            with contextlib.suppress(OSError):  # not every filesystem allocates ahead
-                os.posix_fallocate(fo.fileno(), 0, size)
-        done = 0
-        try:
-            while n := os.copy_file_range(fi.fileno(), fo.fileno(), 1 << 30):
-                done += n
-        except (OSError, AttributeError):
-            if done:
-                raise
-        else:
-            if done == size:
-                return
-    shutil.copyfile(src, dst)  # no copy_file_range here (or the file changed size): copy anew
-
-
 def _local_root(uri: str) -> str | None:
     """The absolute folder of a local root URI (a path, ``file://…``), else None."""
     for prefix in ("file://", "local://"):
@@ -660,19 +557,6 @@ def _url_to_fs(uri: str) -> tuple[Any, str]:
     return fs, str(root)
 
 
-def _reflink(src: str, dst: str) -> bool:
-    try:
-        import fcntl
-
-        with open(src, "rb") as s, open(dst, "wb") as d:
-            fcntl.ioctl(d.fileno(), 0x40049409, s.fileno())  # FICLONE: btrfs, xfs, APFS-like CoW
-        return True
-    except (OSError, ImportError):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(dst)
-        return False
-
-
 def _mtime(meta: dict[str, Any]) -> float:
     for key in ("mtime", "LastModified", "last_modified", "created"):
         value = meta.get(key)
@@ -682,4 +566,4 @@ def _mtime(meta: dict[str, Any]) -> float:
     return 0.0
 
 
-__all__ = ["BlobArtifactStore", "LinkMode", "StagedFile", "hash_file", "join"]
+__all__ = ["BlobArtifactStore", "StagedFile", "join"]

@@ -18,7 +18,8 @@ import os
 
 import blake3
 
-from loopline.artifacts.blobs import BlobArtifactStore, read_small
+from loopline.artifacts.blobs import BlobArtifactStore
+from loopline.artifacts.digests import read_small
 
 _READ_ONLY = 0o444
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from loopline import uris
-from loopline.artifacts.blobs import BlobArtifactStore, LinkMode
+from loopline.artifacts.blobs import BlobArtifactStore
+from loopline.artifacts.local_files import LinkMode
 from loopline.artifacts.manifest import Entry, Manifest
 from loopline.config import Settings
 from loopline.data import io
@@ -448,7 +449,7 @@ class DataClient:
 
     def verify(self, uri: str) -> list[str]:
         """Re-hash the version's stored files; the paths whose content no longer matches."""
-        from loopline.artifacts.blobs import hash_file
+        from loopline.artifacts.digests import hash_file
 
         version = self.get_version(uri)
         bad = []

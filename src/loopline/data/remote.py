@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from loopline.artifacts.blobs import BlobArtifactStore, hash_file
+from loopline.artifacts.blobs import BlobArtifactStore
+from loopline.artifacts.digests import hash_file
 from loopline.artifacts.manifest import Manifest
 from loopline.data.client import DataClient
 from loopline.data.hashing import WORKERS

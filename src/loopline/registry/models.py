@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from loopline.artifacts.blobs import hash_file
+from loopline.artifacts.digests import hash_file
 from loopline.artifacts.paths import join
 from loopline.entities import STAGES, LoggedModelStatus, ModelVersion
 from loopline.errors import InvalidInput, NotFound

@@ -22,7 +22,8 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
-from loopline.artifacts.blobs import CHUNK, BlobArtifactStore
+from loopline.artifacts.blobs import BlobArtifactStore
+from loopline.artifacts.digests import CHUNK
 from loopline.artifacts.paths import join, safe_path
 from loopline.errors import InvalidInput, NotFound
 from loopline.server.http import blocking, json_body, json_response, query_dict
