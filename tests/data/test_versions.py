@@ -206,6 +206,30 @@ def test_get_and_checkout_materialise_versions(client: DataClient, folder: Path,
     assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.bin")} == original
 
 
+def test_get_writes_a_one_file_version_to_a_bare_file_name(
+    client: DataClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"payload" * 100)
+    client.add(path, "one")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert client.get("one/1", "copy.bin") == Path("copy.bin")
+    assert (work / "copy.bin").read_bytes() == b"payload" * 100
+    assert os.listdir(work) == ["copy.bin"]  # no temporary left beside it
+
+
+def test_get_of_a_missing_blob_says_how_to_get_it(client: DataClient, folder: Path, tmp_path: Path) -> None:
+    v = client.add(folder, "images").version
+    blob = Path(client.blobs.blob_path(client.manifest(v).entries[0].digest))
+    blob.unlink()
+    with pytest.raises(NotFound, match="missing") as err:
+        client.get(v.uri, tmp_path / "out")
+    assert "loopline data pull" in str(err.value.hint)
+    assert not [p for p in (tmp_path / "out").rglob(".*.part")]
+
+
 def test_link_mode_hard_links_and_protects_the_file(client: DataClient, tmp_path: Path) -> None:
     path = tmp_path / "big.bin"
     path.write_bytes(os.urandom(4096))

@@ -448,23 +448,38 @@ class BlobArtifactStore:
         with self.open_blob(digest) as f:
             return f.read()
 
-    def get_blob(self, digest: str, local_path: str | Path, *, link: bool = False) -> None:
-        """Materialise a blob at ``local_path`` atomically (a read-only hard link if ``link``)."""
-        local_path = Path(local_path)
-        local_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local_path.with_name(f".{local_path.name}.{uuid.uuid4().hex[:8]}.part")
+    def get_blob(
+        self, digest: str, local_path: str | Path, *, link: bool = False, make_parent: bool = True
+    ) -> None:
+        """Materialise a blob at ``local_path`` atomically (a read-only hard link if ``link``).
+
+        ``make_parent=False``: the caller has made the folder (one ``mkdir`` per folder, not per
+        file, when it writes many files).
+        """
+        local_path = os.fspath(local_path)
+        folder, name = os.path.split(local_path)
+        if make_parent:
+            os.makedirs(folder or ".", exist_ok=True)
+        tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.part")
         try:
             if self.is_local:
                 blob = self._blob(check_digest(digest))
-                if not os.path.exists(blob):
-                    self.open_blob(digest)  # raises the NotFound with its hint
-                link_or_copy(blob, str(tmp), "link" if link else "auto", protect=False)
+                try:
+                    link_or_copy(
+                        blob, tmp, "link" if link else "auto", protect=False, try_reflink=self.clones_files()
+                    )
+                except FileNotFoundError:
+                    if not os.path.exists(blob):
+                        self.open_blob(digest)  # raises the NotFound with its hint
+                    raise
             else:
                 with self.open_blob(digest) as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst, CHUNK)
             os.replace(tmp, local_path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
     def pin(self, name: str, manifest: str, record: Mapping[str, Any] | None = None) -> None:
         """Keep the tree whose manifest blob is ``manifest`` alive under ``pins/<name>``."""
