@@ -10,6 +10,7 @@ version or a whole one, and at worst blobs that ``gc`` reclaims.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -150,11 +151,56 @@ class DataClient:
         single: str | None = None,
     ) -> AddResult:
         copies = self._small_file_copies(link)
-        try:
-            return self._add_files(root, name, source, description, link, progress, single, copies)
-        finally:
-            if copies is not None:
-                copies.close()  # what was not committed: the add failed or found nothing new
+        # What was not committed is deleted on the way out: the add failed or found nothing new.
+        with copies if copies is not None else contextlib.nullcontext():
+            files = walk(root)
+            if single is not None:  # a frame: name its one file for what it is, not the temp file
+                files = [LocalFile(single, files[0].path, files[0].size, files[0].fingerprint)]
+            elif files[0].rel == "":
+                files = [LocalFile(root.name, files[0].path, files[0].size, files[0].fingerprint)]
+            digests, files_hashed = hash_files_counted(
+                files,
+                self.cache if single is None else None,
+                progress,
+                copies.hash_and_stage if copies is not None else None,
+            )
+            manifest = Manifest.of(Entry(f.rel, digests[f.path], f.size) for f in files)
+            digest = manifest.digest
+            latest = self._latest(name)
+            if latest is not None and latest.digest == digest:
+                self._track(root, latest, single, files)
+                return AddResult(latest, False, files_hashed, 0, {})
+
+            fmt = io.format_of([f.rel for f in files])
+            schema: dict[str, str] = {}
+            num_rows: int | None = None
+            profile: dict[str, Any] = {}
+            if fmt != "files":  # read it before storing anything: malformed data stores nothing
+                ds = io.dataset([f.path for f in files], fmt)
+                schema, num_rows, profile = _describe(ds, fmt)
+
+            stored = self._store_blobs(files, digests, link, copies)
+            manifest_digest = self.blobs.put_blob_bytes(manifest.encode())
+            assert manifest_digest == digest  # the manifest's blob is named by the version's digest
+            self.blobs.pin(self._pin(name, digest), digest, {"dataset": name, "time": time.time()})
+            version, created = self._versions.create_version(
+                name,
+                digest=digest,
+                format=fmt,
+                source=source if single else str(root.resolve()),
+                num_files=len(files),
+                size_bytes=manifest.size,
+                num_rows=num_rows,
+                schema=schema,
+                profile=profile,
+                description=description,
+            )
+            self._track(root, version, single, files)
+            counts: dict[str, int] = {}
+            for how in stored:
+                if how != "present":
+                    counts[how] = counts.get(how, 0) + 1
+            return AddResult(version, created, files_hashed, sum(counts.values()), counts)
 
     def _small_file_copies(self, link: LinkMode) -> SmallFileCopies | None:
         """Read small files once for their digest and their copy, where the add will copy."""
@@ -163,66 +209,6 @@ class DataClient:
         from loopline.artifacts.copies import SmallFileCopies
 
         return SmallFileCopies(self.blobs)
-
-    def _add_files(
-        self,
-        root: Path,
-        name: str,
-        source: str,
-        description: str,
-        link: LinkMode,
-        progress: Progress | None,
-        single: str | None,
-        copies: SmallFileCopies | None,
-    ) -> AddResult:
-        files = walk(root)
-        if single is not None:  # a frame: name its one file for what it is, not the temp file
-            files = [LocalFile(single, files[0].path, files[0].size, files[0].fingerprint)]
-        elif files[0].rel == "":
-            files = [LocalFile(root.name, files[0].path, files[0].size, files[0].fingerprint)]
-        digests, files_hashed = hash_files_counted(
-            files,
-            self.cache if single is None else None,
-            progress,
-            copies.hash_and_stage if copies is not None else None,
-        )
-        manifest = Manifest.of(Entry(f.rel, digests[f.path], f.size) for f in files)
-        digest = manifest.digest
-        latest = self._latest(name)
-        if latest is not None and latest.digest == digest:
-            self._track(root, latest, single, files)
-            return AddResult(latest, False, files_hashed, 0, {})
-
-        fmt = io.format_of([f.rel for f in files])
-        schema: dict[str, str] = {}
-        num_rows: int | None = None
-        profile: dict[str, Any] = {}
-        if fmt != "files":  # read it before storing anything: malformed data stores nothing
-            ds = io.dataset([f.path for f in files], fmt)
-            schema, num_rows, profile = _describe(ds, fmt)
-
-        stored = self._store_blobs(files, digests, link, copies)
-        manifest_digest = self.blobs.put_blob_bytes(manifest.encode())
-        assert manifest_digest == digest  # the manifest's blob is named by the version's digest
-        self.blobs.pin(self._pin(name, digest), digest, {"dataset": name, "time": time.time()})
-        version, created = self._versions.create_version(
-            name,
-            digest=digest,
-            format=fmt,
-            source=source if single else str(root.resolve()),
-            num_files=len(files),
-            size_bytes=manifest.size,
-            num_rows=num_rows,
-            schema=schema,
-            profile=profile,
-            description=description,
-        )
-        self._track(root, version, single, files)
-        counts: dict[str, int] = {}
-        for how in stored:
-            if how != "present":
-                counts[how] = counts.get(how, 0) + 1
-        return AddResult(version, created, files_hashed, sum(counts.values()), counts)
 
     def _store_blobs(
         self,
