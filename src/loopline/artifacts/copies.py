@@ -20,8 +20,7 @@ import blake3
 
 from loopline.artifacts.blobs import BlobArtifactStore
 from loopline.artifacts.digests import read_small
-
-_READ_ONLY = 0o444
+from loopline.artifacts.local_files import READ_ONLY
 
 
 class SmallFileCopies:
@@ -31,13 +30,16 @@ class SmallFileCopies:
         self._spare: list[str] = []  # copies of a digest another thread staged first
 
     def hash_and_stage(self, path: str, size: int | None = None) -> str:
-        """The BLAKE3 of the file at ``path``, its bytes staged for the store if it lacks them."""
+        """The BLAKE3 of the file at ``path``, its bytes staged for the store if it lacks them.
+
+        ``size`` (``hash_file``'s signature) is not used: the file is read to its end.
+        """
         data = read_small(path)
         digest = str(blake3.blake3(data).hexdigest())
         if digest in self._staged or self._store.has_blob(digest):
             return digest
         tmp = self._store.stage_blob(digest)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _READ_ONLY)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, READ_ONLY)
         try:
             view = data
             while view:

@@ -318,7 +318,7 @@ class DataClient:
             entry, target = item
             try:
                 same_size = os.stat(target).st_size == entry.size
-            except FileNotFoundError:
+            except OSError:  # not there (or not reachable): write it
                 same_size = False
             if same_size:
                 have = hash_files(walk(target), self.cache)

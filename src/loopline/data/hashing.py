@@ -279,10 +279,10 @@ def _in_order(
     from loopline.artifacts.digests import MMAP_MIN, hash_file
     from loopline.slices import map_in_slices
 
-    read_small = hash_small if hash_small is not None else hash_file
+    hash_one_small = hash_small if hash_small is not None else hash_file
 
     def hashed(f: LocalFile) -> str:
-        digest = read_small(f.path, f.size) if f.size < MMAP_MIN else hash_file(f.path, f.size)
+        digest = hash_one_small(f.path, f.size) if f.size < MMAP_MIN else hash_file(f.path, f.size)
         if progress:
             progress(f.size)
         return digest
