@@ -275,6 +275,36 @@ def test_default_mode_stores_the_bytes_it_hashed(
     assert not [p for p in stored_files(client) if p.name.startswith(".tmp-")]  # nor a spare copy
 
 
+@pytest.mark.parametrize(
+    ("size", "link"),
+    [(2_000, "link"), (3 << 20, "auto")],  # a small file linked; a big one (mmap-hashed) copied
+)
+def test_a_file_written_between_hashing_and_storing_makes_no_version(
+    client: DataClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, link: str
+) -> None:
+    root = tmp_path / "d"
+    root.mkdir()
+    for name in ("a.bin", "b.bin"):
+        (root / name).write_bytes(os.urandom(size))
+    put_blob = client.blobs.put_blob
+
+    def write_then_put(local_path: str, digest: str, **kwargs: object) -> str:
+        if local_path.endswith("b.bin"):
+            os.chmod(local_path, 0o644)
+            with open(local_path, "ab") as f:  # a writer still at work
+                f.write(b"more")
+        return put_blob(local_path, digest, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client.blobs, "put_blob", write_then_put)
+    with pytest.raises(InvalidInput, match=r"b\.bin changed while it was being added"):
+        client.add(root, "d", link=link)  # type: ignore[arg-type]
+    assert client.datasets() == []
+    stale = [p for p in stored_files(client) if p.read_bytes() == (root / "b.bin").read_bytes()]
+    assert stale == []  # the new bytes are not kept under the old bytes' digest
+    monkeypatch.undo()
+    assert client.add(root, "d", link=link).created  # type: ignore[arg-type]  # once written, it adds
+
+
 def test_a_re_add_of_touched_but_unchanged_files_stages_nothing(client: DataClient, folder: Path) -> None:
     client.add(folder, "images")
     for path in folder.rglob("*.bin"):

@@ -361,6 +361,16 @@ class BlobArtifactStore:
         os.replace(tmp, blob)
         return how
 
+    def remove_blob(self, digest: str) -> None:
+        """Delete the blob ``digest``: only for one this process has just stored and found not to
+        hold that digest's bytes (its source changed as it was stored). Other blobs go by `gc`."""
+        blob = self._blob(check_digest(digest))
+        with contextlib.suppress(FileNotFoundError):
+            if self.is_local:
+                os.unlink(blob)
+            else:
+                self.fs.rm_file(blob)
+
     def stage_blob(self, digest: str) -> str:
         """A new temporary path for the blob ``digest`` (local stores), to write it to and then
         move into place with ``commit_staged``.

@@ -32,6 +32,7 @@ from loopline.data.hashing import (
     hash_files,
     hash_files_counted,
     tree_stamp,
+    unchanged_since_walk,
     walk,
 )
 from loopline.data.sqlite_versions import validate_name
@@ -222,9 +223,18 @@ class DataClient:
             unique.setdefault(digests[f.path], f)
 
         def put(item: tuple[str, LocalFile]) -> str:
-            if copies is not None and copies.commit(item[0]):
+            digest, f = item
+            if copies is not None and copies.commit(digest):
                 return "copy"  # staged while hashing: the very bytes that were hashed
-            return self.blobs.put_blob(item[1].path, item[0], link=link)
+            how = self.blobs.put_blob(f.path, digest, link=link)
+            # Hashed, then stored: a write in between would leave other bytes under this digest.
+            if how != "present" and not unchanged_since_walk(f):
+                self.blobs.remove_blob(digest)
+                raise InvalidInput(
+                    f"{f.rel or f.path} changed while it was being added: no version was made.",
+                    hint="Add it again once whatever writes it has finished.",
+                )
+            return how
 
         if self.blobs.is_local:  # copies and links: kernel work, one slice of files per core
             from loopline.slices import map_in_slices

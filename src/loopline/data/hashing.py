@@ -126,6 +126,14 @@ def _fp(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def unchanged_since_walk(f: LocalFile) -> bool:
+    """Whether ``f`` still has the stat fingerprint ``walk`` saw (a write since would change it)."""
+    try:
+        return _fp(os.stat(f.path)) == f.fingerprint
+    except OSError:
+        return False
+
+
 class HashCache:
     """Digests by stat fingerprint, in one SQLite file shared by every process of this machine."""
 
