@@ -334,7 +334,7 @@ class BlobArtifactStore:
                 return "present"
             self.fs.put_file(str(local_path), blob)  # one PUT (or a completed multipart): atomic
             return "upload"
-        if link == "link" and not self._reflinks:
+        if link == "link" and not self.clones_files():
             # A hard link is atomic by itself: no staging, no rename. Then read-only: the user's
             # file and the blob are one inode, and an in-place edit must not change the version.
             # link() first, no stat: EEXIST says the blob is there, ENOENT that its folder is not.
@@ -355,9 +355,7 @@ class BlobArtifactStore:
         if os.path.exists(blob):
             return "present"
         tmp = self._beside(blob)
-        how = link_or_copy(str(local_path), tmp, link, try_reflink=self._reflinks is not False)
-        if self._reflinks is None:  # learnt once per store: a failed clone costs a file create
-            self._reflinks = how == "reflink"
+        how = link_or_copy(str(local_path), tmp, link, try_reflink=self.clones_files())
         os.replace(tmp, blob)
         return how
 
