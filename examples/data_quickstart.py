@@ -47,7 +47,7 @@ with loopline.start_run(experiment="data-example") as run:
     loopline.log_dataset("datasets:/customers@prod", context="training")  # the run's input: v1
     loopline.log_metric("rows", len(train))
 
-from loopline.store import lineage  # noqa: E402
+from loopline.metadata import lineage  # noqa: E402
 
 edges = lineage.downstream(client.store.engine, "default", v1.uri)
 print(f"downstream of {v1.uri}:", [e.to_uri for e in edges])

@@ -59,7 +59,8 @@ from sklearn.preprocessing import StandardScaler
 
 import loopline
 from loopline.data import infer_suite, profile_table, validate
-from loopline.entities import DatasetVersion, Run
+from loopline.data.types import DatasetVersion
+from loopline.tracking.types import Run
 
 EXPERIMENT = "breast-cancer"
 SEED = 0

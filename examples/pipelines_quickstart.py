@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 import loopline.pipelines as lp
-from loopline.store import lineage
+from loopline.metadata import lineage
 
 
 @lp.step

@@ -41,7 +41,7 @@ def test_migration_head_constant_matches_the_scripts() -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from loopline.store import engine
+    from loopline.metadata import engine
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(engine.__file__).parent / "migrations"))
@@ -52,8 +52,8 @@ def test_migrated_schema_matches_the_table_definitions(tmp_path: Path) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from loopline.store.engine import create_store_engine
-    from loopline.store.schema import metadata
+    from loopline.metadata.engine import create_store_engine
+    from loopline.metadata.schema import metadata
 
     eng = create_store_engine(f"sqlite:///{tmp_path / 'm.db'}")
     with eng.connect() as conn:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from loopline.config import Settings
     from loopline.data import DataClient, get_dataset_version, load_dataset, log_dataset
-    from loopline.entities import DatasetVersion, Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag
+    from loopline.data.types import DatasetVersion
     from loopline.errors import LooplineError
     from loopline.features import FeatureStore
     from loopline.monitoring.drift import drift as drift
@@ -62,24 +62,25 @@ if TYPE_CHECKING:
         set_tracking_uri,
         start_run,
     )
+    from loopline.tracking.types import Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag
 
 _LAZY = {
     "ActiveRun": "loopline.tracking",
     "Client": "loopline.tracking",
     "DataClient": "loopline.data",
-    "DatasetVersion": "loopline.entities",
+    "DatasetVersion": "loopline.data.types",
     "EvaluationResult": "loopline.registry",
-    "Experiment": "loopline.entities",
+    "Experiment": "loopline.tracking.types",
     "FeatureStore": "loopline.features",
     "LoadedModel": "loopline.registry",
     "LooplineError": "loopline.errors",
-    "Metric": "loopline.entities",
-    "Param": "loopline.entities",
+    "Metric": "loopline.tracking.types",
+    "Param": "loopline.tracking.types",
     "RegistryClient": "loopline.registry",
-    "Run": "loopline.entities",
-    "RunInfo": "loopline.entities",
-    "RunStatus": "loopline.entities",
-    "RunTag": "loopline.entities",
+    "Run": "loopline.tracking.types",
+    "RunInfo": "loopline.tracking.types",
+    "RunStatus": "loopline.tracking.types",
+    "RunTag": "loopline.tracking.types",
     "Settings": "loopline.config",
     "active_run": "loopline.tracking",
     "drift": "loopline.monitoring",

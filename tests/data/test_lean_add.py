@@ -107,7 +107,7 @@ def test_lean_reads_aliases_and_refuses_what_the_store_refuses(tmp_path: Path, f
 
 @given(st.text(max_size=300))
 def test_name_rule_is_the_stores(name: str) -> None:
-    from loopline.store.sql_data import validate_name as store_rule
+    from loopline.data.sql_store import validate_name as store_rule
 
     def verdict(rule: Any) -> str | None:
         try:

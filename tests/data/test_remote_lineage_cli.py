@@ -95,7 +95,7 @@ def test_pull_of_an_unknown_dataset_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_lineage_runs_from_dataset_to_run_to_model(tmp_path: Path) -> None:
     import loopline
-    from loopline.store import lineage
+    from loopline.metadata import lineage
     from loopline.tracking.fluent import default_client
 
     loopline.set_tracking_uri(f"sqlite:///{tmp_path / 'db.sqlite'}", str(tmp_path / "art"))

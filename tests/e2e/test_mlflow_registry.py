@@ -343,9 +343,9 @@ def test_search_pages_and_hides_prompts_like_mlflow(mlflow_uri: str) -> None:
     ],
 )
 def test_the_prompt_clause_is_lifted_out_and_the_rest_kept(rest: str) -> None:
+    from loopline.metadata.filter import parse_filter
+    from loopline.registry.sql_store import MODEL_ATTRIBUTES
     from loopline.server.mlflow_registry import _prompt_rule
-    from loopline.store.filter import parse_filter
-    from loopline.store.sql_registry import MODEL_ATTRIBUTES
 
     clause = "tag.`mlflow.prompt.is_prompt` != 'true'"
     lifted, prompts = _prompt_rule(f"{rest} AND {clause}" if rest else clause, MODEL_ATTRIBUTES)

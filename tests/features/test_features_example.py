@@ -9,7 +9,7 @@ from pathlib import Path
 
 from loopline.config import Settings
 from loopline.features import FeatureStore
-from loopline.store import lineage
+from loopline.metadata import lineage
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "features_quickstart.py"
 

@@ -14,7 +14,7 @@ from conftest import DEFS, at
 
 from loopline.errors import InvalidInput, NotFound
 from loopline.features import Entity, FeatureStore, FeatureView, Field, FileSource, Float64
-from loopline.store import lineage
+from loopline.metadata import lineage
 
 ENTITY = pd.DataFrame(
     {

@@ -16,11 +16,11 @@ import pytest
 
 from loopline.config import Settings
 from loopline.errors import AlreadyExists, InvalidInput, NotFound
+from loopline.metadata import lineage
 from loopline.monitoring.alerts import post_alert
 from loopline.monitoring.monitors import Monitors
 from loopline.serving.deployments import DeploymentSpec, save_deployment
 from loopline.serving.inference_log import Feedback, InferenceLog, Prediction
-from loopline.store import lineage
 
 FEATURES = ["age", "plan"]
 
@@ -173,8 +173,8 @@ def test_reference_profile_is_built_once_per_reference(env: dict[str, Any]) -> N
 
 
 def test_reference_defaults_to_the_training_data_found_through_lineage(env: dict[str, Any]) -> None:
-    from loopline.store.engine import write_transaction
-    from loopline.store.sql_registry import SqlRegistryStore
+    from loopline.metadata.engine import write_transaction
+    from loopline.registry.sql_store import SqlRegistryStore
 
     mons: Monitors = env["mons"]
     reg = SqlRegistryStore(mons.engine, workspace="default", actor="t")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from loopline.errors import AlreadyExists, InvalidInput, NotFound
-from loopline.store import lineage
-from loopline.store.engine import create_store_engine
-from loopline.store.sql_monitoring import SqlMonitoringStore
+from loopline.metadata import lineage
+from loopline.metadata.engine import create_store_engine
+from loopline.monitoring.sql_store import SqlMonitoringStore
 
 
 @pytest.fixture

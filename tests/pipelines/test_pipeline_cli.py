@@ -13,9 +13,9 @@ from pathlib import Path
 from pipeline_support import cli, invoke, run_json, statuses, write
 
 from loopline.config import Settings
-from loopline.store import lineage
-from loopline.store.engine import create_store_engine
-from loopline.store.sql_pipelines import SqlPipelineStore
+from loopline.metadata import lineage
+from loopline.metadata.engine import create_store_engine
+from loopline.pipelines.sql_store import SqlPipelineStore
 
 HELPERS = """
 def clean(values):

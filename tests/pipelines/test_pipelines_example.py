@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from loopline.config import Settings
-from loopline.store.engine import create_store_engine
-from loopline.store.sql_pipelines import SqlPipelineStore
+from loopline.metadata.engine import create_store_engine
+from loopline.pipelines.sql_store import SqlPipelineStore
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pipelines_quickstart.py"
 

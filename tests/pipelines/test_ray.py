@@ -12,8 +12,8 @@ import pytest
 from pipeline_support import write
 
 from loopline.config import Settings
+from loopline.metadata import lineage
 from loopline.pipelines import Runner, load_target
-from loopline.store import lineage
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]
 

@@ -16,8 +16,8 @@ import pytest
 
 from loopline.config import Settings
 from loopline.errors import InvalidInput
+from loopline.metadata import lineage
 from loopline.pipelines import Runner, StepFailed, dataset, pipeline, step
-from loopline.store import lineage
 
 
 @step

@@ -14,11 +14,11 @@ from pipeline_support import write
 
 from loopline.config import Settings
 from loopline.errors import InvalidInput
+from loopline.metadata.engine import create_store_engine
 from loopline.pipelines import Runner, pipeline, step, sweep
 from loopline.pipelines.schedule import Scheduler, due_slot
+from loopline.pipelines.sql_store import ScheduleRecord, SqlPipelineStore
 from loopline.pipelines.sweep import parse_space
-from loopline.store.engine import create_store_engine
-from loopline.store.sql_pipelines import ScheduleRecord, SqlPipelineStore
 
 CALLS: list[str] = []
 

@@ -15,9 +15,9 @@ from sklearn.preprocessing import StandardScaler
 
 import loopline
 from loopline.errors import InvalidInput, NotFound
+from loopline.metadata.lineage import upstream
 from loopline.registry import RegistryClient, infer_signature, load_model, log_model, save_model
 from loopline.registry.mlmodel import MLmodel
-from loopline.store.lineage import upstream
 from loopline.tracking import default_client
 from loopline.uris import artifact_path
 

@@ -24,15 +24,15 @@ from sklearn.linear_model import LogisticRegression
 from support import free_port, wait_http
 
 from loopline.config import Settings
-from loopline.entities import LoggedModelStatus
 from loopline.errors import AlreadyExists, InvalidInput, NotFound
+from loopline.metadata.engine import create_store_engine
 from loopline.registry import RegistryClient, load_model, log_model, save_model
-from loopline.store.engine import create_store_engine
-from loopline.store.rest import RestTrackingStore
-from loopline.store.rest_registry import RestRegistryStore
-from loopline.store.sql_registry import SqlRegistryStore
-from loopline.store.sql_tracking import SqlTrackingStore
+from loopline.registry.rest_store import RestRegistryStore
+from loopline.registry.sql_store import SqlRegistryStore
+from loopline.registry.types import LoggedModelStatus
 from loopline.tracking import Client
+from loopline.tracking.rest_store import RestTrackingStore
+from loopline.tracking.sql_store import SqlTrackingStore
 from loopline.uris import artifact_path
 
 DIGEST = "ab" * 32

@@ -16,7 +16,7 @@ from sklearn.linear_model import LinearRegression
 
 import loopline
 from loopline.registry import RegistryClient, log_model
-from loopline.store.sqlite_lookup import find_model_version
+from loopline.registry.sqlite_lookup import find_model_version
 from loopline.tracking import default_client
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from loopline.config import Settings
-from loopline.entities import Metric, RunStatus
 from loopline.errors import InvalidInput, NotFound
 from loopline.tracking import Client
+from loopline.tracking.types import Metric, RunStatus
 
 
 @pytest.fixture(params=["embedded", "server"])

@@ -18,11 +18,11 @@ import pytest
 
 import loopline
 from loopline.config import Settings
-from loopline.entities import Metric, RunStatus
 from loopline.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
-from loopline.store.lineage import list_events
-from loopline.store.rest import RestTrackingStore
+from loopline.metadata.lineage import list_events
 from loopline.tracking import Client, default_client
+from loopline.tracking.rest_store import RestTrackingStore
+from loopline.tracking.types import Metric, RunStatus
 
 
 @pytest.fixture(params=["embedded", "server"])

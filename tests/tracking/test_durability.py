@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from loopline.config import Settings
-from loopline.store.engine import create_store_engine
+from loopline.metadata.engine import create_store_engine
 from loopline.tracking import Client
 
 WRITER = """

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import loopline
-from loopline.entities import RunStatus
 from loopline.errors import InvalidInput
+from loopline.tracking.types import RunStatus
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ def upgrade(
     """Apply pending schema migrations. Loopline also does this when it opens a store; run it by hand
     to upgrade a shared PostgreSQL database at a time of your choosing."""
     from loopline.config import Settings
-    from loopline.store.engine import HEAD_REVISION, create_store_engine
+    from loopline.metadata.engine import HEAD_REVISION, create_store_engine
 
     settings = Settings.from_env(tracking_uri=store_uri)
     create_store_engine(settings.tracking_uri).dispose()

@@ -124,7 +124,7 @@ def show(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Show one definition: its spec, its materialisation jobs and its lineage."""
-    from loopline.store import lineage
+    from loopline.metadata import lineage
 
     store = _store(tracking_uri)
     d = store.registry.get_definition(name)

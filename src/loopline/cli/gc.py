@@ -57,9 +57,9 @@ def gc(
 
     from loopline.artifacts.blobs import BlobArtifactStore
     from loopline.config import Settings
-    from loopline.store.engine import create_store_engine
-    from loopline.store.sql_tracking import SqlTrackingStore
+    from loopline.metadata.engine import create_store_engine
     from loopline.tracking.gc import collect_garbage
+    from loopline.tracking.sql_store import SqlTrackingStore
 
     settings = Settings.from_env(tracking_uri=store_uri, artifacts_uri=artifacts_uri)
     if settings.is_remote:

@@ -23,8 +23,8 @@ def lineage(
 ) -> None:
     """Everything downstream of URI — the runs, model versions and deployments that depend on it —
     or with --upstream, everything it was made from."""
-    from loopline.store import lineage as graph
-    from loopline.store import open_sql_engine
+    from loopline.context import open_sql_engine
+    from loopline.metadata import lineage as graph
 
     settings = Settings.from_env(tracking_uri=tracking_uri)
     uri = _canonical(uri, settings)

@@ -193,8 +193,8 @@ def rerun(
 
 
 def _store(tracking_uri: str | None) -> Any:
-    from loopline.store import open_sql_engine
-    from loopline.store.sql_pipelines import SqlPipelineStore
+    from loopline.context import open_sql_engine
+    from loopline.pipelines.sql_store import SqlPipelineStore
 
     s = _settings(tracking_uri)
     return SqlPipelineStore(open_sql_engine(s, what="Pipelines"), workspace=s.workspace, actor=s.user)
@@ -356,7 +356,7 @@ def schedule_add(
 
     from loopline.pipelines import load_target
     from loopline.pipelines.schedule import validate_cron
-    from loopline.store.sql_pipelines import ScheduleRecord
+    from loopline.pipelines.sql_store import ScheduleRecord
 
     p = load_target(target)
     params = parse_params(config, param)

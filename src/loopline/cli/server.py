@@ -55,7 +55,7 @@ def server(
 
     from loopline.cli.gc import parse_age
     from loopline.config import Settings
-    from loopline.store.engine import create_store_engine
+    from loopline.metadata.engine import create_store_engine
 
     # The server's own database: --store-uri / LOOPLINE_STORE_URI, else a database URI in
     # LOOPLINE_TRACKING_URI; a client-side http:// tracking URI in the same shell is not a database.

@@ -26,15 +26,15 @@ if TYPE_CHECKING:
     from loopline.data.client import AddResult, DataClient
     from loopline.data.io import OutputFormat
     from loopline.data.profile import diff_profiles, profile_table
+    from loopline.data.types import DatasetVersion
     from loopline.data.validation import Suite, expect, infer_suite, validate
-    from loopline.entities import DatasetVersion
 
 # Loaded on first use, so `import loopline.data.validation` does not pay for SQLAlchemy, nor
 # `loopline data status` for anything it does not use.
 _LAZY = {
     "AddResult": "loopline.data.client",
     "DataClient": "loopline.data.client",
-    "DatasetVersion": "loopline.entities",
+    "DatasetVersion": "loopline.tracking.types",
     "Suite": "loopline.data.validation",
     "diff_profiles": "loopline.data.profile",
     "expect": "loopline.data.validation",

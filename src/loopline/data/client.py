@@ -36,7 +36,7 @@ from loopline.data.hashing import (
     walk,
 )
 from loopline.data.sqlite_versions import validate_name
-from loopline.entities import DatasetSummary, DatasetVersion, ValidationRecord
+from loopline.data.types import DatasetSummary, DatasetVersion, ValidationRecord
 from loopline.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import pyarrow.dataset as pads
 
     from loopline.artifacts.copies import SmallFileCopies
-    from loopline.store.sql_data import SqlDataStore
+    from loopline.data.sql_store import SqlDataStore
 
 Progress = Callable[[int], None]  # called with a number of bytes just processed
 
@@ -99,8 +99,8 @@ class DataClient:
     @property
     def store(self) -> SqlDataStore:
         if self._store is None:
-            from loopline.store import open_sql_engine
-            from loopline.store.sql_data import SqlDataStore
+            from loopline.context import open_sql_engine
+            from loopline.data.sql_store import SqlDataStore
 
             self._store = SqlDataStore(
                 open_sql_engine(self.settings, what="Data versioning"),
@@ -434,8 +434,8 @@ class DataClient:
 
     def link_to_run(self, version: DatasetVersion, run_id: str, context: str = "") -> None:
         """Record ``version`` as an input of run ``run_id`` (MLflow's dataset inputs too)."""
-        from loopline.entities import Dataset, DatasetInput
         from loopline.tracking import Client
+        from loopline.tracking.types import Dataset, DatasetInput
 
         ds = Dataset(
             name=version.name,

@@ -19,7 +19,7 @@ from loopline.artifacts.digests import hash_file
 from loopline.artifacts.manifest import Manifest
 from loopline.data.client import DataClient
 from loopline.data.hashing import WORKERS
-from loopline.entities import DatasetVersion
+from loopline.data.types import DatasetVersion
 from loopline.errors import InvalidInput, NotFound
 
 Progress = Callable[[int], None]

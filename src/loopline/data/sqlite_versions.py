@@ -3,7 +3,7 @@
 ``loopline data add`` is a command users run in loops and scripts, and on SQLite most of its
 start-up went to importing SQLAlchemy (~0.2 s of CPU, more than hashing a 1 GiB file on every
 core). For the two calls an add makes — the latest version, and create-if-changed — this module
-issues the same statements as ``loopline.store.sql_data.SqlDataStore`` with the same guarantees:
+issues the same statements as ``loopline.data.sql_store.SqlDataStore`` with the same guarantees:
 the version number is handed out under ``BEGIN IMMEDIATE`` after comparing with the latest
 digest, and the row, the dataset's timestamp and the audit events commit in one transaction.
 
@@ -22,11 +22,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from loopline.entities import DatasetVersion
+from loopline.data.names import validate_name as validate_name
+from loopline.data.types import DatasetVersion
 from loopline.errors import BackendUnavailable, NotFound
 from loopline.locations import sqlite_path
-from loopline.store.data_names import validate_name as validate_name
-from loopline.store.revision import HEAD_REVISION
+from loopline.metadata.revision import HEAD_REVISION
 
 _BUSY_TIMEOUT_S = 60
 _COLUMNS = (
@@ -61,7 +61,7 @@ class SqliteVersions:
         if row is None or row[0] != HEAD_REVISION:
             db.close()
             return None
-        # The pragmas loopline.store.engine sets on every connection.
+        # The pragmas loopline.metadata.engine sets on every connection.
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_S * 1000}")

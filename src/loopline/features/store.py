@@ -38,7 +38,7 @@ from loopline.features.retrieval import resolve
 if TYPE_CHECKING:
     from loopline.config import Settings
     from loopline.features.materialize import MaterializeResult
-    from loopline.store.sql_features import SqlFeatureRegistry
+    from loopline.features.sql_store import SqlFeatureRegistry
 
 Format = Literal["pandas", "polars", "arrow"]
 TimeLike = dt.datetime | str
@@ -97,8 +97,8 @@ class FeatureStore:
     @property
     def registry(self) -> SqlFeatureRegistry:
         if self._registry is None:
-            from loopline.store import open_sql_engine
-            from loopline.store.sql_features import SqlFeatureRegistry
+            from loopline.context import open_sql_engine
+            from loopline.features.sql_store import SqlFeatureRegistry
 
             engine = open_sql_engine(self.settings, what="The feature store")
             self._registry = SqlFeatureRegistry(
@@ -159,7 +159,7 @@ class FeatureStore:
 
     def apply(self, definitions: Iterable[Definition] | str | Path) -> Plan:
         """Make the registry hold exactly ``definitions`` (a list, or a definitions file). Idempotent."""
-        from loopline.store.sql_features import DefinitionChange
+        from loopline.features.sql_store import DefinitionChange
 
         p = self.plan(definitions)
         if p.empty:

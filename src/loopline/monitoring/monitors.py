@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 from loopline.config import Settings
 from loopline.errors import InvalidInput, LooplineError
+from loopline.metadata.base import now_ms
 from loopline.monitoring import logwindow as lw
 from loopline.monitoring.alerts import Delivery, notify
 from loopline.monitoring.drift import drift
 from loopline.monitoring.performance import LOWER_IS_BETTER, breached, performance
 from loopline.monitoring.reference import ReferenceProfile
 from loopline.monitoring.report import DriftReport
-from loopline.store.base import now_ms
-from loopline.store.sql_monitoring import Monitor, MonitorRun, SqlMonitoringStore
+from loopline.monitoring.sql_store import Monitor, MonitorRun, SqlMonitoringStore
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -86,9 +86,10 @@ class Monitors:
         self, settings: Settings | None = None, *, engine: Engine | None = None, artifacts: Any = None
     ) -> None:
         from loopline.artifacts import open_artifact_store
-        from loopline.store import open_sql_engine
+        from loopline.context import Context, open_sql_engine
 
         self.settings = settings or Settings.from_env()
+        self.context = Context(self.settings)
         self.engine = engine if engine is not None else open_sql_engine(self.settings, what="Monitoring")
         self.store = SqlMonitoringStore(
             self.engine, workspace=self.settings.workspace, actor=self.settings.user
@@ -181,15 +182,15 @@ class Monitors:
 
         ref = parse(model) if model.startswith("models:/") else None
         if ref is not None and ref.alias is not None:
-            from loopline.store.sql_registry import SqlRegistryStore
+            from loopline.registry.store import open_registry_store
 
-            reg = SqlRegistryStore(self.engine, workspace=self.settings.workspace, actor=self.settings.user)
+            reg = open_registry_store(self.context)
             return f"models:/{ref.name}/{reg.get_model_version_by_alias(ref.name, ref.alias).version}"
         return model
 
     def training_dataset(self, target: str) -> str:
         """The ``datasets:/`` URI upstream of the model version ``target`` serves (via lineage)."""
-        from loopline.store.lineage import upstream
+        from loopline.metadata.lineage import upstream
 
         model = self.served_model(target)
         edges = upstream(self.engine, self.settings.workspace, model)

@@ -1,7 +1,7 @@
 """The runner: orders a pipeline's steps, skips cached ones, launches the rest, records everything.
 
 One pipeline run is one tracking run (same id: ``runs:/<id>`` carries its parameters, tags and the
-numeric outputs as metrics) plus rows of ``loopline.store.sql_pipelines`` for the run and each step.
+numeric outputs as metrics) plus rows of ``loopline.pipelines.sql_store`` for the run and each step.
 Step runs are rows, not tracking runs: a step costs one small transaction, not five requests.
 
 For each step whose inputs are ready the runner computes the cache key — BLAKE3 of the step's
@@ -28,8 +28,8 @@ from loopline.pipelines.graph import Graph, substitute, to_template
 from loopline.pipelines.loop import DONE, RunLoop, now_ms
 from loopline.pipelines.pipeline import Pipeline
 from loopline.pipelines.results import PipelineRun, resume_command
+from loopline.pipelines.sql_store import RunRecord, SqlPipelineStore, StepRecord
 from loopline.pipelines.task import _MISSING, InputRef
-from loopline.store.sql_pipelines import RunRecord, SqlPipelineStore, StepRecord
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -63,7 +63,7 @@ class Runner:
         self.settings: Settings = self.client.settings
         engine = getattr(self.client.store, "engine", None)
         if engine is None:
-            from loopline.store import open_sql_engine
+            from loopline.context import open_sql_engine
 
             engine = open_sql_engine(self.settings, what="Pipelines")
         self.store = SqlPipelineStore(engine, workspace=self.settings.workspace, actor=self.settings.user)
@@ -343,6 +343,6 @@ def _numbers(outputs: Any) -> dict[str, float]:
 
 
 def _metric(key: str, value: float) -> Any:
-    from loopline.entities import Metric
+    from loopline.tracking.types import Metric
 
     return Metric(key, value, now_ms(), 0)

@@ -25,7 +25,7 @@ from typing import Any
 
 from loopline.config import Settings
 from loopline.errors import InvalidInput
-from loopline.store.sql_pipelines import ScheduleRecord, SqlPipelineStore
+from loopline.pipelines.sql_store import ScheduleRecord, SqlPipelineStore
 
 log = logging.getLogger("loopline.pipelines.schedule")
 

@@ -6,8 +6,8 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from loopline.entities import ModelVersion, RegisteredModel
 from loopline.errors import AlreadyExists
+from loopline.registry.types import ModelVersion, RegisteredModel
 from loopline.tracking import Client, default_client
 
 
@@ -16,20 +16,9 @@ class RegistryClient:
 
     def __init__(self, tracking: Client | None = None) -> None:
         self.tracking = tracking or default_client()
-        if self.tracking.settings.is_remote:
-            from loopline.store.rest import RestTrackingStore
-            from loopline.store.rest_registry import RestRegistryStore
+        from loopline.registry.store import open_registry_store
 
-            shared = (
-                self.tracking.store.client if isinstance(self.tracking.store, RestTrackingStore) else None
-            )
-            self.store: Any = RestRegistryStore(self.tracking.settings.tracking_uri, client=shared)
-        else:
-            from loopline.store.sql_registry import SqlRegistryStore
-
-            engine = self.tracking.store.engine  # type: ignore[attr-defined]
-            settings = self.tracking.settings
-            self.store = SqlRegistryStore(engine, workspace=settings.workspace, actor=settings.user)
+        self.store: Any = open_registry_store(self.tracking.context)
 
     def register(
         self,

@@ -218,8 +218,8 @@ def _regressor_metrics(model: Any, X: Any, y: Any) -> dict[str, float]:
 
 
 def _log(metrics: dict[str, float], run_id: str | None, client: Any) -> str | None:
-    from loopline.entities import Metric
     from loopline.tracking import active_run, default_client
+    from loopline.tracking.types import Metric
 
     tracking = getattr(client, "tracking", client)  # a RegistryClient carries its tracking Client
     if run_id is None:

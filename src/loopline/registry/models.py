@@ -22,12 +22,12 @@ from typing import Any
 
 from loopline.artifacts.digests import hash_file
 from loopline.artifacts.paths import join
-from loopline.entities import STAGES, LoggedModelStatus, ModelVersion
 from loopline.errors import InvalidInput, NotFound
 from loopline.registry import flavors
 from loopline.registry.flavors.base import Trust
 from loopline.registry.mlmodel import PYFUNC, MLmodel
 from loopline.registry.signature import Signature, enforce, infer_signature
+from loopline.registry.types import STAGES, LoggedModelStatus, ModelVersion
 from loopline.uris import artifact_path, parse
 
 
@@ -289,7 +289,7 @@ def _embedded_lookup(uri: str) -> tuple[str, ModelVersion, Any] | None:
     ref = parse(uri)
     if ref.path or (ref.alias is None and not (ref.version or "").isdigit()):
         return None
-    from loopline.store.sqlite_lookup import find_model_version
+    from loopline.registry.sqlite_lookup import find_model_version
     from loopline.tracking.fluent import default_settings
 
     settings = default_settings()

@@ -40,6 +40,8 @@ async def _collect_garbage_every(state: ServerState) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the server for ``settings`` (default: from the environment)."""
     from loopline.artifacts.blobs import BlobArtifactStore
+    from loopline.context import Context, shared_engine
+    from loopline.registry.sql_store import SqlRegistryStore
     from loopline.server import (
         data_api,
         features_api,
@@ -50,9 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitoring_api,
         pipelines_api,
     )
-    from loopline.store.engine import create_store_engine
-    from loopline.store.sql_registry import SqlRegistryStore
-    from loopline.store.sql_tracking import SqlTrackingStore
+    from loopline.tracking.sql_store import SqlTrackingStore
 
     settings = settings or Settings.from_env()
     if settings.is_remote:
@@ -81,9 +81,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Tracking, artifacts and lineage. MLflow-compatible REST API under /api/2.0/mlflow.",
     )
-    engine = create_store_engine(settings.tracking_uri)
+    engine = shared_engine(settings.tracking_uri)
     app.state.loopline = ServerState(
         settings=settings,
+        context=Context(settings),
         tracking=SqlTrackingStore(engine, workspace=settings.workspace, actor=settings.user),
         registry=SqlRegistryStore(engine, workspace=settings.workspace, actor=settings.user),
         artifacts=BlobArtifactStore(settings.artifacts_uri),

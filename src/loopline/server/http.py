@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from loopline.errors import BadRequest, InvalidInput
-from loopline.protocol.mlflow_json import decode_int, decode_str
+from loopline.tracking.mlflow_json import decode_int, decode_str
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -167,7 +167,7 @@ def experiment_id(value: object, name: str = "experiment_id", *, default: str | 
 
 def page_token(body: dict[str, Any]) -> str | None:
     """A page token, checked before it reaches a store."""
-    from loopline.store.base import decode_token
+    from loopline.metadata.base import decode_token
 
     token = optional_str(body, "page_token")
     if token is not None:

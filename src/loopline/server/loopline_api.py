@@ -18,9 +18,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from loopline.entities import RunStatus
 from loopline.errors import InvalidInput
-from loopline.protocol import mlflow_json as mj
+from loopline.metadata import lineage
 from loopline.server.http import (
     blocking,
     experiment_id,
@@ -35,7 +34,8 @@ from loopline.server.http import (
     view_type,
 )
 from loopline.server.state import tracking
-from loopline.store import lineage
+from loopline.tracking import mlflow_json as mj
+from loopline.tracking.types import RunStatus
 
 PREFIX = "/api/2.0/loopline"
 router = APIRouter(prefix=PREFIX)

@@ -36,10 +36,11 @@ from fastapi.responses import Response
 from loopline import uris
 from loopline.artifacts.blobs import BlobArtifactStore
 from loopline.artifacts.paths import join, safe_path
-from loopline.entities import LoggedModel, ModelVersion, RegisteredModel
 from loopline.errors import InvalidInput, NotFound
-from loopline.protocol import mlflow_json as mj
-from loopline.protocol import mlflow_registry_json as rj
+from loopline.metadata.filter import Attributes, Clause, parse_filter
+from loopline.registry import mlflow_json as rj
+from loopline.registry.sql_store import MODEL_ATTRIBUTES, VERSION_ATTRIBUTES, SqlRegistryStore
+from loopline.registry.types import LoggedModel, ModelVersion, RegisteredModel
 from loopline.server.http import (
     blocking,
     experiment_id,
@@ -57,9 +58,8 @@ from loopline.server.http import (
     str_list,
 )
 from loopline.server.state import artifacts, registry, tracking
-from loopline.store.filter import Attributes, Clause, parse_filter
-from loopline.store.sql_registry import MODEL_ATTRIBUTES, VERSION_ATTRIBUTES, SqlRegistryStore
-from loopline.store.sql_tracking import SqlTrackingStore
+from loopline.tracking import mlflow_json as mj
+from loopline.tracking.sql_store import SqlTrackingStore
 
 router = APIRouter()
 route = mlflow_route(router)

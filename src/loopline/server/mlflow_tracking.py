@@ -11,9 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from loopline.entities import Metric, Param, RunStatus, RunTag
 from loopline.errors import InvalidInput
-from loopline.protocol import mlflow_json as mj
 from loopline.server.http import (
     blocking,
     experiment_id,
@@ -30,6 +28,8 @@ from loopline.server.http import (
 )
 from loopline.server.loopline_api import HOT_ROUTES
 from loopline.server.state import registry, tracking
+from loopline.tracking import mlflow_json as mj
+from loopline.tracking.types import Metric, Param, RunStatus, RunTag
 
 router = APIRouter()
 route = mlflow_route(router)

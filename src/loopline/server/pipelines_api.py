@@ -21,9 +21,9 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
+from loopline.pipelines.sql_store import RunRecord, SqlPipelineStore
 from loopline.server.http import blocking, json_response, optional_int, params
 from loopline.server.state import state
-from loopline.store.sql_pipelines import RunRecord, SqlPipelineStore
 
 router = APIRouter(prefix="/api/2.0/loopline")
 

@@ -8,8 +8,9 @@ from fastapi import Request
 
 from loopline.artifacts.blobs import BlobArtifactStore
 from loopline.config import Settings
-from loopline.store.sql_registry import SqlRegistryStore
-from loopline.store.sql_tracking import SqlTrackingStore
+from loopline.context import Context
+from loopline.registry.sql_store import SqlRegistryStore
+from loopline.tracking.sql_store import SqlTrackingStore
 
 
 @dataclass
@@ -18,11 +19,18 @@ class ServerState:
     tracking: SqlTrackingStore
     registry: SqlRegistryStore
     artifacts: BlobArtifactStore
+    context: Context  # the process's; routes build domain clients from it (per request, with auth)
 
 
 def state(request: Request) -> ServerState:
     st: ServerState = request.app.state.loopline
     return st
+
+
+def context(request: Request) -> Context:
+    """The context a request acts in: the server's, scoped to the caller's workspace and actor once
+    authentication lands."""
+    return state(request).context
 
 
 def tracking(request: Request) -> SqlTrackingStore:

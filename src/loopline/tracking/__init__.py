@@ -4,29 +4,73 @@
 wrappers over a default client and the active run of the current thread or task.
 """
 
-from loopline.tracking.client import Client
-from loopline.tracking.fluent import (
-    ActiveRun,
-    active_run,
-    default_client,
-    end_run,
-    flush,
-    get_metric_history,
-    get_tracking_uri,
-    log_artifact,
-    log_artifacts,
-    log_metric,
-    log_metrics,
-    log_param,
-    log_params,
-    log_text,
-    search_runs,
-    set_experiment,
-    set_tag,
-    set_tags,
-    set_tracking_uri,
-    start_run,
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loopline.tracking.client import Client
+    from loopline.tracking.fluent import (
+        ActiveRun,
+        active_run,
+        default_client,
+        end_run,
+        flush,
+        get_metric_history,
+        get_tracking_uri,
+        log_artifact,
+        log_artifacts,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        log_text,
+        search_runs,
+        set_experiment,
+        set_tag,
+        set_tags,
+        set_tracking_uri,
+        start_run,
+    )
+
+# Loaded on first use (PEP 562): importing ``loopline.tracking.types`` (which every store does)
+# must not pay for the client, its buffer and the stores it opens.
+_LAZY = {"Client": "loopline.tracking.client"} | dict.fromkeys(
+    [
+        "ActiveRun",
+        "active_run",
+        "default_client",
+        "end_run",
+        "flush",
+        "get_metric_history",
+        "get_tracking_uri",
+        "log_artifact",
+        "log_artifacts",
+        "log_metric",
+        "log_metrics",
+        "log_param",
+        "log_params",
+        "log_text",
+        "search_runs",
+        "set_experiment",
+        "set_tag",
+        "set_tags",
+        "set_tracking_uri",
+        "start_run",
+    ],
+    "loopline.tracking.fluent",
 )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopline.tracking' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ActiveRun",

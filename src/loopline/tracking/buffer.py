@@ -23,10 +23,10 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from loopline.entities import Metric, Param, RunStatus, RunTag
 from loopline.errors import BackendUnavailable, InvalidInput, LooplineError
-from loopline.store.protocol import RUN_NAME_TAG, TrackingStore
-from loopline.store.validation import (
+from loopline.tracking.store import RUN_NAME_TAG, TrackingStore
+from loopline.tracking.types import Metric, Param, RunStatus, RunTag
+from loopline.tracking.validation import (
     MAX_ENTITIES_PER_BATCH,
     MAX_PARAMS_PER_BATCH,
     MAX_TAGS_PER_BATCH,

@@ -23,10 +23,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from loopline.artifacts import ArtifactStore, FileInfo, open_artifact_store
+from loopline.artifacts import ArtifactStore, FileInfo
 from loopline.artifacts.paths import join, safe_path
 from loopline.config import Settings
-from loopline.entities import (
+from loopline.context import Context
+from loopline.errors import InvalidInput, NotFound
+from loopline.tracking.buffer import DeferredRuns, MetricBuffer, PendingRun
+from loopline.tracking.store import TrackingStore, ViewType, name_new_run, open_tracking_store
+from loopline.tracking.types import (
     DatasetInput,
     Experiment,
     LifecycleStage,
@@ -38,10 +42,7 @@ from loopline.entities import (
     RunStatus,
     RunTag,
 )
-from loopline.errors import InvalidInput, NotFound
-from loopline.store import TrackingStore, ViewType, open_tracking_store
-from loopline.store.protocol import name_new_run
-from loopline.store.validation import (
+from loopline.tracking.validation import (
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_PER_BATCH,
@@ -49,7 +50,6 @@ from loopline.store.validation import (
     validate_key,
     validate_tag,
 )
-from loopline.tracking.buffer import DeferredRuns, MetricBuffer, PendingRun
 from loopline.uris import artifact_path
 
 
@@ -70,10 +70,15 @@ class Client:
         *,
         tracking_uri: str | None = None,
         artifacts_uri: str | None = None,
+        context: Context | None = None,
     ) -> None:
-        self.settings = settings or Settings.from_env(tracking_uri=tracking_uri, artifacts_uri=artifacts_uri)
-        self.store: TrackingStore = open_tracking_store(self.settings)
-        self.artifacts: ArtifactStore = self._artifact_store()
+        if context is None:
+            settings = settings or Settings.from_env(tracking_uri=tracking_uri, artifacts_uri=artifacts_uri)
+            context = Context(settings)
+        self.context = context
+        self.settings = context.settings
+        self.store: TrackingStore = open_tracking_store(context)
+        self.artifacts: ArtifactStore = context.artifacts
         self.deferred = DeferredRuns(self.store)
         self.buffer = MetricBuffer(
             self._write_metrics, self.settings.flush_interval, on_flush=self.deferred.create_all
@@ -82,17 +87,6 @@ class Client:
         self._valid_keys: set[str] = set()
         self._experiments: dict[str, Experiment] = {}  # seen active here: runs in them can be deferred
         self._run_ids_ok: bool | None = None
-
-    def _artifact_store(self) -> ArtifactStore:
-        """The artifact store; against a server, over the tracking store's HTTP client (one connection
-        pool per client; each HTTP client costs 70-130 ms to make, a third of a cold model load)."""
-        if not self.settings.is_remote:
-            return open_artifact_store(self.settings.artifacts_uri)
-        from loopline.artifacts.http import HttpArtifactStore
-        from loopline.store.rest import RestTrackingStore
-
-        shared = self.store.client if isinstance(self.store, RestTrackingStore) else None
-        return HttpArtifactStore(self.settings.tracking_uri, client=shared)
 
     # ---- experiments -----------------------------------------------------------------------
 

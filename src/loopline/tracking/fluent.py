@@ -20,9 +20,9 @@ from typing import Any
 
 from loopline.artifacts import FileInfo
 from loopline.config import Settings
-from loopline.entities import Metric, Run, RunStatus
 from loopline.errors import InvalidInput
 from loopline.tracking.client import Client, now_ms
+from loopline.tracking.types import Metric, Run, RunStatus
 
 
 @dataclass(frozen=True)

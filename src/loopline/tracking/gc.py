@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from loopline.artifacts.blobs import BlobArtifactStore
 from loopline.artifacts.paths import safe_path
-from loopline.store.sql_tracking import SqlTrackingStore
+from loopline.tracking.sql_store import SqlTrackingStore
 from loopline.uris import ARTIFACT_SCHEME, artifact_path
 
 

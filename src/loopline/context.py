@@ -1,0 +1,152 @@
+"""The scoped context every client is built from: settings, workspace, actor and the connections.
+
+A ``Context`` answers, for one tracking URI, the questions every domain's client asks: which database
+engine (embedded or PostgreSQL), which HTTP client (against ``loopline server``), which artifact store,
+on behalf of which workspace and actor. Connections are made on first use and shared:
+
+- one SQLAlchemy engine per database per process (``shared_engine``): each client of the same
+  database, whatever its domain, uses the same connection pool, and a migration check runs once;
+- one HTTP client per ``Context`` family: ``scoped()`` copies share it, so the registry, data and
+  pipeline clients of a remote tracking client reuse its connection pool (each new HTTP client costs
+  70-130 ms to make).
+
+The server makes one ``Context`` per process and a ``scoped(workspace=…, actor=…)`` copy per request;
+that is where authentication plugs in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import weakref
+from typing import TYPE_CHECKING
+
+from loopline.config import Settings
+from loopline.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from loopline.artifacts.protocol import ArtifactStore
+    from loopline.protocol.http import RestClient
+
+# Engines live while some client uses them: a process that opens many short-lived stores (tests, a
+# server's GC) does not keep a pool per database forever.
+_ENGINES: weakref.WeakValueDictionary[str, Engine] = weakref.WeakValueDictionary()
+_ENGINES_LOCK = threading.Lock()
+
+
+def shared_engine(uri: str) -> Engine:
+    """The engine of the database ``uri``, one per process while in use (migrated to head once)."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(uri)
+        if engine is None:
+            from loopline.metadata.engine import create_store_engine
+
+            engine = create_store_engine(uri)
+            _ENGINES[uri] = engine
+        return engine
+
+
+def open_sql_engine(settings: Settings, *, what: str) -> Engine:
+    """The shared engine of the database ``settings.tracking_uri`` names, for a domain's SQL store.
+
+    ``what`` names the capability in the error a server URI gets, for the domains that do not go
+    through ``loopline server`` yet.
+    """
+    if settings.is_remote:
+        raise InvalidInput(
+            f"{what} does not work through a server yet: {settings.tracking_uri}.",
+            hint="Run it where the metadata database is (sqlite:///… or postgresql://…), with the same "
+            "LOOPLINE_ARTIFACTS_URI as the server.",
+        )
+    return shared_engine(settings.tracking_uri)
+
+
+@dataclasses.dataclass
+class _Connections:
+    """What the copies of one context share, made on first use."""
+
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    engine: Engine | None = None
+    http: RestClient | None = None
+    artifacts: ArtifactStore | None = None
+
+
+class Context:
+    """Settings, workspace and actor, and the engine, HTTP client and artifact store they name."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        workspace: str | None = None,
+        actor: str | None = None,
+        _connections: _Connections | None = None,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.workspace = workspace or self.settings.workspace
+        self.actor = actor or self.settings.user
+        self._conn = _connections or _Connections()
+
+    def __repr__(self) -> str:
+        return f"Context({self.settings.tracking_uri!r}, workspace={self.workspace!r}, actor={self.actor!r})"
+
+    @property
+    def is_remote(self) -> bool:
+        """True when the tracking URI names a server: every store is then its REST implementation."""
+        return self.settings.is_remote
+
+    def scoped(self, *, workspace: str | None = None, actor: str | None = None) -> Context:
+        """A copy for another workspace or actor that shares this context's connections."""
+        return Context(
+            self.settings,
+            workspace=workspace or self.workspace,
+            actor=actor or self.actor,
+            _connections=self._conn,
+        )
+
+    @property
+    def engine(self) -> Engine:
+        """The metadata database's engine; a server URI has none (use the REST stores)."""
+        if self.is_remote:
+            raise InvalidInput(
+                f"{self.settings.tracking_uri} is a server, not a database: there is no engine to open.",
+                hint="Go through the domain's REST store (open_<domain>_store picks it from the URI).",
+            )
+        with self._conn.lock:
+            if self._conn.engine is None:
+                self._conn.engine = shared_engine(self.settings.tracking_uri)
+            return self._conn.engine
+
+    @property
+    def http(self) -> RestClient:
+        """The HTTP client of the server the tracking URI names (shared by every domain's REST store)."""
+        if not self.is_remote:
+            raise InvalidInput(f"{self.settings.tracking_uri} is a database, not a server.")
+        with self._conn.lock:
+            if self._conn.http is None:
+                from loopline.protocol.http import RestClient
+
+                self._conn.http = RestClient(self.settings.tracking_uri)
+            return self._conn.http
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """The artifact store: the configured root, or the server's artifact proxy when remote."""
+        if self._conn.artifacts is None:
+            if self.is_remote:
+                from loopline.artifacts.http import HttpArtifactStore
+
+                store: ArtifactStore = HttpArtifactStore(self.settings.tracking_uri, client=self.http)
+            else:
+                from loopline.artifacts import open_artifact_store
+
+                store = open_artifact_store(self.settings.artifacts_uri)
+            with self._conn.lock:
+                if self._conn.artifacts is None:
+                    self._conn.artifacts = store
+        return self._conn.artifacts
+
+
+__all__ = ["Context", "open_sql_engine", "shared_engine"]
