@@ -103,6 +103,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health() -> Response:
         return PlainTextResponse("OK")
 
+    @app.get("/ready", include_in_schema=False)
+    async def ready() -> Response:
+        """Readiness: the metadata database answers (a replica that lost it stops getting traffic,
+        while /health, the liveness probe, keeps it from being restarted for a database outage)."""
+        from starlette.concurrency import run_in_threadpool
+
+        def ping() -> None:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+
+        try:
+            await run_in_threadpool(ping)
+        except Exception as e:  # any failure means "not ready"; the reason goes to the body and the log
+            log.warning("not ready: %s", e)
+            return json_response({"ready": False, "reason": type(e).__name__}, status_code=503)
+        return json_response({"ready": True})
+
     @app.get("/version", include_in_schema=False)
     async def version() -> Response:
         return PlainTextResponse(__version__)
