@@ -4,7 +4,8 @@ Layout under the root::
 
     blobs/ab/<blake3 hex>         file contents, stored once however many paths share them
                                   (blobs/ab/cd/<hex> in stores made before the `layout` file)
-    layout                        which of the two blob layouts the store uses (local roots)
+    layout                        which of the two blob layouts the store uses (local roots; an
+                                  object store without it keeps blobs/ab/cd/<hex>)
     refs/<logical path>           a tiny JSON {"digest", "size"} per logical file
     pins/<kind>/<name…>           a JSON {"manifest": digest, …}: a tree of blobs kept alive
     tmp/                          staging for atomic writes of refs, pins and uploads (local
@@ -96,6 +97,7 @@ class BlobArtifactStore:
         else:
             self.fs, root = _url_to_fs(root_uri)
             self.root = root.rstrip("/")
+            self._flat = self._remote_layout()
 
     @functools.cached_property
     def fs(self) -> Any:
@@ -142,6 +144,14 @@ class BlobArtifactStore:
         finally:
             os.unlink(tmp)
         return layout == _FLAT
+
+    def _remote_layout(self) -> bool:
+        """An object store keeps the two-level layout, unless a ``layout`` file says otherwise (a
+        local store copied there by ``loopline db copy`` keeps its flat one)."""
+        try:
+            return bool(self.fs.cat_file(f"{self.root}/layout").decode().strip() == _FLAT)
+        except FileNotFoundError:
+            return False
 
     def staging_dir(self) -> str:
         """A local folder on the same filesystem as the blobs where possible (renames are free)."""
