@@ -6,6 +6,7 @@
      ├── InvalidInput             400  INVALID_PARAMETER_VALUE
      │    └── BadRequest          400  BAD_REQUEST  (a body that is not the JSON/format expected)
      ├── Conflict                 409  INVALID_STATE
+     │    └── IncompatibleVersion 409  INCOMPATIBLE_VERSION  (a client and server that can't talk)
      ├── BackendUnavailable       503  TEMPORARILY_UNAVAILABLE
      └── MissingExtra             500  INTERNAL_ERROR   (an optional dependency is not installed)
 
@@ -63,6 +64,12 @@ class Conflict(LooplineError):
 
     status_code = 409
     error_code = "INVALID_STATE"
+
+
+class IncompatibleVersion(Conflict):
+    """A Loopline client and server whose REST APIs are too far apart: the message names both."""
+
+    error_code = "INCOMPATIBLE_VERSION"
 
 
 class BackendUnavailable(LooplineError):

@@ -48,9 +48,7 @@ def count_rows(engine: sa.Engine) -> dict[str, int]:
 
 
 def _batches(conn: sa.Connection, table: sa.Table, columns: list[str]) -> Iterator[list[dict[str, Any]]]:
-    result = conn.execution_options(stream_results=True).execute(
-        sa.select(*(table.c[c] for c in columns))
-    )
+    result = conn.execution_options(stream_results=True).execute(sa.select(*(table.c[c] for c in columns)))
     while rows := result.fetchmany(BATCH):
         yield [dict(r._mapping) for r in rows]
 

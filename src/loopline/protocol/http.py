@@ -14,10 +14,12 @@ from typing import Any
 import httpx
 import orjson
 
+from loopline._version import API_VERSION, MIN_SERVER_API, __version__
 from loopline.errors import (
     AlreadyExists,
     BackendUnavailable,
     Conflict,
+    IncompatibleVersion,
     InvalidInput,
     LooplineError,
     NotFound,
@@ -31,6 +33,13 @@ _ERRORS: dict[str, type[LooplineError]] = {
     "BAD_REQUEST": InvalidInput,
     "INVALID_STATE": Conflict,
     "TEMPORARILY_UNAVAILABLE": BackendUnavailable,
+    "INCOMPATIBLE_VERSION": IncompatibleVersion,
+}
+# Sent with every request; a Loopline server answers with its own (an MLflow server with neither).
+VERSION_HEADERS = {
+    "User-Agent": f"loopline/{__version__}",
+    "Loopline-Version": __version__,
+    "Loopline-Api": str(API_VERSION),
 }
 
 
@@ -43,9 +52,8 @@ class RestClient:
         # A plain-http client never does TLS (paths only, redirects not followed), so it skips loading
         # the CA bundle: 30-130 ms, a tenth of a cold model load. https keeps full verification.
         tls = self.base_url.startswith("https://")
-        self.http = httpx.Client(
-            base_url=self.base_url, timeout=timeout, headers={"User-Agent": "loopline"}, verify=tls
-        )
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=VERSION_HEADERS, verify=tls)
+        self._server_checked = False
 
     def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
@@ -69,12 +77,30 @@ class RestClient:
                         hint="Start it with `loopline server`, or check LOOPLINE_TRACKING_URI.",
                     ) from e
             else:
+                if not self._server_checked:
+                    self._check_server(resp)
                 if resp.status_code not in _RETRY_STATUS or attempt == self.retries:
                     raise_for_error(resp)
                     return resp
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")
+
+    def _check_server(self, resp: httpx.Response) -> None:
+        """On the first answer: refuse a Loopline server whose API this client no longer speaks."""
+        api = resp.headers.get("loopline-api")
+        if api is None:  # an MLflow (or older Loopline) server: MLflow's routes are all we use
+            self._server_checked = True
+            return
+        if not api.isdigit() or int(api) < MIN_SERVER_API:
+            server = resp.headers.get("loopline-version", "unknown")
+            raise IncompatibleVersion(
+                f"The server at {self.base_url} runs Loopline {server} (API {api}); this client, "
+                f"Loopline {__version__} (API {API_VERSION}), needs API {MIN_SERVER_API} or newer.",
+                hint="Upgrade the server, or use a client of the server's version "
+                f"(pip install 'loopline=={server}').",
+            )
+        self._server_checked = True
 
     def close(self) -> None:
         self.http.close()

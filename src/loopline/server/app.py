@@ -15,6 +15,7 @@ from loopline.config import Settings
 from loopline.server import errors
 from loopline.server.http import json_response
 from loopline.server.state import ServerState
+from loopline.server.versioning import VersionMiddleware
 
 log = logging.getLogger("loopline.server")
 
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         artifacts=BlobArtifactStore(settings.artifacts_uri),
     )
     errors.install(app)
+    app.add_middleware(VersionMiddleware)
     app.include_router(mlflow_tracking.router)
     app.include_router(mlflow_artifacts.router)
     app.include_router(mlflow_registry.router)
