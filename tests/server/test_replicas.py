@@ -1,0 +1,155 @@
+"""Several ``loopline server`` replicas on one PostgreSQL and one artifact root, as behind a load
+balancer: concurrent writes through different replicas stay gapless and lose nothing, and a cron
+schedule that every replica's scheduler sees fires once per slot."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from support import free_port, wait_http
+
+from loopline.config import Settings
+from loopline.metadata.engine import create_store_engine
+from loopline.pipelines.sql_store import ScheduleRecord, SqlPipelineStore
+from loopline.registry import RegistryClient
+from loopline.tracking import Client
+
+GREET = """
+from loopline.pipelines import pipeline, step
+
+
+@step
+def hello(name: str) -> str:
+    return f"hello {name}"
+
+
+@pipeline
+def greet(name: str = "world"):
+    return hello(name)
+"""
+
+
+def _start(
+    store: str, artifacts: Path, log: Path, extra_env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("LOOPLINE_TRACKING_URI", "MLFLOW_TRACKING_URI")}
+    env |= {"LOOPLINE_STORE_URI": store, "LOOPLINE_ARTIFACTS_URI": str(artifacts), **extra_env}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/health", proc)
+    return proc, url
+
+
+@pytest.fixture
+def replicas(
+    tmp_path: Path, postgres_uri: str, request: pytest.FixtureRequest
+) -> Iterator[tuple[list[str], str, Path]]:
+    """Two replicas on one fresh PostgreSQL database. Indirect parameter: (setup, environment), the
+    setup run on the database before the replicas start, the environment given to both."""
+    setup, extra = getattr(request, "param", (None, {}))
+    if setup is not None:
+        setup(postgres_uri, tmp_path)
+    procs: list[subprocess.Popen[bytes]] = []
+    urls = []
+    try:
+        for i in range(2):
+            proc, url = _start(postgres_uri, tmp_path / "artifacts", tmp_path / f"replica{i}.log", extra)
+            procs.append(proc)
+            urls.append(url)
+        yield urls, postgres_uri, tmp_path
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _client(url: str) -> Client:
+    return Client(Settings.from_env({}, tracking_uri=url, user="replica-test"))
+
+
+def test_concurrent_registrations_and_runs_through_two_replicas_are_gapless(
+    replicas: tuple[list[str], str, Path],
+) -> None:
+    urls, _, _ = replicas
+    RegistryClient(_client(urls[0])).store.create_registered_model("shared")
+    per_worker = 6
+
+    def register(worker: int) -> list[int]:
+        client = _client(urls[worker % 2])  # alternate replicas, as a load balancer would
+        registry = RegistryClient(client)
+        exp = client.set_experiment("replicas").experiment_id
+        made = []
+        for i in range(per_worker):
+            run = client.create_run(exp, run_name=f"w{worker}-{i}")
+            client.log_metric(run.info.run_id, "loss", float(i), step=i)
+            client.set_terminated(run.info.run_id)
+            mv = registry.store.create_model_version(
+                "shared", f"runs:/{run.info.run_id}/model", run.info.run_id
+            )
+            made.append(int(mv.version))
+        client.close()
+        return made
+
+    with ThreadPoolExecutor(4) as pool:
+        versions = [v for made in pool.map(register, range(4)) for v in made]
+    assert sorted(versions) == list(range(1, 4 * per_worker + 1))  # no gap, no duplicate
+    # Every acknowledged write is visible through either replica.
+    for url in urls:
+        client = _client(url)
+        exp = client.get_experiment_by_name("replicas")
+        assert exp is not None
+        runs = client.search_runs([exp.experiment_id], max_results=1000)
+        assert len(runs) == 4 * per_worker
+        assert all(r.data.metrics.get("loss") is not None for r in runs)
+        client.close()
+
+
+def _schedule_greet(store_uri: str, tmp_path: Path) -> None:
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "greet_flow.py").write_text(GREET)
+    store = SqlPipelineStore(create_store_engine(store_uri), workspace="default", actor="tester")
+    created = int(dt.datetime.now(dt.UTC).timestamp() * 1000) - 120_000
+    target = f"{tmp_path / 'proj' / 'greet_flow.py'}:greet"
+    store.add_schedule(ScheduleRecord("minutely", target, "* * * * *", {"name": "cron"}, "", True, created))
+
+
+@pytest.mark.parametrize(
+    "replicas", [(_schedule_greet, {"LOOPLINE_SCHEDULER_INTERVAL": "0.3"})], indirect=True, ids=["cron"]
+)
+def test_a_schedule_seen_by_every_replica_fires_once_per_slot(replicas: tuple[list[str], str, Path]) -> None:
+    urls, store_uri, _ = replicas
+    deadline = time.monotonic() + 60
+    while True:  # both schedulers poll every 0.3 s; one of them claims the current minute's slot
+        runs = httpx.get(f"{urls[0]}/api/2.0/loopline/pipelines/runs", params={"name": "greet"}).json()[
+            "runs"
+        ]
+        if any(r["status"] == "succeeded" for r in runs):
+            break
+        assert time.monotonic() < deadline, "the scheduled run did not finish"
+        time.sleep(0.3)
+    time.sleep(1.5)  # several more polls of both schedulers: none may launch the same slot again
+    slots = SqlPipelineStore(create_store_engine(store_uri), workspace="default").slots("minutely")
+    runs = httpx.get(f"{urls[1]}/api/2.0/loopline/pipelines/runs", params={"name": "greet"}).json()["runs"]
+    assert len({slot for slot, *_ in slots}) == len(slots)  # one claim per slot
+    assert len(runs) == len(slots)  # one run per claimed slot, whichever replica claimed it
+    assert {r["run_id"] for r in runs} == {run_id for _, _, run_id, _ in slots}
