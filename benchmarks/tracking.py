@@ -56,6 +56,7 @@ WORKLOADS = {
     "inprocess": "log_metric cost with no server (embedded SQLite), including the final flush",
     "footprint": "server start-up time, idle RSS and process count; import time",
     "artifacts": "upload and download of a 1 GiB file through the server",
+    "server_cost": "the server's CPU seconds under MLflow's own client (mixed workload), both servers",
 }
 SYSTEMS = ("mlflow", "loopline")
 SEARCH_FILTER = "metrics.acc > 0.5"
@@ -75,6 +76,8 @@ class Sizes:
     search_calls: int
     inprocess: dict[str, int]
     artifact_bytes: int
+    mix_runs: int = 200
+    mix_points: int = 50_000
 
     @classmethod
     def for_options(cls, options: Options) -> Sizes:
@@ -88,6 +91,8 @@ class Sizes:
                 search_calls=3,
                 inprocess={"mlflow": 100, "loopline": 20_000},
                 artifact_bytes=256 * MiB,
+                mix_runs=50,
+                mix_points=10_000,
             )
         return cls(
             log_metric={"mlflow": 2_000, "loopline": 200_000},
@@ -189,6 +194,38 @@ def loopline_ingest(p: Params) -> Result:
         history.append(time.perf_counter() - t0)
         _check(count == n, f"loopline returned {count} of {n} points")
     return {"points": n, "ingest_seconds": ingest, "history_seconds": history}
+
+
+def mlflow_client_mix(p: Params) -> Result:
+    """The server-cost workload: the unmodified ``mlflow`` client against either server (the harness
+    measures the server's CPU around it). 200 runs with params and metrics, a 50k-point log-batch in
+    1,000-point requests, 300 single log-metric calls, the 50k-point history, ten searches."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    runs, points, singles, searches = int(p["runs"]), int(p["points"]), int(p["singles"]), int(p["searches"])
+    experiment = mlflow.set_experiment(f"bench-mix-{uuid.uuid4().hex[:8]}").experiment_id
+    t0 = time.perf_counter()
+    for i in range(runs):
+        with mlflow.start_run():
+            mlflow.log_params(_RUN_PARAMS)
+            mlflow.log_metrics(_run_metrics(i))
+    client = mlflow.MlflowClient()
+    run_id = client.create_run(experiment).info.run_id
+    batch = [Metric(*m) for m in _points(points)]
+    for i in range(0, points, 1000):
+        client.log_batch(run_id, metrics=batch[i : i + 1000])
+    for i in range(singles):
+        client.log_metric(run_id, "single", float(i), step=i)
+    history = len(client.get_metric_history(run_id, "loss"))
+    _check(history == points, f"history returned {history} of {points} points")
+    for _ in range(searches):
+        found = client.search_runs([experiment], "metrics.metric_0 > 0.5", order_by=["metrics.metric_0 DESC"])
+        _check(len(found) > 0, "search found nothing")
+    seconds = time.perf_counter() - t0
+    total = len(client.search_runs([experiment], max_results=1000))
+    _check(total == runs + 1, f"{total} runs stored, {runs + 1} made")
+    return {"seconds": seconds, "requests": runs * 4 + points // 1000 + singles + 1 + searches}
 
 
 _RUN_PARAMS = {f"param_{j}": j * 0.1 for j in range(10)}
@@ -435,6 +472,8 @@ WORKERS: dict[str, Callable[[Params], Result]] = {
         loopline_artifacts,
     )
 }
+# One workload, MLflow's client, against both servers.
+WORKERS |= {"mlflow_server_cost": mlflow_client_mix, "loopline_server_cost": mlflow_client_mix}
 
 
 # ==== orchestration =================================================================================
@@ -566,6 +605,14 @@ class Bench:
             r = self.worker(system, "search", search, env)
             if r:
                 f["search_runs"] = median(r["latencies"]) * 1000
+        if self.wants("server_cost"):
+            # MLflow's own client against both servers; the server tree's CPU seconds around it.
+            mix = {"runs": s.mix_runs, "points": s.mix_points, "singles": 300, "searches": 10}
+            cpu0 = server.cpu_seconds()
+            r = self.worker(system, "server_cost", mix, clean_env({"MLFLOW_TRACKING_URI": server.url}))
+            if r:
+                f["server_cpu"] = server.cpu_seconds() - cpu0
+                f["server_cost_wall"] = r["seconds"]
         if artifact_file is not None:
             dst = self.root / f"{system}-download"
             before = server.rss()[0]
@@ -613,6 +660,9 @@ class Bench:
             ("artifacts", "transfer_peak_rss", "8. server peak RSS during transfer", "MiB", False, {}),
             ("artifacts", "transfer_rss_growth", "8. server RSS growth during transfer", "MiB", False,
              {"goal_abs": ("<", 100.0), "note": "peak minus RSS before"}),
+            ("server_cost", "server_cpu", "9. server CPU, mlflow client's mixed workload", "s", False,
+             {"goal_ratio": 15, "note": f"{s.mix_runs} runs, {s.mix_points:,} pts, 300 + 10 calls"}),
+            ("server_cost", "server_cost_wall", "9. same workload, client wall time", "s", False, {}),
         ]  # fmt: skip
         out = []
         for workload, key, title, unit, higher, extra in specs:
@@ -669,6 +719,7 @@ def run(options: Options) -> Report:
         "metric_history",
         "footprint",
         "artifacts",
+        "server_cost",
     )
     with tempfile.TemporaryDirectory(prefix="loopline-bench-") as tmp:
         root = Path(tmp)
