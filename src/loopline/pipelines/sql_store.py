@@ -563,7 +563,7 @@ class SqlPipelineStore(SqlStore):
             ).first()
         if row is None:
             raise NotFound(f"No sweep {sweep_id!r}.")
-        out = dict(row._mapping)
+        out = {str(k): v for k, v in row._mapping.items()}  # plain str keys (not quoted_name) for JSON
         out["space"] = json.loads(out["space"])
         return out
 

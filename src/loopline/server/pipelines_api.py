@@ -122,7 +122,7 @@ def _strings(body: dict[str, Any], name: str, limit: int | None = None) -> list[
 @router.get("/runs")
 async def list_runs(request: Request) -> Response:
     body = await params(request)
-    limit = optional_int(body, "max_results", 50) or 50
+    limit = _int(body, "max_results") if body.get("max_results") is not None else 50
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"Invalid value {limit} for parameter 'max_results': it must be 1 to 1000.")
     runs = await blocking(
@@ -214,9 +214,9 @@ async def progress(run_id: str, request: Request) -> Response:
 async def known_keys(request: Request) -> Response:
     body = await json_body(request)
     fingerprints = _strings(body, "fingerprints", 64)
-    limit = optional_int(body, "limit", 100_000) or 100_000
-    if not 1 <= limit <= 1_000_000:
-        raise InvalidInput(f"Invalid value {limit} for parameter 'limit': it must be 1 to 1000000.")
+    limit = _int(body, "limit") if "limit" in body else 100_000
+    if not 0 <= limit <= 1_000_000:
+        raise InvalidInput(f"Invalid value {limit} for parameter 'limit': it must be 0 to 1000000.")
     keys = await blocking(_store(request).known_keys, fingerprints, limit)
     return json_response({"keys": None if keys is None else sorted(keys)})
 
