@@ -259,6 +259,53 @@ def test_a_schedule_added_through_the_server_is_run_by_its_scheduler(
     store.remove_schedule(name)
 
 
+def test_sweep_rerun_graph_and_schedule_commands_work_through_the_server(
+    server: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from loopline.cli.main import app
+
+    url, _ = server
+    name = f"sw{uuid.uuid4().hex[:8]}"
+    target = f"{_project(tmp_path, name) / 'pipe.py'}:p"
+    work = tmp_path / "work"
+    swept = _json(
+        _cli(url, ["sweep", target, "-s", "n=10,20", "--metric", "total", "--format", "json"], work)
+    )
+    assert swept["best_value"] == sum(range(20)) and swept["best_params"] == {"n": 20}
+    assert {t["status"] for t in swept["trials"]} == {"succeeded"}
+    store = open_pipeline_store(Context(Settings.from_env({}, tracking_uri=url)))
+    assert store.get_sweep(swept["sweep_id"])["best_run_id"] == swept["best_run_id"]
+    assert {r.sweep_id for r in store.list_runs(name)} == {swept["sweep_id"]}
+
+    report = _json(
+        _cli(url, ["pipeline", "rerun", swept["best_run_id"], "--check", "--format", "json"], work)
+    )
+    assert report["matched"] is True
+    graph = _cli(url, ["pipeline", "graph", swept["best_run_id"]], work).stdout
+    assert "numbers" in graph and "total" in graph
+    assert not (work / ".loopline").exists()
+
+    monkeypatch.chdir(work)
+    env = {"LOOPLINE_TRACKING_URI": url, "COLUMNS": "200"}
+
+    def cli(*args: str) -> str:
+        done = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    sched = f"nightly-{name}"
+    cli("pipeline", "schedule", "add", sched, target, "--cron", "0 3 * * *", "-p", "n=5")
+    cli("pipeline", "schedule", "disable", sched)
+    [added] = [s for s in store.list_schedules() if s.name == sched]
+    assert (added.cron, dict(added.params), added.enabled) == ("0 3 * * *", {"n": 5}, False)
+    assert sched in cli("pipeline", "schedule", "list")
+    cli("pipeline", "schedule", "remove", sched)
+    assert sched not in {s.name for s in store.list_schedules()}
+    assert not (work / ".loopline").exists()
+
+
 # ---- bad input over HTTP ---------------------------------------------------------------------
 
 
