@@ -533,3 +533,13 @@ def test_store_contract_schedules_and_sweeps(store: PipelineStore) -> None:
     )
     with pytest.raises(NotFound):
         store.get_sweep(uuid.uuid4().hex)
+
+
+def test_the_openapi_document_describes_the_pipeline_routes(server: tuple[str, Path]) -> None:
+    doc = httpx.get(f"{server[0]}/openapi.json").json()
+    api = "/api/2.0/loopline/pipelines"
+    assert {f"{api}/runs/create", f"{api}/runs/{{run_id}}/progress", f"{api}/steps/cached"} <= set(
+        doc["paths"]
+    )
+    step = doc["components"]["schemas"]["StepRecord"]["properties"]
+    assert {"cache_key", "output_digest", "output_inline"} <= set(step)

@@ -54,6 +54,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from loopline.errors import InvalidInput
 from loopline.pipelines.store import PipelineStore, open_pipeline_store
@@ -61,6 +62,7 @@ from loopline.pipelines.types import (
     RUN_STATUSES,
     RunRecord,
     ScheduleRecord,
+    StepRecord,
     check_run,
     check_status,
     check_text,
@@ -72,6 +74,65 @@ from loopline.server.state import context
 
 router = APIRouter(prefix="/api/2.0/loopline/pipelines", tags=["pipelines"])
 _EMPTY: dict[str, Any] = {}
+
+
+# Response shapes, for the OpenAPI document only: routes build their JSON by hand (orjson), and
+# check request bodies by hand too (``record_from_json``), so a 400 names the field that was wrong.
+class Empty(BaseModel):
+    pass
+
+
+class Runs(BaseModel):
+    runs: list[RunRecord]
+
+
+class RunWithSteps(BaseModel):
+    run: RunRecord
+    steps: list[StepRecord]
+
+
+class Steps(BaseModel):
+    steps: list[StepRecord]
+
+
+class CachedStep(BaseModel):
+    step: StepRecord | None
+
+
+class LastSteps(BaseModel):
+    steps: dict[str, StepRecord]
+
+
+class KnownKeys(BaseModel):
+    keys: list[str] | None
+
+
+class Schedule(BaseModel):
+    name: str
+    target: str
+    cron: str
+    params: dict[str, Any]
+    executor: str
+    enabled: bool
+    created_time: int
+    last_slot_ms: int | None = None
+    last_run_id: str | None = None
+
+
+class Schedules(BaseModel):
+    schedules: list[Schedule]
+
+
+class Claimed(BaseModel):
+    claimed: bool
+
+
+class Slots(BaseModel):
+    slots: list[tuple[int, str, str, str]]
+
+
+class Sweep(BaseModel):
+    sweep: dict[str, Any]
 
 
 def _store(request: Request) -> PipelineStore:
@@ -119,7 +180,7 @@ def _strings(body: dict[str, Any], name: str, limit: int | None = None) -> list[
 # ---- runs ----------------------------------------------------------------------------------
 
 
-@router.get("/runs")
+@router.get("/runs", response_model=Runs)
 async def list_runs(request: Request) -> Response:
     body = await params(request)
     limit = _int(body, "max_results") if body.get("max_results") is not None else 50
@@ -132,7 +193,7 @@ async def list_runs(request: Request) -> Response:
     return json_response({"runs": [_run_json(r, packages) for r in runs]})
 
 
-@router.post("/runs/create")
+@router.post("/runs/create", response_model=Empty)
 async def create_run(request: Request) -> Response:
     body = await json_body(request)
     run = check_run(record_from_json(RunRecord, body.get("run"), "run"))
@@ -148,7 +209,7 @@ async def create_run(request: Request) -> Response:
     return json_response(_EMPTY)
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", response_model=RunWithSteps)
 async def get_run(run_id: str, request: Request) -> Response:
     body = await params(request)
     store = _store(request)
@@ -159,13 +220,13 @@ async def get_run(run_id: str, request: Request) -> Response:
     )
 
 
-@router.get("/runs/{run_id}/steps")
+@router.get("/runs/{run_id}/steps", response_model=Steps)
 async def list_steps(run_id: str, request: Request) -> Response:
     steps = await blocking(_store(request).steps, run_id)
     return json_response({"steps": [asdict(s) for s in steps]})
 
 
-@router.post("/runs/{run_id}/restart")
+@router.post("/runs/{run_id}/restart", response_model=Empty)
 async def restart_run(run_id: str, request: Request) -> Response:
     body = await json_body(request)
     host, executor = _str(body, "host", 255, required=False), _str(body, "executor", 256)
@@ -173,7 +234,7 @@ async def restart_run(run_id: str, request: Request) -> Response:
     return json_response(_EMPTY)
 
 
-@router.post("/runs/{run_id}/inputs")
+@router.post("/runs/{run_id}/inputs", response_model=Empty)
 async def add_inputs(run_id: str, request: Request) -> Response:
     body = await json_body(request)
     name, uris = _str(body, "name", 256), _strings(body, "dataset_uris", 2048)
@@ -181,7 +242,7 @@ async def add_inputs(run_id: str, request: Request) -> Response:
     return json_response(_EMPTY)
 
 
-@router.post("/runs/{run_id}/finish")
+@router.post("/runs/{run_id}/finish", response_model=Empty)
 async def finish_run(run_id: str, request: Request) -> Response:
     body = await json_body(request)
     status = check_status(body.get("status"), RUN_STATUSES[1:], "status")
@@ -190,7 +251,7 @@ async def finish_run(run_id: str, request: Request) -> Response:
     return json_response(_EMPTY)
 
 
-@router.post("/runs/{run_id}/progress")
+@router.post("/runs/{run_id}/progress", response_model=Empty)
 async def progress(run_id: str, request: Request) -> Response:
     body = await json_body(request)
     raw = body.get("finished", [])
@@ -210,7 +271,7 @@ async def progress(run_id: str, request: Request) -> Response:
 # ---- the cache -----------------------------------------------------------------------------
 
 
-@router.post("/steps/known-keys")
+@router.post("/steps/known-keys", response_model=KnownKeys)
 async def known_keys(request: Request) -> Response:
     body = await json_body(request)
     fingerprints = _strings(body, "fingerprints", 64)
@@ -221,14 +282,14 @@ async def known_keys(request: Request) -> Response:
     return json_response({"keys": None if keys is None else sorted(keys)})
 
 
-@router.get("/steps/cached")
+@router.get("/steps/cached", response_model=CachedStep)
 async def find_cached(request: Request) -> Response:
     body = await params(request)
     hit = await blocking(_store(request).find_cached, _str(body, "cache_key", 64))
     return json_response({"step": None if hit is None else asdict(hit)})
 
 
-@router.get("/steps/last")
+@router.get("/steps/last", response_model=LastSteps)
 async def last_steps(request: Request) -> Response:
     body = await params(request)
     pipeline, before = _str(body, "pipeline", 256), _str(body, "before_run", 32, required=False)
@@ -239,7 +300,7 @@ async def last_steps(request: Request) -> Response:
 # ---- schedules -----------------------------------------------------------------------------
 
 
-@router.get("/schedules")
+@router.get("/schedules", response_model=Schedules)
 async def list_schedules(request: Request) -> Response:
     body = await params(request)
     store = _store(request)
@@ -253,7 +314,7 @@ async def list_schedules(request: Request) -> Response:
     return json_response({"schedules": out})
 
 
-@router.post("/schedules/create")
+@router.post("/schedules/create", response_model=Empty)
 async def add_schedule(request: Request) -> Response:
     from loopline.pipelines.schedule import validate_cron
 
@@ -266,7 +327,7 @@ async def add_schedule(request: Request) -> Response:
     return json_response(_EMPTY)
 
 
-@router.post("/schedules/enable")
+@router.post("/schedules/enable", response_model=Empty)
 async def set_schedule_enabled(request: Request) -> Response:
     body = await json_body(request)
     enabled = body.get("enabled")
@@ -276,21 +337,21 @@ async def set_schedule_enabled(request: Request) -> Response:
     return json_response(_EMPTY)
 
 
-@router.post("/schedules/delete")
+@router.post("/schedules/delete", response_model=Empty)
 async def remove_schedule(request: Request) -> Response:
     body = await json_body(request)
     await blocking(_store(request).remove_schedule, _str(body, "name", 256))
     return json_response(_EMPTY)
 
 
-@router.post("/schedules/claim")
+@router.post("/schedules/claim", response_model=Claimed)
 async def claim_slot(request: Request) -> Response:
     body = await json_body(request)
     name, slot, by = _str(body, "name", 256), _int(body, "slot_ms"), _str(body, "claimed_by", 255)
     return json_response({"claimed": await blocking(_store(request).claim_slot, name, slot, by)})
 
 
-@router.post("/schedules/slot-result")
+@router.post("/schedules/slot-result", response_model=Empty)
 async def set_slot_result(request: Request) -> Response:
     body = await json_body(request)
     name, slot = _str(body, "name", 256), _int(body, "slot_ms")
@@ -299,7 +360,7 @@ async def set_slot_result(request: Request) -> Response:
     return json_response(_EMPTY)
 
 
-@router.get("/schedules/slots")
+@router.get("/schedules/slots", response_model=Slots)
 async def list_slots(request: Request) -> Response:
     body = await params(request)
     slots = await blocking(_store(request).slots, _str(body, "name", 256))
@@ -309,7 +370,7 @@ async def list_slots(request: Request) -> Response:
 # ---- sweeps --------------------------------------------------------------------------------
 
 
-@router.post("/sweeps/create")
+@router.post("/sweeps/create", response_model=Empty)
 async def create_sweep(request: Request) -> Response:
     body = await json_body(request)
     await blocking(
@@ -325,7 +386,7 @@ async def create_sweep(request: Request) -> Response:
     return json_response(_EMPTY)
 
 
-@router.post("/sweeps/{sweep_id}/finish")
+@router.post("/sweeps/{sweep_id}/finish", response_model=Empty)
 async def finish_sweep(sweep_id: str, request: Request) -> Response:
     body = await json_body(request)
     status, best = _str(body, "status", 16), _str(body, "best_run_id", 32, required=False)
@@ -338,7 +399,7 @@ async def finish_sweep(sweep_id: str, request: Request) -> Response:
     return json_response(_EMPTY)
 
 
-@router.get("/sweeps/{sweep_id}")
+@router.get("/sweeps/{sweep_id}", response_model=Sweep)
 async def get_sweep(sweep_id: str, request: Request) -> Response:
     return json_response({"sweep": await blocking(_store(request).get_sweep, sweep_id)})
 
