@@ -237,6 +237,64 @@ def p():
     assert not (work / ".loopline").exists()
 
 
+def test_a_run_killed_mid_step_registers_no_output_and_resumes_through_the_server(
+    server: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, _ = server
+    name = f"killed{uuid.uuid4().hex[:8]}"
+    started = tmp_path / "started"
+    source = f"""
+import os, time
+from loopline.pipelines import pipeline, step
+
+@step
+def first() -> list:
+    return list(range(20000))
+
+@step
+def slow(values: list) -> int:
+    if os.environ.get("SLEEP"):
+        open({str(started)!r}, "w").close()
+        time.sleep(60)
+    return len(values)
+
+@pipeline(name={name!r})
+def p():
+    return slow(first())
+"""
+    target = f"{write(tmp_path / 'proj', pipe=source) / 'pipe.py'}:p"
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loopline.cli", "pipeline", "run", target, "-q"],
+        cwd=work,
+        env={**_client_env(url), "SLEEP": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before the step started"
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+
+    store = open_pipeline_store(Context(Settings.from_env({}, tracking_uri=url)))
+    [run] = store.list_runs(name)
+    assert run.status == "running"  # nobody recorded an end
+    steps = {s.node: s for s in store.steps(run.run_id)}
+    assert steps["first"].status == "succeeded" and steps["first"].output_path
+    assert steps["slow"].status == "running" and steps["slow"].output_digest == ""
+
+    resumed = _json(_cli(url, ["pipeline", "resume", run.run_id, "--format", "json"], work))
+    assert (
+        resumed["run_id"] == run.run_id and resumed["status"] == "succeeded" and resumed["outputs"] == 20000
+    )
+    assert _statuses(resumed) == {"first": "succeeded", "slow": "succeeded"}  # first was kept, not re-run
+    assert [r.run_id for r in store.list_runs(name)] == [run.run_id]
+    assert not (work / ".loopline").exists()
+
+
 def test_a_schedule_added_through_the_server_is_run_by_its_scheduler(
     server: tuple[str, Path], tmp_path: Path
 ) -> None:
