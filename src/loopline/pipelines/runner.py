@@ -59,13 +59,16 @@ class Runner:
         *,
         executor: Executor | str | None = None,
         client: Any = None,
+        context: Context | None = None,
         max_workers: int | None = None,
         isolate_all: bool = False,
         on_event: Listener | None = None,
     ) -> None:
+        """On ``client``'s context if given, else on ``context``, else on ``settings`` (default: the
+        environment's); the tracking client, the pipeline store and the artifacts all come from it."""
         from loopline.tracking import Client
 
-        self.client = client or Client(settings)
+        self.client = client or Client(settings, context=context)
         self.context: Context = self.client.context
         self.settings: Settings = self.context.settings
         self.store: PipelineStore = open_pipeline_store(self.context)
