@@ -203,7 +203,7 @@ def _store(tracking_uri: str | None) -> PipelineStore:
     return open_pipeline_store(Context(_settings(tracking_uri)))
 
 
-@app.command("runs", hidden=True)  # the name `loopline runs` and the docs of other tools suggest
+@app.command("runs", hidden=True)  # `pipeline runs` reads as naturally as `pipeline list`
 @app.command("list")
 def list_(
     name: Annotated[str | None, typer.Option("--name", "-n", help="Only this pipeline.")] = None,
