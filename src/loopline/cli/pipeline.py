@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from loopline.cli.common import TrackingUri, fmt_duration, fmt_time
 from loopline.config import Settings
 from loopline.errors import InvalidInput
 from loopline.pipelines.render import Progress, render_graph, run_json, short, steps_table, summary
+
+if TYPE_CHECKING:
+    from loopline.pipelines.store import PipelineStore
 
 app = typer.Typer(
     help="Run pipelines of typed Python steps, cached and reproducible, on this machine or on Ray.\n\n"
@@ -192,14 +195,15 @@ def rerun(
         raise typer.Exit(1)
 
 
-def _store(tracking_uri: str | None) -> Any:
-    from loopline.context import open_sql_engine
-    from loopline.pipelines.sql_store import SqlPipelineStore
+def _store(tracking_uri: str | None) -> PipelineStore:
+    """The pipeline store of the tracking URI: its database, or ``loopline server`` over REST."""
+    from loopline.context import Context
+    from loopline.pipelines.store import open_pipeline_store
 
-    s = _settings(tracking_uri)
-    return SqlPipelineStore(open_sql_engine(s, what="Pipelines"), workspace=s.workspace, actor=s.user)
+    return open_pipeline_store(Context(_settings(tracking_uri)))
 
 
+@app.command("runs", hidden=True)  # `pipeline runs` reads as naturally as `pipeline list`
 @app.command("list")
 def list_(
     name: Annotated[str | None, typer.Option("--name", "-n", help="Only this pipeline.")] = None,
@@ -356,7 +360,7 @@ def schedule_add(
 
     from loopline.pipelines import load_target
     from loopline.pipelines.schedule import validate_cron
-    from loopline.pipelines.sql_store import ScheduleRecord
+    from loopline.pipelines.types import ScheduleRecord
 
     p = load_target(target)
     params = parse_params(config, param)

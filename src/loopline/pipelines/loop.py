@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidInput
 from loopline.pipelines.graph import Graph, handles_in, substitute
-from loopline.pipelines.sql_store import Finished, StepRecord
 from loopline.pipelines.step import Step
 from loopline.pipelines.task import _MISSING, InputRef, StepResult, StepTask
+from loopline.pipelines.types import Finished, StepRecord
 
 if TYPE_CHECKING:
     from loopline.pipelines.runner import Runner
@@ -320,7 +320,7 @@ class RunLoop:
             step.name,
             step.code_ref(),
             args,
-            self.runner.settings.artifacts_uri,
+            self.runner.artifacts_uri,
             f"pipelines/{self.name}/{self.run_id}/{n}/{self.attempts[n]}",
             self.seed,
             step.options.serializer,

@@ -7,7 +7,7 @@ from typing import Any
 
 from loopline.config import Settings
 from loopline.errors import LooplineError
-from loopline.pipelines.sql_store import StepRecord, pipeline_uri
+from loopline.pipelines.types import StepRecord, pipeline_uri
 
 
 class StepFailed(LooplineError):

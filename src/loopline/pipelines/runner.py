@@ -1,8 +1,12 @@
 """The runner: orders a pipeline's steps, skips cached ones, launches the rest, records everything.
 
 One pipeline run is one tracking run (same id: ``runs:/<id>`` carries its parameters, tags and the
-numeric outputs as metrics) plus rows of ``loopline.pipelines.sql_store`` for the run and each step.
-Step runs are rows, not tracking runs: a step costs one small transaction, not five requests.
+numeric outputs as metrics) plus records of the pipeline store for the run and each step.
+Step runs are records, not tracking runs: a step costs one small transaction, not five requests.
+
+Everything comes from the tracking client's ``Context``: on a database the store is SQL and outputs
+go to the artifact root; with a server URI the store is REST and outputs go through the server's
+artifact proxy, so cache hits are shared by everyone using that server. Steps always run here.
 
 For each step whose inputs are ready the runner computes the cache key — BLAKE3 of the step's
 code fingerprint, the digests of its inputs and its constant arguments — and reuses the newest
@@ -22,14 +26,16 @@ from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 from loopline.config import Settings
+from loopline.context import Context
 from loopline.errors import Conflict, InvalidInput
 from loopline.pipelines.executors import Executor, open_executor
 from loopline.pipelines.graph import Graph, substitute, to_template
 from loopline.pipelines.loop import DONE, RunLoop, now_ms
 from loopline.pipelines.pipeline import Pipeline
 from loopline.pipelines.results import PipelineRun, resume_command
-from loopline.pipelines.sql_store import RunRecord, SqlPipelineStore, StepRecord
+from loopline.pipelines.store import PipelineStore, open_pipeline_store
 from loopline.pipelines.task import _MISSING, InputRef
+from loopline.pipelines.types import RunRecord, StepRecord
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -53,20 +59,19 @@ class Runner:
         *,
         executor: Executor | str | None = None,
         client: Any = None,
+        context: Context | None = None,
         max_workers: int | None = None,
         isolate_all: bool = False,
         on_event: Listener | None = None,
     ) -> None:
+        """On ``client``'s context if given, else on ``context``, else on ``settings`` (default: the
+        environment's); the tracking client, the pipeline store and the artifacts all come from it."""
         from loopline.tracking import Client
 
-        self.client = client or Client(settings)
-        self.settings: Settings = self.client.settings
-        engine = getattr(self.client.store, "engine", None)
-        if engine is None:
-            from loopline.context import open_sql_engine
-
-            engine = open_sql_engine(self.settings, what="Pipelines")
-        self.store = SqlPipelineStore(engine, workspace=self.settings.workspace, actor=self.settings.user)
+        self.client = client or Client(settings, context=context)
+        self.context: Context = self.client.context
+        self.settings: Settings = self.context.settings
+        self.store: PipelineStore = open_pipeline_store(self.context)
         self._own_executor = not hasattr(executor, "submit")
         self.executor: Executor = (
             executor  # type: ignore[assignment]
@@ -255,15 +260,22 @@ class Runner:
             raise
         return self._close_run(pipeline, graph, run_id, loop.refs, loop.status, loop.first_error)
 
+    @property
+    def artifacts_uri(self) -> str:
+        """Where steps store outputs: the artifact root, or the server (its artifact proxy) when remote."""
+        return self.settings.tracking_uri if self.context.is_remote else self.settings.artifacts_uri
+
     def task_env(self) -> dict[str, str]:
         """The ``LOOPLINE_*`` settings a step needs wherever it runs (to read ``datasets:/`` inputs)."""
         s = self.settings
-        return {
+        env = {
             "LOOPLINE_TRACKING_URI": s.tracking_uri,
-            "LOOPLINE_ARTIFACTS_URI": s.artifacts_uri,
             "LOOPLINE_WORKSPACE": s.workspace,
             "LOOPLINE_USER": s.user,
         }
+        if not self.context.is_remote:  # a server keeps its own artifact root
+            env["LOOPLINE_ARTIFACTS_URI"] = s.artifacts_uri
+        return env
 
     def output_exists(self, hit: StepRecord) -> bool:
         """Whether a cached output's bytes are still in the artifact store (gc may have taken them)."""
@@ -274,7 +286,10 @@ class Runner:
             store = self.client.artifacts
             if hit.serializer == "model":
                 return bool(store.list(path))
-            return bool(store.exists(path)) if hasattr(store, "exists") else True
+            if hasattr(store, "exists"):
+                return bool(store.exists(path))
+            parent = path.rpartition("/")[0]  # a store without exists() (the server's proxy): list
+            return any(f.path == path for f in store.list(parent))
         return False
 
     def register_model(self, model_name: str, path: str, meta: dict[str, Any], run_id: str) -> str:

@@ -25,7 +25,8 @@ from typing import Any
 
 from loopline.config import Settings
 from loopline.errors import InvalidInput
-from loopline.pipelines.sql_store import ScheduleRecord, SqlPipelineStore
+from loopline.pipelines.store import PipelineStore
+from loopline.pipelines.types import ScheduleRecord
 
 log = logging.getLogger("loopline.pipelines.schedule")
 
@@ -81,7 +82,7 @@ def launch_process(settings: Settings) -> Launcher:
 class Scheduler:
     """Claims due slots and launches their runs; ``tick`` once, or ``serve`` forever."""
 
-    def __init__(self, store: SqlPipelineStore, launcher: Launcher, *, identity: str | None = None) -> None:
+    def __init__(self, store: PipelineStore, launcher: Launcher, *, identity: str | None = None) -> None:
         self.store = store
         self.launcher = launcher
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}"

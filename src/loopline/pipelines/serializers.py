@@ -19,7 +19,7 @@ serializer     outputs                                 stored as
 Every output's digest is the BLAKE3 of its bytes (of its files' digests for a model): that is
 what a downstream step's cache key sees. Outputs live under ``pipelines/<name>/<run>/<node>/…`` in
 the artifact store; only the step's row in the metadata store makes one count (see
-``loopline.pipelines.sql_store``).
+``loopline.pipelines.store``).
 """
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
@@ -32,6 +31,7 @@ from loopline.metadata.schema_pipelines import (
     pipeline_steps,
     pipeline_sweeps,
 )
+from loopline.pipelines.types import Finished, RunRecord, ScheduleRecord, StepRecord, pipeline_uri
 
 TERMINAL = ("succeeded", "failed")
 
@@ -54,92 +54,6 @@ _FIND_CACHED = (
 @functools.cache
 def _insert_edge(dialect_name: str) -> Any:
     return insert_for(dialect_name, lineage_edges).on_conflict_do_nothing()
-
-
-def pipeline_uri(name: str, run_id: str, node: str = "") -> str:
-    return f"pipelines:/{name}/{run_id}/{node}" if node else f"pipelines:/{name}/{run_id}"
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """One step of one run, as stored."""
-
-    run_id: str
-    pipeline: str
-    node: str
-    step: str
-    status: str  # pending | running | succeeded | cached | failed | upstream_failed
-    attempts: int = 0
-    cache_key: str = ""
-    fingerprint: str = ""
-    inputs: Mapping[str, str] = field(default_factory=dict)
-    params: Mapping[str, Any] = field(default_factory=dict)
-    cached_from: str = ""
-    serializer: str = ""
-    output_path: str = ""
-    output_digest: str = ""
-    output_size: int = 0
-    output_inline: str | None = None
-    output_meta: Mapping[str, Any] = field(default_factory=dict)
-    reason: str = ""
-    error: str = ""
-    start_time: int | None = None
-    end_time: int | None = None
-
-    @property
-    def duration_ms(self) -> int | None:
-        if self.start_time is None or self.end_time is None:
-            return None
-        return self.end_time - self.start_time
-
-
-@dataclass(frozen=True)
-class Finished:
-    """A finished step and the lineage it implies (nodes it read, datasets, models it produced)."""
-
-    step: StepRecord
-    upstream: tuple[str, ...] = ()
-    datasets: tuple[str, ...] = ()
-    produced: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One pipeline run, as stored."""
-
-    run_id: str
-    name: str
-    target: str
-    status: str  # running | succeeded | failed
-    params: Mapping[str, Any]
-    seed: int
-    executor: str
-    environment: Mapping[str, Any]
-    graph: Mapping[str, Any]
-    outputs: Any
-    error: str
-    rerun_of: str
-    sweep_id: str
-    schedule: str
-    host: str
-    pid: int
-    start_time: int
-    end_time: int | None
-
-    @property
-    def uri(self) -> str:
-        return pipeline_uri(self.name, self.run_id)
-
-
-@dataclass(frozen=True)
-class ScheduleRecord:
-    name: str
-    target: str
-    cron: str
-    params: Mapping[str, Any]
-    executor: str
-    enabled: bool
-    created_time: int
 
 
 def _run(r: Any) -> RunRecord:
@@ -219,7 +133,26 @@ class SqlPipelineStore(SqlStore):
     # ---- runs --------------------------------------------------------------------------------
 
     def create_run(self, run: RunRecord, steps: Sequence[tuple[str, str]]) -> None:
-        """Record a new run (status ``running``) and its steps (``pending``), in one transaction."""
+        """Record a new run (status ``running``) and its steps (``pending``), in one transaction.
+
+        The client picks the run id, so a retried call (its answer lost) finds its own run and
+        succeeds without a second one; another run under that id is refused.
+        """
+        try:
+            self._create_run(run, steps)
+        except IntegrityError:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(pipeline_runs).where(pipeline_runs.c.run_id == run.run_id)).first()
+            same = row is not None and (row.workspace, row.name, row.target, row.start_time) == (
+                self.workspace,
+                run.name,
+                run.target,
+                run.start_time,
+            )
+            if not same:
+                raise AlreadyExists(f"A pipeline run {run.run_id!r} exists already.") from None
+
+    def _create_run(self, run: RunRecord, steps: Sequence[tuple[str, str]]) -> None:
         with self._write() as conn:
             conn.execute(
                 pipeline_runs.insert().values(
@@ -475,6 +408,8 @@ class SqlPipelineStore(SqlStore):
                     conn, "pipeline_schedule.create", f"pipelines:/{s.name}", cron=s.cron, target=s.target
                 )
         except IntegrityError:
+            if any(_same_schedule(s, old) for old in self.list_schedules() if old.name == s.name):
+                return  # a retry of this very call (its answer lost): the schedule is there
             raise AlreadyExists(
                 f"A schedule named {s.name!r} exists already.",
                 hint=f"Remove it first: loopline pipeline schedule remove {s.name}",
@@ -517,7 +452,10 @@ class SqlPipelineStore(SqlStore):
             self._event(conn, "pipeline_schedule.delete", f"pipelines:/{name}")
 
     def claim_slot(self, schedule: str, slot_ms: int, claimed_by: str) -> bool:
-        """Claim one cron slot; True for exactly one caller however many race (the primary key decides)."""
+        """Claim one cron slot; True for exactly one caller however many race (the primary key decides).
+
+        A claimant asking again for a slot it holds gets True again (a retried request).
+        """
         try:
             with self._write() as conn:
                 conn.execute(
@@ -534,7 +472,14 @@ class SqlPipelineStore(SqlStore):
                 self._event(conn, "pipeline_schedule.claim", f"pipelines:/{schedule}", slot_ms=slot_ms)
             return True
         except IntegrityError:
-            return False
+            c = pipeline_schedule_slots.c
+            with self.engine.connect() as conn:
+                holder = conn.execute(
+                    select(c.claimed_by).where(
+                        c.workspace == self.workspace, c.schedule == schedule, c.slot_ms == slot_ms
+                    )
+                ).scalar()
+            return bool(holder == claimed_by)
 
     def set_slot_result(self, schedule: str, slot_ms: int, *, run_id: str = "", error: str = "") -> None:
         c = pipeline_schedule_slots.c
@@ -563,6 +508,19 @@ class SqlPipelineStore(SqlStore):
     ) -> None:
         if direction not in ("max", "min"):
             raise InvalidInput(f"Unknown direction {direction!r}.", hint="Use max or min.")
+        try:
+            self._create_sweep(sweep_id, name, target, method, metric, direction, space)
+        except IntegrityError:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    select(pipeline_sweeps).where(pipeline_sweeps.c.sweep_id == sweep_id)
+                ).first()
+            if row is None or (row.workspace, row.name, row.target) != (self.workspace, name, target):
+                raise AlreadyExists(f"A sweep {sweep_id!r} exists already.") from None
+
+    def _create_sweep(
+        self, sweep_id: str, name: str, target: str, method: str, metric: str, direction: str, space: Any
+    ) -> None:
         with self._write() as conn:
             conn.execute(
                 pipeline_sweeps.insert().values(
@@ -605,9 +563,19 @@ class SqlPipelineStore(SqlStore):
             ).first()
         if row is None:
             raise NotFound(f"No sweep {sweep_id!r}.")
-        out = dict(row._mapping)
+        out = {str(k): v for k, v in row._mapping.items()}  # plain str keys (not quoted_name) for JSON
         out["space"] = json.loads(out["space"])
         return out
 
 
+def _same_schedule(a: ScheduleRecord, b: ScheduleRecord) -> bool:
+    return (a.target, a.cron, json.dumps(dict(a.params), default=str), a.executor) == (
+        b.target,
+        b.cron,
+        json.dumps(dict(b.params), default=str),
+        b.executor,
+    )
+
+
+# The records are defined in ``types``; importing them from here still works.
 __all__ = ["Finished", "RunRecord", "ScheduleRecord", "SqlPipelineStore", "StepRecord", "pipeline_uri"]
