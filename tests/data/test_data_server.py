@@ -456,3 +456,52 @@ def test_contract_errors(backend: Backend) -> None:
         backend.store.get_version(name, 5)
     with pytest.raises(InvalidInput):
         backend.store.resolve(f"datasets:/{name}/zz")
+
+
+def test_push_and_pull_through_the_server(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopline.data.remote import open_remote, pull, push
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    name = unique("moved")
+    folder = tmp_path / "src"
+    write_parquet(folder / "a.parquet", [1, 2])
+    write_parquet(folder / "b.parquet", [3])
+    embedded = DataClient(
+        Settings.from_env(
+            {}, tracking_uri=f"sqlite:///{tmp_path / 'e.db'}", artifacts_uri=str(tmp_path / "e-art")
+        )
+    )
+    v = embedded.add(folder, name).version
+    push(embedded, [v.uri], open_remote(embedded, str(tmp_path / "remote")))
+
+    remote_client = DataClient(Settings.from_env({}, tracking_uri=server.url))
+    pulled = pull(remote_client, name, None, open_remote(remote_client, str(tmp_path / "remote")))
+    assert (pulled.versions, pulled.blobs) == ([f"datasets:/{name}/1"], 2)
+    on_server = remote_client.get_version(f"datasets:/{name}/1")
+    assert (on_server.digest, on_server.num_rows) == (v.digest, 3)
+    remote_client.get(on_server.uri, tmp_path / "copy")
+    assert (tmp_path / "copy" / "a.parquet").read_bytes() == (folder / "a.parquet").read_bytes()
+
+    # And out again: the server's blobs stream through this machine to another remote.
+    sent = push(remote_client, [on_server.uri], open_remote(remote_client, str(tmp_path / "remote2")))
+    assert (sent.blobs, sent.skipped_blobs) == (2, 0)
+    again = DataClient(
+        Settings.from_env(
+            {}, tracking_uri=f"sqlite:///{tmp_path / 'f.db'}", artifacts_uri=str(tmp_path / "f-art")
+        )
+    )
+    pull(again, name, 1, open_remote(again, str(tmp_path / "remote2")))
+    assert again.load(f"datasets:/{name}/1", "arrow").num_rows == 3
+
+
+def test_contract_concurrent_adds_of_the_same_content_make_one_version(backend: Backend) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = backend.name("race")
+    backend.create(name, {"a": b"0"})
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: backend.create(name, {"a": b"1"}), range(4)))
+    assert sum(created for _, created in results) == 1
+    assert {v.version for v, _ in results} == {2}

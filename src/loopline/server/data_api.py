@@ -167,7 +167,15 @@ async def missing_blobs(body: MissingBlobs, request: Request) -> Response:
     return json_response({"missing": sorted(absent)})
 
 
-@router.put("/data/blobs/{digest}")
+_RAW_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.put("/data/blobs/{digest}", openapi_extra=_RAW_BODY)
 async def put_blob(digest: str, request: Request) -> Response:
     """Store the raw body as the blob ``digest``: hashed as it streams in, refused (400) if it is
     not that digest's bytes, moved into place only whole."""
