@@ -1,43 +1,38 @@
 """The data routes under ``/api/2.0/loopline/data``: blobs, dataset versions, aliases, validations.
 
-A client adds a version through the server in four steps; the bytes are hashed where they are, and
-the server checks every digest it is given:
+A client adds a version through the server in four steps. The bytes are hashed where they are (the
+client's hash cache makes an unchanged file free), and the server checks every digest it is given:
 
-==================================================  ==============================================
-``POST data/blobs/missing`` ``{"digests": [...]}``  ``{"missing": [...]}``: the blobs the server's
-                                                    store lacks (up to 100,000 per request)
-``PUT data/blobs/<blake3>`` (raw body)              ``{"digest", "stored"}``: streamed to disk and
-                                                    hashed; 400 if the body is not that digest's
-                                                    bytes. Atomic: an upload cut short leaves nothing
-``PUT data/blobs/<manifest blake3>``                the manifest, as any blob
-``POST data/versions`` (``CreateVersion``)          ``{"version": {...}, "created": bool}``: the
-                                                    manifest and all its blobs must be there; the
-                                                    same content as the latest version makes none
-==================================================  ==============================================
+1. ``POST data/blobs/missing`` ``{"digests": [...]}`` → ``{"missing": [...]}``: the blobs the
+   server's store lacks (up to 100,000 per request).
+2. ``PUT data/blobs/<blake3>``, the raw bytes → ``{"digest", "stored"}``: streamed to disk and
+   hashed as they arrive; 400 if they are not that digest's bytes. Atomic: the blob appears whole
+   or not at all, so an upload cut short leaves nothing, and a PUT sent again is harmless.
+3. ``PUT data/blobs/<manifest blake3>``: the manifest, like any blob.
+4. ``POST data/versions`` (``CreateVersion``: name, digest of the manifest, format, source,
+   num_files, size_bytes, num_rows, schema, profile, description) →
+   ``{"version": {...}, "created": bool}``. The manifest and every blob it names must be on the
+   server, and the counts must match it; the tree is pinned, then the version made if the content
+   differs from the latest version's (else ``created: false``: retries make no duplicates).
 
 Reads and the rest:
 
-=================================================  ============================================
-``GET data/blobs/<blake3>``                        the blob's bytes (streamed; 404 if absent)
-``GET data/datasets``                              every dataset: latest version, aliases
-``GET data/versions?name=``                        a dataset's versions, newest first
-``GET data/version?uri=datasets:/<name>/<v>``      one version (also ``@alias``, ``@latest``, a
-                                                   digest prefix): schema, profile, size, aliases
-``PATCH data/version`` ``{name, version, description}``  change a version's description
-``GET data/files?uri=``                            its files: path, size, BLAKE3
-``GET data/diff?a=<uri>&b=<uri>``                  schema, rows, profile and file changes
-``POST data/aliases`` ``{name, alias, version}``   point an alias at a version
-``DELETE data/aliases`` ``{name, alias}``          remove it
-``GET data/validations?uri=`` (or ``name``,        validation results stored with a version
-``version``)
-``POST data/validations`` (``RecordValidation``)   store one: ``{"id": n}``
-``POST data/lineage`` ``{from_uri, to_uri, relation}``  a lineage edge (e.g. ``input_of`` a run)
-=================================================  ============================================
+- ``GET data/blobs/<blake3>``: the blob's bytes, streamed (404 if absent).
+- ``GET data/datasets`` → ``{"datasets": [...]}``: each with its latest version and aliases.
+- ``GET data/versions?name=`` → ``{"versions": [...]}``, newest first.
+- ``GET data/version?uri=datasets:/<name>/<v>`` (also ``@alias``, ``@latest``, a digest prefix)
+  → ``{"version": {...}}``; ``PATCH data/version`` ``{name, version, description}``.
+- ``GET data/files?uri=`` → ``{"files": [{path, size, digest}]}``.
+- ``GET data/diff?a=<uri>&b=<uri>``: schema, rows, profile and file changes.
+- ``POST data/aliases`` ``{name, alias, version}``; ``DELETE data/aliases`` ``{name, alias}``.
+- ``GET data/validations?uri=`` (or ``name`` and ``version``) → ``{"validations": [...]}``;
+  ``POST data/validations`` ``{name, version, suite, success, result}`` → ``{"id": n}``.
+- ``POST data/lineage`` ``{from_uri, to_uri, relation}``: an edge, e.g. ``input_of`` a run.
 
 Errors are 4xx JSON ``{"error_code", "message"}``. Each request builds the data store from the
-request's context (``server.state.context``); blobs live in the server's artifact store.
-Creating a version checks the manifest's blobs and pins its tree in the request: synchronous, and
-quick (one stat or one listing per blob).
+request's context (``server.state.context``); blobs live in the server's artifact store. Every
+route is synchronous: creating a version costs one stat per blob (one listing on S3), quick even
+for 10,000 files; uploads are one streamed request per blob.
 """
 
 from __future__ import annotations
@@ -122,6 +117,14 @@ class CreateVersion(BaseModel):
 class CreatedVersion(BaseModel):
     version: VersionOut
     created: bool = Field(description="False: the content equals the latest version's.")
+
+
+class VersionReply(BaseModel):
+    version: VersionOut
+
+
+class VersionsReply(BaseModel):
+    versions: list[VersionOut]
 
 
 class MissingBlobs(BaseModel):
@@ -269,6 +272,9 @@ async def create_version(body: CreateVersion, request: Request) -> Response:
             ) from None
         if manifest.digest != digest:  # a blob named by its content cannot differ, but be sure
             raise InvalidInput(f"The blob {digest[:12]}… is not a canonical manifest.")
+        # Pinned first, then checked: gc cannot take a blob between the check and the version row.
+        # A pin left by a refused request names no version; `data gc` drops it after its grace.
+        store.pin(f"datasets/{ctx.workspace}/{name}/{digest}", digest, {"dataset": name, "time": time.time()})
         absent = store.missing(manifest.digests())
         if absent:
             raise InvalidInput(
@@ -284,8 +290,6 @@ async def create_version(body: CreateVersion, request: Request) -> Response:
         expected = format_of([e.path for e in manifest])
         if body.format not in (expected, "files"):
             raise InvalidInput(f"format {body.format!r} does not fit the files (they are {expected}).")
-        # Pinned before the row: gc never takes the blobs of a version being made.
-        store.pin(f"datasets/{ctx.workspace}/{name}/{digest}", digest, {"dataset": name, "time": time.time()})
         result: tuple[Any, bool] = _store(request).create_version(
             name,
             digest=digest,
@@ -312,14 +316,14 @@ async def list_datasets(request: Request) -> Response:
     return json_response({"datasets": [summary_to_json(d) for d in items]})
 
 
-@router.get("/data/versions")
+@router.get("/data/versions", response_model=VersionsReply)
 async def list_versions(request: Request) -> Response:
     body = await params(request)
     items = await blocking(_store(request).list_versions, required_str(body, "name"))
     return json_response({"versions": [_version_json(v) for v in items]})
 
 
-@router.get("/data/version")
+@router.get("/data/version", response_model=VersionReply)
 async def get_version(request: Request) -> Response:
     body = await params(request)
     uri = required_str(body, "uri")
