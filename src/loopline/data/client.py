@@ -6,6 +6,11 @@ tabular dataset holds (schema, rows, profile — a malformed file fails here, be
 stored), stores the missing blobs (reflink, else a read-only hard link, else a copy), stores and
 pins the manifest, and only then inserts the version row: a crash at any point leaves either no
 version or a whole one, and at worst blobs that ``gc`` reclaims.
+
+Through ``loopline server`` it is the same sequence over HTTP: the hashing stays here, the server
+is asked once which blobs it lacks, only those are uploaded (each checked against its digest by
+the server), then the manifest, and one request creates the version (``loopline.data.store``,
+``loopline.data.blob_store``).
 """
 
 from __future__ import annotations
