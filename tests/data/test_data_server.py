@@ -8,6 +8,7 @@ The ``DataStore`` contract runs the same cases over SQLite, PostgreSQL and REST.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -51,14 +52,10 @@ class Server:
         return self.home / "artifacts"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("data-server")
-    env = {
-        **os.environ,
-        "LOOPLINE_TRACKING_URI": f"sqlite:///{home / 'server.db'}",
-        "LOOPLINE_ARTIFACTS_URI": str(home / "artifacts"),
-    }
+@contextlib.contextmanager
+def running_server(home: Path, tracking_uri: str, artifacts_uri: str) -> Iterator[str]:
+    """``loopline server`` in a subprocess on ``tracking_uri`` and ``artifacts_uri``; its URL."""
+    env = {**os.environ, "LOOPLINE_TRACKING_URI": tracking_uri, "LOOPLINE_ARTIFACTS_URI": artifacts_uri}
     env.pop("MLFLOW_TRACKING_URI", None)
     port = free_port()
     with open(home / "server.log", "wb") as log:  # a file, not a pipe nobody reads
@@ -72,7 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/health", proc)
-        yield Server(url, home)
+        yield url
     finally:
         proc.terminate()
         try:
@@ -82,6 +79,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             proc.wait(10)
     text = (home / "server.log").read_text()
     assert "Traceback" not in text, text  # every request, bad ones included, is answered on purpose
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("data-server")
+    with running_server(home, f"sqlite:///{home / 'server.db'}", str(home / "artifacts")) as url:
+        yield Server(url, home)
 
 
 def unique(prefix: str) -> str:
@@ -505,3 +509,29 @@ def test_contract_concurrent_adds_of_the_same_content_make_one_version(backend: 
         results = list(pool.map(lambda _: backend.create(name, {"a": b"1"}), range(4)))
     assert sum(created for _, created in results) == 1
     assert {v.version for v, _ in results} == {2}
+
+
+@pytest.mark.postgres
+@pytest.mark.s3
+def test_a_server_on_postgres_and_s3(postgres_uri: str, s3_uri: str, tmp_path: Path) -> None:
+    """The team set-up: the server's metadata in PostgreSQL, its blobs in a bucket."""
+    with running_server(tmp_path, postgres_uri, s3_uri) as url:
+        settings = Settings.from_env({}, tracking_uri=url)
+        alice = DataClient(settings)
+        folder = tmp_path / "data"
+        for i in range(20):  # more than a few blobs: the server lists the bucket instead of HEADs
+            write_parquet(folder / f"part-{i:02d}.parquet", [i, i + 100])
+        first = alice.add(folder, "wide")
+        assert (first.created, first.blobs_stored, first.version.num_rows) == (True, 20, 40)
+        write_parquet(folder / "part-00.parquet", [0, 1, 2])
+        second = alice.add(folder, "wide")
+        assert (second.created, second.blobs_stored, second.version.version) == (True, 1, 2)
+        assert alice.add(folder, "wide").created is False
+
+        bob = DataClient(settings)
+        bob.get("datasets:/wide/2", tmp_path / "bob")
+        assert (tmp_path / "bob" / "part-00.parquet").read_bytes() == (
+            folder / "part-00.parquet"
+        ).read_bytes()
+        assert bob.load("datasets:/wide/1", "arrow").num_rows == 40
+        assert bob.diff("datasets:/wide/1", "datasets:/wide/2")["files"]["changed"] == ["part-00.parquet"]
