@@ -535,3 +535,22 @@ def test_a_server_on_postgres_and_s3(postgres_uri: str, s3_uri: str, tmp_path: P
         ).read_bytes()
         assert bob.load("datasets:/wide/1", "arrow").num_rows == 40
         assert bob.diff("datasets:/wide/1", "datasets:/wide/2")["files"]["changed"] == ["part-00.parquet"]
+
+
+def test_lean_add_through_the_server_needs_no_sqlalchemy(server: Server, tmp_path: Path) -> None:
+    """`loopline data add` stays lean on a server: the REST store does not import SQLAlchemy."""
+    (tmp_path / "notes.txt").write_text("hello\n")
+    code = (
+        "import sys\n"
+        "from loopline.data.add_command import main\n"
+        f"assert main([{str(tmp_path / 'notes.txt')!r}, '--name', {unique('lean')!r}]) == 0\n"
+        "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy was imported'\n"
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "LOOPLINE_TRACKING_URI": server.url, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Created" in done.stdout and not (work / ".loopline").exists()
