@@ -224,6 +224,10 @@ def test_python_api_in_a_run_through_the_server(
     assert log_dataset(f"datasets:/{name}@latest", client=client).version == 2
     assert client.load(f"datasets:/{name}/2", "arrow").column("id").to_pylist() == [1, 2]
     assert client.verify(f"datasets:/{name}/2") == []
+    # A file whose bytes are not the digest it was hashed to (it changed since) is refused.
+    with pytest.raises(InvalidInput, match="changed after it was hashed"):
+        client.blobs.put_blob(folder / "p.parquet", digest_of(b"what it held before"))
+    assert client.blobs.missing([digest_of(b"what it held before")]) == {digest_of(b"what it held before")}
     assert not (tmp_path / ".loopline").exists()
 
 
