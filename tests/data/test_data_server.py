@@ -312,10 +312,23 @@ def test_bad_input_is_answered_4xx_json(
     assert body["error_code"] and body["message"]
 
 
+def staged(folder: Path) -> list[Path]:
+    """Uploads being written beside their blobs (``.tmp-…``)."""
+    return [p for p in folder.iterdir() if p.name.startswith(".tmp-")] if folder.exists() else []
+
+
+def wait_until(condition: Callable[[], bool], failure: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.02)
+
+
 def test_an_interrupted_upload_leaves_no_blob_and_no_version(server: Server) -> None:
     name = unique("cut")
     payload = os.urandom(1 << 20)
     digest = digest_of(payload)
+    blob_dir = server.artifacts / "blobs" / digest[:2]
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as sock:
         head = (
@@ -323,12 +336,8 @@ def test_an_interrupted_upload_leaves_no_blob_and_no_version(server: Server) -> 
             f"Content-Length: {len(payload)}\r\n\r\n"
         )
         sock.sendall(head.encode() + payload[: len(payload) // 3])
-        time.sleep(0.3)  # the server is now streaming the body to disk
-    blob_dir = server.artifacts / "blobs" / digest[:2]
-    deadline = time.monotonic() + 10
-    while blob_dir.exists() and any(p.name.startswith(".tmp-") for p in blob_dir.iterdir()):
-        assert time.monotonic() < deadline, "the partial upload was not cleaned up"
-        time.sleep(0.05)
+        wait_until(lambda: bool(staged(blob_dir)), "the server never started writing the upload")
+    wait_until(lambda: not staged(blob_dir), "the partial upload was not cleaned up")
     assert not (blob_dir / digest).exists()
     manifest = Manifest.of([Entry("big.bin", digest, len(payload))]).encode()
     with httpx.Client(base_url=server.url + API) as http:
