@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -330,6 +330,22 @@ class BlobArtifactStore:
     def has_blob(self, digest: str) -> bool:
         blob = self._blob(check_digest(digest))
         return os.path.exists(blob) if self.is_local else bool(self.fs.exists(blob))
+
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        """Which of ``digests`` this store has no blob for: a stat each on a folder; on an object
+        store a HEAD each for a few, else one listing per ``blobs/ab`` prefix they fall under (a
+        few hundred listings at most beat thousands of HEADs, and none lists the whole store)."""
+        wanted = {check_digest(d) for d in digests}
+        if self.is_local or len(wanted) <= 16:
+            return {d for d in wanted if not self.has_blob(d)}
+        present: set[str] = set()
+        for prefix in sorted({d[:2] for d in wanted}):
+            try:
+                listed = self.fs.find(f"{self.root}/blobs/{prefix}")
+            except FileNotFoundError:
+                continue
+            present.update(str(p).rsplit("/", 1)[-1] for p in listed)
+        return wanted - present
 
     def blob_path(self, digest: str) -> str:
         """Where the blob lives on the store's filesystem (a local path for local roots)."""

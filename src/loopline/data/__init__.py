@@ -57,7 +57,7 @@ def _client(client: DataClient | None) -> DataClient:
     from loopline.data.client import DataClient
     from loopline.tracking.fluent import default_client
 
-    return DataClient(default_client().settings)
+    return DataClient(context=default_client().context)  # its database engine or HTTP client, shared
 
 
 def log_dataset(

@@ -6,11 +6,17 @@ tabular dataset holds (schema, rows, profile — a malformed file fails here, be
 stored), stores the missing blobs (reflink, else a read-only hard link, else a copy), stores and
 pins the manifest, and only then inserts the version row: a crash at any point leaves either no
 version or a whole one, and at worst blobs that ``gc`` reclaims.
+
+Through ``loopline server`` it is the same sequence over HTTP: the hashing stays here, the server
+is asked once which blobs it lacks, only those are uploaded (each checked against its digest by
+the server), then the manifest, and one request creates the version (``loopline.data.store``,
+``loopline.data.blob_store``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import time
@@ -25,6 +31,7 @@ from loopline.artifacts.local_files import LinkMode
 from loopline.artifacts.manifest import Entry, Manifest
 from loopline.config import Settings
 from loopline.data import io
+from loopline.data.blob_store import BlobStore, open_blob_store
 from loopline.data.hashing import (
     WORKERS,
     HashCache,
@@ -44,7 +51,8 @@ if TYPE_CHECKING:
     import pyarrow.dataset as pads
 
     from loopline.artifacts.copies import SmallFileCopies
-    from loopline.data.sql_store import SqlDataStore
+    from loopline.context import Context
+    from loopline.data.store import DataStore
 
 Progress = Callable[[int], None]  # called with a number of bytes just processed
 
@@ -80,34 +88,48 @@ class VersionWriter(Protocol):
 
 
 class DataClient:
-    """Dataset versions over the metadata store and the content-addressed artifact store.
+    """Dataset versions over the metadata store and the content-addressed blob store.
 
-    ``versions`` (optional) writes the versions ``add`` creates instead of the SQL store, which is
+    Built from a :class:`~loopline.context.Context` (default: one on ``settings``): on a database
+    the SQL store and the configured artifact store, on a server (``http://…``) its REST API and
+    its artifact store — the client hashes and builds manifests here either way.
+
+    ``versions`` (optional) writes the versions ``add`` creates instead of the data store, which is
     then opened only when something else needs it: ``loopline data add`` passes a
     :class:`~loopline.data.sqlite_versions.SqliteVersions` so that it does not import SQLAlchemy.
     """
 
-    def __init__(self, settings: Settings | None = None, *, versions: VersionWriter | None = None) -> None:
-        self.settings = settings or Settings.from_env()
-        self._store: SqlDataStore | None = None
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        context: Context | None = None,
+        versions: VersionWriter | None = None,
+    ) -> None:
+        if context is None:
+            from loopline.context import Context
+
+            context = Context(settings)
+        self.context = context
+        self.settings = context.settings
+        self._store: DataStore | None = None
         if versions is None:
             versions = self.store  # opened now: a bad tracking URI fails here, as it always did
         self._versions = versions
-        self.blobs = BlobArtifactStore(self.settings.artifacts_uri)
-        self.cache = HashCache(self.settings.cache_dir / "hashes.sqlite")
+        self.blobs: BlobStore = open_blob_store(context)
 
     @property
-    def store(self) -> SqlDataStore:
+    def store(self) -> DataStore:
         if self._store is None:
-            from loopline.context import open_sql_engine
-            from loopline.data.sql_store import SqlDataStore
+            from loopline.data.store import open_data_store
 
-            self._store = SqlDataStore(
-                open_sql_engine(self.settings, what="Data versioning"),
-                workspace=self.settings.workspace,
-                actor=self.settings.user,
-            )
+            self._store = open_data_store(self.context)
         return self._store
+
+    @functools.cached_property
+    def cache(self) -> HashCache:
+        """This machine's hash cache (what was added or checked out where), opened on first use."""
+        return HashCache(self.settings.cache_dir / "hashes.sqlite")
 
     # ---- add -------------------------------------------------------------------------------
 
@@ -205,11 +227,14 @@ class DataClient:
 
     def _small_file_copies(self, link: LinkMode) -> SmallFileCopies | None:
         """Read small files once for their digest and their copy, where the add will copy."""
-        if link == "link" or not self.blobs.is_local or self.blobs.clones_files():
+        blobs = self.blobs
+        if link == "link" or not isinstance(blobs, BlobArtifactStore) or not blobs.is_local:
+            return None
+        if blobs.clones_files():
             return None
         from loopline.artifacts.copies import SmallFileCopies
 
-        return SmallFileCopies(self.blobs)
+        return SmallFileCopies(blobs)
 
     def _store_blobs(
         self,
@@ -244,8 +269,12 @@ class DataClient:
             return map_in_slices(put, list(unique.items()))
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(WORKERS) as pool:  # uploads wait on the network: overlap them
-            return list(pool.map(put, unique.items()))
+        # Ask once which blobs the store lacks (a request to a server, a listing of a bucket),
+        # then send only those; uploads wait on the network: overlap them.
+        todo = self.blobs.missing(unique)
+        with ThreadPoolExecutor(WORKERS) as pool:
+            sent = list(pool.map(put, [(d, f) for d, f in unique.items() if d in todo]))
+        return sent + ["present"] * (len(unique) - len(todo))
 
     def _track(
         self, root: Path, version: DatasetVersion, single: str | None, files: list[LocalFile] | None = None
@@ -446,7 +475,7 @@ class DataClient:
             profile=f'{{"num_rows": {version.num_rows or 0}}}',
         )
         tags = {"mlflow.data.context": context} if context else {}
-        tracking = Client(self.settings)  # the run lives in this client's store, not the default one
+        tracking = Client(context=self.context)  # the run lives in this client's store, not the default one
         try:
             tracking.log_inputs(run_id, [DatasetInput(ds, tags)])
         finally:
@@ -460,9 +489,11 @@ class DataClient:
         from loopline.artifacts.digests import hash_file
 
         version = self.get_version(uri)
+        manifest = self.manifest(version)
+        absent = self.blobs.missing(manifest.digests())  # one question, however many files
         bad = []
-        for e in self.manifest(version):
-            if not self.blobs.has_blob(e.digest) or (
+        for e in manifest:
+            if e.digest in absent or (
                 self.blobs.is_local and hash_file(self.blobs.blob_path(e.digest)) != e.digest
             ):
                 bad.append(e.path)

@@ -54,16 +54,22 @@ def push(
     sent = skipped = nbytes = 0
     for version in versions:
         manifest = client.manifest(version)
-        present = _remote_blobs(remote, manifest)
-        todo = {e.digest: e.size for e in manifest if e.digest not in present}
+        absent = remote.missing(manifest.digests())
+        todo = {e.digest: e.size for e in manifest if e.digest in absent}
         skipped += len(manifest.digests()) - len(todo)
 
         def send(item: tuple[str, int]) -> int:
             digest, size = item
             if client.blobs.is_local:
                 remote.put_blob(client.blobs.blob_path(digest), digest, link="copy")
-            else:
-                remote.put_blob_bytes(client.blobs.read_blob(digest))
+            else:  # through a local file, streamed both ways (a blob may not fit in memory)
+                fd, tmp = tempfile.mkstemp(dir=client.blobs.staging_dir(), prefix="push-")
+                os.close(fd)
+                try:
+                    client.blobs.get_blob(digest, tmp)
+                    remote.put_blob(tmp, digest, link="copy")
+                finally:
+                    os.unlink(tmp)
             if progress:
                 progress(size)
             return size
@@ -106,7 +112,8 @@ def pull(
             raise InvalidInput(
                 f"The remote's manifest for {name} v{record['version']} does not match its digest."
             )
-        todo = {e.digest: e.size for e in manifest if not client.blobs.has_blob(e.digest)}
+        absent = client.blobs.missing(manifest.digests())  # one question, even to a server
+        todo = {e.digest: e.size for e in manifest if e.digest in absent}
         skipped += len(manifest.digests()) - len(todo)
 
         def fetch(item: tuple[str, int]) -> int:
@@ -144,18 +151,6 @@ def pull(
         )
         moved.append(created.uri)
     return Transfer(moved, fetched, nbytes, skipped)
-
-
-def _remote_blobs(remote: BlobArtifactStore, manifest: Manifest) -> set[str]:
-    """Which of the manifest's blobs the remote has: one listing beats thousands of HEADs."""
-    digests = manifest.digests()
-    if len(digests) <= 16:
-        return {d for d in digests if remote.has_blob(d)}
-    try:
-        listed = remote.fs.find(f"{remote.root}/blobs")
-    except FileNotFoundError:
-        return set()
-    return {str(p).rsplit("/", 1)[-1] for p in listed} & digests
 
 
 def _record(v: DatasetVersion) -> dict[str, object]:

@@ -1,74 +1,353 @@
-"""The data routes under ``/api/2.0/loopline/data``: dataset versions, their diffs and validations.
+"""The data routes under ``/api/2.0/loopline/data``: blobs, dataset versions, aliases, validations.
 
-=================================================  ============================================
-``GET data/datasets``                              every dataset: latest version, aliases
-``GET data/versions?name=``                        a dataset's versions, newest first
-``GET data/version?uri=datasets:/<name>/<v>``      one version (also ``@alias``, ``@latest``):
-                                                   schema, profile, size, aliases
-``GET data/files?uri=``                            its files: path, size, BLAKE3
-``GET data/diff?a=<uri>&b=<uri>``                  schema, rows, profile and file changes
-``GET data/validations?uri=``                      validation results stored with the version
-=================================================  ============================================
+A client adds a version through the server in four steps. The bytes are hashed where they are (the
+client's hash cache makes an unchanged file free), and the server checks every digest it is given:
 
-Read-only: versions are made where the data is (``loopline data add`` / ``log_dataset``), since
-the bytes must be hashed there. The server keeps one ``DataClient`` for the process.
+1. ``POST data/blobs/missing`` ``{"digests": [...]}`` → ``{"missing": [...]}``: the blobs the
+   server's store lacks (up to 100,000 per request).
+2. ``PUT data/blobs/<blake3>``, the raw bytes → ``{"digest", "stored"}``: streamed to disk and
+   hashed as they arrive; 400 if they are not that digest's bytes. Atomic: the blob appears whole
+   or not at all, so an upload cut short leaves nothing, and a PUT sent again is harmless.
+3. ``PUT data/blobs/<manifest blake3>``: the manifest, like any blob.
+4. ``POST data/versions`` (``CreateVersion``: name, digest of the manifest, format, source,
+   num_files, size_bytes, num_rows, schema, profile, description) →
+   ``{"version": {...}, "created": bool}``. The manifest and every blob it names must be on the
+   server, and the counts must match it; the tree is pinned, then the version made if the content
+   differs from the latest version's (else ``created: false``: retries make no duplicates).
+
+Reads and the rest:
+
+- ``GET data/blobs/<blake3>``: the blob's bytes, streamed (404 if absent).
+- ``GET data/datasets`` → ``{"datasets": [...]}``: each with its latest version and aliases.
+- ``GET data/versions?name=`` → ``{"versions": [...]}``, newest first.
+- ``GET data/version?uri=datasets:/<name>/<v>`` (also ``@alias``, ``@latest``, a digest prefix)
+  → ``{"version": {...}}``; ``PATCH data/version`` ``{name, version, description}``.
+- ``GET data/files?uri=`` → ``{"files": [{path, size, digest}]}``.
+- ``GET data/diff?a=<uri>&b=<uri>``: schema, rows, profile and file changes.
+- ``POST data/aliases`` ``{name, alias, version}``; ``DELETE data/aliases`` ``{name, alias}``.
+- ``GET data/validations?uri=`` (or ``name`` and ``version``) → ``{"validations": [...]}``;
+  ``POST data/validations`` ``{name, version, suite, success, result}`` → ``{"id": n}``.
+- ``POST data/lineage`` ``{from_uri, to_uri, relation}``: an edge, e.g. ``input_of`` a run.
+
+Errors are 4xx JSON ``{"error_code", "message"}``. Each request builds the data store from the
+request's context (``server.state.context``); blobs live in the server's artifact store. Every
+route is synchronous: creating a version costs one stat per blob (one listing on S3), quick even
+for 10,000 files; uploads are one streamed request per blob.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
 
-from loopline.server.http import blocking, json_response, params, required_str
-from loopline.server.state import state
+from loopline.artifacts.blobs import BlobArtifactStore
+from loopline.artifacts.digests import CHUNK, check_digest
+from loopline.artifacts.local_files import READ_ONLY
+from loopline.artifacts.manifest import Manifest
+from loopline.errors import InvalidInput, NotFound
+from loopline.server.http import (
+    blocking,
+    json_body,
+    json_response,
+    optional_int,
+    optional_str,
+    params,
+    required_str,
+)
+from loopline.server.state import artifacts, context
 
-router = APIRouter(prefix="/api/2.0/loopline")
+router = APIRouter(prefix="/api/2.0/loopline", tags=["data"])
+MAX_MISSING = 100_000  # digests per `blobs/missing` request
 
 
-def _data(request: Request) -> Any:
-    client = getattr(request.app.state, "loopline_data", None)
-    if client is None:
-        from loopline.data import DataClient
+def _store(request: Request) -> Any:
+    from loopline.data.store import open_data_store
 
-        client = DataClient(state(request).settings)
-        request.app.state.loopline_data = client
-    return client
+    return open_data_store(context(request))
+
+
+def _client(request: Request) -> Any:
+    from loopline.data.client import DataClient
+
+    return DataClient(context=context(request))
+
+
+# ---- typed bodies (they document the routes in /docs) --------------------------------------
+
+
+class VersionOut(BaseModel):
+    uri: str
+    name: str
+    version: int
+    digest: str
+    manifest_digest: str
+    format: str
+    source: str
+    num_files: int
+    size_bytes: int
+    num_rows: int | None
+    schema_: dict[str, str] = Field(alias="schema")
+    profile: dict[str, Any]
+    description: str
+    created_by: str
+    creation_time: int
+    aliases: list[str]
+
+
+class CreateVersion(BaseModel):
+    name: str = Field(description="The dataset's name.")
+    digest: str = Field(description="BLAKE3 of the manifest blob, already uploaded.")
+    format: Literal["parquet", "csv", "json", "files"]
+    source: str = ""
+    num_files: int = Field(ge=1)
+    size_bytes: int = Field(ge=0)
+    num_rows: int | None = Field(default=None, ge=0)
+    schema_: dict[str, str] = Field(default_factory=dict, alias="schema")
+    profile: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+
+class CreatedVersion(BaseModel):
+    version: VersionOut
+    created: bool = Field(description="False: the content equals the latest version's.")
+
+
+class VersionReply(BaseModel):
+    version: VersionOut
+
+
+class VersionsReply(BaseModel):
+    versions: list[VersionOut]
+
+
+class MissingBlobs(BaseModel):
+    digests: list[str] = Field(max_length=MAX_MISSING)
+
+
+class MissingBlobsOut(BaseModel):
+    missing: list[str]
+
+
+class SetAlias(BaseModel):
+    name: str
+    alias: str
+    version: int = Field(ge=1)
+
+
+class RecordValidation(BaseModel):
+    name: str
+    version: int = Field(ge=1)
+    suite: str
+    success: bool
+    result: dict[str, Any]
+
+
+class LineageEdge(BaseModel):
+    from_uri: str = Field(pattern=r"^[a-z][a-z0-9+.-]*:/")
+    to_uri: str = Field(pattern=r"^[a-z][a-z0-9+.-]*:/")
+    relation: str = Field(min_length=1, max_length=64)
 
 
 def _version_json(v: Any) -> dict[str, Any]:
-    out = dataclasses.asdict(v)
-    out["uri"] = v.uri
-    out["aliases"] = list(v.aliases)
-    return out
+    from loopline.data.wire import version_to_json
+
+    return version_to_json(v)
+
+
+# ---- blobs ---------------------------------------------------------------------------------
+
+
+@router.post("/data/blobs/missing", response_model=MissingBlobsOut)
+async def missing_blobs(body: MissingBlobs, request: Request) -> Response:
+    absent = await blocking(artifacts(request).missing, body.digests)
+    return json_response({"missing": sorted(absent)})
+
+
+_RAW_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.put("/data/blobs/{digest}", openapi_extra=_RAW_BODY)
+async def put_blob(digest: str, request: Request) -> Response:
+    """Store the raw body as the blob ``digest``: hashed as it streams in, refused (400) if it is
+    not that digest's bytes, moved into place only whole."""
+    import blake3
+
+    digest = check_digest(digest)
+    store = artifacts(request)
+    if store.is_local:
+        tmp = await blocking(store.stage_blob, digest)  # beside the blob: the final rename is free
+    else:
+        fd, tmp = tempfile.mkstemp(dir=store.staging_dir(), prefix="blob-")
+        os.close(fd)
+    hasher = blake3.blake3()
+    try:
+        with open(tmp, "wb") as f:
+            async for chunk in request.stream():
+                if len(chunk) > CHUNK:
+                    await blocking(hasher.update, chunk)
+                    await blocking(f.write, chunk)
+                else:
+                    hasher.update(chunk)
+                    f.write(chunk)
+        got = hasher.hexdigest()
+        if got != digest:
+            raise InvalidInput(
+                f"The body's BLAKE3 is {got}, not {digest}: nothing was stored.",
+                hint="Send the file's exact bytes under its digest.",
+            )
+        stored = await blocking(_commit_blob, store, tmp, digest)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return json_response({"digest": digest, "stored": stored})
+
+
+def _commit_blob(store: BlobArtifactStore, tmp: str, digest: str) -> bool:
+    """Move the verified upload into place; False if the blob was already there."""
+    if store.has_blob(digest):
+        return False
+    if store.is_local:
+        os.chmod(tmp, READ_ONLY)
+        store.commit_staged(tmp, digest)
+    else:
+        store.put_blob(tmp, digest)
+    return True
+
+
+@router.get("/data/blobs/{digest}")
+async def get_blob(digest: str, request: Request) -> Response:
+    digest = check_digest(digest)
+    store = artifacts(request)
+    if store.is_local:
+        path = store.blob_path(digest)
+        if not os.path.isfile(path):
+            raise NotFound(f"No blob {digest[:12]}… on this server.")
+        return FileResponse(path, media_type="application/octet-stream")  # sendfile
+    stream = await blocking(store.open_blob, digest)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while chunk := await blocking(stream.read, CHUNK):
+                yield chunk
+        finally:
+            stream.close()
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+
+# ---- versions ------------------------------------------------------------------------------
+
+
+@router.post("/data/versions", response_model=CreatedVersion)
+async def create_version(body: CreateVersion, request: Request) -> Response:
+    ctx = context(request)
+    store = artifacts(request)
+
+    def create() -> tuple[Any, bool]:
+        import time
+
+        from loopline.data.io import format_of
+        from loopline.data.names import validate_name
+
+        name = validate_name(body.name)
+        digest = check_digest(body.digest)
+        try:
+            manifest = Manifest.decode(store.read_blob(digest))
+        except NotFound:
+            raise InvalidInput(
+                f"The manifest {digest[:12]}… is not on the server.",
+                hint="Upload it (PUT data/blobs/<digest>) before creating the version.",
+            ) from None
+        if manifest.digest != digest:  # a blob named by its content cannot differ, but be sure
+            raise InvalidInput(f"The blob {digest[:12]}… is not a canonical manifest.")
+        # Pinned first, then checked: gc cannot take a blob between the check and the version row.
+        # A pin left by a refused request names no version; `data gc` drops it after its grace.
+        store.pin(f"datasets/{ctx.workspace}/{name}/{digest}", digest, {"dataset": name, "time": time.time()})
+        absent = store.missing(manifest.digests())
+        if absent:
+            raise InvalidInput(
+                f"{len(absent)} of the version's {len(manifest)} files are not on the server "
+                f"(e.g. {sorted(absent)[0][:12]}…): no version was made.",
+                hint="Upload the missing blobs first (POST data/blobs/missing lists them).",
+            )
+        if body.num_files != len(manifest) or body.size_bytes != manifest.size:
+            raise InvalidInput(
+                f"num_files/size_bytes ({body.num_files}, {body.size_bytes}) disagree with the manifest "
+                f"({len(manifest)}, {manifest.size})."
+            )
+        expected = format_of([e.path for e in manifest])
+        if body.format not in (expected, "files"):
+            raise InvalidInput(f"format {body.format!r} does not fit the files (they are {expected}).")
+        result: tuple[Any, bool] = _store(request).create_version(
+            name,
+            digest=digest,
+            format=body.format,
+            source=body.source,
+            num_files=body.num_files,
+            size_bytes=body.size_bytes,
+            num_rows=body.num_rows,
+            schema=body.schema_,
+            profile=body.profile,
+            description=body.description,
+        )
+        return result
+
+    version, created = await blocking(create)
+    return json_response({"version": _version_json(version), "created": created})
 
 
 @router.get("/data/datasets")
 async def list_datasets(request: Request) -> Response:
-    items = await blocking(_data(request).datasets)
-    return json_response({"datasets": [dataclasses.asdict(d) for d in items]})
+    from loopline.data.wire import summary_to_json
+
+    items = await blocking(_store(request).list_datasets)
+    return json_response({"datasets": [summary_to_json(d) for d in items]})
 
 
-@router.get("/data/versions")
+@router.get("/data/versions", response_model=VersionsReply)
 async def list_versions(request: Request) -> Response:
     body = await params(request)
-    items = await blocking(_data(request).versions, required_str(body, "name"))
+    items = await blocking(_store(request).list_versions, required_str(body, "name"))
     return json_response({"versions": [_version_json(v) for v in items]})
 
 
-@router.get("/data/version")
+@router.get("/data/version", response_model=VersionReply)
 async def get_version(request: Request) -> Response:
     body = await params(request)
-    v = await blocking(_data(request).get_version, required_str(body, "uri"))
+    uri = required_str(body, "uri")
+    v = await blocking(_store(request).resolve, uri if uri.startswith("datasets:/") else f"datasets:/{uri}")
     return json_response({"version": _version_json(v)})
+
+
+@router.patch("/data/version")
+async def set_description(request: Request) -> Response:
+    body = await json_body(request)
+    version = optional_int(body, "version")
+    if version is None:
+        raise InvalidInput("Missing value for required parameter 'version'.")
+    description = body.get("description")
+    if not isinstance(description, str):
+        raise InvalidInput("Invalid value for parameter 'description': expected a string.")
+    await blocking(_store(request).set_description, required_str(body, "name"), version, description)
+    return json_response({})
 
 
 @router.get("/data/files")
 async def list_files(request: Request) -> Response:
     body = await params(request)
-    client = _data(request)
+    client = _client(request)
 
     def files() -> list[dict[str, Any]]:
         manifest = client.manifest(client.get_version(required_str(body, "uri")))
@@ -80,12 +359,60 @@ async def list_files(request: Request) -> Response:
 @router.get("/data/diff")
 async def diff(request: Request) -> Response:
     body = await params(request)
-    out = await blocking(_data(request).diff, required_str(body, "a"), required_str(body, "b"))
+    out = await blocking(_client(request).diff, required_str(body, "a"), required_str(body, "b"))
     return json_response(out)
+
+
+# ---- aliases, validations, lineage ---------------------------------------------------------
+
+
+@router.post("/data/aliases")
+async def set_alias(body: SetAlias, request: Request) -> Response:
+    await blocking(_store(request).set_alias, body.name, body.alias, body.version)
+    return json_response({})
+
+
+@router.delete("/data/aliases")
+async def delete_alias(request: Request) -> Response:
+    body = await json_body(request) or dict(request.query_params)
+    await blocking(_store(request).delete_alias, required_str(body, "name"), required_str(body, "alias"))
+    return json_response({})
 
 
 @router.get("/data/validations")
 async def validations(request: Request) -> Response:
+    from loopline.data.wire import validation_to_json
+
     body = await params(request)
-    items = await blocking(_data(request).validations, required_str(body, "uri"))
-    return json_response({"validations": [dataclasses.asdict(r) for r in items]})
+    store = _store(request)
+    uri = optional_str(body, "uri")
+
+    def find() -> list[Any]:
+        if uri is not None:
+            v = store.resolve(uri if uri.startswith("datasets:/") else f"datasets:/{uri}")
+            found: list[Any] = store.list_validations(v.name, v.version)
+        else:
+            found = store.list_validations(required_str(body, "name"), optional_int(body, "version"))
+        return found
+
+    items = await blocking(find)
+    return json_response({"validations": [validation_to_json(r) for r in items]})
+
+
+@router.post("/data/validations")
+async def record_validation(body: RecordValidation, request: Request) -> Response:
+    vid = await blocking(
+        _store(request).record_validation,
+        body.name,
+        body.version,
+        suite=body.suite,
+        success=body.success,
+        result=body.result,
+    )
+    return json_response({"id": vid})
+
+
+@router.post("/data/lineage")
+async def add_edge(body: LineageEdge, request: Request) -> Response:
+    await blocking(_store(request).add_edge, body.from_uri, body.to_uri, body.relation)
+    return json_response({})

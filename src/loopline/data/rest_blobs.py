@@ -1,0 +1,224 @@
+"""Dataset blobs in ``loopline server``'s artifact store, over its blob routes.
+
+Blobs are named by their BLAKE3 digest, so every transfer is checked end to end: the server hashes
+an upload as it streams to disk and refuses (400) bytes that are not the digest's, writing the blob
+in place only once it is whole; a download is hashed as it arrives here and replaced into place
+only when it matches. A PUT by digest is idempotent, so a failed transfer is simply sent again.
+
+Where the blobs are is the server's business (its folder or bucket): a teammate's client on another
+machine reads the same blobs. Tabular reads (``scan``) need local files: blobs are downloaded once
+into this machine's cache (``<cache>/blobs``) and read from there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any, BinaryIO, TypeVar
+
+import httpx
+
+from loopline.artifacts.digests import CHUNK, check_digest
+from loopline.errors import BackendUnavailable, InvalidInput
+from loopline.protocol.http import RestClient, raise_for_error
+
+BLOBS = "/api/2.0/loopline/data/blobs"
+MISSING_BATCH = 10_000  # digests per `missing` request (~700 KB of JSON)
+_RETRY_STATUS = {429, 502, 503, 504}
+T = TypeVar("T")
+
+
+class HttpBlobStore:
+    """The blob side of a ``DataClient`` on a server: has / put / get by digest."""
+
+    is_local = False
+
+    def __init__(self, client: RestClient, cache_dir: Path) -> None:
+        self.rest = client
+        self.root_uri = f"{client.base_url}{BLOBS}"
+        self._cache = cache_dir / "blobs"
+
+    # ---- presence --------------------------------------------------------------------------
+
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        """Which of ``digests`` the server lacks: one request per 10,000."""
+        wanted = sorted({check_digest(d) for d in digests})
+        out: set[str] = set()
+        for start in range(0, len(wanted), MISSING_BATCH):
+            body = self.rest.call(
+                "POST", f"{BLOBS}/missing", {"digests": wanted[start : start + MISSING_BATCH]}
+            )
+            out.update(body.get("missing", []))
+        return out
+
+    def has_blob(self, digest: str) -> bool:
+        return not self.missing([digest])
+
+    # ---- uploads ---------------------------------------------------------------------------
+
+    def put_blob(self, local_path: str | Path, digest: str, *, link: str = "auto") -> str:
+        """Upload ``local_path`` as the blob ``digest`` (streamed); ``link`` has no meaning here."""
+        url = f"{BLOBS}/{check_digest(digest)}"
+
+        def send() -> httpx.Response:
+            with open(local_path, "rb") as f:  # opened per attempt: a retry sends the whole file again
+                return self.rest.http.put(
+                    url, content=f, headers={"Content-Type": "application/octet-stream"}
+                )
+
+        try:
+            self._retrying(send)
+        except InvalidInput as e:
+            raise InvalidInput(
+                f"The server refused {local_path} as blob {digest[:12]}…: {e.message}",
+                hint="It changed after it was hashed: add it again once whatever writes it has finished.",
+            ) from None
+        return "upload"
+
+    def put_blob_bytes(self, data: bytes) -> str:
+        import blake3
+
+        digest = str(blake3.blake3(data).hexdigest())
+        self._retrying(lambda: self.rest.http.put(f"{BLOBS}/{digest}", content=data))
+        return digest
+
+    def remove_blob(self, digest: str) -> None:
+        """Nothing to undo: the server stored the upload only because it held ``digest``'s bytes."""
+
+    def pin(self, name: str, manifest: str, record: Mapping[str, Any] | None = None) -> None:
+        """Nothing to do here: the server pins a version's tree in the request that creates it."""
+
+    # ---- downloads -------------------------------------------------------------------------
+
+    def get_blob(
+        self, digest: str, local_path: str | Path, *, link: bool = False, make_parent: bool = True
+    ) -> None:
+        """Download the blob to ``local_path`` (streamed, checked, replaced into place atomically)."""
+        local_path = os.fspath(local_path)
+        folder, name = os.path.split(local_path)
+        if make_parent:
+            os.makedirs(folder or ".", exist_ok=True)
+        tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            with open(tmp, "wb") as out:
+                self._download(digest, out)
+            os.replace(tmp, local_path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def read_blob(self, digest: str) -> bytes:
+        with self.open_blob(digest) as f:
+            return f.read()
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - returned to the caller
+        try:
+            self._download(digest, spool)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool  # type: ignore[return-value]
+
+    def blob_path(self, digest: str) -> str:
+        """A local file holding the blob: this machine's cached copy, downloaded on first use."""
+        path = self._cache / digest[:2] / check_digest(digest)
+        if not path.is_file():
+            self.get_blob(digest, path)
+        return str(path)
+
+    @functools.cached_property
+    def fs(self) -> Any:
+        """The filesystem ``blob_path`` names files on: this machine's."""
+        from fsspec.implementations.local import LocalFileSystem
+
+        return LocalFileSystem()
+
+    def staging_dir(self) -> str:
+        path = os.path.join(tempfile.gettempdir(), "loopline-staging")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def _download(self, digest: str, out: IO[bytes]) -> None:
+        import blake3
+
+        url = f"{BLOBS}/{check_digest(digest)}"
+
+        def fetch() -> None:
+            out.seek(0)
+            out.truncate()
+            hasher = blake3.blake3()
+            with self.rest.http.stream("GET", url) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    if resp.status_code in _RETRY_STATUS:
+                        raise _Transient(resp)
+                    raise_for_error(resp)
+                for chunk in resp.iter_bytes(CHUNK):
+                    hasher.update(chunk)
+                    out.write(chunk)
+            if hasher.hexdigest() != digest:  # never trust what came over the wire
+                raise InvalidInput(
+                    f"The blob {digest[:12]}… downloaded from {self.rest.base_url} is corrupt."
+                )
+
+        self._retrying(fetch)
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """``attempt()`` again after connection errors and 429/502-504, as ``RestClient`` does."""
+        delay = 0.1
+        for n in range(self.rest.retries + 1):
+            last = n == self.rest.retries
+            try:
+                result = attempt()
+            except httpx.TransportError as e:
+                if last:
+                    raise BackendUnavailable(f"Cannot reach the server at {self.rest.base_url}: {e}.") from e
+            except _Transient as e:
+                if last:
+                    raise_for_error(e.response)
+            else:
+                if isinstance(result, httpx.Response):
+                    if result.status_code in _RETRY_STATUS and not last:
+                        time.sleep(delay)
+                        delay = min(delay * 2, 5.0)
+                        continue
+                    raise_for_error(result)
+                return result
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    # ---- housekeeping happens on the server ------------------------------------------------
+
+    def list_pins(self, prefix: str) -> list[str]:
+        raise _on_server()
+
+    def read_pin(self, name: str) -> dict[str, Any]:
+        raise _on_server()
+
+    def unpin(self, name: str) -> None:
+        raise _on_server()
+
+    def gc(self, grace_seconds: float = 3600.0) -> tuple[int, int]:
+        raise _on_server()
+
+
+class _Transient(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+
+def _on_server() -> InvalidInput:
+    return InvalidInput(
+        "Garbage collection of a server's blobs runs on the server, not through it.",
+        hint="Run `loopline gc` (or `loopline data gc`) where the server's database is.",
+    )
