@@ -77,7 +77,11 @@ def s3_endpoint() -> Iterator[str]:
         yield url
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:  # a request still in flight can hold werkzeug's shutdown
+            proc.kill()
+            proc.wait(10)
 
 
 @pytest.fixture

@@ -483,8 +483,9 @@ def test_push_and_pull_through_the_server(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     name = unique("moved")
     folder = tmp_path / "src"
-    write_parquet(folder / "a.parquet", [1, 2])
-    write_parquet(folder / "b.parquet", [3])
+    seed = uuid.uuid4().int % 10**12  # contents no other test of this module's server has stored
+    write_parquet(folder / "a.parquet", [seed, seed + 1])
+    write_parquet(folder / "b.parquet", [seed + 2])
     embedded = DataClient(
         Settings.from_env(
             {}, tracking_uri=f"sqlite:///{tmp_path / 'e.db'}", artifacts_uri=str(tmp_path / "e-art")

@@ -113,6 +113,8 @@ def test_a_slot_runs_once_across_racing_schedulers_and_restarts(any_settings: Se
     for t in threads:
         t.join()
     assert len(launched) == 1  # four servers raced for the 10:00 slot: one won
+    winner = schedulers[int(launched[0][2].removeprefix("server"))]
+    assert winner.tick(now + 1_000) == [] and len(launched) == 1  # its next tick does not launch it again
     # a restarted server (a new scheduler, same database) does not run the slot again
     assert Scheduler(store, launcher("restarted")).tick(now + 60_000) == []
     later = now + 3600_000

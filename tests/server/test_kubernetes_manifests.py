@@ -15,7 +15,6 @@ import kubernetes_validate
 import pytest
 import sqlalchemy as sa
 import yaml
-from conftest import PG_ADMIN
 from support import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,7 +103,9 @@ def test_the_server_container_names_real_flags_settings_and_secrets() -> None:
     assert all((KUBE / r).is_file() for r in kustomization["resources"])
 
 
-def test_probes_answer_on_a_real_server_and_readiness_follows_the_database(tmp_path: Path) -> None:
+def test_probes_answer_on_a_real_server_and_readiness_follows_the_database(
+    tmp_path: Path, postgres_uri: str
+) -> None:
     """/health (liveness) and /ready (readiness) as the manifest calls them; when the database goes
     away, /ready says 503 while /health stays 200, so the pod leaves the Service without restarts."""
     container = _server()["spec"]["template"]["spec"]["containers"][0]
@@ -112,17 +113,12 @@ def test_probes_answer_on_a_real_server_and_readiness_follows_the_database(tmp_p
         container["livenessProbe"]["httpGet"]["path"],
         container["readinessProbe"]["httpGet"]["path"],
     )
-    try:
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        name = f"loopline_probe_{os.getpid()}_{free_port()}"
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except Exception as e:
-        pytest.skip(f"PostgreSQL is not reachable: {e}")
+    name = postgres_uri.rsplit("/", 1)[1]
+    admin = sa.create_engine(postgres_uri.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "LOOPLINE_TRACKING_URI")}
     env |= {
-        "LOOPLINE_STORE_URI": PG_ADMIN.rsplit("/", 1)[0] + f"/{name}",
+        "LOOPLINE_STORE_URI": postgres_uri,
         "LOOPLINE_ARTIFACTS_URI": str(tmp_path / "artifacts"),
     }
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed in finally
@@ -145,6 +141,4 @@ def test_probes_answer_on_a_real_server_and_readiness_follows_the_database(tmp_p
         proc.terminate()
         proc.wait(10)
         log.close()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

@@ -87,6 +87,9 @@ class Scheduler:
         self.launcher = launcher
         self.identity = identity or f"{socket.gethostname()}:{os.getpid()}"
         self._children: list[Any] = []
+        # The newest slot launched per schedule: a claim is idempotent for its holder (a retried
+        # request must not lose it), so the holder itself remembers what it already launched.
+        self._launched: dict[str, int] = {}
 
     def tick(self, now_ms: int | None = None) -> list[tuple[str, int]]:
         """Claim and launch every due slot; returns the (schedule, slot) pairs this scheduler won."""
@@ -99,8 +102,11 @@ class Scheduler:
             except Exception as e:  # a schedule that cannot be read must not stop the others
                 log.warning("schedule %s: %s", schedule.name, e)
                 continue
-            if slot < schedule.created_time or not self.store.claim_slot(schedule.name, slot, self.identity):
+            if slot < schedule.created_time or slot <= self._launched.get(schedule.name, -1):
                 continue
+            if not self.store.claim_slot(schedule.name, slot, self.identity):
+                continue
+            self._launched[schedule.name] = slot
             won.append((schedule.name, slot))
             try:
                 child = self.launcher(schedule, slot)
