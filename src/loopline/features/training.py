@@ -24,28 +24,27 @@ from loopline.features.sources import connect
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from loopline.features.online import OnlineStore
+    from loopline.features.sql_store import SqlFeatureRegistry
     from loopline.features.store import FeatureStore
 
 
 def historical(
     store: FeatureStore,
-    entity_df: Any,
+    entity: pa.Table,
     features: Sequence[str] | FeatureService | str,
     *,
     timestamp_column: str,
     full_feature_names: bool,
-    format: str,
     save_as: str | None,
     run_id: str | None,
     memory_limit: str | None,
-) -> Any:
+) -> pa.Table:
+    """The entity table with each requested feature appended as of each row's time."""
     import pyarrow as pa
 
-    if format not in ("pandas", "polars", "arrow"):
-        raise InvalidInput(f"Unknown format {format!r}.", hint="Use pandas, polars or arrow.")
     defs = store._load()
     res = resolve(features, defs, full_feature_names=full_feature_names)
-    entity = to_arrow(entity_df)
     clash = [n for n in res.names if n in entity.column_names]
     if clash:
         raise InvalidInput(
@@ -88,13 +87,7 @@ def historical(
         )
     if save_as:
         save_training_set(store, result, save_as, res.refs, run_id)
-    if format == "arrow":
-        return result
-    if format == "polars":
-        import polars as pl
-
-        return pl.from_arrow(result)
-    return result.to_pandas()
+    return result
 
 
 def _spill_dir(prefix: str) -> str:
@@ -153,7 +146,7 @@ def save_training_set(
     return version.uri
 
 
-def push(store: FeatureStore, name: str, rows: Any, *, to: str) -> int:
+def push(store: FeatureStore, online: OnlineStore, name: str, rows: Any, *, to: str) -> int:
     import pyarrow as pa
 
     if to not in ("online", "offline", "online_and_offline"):
@@ -170,7 +163,7 @@ def push(store: FeatureStore, name: str, rows: Any, *, to: str) -> int:
         if to != "offline":
             keys = encode_keys([table.column(k) for k in view.join_keys])
             rows = encode_rows(keys, times, [table.column(f) for f in view.features], codec_for(view))
-            written += store.online.write(view.name, rows)
+            written += online.write(view.name, rows)
         if to != "online":
             _append_offline(view, table)
     return written
@@ -191,6 +184,8 @@ def _append_offline(view: FeatureView, table: pa.Table) -> None:
 
 def materialize(
     store: FeatureStore,
+    jobs: SqlFeatureRegistry,
+    online: OnlineStore,
     start_us: int | None,
     end_us: int,
     views: Sequence[str] | None,
@@ -214,18 +209,23 @@ def materialize(
     for view in chosen:
         start = start_us
         if incremental:
-            last = store.registry.last_materialized_end(view.name)
+            last = jobs.last_materialized_end(view.name)
             ttl = view.ttl_us
             start = last * 1000 if last is not None else (end_us - ttl if ttl is not None else None)
-        results.append(_materialize_view(store, view, start, end_us, batch_rows))
+        results.append(_materialize_view(store, jobs, online, view, start, end_us, batch_rows))
     return results
 
 
 def _materialize_view(
-    store: FeatureStore, view: FeatureView, start: int | None, end_us: int, batch_rows: int
+    store: FeatureStore,
+    reg: SqlFeatureRegistry,
+    online: OnlineStore,
+    view: FeatureView,
+    start: int | None,
+    end_us: int,
+    batch_rows: int,
 ) -> MaterializeResult:
     """One view's job: begun (or resumed) in the metadata store, its progress kept per batch."""
-    reg = store.registry
     job = reg.begin_materialization(view.name, (start or 0) // 1000, end_us // 1000)
     done = [job.rows]  # rows written so far, as of the last committed batch
 
@@ -239,7 +239,7 @@ def _materialize_view(
         stream_view(
             con,
             view,
-            store.online,
+            online,
             start_us=start,
             end_us=end_us,
             cursor=job.cursor,

@@ -1,0 +1,205 @@
+"""The feature store through ``loopline server``: its registry and its data work, over REST.
+
+``RestFeatureRegistry`` is :class:`~loopline.features.registry_store.FeatureRegistryStore` on the
+routes of :mod:`loopline.server.features_api`; ``RestFeatureCompute`` is
+:class:`~loopline.features.compute.FeatureCompute` there: the server materialises (it reads the
+sources and writes its own online store), joins training sets (entity frames go up and come back
+as Arrow IPC streams) and answers online reads. Both share the context's HTTP client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from loopline.errors import InvalidInput
+from loopline.features.arrow_ipc import MEDIA_TYPE, from_ipc, to_ipc
+from loopline.features.definitions import FeatureService, FeatureView
+from loopline.features.materialize import MaterializeResult
+from loopline.features.online_read import OnlineResponse
+from loopline.features.types import (
+    VIEW_URI_KINDS,
+    DefinitionChange,
+    LineageEdge,
+    Materialization,
+    StoredDefinition,
+    from_json,
+    to_json,
+)
+from loopline.protocol.http import RestClient
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from loopline.features.compute import EntityRows, Features
+    from loopline.features.online import OnlineStore
+
+API = "/api/2.0/loopline/features"
+
+
+class RestFeatureRegistry:
+    """Feature definitions, lineage and materialisation jobs kept by the server."""
+
+    def __init__(self, client: RestClient) -> None:
+        self.client = client
+
+    def list_definitions(self, kind: str | None = None) -> list[StoredDefinition]:
+        body = self.client.call("GET", f"{API}/definitions", {"kind": kind})
+        return [from_json(StoredDefinition, d) for d in body.get("definitions", [])]
+
+    def get_definition(self, name: str, kinds: Sequence[str] = VIEW_URI_KINDS) -> StoredDefinition:
+        body = self.client.call("GET", f"{API}/definitions/get", {"name": name, "kinds": ",".join(kinds)})
+        return from_json(StoredDefinition, body["definition"])
+
+    def apply(self, changes: Sequence[DefinitionChange], edges: Sequence[tuple[str, str, str]] = ()) -> None:
+        # The server checks the views' sources and drops removed views' online values as it applies.
+        self.client.call(
+            "POST",
+            f"{API}/apply",
+            {"changes": [to_json(c) for c in changes], "edges": [list(e) for e in edges]},
+        )
+
+    def record_lineage(
+        self, action: str, uri: str, edges: Sequence[tuple[str, str, str]], **payload: object
+    ) -> None:
+        self.client.call(
+            "POST",
+            f"{API}/lineage/record",
+            {"action": action, "uri": uri, "edges": [list(e) for e in edges], "payload": payload},
+        )
+
+    def lineage(self, uri: str) -> list[LineageEdge]:
+        body = self.client.call("GET", f"{API}/lineage", {"uri": uri})
+        return [from_json(LineageEdge, e) for e in body.get("edges", [])]
+
+    def last_materialized_end(self, view: str) -> int | None:
+        end: int | None = self.client.call("GET", f"{API}/materializations/last-end", {"view": view})[
+            "end_ms"
+        ]
+        return end
+
+    def list_materializations(self, view: str | None = None, limit: int = 50) -> list[Materialization]:
+        body = self.client.call("GET", f"{API}/materializations", {"view": view, "limit": limit})
+        return [from_json(Materialization, m) for m in body.get("materializations", [])]
+
+
+def _refs(features: Features) -> dict[str, Any]:
+    """A feature list or a service name as the routes take it (a service object as its refs)."""
+    if isinstance(features, FeatureService):
+        return {"features": features.refs()}
+    if isinstance(features, str):
+        return {"feature_service": features}
+    return {"features": list(features)}
+
+
+class RestFeatureCompute:
+    """Materialisation, training sets, online reads and pushes, done by the server."""
+
+    def __init__(self, client: RestClient) -> None:
+        self.client = client
+
+    def check_sources(self, views: Sequence[FeatureView]) -> None:
+        """Nothing here: the server checks the sources it will read when it applies (``features/apply``)."""
+
+    def forget(self, views: Sequence[str]) -> None:
+        """Nothing here: the server drops removed views from its online store when it applies."""
+
+    def online_store(self) -> OnlineStore:
+        raise InvalidInput(
+            f"The online store is the server's ({self.client.base_url}), not this process's.",
+            hint="Read it with get_online_features, or run where the server's database is.",
+        )
+
+    def materialize(
+        self,
+        start_us: int | None,
+        end_us: int,
+        views: Sequence[str] | None,
+        *,
+        batch_rows: int,
+        incremental: bool,
+    ) -> list[MaterializeResult]:
+        body = self.client.call(
+            "POST",
+            f"{API}/materialize",
+            {
+                "views": list(views) if views is not None else None,
+                "start_us": start_us,
+                "end_us": end_us,
+                "incremental": incremental,
+                "batch_rows": batch_rows,
+            },
+        )
+        return [
+            MaterializeResult(r["view"], r["start_us"], r["end_us"], r["rows"], r.get("resumed_from"))
+            for r in body["results"]
+        ]
+
+    def historical(
+        self,
+        entity: pa.Table,
+        features: Features,
+        *,
+        timestamp_column: str,
+        full_feature_names: bool,
+        save_as: str | None,
+        run_id: str | None,
+        memory_limit: str | None,
+    ) -> pa.Table:
+        params: dict[str, Any] = {
+            **_refs(features),
+            "timestamp_column": timestamp_column,
+            "full_feature_names": str(full_feature_names).lower(),
+        }
+        if save_as:
+            params["save_as"] = save_as
+        if run_id:
+            params["run_id"] = run_id
+        # memory_limit is the server's to set (LOOPLINE_FEATURES_MEMORY_LIMIT there): not sent.
+        resp = self.client.request(
+            "POST",
+            f"{API}/historical",
+            params=params,
+            content=to_ipc(entity),
+            headers={"Content-Type": MEDIA_TYPE, "Accept": MEDIA_TYPE},
+        )
+        return from_ipc(resp.content, "server's answer")
+
+    def online(
+        self, features: Features, entity_rows: EntityRows, *, full_feature_names: bool
+    ) -> OnlineResponse:
+        rows: Any = (
+            {k: list(v) for k, v in entity_rows.items()}
+            if isinstance(entity_rows, Mapping)
+            else [dict(r) for r in entity_rows]
+        )
+        key = "entities" if isinstance(rows, dict) else "entity_rows"
+        body = self.client.call(
+            "POST",
+            f"{API}/online",
+            {**_refs(features), key: rows, "full_feature_names": full_feature_names},
+        )
+        columns: dict[str, list[Any]] = body["features"]
+        return OnlineResponse(columns)
+
+    def push(self, name: str, rows: Any, *, to: str) -> int:
+        import pyarrow as pa
+
+        from loopline.features.offline import to_arrow
+
+        table = pa.Table.from_pylist(rows) if isinstance(rows, list) else to_arrow(rows)
+        resp = self.client.request(
+            "POST",
+            f"{API}/push",
+            params={"name": name, "to": to},
+            content=to_ipc(table),
+            headers={"Content-Type": MEDIA_TYPE},
+        )
+        written: int = resp.json()["written"]
+        return written
+
+    def close(self) -> None:
+        """The HTTP client is the context's: it stays open for the other stores."""
+
+
+__all__ = ["RestFeatureCompute", "RestFeatureRegistry"]
