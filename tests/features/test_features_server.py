@@ -1,0 +1,379 @@
+"""The feature store through a real ``loopline server``, with only an ``http://`` URI on the client.
+
+The same definitions, windows and requests go through the server (CLI subprocesses and the Python
+API) and through an embedded store; the answers must be equal. The server's online store is
+SQLite beside its database, or Redis when the server is configured so; the client never opens a
+database or an online store of its own (its working folder stays empty).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from conftest import at
+from support import free_port, wait_http
+
+from loopline.config import Settings
+from loopline.errors import InvalidInput
+from loopline.features import FeatureStore
+from loopline.features.arrow_ipc import MEDIA_TYPE, to_ipc
+from loopline.features.offline import to_arrow
+
+API = "/api/2.0/loopline/features"
+WINDOW = ("2025-12-31T00:00:00", "2026-01-01T12:00:00")  # hours 0..12 of the fixture's day
+ENTITY = pd.DataFrame(
+    {
+        "driver_id": [3, 1, 2, 1, 9],
+        "event_timestamp": [at(4 * 3600), at(5 * 3600), at(0), at(30 * 3600), at(3600)],
+        "bonus": [0.5, 1.0, 0.0, 2.0, 1.0],
+    }
+)
+HISTORICAL = ["driver_stats:conv_rate", "driver_stats:trips", "boosted:boosted"]
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    home: Path
+    workspace: str
+
+
+def _serve(home: Path, **env: str) -> Iterator[Server]:
+    """``loopline server`` in a subprocess on its own SQLite database (and ``env``'s settings)."""
+    home.mkdir(parents=True, exist_ok=True)
+    workspace = env.get("LOOPLINE_WORKSPACE", "default")
+    full = {
+        **os.environ,
+        "LOOPLINE_TRACKING_URI": f"sqlite:///{home / 'server.db'}",
+        "LOOPLINE_ARTIFACTS_URI": str(home / "artifacts"),
+        **env,
+    }
+    full.pop("MLFLOW_TRACKING_URI", None)
+    port = free_port()
+    with open(home / "server.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
+            env=full,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/health", proc)
+        yield Server(url, home, workspace)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    yield from _serve(tmp_path / "server")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path, redis_url: str) -> Iterator[Server]:
+    """A server whose online store is Redis, in a workspace (so a key prefix) private to this test."""
+    import redis
+
+    workspace = f"feat{uuid.uuid4().hex[:10]}"
+    yield from _serve(tmp_path / "server", LOOPLINE_ONLINE_STORE=redis_url, LOOPLINE_WORKSPACE=workspace)
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"loopline:{workspace}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def client_dir(tmp_path: Path) -> Iterator[Path]:
+    """An empty working folder for the client: nothing may appear in it but what the test writes."""
+    folder = tmp_path / "client"
+    folder.mkdir()
+    cwd = Path.cwd()
+    os.chdir(folder)
+    yield folder
+    os.chdir(cwd)
+    assert not (folder / ".loopline").exists(), "the client opened a local database or online store"
+
+
+def remote(server: Server) -> FeatureStore:
+    return FeatureStore(Settings.from_env({}, tracking_uri=server.url, user="tester"))
+
+
+def cli(server: Server, cwd: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_"))}
+    env["LOOPLINE_TRACKING_URI"] = server.url
+    proc = subprocess.run(
+        [sys.executable, "-m", "loopline.cli", "features", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture
+def embedded(settings: Any, defs_file: Path) -> Iterator[FeatureStore]:
+    """The same definitions and window in an embedded store: what the server must answer."""
+    fs = FeatureStore(settings)
+    fs.apply(defs_file)
+    fs.materialize(*WINDOW)
+    yield fs
+    fs.close()
+
+
+def test_cli_flow_through_the_server_equals_embedded(
+    server: Server, client_dir: Path, defs_file: Path, embedded: FeatureStore
+) -> None:
+    plan = json.loads(cli(server, client_dir, "plan", str(defs_file), "--format", "json"))
+    assert plan["added"] == [
+        ["entity", "driver"],
+        ["feature_view", "driver_stats"],
+        ["on_demand_feature_view", "boosted"],
+        ["feature_service", "activity"],
+    ]
+    assert json.loads(cli(server, client_dir, "apply", str(defs_file), "--format", "json")) == plan
+    again = json.loads(cli(server, client_dir, "apply", str(defs_file), "--format", "json"))
+    assert again["added"] == [] and len(again["unchanged"]) == 4
+    listed = json.loads(cli(server, client_dir, "list", "--format", "json"))
+    assert [(d["kind"], d["name"]) for d in listed] == [
+        (d.kind, d.name) for d in embedded.registry.list_definitions()
+    ]
+
+    out = json.loads(cli(server, client_dir, "materialize", *WINDOW, "--format", "json"))
+    assert [(r["view"], r["rows"]) for r in out] == [("driver_stats", 3)]
+    # The server's online store holds the values: beside its database, not in the client's folder.
+    assert (server.home / "online.db").exists()
+
+    got = json.loads(
+        cli(server, client_dir, "get", "driver_stats:conv_rate", "driver_stats:trips", "-e", "driver_id=1")
+    )
+    want = embedded.get_online_features(["driver_stats:conv_rate", "driver_stats:trips"], [{"driver_id": 1}])
+    assert (
+        got
+        == {k: v[0] for k, v in want.to_dict().items()}
+        == {"driver_id": 1, "conv_rate": 0.22, "trips": 112}
+    )
+
+    pq.write_table(to_arrow(ENTITY), client_dir / "entities.parquet")
+    summary = json.loads(
+        cli(server, client_dir, "historical", "entities.parquet", *HISTORICAL, "-o", "train.parquet")
+    )
+    assert summary["rows"] == 5
+    through_server = pq.read_table(client_dir / "train.parquet").to_pandas()
+    pd.testing.assert_frame_equal(through_server, embedded.get_historical_features(ENTITY, HISTORICAL))
+
+    incremental = json.loads(
+        cli(server, client_dir, "materialize-incremental", "2026-01-02T00:00:00", "--format", "json")
+    )
+    assert [(r["view"], r["rows"]) for r in incremental] == [("driver_stats", 3)]
+    jobs = remote(server).registry.list_materializations("driver_stats")
+    assert [(j.status, j.rows) for j in jobs] == [("done", 3), ("done", 3)]
+
+
+def test_python_api_through_the_server_equals_embedded(
+    server: Server, client_dir: Path, defs_file: Path, embedded: FeatureStore
+) -> None:
+    fs = remote(server)
+    assert [(c.kind, c.name) for c in fs.apply(defs_file).added] == [
+        ("entity", "driver"),
+        ("feature_view", "driver_stats"),
+        ("on_demand_feature_view", "boosted"),
+        ("feature_service", "activity"),
+    ]
+    assert fs.plan(defs_file).empty
+    assert set(fs.definitions()) == set(embedded.definitions()) == {"driver_stats", "boosted", "activity"}
+
+    # Before materialising, the server's online store has nothing: nulls, as embedded would say.
+    rows = [{"driver_id": 2, "bonus": 0.5}, {"driver_id": 99, "bonus": 1.0}]
+    assert fs.get_online_features("activity", rows).to_dict()["conv_rate"] == [None, None]
+
+    results = fs.materialize(dt.datetime(2025, 12, 31), dt.datetime(2026, 1, 1, 12))
+    assert [(r.view, r.rows) for r in results] == [("driver_stats", 3)]
+    for features in ("activity", ["driver_stats:trips", "boosted:trips_k"]):
+        got = fs.get_online_features(features, rows).to_dict()
+        assert got == embedded.get_online_features(features, rows).to_dict()
+    assert fs.get_online_features("activity", rows).to_dict()["boosted"] == [0.32 * 2 + 0.5, None]
+
+    for fmt in ("pandas", "arrow", "polars"):
+        got = fs.get_historical_features(ENTITY, HISTORICAL, format=fmt)  # type: ignore[arg-type]
+        want = embedded.get_historical_features(ENTITY, HISTORICAL, format=fmt)  # type: ignore[arg-type]
+        assert type(got) is type(want)
+        if fmt == "pandas":
+            pd.testing.assert_frame_equal(got, want)
+        else:
+            assert got.equals(want)
+    got = fs.get_historical_features(ENTITY, "activity", full_feature_names=True)
+    pd.testing.assert_frame_equal(
+        got, embedded.get_historical_features(ENTITY, "activity", full_feature_names=True)
+    )
+
+    # A push lands in the server's online store too.
+    late = at(11 * 3600 + 1)
+    assert (
+        fs.push("driver_push", [{"driver_id": 9, "event_timestamp": late, "conv_rate": 0.7, "trips": 7}]) == 1
+    )
+    assert fs.get_online_features(["driver_stats:conv_rate"], [{"driver_id": 9}])["conv_rate"] == [0.7]
+    with pytest.raises(InvalidInput, match="server's"):
+        _ = fs.online
+    edges = fs.registry.lineage("features:/driver_stats")
+    assert ("features:/driver_stats", "features:/boosted", "input_of") in {
+        (e.from_uri, e.to_uri, e.relation) for e in edges
+    }
+    fs.close()
+
+
+def test_redis_backed_server_materialises_into_redis(
+    redis_server: Server, client_dir: Path, defs_file: Path, embedded: FeatureStore, redis_url: str
+) -> None:
+    import redis
+
+    fs = remote(redis_server)
+    fs.apply(defs_file)
+    assert [(r.view, r.rows) for r in fs.materialize(*WINDOW)] == [("driver_stats", 3)]
+    keys = redis.Redis.from_url(redis_url).keys(f"loopline:{redis_server.workspace}:driver_stats:*")
+    assert len(keys) == 3
+    assert not (redis_server.home / "online.db").exists()
+    rows = {"driver_id": [1, 2, 3, 4], "bonus": [0.0, 1.0, 2.0, 3.0]}
+    got = fs.get_online_features("activity", rows).to_dict()
+    assert got == embedded.get_online_features("activity", rows).to_dict()
+    assert got["conv_rate"][:3] == [0.22, 0.32, 0.42]
+
+
+def test_a_training_set_saved_through_the_server_is_a_dataset_there(
+    server: Server, client_dir: Path, defs_file: Path
+) -> None:
+    fs = remote(server)
+    fs.apply(defs_file)
+    fs.get_historical_features(ENTITY, HISTORICAL, save_as="driver_training")
+    edges = fs.registry.lineage("features:/driver_stats")
+    assert any(e.to_uri.startswith("datasets:/driver_training") for e in edges)
+
+
+def test_a_dataset_source_is_read_by_the_server(
+    server: Server, client_dir: Path, driver_parquet: Path
+) -> None:
+    from loopline.data import DataClient, log_dataset
+    from loopline.features import DatasetSource, Entity, FeatureView, Field, Float64
+
+    # The data is the server's: versioned into its database (as `loopline data add` there would).
+    on_server = Settings.from_env(
+        {},
+        tracking_uri=f"sqlite:///{server.home / 'server.db'}",
+        artifacts_uri=str(server.home / "artifacts"),
+    )
+    version = log_dataset(pq.read_table(driver_parquet), name="driver_stats", client=DataClient(on_server))
+    driver = Entity(name="driver", join_keys=["driver_id"])
+    view = FeatureView(
+        name="driver_stats",
+        entities=[driver],
+        source=DatasetSource(uri=version.uri),
+        schema=[Field("conv_rate", Float64)],
+    )
+    fs = remote(server)
+    fs.apply([driver, view])
+    assert [(r.view, r.rows) for r in fs.materialize(*WINDOW)] == [("driver_stats", 3)]
+    assert fs.get_online_features(["driver_stats:conv_rate"], {"driver_id": [3]})["conv_rate"] == [0.42]
+
+
+def test_bad_input_over_http_is_4xx_json(
+    server: Server, tmp_path: Path, defs_file: Path, driver_parquet: Path
+) -> None:
+    def ok_error(r: httpx.Response, status: int, text: str) -> None:
+        assert r.status_code == status, r.text
+        body = r.json()
+        assert body["error_code"] and text in body["message"], body
+
+    url = server.url + API
+    ok_error(httpx.post(f"{url}/apply", content=b"{not json"), 400, "")
+    ok_error(
+        httpx.post(f"{url}/apply", json={"changes": [{"op": "explode", "kind": "entity", "name": "x"}]}),
+        400,
+        "op",
+    )
+    ok_error(
+        httpx.post(
+            f"{url}/apply", json={"changes": [{"op": "add", "kind": "feature_view", "name": "v", "spec": {}}]}
+        ),
+        400,
+        "spec of feature_view 'v'",
+    )
+    ok_error(
+        httpx.post(f"{url}/apply", json={"changes": [{"op": "add", "kind": "entity", "name": "e"}]}),
+        400,
+        "spec",
+    )
+    ok_error(httpx.post(f"{url}/materialize", json={"views": ["nope"]}), 400, "end_us")
+    ok_error(
+        httpx.post(f"{url}/materialize", json={"end_us": 1, "start_us": 0, "views": ["nope"]}), 400, "nope"
+    )
+    ok_error(httpx.post(f"{url}/materialize", json={"end_us": 1}), 400, "start_us")
+    ok_error(httpx.get(f"{url}/definitions/get", params={"name": "nope"}), 404, "nope")
+    ok_error(httpx.get(f"{url}/definitions", params={"kind": "table"}), 400, "table")
+    ok_error(httpx.get(f"{url}/materializations", params={"limit": "abc"}), 400, "limit")
+    ok_error(httpx.get(f"{url}/lineage"), 400, "uri")
+
+    remote(server).apply(defs_file)
+    entity = to_ipc(to_arrow(ENTITY))
+    arrow = {"Content-Type": MEDIA_TYPE}
+    feats = {"features": "driver_stats:trips"}
+    ok_error(
+        httpx.post(f"{url}/historical", params=feats, content=b"garbage", headers=arrow), 400, "Arrow IPC"
+    )
+    ok_error(httpx.post(f"{url}/historical", params=feats, content=entity), 400, MEDIA_TYPE)
+    ok_error(httpx.post(f"{url}/historical", content=entity, headers=arrow), 400, "features")
+    ok_error(
+        httpx.post(
+            f"{url}/historical", params={**feats, "timestamp_column": "ts"}, content=entity, headers=arrow
+        ),
+        400,
+        "no timestamp column 'ts'",
+    )
+    ok_error(
+        httpx.post(
+            f"{url}/historical", params={"features": "driver_stats:nope"}, content=entity, headers=arrow
+        ),
+        404,
+        "driver_stats:nope",
+    )
+    ok_error(
+        httpx.post(f"{url}/push", params={"name": "driver_push"}, content=b"x", headers=arrow), 400, "Arrow"
+    )
+
+    # A path only a client has (here: gone from the server's disk) is refused with what to use instead.
+    spec = {
+        "op": "add",
+        "kind": "feature_view",
+        "name": "elsewhere",
+        "spec": {**remote(server).registry.get_definition("driver_stats").spec},
+    }
+    spec["spec"]["source"] = {"kind": "file", "path": str(tmp_path / "laptop" / "stats.parquet")}
+    ok_error(httpx.post(f"{url}/apply", json={"changes": [spec]}), 400, "datasets:/")
+    driver_parquet.unlink()
+    ok_error(
+        httpx.post(f"{url}/materialize", json={"start_us": 0, "end_us": 10**16, "views": ["driver_stats"]}),
+        400,
+        "datasets:/",
+    )
+    with pytest.raises(InvalidInput, match="cannot read the source"):
+        remote(server).materialize(*WINDOW)
