@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import at
@@ -189,6 +190,8 @@ def test_cli_flow_through_the_server_equals_embedded(
     assert [(r["view"], r["rows"]) for r in incremental] == [("driver_stats", 3)]
     jobs = remote(server).registry.list_materializations("driver_stats")
     assert [(j.status, j.rows) for j in jobs] == [("done", 3), ("done", 3)]
+    shown = cli(server, client_dir, "show", "driver_stats")
+    assert "Materialisations" in shown and "features:/boosted" in shown
 
 
 def test_python_api_through_the_server_equals_embedded(
@@ -377,3 +380,29 @@ def test_bad_input_over_http_is_4xx_json(
     )
     with pytest.raises(InvalidInput, match="cannot read the source"):
         remote(server).materialize(*WINDOW)
+
+
+def test_times_read_online_through_the_server_are_datetimes(
+    server: Server, client_dir: Path, tmp_path: Path, settings: Any
+) -> None:
+    from loopline.features import Entity, FeatureView, Field, FileSource, UnixTimestamp
+
+    path = tmp_path / "trips.parquet"
+    pq.write_table(
+        pa.table({"driver_id": [1, 2], "event_timestamp": [at(60), at(120)], "last_trip": [at(30), None]}),
+        path,
+    )
+    driver = Entity(name="driver", join_keys=["driver_id"])
+    view = FeatureView(
+        name="trips",
+        entities=[driver],
+        source=FileSource(path=str(path)),
+        schema=[Field("last_trip", UnixTimestamp)],
+    )
+    answers = []
+    for fs in (remote(server), FeatureStore(settings)):
+        fs.apply([driver, view])
+        fs.materialize(*WINDOW)
+        answers.append(fs.get_online_features(["trips:last_trip"], {"driver_id": [1, 2, 3]}).to_dict())
+        fs.close()
+    assert answers[0] == answers[1] == {"driver_id": [1, 2, 3], "last_trip": [at(30), None, None]}

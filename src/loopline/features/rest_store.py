@@ -9,8 +9,12 @@ as Arrow IPC streams) and answers online reads. Both share the context's HTTP cl
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
 
 from loopline.errors import InvalidInput
 from loopline.features.arrow_ipc import MEDIA_TYPE, from_ipc, to_ipc
@@ -35,6 +39,9 @@ if TYPE_CHECKING:
     from loopline.features.online import OnlineStore
 
 API = "/api/2.0/loopline/features"
+# Materialisations and training sets are answered when done (synchronously): wait for them, rather
+# than time out and re-send work the server is still doing.
+LONG = httpx.Timeout(60.0, read=6 * 3600.0)
 
 
 class RestFeatureRegistry:
@@ -119,17 +126,21 @@ class RestFeatureCompute:
         batch_rows: int,
         incremental: bool,
     ) -> list[MaterializeResult]:
-        body = self.client.call(
+        request = {
+            "views": list(views) if views is not None else None,
+            "start_us": start_us,
+            "end_us": end_us,
+            "incremental": incremental,
+            "batch_rows": batch_rows,
+        }
+        resp = self.client.request(
             "POST",
             f"{API}/materialize",
-            {
-                "views": list(views) if views is not None else None,
-                "start_us": start_us,
-                "end_us": end_us,
-                "incremental": incremental,
-                "batch_rows": batch_rows,
-            },
+            content=orjson.dumps(request),
+            headers={"Content-Type": "application/json"},
+            timeout=LONG,
         )
+        body = orjson.loads(resp.content)
         return [
             MaterializeResult(r["view"], r["start_us"], r["end_us"], r["rows"], r.get("resumed_from"))
             for r in body["results"]
@@ -162,6 +173,7 @@ class RestFeatureCompute:
             params=params,
             content=to_ipc(entity),
             headers={"Content-Type": MEDIA_TYPE, "Accept": MEDIA_TYPE},
+            timeout=LONG,
         )
         return from_ipc(resp.content, "server's answer")
 
@@ -180,6 +192,8 @@ class RestFeatureCompute:
             {**_refs(features), key: rows, "full_feature_names": full_feature_names},
         )
         columns: dict[str, list[Any]] = body["features"]
+        for name in body.get("timestamps", ()):  # times travel as ISO 8601 text
+            columns[name] = [None if v is None else dt.datetime.fromisoformat(v) for v in columns[name]]
         return OnlineResponse(columns)
 
     def push(self, name: str, rows: Any, *, to: str) -> int:
@@ -194,6 +208,7 @@ class RestFeatureCompute:
             params={"name": name, "to": to},
             content=to_ipc(table),
             headers={"Content-Type": MEDIA_TYPE},
+            timeout=LONG,
         )
         written: int = resp.json()["written"]
         return written

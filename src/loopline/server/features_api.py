@@ -36,6 +36,7 @@ Data work::
                           "entities": {"driver_id": [1001, 1002]} | "entity_rows": [{"driver_id": 1001}],
                           "full_feature_names": false}
          → {"features": {"driver_id": [1001, 1002], "conv_rate": [0.52, null]}}
+           (+ "timestamps": [column, …] naming the columns of ISO 8601 times, when there are any)
     POST features/push?name=driver_push&to=online  body: rows as an Arrow IPC stream → {"written": 3}
 
 On-demand views run here, from the source text ``apply`` stored (as the online route and the
@@ -408,8 +409,13 @@ async def online_features(request: Request) -> Response:
         entities,
         full_feature_names=full,
     )
-    columns = {k: [_jsonable(v) for v in vs] for k, vs in out.to_dict().items()}
-    return json_response({"features": columns})
+    columns = out.to_dict()
+    # JSON has no time type: name the columns holding times, so a client can turn them back.
+    times = [k for k, vs in columns.items() if any(isinstance(v, dt.datetime) for v in vs)]
+    answer: dict[str, Any] = {"features": {k: [_jsonable(v) for v in vs] for k, vs in columns.items()}}
+    if times:
+        answer["timestamps"] = times
+    return json_response(answer)
 
 
 __all__ = ["require_server_readable", "router"]
