@@ -326,6 +326,10 @@ def test_bad_input_over_http_is_4xx_json(
         400,
         "spec",
     )
+    odd = {"op": "add", "kind": "entity", "name": "e", "spec": {"join_keys": "abc"}}  # not a list
+    ok_error(httpx.post(f"{url}/apply", json={"changes": [odd]}), 400, "not what such a definition writes")
+    ok_error(httpx.post(f"{url}/materialize", json={"end_us": True, "start_us": 0}), 400, "end_us")
+    assert httpx.get(f"{url}/definitions").json() == {"definitions": []}  # nothing half-applied
     ok_error(httpx.post(f"{url}/materialize", json={"views": ["nope"]}), 400, "end_us")
     ok_error(
         httpx.post(f"{url}/materialize", json={"end_us": 1, "start_us": 0, "views": ["nope"]}), 400, "nope"
@@ -370,7 +374,9 @@ def test_bad_input_over_http_is_4xx_json(
         "name": "elsewhere",
         "spec": {**remote(server).registry.get_definition("driver_stats").spec},
     }
-    spec["spec"]["source"] = {"kind": "file", "path": str(tmp_path / "laptop" / "stats.parquet")}
+    source = spec["spec"]["source"]
+    laptop = str(tmp_path / "laptop" / "stats.parquet")
+    spec["spec"]["source"] = {**source, "batch_source": {**source["batch_source"], "path": laptop}}
     ok_error(httpx.post(f"{url}/apply", json={"changes": [spec]}), 400, "datasets:/")
     driver_parquet.unlink()
     ok_error(

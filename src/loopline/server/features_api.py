@@ -51,7 +51,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -122,6 +122,14 @@ def require_server_readable(view: FeatureView) -> None:
 # ---- models (they document the JSON routes in the OpenAPI at /docs) -----------------------------
 
 
+Uri = Annotated[str, Field(min_length=1, max_length=512)]
+Relation = Annotated[str, Field(min_length=1, max_length=64)]
+# Numbers and flags as sent (no true for 1, no "5" for 5); epoch microseconds past 2**62 are typos.
+Micros = Annotated[int, Field(strict=True, ge=0, le=2**62)]
+Rows = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
+Flag = Annotated[bool, Field(strict=True)]
+
+
 class ChangeIn(BaseModel):
     op: Literal["add", "change", "remove"]
     kind: Literal["entity", "feature_view", "on_demand_feature_view", "feature_service"]
@@ -132,7 +140,7 @@ class ChangeIn(BaseModel):
 
 class ApplyRequest(BaseModel):
     changes: list[ChangeIn]
-    edges: list[tuple[str, str, str]] = []
+    edges: list[tuple[Uri, Uri, Relation]] = []
 
 
 class ApplyResponse(BaseModel):
@@ -141,10 +149,10 @@ class ApplyResponse(BaseModel):
 
 class MaterializeRequest(BaseModel):
     views: list[str] | None = None
-    start_us: int | None = None
-    end_us: int
-    incremental: bool = False
-    batch_rows: int = Field(default=50_000, ge=1, le=1_000_000)
+    start_us: Micros | None = None
+    end_us: Micros
+    incremental: Flag = False
+    batch_rows: Rows = 50_000
 
 
 class MaterializedView(BaseModel):
@@ -210,15 +218,27 @@ def _apply(store: FeatureStore, req: ApplyRequest) -> int:
 
 def _definition(kind: str, name: str, spec: dict[str, Any]) -> Definition:
     """The definition a spec describes; 400 when the spec is not one ``apply`` writes."""
+    hint = "Send the spec the definition's .spec() writes (FeatureStore.apply does)."
     try:
-        return from_spec(kind, name, spec)
+        d = from_spec(kind, name, spec)
     except InvalidInput:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InvalidInput(
-            f"The spec of {kind} {name!r} is not valid: {type(e).__name__}: {e}.",
-            hint="Send the spec the definition's .spec() writes (FeatureStore.apply does).",
+            f"The spec of {kind} {name!r} is not valid: {type(e).__name__}: {e}.", hint=hint
         ) from None
+    # Only what a definition would write is stored: a spec that does not survive the round trip
+    # (a string where a list belongs, keys that are ignored) would load as something else later.
+    if _canonical(d.spec()) != _canonical(spec):
+        raise InvalidInput(f"The spec of {kind} {name!r} is not what such a definition writes.", hint=hint)
+    return d
+
+
+def _canonical(spec: dict[str, Any]) -> dict[str, Any]:
+    features = spec.get("features")
+    if isinstance(features, list) and all(isinstance(f, str) for f in features):
+        return {**spec, "features": sorted(features)}  # a service's refs come back grouped by view
+    return spec
 
 
 @router.post("/features/apply", response_model=ApplyResponse)
@@ -234,21 +254,25 @@ async def lineage(request: Request) -> Response:
     return json_response({"edges": [to_json(e) for e in edges]})
 
 
+class RecordLineageRequest(BaseModel):
+    action: Relation
+    uri: Uri
+    edges: list[tuple[Uri, Uri, Relation]] = []
+    payload: dict[str, Any] = {}
+
+
 @router.post("/features/lineage/record")
-async def record_lineage(request: Request) -> Response:
-    body = await json_body(request)
-    action, uri = required_str(body, "action"), required_str(body, "uri")
-    edges = body.get("edges", [])
-    if not isinstance(edges, list) or not all(
-        isinstance(e, list) and len(e) == 3 and all(isinstance(x, str) and x for x in e) for e in edges
-    ):
-        raise InvalidInput("'edges' must be a list of [from_uri, to_uri, relation] strings.")
-    payload = body.get("payload") or {}
-    if not isinstance(payload, dict):
-        raise InvalidInput("'payload' must be an object.")
+async def record_lineage(request: Request, body: RecordLineageRequest) -> Response:
     store = _features(request)
-    await blocking(store.registry.record_lineage, action, uri, [tuple(e) for e in edges], **payload)
+    await blocking(_record, store, body)
     return json_response({})
+
+
+def _record(store: FeatureStore, req: RecordLineageRequest) -> None:
+    taken = sorted(set(req.payload) & {"action", "uri", "edges", "conn", "self"})
+    if taken:
+        raise InvalidInput(f"The payload may not use the key(s) {taken}.")
+    store.registry.record_lineage(req.action, req.uri, req.edges, **req.payload)
 
 
 @router.get("/features/materializations")
