@@ -412,3 +412,32 @@ def test_times_read_online_through_the_server_are_datetimes(
         answers.append(fs.get_online_features(["trips:last_trip"], {"driver_id": [1, 2, 3]}).to_dict())
         fs.close()
     assert answers[0] == answers[1] == {"driver_id": [1, 2, 3], "last_trip": [at(30), None, None]}
+
+
+def _broken(df: Any) -> Any:
+    raise ValueError("boom")
+
+
+def test_a_failing_on_demand_function_is_bad_input_not_a_crash(
+    server: Server, client_dir: Path, defs_file: Path
+) -> None:
+    from loopline.features import Field, Float64, OnDemandFeatureView
+
+    fs = remote(server)
+    fs.apply(defs_file)
+    fs.materialize(*WINDOW)
+    broken = OnDemandFeatureView(
+        name="broken",
+        sources=[fs.get_feature_view("driver_stats")],
+        schema=[Field("bad", Float64)],
+        udf=_broken,
+    )
+    fs.apply([*fs.list_entities(), *fs.definitions().values(), broken])
+    with pytest.raises(InvalidInput, match="'broken' failed: ValueError: boom"):
+        fs.get_online_features(["broken:bad"], [{"driver_id": 1}])
+    with pytest.raises(InvalidInput, match="'broken' failed"):
+        fs.get_historical_features(ENTITY, ["broken:bad"])
+    r = httpx.post(
+        f"{server.url}{API}/online", json={"features": ["broken:bad"], "entities": {"driver_id": [1]}}
+    )
+    assert r.status_code == 400 and "boom" in r.json()["message"]
