@@ -441,3 +441,30 @@ def test_a_failing_on_demand_function_is_bad_input_not_a_crash(
         f"{server.url}{API}/online", json={"features": ["broken:bad"], "entities": {"driver_id": [1]}}
     )
     assert r.status_code == 400 and "boom" in r.json()["message"]
+
+
+def test_a_retried_offline_push_adds_its_rows_once(server: Server, client_dir: Path, tmp_path: Path) -> None:
+    from loopline.features import Entity, FeatureView, Field, FileSource, Float64, PushSource
+
+    folder = tmp_path / "stats"
+    folder.mkdir()
+    pq.write_table(
+        pa.table({"driver_id": [1], "event_timestamp": [at(0)], "conv_rate": [0.1]}), folder / "a.parquet"
+    )
+    driver = Entity(name="driver", join_keys=["driver_id"])
+    view = FeatureView(
+        name="stats",
+        entities=[driver],
+        source=PushSource(name="stats_push", batch_source=FileSource(path=str(folder))),
+        schema=[Field("conv_rate", Float64)],
+    )
+    fs = remote(server)
+    fs.apply([driver, view])
+    rows = [{"driver_id": 2, "event_timestamp": at(60), "conv_rate": 0.2}]
+    for _ in range(2):  # the second is what a client re-sends when the first answer was lost
+        assert fs.push("stats_push", rows, to="online_and_offline") == 1
+    assert len(list(folder.glob("*.parquet"))) == 2 and not list(folder.glob(".*"))
+    entity = {"driver_id": [1, 2], "event_timestamp": [at(3600), at(3600)]}
+    train = fs.get_historical_features(entity, ["stats:conv_rate"], format="arrow")
+    assert train.column("conv_rate").to_pylist() == [0.1, 0.2]
+    assert fs.get_online_features(["stats:conv_rate"], {"driver_id": [2]})["conv_rate"] == [0.2]

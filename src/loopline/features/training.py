@@ -5,6 +5,7 @@ Kept apart from :mod:`loopline.features.store` so the facade stays a thin, reada
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -179,7 +180,17 @@ def _append_offline(view: FeatureView, table: pa.Table) -> None:
             f"Feature view {view.name!r} cannot take offline pushes: its batch source is not a folder.",
             hint="Point the FileSource at a folder; each push adds a Parquet file to it.",
         )
-    pq.write_table(table, folder / f"push-{uuid.uuid4().hex}.parquet")
+    # Named by content, written aside then renamed: a retried push (its answer lost) adds no second
+    # copy of the rows, and a push cut off midway leaves no partial file for readers of the folder.
+    from loopline.features.arrow_ipc import to_ipc
+
+    name = f"push-{hashlib.sha256(to_ipc(table)).hexdigest()[:32]}.parquet"
+    part = folder / f".{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        pq.write_table(table, part)
+        os.replace(part, folder / name)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def materialize(
