@@ -13,6 +13,7 @@ pushes) go through a :class:`FeatureCompute`:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -92,6 +93,7 @@ class LocalCompute:
         self._online_arg = online
         self._online: OnlineStore | None = online if isinstance(online, OnlineStore) else None
         self._jobs: SqlFeatureRegistry | None = None
+        self._lock = threading.Lock()
 
     @property
     def jobs(self) -> SqlFeatureRegistry:
@@ -111,7 +113,11 @@ class LocalCompute:
             uri = self._online_arg if isinstance(self._online_arg, str) else settings.online_store
             db = sqlite_path(settings.tracking_uri)
             home = db.parent if db is not None else Path(".loopline")
-            self._online = open_online_store(uri, default_dir=home, namespace=self.store.context.workspace)
+            with self._lock:  # a server's threads share this object: open the store once
+                if self._online is None:
+                    self._online = open_online_store(
+                        uri, default_dir=home, namespace=self.store.context.workspace
+                    )
         return self._online
 
     def check_sources(self, views: Sequence[FeatureView]) -> None:

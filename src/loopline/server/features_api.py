@@ -353,7 +353,7 @@ def _flag(query: dict[str, Any], name: str) -> bool:
 def _historical(store: FeatureStore, entity: Any, query: dict[str, Any]) -> bytes:
     features = _features_arg(query)
     full = _flag(query, "full_feature_names")
-    defs = store._load()
+    defs = store._load(force=True)  # an apply through another server process shows at once
     for view in resolve(features, defs, full_feature_names=full).views:
         d = defs[view]
         if isinstance(d, FeatureView):
