@@ -367,6 +367,18 @@ def test_bad_input_over_http_is_4xx_json(
         httpx.post(f"{url}/push", params={"name": "driver_push"}, content=b"x", headers=arrow), 400, "Arrow"
     )
 
+    saved = f"{url}/training-sets"
+    ok_error(httpx.post(saved, params={"name": "t"}, content=entity, headers=arrow), 400, "refs=view:feature")
+    ok_error(
+        httpx.post(saved, params={"name": "t", "refs": "x:y"}, content=entity, headers=arrow), 404, "'x'"
+    )
+    ok_error(
+        httpx.post(saved, params={"refs": "driver_stats:trips"}, content=entity, headers=arrow), 400, "name"
+    )
+    ok_error(
+        httpx.post(saved, params={"name": "t", "refs": "a:b"}, content=b"x", headers=arrow), 400, "Arrow"
+    )
+
     # A path only a client has (here: gone from the server's disk) is refused with what to use instead.
     spec = {
         "op": "add",
@@ -418,12 +430,19 @@ def _broken(df: Any) -> Any:
     raise ValueError("boom")
 
 
+@pytest.fixture
+def udf_server(tmp_path: Path) -> Iterator[Server]:
+    """A server that runs on-demand views (opted in)."""
+    yield from _serve(tmp_path / "server", LOOPLINE_SERVER_RUN_UDFS="1")
+
+
 def test_a_failing_on_demand_function_is_bad_input_not_a_crash(
-    server: Server, client_dir: Path, defs_file: Path
+    udf_server: Server, client_dir: Path, defs_file: Path
 ) -> None:
     from loopline.features import Field, Float64, OnDemandFeatureView
 
-    fs = remote(server)
+    server = udf_server
+    fs = remote(server)  # runs on-demand views in the client: its errors are the client's
     fs.apply(defs_file)
     fs.materialize(*WINDOW)
     broken = OnDemandFeatureView(
@@ -437,6 +456,7 @@ def test_a_failing_on_demand_function_is_bad_input_not_a_crash(
         fs.get_online_features(["broken:bad"], [{"driver_id": 1}])
     with pytest.raises(InvalidInput, match="'broken' failed"):
         fs.get_historical_features(ENTITY, ["broken:bad"])
+    # The server, opted in, runs it for a plain HTTP client: the failure is a 400, not a 500.
     r = httpx.post(
         f"{server.url}{API}/online", json={"features": ["broken:bad"], "entities": {"driver_id": [1]}}
     )
@@ -468,3 +488,28 @@ def test_a_retried_offline_push_adds_its_rows_once(server: Server, client_dir: P
     train = fs.get_historical_features(entity, ["stats:conv_rate"], format="arrow")
     assert train.column("conv_rate").to_pylist() == [0.1, 0.2]
     assert fs.get_online_features(["stats:conv_rate"], {"driver_id": [2]})["conv_rate"] == [0.2]
+
+
+def test_a_server_runs_on_demand_views_only_when_opted_in(
+    tmp_path: Path, client_dir: Path, defs_file: Path
+) -> None:
+    rows = {"feature_service": "activity", "entity_rows": [{"driver_id": 2, "bonus": 0.5}]}
+    for opted_in, home in ((False, "plain"), (True, "runs-udfs")):
+        env = {"LOOPLINE_SERVER_RUN_UDFS": "1"} if opted_in else {}
+        for server in _serve(tmp_path / home, **env):
+            fs = remote(server)
+            fs.apply(defs_file)
+            fs.materialize(*WINDOW)
+            r = httpx.post(f"{server.url}{API}/online", json=rows)
+            if opted_in:
+                assert r.status_code == 200 and r.json()["features"]["boosted"] == [0.32 * 2 + 0.5]
+            else:
+                assert r.status_code == 400 and "LOOPLINE_SERVER_RUN_UDFS=1" in r.json()["message"]
+            # FeatureStore runs them in the client either way: same answer.
+            got = fs.get_online_features("activity", rows["entity_rows"]).to_dict()
+            assert got == {
+                "driver_id": [2],
+                "conv_rate": [0.32],
+                "boosted": [0.32 * 2 + 0.5],
+                "trips_k": [0.212],
+            }

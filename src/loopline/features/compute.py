@@ -218,7 +218,7 @@ def open_feature_compute(
                 "Through a server the online store is the server's: do not pass online_store.",
                 hint="Configure it on the server (LOOPLINE_ONLINE_STORE), or use a database URI.",
             )
-        return RestFeatureCompute(context.http)
+        return RestFeatureCompute(context.http, store)
     return LocalCompute(store, online)
 
 

@@ -20,7 +20,8 @@ from loopline.errors import InvalidInput
 from loopline.features.arrow_ipc import MEDIA_TYPE, from_ipc, to_ipc
 from loopline.features.definitions import FeatureService, FeatureView
 from loopline.features.materialize import MaterializeResult
-from loopline.features.online_read import OnlineResponse
+from loopline.features.online_read import OnlineResponse, with_on_demand
+from loopline.features.retrieval import Resolved, resolve
 from loopline.features.types import (
     VIEW_URI_KINDS,
     DefinitionChange,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
     from loopline.features.compute import EntityRows, Features
     from loopline.features.online import OnlineStore
+    from loopline.features.store import FeatureStore
 
 API = "/api/2.0/loopline/features"
 # Materialisations and training sets are answered when done (synchronously): wait for them, rather
@@ -90,6 +92,15 @@ class RestFeatureRegistry:
         return [from_json(Materialization, m) for m in body.get("materializations", [])]
 
 
+def _plain(value: Any) -> Any:
+    """A value as JSON can carry it: numpy scalars as Python numbers, pandas times as datetimes."""
+    if hasattr(value, "to_pydatetime"):
+        return value.to_pydatetime()
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
 def _refs(features: Features) -> dict[str, Any]:
     """A feature list or a service name as the routes take it (a service object as its refs)."""
     if isinstance(features, FeatureService):
@@ -99,11 +110,21 @@ def _refs(features: Features) -> dict[str, Any]:
     return {"features": list(features)}
 
 
-class RestFeatureCompute:
-    """Materialisation, training sets, online reads and pushes, done by the server."""
+def _base_refs(res: Resolved) -> list[str]:
+    """What the server reads for a resolved request: the views' features, on-demand inputs included."""
+    return [f"{v}:{f}" for v, feats in res.views.items() for f in feats]
 
-    def __init__(self, client: RestClient) -> None:
+
+class RestFeatureCompute:
+    """Materialisation, training sets, online reads and pushes, done by the server.
+
+    On-demand views run here, on the values the server read: the server runs no user code for a
+    client (see ``loopline.server.features_api``), and the client's registry holds their source.
+    """
+
+    def __init__(self, client: RestClient, store: FeatureStore) -> None:
         self.client = client
+        self.store = store
 
     def check_sources(self, views: Sequence[FeatureView]) -> None:
         """Nothing here: the server checks the sources it will read when it applies (``features/apply``)."""
@@ -157,44 +178,60 @@ class RestFeatureCompute:
         run_id: str | None,
         memory_limit: str | None,
     ) -> pa.Table:
-        params: dict[str, Any] = {
-            **_refs(features),
-            "timestamp_column": timestamp_column,
-            "full_feature_names": str(full_feature_names).lower(),
-        }
-        if save_as:
-            params["save_as"] = save_as
-        if run_id:
-            params["run_id"] = run_id
-        # memory_limit is the server's to set (LOOPLINE_FEATURES_MEMORY_LIMIT there): not sent.
+        from loopline.features.training import assemble, check_names
+
+        res = resolve(features, self.store._load(), full_feature_names=full_feature_names)
+        check_names(entity, res)
+        # The server joins the views' features (named view__feature: no clash with the frame's
+        # columns); memory_limit is the server's to set (LOOPLINE_FEATURES_MEMORY_LIMIT there).
         resp = self.client.request(
             "POST",
             f"{API}/historical",
-            params=params,
+            params={
+                "features": _base_refs(res),
+                "timestamp_column": timestamp_column,
+                "full_feature_names": "true",
+            },
             content=to_ipc(entity),
             headers={"Content-Type": MEDIA_TYPE, "Accept": MEDIA_TYPE},
             timeout=LONG,
         )
-        return from_ipc(resp.content, "server's answer")
+        joined = from_ipc(resp.content, "server's answer")
+        values = {(v, f): joined.column(f"{v}__{f}") for v, feats in res.views.items() for f in feats}
+        result = assemble(entity, res, values)
+        if save_as:
+            params = {"name": save_as, "refs": [f"{v}:{f}" for v, f in res.refs], "run_id": run_id}
+            self.client.request(
+                "POST",
+                f"{API}/training-sets",
+                params={k: v for k, v in params.items() if v},
+                content=to_ipc(result),
+                headers={"Content-Type": MEDIA_TYPE},
+                timeout=LONG,
+            )
+        return result
 
     def online(
         self, features: Features, entity_rows: EntityRows, *, full_feature_names: bool
     ) -> OnlineResponse:
+        res = resolve(features, self.store._load(), full_feature_names=full_feature_names)
         rows: Any = (
-            {k: list(v) for k, v in entity_rows.items()}
+            {k: [_plain(x) for x in v] for k, v in entity_rows.items()}
             if isinstance(entity_rows, Mapping)
-            else [dict(r) for r in entity_rows]
+            else [{k: _plain(x) for k, x in r.items()} for r in entity_rows]
         )
         key = "entities" if isinstance(rows, dict) else "entity_rows"
-        body = self.client.call(
-            "POST",
-            f"{API}/online",
-            {**_refs(features), key: rows, "full_feature_names": full_feature_names},
-        )
+        asked: dict[str, Any] = {"features": _base_refs(res), "full_feature_names": True}
+        if not res.on_demand:
+            asked = {**_refs(features), "full_feature_names": full_feature_names}
+        body = self.client.call("POST", f"{API}/online", {**asked, key: rows})
         columns: dict[str, list[Any]] = body["features"]
         for name in body.get("timestamps", ()):  # times travel as ISO 8601 text
             columns[name] = [None if v is None else dt.datetime.fromisoformat(v) for v in columns[name]]
-        return OnlineResponse(columns)
+        if not res.on_demand:
+            return OnlineResponse(columns)
+        values = {(v, f): columns.pop(f"{v}__{f}") for v, feats in res.views.items() for f in feats}
+        return with_on_demand(res, columns, values, entity_rows)
 
     def push(self, name: str, rows: Any, *, to: str) -> int:
         import pyarrow as pa

@@ -19,7 +19,7 @@ from loopline.errors import InvalidInput
 from loopline.features.definitions import FeatureService, FeatureView, FileSource, PushSource, source_uri
 from loopline.features.materialize import MaterializeResult, codec_for, encode_keys, encode_rows, stream_view
 from loopline.features.offline import Fetch, event_times, point_in_time_join, to_arrow
-from loopline.features.retrieval import on_demand_input, resolve, run_on_demand
+from loopline.features.retrieval import Resolved, on_demand_input, resolve, run_on_demand
 from loopline.features.sources import connect
 
 if TYPE_CHECKING:
@@ -42,16 +42,9 @@ def historical(
     memory_limit: str | None,
 ) -> pa.Table:
     """The entity table with each requested feature appended as of each row's time."""
-    import pyarrow as pa
-
     defs = store._load()
     res = resolve(features, defs, full_feature_names=full_feature_names)
-    clash = [n for n in res.names if n in entity.column_names]
-    if clash:
-        raise InvalidInput(
-            f"The entity frame already has column(s) {clash}, which are also feature names.",
-            hint="Rename them, or pass full_feature_names=True.",
-        )
+    check_names(entity, res)
     ets = event_times(entity, timestamp_column)
     fetches = [Fetch(defs[v], feats) for v, feats in res.views.items()]  # type: ignore[arg-type]
     limit = memory_limit or os.environ.get("LOOPLINE_FEATURES_MEMORY_LIMIT")
@@ -75,6 +68,26 @@ def historical(
     for fetch, cols in zip(fetches, joined, strict=True):
         for f, col in zip(fetch.features, cols, strict=True):
             values[(fetch.view.name, f)] = col
+    result = assemble(entity, res, values)
+    if save_as:
+        save_training_set(store, result, save_as, res.refs, run_id)
+    return result
+
+
+def check_names(entity: pa.Table, res: Resolved) -> None:
+    clash = [n for n in res.names if n in entity.column_names]
+    if clash:
+        raise InvalidInput(
+            f"The entity frame already has column(s) {clash}, which are also feature names.",
+            hint="Rename them, or pass full_feature_names=True.",
+        )
+
+
+def assemble(entity: pa.Table, res: Resolved, values: dict[tuple[str, str], Any]) -> pa.Table:
+    """The training set: on-demand views run on the joined ``values`` ({(view, feature): column}),
+    then every requested feature appended to ``entity`` in the order asked."""
+    import pyarrow as pa
+
     request = {c: entity.column(c) for c in entity.column_names}
     for odfv in res.on_demand:
         table = on_demand_input(odfv, values, res.dtypes, request, entity.num_rows)
@@ -86,8 +99,6 @@ def historical(
         result = result.append_column(
             name, col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col])
         )
-    if save_as:
-        save_training_set(store, result, save_as, res.refs, run_id)
     return result
 
 

@@ -39,8 +39,14 @@ Data work::
            (+ "timestamps": [column, …] naming the columns of ISO 8601 times, when there are any)
     POST features/push?name=driver_push&to=online  body: rows as an Arrow IPC stream → {"written": 3}
 
-On-demand views run here, from the source text ``apply`` stored (as the online route and the
-inference server always have): whoever may apply definitions may run code on the server.
+    POST features/training-sets?name=train&refs=driver_stats:conv_rate&refs=…[&run_id=…]
+         body: a training set as an Arrow IPC stream → {"uri": "datasets:/train/1"}
+         (what ``get_historical_features(save_as=…)`` through a server stores, with its lineage)
+
+On-demand views are Python that ``apply`` stored as source text. The server runs none by default:
+``FeatureStore`` through a server reads their input features here and runs them in the client,
+and a request here that names one is refused (400) unless the server was started with
+``LOOPLINE_SERVER_RUN_UDFS=1`` (then anyone who may apply definitions may run code on it).
 
 File sources name paths on the server's disk: a path only the client has is refused with 400
 (use a ``DatasetSource``, ``datasets:/name/version``, or a shared path or ``s3://…``).
@@ -49,6 +55,7 @@ File sources name paths on the server's disk: a path only the client has is refu
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -57,17 +64,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from loopline.errors import InvalidInput
+from loopline.errors import InvalidInput, NotFound
 from loopline.features.arrow_ipc import MEDIA_TYPE, from_ipc, to_ipc
 from loopline.features.definitions import (
     Definition,
     FeatureView,
     FileSource,
+    OnDemandFeatureView,
     PushSource,
     from_spec,
 )
 from loopline.features.registry import digest
-from loopline.features.retrieval import resolve
+from loopline.features.retrieval import refs_of, resolve
 from loopline.features.store import FeatureStore
 from loopline.features.types import VIEW_URI_KINDS, DefinitionChange, to_json
 from loopline.server.http import (
@@ -116,6 +124,20 @@ def require_server_readable(view: FeatureView) -> None:
             f"{src.path} does not exist on the server.",
             hint="Use a DatasetSource(uri='datasets:/name/version') (push the data with `loopline data`), "
             "or a FileSource path the server can read (a shared folder, s3://…).",
+        )
+
+
+def refuse_user_code(defs: dict[str, Definition], features: list[str] | str) -> None:
+    """400 when ``features`` need an on-demand view and this server does not run stored code."""
+    if os.environ.get("LOOPLINE_SERVER_RUN_UDFS") == "1":
+        return
+    views = {ref.partition(":")[0] for ref in refs_of(features, defs)}
+    on_demand = sorted(v for v in views if isinstance(defs.get(v), OnDemandFeatureView))
+    if on_demand:
+        raise InvalidInput(
+            f"This server does not run on-demand views ({', '.join(on_demand)}): they are Python code.",
+            hint="Ask through FeatureStore (it runs them in the client), ask for their input features, "
+            "or start the server with LOOPLINE_SERVER_RUN_UDFS=1.",
         )
 
 
@@ -354,6 +376,7 @@ def _historical(store: FeatureStore, entity: Any, query: dict[str, Any]) -> byte
     features = _features_arg(query)
     full = _flag(query, "full_feature_names")
     defs = store._load(force=True)  # an apply through another server process shows at once
+    refuse_user_code(defs, features)
     for view in resolve(features, defs, full_feature_names=full).views:
         d = defs[view]
         if isinstance(d, FeatureView):
@@ -400,6 +423,34 @@ async def push(request: Request) -> Response:
     return json_response({"written": written})
 
 
+class SavedResponse(BaseModel):
+    uri: str
+
+
+def _save(store: FeatureStore, table: Any, query: dict[str, Any]) -> str:
+    from loopline.features.training import save_training_set
+
+    name = required_str(query, "name")
+    raw = query.get("refs")
+    refs = [raw] if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    pairs = [tuple(r.split(":")) for r in refs]
+    if not pairs or any(len(p) != 2 or not all(p) for p in pairs):
+        raise InvalidInput("Send the training set's features as refs=view:feature (repeat it).")
+    defs = store._load(force=True)
+    unknown = sorted({v for v, _ in pairs if v not in defs})
+    if unknown:
+        raise NotFound(f"Unknown feature view(s) {unknown} in 'refs'.")
+    return save_training_set(store, table, name, pairs, optional_str(query, "run_id"))
+
+
+@router.post("/features/training-sets", response_model=SavedResponse)
+async def save_training_set(request: Request) -> Response:
+    """Version a training set the client assembled as a dataset, with lineage to its views."""
+    query = query_dict(request)
+    table = _ipc_body(request, await request.body())
+    return json_response({"uri": await blocking(_save, _features(request), table, query)})
+
+
 @router.post("/features/online")
 async def online_features(request: Request) -> Response:
     body = await json_body(request)
@@ -427,6 +478,7 @@ async def online_features(request: Request) -> Response:
         raise InvalidInput("'full_feature_names' must be true or false.")
     store = _features(request)
     wanted: list[str] | str = features if features is not None else str(service)
+    refuse_user_code(await blocking(store._load), wanted)
     out = await blocking(
         store.get_online_features,
         wanted,
@@ -442,4 +494,4 @@ async def online_features(request: Request) -> Response:
     return json_response(answer)
 
 
-__all__ = ["require_server_readable", "router"]
+__all__ = ["refuse_user_code", "require_server_readable", "router"]
