@@ -74,6 +74,7 @@ from loopline.features.definitions import (
     PushSource,
     from_spec,
 )
+from loopline.features.online_read import OnlineResponse
 from loopline.features.registry import digest
 from loopline.features.retrieval import refs_of, resolve
 from loopline.features.store import FeatureStore
@@ -100,9 +101,11 @@ def _features(request: Request) -> FeatureStore:
     online store's connections and the resolved feature lists that make online reads fast."""
     ctx = context(request)
     with _STORES_LOCK:
-        stores: dict[tuple[str, str], FeatureStore] = request.app.state.__dict__.setdefault(
-            "loopline_features", {}
+        stores: dict[tuple[str, str], FeatureStore] | None = getattr(
+            request.app.state, "loopline_features", None
         )
+        if stores is None:
+            stores = request.app.state.loopline_features = {}
         store = stores.get((ctx.workspace, ctx.actor))
         if store is None:
             store = stores[(ctx.workspace, ctx.actor)] = FeatureStore(context=ctx)
@@ -451,6 +454,11 @@ async def save_training_set(request: Request) -> Response:
     return json_response({"uri": await blocking(_save, _features(request), table, query)})
 
 
+def _online(store: FeatureStore, features: list[str] | str, entities: Any, full: bool) -> OnlineResponse:
+    refuse_user_code(store._load(), features)
+    return store.get_online_features(features, entities, full_feature_names=full)
+
+
 @router.post("/features/online")
 async def online_features(request: Request) -> Response:
     body = await json_body(request)
@@ -476,15 +484,8 @@ async def online_features(request: Request) -> Response:
     full = body.get("full_feature_names", False)
     if not isinstance(full, bool):
         raise InvalidInput("'full_feature_names' must be true or false.")
-    store = _features(request)
     wanted: list[str] | str = features if features is not None else str(service)
-    refuse_user_code(await blocking(store._load), wanted)
-    out = await blocking(
-        store.get_online_features,
-        wanted,
-        entities,
-        full_feature_names=full,
-    )
+    out = await blocking(_online, _features(request), wanted, entities, full)
     columns = out.to_dict()
     # JSON has no time type: name the columns holding times, so a client can turn them back.
     times = [k for k, vs in columns.items() if any(isinstance(v, dt.datetime) for v in vs)]
