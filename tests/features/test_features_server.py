@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -217,6 +218,10 @@ def test_python_api_through_the_server_equals_embedded(
         got = fs.get_online_features(features, rows).to_dict()
         assert got == embedded.get_online_features(features, rows).to_dict()
     assert fs.get_online_features("activity", rows).to_dict()["boosted"] == [0.32 * 2 + 0.5, None]
+    columns = {"driver_id": np.array([3, 1]), "bonus": pd.Series([1.0, 2.0])}  # as a frame's columns come
+    got = fs.get_online_features(["boosted:boosted", "driver_stats:trips"], columns).to_dict()
+    assert got == embedded.get_online_features(["boosted:boosted", "driver_stats:trips"], columns).to_dict()
+    assert got["trips"] == [312, 112]
 
     for fmt in ("pandas", "arrow", "polars"):
         got = fs.get_historical_features(ENTITY, HISTORICAL, format=fmt)  # type: ignore[arg-type]

@@ -9,6 +9,8 @@ pushes) go through a :class:`FeatureCompute`:
 - ``RestFeatureCompute`` (:mod:`loopline.features.rest_store`) asks ``loopline server``, whose
   own ``LocalCompute`` does it: the sources are read and the online store written where the server
   is, so what one client materialises every other client (and the server's online route) reads.
+  On-demand views are the exception: their input features come from the server and the stored
+  function runs here, so the server runs no user code for a client.
 """
 
 from __future__ import annotations

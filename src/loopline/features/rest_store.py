@@ -4,7 +4,8 @@
 routes of :mod:`loopline.server.features_api`; ``RestFeatureCompute`` is
 :class:`~loopline.features.compute.FeatureCompute` there: the server materialises (it reads the
 sources and writes its own online store), joins training sets (entity frames go up and come back
-as Arrow IPC streams) and answers online reads. Both share the context's HTTP client.
+as Arrow IPC streams) and answers online reads. On-demand views run here, on the input features
+the server sent back. Both share the context's HTTP client.
 """
 
 from __future__ import annotations
