@@ -518,3 +518,27 @@ def test_a_server_runs_on_demand_views_only_when_opted_in(
                 "boosted": [0.32 * 2 + 0.5],
                 "trips_k": [0.212],
             }
+
+
+def test_a_postgresql_backed_server_answers_as_embedded(
+    tmp_path: Path, postgres_uri: str, client_dir: Path, defs_file: Path, embedded: FeatureStore
+) -> None:
+    online = f"sqlite:///{tmp_path / 'pg-server' / 'online.db'}"  # no database folder to sit beside
+    for server in _serve(
+        tmp_path / "pg-server", LOOPLINE_TRACKING_URI=postgres_uri, LOOPLINE_ONLINE_STORE=online
+    ):
+        fs = remote(server)
+        fs.apply(defs_file)
+        assert [(r.view, r.rows) for r in fs.materialize(*WINDOW)] == [("driver_stats", 3)]
+        assert [(r.view, r.rows) for r in fs.materialize(*WINDOW)] == [("driver_stats", 3)]  # again: same
+        rows = [{"driver_id": d, "bonus": 1.0} for d in (1, 2, 3, 4)]
+        assert (
+            fs.get_online_features("activity", rows).to_dict()
+            == embedded.get_online_features("activity", rows).to_dict()
+        )
+        pd.testing.assert_frame_equal(
+            fs.get_historical_features(ENTITY, HISTORICAL),
+            embedded.get_historical_features(ENTITY, HISTORICAL),
+        )
+        assert [j.status for j in fs.registry.list_materializations("driver_stats")] == ["done", "done"]
+    assert (tmp_path / "pg-server" / "online.db").exists()
