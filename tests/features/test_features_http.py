@@ -28,8 +28,9 @@ def test_online_features_over_http(loopline_server: str, tmp_path: Path, defs_fi
     )
     assert r.status_code == 200, r.text
     assert r.json() == {"features": {"driver_id": [1, 99], "conv_rate": [0.22, None], "trips": [112, None]}}
+    # The service has an on-demand view: Python, which this server does not run (not opted in).
     r = httpx.post(url, json={"feature_service": "activity", "entity_rows": [{"driver_id": 2, "bonus": 0.5}]})
-    assert r.json()["features"]["boosted"] == [0.32 * 2 + 0.5]
+    assert r.status_code == 400 and "does not run on-demand views (boosted)" in r.json()["message"]
     bad = httpx.post(url, json={"features": ["driver_stats:nope"], "entities": {"driver_id": [1]}})
     assert bad.status_code == 404 and "Unknown feature 'driver_stats:nope'" in bad.json()["message"]
     missing = httpx.post(url, json={"features": ["driver_stats:trips"], "entities": {"id": [1]}})

@@ -124,8 +124,6 @@ def show(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Show one definition: its spec, its materialisation jobs and its lineage."""
-    from loopline.metadata import lineage
-
     store = _store(tracking_uri)
     d = store.registry.get_definition(name)
     con = Console()
@@ -149,8 +147,7 @@ def show(
         for j in jobs:
             t.add_row(str(j.id), fmt_time(j.start_ms), fmt_time(j.end_ms), j.status, str(j.rows), j.error)
         con.print(t)
-    edges = lineage.upstream(store.registry.engine, store.registry.workspace, f"features:/{name}")
-    edges += lineage.downstream(store.registry.engine, store.registry.workspace, f"features:/{name}")
+    edges = store.registry.lineage(f"features:/{name}")
     if edges:
         t = Table("From", "Relation", "To", title="Lineage", title_justify="left")
         for e in edges:
@@ -239,3 +236,43 @@ def get(
     refs: Any = features[0] if len(features) == 1 and ":" not in features[0] else features
     out = store.get_online_features(refs, [row]).to_dict()
     typer.echo(json.dumps({k: v[0] for k, v in out.items()}, default=str))
+
+
+@app.command("historical")
+def historical(
+    entities: Annotated[
+        Path,
+        typer.Argument(help="The entity frame: a Parquet or CSV file of join keys and times.", exists=True),
+    ],
+    features: Annotated[
+        list[str], typer.Argument(help="view:feature references, or one feature service name.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the training set (.parquet).")
+    ],
+    timestamp_column: Annotated[
+        str, typer.Option("--timestamp-column", help="The entity frame's time column.")
+    ] = "event_timestamp",
+    full_feature_names: Annotated[
+        bool, typer.Option("--full-feature-names", help="Name columns view__feature.")
+    ] = False,
+    save_as: Annotated[
+        str | None, typer.Option("--save-as", help="Also version the result as this dataset.")
+    ] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Build a point-in-time-correct training set: each entity row with each feature as of its time."""
+    import pyarrow.parquet as pq
+
+    store = _store(tracking_uri)
+    refs: Any = features[0] if len(features) == 1 and ":" not in features[0] else features
+    table = store.get_historical_features(
+        entities,
+        refs,
+        timestamp_column=timestamp_column,
+        full_feature_names=full_feature_names,
+        format="arrow",
+        save_as=save_as,
+    )
+    pq.write_table(table, output)
+    typer.echo(json.dumps({"rows": table.num_rows, "columns": table.column_names, "output": str(output)}))

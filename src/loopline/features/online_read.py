@@ -148,9 +148,29 @@ def read_online(plan: OnlinePlan, store: OnlineStore, entity_rows: Any) -> Onlin
                     per[j][i] = row[pos]
         for j, f in enumerate(r.features):
             values[(r.view, f)] = per[j]
-    for odfv in plan.resolved.on_demand:
-        _run(odfv, values, plan.resolved.dtypes, cols, n)
-    for (view, feat), name in zip(plan.resolved.refs, plan.resolved.names, strict=True):
+    return _finish(plan.resolved, out, values, cols, n)
+
+
+def with_on_demand(
+    resolved: Resolved, keys: dict[str, list[Any]], values: dict[tuple[str, str], list[Any]], entity_rows: Any
+) -> OnlineResponse:
+    """The response from the views' ``values`` read elsewhere (a server): on-demand views run here,
+    on the request fields of ``entity_rows``; ``keys`` are the join-key columns."""
+    request = list(dict.fromkeys(f.name for o in resolved.on_demand for f in o.request_fields()))
+    cols, n = _columns(entity_rows, request)
+    return _finish(resolved, dict(keys), values, cols, n)
+
+
+def _finish(
+    resolved: Resolved,
+    out: dict[str, list[Any]],
+    values: dict[tuple[str, str], list[Any]],
+    cols: Mapping[str, Sequence[Any]],
+    n: int,
+) -> OnlineResponse:
+    for odfv in resolved.on_demand:
+        _run(odfv, values, resolved.dtypes, cols, n)
+    for (view, feat), name in zip(resolved.refs, resolved.names, strict=True):
         out[name] = values[(view, feat)]
     return OnlineResponse(out)
 

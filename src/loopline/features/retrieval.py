@@ -160,11 +160,21 @@ def run_on_demand(odfv: OnDemandFeatureView, table: Any) -> dict[str, Any]:
     import pyarrow as pa
 
     n = table.num_rows
+    arg = (
+        table.to_pandas()
+        if odfv.mode == "pandas"
+        else {c: table.column(c).to_pylist() for c in table.column_names}
+    )
+    try:
+        out = odfv.udf(arg)
+    except Exception as e:  # the definition's code failed on these inputs: say whose, as bad input
+        raise InvalidInput(
+            f"On-demand view {odfv.name!r} failed: {type(e).__name__}: {e}.",
+            hint="Fix the function in the definitions file and apply it again.",
+        ) from e
     if odfv.mode == "pandas":
-        out = odfv.udf(table.to_pandas())
         get = (lambda name: pa.Array.from_pandas(out[name])) if hasattr(out, "columns") else None
     else:
-        out = odfv.udf({c: table.column(c).to_pylist() for c in table.column_names})
         get = (lambda name: pa.array(list(out[name]))) if isinstance(out, Mapping) else None
     if get is None:
         kind = "a pandas DataFrame" if odfv.mode == "pandas" else "a dict of lists"

@@ -9,57 +9,23 @@ the lineage graph never disagree.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
 from loopline.errors import NotFound
+from loopline.features.types import (
+    VIEW_URI_KINDS,
+    DefinitionChange,
+    LineageEdge,
+    Materialization,
+    StoredDefinition,
+    object_uri,
+)
+from loopline.metadata import lineage
 from loopline.metadata import schema_features as t
 from loopline.metadata.base import SqlStore, now_ms
-
-_VIEW_URI_KINDS = ("feature_view", "on_demand_feature_view", "feature_service")
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDefinition:
-    kind: str
-    name: str
-    spec: Mapping[str, Any]
-    digest: str
-    creation_time: int
-    last_updated_time: int
-
-
-@dataclass(frozen=True, slots=True)
-class Materialization:
-    id: int
-    view: str
-    start_ms: int
-    end_ms: int
-    status: str
-    rows: int
-    cursor: list[Any] | None
-    error: str
-    start_time: int
-    last_updated_time: int
-    end_time: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class DefinitionChange:
-    """``op`` is add, change or remove; ``spec``/``digest`` are None for a removal."""
-
-    op: str
-    kind: str
-    name: str
-    spec: Mapping[str, Any] | None = None
-    digest: str | None = None
-
-
-def object_uri(kind: str, name: str) -> str:
-    return f"features:/{name}" if kind in _VIEW_URI_KINDS else f"features:/entity/{name}"
 
 
 def _definition(r: Any) -> StoredDefinition:
@@ -98,7 +64,7 @@ class SqlFeatureRegistry(SqlStore):
             rows = conn.execute(q.order_by(c.kind, c.name)).all()
         return [_definition(r) for r in rows]
 
-    def get_definition(self, name: str, kinds: Sequence[str] = _VIEW_URI_KINDS) -> StoredDefinition:
+    def get_definition(self, name: str, kinds: Sequence[str] = VIEW_URI_KINDS) -> StoredDefinition:
         c = t.feature_objects.c
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -121,19 +87,28 @@ class SqlFeatureRegistry(SqlStore):
         return _definition(row)
 
     def apply(self, changes: Sequence[DefinitionChange], edges: Sequence[tuple[str, str, str]] = ()) -> None:
-        """Write a plan's changes and the lineage edges of the new definitions, atomically."""
+        """Write a plan's changes and the lineage edges of the new definitions, atomically.
+
+        Idempotent by (kind, name) and digest, so a retried request changes nothing twice: an object
+        already holding the digest is left alone, a missing one is added whatever the plan said, a
+        removal of an absent object does nothing. Each real change is one event.
+        """
         c = t.feature_objects.c
         ms = now_ms()
         with self._write() as conn:
             for ch in changes:
                 where = (c.workspace == self.workspace, c.kind == ch.kind, c.name == ch.name)
                 uri = object_uri(ch.kind, ch.name)
+                held = conn.execute(select(c.digest).where(*where)).first()
                 if ch.op == "remove":
-                    conn.execute(delete(t.feature_objects).where(*where))
-                    self._event(conn, f"{ch.kind}.delete", uri)
+                    if held is not None:
+                        conn.execute(delete(t.feature_objects).where(*where))
+                        self._event(conn, f"{ch.kind}.delete", uri)
+                    continue
+                if held is not None and held.digest == ch.digest:
                     continue
                 spec = json.dumps(ch.spec, sort_keys=True, default=str)
-                if ch.op == "add":
+                if held is None:
                     conn.execute(
                         insert(t.feature_objects).values(
                             workspace=self.workspace,
@@ -155,6 +130,12 @@ class SqlFeatureRegistry(SqlStore):
                     self._event(conn, f"{ch.kind}.update", uri, digest=ch.digest)
             for from_uri, to_uri, relation in edges:
                 self._edge(conn, from_uri, to_uri, relation)
+
+    def lineage(self, uri: str) -> list[LineageEdge]:
+        """The edges upstream of ``uri`` (what it is made from), then downstream (what uses it)."""
+        edges = lineage.upstream(self.engine, self.workspace, uri)
+        edges += lineage.downstream(self.engine, self.workspace, uri)
+        return [LineageEdge(e.from_uri, e.to_uri, e.relation) for e in edges]
 
     def record_lineage(
         self, action: str, uri: str, edges: Sequence[tuple[str, str, str]], **payload: object
@@ -271,4 +252,10 @@ class SqlFeatureRegistry(SqlStore):
         return [_materialization(r) for r in rows]
 
 
-__all__ = ["DefinitionChange", "Materialization", "SqlFeatureRegistry", "StoredDefinition", "object_uri"]
+__all__ = [
+    "DefinitionChange",
+    "Materialization",
+    "SqlFeatureRegistry",
+    "StoredDefinition",
+    "object_uri",
+]  # types re-exported

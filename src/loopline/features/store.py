@@ -9,6 +9,11 @@
 Definitions live in the metadata database (``feature_objects``); the store reads them once and
 again after ``registry_ttl`` seconds, so a long-lived server sees a new ``apply`` without a
 restart. Online reads resolve a feature list once and keep the plan.
+
+The same calls work with ``LOOPLINE_TRACKING_URI=http://server:5000``: definitions go through the
+registry store (:mod:`~loopline.features.registry_store`) and the data work through the compute
+(:mod:`~loopline.features.compute`), each picked once from the context, so materialisation,
+training sets and online reads then run on the server, against its sources and online store.
 """
 
 from __future__ import annotations
@@ -30,15 +35,17 @@ from loopline.features.definitions import (
     from_spec,
     source_uri,
 )
-from loopline.features.online import OnlineStore, open_online_store
-from loopline.features.online_read import OnlinePlan, OnlineResponse, read_online
+from loopline.features.online import OnlineStore
+from loopline.features.online_read import OnlinePlan, OnlineResponse
 from loopline.features.registry import Plan, digest, load_definitions, plan
-from loopline.features.retrieval import resolve
+from loopline.features.types import DefinitionChange
 
 if TYPE_CHECKING:
     from loopline.config import Settings
+    from loopline.context import Context
+    from loopline.features.compute import FeatureCompute
     from loopline.features.materialize import MaterializeResult
-    from loopline.features.sql_store import SqlFeatureRegistry
+    from loopline.features.registry_store import FeatureRegistryStore
 
 Format = Literal["pandas", "polars", "arrow"]
 TimeLike = dt.datetime | str
@@ -66,9 +73,12 @@ class FeatureStore:
     """Feature definitions, offline retrieval, materialisation and online reads for one workspace.
 
     Args:
-        settings: where the metadata lives (default ``Settings.from_env()``).
+        settings: where the metadata lives (default ``Settings.from_env()``); a server URI
+            (``http://…``) makes every verb go through that server.
+        context: instead of ``settings``, the :class:`~loopline.context.Context` to act in.
         online_store: an :class:`OnlineStore` or its URI (default ``settings.online_store``:
-            ``sqlite`` puts ``online.db`` beside the metadata database).
+            ``sqlite`` puts ``online.db`` beside the metadata database). Not with a server URI:
+            the online store is then the server's.
         registry_ttl: seconds a loaded registry is trusted before it is read again.
     """
 
@@ -76,16 +86,18 @@ class FeatureStore:
         self,
         settings: Settings | None = None,
         *,
+        context: Context | None = None,
         online_store: OnlineStore | str | None = None,
         registry_ttl: float = 10.0,
     ) -> None:
-        from loopline.config import Settings
+        from loopline.context import Context
 
-        self.settings = settings or Settings.from_env()
+        self.context = context or Context(settings)
+        self.settings = self.context.settings
         self.registry_ttl = registry_ttl
         self._online_arg = online_store
-        self._online: OnlineStore | None = online_store if isinstance(online_store, OnlineStore) else None
-        self._registry: SqlFeatureRegistry | None = None
+        self._registry: FeatureRegistryStore | None = None
+        self._compute: FeatureCompute | None = None
         self._defs: dict[str, Definition] = {}
         self._entities: dict[str, Entity] = {}
         self._loaded_at = -1e18
@@ -95,33 +107,30 @@ class FeatureStore:
     # ---- backends ------------------------------------------------------------------------------
 
     @property
-    def registry(self) -> SqlFeatureRegistry:
+    def registry(self) -> FeatureRegistryStore:
+        """The definitions' store: SQL on a database, REST on a server."""
         if self._registry is None:
-            from loopline.context import open_sql_engine
-            from loopline.features.sql_store import SqlFeatureRegistry
+            from loopline.features.registry_store import open_feature_registry_store
 
-            engine = open_sql_engine(self.settings, what="The feature store")
-            self._registry = SqlFeatureRegistry(
-                engine, workspace=self.settings.workspace, actor=self.settings.user
-            )
+            self._registry = open_feature_registry_store(self.context)
         return self._registry
 
     @property
-    def online(self) -> OnlineStore:
-        if self._online is None:
-            from loopline.config import sqlite_path
+    def compute(self) -> FeatureCompute:
+        """Where materialisation, training sets and online reads run: here, or on the server."""
+        if self._compute is None:
+            from loopline.features.compute import open_feature_compute
 
-            uri = self._online_arg if isinstance(self._online_arg, str) else self.settings.online_store
-            db = sqlite_path(self.settings.tracking_uri)
-            home = db.parent if db is not None else Path(".loopline")
-            self._online = open_online_store(uri, default_dir=home, namespace=self.settings.workspace)
-        return self._online
+            self._compute = open_feature_compute(self.context, self, self._online_arg)
+        return self._compute
+
+    @property
+    def online(self) -> OnlineStore:
+        return self.compute.online_store()
 
     def close(self) -> None:
-        if self._online is not None:
-            self._online.close()
-        if self._registry is not None:
-            self._registry.engine.dispose()
+        if self._compute is not None:
+            self._compute.close()
 
     def __enter__(self) -> FeatureStore:
         return self
@@ -159,32 +168,15 @@ class FeatureStore:
 
     def apply(self, definitions: Iterable[Definition] | str | Path) -> Plan:
         """Make the registry hold exactly ``definitions`` (a list, or a definitions file). Idempotent."""
-        from loopline.features.sql_store import DefinitionChange
-
         p = self.plan(definitions)
         if p.empty:
             return p
         views = {d.name: d for d in p.definitions if isinstance(d, FeatureView)}
-        for c in p.changes:
-            if c.op != "remove" and c.name in views and c.kind == "feature_view":
-                check_source(views[c.name], self.settings)
-        edges: list[tuple[str, str, str]] = []
-        for d in p.definitions:
-            if isinstance(d, FeatureView):
-                edges.append((source_uri(d.source), f"features:/{d.name}", "input_of"))
-            elif isinstance(d, OnDemandFeatureView):
-                edges.extend((f"features:/{v}", f"features:/{d.name}", "input_of") for v, _ in d.inputs())
-            elif isinstance(d, FeatureService):
-                members = {r.split(":")[0] for r in d.refs()}
-                edges.extend((f"features:/{v}", f"features:/{d.name}", "member_of") for v in sorted(members))
-        changes = [
-            DefinitionChange(c.op, c.kind, c.name, c.spec, digest(c.spec) if c.spec else None)
-            for c in p.changes
-        ]
-        self.registry.apply(changes, edges)
-        for c in p.removed:
-            if c.kind == "feature_view":
-                self.online.drop(c.name)
+        self.compute.check_sources(
+            [views[c.name] for c in p.changes if c.op != "remove" and c.kind == "feature_view"]
+        )
+        self.registry.apply(changes(p), edges(p))
+        self.compute.forget([c.name for c in p.removed if c.kind == "feature_view"])
         self._loaded_at = -1e18
         return p
 
@@ -243,19 +235,26 @@ class FeatureStore:
         Example:
             >>> store.get_historical_features(orders, ["driver_stats:conv_rate"])  # doctest: +SKIP
         """
-        from loopline.features.training import historical
+        from loopline.features.offline import to_arrow
 
-        return historical(
-            self,
-            entity_df,
+        if format not in ("pandas", "polars", "arrow"):
+            raise InvalidInput(f"Unknown format {format!r}.", hint="Use pandas, polars or arrow.")
+        result = self.compute.historical(
+            to_arrow(entity_df),
             features,
             timestamp_column=timestamp_column,
             full_feature_names=full_feature_names,
-            format=format,
             save_as=save_as,
             run_id=run_id,
             memory_limit=memory_limit,
         )
+        if format == "arrow":
+            return result
+        if format == "polars":
+            import polars as pl
+
+            return pl.from_arrow(result)
+        return result.to_pandas()
 
     # ---- online --------------------------------------------------------------------------------
 
@@ -273,30 +272,13 @@ class FeatureStore:
             >>> store.get_online_features(["driver_stats:conv_rate"], rows).to_dict()  # doctest: +SKIP
             {'driver_id': [1001], 'conv_rate': [0.52]}
         """
-        defs = self._load()
-        key = (
-            features.name
-            if isinstance(features, FeatureService)
-            else features
-            if isinstance(features, str)
-            else tuple(features),
-            full_feature_names,
-        )
-        online_plan = self._plans.get(key)
-        if online_plan is None:
-            online_plan = OnlinePlan.build(
-                resolve(features, defs, full_feature_names=full_feature_names), defs
-            )
-            self._plans[key] = online_plan
-        return read_online(online_plan, self.online, entity_rows)
+        return self.compute.online(features, entity_rows, full_feature_names=full_feature_names)
 
     def push(
         self, name: str, rows: Any, *, to: Literal["online", "offline", "online_and_offline"] = "online"
     ) -> int:
         """Write fresh rows (a frame or a list of dicts) to every view fed by push source ``name``."""
-        from loopline.features.training import push
-
-        return push(self, name, rows, to=to)
+        return self.compute.push(name, rows, to=to)
 
     # ---- materialisation -----------------------------------------------------------------------
 
@@ -304,19 +286,15 @@ class FeatureStore:
         self, start: TimeLike, end: TimeLike, views: Sequence[str] | None = None, *, batch_rows: int = 50_000
     ) -> list[MaterializeResult]:
         """Load the latest value per entity in ``[start, end]`` of each online view into the online store."""
-        from loopline.features.training import materialize
-
-        return materialize(
-            self, to_utc_us(start), to_utc_us(end), views, batch_rows=batch_rows, incremental=False
+        return self.compute.materialize(
+            to_utc_us(start), to_utc_us(end), views, batch_rows=batch_rows, incremental=False
         )
 
     def materialize_incremental(
         self, end: TimeLike, views: Sequence[str] | None = None, *, batch_rows: int = 50_000
     ) -> list[MaterializeResult]:
         """Materialise from where each view's last run ended (or ``end - ttl``) up to ``end``."""
-        from loopline.features.training import materialize
-
-        return materialize(self, None, to_utc_us(end), views, batch_rows=batch_rows, incremental=True)
+        return self.compute.materialize(None, to_utc_us(end), views, batch_rows=batch_rows, incremental=True)
 
     def push_views(self, name: str) -> list[FeatureView]:
         views = [
@@ -330,6 +308,27 @@ class FeatureStore:
                 f"No push source or feature view named {name!r}.", hint="Define a PushSource and apply it."
             )
         return views
+
+
+def changes(p: Plan) -> list[DefinitionChange]:
+    """The plan's changes as the registry store writes them (specs with their digests)."""
+    return [
+        DefinitionChange(c.op, c.kind, c.name, c.spec, digest(c.spec) if c.spec else None) for c in p.changes
+    ]
+
+
+def edges(p: Plan) -> list[tuple[str, str, str]]:
+    """The lineage edges the plan's definitions imply: sources into views, views into services."""
+    out: list[tuple[str, str, str]] = []
+    for d in p.definitions:
+        if isinstance(d, FeatureView):
+            out.append((source_uri(d.source), f"features:/{d.name}", "input_of"))
+        elif isinstance(d, OnDemandFeatureView):
+            out.extend((f"features:/{v}", f"features:/{d.name}", "input_of") for v, _ in d.inputs())
+        elif isinstance(d, FeatureService):
+            members = {r.split(":")[0] for r in d.refs()}
+            out.extend((f"features:/{v}", f"features:/{d.name}", "member_of") for v in sorted(members))
+    return out
 
 
 def check_source(view: FeatureView, settings: Settings | None) -> None:

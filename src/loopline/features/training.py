@@ -5,6 +5,7 @@ Kept apart from :mod:`loopline.features.store` so the facade stays a thin, reada
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -18,40 +19,32 @@ from loopline.errors import InvalidInput
 from loopline.features.definitions import FeatureService, FeatureView, FileSource, PushSource, source_uri
 from loopline.features.materialize import MaterializeResult, codec_for, encode_keys, encode_rows, stream_view
 from loopline.features.offline import Fetch, event_times, point_in_time_join, to_arrow
-from loopline.features.retrieval import on_demand_input, resolve, run_on_demand
+from loopline.features.retrieval import Resolved, on_demand_input, resolve, run_on_demand
 from loopline.features.sources import connect
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from loopline.features.online import OnlineStore
+    from loopline.features.sql_store import SqlFeatureRegistry
     from loopline.features.store import FeatureStore
 
 
 def historical(
     store: FeatureStore,
-    entity_df: Any,
+    entity: pa.Table,
     features: Sequence[str] | FeatureService | str,
     *,
     timestamp_column: str,
     full_feature_names: bool,
-    format: str,
     save_as: str | None,
     run_id: str | None,
     memory_limit: str | None,
-) -> Any:
-    import pyarrow as pa
-
-    if format not in ("pandas", "polars", "arrow"):
-        raise InvalidInput(f"Unknown format {format!r}.", hint="Use pandas, polars or arrow.")
+) -> pa.Table:
+    """The entity table with each requested feature appended as of each row's time."""
     defs = store._load()
     res = resolve(features, defs, full_feature_names=full_feature_names)
-    entity = to_arrow(entity_df)
-    clash = [n for n in res.names if n in entity.column_names]
-    if clash:
-        raise InvalidInput(
-            f"The entity frame already has column(s) {clash}, which are also feature names.",
-            hint="Rename them, or pass full_feature_names=True.",
-        )
+    check_names(entity, res)
     ets = event_times(entity, timestamp_column)
     fetches = [Fetch(defs[v], feats) for v, feats in res.views.items()]  # type: ignore[arg-type]
     limit = memory_limit or os.environ.get("LOOPLINE_FEATURES_MEMORY_LIMIT")
@@ -75,6 +68,26 @@ def historical(
     for fetch, cols in zip(fetches, joined, strict=True):
         for f, col in zip(fetch.features, cols, strict=True):
             values[(fetch.view.name, f)] = col
+    result = assemble(entity, res, values)
+    if save_as:
+        save_training_set(store, result, save_as, res.refs, run_id)
+    return result
+
+
+def check_names(entity: pa.Table, res: Resolved) -> None:
+    clash = [n for n in res.names if n in entity.column_names]
+    if clash:
+        raise InvalidInput(
+            f"The entity frame already has column(s) {clash}, which are also feature names.",
+            hint="Rename them, or pass full_feature_names=True.",
+        )
+
+
+def assemble(entity: pa.Table, res: Resolved, values: dict[tuple[str, str], Any]) -> pa.Table:
+    """The training set: on-demand views run on the joined ``values`` ({(view, feature): column}),
+    then every requested feature appended to ``entity`` in the order asked."""
+    import pyarrow as pa
+
     request = {c: entity.column(c) for c in entity.column_names}
     for odfv in res.on_demand:
         table = on_demand_input(odfv, values, res.dtypes, request, entity.num_rows)
@@ -86,15 +99,7 @@ def historical(
         result = result.append_column(
             name, col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col])
         )
-    if save_as:
-        save_training_set(store, result, save_as, res.refs, run_id)
-    if format == "arrow":
-        return result
-    if format == "polars":
-        import polars as pl
-
-        return pl.from_arrow(result)
-    return result.to_pandas()
+    return result
 
 
 def _spill_dir(prefix: str) -> str:
@@ -153,7 +158,7 @@ def save_training_set(
     return version.uri
 
 
-def push(store: FeatureStore, name: str, rows: Any, *, to: str) -> int:
+def push(store: FeatureStore, online: OnlineStore, name: str, rows: Any, *, to: str) -> int:
     import pyarrow as pa
 
     if to not in ("online", "offline", "online_and_offline"):
@@ -170,7 +175,7 @@ def push(store: FeatureStore, name: str, rows: Any, *, to: str) -> int:
         if to != "offline":
             keys = encode_keys([table.column(k) for k in view.join_keys])
             rows = encode_rows(keys, times, [table.column(f) for f in view.features], codec_for(view))
-            written += store.online.write(view.name, rows)
+            written += online.write(view.name, rows)
         if to != "online":
             _append_offline(view, table)
     return written
@@ -186,11 +191,23 @@ def _append_offline(view: FeatureView, table: pa.Table) -> None:
             f"Feature view {view.name!r} cannot take offline pushes: its batch source is not a folder.",
             hint="Point the FileSource at a folder; each push adds a Parquet file to it.",
         )
-    pq.write_table(table, folder / f"push-{uuid.uuid4().hex}.parquet")
+    # Named by content, written aside then renamed: a retried push (its answer lost) adds no second
+    # copy of the rows, and a push cut off midway leaves no partial file for readers of the folder.
+    from loopline.features.arrow_ipc import to_ipc
+
+    name = f"push-{hashlib.sha256(to_ipc(table)).hexdigest()[:32]}.parquet"
+    part = folder / f".{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        pq.write_table(table, part)
+        os.replace(part, folder / name)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def materialize(
     store: FeatureStore,
+    jobs: SqlFeatureRegistry,
+    online: OnlineStore,
     start_us: int | None,
     end_us: int,
     views: Sequence[str] | None,
@@ -214,18 +231,23 @@ def materialize(
     for view in chosen:
         start = start_us
         if incremental:
-            last = store.registry.last_materialized_end(view.name)
+            last = jobs.last_materialized_end(view.name)
             ttl = view.ttl_us
             start = last * 1000 if last is not None else (end_us - ttl if ttl is not None else None)
-        results.append(_materialize_view(store, view, start, end_us, batch_rows))
+        results.append(_materialize_view(store, jobs, online, view, start, end_us, batch_rows))
     return results
 
 
 def _materialize_view(
-    store: FeatureStore, view: FeatureView, start: int | None, end_us: int, batch_rows: int
+    store: FeatureStore,
+    reg: SqlFeatureRegistry,
+    online: OnlineStore,
+    view: FeatureView,
+    start: int | None,
+    end_us: int,
+    batch_rows: int,
 ) -> MaterializeResult:
     """One view's job: begun (or resumed) in the metadata store, its progress kept per batch."""
-    reg = store.registry
     job = reg.begin_materialization(view.name, (start or 0) // 1000, end_us // 1000)
     done = [job.rows]  # rows written so far, as of the last committed batch
 
@@ -239,7 +261,7 @@ def _materialize_view(
         stream_view(
             con,
             view,
-            store.online,
+            online,
             start_us=start,
             end_us=end_us,
             cursor=job.cursor,

@@ -1,0 +1,227 @@
+"""Where the feature store's data work runs: in this process, or on the server the context names.
+
+Definitions go through a :class:`~loopline.features.registry_store.FeatureRegistryStore`; the
+verbs that read sources and the online store (materialisation, training sets, online reads,
+pushes) go through a :class:`FeatureCompute`:
+
+- :class:`LocalCompute` does the work here: DuckDB over the sources, the online store opened from
+  the settings (``online.db`` beside the metadata database, or ``LOOPLINE_ONLINE_STORE``);
+- ``RestFeatureCompute`` (:mod:`loopline.features.rest_store`) asks ``loopline server``, whose
+  own ``LocalCompute`` does it: the sources are read and the online store written where the server
+  is, so what one client materialises every other client (and the server's online route) reads.
+  On-demand views are the exception: their input features come from the server and the stored
+  function runs here, so the server runs no user code for a client.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from loopline.features.definitions import FeatureService, FeatureView
+from loopline.features.online import OnlineStore, open_online_store
+from loopline.features.online_read import OnlinePlan, OnlineResponse, read_online
+from loopline.features.retrieval import resolve
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from loopline.context import Context
+    from loopline.features.materialize import MaterializeResult
+    from loopline.features.sql_store import SqlFeatureRegistry
+    from loopline.features.store import FeatureStore
+
+Features = Sequence[str] | FeatureService | str
+EntityRows = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+
+
+class FeatureCompute(Protocol):
+    """The feature store's verbs that touch data."""
+
+    def check_sources(self, views: Sequence[FeatureView]) -> None:
+        """Fail before ``apply`` writes anything when a view's source lacks a column it names."""
+        ...
+
+    def forget(self, views: Sequence[str]) -> None:
+        """Drop the online values of views ``apply`` removed."""
+        ...
+
+    def materialize(
+        self,
+        start_us: int | None,
+        end_us: int,
+        views: Sequence[str] | None,
+        *,
+        batch_rows: int,
+        incremental: bool,
+    ) -> list[MaterializeResult]: ...
+
+    def historical(
+        self,
+        entity: pa.Table,
+        features: Features,
+        *,
+        timestamp_column: str,
+        full_feature_names: bool,
+        save_as: str | None,
+        run_id: str | None,
+        memory_limit: str | None,
+    ) -> pa.Table:
+        """The entity table with the features of each row as of its time (a point-in-time join)."""
+        ...
+
+    def online(
+        self, features: Features, entity_rows: EntityRows, *, full_feature_names: bool
+    ) -> OnlineResponse:
+        """The latest materialised values (on-demand views computed on them)."""
+        ...
+
+    def push(self, name: str, rows: Any, *, to: str) -> int: ...
+
+    def online_store(self) -> OnlineStore:
+        """The online store itself (only where the work runs)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalCompute:
+    """The work done in this process, on the context's database and the configured online store."""
+
+    def __init__(self, store: FeatureStore, online: OnlineStore | str | None = None) -> None:
+        self.store = store
+        self._online_arg = online
+        self._online: OnlineStore | None = online if isinstance(online, OnlineStore) else None
+        self._jobs: SqlFeatureRegistry | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def jobs(self) -> SqlFeatureRegistry:
+        """Materialisation jobs are this process's business: the SQL store of the context's database."""
+        if self._jobs is None:
+            from loopline.features.sql_store import SqlFeatureRegistry
+
+            ctx = self.store.context
+            self._jobs = SqlFeatureRegistry(ctx.engine, workspace=ctx.workspace, actor=ctx.actor)
+        return self._jobs
+
+    def online_store(self) -> OnlineStore:
+        if self._online is None:
+            from loopline.config import sqlite_path
+
+            settings = self.store.settings
+            uri = self._online_arg if isinstance(self._online_arg, str) else settings.online_store
+            db = sqlite_path(settings.tracking_uri)
+            home = db.parent if db is not None else Path(".loopline")
+            with self._lock:  # a server's threads share this object: open the store once
+                if self._online is None:
+                    self._online = open_online_store(
+                        uri, default_dir=home, namespace=self.store.context.workspace
+                    )
+        return self._online
+
+    def check_sources(self, views: Sequence[FeatureView]) -> None:
+        from loopline.features.store import check_source
+
+        for view in views:
+            check_source(view, self.store.settings)
+
+    def forget(self, views: Sequence[str]) -> None:
+        for name in views:
+            self.online_store().drop(name)
+
+    def materialize(
+        self,
+        start_us: int | None,
+        end_us: int,
+        views: Sequence[str] | None,
+        *,
+        batch_rows: int,
+        incremental: bool,
+    ) -> list[MaterializeResult]:
+        from loopline.features.training import materialize
+
+        return materialize(
+            self.store,
+            self.jobs,
+            self.online_store(),
+            start_us,
+            end_us,
+            views,
+            batch_rows=batch_rows,
+            incremental=incremental,
+        )
+
+    def historical(
+        self,
+        entity: pa.Table,
+        features: Features,
+        *,
+        timestamp_column: str,
+        full_feature_names: bool,
+        save_as: str | None,
+        run_id: str | None,
+        memory_limit: str | None,
+    ) -> pa.Table:
+        from loopline.features.training import historical
+
+        return historical(
+            self.store,
+            entity,
+            features,
+            timestamp_column=timestamp_column,
+            full_feature_names=full_feature_names,
+            save_as=save_as,
+            run_id=run_id,
+            memory_limit=memory_limit,
+        )
+
+    def online(
+        self, features: Features, entity_rows: EntityRows, *, full_feature_names: bool
+    ) -> OnlineResponse:
+        defs = self.store._load()  # a new registry generation empties store._plans
+        key = (
+            features.name
+            if isinstance(features, FeatureService)
+            else features
+            if isinstance(features, str)
+            else tuple(features),
+            full_feature_names,
+        )
+        plan = self.store._plans.get(key)
+        if plan is None:
+            plan = OnlinePlan.build(resolve(features, defs, full_feature_names=full_feature_names), defs)
+            self.store._plans[key] = plan
+        return read_online(plan, self.online_store(), entity_rows)
+
+    def push(self, name: str, rows: Any, *, to: str) -> int:
+        from loopline.features.training import push
+
+        return push(self.store, self.online_store(), name, rows, to=to)
+
+    def close(self) -> None:
+        if self._online is not None:
+            self._online.close()
+
+
+def open_feature_compute(
+    context: Context, store: FeatureStore, online: OnlineStore | str | None = None
+) -> FeatureCompute:
+    """:class:`LocalCompute` on a database, ``RestFeatureCompute`` on a server (whose online store is
+    its own: ``online`` must then be None)."""
+    if context.is_remote:
+        from loopline.errors import InvalidInput
+        from loopline.features.rest_store import RestFeatureCompute
+
+        if online is not None:
+            raise InvalidInput(
+                "Through a server the online store is the server's: do not pass online_store.",
+                hint="Configure it on the server (LOOPLINE_ONLINE_STORE), or use a database URI.",
+            )
+        return RestFeatureCompute(context.http, store)
+    return LocalCompute(store, online)
+
+
+__all__ = ["FeatureCompute", "LocalCompute", "open_feature_compute"]
