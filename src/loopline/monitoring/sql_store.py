@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,52 +18,48 @@ from sqlalchemy.exc import IntegrityError
 from loopline.errors import AlreadyExists, InvalidInput, NotFound
 from loopline.metadata import schema_monitoring as m
 from loopline.metadata.base import SqlStore, now_ms
+from loopline.monitoring.definition import check_definition
+from loopline.monitoring.types import Monitor, MonitorRun, RunResult
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from loopline.context import Context
+    from loopline.monitoring.report import DriftReport
 
 
-@dataclass(frozen=True)
-class Monitor:
-    name: str
-    target: str  # deployments:/name or models:/name@alias
-    reference: str  # a datasets:/ URI or a file; "" = the training data found through lineage
-    window: str
-    schedule: str
-    config: Mapping[str, Any]
-    state: Mapping[str, Any]
-    created_ms: int
-    updated_ms: int
-    last_run_ms: int | None = None
-    next_run_ms: int | None = None
-    id: int = 0
-
-    @property
-    def uri(self) -> str:
-        return f"monitors:/{self.name}"
-
-
-@dataclass(frozen=True)
-class MonitorRun:
-    id: int
-    monitor: str
-    started_ms: int
-    finished_ms: int
-    rows: int
-    new_rows: int
-    status: str
-    dataset_drift: bool
-    drift_share: float | None
-    summary: Mapping[str, Any] = field(default_factory=dict)
-
-
-def validate_monitor_name(name: object) -> str:
-    if not isinstance(name, str) or not name or len(name) > 200:
-        raise InvalidInput(f"Invalid monitor name {name!r}.", hint="Use 1-200 characters.")
-    if not all(c.isalnum() or c in "-_." for c in name):
-        raise InvalidInput(f"Invalid monitor name {name!r}.", hint="Use letters, digits, '-', '_' and '.'.")
-    return name
+def _exists(name: str) -> AlreadyExists:
+    return AlreadyExists(
+        f"Monitor {name!r} exists already, defined otherwise.",
+        hint="Pick another name, or pass --replace to redefine it.",
+    )
 
 
 class SqlMonitoringStore(SqlStore):
-    """Monitors and what their runs measured, scoped to one workspace."""
+    """Monitors and what their runs measured, scoped to one workspace.
+
+    With a ``context`` (as ``open_monitoring_store`` gives it) it also runs monitors: the context's
+    artifact store holds the inference log, the window buffers, profiles and reports.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        workspace: str = "default",
+        actor: str = "unknown",
+        context: Context | None = None,
+    ) -> None:
+        super().__init__(engine, workspace=workspace, actor=actor)
+        self.context = context
+
+    def _context(self) -> Context:
+        if self.context is None:
+            raise InvalidInput(
+                "This monitoring store was opened without a context: it cannot run monitors.",
+                hint="Open it with loopline.monitoring.store.open_monitoring_store(context).",
+            )
+        return self.context
 
     def _row(self, conn: Connection, name: str) -> Any:
         row = conn.execute(
@@ -112,7 +107,7 @@ class SqlMonitoringStore(SqlStore):
         next_run_ms: int | None = None,
         replace: bool = False,
     ) -> Monitor:
-        validate_monitor_name(name)
+        check_definition(name, target, reference, window, schedule, config or {})
         ms = now_ms()
         values = {
             "target": target,
@@ -131,7 +126,18 @@ class SqlMonitoringStore(SqlStore):
                         m.monitors.c.workspace == self.workspace, m.monitors.c.name == name
                     )
                 ).scalar()
-                if exists is not None and replace:
+                if exists is not None and not replace:
+                    same = self._monitor(self._row(conn, name))
+                    if (same.target, same.reference, same.window, same.schedule, dict(same.config)) == (
+                        target,
+                        reference,
+                        window,
+                        schedule,
+                        json.loads(str(values["config"])),
+                    ):
+                        return same  # the same declaration again (a retried request): no change
+                    raise _exists(name)
+                if exists is not None:
                     conn.execute(update(m.monitors).where(m.monitors.c.id == exists).values(**values))
                     self._event(
                         conn, "monitor.update", uri, target=target, reference=reference, window=window
@@ -150,10 +156,7 @@ class SqlMonitoringStore(SqlStore):
                     self._edge(conn, reference, uri, "reference_of")
                 return self._monitor(self._row(conn, name))
         except IntegrityError:
-            raise AlreadyExists(
-                f"Monitor {name!r} exists already.",
-                hint="Pick another name, or pass --replace to redefine it.",
-            ) from None
+            raise _exists(name) from None
 
     def get_monitor(self, name: str) -> Monitor:
         with self.engine.connect() as conn:
@@ -188,6 +191,34 @@ class SqlMonitoringStore(SqlStore):
             ).all()
         return [self._monitor(r) for r in rows]
 
+    def claim_due(self, name: str, due_ms: int, next_run_ms: int | None) -> bool:
+        """Claim the run due at ``due_ms``: True for exactly one caller however many race.
+
+        A conditional UPDATE moves the monitor's ``next_run_ms`` from ``due_ms`` to the following
+        slot; only the transaction that still sees ``due_ms`` changes the row (PostgreSQL re-checks
+        the condition after a concurrent update commits, SQLite serialises writers).
+        """
+        c = m.monitors.c
+        with self._write() as conn:
+            claimed = conn.execute(
+                update(m.monitors)
+                .where(c.workspace == self.workspace, c.name == name, c.next_run_ms == due_ms)
+                .values(next_run_ms=next_run_ms)
+            ).rowcount
+            if claimed == 1:
+                self._event(conn, "monitor.claim", f"monitors:/{name}", due_ms=due_ms)
+        return claimed == 1
+
+    def run_monitor(self, name: str, *, at_ms: int | None = None) -> RunResult:
+        from loopline.monitoring.runner import MonitorRunner
+
+        return MonitorRunner(self._context(), self).run(name, at_ms=at_ms)
+
+    def get_report(self, name: str, run_id: int | None = None) -> DriftReport | None:
+        from loopline.monitoring.runner import MonitorRunner
+
+        return MonitorRunner(self._context(), self).report(name, run_id)
+
     def record_run(
         self,
         name: str,
@@ -212,6 +243,9 @@ class SqlMonitoringStore(SqlStore):
         uri = f"monitors:/{name}"
         with self._write() as conn:
             row = self._row(conn, name)
+            if next_run_ms is not None and row.next_run_ms is not None:
+                # never move the due time back past a slot another process has claimed meanwhile
+                next_run_ms = max(next_run_ms, row.next_run_ms)
             run_id = conn.execute(
                 insert(m.monitor_runs)
                 .values(
