@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from monitor_data import deploy, log_requests, write_reference
 
 from loopline.config import Settings
 from loopline.context import Context
 from loopline.errors import AlreadyExists, InvalidInput, NotFound
 from loopline.monitoring.store import MonitoringStore, open_monitoring_store
-
-from monitor_data import deploy, log_requests, write_reference
 
 
 @dataclass
