@@ -225,3 +225,57 @@ def test_two_processes_racing_for_a_due_monitor_run_it_once(postgres_uri: str, t
     assert mons.get("churn").next_run_ms == due + 600_000  # the next slot, once
     claims = open_lineage_reader(mons.context).events("monitors:/churn", "monitor.claim")
     assert [e.payload["due_ms"] for e in claims] == [due]
+
+
+def test_two_servers_on_one_postgres_run_a_due_monitor_once(postgres_uri: str, tmp_path: Path) -> None:
+    """The servers' background loops (polling every 0.2 s) both see the monitor due; one runs it."""
+    from support import free_port, wait_http
+
+    from loopline.monitoring.sql_store import SqlMonitoringStore
+
+    art = tmp_path / "art"
+    settings = Settings.from_env({}, tracking_uri=postgres_uri, artifacts_uri=str(art), user="t")
+    mons = Monitors(settings)
+    deploy(mons.artifacts)
+    log_requests(mons.artifacts, 30, shift=0)
+    ref = write_reference(tmp_path / "train.parquet")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_"))}
+    env |= {"LOOPLINE_TRACKING_URI": postgres_uri, "LOOPLINE_ARTIFACTS_URI": str(art)}
+    env["LOOPLINE_MONITOR_POLL"] = "0.2"
+    servers = []
+    try:
+        for i in range(2):
+            port = free_port()
+            log = open(tmp_path / f"server{i}.log", "wb")  # noqa: SIM115 - closed with the process below
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+            servers.append((proc, log))
+            wait_http(f"http://127.0.0.1:{port}/health", proc)
+        store = mons.store
+        assert isinstance(store, SqlMonitoringStore)
+        store.create_monitor(
+            "churn",
+            "deployments:/churn-prod",
+            reference=ref,
+            window="1000rows",
+            schedule="*/10 * * * *",
+            next_run_ms=int(time.time() * 1000),  # due now, for both servers' next round
+        )
+        deadline = time.monotonic() + 60
+        while not mons.runs("churn") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # ten more rounds of both loops
+    finally:
+        for proc, log in servers:
+            proc.terminate()
+            proc.wait(10)
+            log.close()
+    [run] = mons.runs("churn")
+    assert run.status == "ok" and run.rows == 30
+    claims = open_lineage_reader(mons.context).events("monitors:/churn", "monitor.claim")
+    assert len(claims) == 1
+    assert (mons.get("churn").next_run_ms or 0) > time.time() * 1000  # the next slot, in the future
