@@ -158,6 +158,7 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("GET", "monitors/report", {"params": {"name": "m", "run_id": "last"}}, 400, "run_id"),
     ("GET", "monitors/due", {"params": {"at_ms": "soon"}}, 400, "at_ms"),
     ("GET", "events", {"params": {"max_results": "-1"}}, 400, "limit"),
+    ("GET", "events", {"params": {"max_results": "0"}}, 400, "limit"),
     ("GET", "events", {"params": {"max_results": "lots"}}, 400, "max_results"),
     ("GET", "lineage/sideways", {"params": {"uri": "models:/m/1"}}, 400, "direction"),
     ("GET", "lineage/upstream", {}, 400, "uri"),

@@ -83,7 +83,8 @@ async def events(request: Request) -> Response:
     "object_uri", "payload", "reason"}…]}``, newest first; ``action`` is an action (``monitor.run``)
     or a kind (``monitor``: every ``monitor.*``)."""
     body = await params(request)
-    limit = optional_int(body, "max_results", 100) or 100
+    limit = optional_int(body, "max_results", 100)
+    assert limit is not None  # it has a default
     items = await blocking(
         _lineage(request).events, optional_str(body, "object_uri"), optional_str(body, "action"), limit
     )
