@@ -140,6 +140,14 @@ def test_run_records_runs_figures_and_report_where_the_data_is(backend: Backend)
     with pytest.raises(NotFound):
         store.run_monitor("nope")
 
+    def files() -> list[str]:
+        return [e.path for e in backend.artifacts.list("monitoring/monitors")]
+
+    assert files() == ["monitoring/monitors/churn"]  # its window buffer and reports
+    store.delete_monitor("churn")
+    assert files() == []
+    assert store.latest_metrics() == {}
+
 
 def test_a_failed_run_is_recorded_and_raised(backend: Backend, tmp_path: Path) -> None:
     import pandas as pd

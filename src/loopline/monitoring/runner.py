@@ -38,6 +38,7 @@ from loopline.monitoring.performance import LOWER_IS_BETTER, breached, performan
 from loopline.monitoring.reference import ReferenceProfile
 from loopline.monitoring.report import DriftReport
 from loopline.monitoring.schedule import next_run
+from loopline.monitoring.sql_store import MONITOR_FILES
 from loopline.monitoring.types import Monitor, RunResult
 
 if TYPE_CHECKING:
@@ -256,7 +257,8 @@ class MonitorRunner:
         """Store the report under its digest before the run row names it: a run never points at a
         missing report, and an interrupted run leaves at most an unreferenced blob."""
         blob = json.dumps(report.to_dict(histograms=True), sort_keys=True, default=str).encode()
-        path = f"monitoring/monitors/{name}/reports/{hashlib.blake2b(blob, digest_size=16).hexdigest()}.json"
+        digest = hashlib.blake2b(blob, digest_size=16).hexdigest()
+        path = f"{MONITOR_FILES}/{name}/reports/{digest}.json"
         self.artifacts.put_bytes(blob, path)
         return path
 
@@ -279,7 +281,7 @@ class MonitorRunner:
             for p in lw.new_parts(self.artifacts, f"{lw.LOG_PREDICTIONS}/model={m}", seen, since)
         ]
         fb_parts = lw.new_parts(self.artifacts, lw.LOG_FEEDBACK, seen, since)
-        buffer_path = f"monitoring/monitors/{mon.name}/window.parquet"
+        buffer_path = f"{MONITOR_FILES}/{mon.name}/window.parquet"
         records = lw.load_buffer(self.artifacts, buffer_path)
         have = {
             r[lw.REQUEST] for r in records

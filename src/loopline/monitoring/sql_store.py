@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from loopline.monitoring.report import DriftReport
 
 
+MONITOR_FILES = "monitoring/monitors"  # <name>/window.parquet, <name>/reports/<digest>.json
+
+
 def _exists(name: str) -> AlreadyExists:
     return AlreadyExists(
         f"Monitor {name!r} exists already, defined otherwise.",
@@ -176,6 +179,10 @@ class SqlMonitoringStore(SqlStore):
                 conn.execute(delete(table).where(table.c.monitor_id == row.id))
             conn.execute(delete(m.monitors).where(m.monitors.c.id == row.id))
             self._event(conn, "monitor.delete", f"monitors:/{name}")
+        if self.context is not None:
+            # Its window buffer and reports go too: a new monitor of the same name starts empty
+            # rather than with another target's rows. (A crash here leaves only unreferenced files.)
+            self.context.artifacts.delete(f"{MONITOR_FILES}/{name}")
 
     def due_monitors(self, at_ms: int) -> list[Monitor]:
         """Scheduled monitors whose next run is due at ``at_ms``."""
