@@ -22,6 +22,7 @@ replicas on one database run each due slot of a monitor once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -29,7 +30,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from loopline.errors import InvalidInput, LooplineError
+from loopline.errors import Conflict, InvalidInput, LooplineError
 from loopline.metadata.base import now_ms
 from loopline.monitoring import logwindow as lw
 from loopline.monitoring.alerts import notify
@@ -167,20 +168,24 @@ class MonitorRunner:
         now = started if at_ms is None else at_ms
         try:
             return self._evaluate(mon, started, now)
+        except Conflict:
+            raise  # another run of this monitor finished first and stored what this one read
         except Exception as e:
-            self.store.record_run(
-                name,
-                started_ms=started,
-                rows=0,
-                new_rows=0,
-                status="failed",
-                dataset_drift=False,
-                drift_share=None,
-                summary={"error": str(e)},
-                metrics={},
-                state=mon.state,
-                next_run_ms=next_run(mon.schedule, now),
-            )
+            with contextlib.suppress(Conflict):  # another run finished meanwhile: its cursor stands
+                self.store.record_run(
+                    name,
+                    started_ms=started,
+                    rows=0,
+                    new_rows=0,
+                    status="failed",
+                    dataset_drift=False,
+                    drift_share=None,
+                    summary={"error": str(e)},
+                    metrics={},
+                    state=mon.state,
+                    next_run_ms=next_run(mon.schedule, now),
+                    after_run_ms=mon.last_run_ms,
+                )
             raise
 
     def _evaluate(self, mon: Monitor, started: int, now: int) -> RunResult:
@@ -247,6 +252,7 @@ class MonitorRunner:
             state=state,
             next_run_ms=next_run(mon.schedule, now),
             alerts=alerts,
+            after_run_ms=mon.last_run_ms,
         )
         deliveries = []
         for a in alerts:

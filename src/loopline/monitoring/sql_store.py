@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from loopline.errors import AlreadyExists, InvalidInput, NotFound
+from loopline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from loopline.metadata import schema_monitoring as m
 from loopline.metadata.base import SqlStore, now_ms
 from loopline.monitoring.definition import check_definition
@@ -241,10 +241,13 @@ class SqlMonitoringStore(SqlStore):
         state: Mapping[str, Any],
         next_run_ms: int | None,
         alerts: Sequence[Mapping[str, Any]] = (),
+        after_run_ms: int | Literal["any"] | None = "any",
     ) -> MonitorRun:
         """Store one evaluation, its metrics, the new cursor and its events, in one transaction.
 
         Each of ``alerts`` becomes an event named by its ``event`` key (``monitor.drift_detected``, …).
+        With ``after_run_ms`` (the monitor's ``last_run_ms`` when the evaluation started), a run that
+        another one finished meanwhile is refused (``Conflict``): its cursor would skip or recount rows.
         """
         ms = now_ms()
         uri = f"monitors:/{name}"
@@ -253,6 +256,18 @@ class SqlMonitoringStore(SqlStore):
             if next_run_ms is not None and row.next_run_ms is not None:
                 # never move the due time back past a slot another process has claimed meanwhile
                 next_run_ms = max(next_run_ms, row.next_run_ms)
+            c = m.monitors.c
+            cursor = update(m.monitors).where(c.id == row.id)
+            if after_run_ms != "any":
+                cursor = cursor.where(c.last_run_ms.is_not_distinct_from(after_run_ms))
+            moved = conn.execute(
+                cursor.values(state=json.dumps(state), last_run_ms=ms, next_run_ms=next_run_ms)
+            ).rowcount
+            if moved != 1:
+                raise Conflict(
+                    f"Monitor {name!r} ran concurrently: this run was not stored.",
+                    hint="Its other run read the same rows; see `loopline monitor show`.",
+                )
             run_id = conn.execute(
                 insert(m.monitor_runs)
                 .values(
@@ -283,11 +298,6 @@ class SqlMonitoringStore(SqlStore):
             ]
             if points:
                 conn.execute(insert(m.monitor_metrics), points)
-            conn.execute(
-                update(m.monitors)
-                .where(m.monitors.c.id == row.id)
-                .values(state=json.dumps(state), last_run_ms=ms, next_run_ms=next_run_ms)
-            )
             self._event(
                 conn, "monitor.run", uri, run_id=run_id, status=status, rows=rows, drift_share=drift_share
             )
