@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import httpx
+import orjson
+
 from loopline.monitoring.report import DriftReport
 from loopline.monitoring.types import (
     Monitor,
@@ -21,6 +24,7 @@ from loopline.monitoring.types import (
 from loopline.protocol.http import RestClient
 
 _API = "/api/2.0/loopline/monitors"
+RUN_TIMEOUT = 3600.0  # seconds a run may take on the server before the client gives up
 
 
 class RestMonitoringStore:
@@ -92,8 +96,16 @@ class RestMonitoringStore:
         return {m: {k: float(v) for k, v in figures.items()} for m, figures in body["monitors"].items()}
 
     def run_monitor(self, name: str, *, at_ms: int | None = None) -> RunResult:
-        # Synchronous: the request lasts as long as the run (seconds on a window of the log).
-        return result_from_json(self._call("POST", "/run", {"name": name, "at_ms": at_ms}))
+        # Synchronous: the request lasts as long as the run, so it may read for longer than the
+        # client's default timeout (a timed-out request would be retried: the run done twice).
+        resp = self.client.request(
+            "POST",
+            _API + "/run",
+            content=orjson.dumps({"name": name, "at_ms": at_ms}),
+            headers={"Content-Type": "application/json"},
+            timeout=httpx.Timeout(RUN_TIMEOUT, connect=10.0),
+        )
+        return result_from_json(orjson.loads(resp.content))
 
     def get_report(self, name: str, run_id: int | None = None) -> DriftReport | None:
         body = self._call("GET", "/report", {"name": name, "run_id": run_id})
