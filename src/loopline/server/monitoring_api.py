@@ -40,8 +40,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -55,6 +55,7 @@ from loopline.server.state import context
 if TYPE_CHECKING:
     from loopline.monitoring.sql_store import SqlMonitoringStore
 
+T = TypeVar("T")
 log = logging.getLogger("loopline.server")
 router = APIRouter(prefix="/api/2.0/loopline/monitors", tags=["monitors"])
 metrics_router = APIRouter()  # GET /metrics at the root, where Prometheus looks for it
@@ -78,8 +79,10 @@ def _types() -> Any:
     return types
 
 
-def store(request: Request) -> SqlMonitoringStore:
-    return _store(context(request))
+async def on_store(request: Request, fn: Callable[[SqlMonitoringStore], T]) -> T:
+    """``fn(store)`` in the threadpool, the store made there too (its first import brings NumPy)."""
+    ctx = context(request)
+    return await blocking(lambda: fn(_store(ctx)))
 
 
 # ---- typed shapes, for the OpenAPI page (/docs) ----------------------------------------------
@@ -181,14 +184,15 @@ def _limit(body: dict[str, Any], default: int, most: int) -> int:
 
 @router.get("/list", response_model=MonitorsResponse)
 async def list_monitors(request: Request) -> Response:
-    items = await blocking(store(request).list_monitors)
+    items = await on_store(request, lambda s: s.list_monitors())
     return json_response({"monitors": [_types().monitor_to_json(m) for m in items]})
 
 
 @router.get("/get", response_model=MonitorResponse)
 async def get_monitor(request: Request) -> Response:
     body = await params(request)
-    m = await blocking(store(request).get_monitor, required_str(body, "name"))
+    name = required_str(body, "name")
+    m = await on_store(request, lambda s: s.get_monitor(name))
     return json_response({"monitor": _types().monitor_to_json(m)})
 
 
@@ -197,23 +201,26 @@ async def create_monitor(req: CreateMonitorRequest, request: Request) -> Respons
     from loopline.metadata.base import now_ms
     from loopline.monitoring.schedule import next_run
 
-    m = await blocking(
-        store(request).create_monitor,
-        req.name,
-        req.target,
-        reference=req.reference,
-        window=req.window,
-        schedule=req.schedule,
-        config=req.config,
-        next_run_ms=next_run(req.schedule, now_ms()),  # the server's clock decides when it is due
-        replace=req.replace,
+    due = next_run(req.schedule, now_ms())  # the server's clock decides when it is due
+    m = await on_store(
+        request,
+        lambda s: s.create_monitor(
+            req.name,
+            req.target,
+            reference=req.reference,
+            window=req.window,
+            schedule=req.schedule,
+            config=req.config,
+            next_run_ms=due,
+            replace=req.replace,
+        ),
     )
     return json_response({"monitor": _types().monitor_to_json(m)})
 
 
 @router.post("/delete")
 async def delete_monitor(req: NameRequest, request: Request) -> Response:
-    await blocking(store(request).delete_monitor, req.name)
+    await on_store(request, lambda s: s.delete_monitor(req.name))
     return json_response({})
 
 
@@ -223,21 +230,22 @@ async def due_monitors(request: Request) -> Response:
     from loopline.metadata.base import now_ms
 
     at = optional_int(body, "at_ms") or now_ms()
-    items = await blocking(store(request).due_monitors, at)
+    items = await on_store(request, lambda s: s.due_monitors(at))
     return json_response({"monitors": [_types().monitor_to_json(m) for m in items]})
 
 
 @router.get("/runs", response_model=RunsResponse)
 async def list_runs(request: Request) -> Response:
     body = await params(request)
-    runs = await blocking(store(request).list_runs, required_str(body, "name"), _limit(body, 100, MAX_RUNS))
+    name, limit = required_str(body, "name"), _limit(body, 100, MAX_RUNS)
+    runs = await on_store(request, lambda s: s.list_runs(name, limit))
     return json_response({"runs": [_types().run_to_json(r) for r in runs]})
 
 
 @router.post("/run", response_model=RunResultResponse)
 async def run_monitor(req: RunRequest, request: Request) -> Response:
     """Run a monitor now and answer its result. Synchronous: the request lasts as long as the run."""
-    result = await blocking(store(request).run_monitor, req.name, at_ms=req.at_ms)
+    result = await on_store(request, lambda s: s.run_monitor(req.name, at_ms=req.at_ms))
     return json_response(_types().result_to_json(result))
 
 
@@ -245,13 +253,9 @@ async def run_monitor(req: RunRequest, request: Request) -> Response:
 async def monitor_history(request: Request) -> Response:
     body = await params(request)
     keys = request.query_params.getlist("key") or None
-    points = await blocking(
-        store(request).history,
-        required_str(body, "name"),
-        keys,
-        since_ms=optional_int(body, "since_ms"),
-        limit=_limit(body, 10_000, MAX_POINTS),
-    )
+    name, since = required_str(body, "name"), optional_int(body, "since_ms")
+    limit = _limit(body, 10_000, MAX_POINTS)
+    points = await on_store(request, lambda s: s.history(name, keys, since_ms=since, limit=limit))
     return json_response(
         {"time_ms": [p[0] for p in points], "key": [p[1] for p in points], "value": [p[2] for p in points]}
     )
@@ -260,15 +264,14 @@ async def monitor_history(request: Request) -> Response:
 @router.get("/report", response_model=ReportResponse)
 async def monitor_report(request: Request) -> Response:
     body = await params(request)
-    report = await blocking(
-        store(request).get_report, required_str(body, "name"), optional_int(body, "run_id")
-    )
+    name, run_id = required_str(body, "name"), optional_int(body, "run_id")
+    report = await on_store(request, lambda s: s.get_report(name, run_id))
     return json_response({"report": report.to_dict(histograms=True) if report is not None else None})
 
 
 @router.get("/latest-metrics")
 async def latest_metrics(request: Request) -> Response:
-    return json_response({"monitors": await blocking(store(request).latest_metrics)})
+    return json_response({"monitors": await on_store(request, lambda s: s.latest_metrics())})
 
 
 def _prometheus(latest: dict[str, dict[str, float]]) -> Iterator[Any]:
@@ -330,7 +333,7 @@ async def metrics(request: Request) -> Response:
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-    latest = await blocking(store(request).latest_metrics)
+    latest = await on_store(request, lambda s: s.latest_metrics())
 
     class _Collector:
         def collect(self) -> Iterator[Any]:
@@ -343,11 +346,14 @@ async def metrics(request: Request) -> Response:
 
 async def run_due(app: FastAPI) -> int:
     """Run every monitor due now whose slot this process claims (in a thread); returns how many ran."""
-    from loopline.monitoring.runner import MonitorRunner
-
     ctx: Context = app.state.loopline.context
-    results = await asyncio.to_thread(lambda: MonitorRunner(ctx, _store(ctx)).run_due())
-    return len(results)
+
+    def round_() -> int:
+        from loopline.monitoring.runner import MonitorRunner  # here, in the thread: it imports NumPy
+
+        return len(MonitorRunner(ctx, _store(ctx)).run_due())
+
+    return await asyncio.to_thread(round_)
 
 
 async def _schedule_loop(app: FastAPI, poll: float) -> None:
