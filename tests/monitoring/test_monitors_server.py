@@ -280,3 +280,23 @@ def test_two_servers_on_one_postgres_run_a_due_monitor_once(postgres_uri: str, t
     claims = open_lineage_reader(mons.context).events("monitors:/churn", "monitor.claim")
     assert len(claims) == 1
     assert (mons.get("churn").next_run_ms or 0) > time.time() * 1000  # the next slot, in the future
+
+
+def test_concurrent_runs_of_one_monitor_never_count_rows_twice(loopline_server: str, tmp_path: Path) -> None:
+    """Two clients ask the server to run the same monitor at once: each new log row is counted by one
+    stored run (the later run either waits its turn and finds nothing new, or is refused, 409)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ctx = _remote(loopline_server)
+    mons = Monitors(context=ctx)
+    deploy(mons.artifacts)
+    log_requests(mons.artifacts, 100, shift=0)
+    mons.create("churn", deployment="churn-prod", reference=write_reference(tmp_path / "t.parquet"))
+    api = f"{loopline_server}/api/2.0/loopline/monitors/run"
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: httpx.post(api, json={"name": "churn"}, timeout=120), range(4)))
+    assert {r.status_code for r in answers} <= {200, 409}, [r.text for r in answers]
+    assert all("ran concurrently" in r.json()["message"] for r in answers if r.status_code == 409)
+    runs = mons.runs("churn")
+    assert len(runs) == sum(r.status_code == 200 for r in answers) >= 1
+    assert sum(r.new_rows for r in runs) == 100 and all(r.rows == 100 for r in runs)
