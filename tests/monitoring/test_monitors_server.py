@@ -94,6 +94,12 @@ def test_cli_monitor_lineage_and_events_through_the_server(loopline_server: str,
     assert {"from": "deployments:/churn-prod", "to": "monitors:/churn", "relation": "monitored_by"} in edges
     assert "deployments:/churn-prod" in ok("lineage", "monitors:/churn", "--upstream")
 
+    assert "Started monitor churn" in ok("monitor", "run", "churn", "--no-wait")  # the server runs it
+    deadline = time.monotonic() + 60
+    while len(Monitors(context=ctx).runs("churn")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [r.new_rows for r in Monitors(context=ctx).runs("churn")] == [0, 0, 150]
+
     assert "Deleted monitor churn" in ok("monitor", "delete", "churn")
     assert json.loads(ok("monitor", "list", "--format", "json")) == []
     gone = _cli(url, work, "monitor", "show", "churn")

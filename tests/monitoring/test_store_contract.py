@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,3 +172,18 @@ def test_due_monitors(backend: Backend) -> None:
     if backend.kind != "rest":  # the server computes next_run_ms from its own clock
         assert [d.name for d in backend.store.due_monitors(5_000)] == ["churn"]
     assert [d.name for d in backend.store.due_monitors(m.next_run_ms)] == ["churn"]
+
+
+def test_start_returns_and_the_run_lands_in_runs(backend: Backend) -> None:
+    deploy(backend.artifacts)
+    log_requests(backend.artifacts, 40, shift=0)
+    _create(backend)
+    with pytest.raises(NotFound):
+        backend.store.start_monitor("nope")
+    backend.store.start_monitor("churn")  # on a server: 202, run after the answer
+    deadline = time.monotonic() + 60
+    while not (runs := backend.store.list_runs("churn")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [run] = runs
+    assert run.status == "ok" and run.new_rows == 40
+    assert backend.store.get_report("churn") is not None

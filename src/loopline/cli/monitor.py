@@ -376,11 +376,24 @@ def run(
     fail_on_drift: Annotated[
         bool, typer.Option("--fail-on-drift", help="Exit with 1 when it alerted.")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="--no-wait: have the server run it in the background and return at once "
+            "(then `loopline monitor show`/`report`).",
+        ),
+    ] = True,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Run a monitor now: read the inference log rows it has not seen, evaluate its window, store the
-    figures, and alert (event + webhooks) on drift or degraded performance."""
+    figures, and alert (event + webhooks) on drift or degraded performance. Through a server, the
+    server runs it (it holds the inference log)."""
     mons = _monitors(tracking_uri)
+    if not wait:
+        mons.start(name)
+        typer.echo(f"Started monitor {name}; see `loopline monitor show {name}` for its outcome.")
+        return
     result = mons.run(name)
     if fmt is Format.html:
         if result.report is None:

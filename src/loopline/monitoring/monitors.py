@@ -148,5 +148,10 @@ class Monitors:
         """
         return self.store.run_monitor(name, at_ms=at_ms)
 
+    def start(self, name: str) -> None:
+        """Start a run of ``name`` without waiting for it (on a server: it runs in the background);
+        read its outcome with ``runs``/``report``."""
+        self.store.start_monitor(name)
+
 
 __all__ = ["Monitor", "MonitorRun", "Monitors", "RunResult", "next_run", "split_thresholds"]

@@ -107,6 +107,9 @@ class RestMonitoringStore:
         )
         return result_from_json(orjson.loads(resp.content))
 
+    def start_monitor(self, name: str) -> None:
+        self._call("POST", "/run", {"name": name, "wait": False})
+
     def get_report(self, name: str, run_id: int | None = None) -> DriftReport | None:
         body = self._call("GET", "/report", {"name": name, "run_id": run_id})
         report = body.get("report")

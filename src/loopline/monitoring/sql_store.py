@@ -8,6 +8,7 @@ that skipped rows whose figures were not stored, nor figures without their event
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from loopline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from loopline.errors import AlreadyExists, Conflict, InvalidInput, LooplineError, NotFound
 from loopline.metadata import schema_monitoring as m
 from loopline.metadata.base import SqlStore, now_ms
 from loopline.monitoring.definition import check_definition
@@ -220,6 +221,13 @@ class SqlMonitoringStore(SqlStore):
         from loopline.monitoring.runner import MonitorRunner
 
         return MonitorRunner(self._context(), self).run(name, at_ms=at_ms)
+
+    def start_monitor(self, name: str) -> None:
+        self.get_monitor(name)  # NotFound before anything runs
+        # As on a server, the caller learns the outcome from the runs: a failure is recorded as a
+        # failed run (a refusal means another run stored these rows).
+        with contextlib.suppress(LooplineError):
+            self.run_monitor(name)
 
     def get_report(self, name: str, run_id: int | None = None) -> DriftReport | None:
         from loopline.monitoring.runner import MonitorRunner

@@ -55,6 +55,11 @@ class MonitoringStore(Protocol):
         """Evaluate ``name`` now where its data is; a failure is recorded as a ``failed`` run and raised."""
         ...
 
+    def start_monitor(self, name: str) -> None:
+        """Start a run of ``name`` and return without waiting for it: its result lands in
+        ``list_runs``/``get_report``. (An embedded store has no process to hand it to: it runs it.)"""
+        ...
+
     def get_report(self, name: str, run_id: int | None = None) -> DriftReport | None:
         """The drift report of run ``run_id`` (default: the newest run that had one)."""
         ...
