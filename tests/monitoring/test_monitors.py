@@ -19,6 +19,8 @@ from loopline.errors import AlreadyExists, InvalidInput, NotFound
 from loopline.metadata import lineage
 from loopline.monitoring.alerts import post_alert
 from loopline.monitoring.monitors import Monitors
+from loopline.monitoring.runner import MonitorRunner
+from loopline.monitoring.sql_store import SqlMonitoringStore
 from loopline.serving.deployments import DeploymentSpec, save_deployment
 from loopline.serving.inference_log import Feedback, InferenceLog, Prediction
 
@@ -149,7 +151,7 @@ def test_monitor_runs_read_only_new_rows_and_alert_on_drift(env: dict[str, Any],
     assert {p["event"] for p in hook.received} == {"monitor.drift_detected", "monitor.performance_degraded"}
     drift_alert = next(p for p in hook.received if p["event"] == "monitor.drift_detected")
     assert drift_alert["monitor"] == "churn" and "age" in drift_alert["drifted_columns"]
-    events = lineage.list_events(mons.engine, "default", "monitors:/churn")
+    events = lineage.list_events(mons.context.engine, "default", "monitors:/churn")
     assert [e.action for e in events].count("monitor.drift_detected") == 1
     assert [e.action for e in events].count("monitor.run") == 3
 
@@ -177,21 +179,23 @@ def test_reference_defaults_to_the_training_data_found_through_lineage(env: dict
     from loopline.registry.sql_store import SqlRegistryStore
 
     mons: Monitors = env["mons"]
-    reg = SqlRegistryStore(mons.engine, workspace="default", actor="t")
+    reg = SqlRegistryStore(mons.context.engine, workspace="default", actor="t")
     reg.create_registered_model("churn")
     reg.create_model_version("churn", "somewhere", run_id="a" * 32)
     reg.create_model_version("churn", "elsewhere", run_id="b" * 32)
     reg.set_registered_model_alias("churn", "champion", 2)
-    with write_transaction(mons.engine) as conn:
+    with write_transaction(mons.context.engine) as conn:
         lineage.add_edge(conn, "default", "datasets:/train/1", "runs:/" + "a" * 32, "input_of")
         lineage.add_edge(conn, "default", "datasets:/train/2", "runs:/" + "b" * 32, "input_of")
-    assert mons.training_dataset("models:/churn@champion") == "datasets:/train/2"
+    assert isinstance(mons.store, SqlMonitoringStore)  # an embedded store: monitors run here
+    runner = MonitorRunner(mons.context, mons.store)
+    assert runner.training_dataset("models:/churn@champion") == "datasets:/train/2"
     save_deployment(mons.artifacts, DeploymentSpec.single("models:/churn@champion", name="prod2"))
-    assert mons.training_dataset("deployments:/prod2") == "datasets:/train/2"
-    assert mons.training_dataset("models:/churn/1") == "datasets:/train/1"
+    assert runner.training_dataset("deployments:/prod2") == "datasets:/train/2"
+    assert runner.training_dataset("models:/churn/1") == "datasets:/train/1"
     reg.create_model_version("churn", "no-run")  # version 3: no run, so no data upstream
     with pytest.raises(InvalidInput, match="No training dataset found upstream of models:/churn/3"):
-        mons.training_dataset("models:/churn/3")
+        runner.training_dataset("models:/churn/3")
 
 
 def test_bad_declarations_are_refused(env: dict[str, Any]) -> None:

@@ -90,3 +90,54 @@ def test_profile_paths(store: SqlMonitoringStore) -> None:
     assert store.profile_path("file:/x/a.parquet@3:4") == "p3"
     assert store.profile_path("file:/x/a.parquet@", prefix=True) in ("p1", "p3")
     assert store.profile_path("file:/x/a%", prefix=True) is None  # LIKE wildcards are escaped
+
+
+def test_a_run_finished_by_another_process_meanwhile_is_not_stored(store: SqlMonitoringStore) -> None:
+    from loopline.errors import Conflict
+
+    store.create_monitor("churn", "deployments:/prod")
+    assert store.get_monitor("churn").last_run_ms is None
+    _run(store, "churn", 0.1)  # another process's run, finished while ours evaluated
+    with pytest.raises(Conflict, match="ran concurrently"):
+        store.record_run(
+            "churn",
+            started_ms=1,
+            rows=5,
+            new_rows=5,
+            status="ok",
+            dataset_drift=False,
+            drift_share=0.2,
+            summary={},
+            metrics={"drift_share": 0.2},
+            state={"seen": ["a", "b"]},
+            next_run_ms=None,
+            after_run_ms=None,  # what our run saw when it started: no run yet
+        )
+    assert [r.drift_share for r in store.list_runs("churn")] == [0.1]  # nothing of ours stored
+    assert store.get_monitor("churn").state == {"seen": ["a"]}
+    seen = store.get_monitor("churn").last_run_ms
+    assert (
+        store.record_run(
+            "churn",
+            started_ms=2,
+            rows=5,
+            new_rows=0,
+            status="ok",
+            dataset_drift=False,
+            drift_share=0.3,
+            summary={},
+            metrics={},
+            state={"seen": ["a", "b"]},
+            next_run_ms=None,
+            after_run_ms=seen,
+        ).drift_share
+        == 0.3
+    )
+
+
+def test_one_claim_per_due_slot(store: SqlMonitoringStore) -> None:
+    store.create_monitor("churn", "deployments:/prod", schedule="*/5 * * * *", next_run_ms=100)
+    assert store.claim_due("churn", 100, 400)
+    assert not store.claim_due("churn", 100, 400)  # the slot is taken
+    assert store.get_monitor("churn").next_run_ms == 400 and store.due_monitors(399) == []
+    assert not store.claim_due("nope", 100, 400)

@@ -1,4 +1,5 @@
-"""``loopline lineage URI``: what an object was made from, and what depends on it."""
+"""``loopline lineage URI``: what an object was made from, and what depends on it; ``loopline events``:
+the audit trail. Both read the metadata database, or ask the server when the tracking URI is one."""
 
 from __future__ import annotations
 
@@ -6,10 +7,8 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.tree import Tree
 
-from loopline.cli.common import TrackingUri
+from loopline.cli.common import TrackingUri, fmt_time
 from loopline.config import Settings
 
 
@@ -23,13 +22,16 @@ def lineage(
 ) -> None:
     """Everything downstream of URI — the runs, model versions and deployments that depend on it —
     or with --upstream, everything it was made from."""
-    from loopline.context import open_sql_engine
-    from loopline.metadata import lineage as graph
+    from rich.console import Console
+    from rich.tree import Tree
 
-    settings = Settings.from_env(tracking_uri=tracking_uri)
-    uri = _canonical(uri, settings)
-    engine = open_sql_engine(settings, what="Lineage")
-    edges = (graph.upstream if upstream else graph.downstream)(engine, settings.workspace, uri)
+    from loopline.context import Context
+    from loopline.tracking.lineage import open_lineage_reader
+
+    context = Context(Settings.from_env(tracking_uri=tracking_uri))
+    uri = _canonical(uri, context.settings)
+    reader = open_lineage_reader(context)
+    edges = reader.upstream(uri) if upstream else reader.downstream(uri)
     if fmt == "json":
         typer.echo(
             json.dumps(
@@ -47,6 +49,41 @@ def lineage(
     if not edges:
         root.add("[dim](nothing " + ("upstream" if upstream else "downstream") + ")[/]")
     Console().print(root)
+
+
+def events(
+    uri: Annotated[
+        str | None, typer.Argument(help="Only the events of this object (monitors:/…, models:/…, …).")
+    ] = None,
+    action: Annotated[
+        str | None,
+        typer.Option(
+            "--action", "-a", help="Only this action (monitor.run) or kind (monitor: every monitor.* action)."
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many (the newest).")] = 50,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """The audit trail, newest first: who did what to which object, and when."""
+    from loopline.context import Context
+    from loopline.tracking.lineage import event_to_json, open_lineage_reader
+
+    context = Context(Settings.from_env(tracking_uri=tracking_uri))
+    items = open_lineage_reader(context).events(uri, action, limit)
+    if fmt == "json":
+        typer.echo(json.dumps([event_to_json(e) for e in items], indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table()
+    for col in ("time (UTC)", "actor", "action", "object", "details"):
+        t.add_column(col)
+    for e in items:
+        details = ", ".join(f"{k}={v}" for k, v in e.payload.items())
+        t.add_row(fmt_time(e.time_ms), e.actor, e.action, e.object_uri, details[:120])
+    Console().print(t)
 
 
 def _canonical(uri: str, settings: Settings) -> str:

@@ -25,6 +25,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("loopline.cli.serve", "serve"),
     "sweep": ("loopline.cli.pipeline", "sweep"),
     "lineage": ("loopline.cli.lineage", "lineage"),
+    "events": ("loopline.cli.lineage", "events"),
     "experiments": ("loopline.cli.experiments", "app"),
     "runs": ("loopline.cli.runs", "app"),
     "db": ("loopline.cli.db", "app"),

@@ -231,10 +231,25 @@ def drift_command(
 
 
 def _monitors(tracking_uri: str | None) -> Any:
+    """The monitors client: on the embedded store, or on the server ``LOOPLINE_TRACKING_URI`` names
+    (which then runs them: it holds the inference logs)."""
     from loopline.config import Settings
     from loopline.monitoring.monitors import Monitors
 
     return Monitors(Settings.from_env(tracking_uri=tracking_uri))
+
+
+def _monitor_json(m: Any) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "target": m.target,
+        "reference": m.reference or None,
+        "window": m.window,
+        "schedule": m.schedule or None,
+        "last_run_ms": m.last_run_ms,
+        "next_run_ms": m.next_run_ms,
+        "webhooks": m.config.get("webhooks", []),
+    }
 
 
 @app.command("create")
@@ -330,24 +345,7 @@ def list_(
     """List monitors: what each watches, its window and schedule, and its last run."""
     monitors = _monitors(tracking_uri).list_monitors()
     if fmt is Format.json:
-        typer.echo(
-            json.dumps(
-                [
-                    {
-                        "name": m.name,
-                        "target": m.target,
-                        "reference": m.reference or None,
-                        "window": m.window,
-                        "schedule": m.schedule or None,
-                        "last_run_ms": m.last_run_ms,
-                        "next_run_ms": m.next_run_ms,
-                        "webhooks": m.config.get("webhooks", []),
-                    }
-                    for m in monitors
-                ],
-                indent=2,
-            )
-        )
+        typer.echo(json.dumps([_monitor_json(m) for m in monitors], indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -378,11 +376,24 @@ def run(
     fail_on_drift: Annotated[
         bool, typer.Option("--fail-on-drift", help="Exit with 1 when it alerted.")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="--no-wait: have the server run it in the background and return at once "
+            "(then `loopline monitor show`/`report`).",
+        ),
+    ] = True,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Run a monitor now: read the inference log rows it has not seen, evaluate its window, store the
-    figures, and alert (event + webhooks) on drift or degraded performance."""
+    figures, and alert (event + webhooks) on drift or degraded performance. Through a server, the
+    server runs it (it holds the inference log)."""
     mons = _monitors(tracking_uri)
+    if not wait:
+        mons.start(name)
+        typer.echo(f"Started monitor {name}; see `loopline monitor show {name}` for its outcome.")
+        return
     result = mons.run(name)
     if fmt is Format.html:
         if result.report is None:
@@ -475,3 +486,102 @@ def history(
     for ts, m in runs.items():
         t.add_row(fmt_time(ts), *[f"{m[k]:.4g}" if k in m else "-" for k in keys])
     Console().print(t)
+
+
+@app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="The monitor.")],
+    runs: Annotated[int, typer.Option("--runs", help="Show this many of its newest runs.")] = 10,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Show a monitor's definition and its newest runs."""
+    mons = _monitors(tracking_uri)
+    m = mons.get(name)
+    recent = mons.runs(name, runs)
+    if fmt is Format.json:
+        body = {
+            **_monitor_json(m),
+            "config": dict(m.config),
+            "created_ms": m.created_ms,
+            "runs": [
+                {
+                    "id": r.id,
+                    "started_ms": r.started_ms,
+                    "finished_ms": r.finished_ms,
+                    "status": r.status,
+                    "rows": r.rows,
+                    "new_rows": r.new_rows,
+                    "dataset_drift": r.dataset_drift,
+                    "drift_share": r.drift_share,
+                    "error": r.summary.get("error"),
+                }
+                for r in recent
+            ],
+        }
+        typer.echo(json.dumps(body, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]monitor {m.name}[/] ({m.uri})", highlight=False)
+    for label, value in (
+        ("target", m.target),
+        ("reference", m.reference or "(the served model's training data, through lineage)"),
+        ("window", m.window),
+        ("schedule", m.schedule or "-"),
+        ("webhooks", ", ".join(m.config.get("webhooks", [])) or "-"),
+        ("last run", fmt_time(m.last_run_ms)),
+        ("next run", fmt_time(m.next_run_ms)),
+    ):
+        console.print(f"  {label:<10} {value}", highlight=False)
+    t = Table(title="runs")
+    for col in ("id", "started (UTC)", "status", "rows", "new rows", "drift share"):
+        t.add_column(col)
+    for r in recent:
+        share = "-" if r.drift_share is None else f"{r.drift_share:.0%}"
+        t.add_row(str(r.id), fmt_time(r.started_ms), r.status, f"{r.rows:,}", f"{r.new_rows:,}", share)
+    console.print(t)
+
+
+@app.command("delete")
+def delete(
+    name: Annotated[str, typer.Argument(help="The monitor to delete, with its runs and figures.")],
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Delete a monitor, its runs and its figures (its events stay in the audit trail)."""
+    _monitors(tracking_uri).delete(name)
+    typer.echo(f"Deleted monitor {name}.")
+
+
+@app.command("report")
+def report(
+    name: Annotated[str, typer.Argument(help="The monitor.")],
+    run_id: Annotated[
+        int | None, typer.Option("--run", help="This run's report. Default: the newest run that has one.")
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json or html.")] = Format.table,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON or HTML here.")] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Print (or write as HTML) the drift report a monitor's run stored, without running it again."""
+    mons = _monitors(tracking_uri)
+    found = mons.report(name, run_id)
+    if found is None:
+        raise InvalidInput(
+            f"Monitor {name} has no stored report yet.",
+            hint=f"Run it (`loopline monitor run {name}`) once rows are logged.",
+        )
+    if fmt is Format.table:
+        print_report(found, title=f"monitor {name}")
+        return
+    if fmt is Format.html:
+        text = found.to_html(history=_history_by_column(mons.history(name)))
+    else:
+        text = found.to_json(histograms=True)
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"Wrote {out}", err=True)

@@ -31,6 +31,7 @@ class ColumnDrift:
 
     def to_dict(self, *, histogram: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
+            "name": self.name,
             "kind": self.kind,
             "test": self.test,
             "statistic": _finite(self.statistic),
@@ -48,6 +49,27 @@ class ColumnDrift:
         if histogram:
             out["histogram"] = dict(self.histogram)
         return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], name: str = "") -> ColumnDrift:
+        """The inverse of ``to_dict`` (what a server sends back of a monitor's run)."""
+        return cls(
+            name=d.get("name") or name,
+            kind=d["kind"],
+            test=d["test"],
+            statistic=float(d["statistic"]),
+            p_value=d.get("p_value"),
+            threshold=float(d["threshold"]),
+            drifted=bool(d["drifted"]),
+            reason=d.get("reason", ""),
+            n_reference=int(d.get("n_reference", 0)),
+            n_current=int(d.get("n_current", 0)),
+            effect=d.get("effect"),
+            p_value_adjusted=d.get("p_value_adjusted"),
+            exact=bool(d.get("exact", True)),
+            quality=dict(d.get("quality") or {}),
+            histogram=dict(d.get("histogram") or {}),
+        )
 
 
 def _finite(x: float) -> float:
@@ -90,6 +112,26 @@ class DriftReport:
         if self.target_drift is not None:
             out["target_drift"] = self.target_drift.to_dict(histogram=histograms)
         return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DriftReport:
+        """The inverse of ``to_dict`` (histograms come back when they were sent)."""
+
+        def column(x: Any) -> ColumnDrift | None:
+            return None if x is None else ColumnDrift.from_dict(x)
+
+        return cls(
+            dataset_drift=bool(d["dataset_drift"]),
+            drift_share=float(d["drift_share"]),
+            columns={n: ColumnDrift.from_dict(c, n) for n, c in (d.get("columns") or {}).items()},
+            options=dict(d.get("options") or {}),
+            reference=(d.get("reference") or {}).get("source", ""),
+            current=(d.get("current") or {}).get("source", ""),
+            n_reference=int((d.get("reference") or {}).get("rows", 0)),
+            n_current=int((d.get("current") or {}).get("rows", 0)),
+            prediction_drift=column(d.get("prediction_drift")),
+            target_drift=column(d.get("target_drift")),
+        )
 
     def to_json(self, **kwargs: Any) -> str:
         import json

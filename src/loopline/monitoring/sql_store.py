@@ -8,63 +8,62 @@ that skipped rows whose figures were not stored, nor figures without their event
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from loopline.errors import AlreadyExists, InvalidInput, NotFound
+from loopline.errors import AlreadyExists, Conflict, InvalidInput, LooplineError, NotFound
 from loopline.metadata import schema_monitoring as m
 from loopline.metadata.base import SqlStore, now_ms
+from loopline.monitoring.definition import check_definition
+from loopline.monitoring.types import Monitor, MonitorRun, RunResult
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from loopline.context import Context
+    from loopline.monitoring.report import DriftReport
 
 
-@dataclass(frozen=True)
-class Monitor:
-    name: str
-    target: str  # deployments:/name or models:/name@alias
-    reference: str  # a datasets:/ URI or a file; "" = the training data found through lineage
-    window: str
-    schedule: str
-    config: Mapping[str, Any]
-    state: Mapping[str, Any]
-    created_ms: int
-    updated_ms: int
-    last_run_ms: int | None = None
-    next_run_ms: int | None = None
-    id: int = 0
-
-    @property
-    def uri(self) -> str:
-        return f"monitors:/{self.name}"
+MONITOR_FILES = "monitoring/monitors"  # <name>/window.parquet, <name>/reports/<digest>.json
 
 
-@dataclass(frozen=True)
-class MonitorRun:
-    id: int
-    monitor: str
-    started_ms: int
-    finished_ms: int
-    rows: int
-    new_rows: int
-    status: str
-    dataset_drift: bool
-    drift_share: float | None
-    summary: Mapping[str, Any] = field(default_factory=dict)
-
-
-def validate_monitor_name(name: object) -> str:
-    if not isinstance(name, str) or not name or len(name) > 200:
-        raise InvalidInput(f"Invalid monitor name {name!r}.", hint="Use 1-200 characters.")
-    if not all(c.isalnum() or c in "-_." for c in name):
-        raise InvalidInput(f"Invalid monitor name {name!r}.", hint="Use letters, digits, '-', '_' and '.'.")
-    return name
+def _exists(name: str) -> AlreadyExists:
+    return AlreadyExists(
+        f"Monitor {name!r} exists already, defined otherwise.",
+        hint="Pick another name, or pass --replace to redefine it.",
+    )
 
 
 class SqlMonitoringStore(SqlStore):
-    """Monitors and what their runs measured, scoped to one workspace."""
+    """Monitors and what their runs measured, scoped to one workspace.
+
+    With a ``context`` (as ``open_monitoring_store`` gives it) it also runs monitors: the context's
+    artifact store holds the inference log, the window buffers, profiles and reports.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        workspace: str = "default",
+        actor: str = "unknown",
+        context: Context | None = None,
+    ) -> None:
+        super().__init__(engine, workspace=workspace, actor=actor)
+        self.context = context
+
+    def _context(self) -> Context:
+        if self.context is None:
+            raise InvalidInput(
+                "This monitoring store was opened without a context: it cannot run monitors.",
+                hint="Open it with loopline.monitoring.store.open_monitoring_store(context).",
+            )
+        return self.context
 
     def _row(self, conn: Connection, name: str) -> Any:
         row = conn.execute(
@@ -112,7 +111,7 @@ class SqlMonitoringStore(SqlStore):
         next_run_ms: int | None = None,
         replace: bool = False,
     ) -> Monitor:
-        validate_monitor_name(name)
+        check_definition(name, target, reference, window, schedule, config or {})
         ms = now_ms()
         values = {
             "target": target,
@@ -131,7 +130,18 @@ class SqlMonitoringStore(SqlStore):
                         m.monitors.c.workspace == self.workspace, m.monitors.c.name == name
                     )
                 ).scalar()
-                if exists is not None and replace:
+                if exists is not None and not replace:
+                    same = self._monitor(self._row(conn, name))
+                    if (same.target, same.reference, same.window, same.schedule, dict(same.config)) == (
+                        target,
+                        reference,
+                        window,
+                        schedule,
+                        json.loads(str(values["config"])),
+                    ):
+                        return same  # the same declaration again (a retried request): no change
+                    raise _exists(name)
+                if exists is not None:
                     conn.execute(update(m.monitors).where(m.monitors.c.id == exists).values(**values))
                     self._event(
                         conn, "monitor.update", uri, target=target, reference=reference, window=window
@@ -150,10 +160,7 @@ class SqlMonitoringStore(SqlStore):
                     self._edge(conn, reference, uri, "reference_of")
                 return self._monitor(self._row(conn, name))
         except IntegrityError:
-            raise AlreadyExists(
-                f"Monitor {name!r} exists already.",
-                hint="Pick another name, or pass --replace to redefine it.",
-            ) from None
+            raise _exists(name) from None
 
     def get_monitor(self, name: str) -> Monitor:
         with self.engine.connect() as conn:
@@ -173,6 +180,10 @@ class SqlMonitoringStore(SqlStore):
                 conn.execute(delete(table).where(table.c.monitor_id == row.id))
             conn.execute(delete(m.monitors).where(m.monitors.c.id == row.id))
             self._event(conn, "monitor.delete", f"monitors:/{name}")
+        if self.context is not None:
+            # Its window buffer and reports go too: a new monitor of the same name starts empty
+            # rather than with another target's rows. (A crash here leaves only unreferenced files.)
+            self.context.artifacts.delete(f"{MONITOR_FILES}/{name}")
 
     def due_monitors(self, at_ms: int) -> list[Monitor]:
         """Scheduled monitors whose next run is due at ``at_ms``."""
@@ -187,6 +198,41 @@ class SqlMonitoringStore(SqlStore):
                 )
             ).all()
         return [self._monitor(r) for r in rows]
+
+    def claim_due(self, name: str, due_ms: int, next_run_ms: int | None) -> bool:
+        """Claim the run due at ``due_ms``: True for exactly one caller however many race.
+
+        A conditional UPDATE moves the monitor's ``next_run_ms`` from ``due_ms`` to the following
+        slot; only the transaction that still sees ``due_ms`` changes the row (PostgreSQL re-checks
+        the condition after a concurrent update commits, SQLite serialises writers).
+        """
+        c = m.monitors.c
+        with self._write() as conn:
+            claimed = conn.execute(
+                update(m.monitors)
+                .where(c.workspace == self.workspace, c.name == name, c.next_run_ms == due_ms)
+                .values(next_run_ms=next_run_ms)
+            ).rowcount
+            if claimed == 1:
+                self._event(conn, "monitor.claim", f"monitors:/{name}", due_ms=due_ms)
+        return claimed == 1
+
+    def run_monitor(self, name: str, *, at_ms: int | None = None) -> RunResult:
+        from loopline.monitoring.runner import MonitorRunner
+
+        return MonitorRunner(self._context(), self).run(name, at_ms=at_ms)
+
+    def start_monitor(self, name: str) -> None:
+        self.get_monitor(name)  # NotFound before anything runs
+        # As on a server, the caller learns the outcome from the runs: a failure is recorded as a
+        # failed run (a refusal means another run stored these rows).
+        with contextlib.suppress(LooplineError):
+            self.run_monitor(name)
+
+    def get_report(self, name: str, run_id: int | None = None) -> DriftReport | None:
+        from loopline.monitoring.runner import MonitorRunner
+
+        return MonitorRunner(self._context(), self).report(name, run_id)
 
     def record_run(
         self,
@@ -203,15 +249,33 @@ class SqlMonitoringStore(SqlStore):
         state: Mapping[str, Any],
         next_run_ms: int | None,
         alerts: Sequence[Mapping[str, Any]] = (),
+        after_run_ms: int | Literal["any"] | None = "any",
     ) -> MonitorRun:
         """Store one evaluation, its metrics, the new cursor and its events, in one transaction.
 
         Each of ``alerts`` becomes an event named by its ``event`` key (``monitor.drift_detected``, …).
+        With ``after_run_ms`` (the monitor's ``last_run_ms`` when the evaluation started), a run that
+        another one finished meanwhile is refused (``Conflict``): its cursor would skip or recount rows.
         """
         ms = now_ms()
         uri = f"monitors:/{name}"
         with self._write() as conn:
             row = self._row(conn, name)
+            if next_run_ms is not None and row.next_run_ms is not None:
+                # never move the due time back past a slot another process has claimed meanwhile
+                next_run_ms = max(next_run_ms, row.next_run_ms)
+            c = m.monitors.c
+            cursor = update(m.monitors).where(c.id == row.id)
+            if after_run_ms != "any":
+                cursor = cursor.where(c.last_run_ms.is_not_distinct_from(after_run_ms))
+            moved = conn.execute(
+                cursor.values(state=json.dumps(state), last_run_ms=ms, next_run_ms=next_run_ms)
+            ).rowcount
+            if moved != 1:
+                raise Conflict(
+                    f"Monitor {name!r} ran concurrently: this run was not stored.",
+                    hint="Its other run read the same rows; see `loopline monitor show`.",
+                )
             run_id = conn.execute(
                 insert(m.monitor_runs)
                 .values(
@@ -242,11 +306,6 @@ class SqlMonitoringStore(SqlStore):
             ]
             if points:
                 conn.execute(insert(m.monitor_metrics), points)
-            conn.execute(
-                update(m.monitors)
-                .where(m.monitors.c.id == row.id)
-                .values(state=json.dumps(state), last_run_ms=ms, next_run_ms=next_run_ms)
-            )
             self._event(
                 conn, "monitor.run", uri, run_id=run_id, status=status, rows=rows, drift_share=drift_share
             )

@@ -19,7 +19,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from loopline.errors import InvalidInput
-from loopline.metadata import lineage
 from loopline.server.http import (
     blocking,
     experiment_id,
@@ -33,8 +32,9 @@ from loopline.server.http import (
     str_list,
     view_type,
 )
-from loopline.server.state import tracking
+from loopline.server.state import context, tracking
 from loopline.tracking import mlflow_json as mj
+from loopline.tracking.lineage import SqlLineageReader, edge_to_json, event_to_json
 from loopline.tracking.types import RunStatus
 
 PREFIX = "/api/2.0/loopline"
@@ -79,44 +79,33 @@ async def count_runs(request: Request) -> Response:
 
 @router.get("/events")
 async def events(request: Request) -> Response:
+    """``?object_uri=&action=&max_results=`` → ``{"events": [{"id", "time_ms", "actor", "action",
+    "object_uri", "payload", "reason"}…]}``, newest first; ``action`` is an action (``monitor.run``)
+    or a kind (``monitor``: every ``monitor.*``)."""
     body = await params(request)
-    store = tracking(request)
-    limit = optional_int(body, "max_results", 100) or 100
-    items = await blocking(lineage.list_events, store.engine, store.workspace, body.get("object_uri"), limit)
-    return json_response(
-        {
-            "events": [
-                {
-                    "id": e.id,
-                    "time_ms": e.time_ms,
-                    "actor": e.actor,
-                    "action": e.action,
-                    "object_uri": e.object_uri,
-                    "payload": e.payload,
-                    "reason": e.reason,
-                }
-                for e in items
-            ]
-        }
+    limit = optional_int(body, "max_results", 100)
+    assert limit is not None  # it has a default
+    items = await blocking(
+        _lineage(request).events, optional_str(body, "object_uri"), optional_str(body, "action"), limit
     )
+    return json_response({"events": [event_to_json(e) for e in items]})
 
 
 @router.get("/lineage/{direction}")
 async def walk_lineage(direction: str, request: Request) -> Response:
+    """``?uri=`` → ``{"edges": [{"from_uri", "to_uri", "relation", "time_ms"}…]}``."""
     if direction not in ("upstream", "downstream"):
         raise InvalidInput(f"Unknown direction {direction!r}.", hint="Use upstream or downstream.")
     body = await params(request)
-    store = tracking(request)
-    fn = lineage.upstream if direction == "upstream" else lineage.downstream
-    edges = await blocking(fn, store.engine, store.workspace, required_str(body, "uri"))
-    return json_response(
-        {
-            "edges": [
-                {"from_uri": e.from_uri, "to_uri": e.to_uri, "relation": e.relation, "time_ms": e.time_ms}
-                for e in edges
-            ]
-        }
-    )
+    reader = _lineage(request)
+    walk = reader.upstream if direction == "upstream" else reader.downstream
+    edges = await blocking(walk, required_str(body, "uri"))
+    return json_response({"edges": [edge_to_json(e) for e in edges]})
+
+
+def _lineage(request: Request) -> SqlLineageReader:
+    ctx = context(request)
+    return SqlLineageReader(ctx.engine, ctx.workspace)
 
 
 @router.get("/metrics/history")

@@ -1,18 +1,39 @@
-"""The monitoring routes under ``/api/2.0/loopline``, ``GET /metrics``, and the monitor scheduler.
+"""The monitoring routes under ``/api/2.0/loopline/monitors``, ``GET /metrics``, and the monitor scheduler.
 
-Routes:
+Monitors run here, on the server: it holds the inference logs, window buffers, reference profiles and
+reports in its artifact store. Routes (GET takes the query string, POST a JSON object; errors are 4xx
+``{"error_code", "message"}``):
 
-=======================================  ==========================================================
-``GET  monitors/list``                   every monitor, with its last and next run
-``GET  monitors/get?name=``              one monitor
-``POST monitors/run`` ``{"name"}``       run it now; returns the run's status, metrics and alerts
-``GET  monitors/history?name=&key=``     its metrics over time, as columns
-``GET  /metrics``                        Prometheus gauges of every monitor's latest figures
-=======================================  ==========================================================
+==============================================  ===================================================
+``GET  list``                                   ``{"monitors": [Monitor…]}``
+``GET  get?name=``                              ``{"monitor": Monitor}``
+``POST create`` ``{"name", "target",            ``{"monitor": Monitor}``; the same definition again
+``"reference", "window", "schedule", "config",  answers the existing monitor (a retry is no error),
+"replace"}``                                    another one is 409 unless ``replace``
+``POST delete`` ``{"name"}``                    ``{}``; the monitor, its runs and figures
+``GET  due?at_ms=``                             ``{"monitors": [Monitor…]}`` scheduled and due then
+``GET  runs?name=&max_results=``                ``{"runs": [MonitorRun…]}`` newest first
+``POST run`` ``{"name", "at_ms"?, "wait"?}``    run it now and answer when done: ``{"run":
+                                                MonitorRun, "metrics", "alerts", "deliveries",
+                                                "reference", "report": DriftReport|null}`` (+ flat
+                                                ``run_id``, ``status``, ``rows``, ``new_rows``);
+                                                ``"wait": false``: ``202 {"name", "started"}`` at
+                                                once, the run goes on after the answer
+``GET  history?name=&key=…&since_ms=&           its metrics over time, as columns:
+max_results=``                                  ``{"time_ms": [], "key": [], "value": []}``
+``GET  report?name=&run_id=``                   ``{"report": DriftReport|null}`` of that run
+                                                (default: the newest run that has one)
+``GET  latest-metrics``                         ``{"monitors": {name: {key: value}}}``
+``GET  /metrics``                               Prometheus gauges of every monitor's latest figures
+==============================================  ===================================================
+
+``Monitor`` and ``MonitorRun`` are ``loopline.monitoring.types``' JSON shapes; ``DriftReport`` is
+``DriftReport.to_dict(histograms=True)``.
 
 ``background(app)`` runs, while ``loopline server`` is up, every scheduled monitor that is due (its
-cron ``schedule``), checking every ``LOOPLINE_MONITOR_POLL`` seconds (30), each run in a worker thread
-so that the event loop keeps answering.
+cron ``schedule``), checking every ``LOOPLINE_MONITOR_POLL`` seconds (30), in a worker thread so that
+the event loop keeps answering. Each due slot is claimed in the database first, so several server
+processes or replicas on one PostgreSQL run it once.
 """
 
 from __future__ import annotations
@@ -21,87 +42,255 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
-from loopline.server.http import blocking, json_response, params, required_str
+from loopline.context import Context
+from loopline.errors import InvalidInput
+from loopline.server.http import blocking, json_response, optional_int, params, required_str
+from loopline.server.state import context
 
+if TYPE_CHECKING:
+    from loopline.monitoring.sql_store import SqlMonitoringStore
+
+T = TypeVar("T")
 log = logging.getLogger("loopline.server")
-router = APIRouter(prefix="/api/2.0/loopline")
+router = APIRouter(prefix="/api/2.0/loopline/monitors", tags=["monitors"])
 metrics_router = APIRouter()  # GET /metrics at the root, where Prometheus looks for it
+MAX_RUNS = 1000
+MAX_POINTS = 100_000
 
 
-def _monitors(request_or_app: Any) -> Any:
-    """One ``Monitors`` per app, made on first use (the route modules hold no global state)."""
-    app = request_or_app.app if isinstance(request_or_app, Request) else request_or_app
-    mons = getattr(app.state, "loopline_monitors", None)
-    if mons is None:
-        from loopline.monitoring.monitors import Monitors
+def _store(ctx: Context) -> SqlMonitoringStore:
+    """The SQL store of the context's database, able to run monitors on its artifact store.
 
-        st = app.state.loopline
-        mons = Monitors(st.settings, engine=st.tracking.engine, artifacts=st.artifacts)
-        app.state.loopline_monitors = mons
-    return mons
+    Imported on first use: monitoring brings NumPy, which the server's start does not need.
+    """
+    from loopline.monitoring.sql_store import SqlMonitoringStore
+
+    return SqlMonitoringStore(ctx.engine, workspace=ctx.workspace, actor=ctx.actor, context=ctx)
 
 
-def _monitor_json(m: Any) -> dict[str, Any]:
-    return {
-        "name": m.name,
-        "uri": m.uri,
-        "target": m.target,
-        "reference": m.reference or None,
-        "window": m.window,
-        "schedule": m.schedule or None,
-        "webhooks": m.config.get("webhooks", []),
-        "last_run_ms": m.last_run_ms,
-        "next_run_ms": m.next_run_ms,
-        "created_ms": m.created_ms,
-    }
+def _types() -> Any:
+    from loopline.monitoring import types
+
+    return types
 
 
-@router.get("/monitors/list")
+async def on_store(request: Request, fn: Callable[[SqlMonitoringStore], T]) -> T:
+    """``fn(store)`` in the threadpool, the store made there too (its first import brings NumPy)."""
+    ctx = context(request)
+    return await blocking(lambda: fn(_store(ctx)))
+
+
+# ---- typed shapes, for the OpenAPI page (/docs) ----------------------------------------------
+
+
+class MonitorOut(BaseModel):
+    name: str
+    uri: str
+    target: str
+    reference: str | None
+    window: str
+    schedule: str | None
+    webhooks: list[str]
+    config: dict[str, Any]
+    state: dict[str, Any]
+    created_ms: int
+    updated_ms: int
+    last_run_ms: int | None
+    next_run_ms: int | None
+    id: int
+
+
+class MonitorResponse(BaseModel):
+    monitor: MonitorOut
+
+
+class MonitorsResponse(BaseModel):
+    monitors: list[MonitorOut]
+
+
+class RunOut(BaseModel):
+    id: int
+    monitor: str
+    started_ms: int
+    finished_ms: int
+    rows: int
+    new_rows: int
+    status: str
+    dataset_drift: bool
+    drift_share: float | None
+    summary: dict[str, Any]
+
+
+class RunsResponse(BaseModel):
+    runs: list[RunOut]
+
+
+class RunResultResponse(BaseModel):
+    run: RunOut
+    run_id: int
+    status: str
+    rows: int
+    new_rows: int
+    reference: str
+    metrics: dict[str, float]
+    alerts: list[dict[str, Any]]
+    deliveries: list[dict[str, Any]]
+    report: dict[str, Any] | None
+
+
+class HistoryResponse(BaseModel):
+    time_ms: list[int]
+    key: list[str]
+    value: list[float]
+
+
+class ReportResponse(BaseModel):
+    report: dict[str, Any] | None
+
+
+class CreateMonitorRequest(BaseModel):
+    name: str
+    target: str = Field(description="deployments:/name, models:/name@alias or models:/name/3")
+    reference: str = Field("", description="a datasets:/ URI, a file on the server, or '' for lineage")
+    window: str = "1h"
+    schedule: str = ""
+    config: dict[str, Any] = Field(default_factory=dict)
+    replace: bool = False
+
+
+class NameRequest(BaseModel):
+    name: str
+
+
+class RunRequest(BaseModel):
+    name: str
+    at_ms: int | None = None
+    wait: bool = Field(True, description="false: answer 202 at once and run in the background")
+
+
+def _limit(body: dict[str, Any], default: int, most: int) -> int:
+    n = optional_int(body, "max_results", default)
+    if n is None or not 1 <= n <= most:
+        raise InvalidInput(f"Invalid value {n} for parameter 'max_results': it must be between 1 and {most}.")
+    return n
+
+
+# ---- routes ------------------------------------------------------------------------------------
+
+
+@router.get("/list", response_model=MonitorsResponse)
 async def list_monitors(request: Request) -> Response:
-    mons = _monitors(request)
-    items = await blocking(mons.list_monitors)
-    return json_response({"monitors": [_monitor_json(m) for m in items]})
+    items = await on_store(request, lambda s: s.list_monitors())
+    return json_response({"monitors": [_types().monitor_to_json(m) for m in items]})
 
 
-@router.get("/monitors/get")
+@router.get("/get", response_model=MonitorResponse)
 async def get_monitor(request: Request) -> Response:
     body = await params(request)
-    m = await blocking(_monitors(request).get, required_str(body, "name"))
-    return json_response({"monitor": _monitor_json(m)})
+    name = required_str(body, "name")
+    m = await on_store(request, lambda s: s.get_monitor(name))
+    return json_response({"monitor": _types().monitor_to_json(m)})
 
 
-@router.post("/monitors/run")
-async def run_monitor(request: Request) -> Response:
-    body = await params(request)
-    result = await blocking(_monitors(request).run, required_str(body, "name"))
-    return json_response(
-        {
-            "run_id": result.run.id,
-            "status": result.run.status,
-            "rows": result.run.rows,
-            "new_rows": result.run.new_rows,
-            "reference": result.reference,
-            "metrics": result.metrics,
-            "alerts": result.alerts,
-            "report": result.report.to_dict() if result.report is not None else None,
-        }
+@router.post("/create", response_model=MonitorResponse)
+async def create_monitor(req: CreateMonitorRequest, request: Request) -> Response:
+    from loopline.metadata.base import now_ms
+    from loopline.monitoring.schedule import next_run
+
+    due = next_run(req.schedule, now_ms())  # the server's clock decides when it is due
+    m = await on_store(
+        request,
+        lambda s: s.create_monitor(
+            req.name,
+            req.target,
+            reference=req.reference,
+            window=req.window,
+            schedule=req.schedule,
+            config=req.config,
+            next_run_ms=due,
+            replace=req.replace,
+        ),
     )
+    return json_response({"monitor": _types().monitor_to_json(m)})
 
 
-@router.get("/monitors/history")
+@router.post("/delete")
+async def delete_monitor(req: NameRequest, request: Request) -> Response:
+    await on_store(request, lambda s: s.delete_monitor(req.name))
+    return json_response({})
+
+
+@router.get("/due", response_model=MonitorsResponse)
+async def due_monitors(request: Request) -> Response:
+    body = await params(request)
+    from loopline.metadata.base import now_ms
+
+    at = optional_int(body, "at_ms") or now_ms()
+    items = await on_store(request, lambda s: s.due_monitors(at))
+    return json_response({"monitors": [_types().monitor_to_json(m) for m in items]})
+
+
+@router.get("/runs", response_model=RunsResponse)
+async def list_runs(request: Request) -> Response:
+    body = await params(request)
+    name, limit = required_str(body, "name"), _limit(body, 100, MAX_RUNS)
+    runs = await on_store(request, lambda s: s.list_runs(name, limit))
+    return json_response({"runs": [_types().run_to_json(r) for r in runs]})
+
+
+@router.post("/run", response_model=RunResultResponse)
+async def run_monitor(req: RunRequest, request: Request) -> Response:
+    """Run a monitor now and answer its result (the request lasts as long as the run); with
+    ``"wait": false``, answer ``202 {"name", "started": true}`` at once and run it after answering:
+    its outcome (or failure) is then in ``runs`` and ``report``."""
+    if req.wait:
+        result = await on_store(request, lambda s: s.run_monitor(req.name, at_ms=req.at_ms))
+        return json_response(_types().result_to_json(result))
+    await on_store(request, lambda s: s.get_monitor(req.name))  # 404 now, not lost in the background
+    ctx = context(request)
+
+    def run_later() -> None:
+        try:
+            _store(ctx).run_monitor(req.name, at_ms=req.at_ms)
+        except Exception:  # recorded as a failed run (or refused, another run stored these rows)
+            log.exception("monitor %s failed", req.name)
+
+    response = json_response({"name": req.name, "started": True}, status_code=202)
+    response.background = BackgroundTask(run_later)  # Starlette runs it in the threadpool
+    return response
+
+
+@router.get("/history", response_model=HistoryResponse)
 async def monitor_history(request: Request) -> Response:
     body = await params(request)
     keys = request.query_params.getlist("key") or None
-    points = await blocking(_monitors(request).history, required_str(body, "name"), keys)
+    name, since = required_str(body, "name"), optional_int(body, "since_ms")
+    limit = _limit(body, 10_000, MAX_POINTS)
+    points = await on_store(request, lambda s: s.history(name, keys, since_ms=since, limit=limit))
     return json_response(
         {"time_ms": [p[0] for p in points], "key": [p[1] for p in points], "value": [p[2] for p in points]}
     )
+
+
+@router.get("/report", response_model=ReportResponse)
+async def monitor_report(request: Request) -> Response:
+    body = await params(request)
+    name, run_id = required_str(body, "name"), optional_int(body, "run_id")
+    report = await on_store(request, lambda s: s.get_report(name, run_id))
+    return json_response({"report": report.to_dict(histograms=True) if report is not None else None})
+
+
+@router.get("/latest-metrics")
+async def latest_metrics(request: Request) -> Response:
+    return json_response({"monitors": await on_store(request, lambda s: s.latest_metrics())})
 
 
 def _prometheus(latest: dict[str, dict[str, float]]) -> Iterator[Any]:
@@ -163,7 +352,7 @@ async def metrics(request: Request) -> Response:
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-    latest = await blocking(_monitors(request).store.latest_metrics)
+    latest = await on_store(request, lambda s: s.latest_metrics())
 
     class _Collector:
         def collect(self) -> Iterator[Any]:
@@ -175,16 +364,15 @@ async def metrics(request: Request) -> Response:
 
 
 async def run_due(app: FastAPI) -> int:
-    """Run every monitor that is due now (each in a thread); returns how many ran."""
-    mons = _monitors(app)
-    due = await asyncio.to_thread(mons.due)
-    for m in due:
-        try:
-            result = await asyncio.to_thread(mons.run, m.name)
-            log.info("monitor %s: %s (%d rows)", m.name, result.run.status, result.run.rows)
-        except Exception:  # one broken monitor (its failure is recorded) must not stop the others
-            log.exception("monitor %s failed", m.name)
-    return len(due)
+    """Run every monitor due now whose slot this process claims (in a thread); returns how many ran."""
+    ctx: Context = app.state.loopline.context
+
+    def round_() -> int:
+        from loopline.monitoring.runner import MonitorRunner  # here, in the thread: it imports NumPy
+
+        return len(MonitorRunner(ctx, _store(ctx)).run_due())
+
+    return await asyncio.to_thread(round_)
 
 
 async def _schedule_loop(app: FastAPI, poll: float) -> None:
