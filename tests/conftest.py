@@ -69,7 +69,10 @@ def s3_endpoint() -> Iterator[str]:
         unavailable("moto_server is not installed (pip install 'moto[server]')")
     port = free_port()
     proc = subprocess.Popen(
-        [exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        # Its access log goes nowhere: a pipe nobody reads fills up and then blocks every request.
+        [exe, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
