@@ -112,7 +112,13 @@ async def walk_lineage(direction: str, request: Request) -> Response:
     return json_response(
         {
             "edges": [
-                {"from_uri": e.from_uri, "to_uri": e.to_uri, "relation": e.relation, "time_ms": e.time_ms}
+                {
+                    "from_uri": e.from_uri,
+                    "to_uri": e.to_uri,
+                    "relation": e.relation,
+                    "time_ms": e.time_ms,
+                    "external": e.external,
+                }
                 for e in edges
             ]
         }
