@@ -20,6 +20,10 @@ Where Loopline differs on purpose:
   artifact store (an MLflow client sends none). ``loopline.load_model`` refuses files that differ.
 - An unknown alias is 404 ``RESOURCE_DOES_NOT_EXIST`` naming the aliases that exist (MLflow
   answers 400 ``INVALID_PARAMETER_VALUE``).
+- A ``file://`` source on another host is bad input, 400 (MLflow answers 500).
+
+As in MLflow, a version may name a run this server does not know (a registry shared by several
+tracking servers): a ``runs:/`` source of it is kept as given and its lineage edge marked external.
 """
 
 from __future__ import annotations
