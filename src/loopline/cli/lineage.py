@@ -50,7 +50,9 @@ def lineage(
             # An external source (e.g. a run of another tracking server) is named, not resolved here.
             note = ""
             if e.external:
-                note = ", external: not in this store" if upstream else f", from {e.from_uri}: not in this store"
+                note = (
+                    ", external: not in this store" if upstream else f", from {e.from_uri}: not in this store"
+                )
             nodes[child_uri] = parent.add(f"{child_uri} [dim]({e.relation}{note})[/]")
     if not edges:
         root.add("[dim](nothing " + ("upstream" if upstream else "downstream") + ")[/]")

@@ -406,6 +406,8 @@ class SqlRegistryStore(SqlStore):
         """Register ``source`` as the next version of ``name`` (which must exist)."""
         if not isinstance(source, str) or not source:
             raise InvalidInput("A model version needs a source (where its files are).")
+        if len(run_id or "") > 32:  # a run of another server is taken as given, but must fit the column
+            raise InvalidInput(f"Invalid run_id {run_id[:40]!r}…: run IDs are at most 32 characters.")
         for k in tags or {}:
             validate_key("tag", k)
         ms = now_ms()
@@ -719,11 +721,16 @@ class SqlRegistryStore(SqlStore):
     ) -> None:
         """Points of a logged model's metrics, logged by ``run_id`` on ``dataset`` (name, digest)."""
         name, digest = dataset
+        if len(name) > 500 or len(digest) > 64:  # the columns' sizes
+            raise InvalidInput(
+                f"Invalid dataset {name[:40]!r}/{digest[:40]!r}: names are at most 500 characters, "
+                "digests at most 64."
+            )
         with self._write() as conn:
             self._logged_model(conn, model_id)
             for m in metrics:
-                point = {"value": m.value, "timestamp": m.timestamp, "run_id": run_id}
-                point.update(dataset_name=name, dataset_digest=digest)
+                point = {"value": m.value, "timestamp": m.timestamp, "run_id": run_id, "dataset_name": name}
+                point["dataset_digest"] = digest
                 ins = self._insert(conn, t.logged_model_metrics).values(
                     model_id=model_id, key=m.key, step=m.step, **point
                 )
