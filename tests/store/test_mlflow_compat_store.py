@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -100,3 +101,18 @@ def test_experiment_tags_can_be_deleted_and_locations_follow_the_root(
     assert direct.get_experiment(exp).artifact_location == f"file:///srv/ml/{exp}"
     default = direct.get_experiment_by_name("Default")
     assert default is not None and default.artifact_location.startswith("file:///srv/ml/")
+
+
+def test_versions_are_searched_most_recently_updated_first_by_default(
+    stores: tuple[SqlTrackingStore, SqlRegistryStore],
+) -> None:
+    _, reg = stores
+    for name in ("beta", "alpha"):
+        reg.create_registered_model(name)
+    for name in ("beta", "alpha", "beta"):
+        reg.create_model_version(name, "s3://bucket/m")
+        time.sleep(0.003)  # distinct update times
+    found = [(v.name, v.version) for v in reg.search_model_versions().items]
+    assert found == [("beta", 2), ("alpha", 1), ("beta", 1)]  # MLflow's default order
+    by_name = [(v.name, v.version) for v in reg.search_model_versions(order_by=["name"]).items]
+    assert by_name == [("alpha", 1), ("beta", 2), ("beta", 1)]

@@ -574,7 +574,9 @@ class SqlRegistryStore(SqlStore):
         tags = t.model_version_tags
         owner = (tags.c.model == mv.model) & (tags.c.version == mv.version)
         q = _apply_filter(q, filter_string, VERSION_ATTRIBUTES, columns, tags, owner)
-        q = q.order_by(*_order(order_by, VERSION_ATTRIBUTES, columns), rm.name, mv.version.desc())
+        # MLflow's default: most recently updated first, then by name and newest version.
+        order = _order(order_by or ["last_updated_timestamp DESC"], VERSION_ATTRIBUTES, columns)
+        q = q.order_by(*order, rm.name, mv.version.desc())
         offset = decode_token(page_token)
         with self.engine.connect() as conn:
             rows = conn.execute(q.limit(max_results + 1).offset(offset)).all()
