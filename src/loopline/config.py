@@ -14,6 +14,8 @@ variable                       meaning (default)
                                (``artifacts/`` beside a SQLite database, so ``./.loopline/artifacts``)
 ``LOOPLINE_STORE_URI``         ``loopline server``'s own database (else a database URI in
                                ``LOOPLINE_TRACKING_URI``; an ``http://`` one there is ignored)
+``LOOPLINE_DIRECT_ARTIFACTS_   ``loopline server --no-serve-artifacts``: new experiments get
+ROOT``                         ``<root>/<id>`` and clients write there directly (unset: off)
 ``LOOPLINE_WORKSPACE``         workspace every object belongs to (``default``)
 ``LOOPLINE_USER``              actor recorded on events (the OS user name)
 ``LOOPLINE_FLUSH_INTERVAL``    seconds between background metric flushes (``0.5``)
@@ -68,6 +70,9 @@ class Settings:
     executor: str = "local"
     # Where `loopline data push/pull` send and fetch dataset versions (e.g. s3://bucket/data).
     data_remote: str = ""
+    # MLflow's `--no-serve-artifacts` mode of the server (off when empty): new experiments' artifact
+    # locations lie under this URI and clients write there directly, bypassing the server.
+    direct_artifacts_root: str = ""
 
     def __post_init__(self) -> None:
         # Values from the environment arrive as strings: coerce them as a validating model would.
@@ -104,6 +109,7 @@ class Settings:
             "online_store",
             "executor",
             "data_remote",
+            "direct_artifacts_root",
         ):
             raw = env.get(f"LOOPLINE_{name.upper()}")
             if raw:

@@ -35,7 +35,11 @@ def lineage(
     if fmt == "json":
         typer.echo(
             json.dumps(
-                [{"from": e.from_uri, "to": e.to_uri, "relation": e.relation} for e in edges], indent=2
+                [
+                    {"from": e.from_uri, "to": e.to_uri, "relation": e.relation, "resolved": not e.external}
+                    for e in edges
+                ],
+                indent=2,
             )
         )
         return
@@ -45,7 +49,13 @@ def lineage(
         parent_uri, child_uri = (e.to_uri, e.from_uri) if upstream else (e.from_uri, e.to_uri)
         parent = nodes.get(parent_uri, root)
         if child_uri not in nodes:
-            nodes[child_uri] = parent.add(f"{child_uri} [dim]({e.relation})[/]")
+            # An external source (e.g. a run of another tracking server) is named, not resolved here.
+            note = ""
+            if e.external:
+                note = (
+                    ", external: not in this store" if upstream else f", from {e.from_uri}: not in this store"
+                )
+            nodes[child_uri] = parent.add(f"{child_uri} [dim]({e.relation}{note})[/]")
     if not edges:
         root.add("[dim](nothing " + ("upstream" if upstream else "downstream") + ")[/]")
     Console().print(root)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -34,6 +36,25 @@ def server(
             show_default=False,
         ),
     ] = None,
+    default_artifact_root: Annotated[
+        str | None,
+        typer.Option(
+            "--default-artifact-root",
+            help="MLflow's flag. With artifact serving (the default) it is where the server keeps "
+            "artifacts, like --artifacts-uri. With --no-serve-artifacts it is the root of new "
+            "experiments' artifact locations, which clients then write to directly.",
+            show_default=False,
+        ),
+    ] = None,
+    serve_artifacts: Annotated[
+        bool,
+        typer.Option(
+            "--serve-artifacts/--no-serve-artifacts",
+            help="MLflow's flags. --no-serve-artifacts, for MLflow compatibility only: clients read "
+            "and write artifacts straight at file:// or s3:// locations, bypassing the server and "
+            "its checks.",
+        ),
+    ] = True,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     gc_every: Annotated[
         str | None,
@@ -63,7 +84,26 @@ def server(
     for name in ("LOOPLINE_TRACKING_URI", "MLFLOW_TRACKING_URI"):
         if env.get(name, "").startswith(("http://", "https://")):
             env.pop(name)
+    direct_root = None
+    if default_artifact_root and default_artifact_root.startswith("mlflow-artifacts:"):
+        default_artifact_root = None  # MLflow's proxied root: what Loopline does anyway
+    if serve_artifacts and default_artifact_root:
+        if artifacts_uri:
+            raise typer.BadParameter(
+                "With artifact serving, --default-artifact-root and --artifacts-uri both name where "
+                "the server keeps artifacts: give one.",
+                param_hint="--default-artifact-root",
+            )
+        artifacts_uri = default_artifact_root
     settings = Settings.from_env(env, tracking_uri=store_uri, artifacts_uri=artifacts_uri)
+    if not serve_artifacts:
+        direct_root = _as_uri(default_artifact_root or settings.artifacts_uri)
+        settings = dataclasses.replace(settings, direct_artifacts_root=direct_root)
+        typer.echo(
+            f"Warning: --no-serve-artifacts: clients write artifacts straight to {direct_root}, "
+            "bypassing this server's checks.",
+            err=True,
+        )
     if gc_every:
         os.environ["LOOPLINE_GC_INTERVAL"] = str(parse_age(gc_every) / 1000)
         os.environ["LOOPLINE_GC_OLDER_THAN"] = str(parse_age(gc_older_than) / 1000)
@@ -71,6 +111,10 @@ def server(
     # Workers are separate processes: hand them the resolved settings through the environment.
     os.environ["LOOPLINE_TRACKING_URI"] = settings.tracking_uri
     os.environ["LOOPLINE_ARTIFACTS_URI"] = settings.artifacts_uri
+    if direct_root:
+        os.environ["LOOPLINE_DIRECT_ARTIFACTS_ROOT"] = direct_root
+    else:
+        os.environ.pop("LOOPLINE_DIRECT_ARTIFACTS_ROOT", None)
     typer.echo(
         f"Loopline server on http://{host}:{port}  (store: {settings.tracking_uri}, "
         f"artifacts: {settings.artifacts_uri})"
@@ -84,3 +128,8 @@ def server(
         log_level=log_level,
         access_log=False,
     )
+
+
+def _as_uri(root: str) -> str:
+    """A local folder as the file:// URI MLflow's clients expect in an artifact location."""
+    return root if "://" in root else Path(root).expanduser().resolve().as_uri()

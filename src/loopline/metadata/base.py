@@ -72,5 +72,7 @@ class SqlStore:
     def _event(self, conn: Connection, action: str, uri: str, **payload: object) -> None:
         append_event(conn, self.workspace, self.actor, action, uri, payload)
 
-    def _edge(self, conn: Connection, from_uri: str, to_uri: str, relation: str) -> None:
-        add_edge(conn, self.workspace, from_uri, to_uri, relation)
+    def _edge(
+        self, conn: Connection, from_uri: str, to_uri: str, relation: str, *, external: bool = False
+    ) -> None:
+        add_edge(conn, self.workspace, from_uri, to_uri, relation, external=external)

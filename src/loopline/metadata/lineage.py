@@ -37,6 +37,7 @@ class Edge:
     to_uri: str
     relation: str
     time_ms: int
+    external: bool = False  # from_uri is not an object of this store (e.g. another server's run)
 
 
 def append_event(
@@ -62,8 +63,11 @@ def append_event(
     )
 
 
-def add_edge(conn: Connection, workspace: str, from_uri: str, to_uri: str, relation: str) -> None:
-    """Record ``from_uri --relation--> to_uri`` once (repeats are ignored)."""
+def add_edge(
+    conn: Connection, workspace: str, from_uri: str, to_uri: str, relation: str, *, external: bool = False
+) -> None:
+    """Record ``from_uri --relation--> to_uri`` once (repeats are ignored); ``external`` marks a
+    ``from_uri`` this store cannot resolve."""
     conn.execute(
         insert_for(conn.dialect.name, t.lineage_edges)
         .values(
@@ -72,6 +76,7 @@ def add_edge(conn: Connection, workspace: str, from_uri: str, to_uri: str, relat
             to_uri=to_uri,
             relation=relation,
             time_ms=time.time_ns() // 1_000_000,
+            external=external,
         )
         .on_conflict_do_nothing()
     )
@@ -100,7 +105,7 @@ def _walk(engine: Engine, workspace: str, uri: str, downstream: bool) -> list[Ed
     q = select(le).where(le.c.workspace == workspace, near.in_(select(reach.c.uri)))
     with engine.connect() as conn:
         rows = conn.execute(q.order_by(le.c.id)).all()
-    return [Edge(r.from_uri, r.to_uri, r.relation, r.time_ms) for r in rows]
+    return [Edge(r.from_uri, r.to_uri, r.relation, r.time_ms, bool(r.external)) for r in rows]
 
 
 def downstream(engine: Engine, workspace: str, uri: str) -> list[Edge]:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from loopline.metadata.limits import KEY, PARAM_VALUE, TAG_VALUE
@@ -74,6 +75,9 @@ lineage_edges = Table(
     Column("to_uri", String(512), nullable=False),
     Column("relation", String(64), nullable=False),
     Column("time_ms", BigInteger, nullable=False),
+    # True when from_uri names an object this store does not hold (a run of another tracking
+    # server that shares this registry): recorded as given, shown as unresolved.
+    Column("external", Boolean, nullable=False, default=False, server_default=false()),
     UniqueConstraint("workspace", "from_uri", "to_uri", "relation"),
     Index(None, "workspace", "to_uri"),
 )
@@ -208,6 +212,16 @@ run_inputs = Table(
     ),
     Column("context", String(64), nullable=False, default=""),  # mlflow.data.context tag
     Column("tags", Text, nullable=False, default="{}"),
+)
+
+# MLflow 3's model inputs and outputs of a run (log-inputs ``models``, runs/outputs).
+run_logged_models = Table(
+    "run_logged_models",
+    metadata,
+    _run_fk(),
+    Column("model_id", String(64), primary_key=True),
+    Column("direction", String(8), primary_key=True),  # "input" or "output"
+    Column("step", BigInteger, nullable=False, default=0),
 )
 
 # ---- model registry (migration 0002) -------------------------------------------------------

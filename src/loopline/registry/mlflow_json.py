@@ -18,6 +18,7 @@ from loopline.errors import InvalidInput
 from loopline.registry.types import (
     LoggedModel,
     LoggedModelStatus,
+    ModelMetric,
     ModelVersion,
     ModelVersionStatus,
     RegisteredModel,
@@ -107,8 +108,16 @@ def logged_model_to_json(lm: LoggedModel) -> JSON:
     if lm.params:
         data["params"] = _kv(lm.params)
     if lm.metrics:
-        data["metrics"] = [{**metric_to_json(m), "model_id": lm.model_id} for m in lm.metrics]
+        data["metrics"] = [_model_metric_to_json(m, lm.model_id) for m in lm.metrics]
     return {"info": info, "data": data}
+
+
+def _model_metric_to_json(m: Metric, model_id: str) -> JSON:
+    out = {**metric_to_json(m), "model_id": model_id}
+    if isinstance(m, ModelMetric):  # MLflow leaves empty fields out
+        extra = {"run_id": m.run_id, "dataset_name": m.dataset_name, "dataset_digest": m.dataset_digest}
+        out.update({k: v for k, v in extra.items() if v})
+    return out
 
 
 # ---- request decoders (validate, naming the field) -----------------------------------------

@@ -13,7 +13,19 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from loopline import uris
@@ -27,6 +39,7 @@ from loopline.registry.types import (
     STAGES,
     LoggedModel,
     LoggedModelStatus,
+    ModelMetric,
     ModelVersion,
     ModelVersionStatus,
     RegisteredModel,
@@ -393,6 +406,8 @@ class SqlRegistryStore(SqlStore):
         """Register ``source`` as the next version of ``name`` (which must exist)."""
         if not isinstance(source, str) or not source:
             raise InvalidInput("A model version needs a source (where its files are).")
+        if len(run_id or "") > 32:  # a run of another server is taken as given, but must fit the column
+            raise InvalidInput(f"Invalid run_id {run_id[:40]!r}…: run IDs are at most 32 characters.")
         for k in tags or {}:
             validate_key("tag", k)
         ms = now_ms()
@@ -434,8 +449,15 @@ class SqlRegistryStore(SqlStore):
             uri = f"models:/{name}/{n}"
             self._event(conn, "model_version.create", uri, source=source, run_id=run_id, model_id=model_id)
             if run_id:
-                self._edge(conn, uris.run_uri(run_id), uri, "produced")
-                if code := _code_version(conn, run_id):
+                # A run this store does not hold (another tracking server sharing this registry,
+                # as MLflow allows) is recorded as given and marked external: lineage stays honest.
+                known = conn.execute(
+                    select(t.runs.c.run_uuid).where(
+                        t.runs.c.run_uuid == run_id, t.runs.c.workspace == self.workspace
+                    )
+                ).first()
+                self._edge(conn, uris.run_uri(run_id), uri, "produced", external=known is None)
+                if known and (code := _code_version(conn, run_id)):
                     self._edge(conn, code, uri, "code_of")
             if model_id:
                 self._edge(conn, f"models:/{model_id}", uri, "registered_as")
@@ -552,7 +574,9 @@ class SqlRegistryStore(SqlStore):
         tags = t.model_version_tags
         owner = (tags.c.model == mv.model) & (tags.c.version == mv.version)
         q = _apply_filter(q, filter_string, VERSION_ATTRIBUTES, columns, tags, owner)
-        q = q.order_by(*_order(order_by, VERSION_ATTRIBUTES, columns), rm.name, mv.version.desc())
+        # MLflow's default: most recently updated first, then by name and newest version.
+        order = _order(order_by or ["last_updated_timestamp DESC"], VERSION_ATTRIBUTES, columns)
+        q = q.order_by(*order, rm.name, mv.version.desc())
         offset = decode_token(page_token)
         with self.engine.connect() as conn:
             rows = conn.execute(q.limit(max_results + 1).offset(offset)).all()
@@ -576,21 +600,23 @@ class SqlRegistryStore(SqlStore):
         model_id = f"m-{uuid.uuid4().hex}"
         ms = now_ms()
         with self._write() as conn:
-            exp = conn.execute(
-                select(t.experiments.c.experiment_id).where(
+            found = conn.execute(
+                select(t.experiments.c.experiment_id, t.experiments.c.artifact_location).where(
                     t.experiments.c.experiment_id == int(experiment_id),
                     t.experiments.c.workspace == self.workspace,
                 )
-            ).scalar()
-            if exp is None:
+            ).first()
+            if found is None:
                 raise NotFound(f"No experiment with ID {experiment_id!r}.")
+            exp, exp_location = found
             conn.execute(
                 insert(t.logged_models).values(
                     model_id=model_id,
                     workspace=self.workspace,
                     experiment_id=exp,
                     name=name or model_id,
-                    artifact_location=uris.artifact_location(f"{exp}/models/{model_id}/artifacts"),
+                    # Under the experiment's location, as MLflow does (and as runs' artifacts are).
+                    artifact_location=f"{exp_location.rstrip('/')}/models/{model_id}/artifacts",
                     creation_timestamp=ms,
                     last_updated_timestamp=ms,
                     status=LoggedModelStatus.PENDING.value,
@@ -629,7 +655,7 @@ class SqlRegistryStore(SqlStore):
             }
         lm = t.logged_model_metrics.c
         metrics = tuple(
-            Metric(r.key, r.value, r.timestamp, r.step)
+            ModelMetric(r.key, r.value, r.timestamp, r.step, r.run_id, r.dataset_name, r.dataset_digest)
             for r in conn.execute(
                 select(t.logged_model_metrics).where(lm.model_id == model_id).order_by(lm.key, lm.step)
             )
@@ -678,7 +704,10 @@ class SqlRegistryStore(SqlStore):
         with self._write() as conn:
             self._logged_model(conn, model_id)
             lt = t.logged_model_tags.c
-            conn.execute(delete(t.logged_model_tags).where(lt.model_id == model_id, lt.key == key))
+            if not conn.execute(
+                delete(t.logged_model_tags).where(lt.model_id == model_id, lt.key == key)
+            ).rowcount:
+                raise NotFound(f"No tag with key {key!r} found for model with ID {model_id!r}.")
             self._event(conn, "logged_model.delete_tag", f"models:/{model_id}", key=key)
 
     def log_logged_model_params(self, model_id: str, params: Mapping[str, str]) -> None:
@@ -689,23 +718,26 @@ class SqlRegistryStore(SqlStore):
                 conn.execute(ins.on_conflict_do_nothing())
             self._event(conn, "logged_model.log_params", f"models:/{model_id}", keys=sorted(params))
 
-    def log_logged_model_metrics(self, model_id: str, metrics: Sequence[Metric], run_id: str = "") -> None:
+    def log_logged_model_metrics(
+        self, model_id: str, metrics: Sequence[Metric], run_id: str = "", dataset: tuple[str, str] = ("", "")
+    ) -> None:
+        """Points of a logged model's metrics, logged by ``run_id`` on ``dataset`` (name, digest)."""
+        name, digest = dataset
+        if len(name) > 500 or len(digest) > 64:  # the columns' sizes
+            raise InvalidInput(
+                f"Invalid dataset {name[:40]!r}/{digest[:40]!r}: names are at most 500 characters, "
+                "digests at most 64."
+            )
         with self._write() as conn:
             self._logged_model(conn, model_id)
             for m in metrics:
+                point = {"value": m.value, "timestamp": m.timestamp, "run_id": run_id, "dataset_name": name}
+                point["dataset_digest"] = digest
                 ins = self._insert(conn, t.logged_model_metrics).values(
-                    model_id=model_id,
-                    key=m.key,
-                    step=m.step,
-                    timestamp=m.timestamp,
-                    value=m.value,
-                    run_id=run_id,
+                    model_id=model_id, key=m.key, step=m.step, **point
                 )
                 conn.execute(
-                    ins.on_conflict_do_update(
-                        index_elements=["model_id", "key", "step"],
-                        set_={"value": m.value, "timestamp": m.timestamp, "run_id": run_id},
-                    )
+                    ins.on_conflict_do_update(index_elements=["model_id", "key", "step"], set_=point)
                 )
 
     def delete_logged_model(self, model_id: str) -> None:
@@ -724,7 +756,10 @@ class SqlRegistryStore(SqlStore):
         filter_string: str | None = None,
         max_results: int = 100,
         page_token: str | None = None,
+        datasets: Sequence[tuple[str, str]] = (),
     ) -> Page[LoggedModel]:
+        """Logged models, newest first; ``datasets`` ((name, digest or "")) keeps those with a metric
+        measured on one of them, as MLflow's ``datasets`` argument does."""
         lm = t.logged_models.c
         columns = {
             "name": lm.name,
@@ -743,6 +778,12 @@ class SqlRegistryStore(SqlStore):
             q = q.where(lm.experiment_id.in_([int(e) for e in experiment_ids]))
         tags = t.logged_model_tags
         q = _apply_filter(q, filter_string, attrs, columns, tags, tags.c.model_id == lm.model_id)
+        if datasets:
+            mm = t.logged_model_metrics.c
+            on_any = or_(
+                *(and_(mm.dataset_name == n, mm.dataset_digest == d if d else true()) for n, d in datasets)
+            )
+            q = q.where(select(mm.model_id).where(mm.model_id == lm.model_id, on_any).exists())
         q = q.order_by(lm.creation_timestamp.desc(), lm.model_id)
         offset = decode_token(page_token)
         with self.engine.connect() as conn:
@@ -750,11 +791,17 @@ class SqlRegistryStore(SqlStore):
             items = [self._logged_model(conn, i) for i in ids[:max_results]]
         return Page(items, encode_token(offset + max_results) if len(ids) > max_results else None)
 
-    def log_outputs(self, run_id: str, model_ids: Sequence[str]) -> None:
-        """Record that run ``run_id`` produced these logged models."""
+    def log_outputs(self, run_id: str, model_ids: Sequence[str], steps: Sequence[int] = ()) -> None:
+        """Record that run ``run_id`` produced these logged models (at ``steps``, default 0)."""
         with self._write() as conn:
-            for model_id in model_ids:
+            for i, model_id in enumerate(model_ids):
                 self._logged_model(conn, model_id)
+                step = steps[i] if i < len(steps) else 0
+                ins = self._insert(conn, t.run_logged_models).values(
+                    run_uuid=run_id, model_id=model_id, direction="output", step=step
+                )
+                keys = ["run_uuid", "model_id", "direction"]
+                conn.execute(ins.on_conflict_do_update(index_elements=keys, set_={"step": step}))
                 self._edge(conn, uris.run_uri(run_id), f"models:/{model_id}", "logged")
             self._event(conn, "run.log_outputs", uris.run_uri(run_id), models=list(model_ids))
 

@@ -25,6 +25,15 @@ STAGES = ("None", "Staging", "Production", "Archived")  # MLflow's legacy stages
 
 
 @dataclass(frozen=True, slots=True)
+class ModelMetric(Metric):
+    """A point of a logged model's metric: the run that logged it and the dataset it was measured on."""
+
+    run_id: str = ""
+    dataset_name: str = ""
+    dataset_digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class LoggedModel:
     """A model saved by a run (MLflow 3): its files live at ``artifact_location``."""
 
@@ -40,7 +49,7 @@ class LoggedModel:
     source_run_id: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, str] = field(default_factory=dict)
-    metrics: tuple[Metric, ...] = ()
+    metrics: tuple[Metric, ...] = ()  # ModelMetric when read from a store
 
     @property
     def model_uri(self) -> str:

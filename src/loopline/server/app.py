@@ -86,7 +86,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.loopline = ServerState(
         settings=settings,
         context=Context(settings),
-        tracking=SqlTrackingStore(engine, workspace=settings.workspace, actor=settings.user),
+        tracking=SqlTrackingStore(
+            engine,
+            workspace=settings.workspace,
+            actor=settings.user,
+            artifact_root=settings.direct_artifacts_root or None,
+        ),
         registry=SqlRegistryStore(engine, workspace=settings.workspace, actor=settings.user),
         artifacts=BlobArtifactStore(settings.artifacts_uri),
     )

@@ -24,6 +24,42 @@ _HTTP_CODES = {
 }
 
 
+# MLflow APIs Loopline does not implement, by a word of their paths (first match wins).
+_UNCLAIMED = (
+    ("graphql", "MLflow's GraphQL API"),
+    ("gateway", "MLflow's AI gateway"),
+    ("gateway-proxy", "MLflow's AI gateway"),
+    ("secrets", "MLflow's AI gateway secrets"),
+    ("endpoints", "MLflow's AI gateway endpoints"),
+    ("traces", "MLflow 3's traces"),
+    ("get-trace-artifact", "MLflow 3's traces"),
+    ("otel", "MLflow 3's traces"),
+    ("datasets", "MLflow 3's evaluation datasets"),
+    ("search-datasets", "MLflow 3's evaluation datasets"),
+    ("issues", "MLflow 3's issues"),
+    ("scorers", "MLflow 3's scorers"),
+    ("scorer", "MLflow 3's scorers"),
+    ("prompts", "MLflow's prompt registry"),
+    ("create-promptlab-run", "MLflow's prompt lab"),
+)
+_COVERED = (
+    "Loopline serves MLflow's tracking, model registry, logged-model and artifact APIs "
+    "(docs/tracking.md lists what is covered)."
+)
+
+
+def no_endpoint_message(method: str, path: str) -> str:
+    """What a request to a route that does not exist is told: which MLflow area it belongs to."""
+    words = set(path.strip("/").split("/"))
+    mlflow = "mlflow" in words or path.startswith(("/graphql", "/v1/traces", "/gateway", "/ajax-api/"))
+    area = next((name for word, name in _UNCLAIMED if word in words), None) if mlflow else None
+    if area is None and path.startswith("/ajax-api/"):
+        area = "this route of MLflow's web UI"
+    if area is not None:
+        return f"Loopline does not implement {area} ({method} {path}). {_COVERED}"
+    return f"No endpoint {method} {path}. {_COVERED}"
+
+
 def error_response(exc: LooplineError) -> Response:
     """MLflow's error body for an error Loopline raised on purpose."""
     message = f"{exc.message} {exc.hint}".strip() if exc.hint else exc.message
@@ -50,9 +86,12 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> Response:
+    async def _http(request: Request, exc: HTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "INTERNAL_ERROR" if exc.status_code >= 500 else "BAD_REQUEST")
-        return json_response({"error_code": code, "message": str(exc.detail)}, exc.status_code)
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":  # no such route
+            message = no_endpoint_message(request.method, request.url.path)
+        return json_response({"error_code": code, "message": message}, exc.status_code)
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, _: ClientDisconnect) -> Response:

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from loopline.errors import BadRequest, InvalidInput
-from loopline.tracking.mlflow_json import decode_int, decode_str
+from loopline.tracking.mlflow_json import decode_int, decode_str, invalid_value
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -121,7 +121,7 @@ def str_list(value: Any, name: str) -> list[str]:
     if not isinstance(value, list) or not all(
         isinstance(v, str | int) and not isinstance(v, bool) for v in value
     ):
-        raise InvalidInput(f"Invalid value for parameter '{name}': expected a list of strings.")
+        raise invalid_value(name, value, "a list of strings")
     return [str(v) for v in value]
 
 
@@ -132,7 +132,7 @@ def list_arg(body: dict[str, Any], name: str, *, required: bool = False) -> list
     if value is None:
         return []
     if not isinstance(value, list):
-        raise InvalidInput(f"Invalid value for parameter '{name}': expected a list.")
+        raise invalid_value(name, value, "a list")
     return value
 
 
@@ -141,7 +141,7 @@ def max_results(body: dict[str, Any], default: int, limit: int) -> int:
     assert n is not None
     if n < 1 or n > limit:  # MLflow: positive, at most its threshold
         raise InvalidInput(
-            f"Invalid value {n} for parameter 'max_results': it must be between 1 and {limit}."
+            f"Invalid value {n} for parameter 'max_results' supplied: it must be between 1 and {limit}."
         )
     return n
 
@@ -161,7 +161,7 @@ def experiment_id(value: object, name: str = "experiment_id", *, default: str | 
         or len(value) > 19
         or int(value) > _INT64_MAX
     ):
-        raise InvalidInput(f"Invalid value {value!r:.100} for parameter '{name}': expected an experiment ID.")
+        raise invalid_value(name, value, "an experiment ID")
     return value
 
 
@@ -195,7 +195,7 @@ _VIEWS = {
 def view_type(body: dict[str, Any], name: str) -> Any:
     value = body.get(name)
     if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
-        raise InvalidInput(f"Invalid value {value!r:.100} for parameter '{name}'.")
+        raise invalid_value(name, value, "ACTIVE_ONLY, DELETED_ONLY or ALL")
     raw = str(value or "ACTIVE_ONLY")
     if raw not in _VIEWS:
         raise InvalidInput(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,12 +23,14 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
+from loopline import uris
 from loopline.artifacts.blobs import BlobArtifactStore
 from loopline.artifacts.digests import CHUNK
 from loopline.artifacts.paths import join, safe_path
+from loopline.artifacts.protocol import FileInfo
 from loopline.errors import InvalidInput, NotFound
 from loopline.server.http import blocking, json_body, json_response, query_dict
-from loopline.server.state import artifacts
+from loopline.server.state import artifacts, registry, state, tracking
 
 router = APIRouter()
 PREFIX = "/api/2.0/mlflow-artifacts"
@@ -64,8 +67,10 @@ async def _iter_file(store: BlobArtifactStore, path: str) -> AsyncIterator[bytes
 
 @router.get(PREFIX + "/artifacts/{path:path}")
 async def download(path: str, request: Request) -> Response:
-    path = safe_path(path)
-    store = artifacts(request)
+    return await _send(artifacts(request), safe_path(path))
+
+
+async def _send(store: BlobArtifactStore, path: str) -> Response:
     local = await blocking(store.local_blob_path, path)
     filename = path.rsplit("/", 1)[-1]
     if local is not None:  # sendfile, with HTTP Range support for resumable downloads
@@ -103,6 +108,146 @@ async def list_artifacts(request: Request) -> Response:
 async def delete_artifact(path: str, request: Request) -> Response:
     await blocking(artifacts(request).delete, safe_path(path))
     return json_response({})
+
+
+# ---- artifacts by owner: a run, a model version, a logged model -----------------------------
+# MLflow's routes that read an object's artifacts through the server, wherever its location is:
+# Loopline's store (mlflow-artifacts:/…) or, with `server --no-serve-artifacts`, a folder under the
+# direct root. Any other location is the client's to read: the server never opens paths it was
+# not configured with, and a path that could leave its location is refused ("Invalid path", as
+# MLflow words it).
+
+
+def artifact_rel_path(path: object) -> str:
+    """A relative artifact path from a request ("" for the root); MLflow's message otherwise."""
+    if path is None or path == "":
+        return ""
+    try:
+        if not isinstance(path, str):
+            raise InvalidInput("not a string")
+        return safe_path(path, allow_root=True)
+    except InvalidInput:
+        raise InvalidInput("Invalid path") from None
+
+
+def _local_folder(uri: str) -> str | None:
+    if uri.startswith("file://"):
+        return os.path.realpath(urllib.parse.unquote(urllib.parse.urlparse(uri).path))
+    return os.path.realpath(uri) if uri.startswith("/") else None
+
+
+def _where(request: Request, location: str, rel: str) -> tuple[BlobArtifactStore | None, str]:
+    """(the store, its path) for a location in Loopline's store, else (None, a local file path)."""
+    if location.startswith(uris.ARTIFACT_SCHEME):
+        return artifacts(request), join(safe_path(uris.artifact_path(location), allow_root=True), rel)
+    direct = state(request).settings.direct_artifacts_root
+    root, folder = _local_folder(direct) if direct else None, _local_folder(location)
+    # Resolved, links included: a link a client wrote into its folder must not lead elsewhere.
+    full = os.path.realpath(os.path.join(folder, rel)) if folder is not None else None
+    if root is None or full is None or os.path.commonpath([root, full]) != root:
+        raise NotFound(
+            f"The artifacts at {location} are outside this server's artifact stores.",
+            hint="Read them where they are, with the client.",
+        )
+    return None, full
+
+
+def _list_local(folder: str) -> list[FileInfo]:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [
+        FileInfo(e.name, True) if e.is_dir() else FileInfo(e.name, False, e.stat().st_size) for e in entries
+    ]
+
+
+async def list_location(request: Request, location: str, rel: str) -> list[dict[str, Any]]:
+    """MLflow's ``files`` of a listing: paths relative to ``location`` (so they include ``rel``)."""
+    store, where = _where(request, location, rel)
+    entries = await blocking(store.list, where) if store else await blocking(_list_local, where)
+    files: list[dict[str, Any]] = []
+    for e in entries:
+        item: dict[str, Any] = {"path": join(rel, e.path.rsplit("/", 1)[-1]), "is_dir": e.is_dir}
+        if not e.is_dir:
+            item["file_size"] = e.file_size
+        files.append(item)
+    return files
+
+
+async def send_location(request: Request, location: str, rel: str) -> Response:
+    """The file at ``rel`` below ``location``."""
+    if not rel:
+        raise InvalidInput("Invalid path", hint="Name a file.")
+    store, where = _where(request, location, rel)
+    if store is not None:
+        return await _send(store, where)
+    if not os.path.isfile(where):
+        raise NotFound(f"No artifact {rel!r} at {location}.")
+    return FileResponse(where, filename=rel.rsplit("/", 1)[-1], content_disposition_type="attachment")
+
+
+def _required_rel(request: Request, name: str) -> str:
+    value = request.query_params.get(name)
+    if value is None:
+        raise InvalidInput(f"Missing value for required parameter '{name}'.")
+    return artifact_rel_path(value)
+
+
+@router.get("/api/2.0/mlflow/artifacts/list")
+@router.get("/ajax-api/2.0/mlflow/artifacts/list")
+async def list_run_artifacts(request: Request) -> Response:
+    q = request.query_params
+    rel = artifact_rel_path(q.get("path"))
+    run_id = q.get("run_id") or q.get("run_uuid")
+    if not run_id:
+        raise InvalidInput("Missing value for required parameter 'run_id'.")
+    run = await blocking(tracking(request).get_run, run_id)
+    return _listing(run.info.artifact_uri, await list_location(request, run.info.artifact_uri, rel))
+
+
+def _listing(root_uri: str, files: list[dict[str, Any]]) -> Response:
+    return json_response({"root_uri": root_uri, "files": files} if files else {"root_uri": root_uri})
+
+
+@router.get("/get-artifact")
+@router.get("/ajax-api/2.0/mlflow/get-artifact")
+async def get_run_artifact(request: Request) -> Response:
+    rel = _required_rel(request, "path")
+    run_id = request.query_params.get("run_id") or request.query_params.get("run_uuid")
+    if not run_id:
+        raise InvalidInput("Missing value for required parameter 'run_id'.")
+    run = await blocking(tracking(request).get_run, run_id)
+    return await send_location(request, run.info.artifact_uri, rel)
+
+
+@router.get("/model-versions/get-artifact")
+@router.get("//model-versions/get-artifact")  # MLflow's UI asks with two slashes; Flask merges them
+@router.get("/ajax-api/2.0/mlflow/model-versions/get-artifact")
+async def get_model_version_artifact(request: Request) -> Response:
+    rel = _required_rel(request, "path")
+    q = request.query_params
+    name, version = q.get("name"), q.get("version")
+    if not name or not version:
+        raise InvalidInput("Missing value for required parameter 'name' or 'version'.")
+    mv = await blocking(registry(request).get_model_version, name, version)
+    return await send_location(request, mv.source, rel)
+
+
+@router.get("/api/2.0/mlflow/logged-models/{model_id}/artifacts/directories")
+@router.get("/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/directories")
+async def list_logged_model_artifacts(model_id: str, request: Request) -> Response:
+    rel = artifact_rel_path(request.query_params.get("artifact_directory_path"))
+    lm = await blocking(registry(request).get_logged_model, model_id)
+    return _listing(lm.artifact_location, await list_location(request, lm.artifact_location, rel))
+
+
+@router.get("/api/2.0/mlflow/logged-models/{model_id}/artifacts/files")
+@router.get("/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files")
+async def get_logged_model_artifact(model_id: str, request: Request) -> Response:
+    rel = _required_rel(request, "artifact_file_path")
+    lm = await blocking(registry(request).get_logged_model, model_id)
+    return await send_location(request, lm.artifact_location, rel)
 
 
 # ---- multipart (resumable) upload ----------------------------------------------------------

@@ -20,6 +20,10 @@ Where Loopline differs on purpose:
   artifact store (an MLflow client sends none). ``loopline.load_model`` refuses files that differ.
 - An unknown alias is 404 ``RESOURCE_DOES_NOT_EXIST`` naming the aliases that exist (MLflow
   answers 400 ``INVALID_PARAMETER_VALUE``).
+- A ``file://`` source on another host is bad input, 400 (MLflow answers 500).
+
+As in MLflow, a version may name a run this server does not know (a registry shared by several
+tracking servers): a ``runs:/`` source of it is kept as given and its lineage edge marked external.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -299,13 +304,46 @@ async def get_latest_versions(request: Request) -> Response:
 # ---- model versions ------------------------------------------------------------------------
 
 
-def _refuse_local(source: str) -> None:
-    scheme = urllib.parse.urlparse(source).scheme
-    if scheme in ("", "file") or len(scheme) == 1:  # a path, file:// or a Windows drive
-        raise InvalidInput(
-            f"Invalid model version source: '{source:.300}'. A local path cannot be a source on a server.",
-            hint="Log the model to the server first (log_model), then register its models:/ URI.",
-        )
+def _local_path(uri: str) -> Path | None:
+    """The resolved local path ``uri`` names (a path or ``file://``), or None for a remote URI."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            # MLflow answers 500 here; a source naming another host's disk is bad input: 400.
+            raise InvalidInput(
+                f"Invalid model version source: '{uri:.300}'. {uri:.300} is not a valid remote uri.",
+                hint="Use a path on this server's disk, or a remote scheme such as s3:// or smb://.",
+            )
+        return Path(urllib.parse.unquote(parsed.path)).resolve()
+    if parsed.scheme == "" or len(parsed.scheme) == 1:  # a path, or a Windows drive
+        return Path(uri).resolve()
+    return None
+
+
+def _check_local_source(source: str, owner: str, owner_location: str, local: Path) -> None:
+    """MLflow's rule: a local source must lie inside the artifact folder of the run (or logged
+    model) the request names, so a client cannot register arbitrary files of the server's disk."""
+    folder = _local_path(owner_location) if owner_location else None
+    if folder is not None and (folder == local or folder in local.parents):
+        return
+    kind = "model_id" if owner == "model" else "run_id"
+    raise InvalidInput(
+        f"Invalid model version source: '{source:.300}'. To use a local path as a model version "
+        f"source, the {kind} request parameter has to be specified and the local path has to be "
+        f"contained within the artifact directory of the run specified by the {kind}."
+    )
+
+
+def _validate_source(
+    reg: SqlRegistryStore, runs: SqlTrackingStore, source: str, run_id: str, model_id: str
+) -> None:
+    local = _local_path(source)
+    if local is None:
+        return
+    if model_id:
+        _check_local_source(source, "model", reg.get_logged_model(model_id).artifact_location, local)
+    else:
+        _check_local_source(source, "run", runs.get_run(run_id).info.artifact_uri if run_id else "", local)
 
 
 def _resolve_source(
@@ -316,7 +354,10 @@ def _resolve_source(
         return source, run_id, model_id, {}
     ref = uris.parse(source)
     if ref.scheme == "runs":
-        run = runs.get_run(ref.name)
+        try:
+            run = runs.get_run(ref.name)
+        except NotFound:  # another tracking server's run (MLflow accepts it): keep the URI as given
+            return source, run_id or ref.name, model_id, {}
         return join(run.info.artifact_uri, ref.path), run_id or ref.name, model_id, {}
     if ref.alias is None and ref.version is None:  # models:/<model_id>
         if model_id and model_id != ref.name:
@@ -395,11 +436,10 @@ def _create_version(
     source = required_str(body, "source")
     tags = dict(mj.decode_kv_list(body.get("tags"), "tags"))
     sent = rj.decode_digests(body.get(rj.DIGESTS_FIELD))
-    _refuse_local(source)
+    run_id, model_id = optional_str(body, "run_id") or "", optional_str(body, "model_id") or ""
+    _validate_source(reg, runs, source, run_id, model_id)
     reg.get_registered_model(name)  # 404 for an unknown model before any work
-    location, run_id, model_id, inherited = _resolve_source(
-        reg, runs, source, optional_str(body, "run_id") or "", optional_str(body, "model_id") or ""
-    )
+    location, run_id, model_id, inherited = _resolve_source(reg, runs, source, run_id, model_id)
     logged = reg.get_logged_model(model_id) if model_id else None
     if logged is not None:
         run_id = run_id or logged.source_run_id
@@ -607,14 +647,23 @@ def _order_by(items: Sequence[Any]) -> None:
             )
 
 
+def _dataset_filter(d: object) -> tuple[str, str]:
+    """One entry of search's ``datasets``: {"dataset_name", "dataset_digest" (optional)}."""
+    if not isinstance(d, dict):
+        raise mj.invalid_value("datasets", d, "a list of {'dataset_name', 'dataset_digest'}")
+    return (
+        required_str(d, "dataset_name"),
+        mj.decode_str(d.get("dataset_digest"), "dataset_digest", required=False),
+    )
+
+
 @route("POST", "/logged-models/search")
 async def search_logged_models(request: Request) -> Response:
     body = await params(request)
     experiment_ids = [
         experiment_id(e, "experiment_ids") for e in list_arg(body, "experiment_ids", required=True)
     ]
-    if list_arg(body, "datasets"):
-        raise InvalidInput("Searching logged models by dataset is not supported yet.")
+    datasets = [_dataset_filter(d) for d in list_arg(body, "datasets")]
     _order_by(list_arg(body, "order_by"))
     page = await blocking(
         registry(request).search_logged_models,
@@ -622,24 +671,27 @@ async def search_logged_models(request: Request) -> Response:
         optional_str(body, "filter"),
         max_results(body, 50, 50_000),
         page_token(body),
+        datasets,
     )
     return page_response("models", [rj.logged_model_to_json(m) for m in page.items], page.next_page_token)
 
 
-def _log_outputs(reg: SqlRegistryStore, runs: SqlTrackingStore, run_id: str, model_ids: list[str]) -> None:
+def _log_outputs(
+    reg: SqlRegistryStore, runs: SqlTrackingStore, run_id: str, model_ids: list[str], steps: list[int]
+) -> None:
     runs.get_run(run_id)  # 404 for an unknown run
-    reg.log_outputs(run_id, model_ids)
+    reg.log_outputs(run_id, model_ids, steps)
 
 
 @route("POST", "/runs/outputs")
 async def log_outputs(request: Request) -> Response:
     body = await params(request)
     run_id = required_str(body, "run_id")
-    model_ids = []
+    model_ids, steps = [], []
     for m in list_arg(body, "models", required=True):
         if not isinstance(m, dict):
             raise InvalidInput(f"Invalid entry {m!r:.100} in 'models': expected {{'model_id', 'step'}}.")
         model_ids.append(required_str(m, "model_id"))
-        mj.decode_int(m.get("step"), "models.step", default=0)
-    await blocking(_log_outputs, registry(request), tracking(request), run_id, model_ids)
+        steps.append(mj.decode_int(m.get("step"), "models.step", default=0))
+    await blocking(_log_outputs, registry(request), tracking(request), run_id, model_ids, steps)
     return json_response({})

@@ -128,6 +128,17 @@ async def set_experiment_tag(request: Request) -> Response:
     return json_response({})
 
 
+@route("POST", "/experiments/delete-experiment-tag")
+async def delete_experiment_tag(request: Request) -> Response:
+    body = await params(request)
+    await blocking(
+        tracking(request).delete_experiment_tag,
+        required_str(body, "experiment_id"),
+        required_str(body, "key"),
+    )
+    return json_response({})
+
+
 # ---- runs ----------------------------------------------------------------------------------
 
 
@@ -196,7 +207,19 @@ async def log_metric(request: Request) -> Response:
         step=mj.decode_int(body.get("step"), "step", default=0),
     )
     await blocking(tracking(request).log_batch, run_id, [metric])
+    if model_id := optional_str(body, "model_id"):  # MLflow 3: a point of a logged model's metric too
+        await blocking(
+            registry(request).log_logged_model_metrics, model_id, [metric], run_id, _dataset_of(body)
+        )
     return json_response({})
+
+
+def _dataset_of(item: dict[str, Any]) -> tuple[str, str]:
+    """The (name, digest) of the dataset a logged model's metric was measured on ("" when none)."""
+    return (
+        mj.decode_str(item.get("dataset_name"), "dataset_name", required=False),
+        mj.decode_str(item.get("dataset_digest"), "dataset_digest", required=False),
+    )
 
 
 @route("POST", "/runs/log-parameter")
@@ -229,7 +252,7 @@ async def log_batch(request: Request) -> Response:
     body = await params(request)
     run_id = required_str(body, "run_id")
     raw = list_arg(body, "metrics")
-    metrics = [mj.metric_from_json(m) for m in raw]
+    metrics = mj.metrics_from_json(raw)
     await blocking(
         tracking(request).log_batch,
         run_id,
@@ -238,13 +261,13 @@ async def log_batch(request: Request) -> Response:
         mj.tags_from_json(body.get("tags")),
     )
     # MLflow 3's log_model re-logs the run's metrics tagged with the logged model they describe.
-    by_model: dict[str, list[Metric]] = {}
+    by_model: dict[tuple[str, tuple[str, str]], list[Metric]] = {}
     for item, metric in zip(raw, metrics, strict=True):
         model_id = item.get("model_id") if isinstance(item, dict) else None
         if isinstance(model_id, str) and model_id:
-            by_model.setdefault(model_id, []).append(metric)
-    for model_id, model_metrics in by_model.items():
-        await blocking(registry(request).log_logged_model_metrics, model_id, model_metrics, run_id)
+            by_model.setdefault((model_id, _dataset_of(item)), []).append(metric)
+    for (model_id, dataset), model_metrics in by_model.items():
+        await blocking(registry(request).log_logged_model_metrics, model_id, model_metrics, run_id, dataset)
     return json_response({})
 
 
@@ -255,6 +278,7 @@ async def log_inputs(request: Request) -> Response:
         tracking(request).log_inputs,
         required_str(body, "run_id"),
         [mj.dataset_input_from_json(d) for d in list_arg(body, "datasets")],
+        mj.model_inputs_from_json(list_arg(body, "models")),
     )
     return json_response({})
 

@@ -80,7 +80,13 @@ class SqlLineageReader:
 
 
 def edge_to_json(e: Edge) -> dict[str, Any]:
-    return {"from_uri": e.from_uri, "to_uri": e.to_uri, "relation": e.relation, "time_ms": e.time_ms}
+    return {
+        "from_uri": e.from_uri,
+        "to_uri": e.to_uri,
+        "relation": e.relation,
+        "time_ms": e.time_ms,
+        "external": e.external,  # the source is not in this store (e.g. another tracking server's run)
+    }
 
 
 def event_to_json(e: Event) -> dict[str, Any]:
@@ -101,7 +107,10 @@ class RestLineageReader:
 
     def _walk(self, direction: str, uri: str) -> list[Edge]:
         body = self.client.call("GET", f"{_API}/lineage/{direction}", {"uri": uri})
-        return [Edge(x["from_uri"], x["to_uri"], x["relation"], int(x["time_ms"])) for x in body["edges"]]
+        return [
+            Edge(x["from_uri"], x["to_uri"], x["relation"], int(x["time_ms"]), bool(x.get("external", False)))
+            for x in body["edges"]
+        ]
 
     def upstream(self, uri: str) -> list[Edge]:
         return self._walk("upstream", uri)

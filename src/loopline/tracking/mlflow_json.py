@@ -8,6 +8,7 @@ becomes a 400 with MLflow's ``INVALID_PARAMETER_VALUE``, never a 500.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +34,18 @@ _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
+def invalid_value(field: str, value: object, expected: str) -> InvalidInput:
+    """A wrong-typed argument, worded as MLflow's server words it (its clients and tests match on
+    the text: ``Invalid value <JSON> for parameter '<field>' supplied``), then what was expected."""
+    shown = json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+    shown = shown if len(shown) <= 100 else shown[:100] + "…"
+    return InvalidInput(f"Invalid value {shown} for parameter '{field}' supplied: expected {expected}.")
+
+
+def missing_value(field: str) -> InvalidInput:
+    return InvalidInput(f"Missing value for required parameter '{field}'.")
+
+
 def encode_float(value: float) -> float | str:
     if math.isfinite(value):
         return value
@@ -40,8 +53,10 @@ def encode_float(value: float) -> float | str:
 
 
 def decode_float(value: object, field: str) -> float:
+    if value is None:
+        raise missing_value(field)
     if isinstance(value, bool):
-        raise InvalidInput(f"Invalid value {value!r} for parameter '{field}': expected a number.")
+        raise invalid_value(field, value, "a number")
     if isinstance(value, str) and value in _SPECIAL:
         return _SPECIAL[value]
     if isinstance(value, int | float | str):
@@ -49,7 +64,7 @@ def decode_float(value: object, field: str) -> float:
             return float(value)
         except (ValueError, OverflowError):  # "abc"; an int too large for a double
             pass
-    raise InvalidInput(f"Invalid value {value!r:.100} for parameter '{field}': expected a number.")
+    raise invalid_value(field, value, "a number")
 
 
 def decode_int(value: object, field: str, default: int | None = None) -> int:
@@ -62,10 +77,10 @@ def decode_int(value: object, field: str, default: int | None = None) -> int:
         n = int(value)  # protobuf's JSON mapping writes int64 as a string
     elif isinstance(value, float) and value.is_integer():
         n = int(value)
+    if value is None:
+        raise missing_value(field)
     if n is None or not INT64_MIN <= n <= INT64_MAX:
-        raise InvalidInput(
-            f"Invalid value {value!r:.100} for parameter '{field}': expected a 64-bit integer."
-        )
+        raise invalid_value(field, value, "a 64-bit integer")
     return n
 
 
@@ -74,8 +89,8 @@ def decode_str(value: object, field: str, *, required: bool = True) -> str:
         return ""
     if not isinstance(value, str):
         if value is None:
-            raise InvalidInput(f"Missing value for required parameter '{field}'.")
-        raise InvalidInput(f"Invalid value {value!r:.100} for parameter '{field}': expected a string.")
+            raise missing_value(field)
+        raise invalid_value(field, value, "a string")
     if "\x00" in value:  # PostgreSQL's text cannot hold NUL: refuse it on every backend alike
         raise InvalidInput(f"Invalid value for parameter '{field}': it contains a NUL character.")
     return value
@@ -89,7 +104,7 @@ def decode_kv_list(value: object, field: str) -> list[tuple[str, str]]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise InvalidInput(f"Invalid value for parameter '{field}': expected a list.")
+        raise invalid_value(field, value, "a list")
     out = []
     for item in value:
         if not isinstance(item, dict):
@@ -150,7 +165,12 @@ def run_to_json(r: Run) -> JSON:
     if r.data.tags:
         data["tags"] = _kv(r.data.tags)
     out: JSON = {"info": run_info_to_json(r.info), "data": data}
-    out["inputs"] = {"dataset_inputs": [dataset_input_to_json(d) for d in r.inputs]} if r.inputs else {}
+    inputs: JSON = {"dataset_inputs": [dataset_input_to_json(d) for d in r.inputs]} if r.inputs else {}
+    if r.model_inputs:
+        inputs["model_inputs"] = [{"model_id": m} for m in r.model_inputs]
+    out["inputs"] = inputs
+    if r.model_outputs:
+        out["outputs"] = {"model_outputs": [{"model_id": m, "step": s} for m, s in r.model_outputs]}
     return out
 
 
@@ -173,7 +193,7 @@ def dataset_input_to_json(d: DatasetInput) -> JSON:
 _I64 = 2**63
 
 
-def metric_from_json(d: object, field: str = "metrics") -> Metric:
+def metric_from_json(d: object, field: str = "metrics", index: int | None = None) -> Metric:
     if type(d) is dict:  # the ingest hot path: well-formed points skip the general decoders
         key, value, ts, step = d.get("key"), d.get("value"), d.get("timestamp"), d.get("step", 0)
         if (
@@ -186,8 +206,10 @@ def metric_from_json(d: object, field: str = "metrics") -> Metric:
             and "\x00" not in key
         ):
             return Metric(key, value, ts, step)
+    if index is not None:  # MLflow names the entry: metrics[3].timestamp
+        field = f"{field}[{index}]"
     if not isinstance(d, dict):
-        raise InvalidInput(f"Invalid entry {d!r} in '{field}': expected an object.")
+        raise invalid_value(field, d, "an object")
     return Metric(
         key=decode_str(d.get("key"), f"{field}.key"),
         value=decode_float(d.get("value"), f"{field}.value"),
@@ -196,12 +218,26 @@ def metric_from_json(d: object, field: str = "metrics") -> Metric:
     )
 
 
+def metrics_from_json(raw: list[Any], field: str = "metrics") -> list[Metric]:
+    return [metric_from_json(m, field, i) for i, m in enumerate(raw)]
+
+
 def params_from_json(value: object, field: str = "params") -> list[Param]:
     return [Param(k, v) for k, v in decode_kv_list(value, field)]
 
 
 def tags_from_json(value: object, field: str = "tags") -> list[RunTag]:
     return [RunTag(k, v) for k, v in decode_kv_list(value, field)]
+
+
+def model_inputs_from_json(value: object) -> list[str]:
+    """The model IDs of log-inputs' ``models`` ([{"model_id": …}])."""
+    out = []
+    for i, m in enumerate(value if isinstance(value, list) else [] if value is None else [value]):
+        if not isinstance(m, dict):
+            raise invalid_value(f"models[{i}]", m, "an object {'model_id': …}")
+        out.append(decode_str(m.get("model_id"), f"models[{i}].model_id"))
+    return out
 
 
 def dataset_input_from_json(d: object) -> DatasetInput:
@@ -259,6 +295,8 @@ def _kv_fast(items: object, field: str) -> dict[str, str]:
 def run_from_json(d: JSON) -> Run:
     data = d.get("data") or {}
     inputs = (d.get("inputs") or {}).get("dataset_inputs") or []
+    model_inputs = (d.get("inputs") or {}).get("model_inputs") or []
+    model_outputs = (d.get("outputs") or {}).get("model_outputs") or []
     return Run(
         run_info_from_json(d["info"]),
         RunData(
@@ -267,4 +305,6 @@ def run_from_json(d: JSON) -> Run:
             latest_metrics=tuple(metric_from_json(m) for m in data.get("metrics") or []),
         ),
         tuple(dataset_input_from_json(x) for x in inputs),
+        tuple(str(m["model_id"]) for m in model_inputs),
+        tuple((str(m["model_id"]), int(m.get("step") or 0)) for m in model_outputs),
     )

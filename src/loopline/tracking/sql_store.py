@@ -7,8 +7,10 @@ object URI) in that same transaction, so the audit trail can never disagree with
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import json
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -55,9 +57,24 @@ def _views(view_type: ViewType) -> tuple[str, ...]:
 class SqlTrackingStore(SqlStore):
     """Tracking data in SQLite or PostgreSQL, scoped to one workspace and acting as one actor."""
 
-    def __init__(self, engine: Engine, *, workspace: str = "default", actor: str = "unknown") -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        workspace: str = "default",
+        actor: str = "unknown",
+        artifact_root: str | None = None,
+    ) -> None:
         super().__init__(engine, workspace=workspace, actor=actor)
+        # None: experiments keep their artifacts in Loopline's store (mlflow-artifacts:/<id>). A URI:
+        # new experiments get <root>/<id>, written by clients directly (`server --no-serve-artifacts`).
+        self.artifact_root = artifact_root.rstrip("/") if artifact_root else None
         self._ensure_workspace()
+
+    def _default_location(self, experiment_id: object) -> str:
+        if self.artifact_root:
+            return f"{self.artifact_root}/{experiment_id}"
+        return uris.artifact_location(str(experiment_id))
 
     def scoped(self, *, workspace: str | None = None, actor: str | None = None) -> SqlTrackingStore:
         clone = super().scoped(workspace=workspace, actor=actor)
@@ -92,7 +109,7 @@ class SqlTrackingStore(SqlStore):
             conn.execute(
                 update(t.experiments)
                 .where(t.experiments.c.experiment_id == exp_id)
-                .values(artifact_location=uris.artifact_location(str(exp_id)))
+                .values(artifact_location=self._default_location(exp_id))
             )
             self._event(conn, "workspace.create", f"workspaces:/{self.workspace}")
 
@@ -156,6 +173,9 @@ class SqlTrackingStore(SqlStore):
         validate_text("The experiment name", name)
         for k, v in (tags or {}).items():
             validate_tag(RunTag(k, v))
+        if artifact_location and "://" not in artifact_location and ":/" not in artifact_location:
+            # A plain path: absolute, as MLflow makes it (relative to this process's folder).
+            artifact_location = os.path.abspath(artifact_location)
         ms = now_ms()
         try:
             with self._write() as conn:
@@ -175,7 +195,7 @@ class SqlTrackingStore(SqlStore):
                     conn.execute(
                         update(t.experiments)
                         .where(t.experiments.c.experiment_id == exp_id)
-                        .values(artifact_location=uris.artifact_location(str(exp_id)))
+                        .values(artifact_location=self._default_location(exp_id))
                     )
                 if tags:
                     conn.execute(
@@ -275,6 +295,23 @@ class SqlTrackingStore(SqlStore):
                 ins.on_conflict_do_update(index_elements=["experiment_id", "key"], set_={"value": value})
             )
             self._event(conn, "experiment.set_tag", f"experiments:/{row.experiment_id}", key=key)
+
+    def delete_experiment_tag(self, experiment_id: str, key: str) -> None:
+        with self._write() as conn:
+            row = self._experiment_row(conn, experiment_id)
+            if row.lifecycle_stage != LifecycleStage.ACTIVE.value:
+                raise InvalidInput(
+                    f"The experiment {experiment_id} must be in the 'active' state. "
+                    f"Current state is {row.lifecycle_stage}.",
+                    hint="Restore the experiment first.",
+                )
+            et = t.experiment_tags.c
+            deleted = conn.execute(
+                delete(t.experiment_tags).where(et.experiment_id == row.experiment_id, et.key == key)
+            ).rowcount
+            if deleted == 0:
+                raise NotFound(f"No tag with name: {key} in experiment with id {experiment_id}")
+            self._event(conn, "experiment.delete_tag", f"experiments:/{row.experiment_id}", key=key)
 
     # ---- runs ------------------------------------------------------------------------------
 
@@ -397,7 +434,19 @@ class SqlTrackingStore(SqlStore):
     def get_run(self, run_id: str) -> Run:
         with self.engine.connect() as conn:
             row = self._run_row(conn, run_id)
-            return self._load_runs(conn, [row])[0]
+            run = self._load_runs(conn, [row])[0]
+            rlm = t.run_logged_models.c
+            links = conn.execute(
+                select(rlm.model_id, rlm.direction, rlm.step)
+                .where(rlm.run_uuid == run_id)
+                .order_by(rlm.model_id)
+            ).all()
+        # Only here, not in searches: listing runs stays one query per kind of child row.
+        return dataclasses.replace(
+            run,
+            model_inputs=tuple(m for m, d, _ in links if d == "input"),
+            model_outputs=tuple((m, s) for m, d, s in links if d == "output"),
+        )
 
     def update_run_info(
         self,
@@ -527,9 +576,21 @@ class SqlTrackingStore(SqlStore):
                 raise NotFound(f"No tag with name: {key} in run with id {run_id}")
             self._event(conn, "run.delete_tag", f"runs:/{run_id}", key=key)
 
-    def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
+    def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput], models: Sequence[str] = ()) -> None:
+        """Record the datasets and the logged models (by ID) that run ``run_id`` used."""
         with self._write() as conn:
             run = self._active_run_row(conn, run_id)
+            for model_id in models:
+                lm = t.logged_models.c
+                if not conn.execute(
+                    select(lm.model_id).where(lm.model_id == model_id, lm.workspace == self.workspace)
+                ).first():
+                    raise NotFound(f"Logged model with ID '{model_id}' not found.")
+                ins = self._insert(conn, t.run_logged_models).values(
+                    run_uuid=run_id, model_id=model_id, direction="input", step=0
+                )
+                conn.execute(ins.on_conflict_do_nothing())
+                self._edge(conn, f"models:/{model_id}", f"runs:/{run_id}", "input_of")
             for di in datasets:
                 d = di.dataset
                 if not d.name or not d.digest:
@@ -564,7 +625,7 @@ class SqlTrackingStore(SqlStore):
                 )
                 conn.execute(ins.on_conflict_do_nothing())
                 self._edge(conn, f"datasets:/{d.name}/{d.digest}", f"runs:/{run_id}", "input_of")
-            self._event(conn, "run.log_inputs", f"runs:/{run_id}", datasets=len(datasets))
+            self._event(conn, "run.log_inputs", f"runs:/{run_id}", datasets=len(datasets), models=len(models))
 
     # ---- reads -----------------------------------------------------------------------------
 
@@ -724,7 +785,14 @@ class SqlTrackingStore(SqlStore):
                         f"Run {active[0]} is not deleted; only deleted runs can be purged.",
                         hint="Delete it first (`loopline runs delete`).",
                     )
-                for table in (t.metrics, t.latest_metrics, t.params, t.tags, t.run_inputs):
+                for table in (
+                    t.metrics,
+                    t.latest_metrics,
+                    t.params,
+                    t.tags,
+                    t.run_inputs,
+                    t.run_logged_models,
+                ):
                     conn.execute(delete(table).where(table.c.run_uuid.in_(chunk)))
                 purged += conn.execute(
                     delete(t.runs).where(t.runs.c.run_uuid.in_(chunk), t.runs.c.workspace == self.workspace)

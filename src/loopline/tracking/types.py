@@ -115,3 +115,6 @@ class Run:
     info: RunInfo
     data: RunData = field(default_factory=RunData)
     inputs: tuple[DatasetInput, ...] = ()
+    # MLflow 3: the logged models the run used (model IDs) and produced ((model ID, step) pairs).
+    model_inputs: tuple[str, ...] = ()
+    model_outputs: tuple[tuple[str, int], ...] = ()
