@@ -8,10 +8,10 @@ import time
 import pytest
 
 from loopline.errors import InvalidInput, NotFound
-from loopline.metadata import ModelMetric
 from loopline.metadata.engine import create_store_engine
 from loopline.metadata.lineage import downstream, upstream
 from loopline.registry.sql_store import SqlRegistryStore
+from loopline.registry.types import ModelMetric
 from loopline.tracking.sql_store import SqlTrackingStore
 from loopline.tracking.types import Metric
 

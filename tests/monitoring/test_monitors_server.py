@@ -91,7 +91,13 @@ def test_cli_monitor_lineage_and_events_through_the_server(loopline_server: str,
     assert len(newest) == 3 and newest[0]["id"] > newest[-1]["id"]  # every object's, newest first
     assert "actor" in ok("events", "--limit", "3")  # the table
     edges = json.loads(ok("lineage", "deployments:/churn-prod", "--format", "json"))
-    assert {"from": "deployments:/churn-prod", "to": "monitors:/churn", "relation": "monitored_by"} in edges
+    edge = {
+        "from": "deployments:/churn-prod",
+        "to": "monitors:/churn",
+        "relation": "monitored_by",
+        "resolved": True,
+    }
+    assert edge in edges
     assert "deployments:/churn-prod" in ok("lineage", "monitors:/churn", "--upstream")
 
     assert "Started monitor churn" in ok("monitor", "run", "churn", "--no-wait")  # the server runs it
