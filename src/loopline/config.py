@@ -28,6 +28,11 @@ ROOT``                         ``<root>/<id>`` and clients write there directly 
                                (``local``)
 ``LOOPLINE_DATA_REMOTE``       where ``loopline data push/pull`` send and fetch versions
                                (``s3://bucket/prefix`` or a folder; unset)
+``LOOPLINE_SCHEDULER_INTERVAL`` ``loopline server``: seconds between pipeline scheduler ticks
+                               (``30``; ``0``: off)
+``LOOPLINE_MONITOR_POLL``      ``loopline server``: seconds between due-monitor polls (``30``; ``0``: off)
+``LOOPLINE_SERVER_RUN_UDFS``   ``loopline server`` runs on-demand feature views' stored code
+                               (``0``: clients run it)
 =============================  =========================================================
 """
 
@@ -73,12 +78,19 @@ class Settings:
     # MLflow's `--no-serve-artifacts` mode of the server (off when empty): new experiments' artifact
     # locations lie under this URI and clients write there directly, bypassing the server.
     direct_artifacts_root: str = ""
+    # loopline server: seconds between the pipeline scheduler's ticks and between monitor polls (0: off).
+    scheduler_interval: float = 30.0
+    monitor_poll: float = 30.0
+    # loopline server: run on-demand feature views' stored Python for clients (off: they run it).
+    server_run_udfs: bool = False
 
     def __post_init__(self) -> None:
         # Values from the environment arrive as strings: coerce them as a validating model would.
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.type == "float":
+            if f.type == "bool":
+                object.__setattr__(self, f.name, _flag(f.name, value))
+            elif f.type == "float":
                 if isinstance(value, bool) or not isinstance(value, int | float | str):
                     raise _invalid(f.name, value)
                 try:
@@ -110,6 +122,9 @@ class Settings:
             "executor",
             "data_remote",
             "direct_artifacts_root",
+            "scheduler_interval",
+            "monitor_poll",
+            "server_run_udfs",
         ):
             raw = env.get(f"LOOPLINE_{name.upper()}")
             if raw:
@@ -135,8 +150,19 @@ class Settings:
         return self.tracking_uri.startswith(("http://", "https://"))
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def _flag(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise InvalidInput(f"Invalid setting {name}={value!r}: it must be 1/true/yes/on or 0/false/no/off.")
+
+
 def _invalid(name: str, value: object) -> InvalidInput:
-    kind = "a number" if name.endswith(("interval", "older_than")) else "a string"
+    kind = "a number" if name.endswith(("interval", "older_than", "poll")) else "a string"
     return InvalidInput(f"Invalid setting {name}={value!r}: it must be {kind}.")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import uuid
 from collections.abc import Iterator
@@ -10,14 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from feature_support import DEFS, at
 
 REQUIRE_SERVICES = os.environ.get("LOOPLINE_REQUIRE_SERVICES") == "1"
-
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-
-def at(seconds: float) -> dt.datetime:
-    return T0 + dt.timedelta(seconds=seconds)
 
 
 def unavailable(reason: str) -> None:
@@ -60,31 +54,6 @@ def driver_parquet(tmp_path: Path) -> Path:
     path = tmp_path / "driver_stats.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
     return path
-
-
-DEFS = """
-from datetime import timedelta
-from loopline.features import (Entity, FeatureService, FeatureView, Field, FileSource, Float64, Int64,
-                               PushSource, RequestSource, on_demand_feature_view)
-
-driver = Entity(name="driver", join_keys=["driver_id"])
-driver_stats = FeatureView(
-    name="driver_stats",
-    entities=[driver],
-    source=PushSource(name="driver_push", batch_source=FileSource(path={path!r})),
-    schema=[Field("conv_rate", Float64), Field("trips", Int64)],
-    ttl=timedelta(hours={ttl_hours}),
-)
-
-@on_demand_feature_view(
-    sources=[driver_stats, RequestSource("req", [Field("bonus", Float64)])],
-    schema=[Field("boosted", Float64), Field("trips_k", Float64)],
-)
-def boosted(df):
-    return pd.DataFrame({{"boosted": df["conv_rate"] * 2 + df["bonus"], "trips_k": df["trips"] / 1000}})
-
-activity = FeatureService(name="activity", features=[driver_stats[["conv_rate"]], boosted])
-"""
 
 
 @pytest.fixture

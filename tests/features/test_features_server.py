@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import at
+from feature_support import at
 from support import free_port, wait_http
 
 from loopline.config import Settings

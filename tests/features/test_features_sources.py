@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import at
+from feature_support import at
 from test_features_store import ENTITY
 
 from loopline.features import (

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import DEFS, at
+from feature_support import DEFS, at
 
 from loopline.errors import InvalidInput, NotFound
 from loopline.features import Entity, FeatureStore, FeatureView, Field, FileSource, Float64

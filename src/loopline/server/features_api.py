@@ -55,7 +55,6 @@ File sources name paths on the server's disk: a path only the client has is refu
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -130,9 +129,9 @@ def require_server_readable(view: FeatureView) -> None:
         )
 
 
-def refuse_user_code(defs: dict[str, Definition], features: list[str] | str) -> None:
+def refuse_user_code(defs: dict[str, Definition], features: list[str] | str, *, allowed: bool) -> None:
     """400 when ``features`` need an on-demand view and this server does not run stored code."""
-    if os.environ.get("LOOPLINE_SERVER_RUN_UDFS") == "1":
+    if allowed:
         return
     views = {ref.partition(":")[0] for ref in refs_of(features, defs)}
     on_demand = sorted(v for v in views if isinstance(defs.get(v), OnDemandFeatureView))
@@ -379,7 +378,7 @@ def _historical(store: FeatureStore, entity: Any, query: dict[str, Any]) -> byte
     features = _features_arg(query)
     full = _flag(query, "full_feature_names")
     defs = store._load(force=True)  # an apply through another server process shows at once
-    refuse_user_code(defs, features)
+    refuse_user_code(defs, features, allowed=store.settings.server_run_udfs)
     for view in resolve(features, defs, full_feature_names=full).views:
         d = defs[view]
         if isinstance(d, FeatureView):
@@ -455,7 +454,7 @@ async def save_training_set(request: Request) -> Response:
 
 
 def _online(store: FeatureStore, features: list[str] | str, entities: Any, full: bool) -> OnlineResponse:
-    refuse_user_code(store._load(), features)
+    refuse_user_code(store._load(), features, allowed=store.settings.server_run_udfs)
     return store.get_online_features(features, entities, full_feature_names=full)
 
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -394,7 +393,7 @@ async def background(app: FastAPI) -> AsyncIterator[None]:
     """
     if not any(getattr(r, "path", None) == "/metrics" for r in app.router.routes):
         app.include_router(metrics_router)
-    poll = float(os.environ.get("LOOPLINE_MONITOR_POLL", "30") or 30)
+    poll = app.state.loopline.settings.monitor_poll
     task = asyncio.create_task(_schedule_loop(app, poll)) if poll > 0 else None
     try:
         yield

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
@@ -409,8 +408,8 @@ async def background(app: FastAPI) -> AsyncIterator[None]:
     """Run the pipeline scheduler while the server is up (entered by the app's lifespan)."""
     from loopline.pipelines.schedule import Scheduler, launch_process
 
-    interval = float(os.environ.get("LOOPLINE_SCHEDULER_INTERVAL", "30") or 0)
     st = app.state.loopline
+    interval = st.settings.scheduler_interval
     if interval <= 0:
         yield
         return
