@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 import httpx
 
@@ -29,3 +34,65 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: fl
             pass
         time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+@contextlib.contextmanager
+def serve_loopline(
+    home: Path,
+    *,
+    store: str | None = None,
+    artifacts: str | None = None,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    check_log: bool = False,
+) -> Iterator[str]:
+    """``loopline server`` in a subprocess on a free 127.0.0.1 port; yields its URL.
+
+    Its own store: ``store`` (default SQLite in ``home``) and ``artifacts`` (default ``home/artifacts``);
+    no ``LOOPLINE_*``/``MLFLOW_TRACKING_URI`` of the test's environment leaks in, ``env`` is added.
+    The log goes to ``home/server.log`` (a file, not a pipe nobody reads); with ``check_log`` the log
+    must hold no traceback at the end: every request, bad ones included, was answered on purpose.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    full = {
+        k: v for k, v in os.environ.items() if not k.startswith("LOOPLINE_") and k != "MLFLOW_TRACKING_URI"
+    }
+    full |= {
+        "LOOPLINE_TRACKING_URI": store or f"sqlite:///{home / 'server.db'}",
+        "LOOPLINE_ARTIFACTS_URI": artifacts or str(home / "artifacts"),
+        **(env or {}),
+    }
+    port = free_port()
+    log = home / "server.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "loopline.cli",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *args,
+            ],
+            cwd=home,
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/health", proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    if check_log:
+        text = log.read_text()
+        assert "Traceback" not in text, text

@@ -8,7 +8,6 @@ The ``DataStore`` contract runs the same cases over SQLite, PostgreSQL and REST.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -27,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from support import free_port, wait_http
+from support import serve_loopline
 
 import loopline
 from loopline.artifacts.manifest import Entry, Manifest
@@ -52,39 +51,10 @@ class Server:
         return self.home / "artifacts"
 
 
-@contextlib.contextmanager
-def running_server(home: Path, tracking_uri: str, artifacts_uri: str) -> Iterator[str]:
-    """``loopline server`` in a subprocess on ``tracking_uri`` and ``artifacts_uri``; its URL."""
-    env = {**os.environ, "LOOPLINE_TRACKING_URI": tracking_uri, "LOOPLINE_ARTIFACTS_URI": artifacts_uri}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    port = free_port()
-    with open(home / "server.log", "wb") as log:  # a file, not a pipe nobody reads
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=home,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/health", proc)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-    text = (home / "server.log").read_text()
-    assert "Traceback" not in text, text  # every request, bad ones included, is answered on purpose
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("data-server")
-    with running_server(home, f"sqlite:///{home / 'server.db'}", str(home / "artifacts")) as url:
+    with serve_loopline(home, check_log=True) as url:
         yield Server(url, home)
 
 
@@ -529,7 +499,7 @@ def test_contract_concurrent_adds_of_the_same_content_make_one_version(backend: 
 @pytest.mark.s3
 def test_a_server_on_postgres_and_s3(postgres_uri: str, s3_uri: str, tmp_path: Path) -> None:
     """The team set-up: the server's metadata in PostgreSQL, its blobs in a bucket."""
-    with running_server(tmp_path, postgres_uri, s3_uri) as url:
+    with serve_loopline(tmp_path, store=postgres_uri, artifacts=s3_uri, check_log=True) as url:
         settings = Settings.from_env({}, tracking_uri=url)
         alice = DataClient(settings)
         folder = tmp_path / "data"

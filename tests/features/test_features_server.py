@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from feature_support import at
-from support import free_port, wait_http
+from support import serve_loopline
 
 from loopline.config import Settings
 from loopline.errors import InvalidInput
@@ -57,31 +57,8 @@ def _serve(home: Path, **env: str) -> Iterator[Server]:
     """``loopline server`` in a subprocess on its own SQLite database (and ``env``'s settings)."""
     home.mkdir(parents=True, exist_ok=True)
     workspace = env.get("LOOPLINE_WORKSPACE", "default")
-    full = {
-        **os.environ,
-        "LOOPLINE_TRACKING_URI": f"sqlite:///{home / 'server.db'}",
-        "LOOPLINE_ARTIFACTS_URI": str(home / "artifacts"),
-        **env,
-    }
-    full.pop("MLFLOW_TRACKING_URI", None)
-    port = free_port()
-    with open(home / "server.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
-            env=full,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/health", proc)
+    with serve_loopline(home, env=env) as url:
         yield Server(url, home, workspace)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture

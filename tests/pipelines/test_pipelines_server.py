@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from pipeline_support import write
-from support import free_port, wait_http
+from support import serve_loopline
 
 from loopline.artifacts.blobs import BlobArtifactStore
 from loopline.config import Settings
@@ -65,33 +65,8 @@ def greet(name: str = "world"):
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """``loopline server`` with its own SQLite store and artifacts; its scheduler ticks every 0.5 s."""
     home = tmp_path_factory.mktemp("pipelines-server")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_"))}
-    env.update(
-        LOOPLINE_TRACKING_URI=f"sqlite:///{home / 'server.db'}",
-        LOOPLINE_ARTIFACTS_URI=str(home / "artifacts"),
-        LOOPLINE_SCHEDULER_INTERVAL="0.5",
-    )
-    port = free_port()
-    with open(home / "server.log", "wb") as log:  # a file, not a pipe nobody reads
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/health", proc)
+    with serve_loopline(home, env={"LOOPLINE_SCHEDULER_INTERVAL": "0.5"}, check_log=True) as url:
         yield url, home / "artifacts"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-    text = (home / "server.log").read_text()
-    assert "Traceback" not in text, text  # every request was answered on purpose, never with a 500
 
 
 def _client_env(url: str) -> dict[str, str]:

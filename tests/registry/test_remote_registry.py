@@ -6,9 +6,6 @@ its objects with a fresh prefix); the embedded side gets a fresh SQLite database
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +18,7 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from support import free_port, wait_http
+from support import serve_loopline
 
 from loopline.config import Settings
 from loopline.errors import AlreadyExists, InvalidInput, NotFound
@@ -41,34 +38,8 @@ DIGEST = "ab" * 32
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``loopline server`` in a subprocess, shared by this module's HTTP cases."""
-    home = tmp_path_factory.mktemp("registry-server")
-    env = {
-        **os.environ,
-        "LOOPLINE_TRACKING_URI": f"sqlite:///{home / 'server.db'}",
-        "LOOPLINE_ARTIFACTS_URI": str(home / "artifacts"),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    port = free_port()
-    with open(home / "server.log", "wb") as log:  # a file, not a pipe nobody reads
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/health", proc)
+    with serve_loopline(tmp_path_factory.mktemp("registry-server"), check_log=True) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-    text = (home / "server.log").read_text()
-    assert "Traceback" not in text, text  # every request is answered on purpose
 
 
 @dataclass

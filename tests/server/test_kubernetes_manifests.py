@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import sqlalchemy as sa
 import yaml
-from support import free_port, wait_http
+from support import serve_loopline
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -115,30 +115,14 @@ def test_probes_answer_on_a_real_server_and_readiness_follows_the_database(
     )
     name = postgres_uri.rsplit("/", 1)[1]
     admin = sa.create_engine(postgres_uri.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "LOOPLINE_TRACKING_URI")}
-    env |= {
-        "LOOPLINE_STORE_URI": postgres_uri,
-        "LOOPLINE_ARTIFACTS_URI": str(tmp_path / "artifacts"),
-    }
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed in finally
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(url + live, proc)
-        assert httpx.get(url + ready).json() == {"ready": True}
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        answer = httpx.get(url + ready, timeout=10)
-        assert answer.status_code == 503 and answer.json()["ready"] is False
-        assert httpx.get(url + live).status_code == 200
+        with serve_loopline(tmp_path, store=postgres_uri) as url:
+            assert httpx.get(url + live).status_code == 200
+            assert httpx.get(url + ready).json() == {"ready": True}
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            answer = httpx.get(url + ready, timeout=10)
+            assert answer.status_code == 503 and answer.json()["ready"] is False
+            assert httpx.get(url + live).status_code == 200
     finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
         admin.dispose()

@@ -4,10 +4,8 @@ schedule that every replica's scheduler sees fires once per slot."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import free_port, wait_http
+from support import serve_loopline
 
 from loopline.config import Settings
 from loopline.metadata.engine import create_store_engine
@@ -38,24 +36,6 @@ def greet(name: str = "world"):
 """
 
 
-def _start(
-    store: str, artifacts: Path, log: Path, extra_env: dict[str, str]
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("LOOPLINE_TRACKING_URI", "MLFLOW_TRACKING_URI")}
-    env |= {"LOOPLINE_STORE_URI": store, "LOOPLINE_ARTIFACTS_URI": str(artifacts), **extra_env}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/health", proc)
-    return proc, url
-
-
 @pytest.fixture
 def replicas(
     tmp_path: Path, postgres_uri: str, request: pytest.FixtureRequest
@@ -65,22 +45,19 @@ def replicas(
     setup, extra = getattr(request, "param", (None, {}))
     if setup is not None:
         setup(postgres_uri, tmp_path)
-    procs: list[subprocess.Popen[bytes]] = []
-    urls = []
-    try:
-        for i in range(2):
-            proc, url = _start(postgres_uri, tmp_path / "artifacts", tmp_path / f"replica{i}.log", extra)
-            procs.append(proc)
-            urls.append(url)
+    with contextlib.ExitStack() as stack:
+        urls = [
+            stack.enter_context(
+                serve_loopline(
+                    tmp_path / f"replica{i}",
+                    store=postgres_uri,
+                    artifacts=str(tmp_path / "artifacts"),
+                    env=extra,
+                )
+            )
+            for i in range(2)
+        ]
         yield urls, postgres_uri, tmp_path
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def _client(url: str) -> Client:
