@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import free_port, wait_http
+from support import free_port, serve_loopline, wait_http
 
 REQUIRE_SERVICES = os.environ.get("LOOPLINE_REQUIRE_SERVICES") == "1"
 PG_ADMIN = os.environ.get("LOOPLINE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -107,32 +107,10 @@ def s3_uri(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def loopline_server(tmp_path: Path) -> Iterator[str]:
-    """``loopline server`` in a subprocess on a free port, with its own SQLite store and artifacts."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "LOOPLINE_TRACKING_URI": f"sqlite:///{tmp_path / 'server.db'}",
-        "LOOPLINE_ARTIFACTS_URI": str(tmp_path / "server-artifacts"),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - a file, not a pipe nobody reads: a full pipe blocks
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/health", proc)
+    """``loopline server`` in a subprocess on a free port, with its own SQLite store and artifacts
+    (``tmp_path/server.db``, ``tmp_path/server-artifacts``: a test may fill them before it starts)."""
+    with serve_loopline(tmp_path, artifacts=str(tmp_path / "server-artifacts")) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture

@@ -36,6 +36,10 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: fl
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
+# A test's own (client-side) settings of where the store is must not redirect the server's.
+_WHERE = {"LOOPLINE_TRACKING_URI", "LOOPLINE_ARTIFACTS_URI", "LOOPLINE_STORE_URI", "MLFLOW_TRACKING_URI"}
+
+
 @contextlib.contextmanager
 def serve_loopline(
     home: Path,
@@ -49,14 +53,13 @@ def serve_loopline(
     """``loopline server`` in a subprocess on a free 127.0.0.1 port; yields its URL.
 
     Its own store: ``store`` (default SQLite in ``home``) and ``artifacts`` (default ``home/artifacts``);
-    no ``LOOPLINE_*``/``MLFLOW_TRACKING_URI`` of the test's environment leaks in, ``env`` is added.
+    the test's own tracking and artifact URIs do not leak in (its other ``LOOPLINE_*`` settings do),
+    ``env`` is added.
     The log goes to ``home/server.log`` (a file, not a pipe nobody reads); with ``check_log`` the log
     must hold no traceback at the end: every request, bad ones included, was answered on purpose.
     """
     home.mkdir(parents=True, exist_ok=True)
-    full = {
-        k: v for k, v in os.environ.items() if not k.startswith("LOOPLINE_") and k != "MLFLOW_TRACKING_URI"
-    }
+    full = {k: v for k, v in os.environ.items() if k not in _WHERE}
     full |= {
         "LOOPLINE_TRACKING_URI": store or f"sqlite:///{home / 'server.db'}",
         "LOOPLINE_ARTIFACTS_URI": artifacts or str(home / "artifacts"),

@@ -6,17 +6,12 @@ their own experiments (unique names) and runs.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from support import serve_loopline
 
 
 @dataclass(frozen=True)
@@ -29,60 +24,13 @@ class RunningServer:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"loopline server exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout}s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """``loopline server`` on a free 127.0.0.1 port, shared by the tests of one module."""
     home = tmp_path_factory.mktemp("server")
-    artifacts = home / "artifacts"
-    log = home / "server.log"
-    env = {
-        **os.environ,
-        "LOOPLINE_TRACKING_URI": f"sqlite:///{home / 'server.db'}",
-        "LOOPLINE_ARTIFACTS_URI": str(artifacts),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    port = _free_port()
-    # The log goes to a file, not a pipe nobody reads: a chatty server would block on a full pipe.
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(url + "/health", proc, log)
-        yield RunningServer(url, home, artifacts, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
     # Every request the tests make is answered on purpose; a traceback means a server bug.
-    assert "Traceback" not in log.read_text(), log.read_text()
+    with serve_loopline(home, check_log=True) as url:
+        yield RunningServer(url, home, home / "artifacts", home / "server.log")
 
 
 @pytest.fixture

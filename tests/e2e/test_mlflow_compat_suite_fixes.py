@@ -21,8 +21,9 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelInput, LoggedModelOutput
 from mlflow.exceptions import MlflowException
+from support import serve_loopline
 
-from .conftest import RunningServer, _free_port, _wait
+from .conftest import RunningServer
 
 pytestmark = pytest.mark.e2e
 
@@ -51,22 +52,10 @@ def client(mlflow_uri: str) -> MlflowClient:
 def direct_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """``loopline server --no-serve-artifacts --default-artifact-root file://…``."""
     home = tmp_path_factory.mktemp("direct")
-    root, log = home / "root", home / "server.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_TRACKING"))}
-    port = _free_port()
-    cmd = [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--store-uri", f"sqlite:///{home / 'server.db'}", "--no-serve-artifacts"]
-    cmd += ["--default-artifact-root", root.as_uri()]
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(url + "/health", proc, log)
-        yield RunningServer(url, home, root, log)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    assert "Traceback" not in log.read_text(), log.read_text()
+    root = home / "root"
+    args = ["--store-uri", f"sqlite:///{home / 'server.db'}", "--no-serve-artifacts"]
+    with serve_loopline(home, args=[*args, "--default-artifact-root", root.as_uri()], check_log=True) as url:
+        yield RunningServer(url, home, root, home / "server.log")
 
 
 # ---- MLflow's wording for arguments of the wrong type -------------------------------------------
@@ -107,10 +96,10 @@ def test_an_experiment_tag_can_be_deleted(client: MlflowClient) -> None:
     assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST"
 
 
-def test_a_relative_artifact_location_is_made_absolute(client: MlflowClient) -> None:
+def test_a_relative_artifact_location_is_made_absolute(client: MlflowClient, server: RunningServer) -> None:
     exp_id = client.create_experiment(_name("rel"), artifact_location="shelf/models")
     location = client.get_experiment(exp_id).artifact_location
-    assert location == os.path.join(os.getcwd(), "shelf", "models")  # the server runs in this folder
+    assert location == str(server.home / "shelf" / "models")  # the server runs in its home folder
 
 
 # ---- registry: a run of another tracking server --------------------------------------------------
