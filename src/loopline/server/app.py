@@ -97,13 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(VersionMiddleware)
-    app.include_router(mlflow_tracking.router)
-    app.include_router(mlflow_artifacts.router)
-    app.include_router(mlflow_registry.router)
-    app.include_router(loopline_api.router)
-    for domain in (data_api, features_api, monitoring_api, pipelines_api):
-        app.include_router(domain.router)
-    app.include_router(monitoring_api.metrics_router)  # GET /metrics: Prometheus gauges per monitor
+    # The probes first: routes are matched in order, and a probe every few seconds per replica
+    # should not walk every router's routes (FastAPI matches included routers one by one).
 
     @app.get("/health", include_in_schema=False)
     @app.get("/ping", include_in_schema=False)
@@ -148,4 +143,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
         )
 
+    app.include_router(mlflow_tracking.router)
+    app.include_router(mlflow_artifacts.router)
+    app.include_router(mlflow_registry.router)
+    app.include_router(loopline_api.router)
+    for domain in (data_api, features_api, monitoring_api, pipelines_api):
+        app.include_router(domain.router)
+    app.include_router(monitoring_api.metrics_router)  # GET /metrics: Prometheus gauges per monitor
     return app
