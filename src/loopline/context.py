@@ -48,21 +48,6 @@ def shared_engine(uri: str) -> Engine:
         return engine
 
 
-def open_sql_engine(settings: Settings, *, what: str) -> Engine:
-    """The shared engine of the database ``settings.tracking_uri`` names, for a domain's SQL store.
-
-    ``what`` names the capability in the error a server URI gets, for the domains that do not go
-    through ``loopline server`` yet.
-    """
-    if settings.is_remote:
-        raise InvalidInput(
-            f"{what} does not work through a server yet: {settings.tracking_uri}.",
-            hint="Run it where the metadata database is (sqlite:///… or postgresql://…), with the same "
-            "LOOPLINE_ARTIFACTS_URI as the server.",
-        )
-    return shared_engine(settings.tracking_uri)
-
-
 @dataclasses.dataclass
 class _Connections:
     """What the copies of one context share, made on first use."""
@@ -149,4 +134,4 @@ class Context:
         return self._conn.artifacts
 
 
-__all__ = ["Context", "open_sql_engine", "shared_engine"]
+__all__ = ["Context", "shared_engine"]
