@@ -19,7 +19,17 @@ from rich.table import Table
 
 from benchmarks._harness import Options, Report, Row, bytecode_as_installed, terminating_on_sigterm
 
-MODULES = ("tracking", "registry", "serving", "data", "validation", "features", "monitoring", "pipelines")
+MODULES = (
+    "tracking",
+    "registry",
+    "serving",
+    "data",
+    "validation",
+    "features",
+    "monitoring",
+    "pipelines",
+    "team_server",
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
