@@ -180,9 +180,12 @@ class FeatureStore:
         self._loaded_at = -1e18
         return p
 
-    def definitions(self) -> dict[str, Definition]:
-        """Every registered view, on-demand view and service by name (entities: :meth:`list_entities`)."""
-        return dict(self._load(force=True))
+    def definitions(self, *, fresh: bool = True) -> dict[str, Definition]:
+        """Every registered view, on-demand view and service by name (entities: :meth:`list_entities`).
+
+        ``fresh=False`` may answer from the copy read within ``registry_ttl`` (the online path).
+        """
+        return dict(self._load(force=fresh))
 
     def list_entities(self) -> list[Entity]:
         self._load(force=True)

@@ -236,7 +236,7 @@ def _apply(store: FeatureStore, req: ApplyRequest) -> int:
     store.compute.check_sources(views)
     store.registry.apply(changes, req.edges)
     store.compute.forget([c.name for c in req.changes if c.op == "remove" and c.kind == "feature_view"])
-    store._loaded_at = -1e18  # the next online read sees the new definitions
+    store.definitions()  # reloads the cached definitions: the next online read sees the new ones
     return len(changes)
 
 
@@ -322,7 +322,7 @@ async def last_materialized_end(request: Request) -> Response:
 
 
 def _materialize(store: FeatureStore, req: MaterializeRequest) -> list[dict[str, Any]]:
-    defs = store._load(force=True)
+    defs = store.definitions()
     for d in defs.values():
         if isinstance(d, FeatureView) and d.online and (req.views is None or d.name in req.views):
             require_server_readable(d)
@@ -377,7 +377,7 @@ def _flag(query: dict[str, Any], name: str) -> bool:
 def _historical(store: FeatureStore, entity: Any, query: dict[str, Any]) -> bytes:
     features = _features_arg(query)
     full = _flag(query, "full_feature_names")
-    defs = store._load(force=True)  # an apply through another server process shows at once
+    defs = store.definitions()  # an apply through another server process shows at once
     refuse_user_code(defs, features, allowed=store.settings.server_run_udfs)
     for view in resolve(features, defs, full_feature_names=full).views:
         d = defs[view]
@@ -438,7 +438,7 @@ def _save(store: FeatureStore, table: Any, query: dict[str, Any]) -> str:
     pairs = [tuple(r.split(":")) for r in refs]
     if not pairs or any(len(p) != 2 or not all(p) for p in pairs):
         raise InvalidInput("Send the training set's features as refs=view:feature (repeat it).")
-    defs = store._load(force=True)
+    defs = store.definitions()
     unknown = sorted({v for v, _ in pairs if v not in defs})
     if unknown:
         raise NotFound(f"Unknown feature view(s) {unknown} in 'refs'.")
@@ -454,7 +454,7 @@ async def save_training_set(request: Request) -> Response:
 
 
 def _online(store: FeatureStore, features: list[str] | str, entities: Any, full: bool) -> OnlineResponse:
-    refuse_user_code(store._load(), features, allowed=store.settings.server_run_udfs)
+    refuse_user_code(store.definitions(fresh=False), features, allowed=store.settings.server_run_udfs)
     return store.get_online_features(features, entities, full_feature_names=full)
 
 
