@@ -15,6 +15,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from loopline.errors import InvalidInput, NotFound
@@ -134,6 +135,23 @@ def unchanged_since_walk(f: LocalFile) -> bool:
         return False
 
 
+def _wal(db: sqlite3.Connection, patience: float = 60.0) -> None:
+    """Switch a (new) cache file to WAL. The switch needs the file to itself and SQLite answers
+    "locked" at once, without waiting, while another process or thread opens the same new file:
+    retry until one of them has switched it (WAL then stays, so the others only read the mode)."""
+    deadline = time.monotonic() + patience
+    delay = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 class HashCache:
     """Digests by stat fingerprint, in one SQLite file shared by every process of this machine."""
 
@@ -147,7 +165,7 @@ class HashCache:
         # Opened on first use and kept: a command makes several calls, each used to reconnect.
         if self._db is None:
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
+            _wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER,"
