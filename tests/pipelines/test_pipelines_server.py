@@ -484,7 +484,7 @@ def test_store_contract_runs_and_steps(store: PipelineStore) -> None:
         store.get_run(uuid.uuid4().hex)
 
     key, fp = uuid.uuid4().hex * 2, uuid.uuid4().hex
-    store.start_steps(run.run_id, ["a"], 4)
+    store.progress(run.run_id, started=["a"], start_time=4)
     assert store.steps(run.run_id)[0].status == "running"
     assert store.find_cached(key) is None and store.known_keys([fp]) == set()
     a = _done(run, "a", key, fp)
@@ -500,7 +500,9 @@ def test_store_contract_runs_and_steps(store: PipelineStore) -> None:
     later = _record(name, start_time=2_000)
     store.create_run(later, [("a", "a")])
     assert store.last_steps(name, later.run_id) == {"a": a}
-    store.finish_step(_done(later, "a", key, fp, output_inline="[2]"), upstream=(), produced=())
+    store.progress(
+        later.run_id, finished=[Finished(_done(later, "a", key, fp, output_inline="[2]"), (), (), ())]
+    )
     assert store.find_cached(key) is not None and store.find_cached(key).output_inline == "[2]"  # newest
 
     store.add_inputs(run.run_id, name, ["datasets:/d/1"])

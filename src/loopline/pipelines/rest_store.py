@@ -73,21 +73,6 @@ class RestPipelineStore:
 
     # ---- steps -------------------------------------------------------------------------------
 
-    def start_steps(self, run_id: str, nodes: Sequence[str], start_time: int) -> None:
-        self.progress(run_id, started=nodes, start_time=start_time)
-
-    def finish_step(
-        self,
-        step: StepRecord,
-        *,
-        upstream: Sequence[str] = (),
-        datasets: Sequence[str] = (),
-        produced: Sequence[str] = (),
-    ) -> None:
-        self.progress(
-            step.run_id, finished=[Finished(step, tuple(upstream), tuple(datasets), tuple(produced))]
-        )
-
     def progress(
         self,
         run_id: str,

@@ -6,8 +6,9 @@ Every write is one transaction that also appends an event and the lineage edges 
     pipelines:/p/<run> ──has_step──► pipelines:/p/<run>/<step> ──produced──► models:/m/7
     pipelines:/p/<run> ──tracked_as──► runs:/<run>
 
-A step's output is registered by ``finish_step`` only, after its bytes are in the artifact store:
-a step killed before that leaves a ``running`` row and no output, and the run stays resumable.
+A step's output is registered by ``progress`` (its ``finished`` steps) only, after its bytes are in
+the artifact store: a step killed before that leaves a ``running`` row and no output, and the run
+stays resumable.
 """
 
 from __future__ import annotations
@@ -262,23 +263,6 @@ class SqlPipelineStore(SqlStore):
         return [_run(r) for r in rows]
 
     # ---- steps -------------------------------------------------------------------------------
-
-    def start_steps(self, run_id: str, nodes: Sequence[str], start_time: int) -> None:
-        """Mark steps ``running`` (one transaction for everything submitted together)."""
-        self.progress(run_id, started=nodes, start_time=start_time)
-
-    def finish_step(
-        self,
-        step: StepRecord,
-        *,
-        upstream: Sequence[str] = (),
-        datasets: Sequence[str] = (),
-        produced: Sequence[str] = (),
-    ) -> None:
-        """Register a step's final state and output, with its lineage edges, atomically."""
-        self.progress(
-            step.run_id, finished=[Finished(step, tuple(upstream), tuple(datasets), tuple(produced))]
-        )
 
     def progress(
         self,

@@ -37,15 +37,6 @@ class PipelineStore(Protocol):
     ) -> list[RunRecord]: ...
 
     # steps
-    def start_steps(self, run_id: str, nodes: Sequence[str], start_time: int) -> None: ...
-    def finish_step(
-        self,
-        step: StepRecord,
-        *,
-        upstream: Sequence[str] = (),
-        datasets: Sequence[str] = (),
-        produced: Sequence[str] = (),
-    ) -> None: ...
     def progress(
         self,
         run_id: str,
