@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +30,9 @@ from benchmarks._harness import (
     Report,
     Row,
     clean_env,
-    free_port,
     log,
     module_main,
+    tracking_server,
 )
 from benchmarks.data import _make_data, _retire, _run
 
@@ -55,55 +53,18 @@ def _embedded(work: Path, data: Path) -> float:
 
 
 def _through_server(work: Path, data: Path) -> float:
-    home = work / "server"
-    home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = clean_env(
-        {
-            "LOOPLINE_TRACKING_URI": f"sqlite:///{home / 'server.db'}",
-            "LOOPLINE_ARTIFACTS_URI": str(home / "art"),
-        }
-    )
-    with open(home / "server.log", "wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "loopline.cli", "server", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=home,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    server = tracking_server("loopline", work / "server")  # its own SQLite database and artifact folder
     try:
-        _wait(f"http://127.0.0.1:{port}/health", server)
+        server.start()
         client = work / "client"
         client.mkdir()
         cmd = [sys.executable, "-m", "loopline.cli", "data", "add", str(data), "--name", "bench"]
-        seconds = _run(cmd, client, clean_env({"LOOPLINE_TRACKING_URI": f"http://127.0.0.1:{port}"}))
+        seconds = _run(cmd, client, clean_env({"LOOPLINE_TRACKING_URI": server.url}))
         if (client / ".loopline").exists():
             raise RuntimeError("the client opened a local store instead of the server's")
         return seconds
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
-def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"loopline server exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
+        server.stop()
 
 
 def run(opts: Options) -> Report:
