@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
+import pytest
 
 
 def free_port() -> int:
@@ -99,3 +100,19 @@ def serve_loopline(
     if check_log:
         text = log.read_text()
         assert "Traceback" not in text, text
+
+
+def allow_mlflow_pickles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the real ``mlflow`` load the pickled/skops models a test saved itself.
+
+    MLflow 3.18 renamed the opt-in (``MLFLOW_ALLOW_MODEL_CODE_EXECUTION``) and warns on the old name,
+    which this suite turns into an error; the installed MLflow decides which one it reads.
+    """
+    import mlflow.environment_variables as mlflow_env
+
+    name = (
+        "MLFLOW_ALLOW_MODEL_CODE_EXECUTION"
+        if hasattr(mlflow_env, "MLFLOW_ALLOW_MODEL_CODE_EXECUTION")
+        else "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+    )
+    monkeypatch.setenv(name, "true")

@@ -29,6 +29,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support import allow_mlflow_pickles
 
 import loopline
 from loopline.errors import InvalidInput, NotFound
@@ -153,7 +154,7 @@ def test_loopline_logs_and_registers_then_mlflow_loads_it(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")  # MLflow 3.17 asks even for skops
+    allow_mlflow_pickles(monkeypatch)  # MLflow asks even for skops
     X, y = data
     model = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y)
     name = _name("rf")

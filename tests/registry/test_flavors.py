@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from support import allow_mlflow_pickles
 
 import loopline
 from loopline.errors import InvalidInput
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.filterwarnings(
 def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv(ALLOW_PICKLE_ENV, raising=False)
     monkeypatch.delenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_MODEL_CODE_EXECUTION", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     loopline.set_tracking_uri(f"sqlite:///{tmp_path / 'db.sqlite'}", str(tmp_path / "art"))
     yield
@@ -187,7 +189,7 @@ def test_save_load_predict_and_mlflow_loads_it(
     loaded = load_from_directory(path, allow_pickle=case.pickled)
     _same(loaded.predict(case.inputs), expected)
 
-    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    allow_mlflow_pickles(monkeypatch)
     theirs = mlflow.pyfunc.load_model(str(path))
     _same(theirs.predict(case.inputs), expected)
 
