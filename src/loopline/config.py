@@ -83,6 +83,9 @@ class Settings:
     monitor_poll: float = 30.0
     # loopline server: run on-demand feature views' stored Python for clients (off: they run it).
     server_run_udfs: bool = False
+    # loopline server: FastAPI's native OpenTelemetry (spans, metrics and logs to the globally configured
+    # providers). Off unless asked for: even unconfigured, its per-request checks cost CPU.
+    server_otel: bool = False
 
     def __post_init__(self) -> None:
         # Values from the environment arrive as strings: coerce them as a validating model would.
@@ -125,6 +128,7 @@ class Settings:
             "scheduler_interval",
             "monitor_poll",
             "server_run_udfs",
+            "server_otel",
         ):
             raw = env.get(f"LOOPLINE_{name.upper()}")
             if raw:

@@ -14,6 +14,7 @@ from loopline._version import __version__
 from loopline.config import Settings
 from loopline.server import errors
 from loopline.server.http import json_response
+from loopline.server.routing import PlainRoutes
 from loopline.server.state import ServerState
 from loopline.server.versioning import VersionMiddleware
 
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        telemetry=None if settings.server_otel else {"tracing": False, "metrics": False, "logs": False},
         title="Loopline",
         version=__version__,
         description="Tracking, artifacts and lineage. MLflow-compatible REST API under /api/2.0/mlflow.",
@@ -97,8 +99,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(VersionMiddleware)
-    # The probes first: routes are matched in order, and a probe every few seconds per replica
-    # should not walk every router's routes (FastAPI matches included routers one by one).
 
     @app.get("/health", include_in_schema=False)
     @app.get("/ping", include_in_schema=False)
@@ -143,11 +143,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
         )
 
-    app.include_router(mlflow_tracking.router)
-    app.include_router(mlflow_artifacts.router)
-    app.include_router(mlflow_registry.router)
-    app.include_router(loopline_api.router)
-    for domain in (data_api, features_api, monitoring_api, pipelines_api):
-        app.include_router(domain.router)
-    app.include_router(monitoring_api.metrics_router)  # GET /metrics: Prometheus gauges per monitor
+    routers = (
+        mlflow_tracking.router,
+        mlflow_artifacts.router,
+        mlflow_registry.router,
+        loopline_api.router,
+        data_api.router,
+        features_api.router,
+        monitoring_api.router,
+        pipelines_api.router,
+        monitoring_api.metrics_router,  # GET /metrics: Prometheus gauges per monitor
+    )
+    # Every plain route, the probes included, is found by one dict lookup before FastAPI's ordered
+    # matching (see routing.py); the routes themselves stay, for the OpenAPI document.
+    app.router.routes.insert(0, PlainRoutes(routers, *app.router.routes))
+    for router in routers:
+        app.include_router(router)
     return app

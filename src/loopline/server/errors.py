@@ -91,7 +91,11 @@ def install(app: FastAPI) -> None:
         message = str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":  # no such route
             message = no_endpoint_message(request.method, request.url.path)
-        return json_response({"error_code": code, "message": message}, exc.status_code)
+        body: dict[str, str] = {"error_code": code, "message": message}
+        if exc.status_code == 405 and exc.headers and "Allow" in exc.headers:
+            body["hint"] = f"This endpoint answers {exc.headers['Allow']}."
+        # The exception's headers go out with the answer: a 405 must say which methods are allowed.
+        return json_response(body, exc.status_code, headers=exc.headers)
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, _: ClientDisconnect) -> Response:

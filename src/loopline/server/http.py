@@ -7,7 +7,7 @@ times faster than pydantic models, and every message names the field that was wr
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 import orjson
@@ -22,7 +22,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def json_response(payload: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(payload: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(
         orjson.dumps(payload), status_code=status_code, media_type="application/json", headers=headers
     )

@@ -193,11 +193,3 @@ async def create_run(request: Request) -> Response:
         end_time=optional_int(body, "end_time"),
     )
     return json_response({"run": mj.run_to_json(run)})
-
-
-# The routes every logged run calls, once each. ``mlflow_tracking`` also puts them first in the app's
-# first router, as plain Starlette routes: FastAPI tries an app's routes in order (this router is
-# included after the MLflow routers' ~150 routes: ~0.2 ms of matching a request, measured) and wraps
-# each APIRoute in dependency solving, which these hand-validated endpoints do not use. The APIRoutes
-# above stay, for the OpenAPI docs.
-HOT_ROUTES = ((f"{PREFIX}/runs/create", create_run), (f"{PREFIX}/runs/finish", finish_run))

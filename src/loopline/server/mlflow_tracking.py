@@ -26,15 +26,12 @@ from loopline.server.http import (
     str_list,
     view_type,
 )
-from loopline.server.loopline_api import HOT_ROUTES
 from loopline.server.state import registry, tracking
 from loopline.tracking import mlflow_json as mj
 from loopline.tracking.types import Metric, Param, RunStatus, RunTag
 
 router = APIRouter()
 route = mlflow_route(router)
-for _path, _endpoint in HOT_ROUTES:  # first in the app's first router: see loopline_api.HOT_ROUTES
-    router.add_route(_path, _endpoint, methods=["POST"], include_in_schema=False)
 
 
 # protobuf's JSON mapping accepts an enum's number as well as its name.
