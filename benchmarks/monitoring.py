@@ -115,8 +115,7 @@ def evidently_drift(p: Params) -> dict[str, Any]:
     t0, _ = _usage()
     import evidently
     import pandas as pd
-    from evidently import DataDefinition, Dataset
-    from evidently import Report as EvReport
+    from evidently import DataDefinition, Dataset, Report as EvReport
     from evidently.presets import DataDriftPreset
 
     t1, c1 = _usage()

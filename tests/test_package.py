@@ -59,3 +59,25 @@ def test_migrated_schema_matches_the_table_definitions(tmp_path: Path) -> None:
     with eng.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == [], "schema.py changed without a migration: add one under store/migrations/versions"
+
+
+def test_the_type_checkers_imports_mirror_the_lazy_table() -> None:
+    """``loopline/__init__.py`` lists its public names once, in ``_LAZY``; the imports that only type
+    checkers see must name the same objects, or an IDE and the runtime would disagree."""
+    import ast
+    import importlib
+
+    tree = ast.parse((ROOT / "src" / "loopline" / "__init__.py").read_text())
+    block = next(
+        n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING"
+    )
+    typed = {
+        (alias.asname or alias.name): node.module
+        for node in block.body
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("loopline")
+        for alias in node.names
+    }
+    lazy: dict[str, str] = loopline._LAZY  # type: ignore[attr-defined]
+    assert set(typed) == set(lazy)
+    for name, module in typed.items():
+        assert getattr(importlib.import_module(module), name) is getattr(loopline, name), name

@@ -17,59 +17,74 @@ from __future__ import annotations
 
 import importlib
 
-from loopline._version import __version__
+from loopline._version import __version__ as __version__
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every CLI start pays it
 if TYPE_CHECKING:
     from typing import Any
 
-    from loopline.config import Settings
-    from loopline.data import DataClient, get_dataset_version, load_dataset, log_dataset
-    from loopline.data.types import DatasetVersion
-    from loopline.errors import LooplineError
-    from loopline.features import FeatureStore
+    from loopline.config import Settings as Settings
+    from loopline.data import (
+        DataClient as DataClient,
+        get_dataset_version as get_dataset_version,
+        load_dataset as load_dataset,
+        log_dataset as log_dataset,
+    )
+    from loopline.data.types import DatasetVersion as DatasetVersion
+    from loopline.errors import LooplineError as LooplineError
+    from loopline.features import FeatureStore as FeatureStore
     from loopline.monitoring.drift import drift as drift
     from loopline.pipelines.pipeline import pipeline as pipeline
     from loopline.pipelines.step import step as step
     from loopline.registry import (
-        LoadedModel,
-        RegistryClient,
-        infer_signature,
-        load_model,
-        log_model,
-        save_model,
+        LoadedModel as LoadedModel,
+        RegistryClient as RegistryClient,
+        infer_signature as infer_signature,
+        load_model as load_model,
+        log_model as log_model,
+        save_model as save_model,
     )
-    from loopline.registry.evaluate import EvaluationResult, evaluate
+    from loopline.registry.evaluate import EvaluationResult as EvaluationResult, evaluate as evaluate
     from loopline.tracking import (
-        ActiveRun,
-        Client,
-        active_run,
-        end_run,
-        flush,
-        get_metric_history,
-        get_tracking_uri,
-        log_artifact,
-        log_artifacts,
-        log_metric,
-        log_metrics,
-        log_param,
-        log_params,
-        log_text,
-        search_runs,
-        set_experiment,
-        set_tag,
-        set_tags,
-        set_tracking_uri,
-        start_run,
+        ActiveRun as ActiveRun,
+        Client as Client,
+        active_run as active_run,
+        end_run as end_run,
+        flush as flush,
+        get_metric_history as get_metric_history,
+        get_tracking_uri as get_tracking_uri,
+        log_artifact as log_artifact,
+        log_artifacts as log_artifacts,
+        log_metric as log_metric,
+        log_metrics as log_metrics,
+        log_param as log_param,
+        log_params as log_params,
+        log_text as log_text,
+        search_runs as search_runs,
+        set_experiment as set_experiment,
+        set_tag as set_tag,
+        set_tags as set_tags,
+        set_tracking_uri as set_tracking_uri,
+        start_run as start_run,
     )
-    from loopline.tracking.types import Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag
+    from loopline.tracking.types import (
+        Experiment as Experiment,
+        Metric as Metric,
+        Param as Param,
+        Run as Run,
+        RunInfo as RunInfo,
+        RunStatus as RunStatus,
+        RunTag as RunTag,
+    )
 
+# The public API: each name and the module it loads from, on first use. ``__all__`` and ``dir()`` derive
+# from this table; the block for type checkers above mirrors it (tests/test_package.py checks the two).
 _LAZY = {
     "ActiveRun": "loopline.tracking",
     "Client": "loopline.tracking",
     "DataClient": "loopline.data",
     "DatasetVersion": "loopline.data.types",
-    "EvaluationResult": "loopline.registry",
+    "EvaluationResult": "loopline.registry.evaluate",
     "Experiment": "loopline.tracking.types",
     "FeatureStore": "loopline.features",
     "LoadedModel": "loopline.registry",
@@ -85,7 +100,7 @@ _LAZY = {
     "active_run": "loopline.tracking",
     "drift": "loopline.monitoring",
     "end_run": "loopline.tracking",
-    "evaluate": "loopline.registry",
+    "evaluate": "loopline.registry.evaluate",
     "flush": "loopline.tracking",
     "get_dataset_version": "loopline.data",
     "get_metric_history": "loopline.tracking",
@@ -113,55 +128,7 @@ _LAZY = {
     "step": "loopline.pipelines",
 }
 
-__all__ = [
-    "ActiveRun",
-    "Client",
-    "DataClient",
-    "DatasetVersion",
-    "EvaluationResult",
-    "Experiment",
-    "FeatureStore",
-    "LoadedModel",
-    "LooplineError",
-    "Metric",
-    "Param",
-    "RegistryClient",
-    "Run",
-    "RunInfo",
-    "RunStatus",
-    "RunTag",
-    "Settings",
-    "__version__",
-    "active_run",
-    "drift",
-    "end_run",
-    "evaluate",
-    "flush",
-    "get_dataset_version",
-    "get_metric_history",
-    "get_tracking_uri",
-    "infer_signature",
-    "load_dataset",
-    "load_model",
-    "log_artifact",
-    "log_artifacts",
-    "log_dataset",
-    "log_metric",
-    "log_metrics",
-    "log_model",
-    "log_param",
-    "log_params",
-    "log_text",
-    "pipeline",
-    "save_model",
-    "search_runs",
-    "set_experiment",
-    "set_tag",
-    "set_tags",
-    "set_tracking_uri",
-    "start_run",
-    "step",
-]
+__all__ = sorted(["__version__", *_LAZY])
 
 
 def __getattr__(name: str) -> Any:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import blake3
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from loopline.artifacts import BlobArtifactStore, hash_file, safe_path
 from loopline.artifacts.digests import MMAP_MIN, read_small

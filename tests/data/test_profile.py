@@ -12,8 +12,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from loopline.data.profile import TableProfile, diff_profiles, normalize_type, profile_table
 from loopline.errors import InvalidInput

@@ -7,8 +7,7 @@ from collections import Counter
 from typing import Any
 
 import polars as pl
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from loopline.data.validation import Suite, expect, validate
 

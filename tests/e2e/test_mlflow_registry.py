@@ -21,8 +21,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from sklearn.ensemble import RandomForestClassifier

@@ -23,8 +23,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from serving.helpers import COLUMNS, Registry, make_registry
 from support import free_port, wait_http
 

@@ -16,8 +16,7 @@ from unittest import mock
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 TS = pa.timestamp("us", tz="UTC")

@@ -19,8 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 VIEWS = {"nottl": None, "short": 3, "long": 10}  # view -> ttl seconds

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from loopline.errors import InvalidInput
 from loopline.metadata.filter import Clause, OrderBy, parse_filter, parse_order_by

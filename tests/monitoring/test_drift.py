@@ -14,8 +14,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 import scipy.stats as ss
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from loopline.errors import InvalidInput, NotFound
 from loopline.monitoring import ReferenceProfile, drift, stats

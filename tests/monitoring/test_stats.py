@@ -8,8 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.stats as ss
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from scipy.spatial.distance import jensenshannon as scipy_js
 
 from loopline.monitoring import binning, stats

@@ -265,8 +265,7 @@ def push(
 
     Interrupted? Run it again: it resumes with what is still missing.
     """
-    from loopline.data.remote import open_remote
-    from loopline.data.remote import push as do_push
+    from loopline.data.remote import open_remote, push as do_push
 
     client = _client(tracking_uri)
     uris: list[str] = []
@@ -292,8 +291,7 @@ def pull(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Fetch versions of NAME from a remote store; only missing blobs travel, each checked."""
-    from loopline.data.remote import open_remote
-    from loopline.data.remote import pull as do_pull
+    from loopline.data.remote import open_remote, pull as do_pull
 
     client = _client(tracking_uri)
     base, _, version = name.removeprefix("datasets:/").partition("/")

@@ -85,8 +85,7 @@ def validate(
     out = Console(stderr=fmt is Format.json)  # with --format json, stdout holds only the JSON
     client = _client(tracking_uri, target, infer_from)
     try:
-        from loopline.data.validation import Suite
-        from loopline.data.validation import validate as run
+        from loopline.data.validation import Suite, validate as run
 
         if infer_from is not None:
             the_suite = _infer(infer_from, client)

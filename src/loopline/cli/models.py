@@ -273,8 +273,7 @@ def evaluate(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Evaluate a model on labelled data and print the metrics (optionally logging them to a run)."""
-    from loopline.registry import RegistryClient, load_model
-    from loopline.registry import evaluate as run_evaluation
+    from loopline.registry import RegistryClient, evaluate as run_evaluation, load_model
 
     c = client(tracking_uri)
     df = _read_table(data)

@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from loopline import uris
-from loopline.data.names import validate_alias as validate_alias
-from loopline.data.names import validate_name as validate_name
+from loopline.clock import now_ms
+from loopline.data.names import validate_alias as validate_alias, validate_name as validate_name
 from loopline.data.types import DatasetSummary, DatasetVersion, ValidationRecord
 from loopline.errors import InvalidInput, NotFound
 from loopline.metadata import schema_data as t
-from loopline.metadata.base import SqlStore, now_ms
+from loopline.metadata.base import SqlStore
 
 
 class SqlDataStore(SqlStore):

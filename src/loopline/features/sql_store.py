@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
+from loopline.clock import now_ms
 from loopline.errors import NotFound
 from loopline.features.types import (
     VIEW_URI_KINDS,
@@ -23,9 +24,8 @@ from loopline.features.types import (
     StoredDefinition,
     object_uri,
 )
-from loopline.metadata import lineage
-from loopline.metadata import schema_features as t
-from loopline.metadata.base import SqlStore, now_ms
+from loopline.metadata import lineage, schema_features as t
+from loopline.metadata.base import SqlStore
 
 
 def _definition(r: Any) -> StoredDefinition:

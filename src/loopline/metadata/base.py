@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Self
@@ -17,10 +16,6 @@ from loopline.metadata.engine import insert_for, write_transaction
 from loopline.metadata.lineage import add_edge, append_event
 
 IN_CHUNK = 500  # ids per IN (...) list: well under every backend's bound-parameter limit
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def encode_token(offset: int) -> str:

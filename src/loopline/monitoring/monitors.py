@@ -22,9 +22,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from loopline.clock import now_ms
 from loopline.config import Settings
 from loopline.errors import InvalidInput
-from loopline.metadata.base import now_ms
 from loopline.monitoring.schedule import next_run
 from loopline.monitoring.store import MonitoringStore, open_monitoring_store
 from loopline.monitoring.types import Monitor, MonitorRun, RunResult

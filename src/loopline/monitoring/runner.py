@@ -30,8 +30,8 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from loopline.clock import now_ms
 from loopline.errors import Conflict, InvalidInput, LooplineError
-from loopline.metadata.base import now_ms
 from loopline.monitoring import logwindow as lw
 from loopline.monitoring.alerts import notify
 from loopline.monitoring.drift import drift

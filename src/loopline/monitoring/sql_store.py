@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from loopline.clock import now_ms
 from loopline.errors import AlreadyExists, Conflict, InvalidInput, LooplineError, NotFound
 from loopline.metadata import schema_monitoring as m
-from loopline.metadata.base import SqlStore, now_ms
+from loopline.metadata.base import SqlStore
 from loopline.monitoring.definition import check_definition
 from loopline.monitoring.types import Monitor, MonitorRun, RunResult
 

@@ -21,8 +21,9 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from loopline.clock import now_ms
 from loopline.errors import AlreadyExists, InvalidInput, NotFound
-from loopline.metadata.base import SqlStore, now_ms
+from loopline.metadata.base import SqlStore
 from loopline.metadata.engine import insert_for
 from loopline.metadata.schema import lineage_edges
 from loopline.metadata.schema_pipelines import (

@@ -29,9 +29,10 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from loopline import uris
+from loopline.clock import now_ms
 from loopline.errors import AlreadyExists, InvalidInput, NotFound
 from loopline.metadata import schema as t
-from loopline.metadata.base import SqlStore, decode_token, encode_token, now_ms
+from loopline.metadata.base import SqlStore, decode_token, encode_token
 from loopline.metadata.filter import Attributes, parse_filter, parse_order_by
 from loopline.metadata.pages import Page
 from loopline.metadata.search import compare

@@ -201,7 +201,7 @@ async def get_monitor(request: Request) -> Response:
 
 @router.post("/create", response_model=MonitorResponse)
 async def create_monitor(req: CreateMonitorRequest, request: Request) -> Response:
-    from loopline.metadata.base import now_ms
+    from loopline.clock import now_ms
     from loopline.monitoring.schedule import next_run
 
     due = next_run(req.schedule, now_ms())  # the server's clock decides when it is due
@@ -230,7 +230,7 @@ async def delete_monitor(req: NameRequest, request: Request) -> Response:
 @router.get("/due", response_model=MonitorsResponse)
 async def due_monitors(request: Request) -> Response:
     body = await params(request)
-    from loopline.metadata.base import now_ms
+    from loopline.clock import now_ms
 
     at = optional_int(body, "at_ms") or now_ms()
     items = await on_store(request, lambda s: s.due_monitors(at))

@@ -10,28 +10,28 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from loopline.tracking.client import Client
+    from loopline.tracking.client import Client as Client
     from loopline.tracking.fluent import (
-        ActiveRun,
-        active_run,
-        default_client,
-        end_run,
-        flush,
-        get_metric_history,
-        get_tracking_uri,
-        log_artifact,
-        log_artifacts,
-        log_metric,
-        log_metrics,
-        log_param,
-        log_params,
-        log_text,
-        search_runs,
-        set_experiment,
-        set_tag,
-        set_tags,
-        set_tracking_uri,
-        start_run,
+        ActiveRun as ActiveRun,
+        active_run as active_run,
+        default_client as default_client,
+        end_run as end_run,
+        flush as flush,
+        get_metric_history as get_metric_history,
+        get_tracking_uri as get_tracking_uri,
+        log_artifact as log_artifact,
+        log_artifacts as log_artifacts,
+        log_metric as log_metric,
+        log_metrics as log_metrics,
+        log_param as log_param,
+        log_params as log_params,
+        log_text as log_text,
+        search_runs as search_runs,
+        set_experiment as set_experiment,
+        set_tag as set_tag,
+        set_tags as set_tags,
+        set_tracking_uri as set_tracking_uri,
+        start_run as start_run,
     )
 
 # Loaded on first use (PEP 562): importing ``loopline.tracking.types`` (which every store does)
@@ -72,26 +72,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = [
-    "ActiveRun",
-    "Client",
-    "active_run",
-    "default_client",
-    "end_run",
-    "flush",
-    "get_metric_history",
-    "get_tracking_uri",
-    "log_artifact",
-    "log_artifacts",
-    "log_metric",
-    "log_metrics",
-    "log_param",
-    "log_params",
-    "log_text",
-    "search_runs",
-    "set_experiment",
-    "set_tag",
-    "set_tags",
-    "set_tracking_uri",
-    "start_run",
-]
+__all__ = sorted(_LAZY)

@@ -17,7 +17,6 @@ than one batch holds, runs are created at once as usual.
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from loopline.artifacts import ArtifactStore, FileInfo
 from loopline.artifacts.paths import join, safe_path
+from loopline.clock import now_ms
 from loopline.config import Settings
 from loopline.context import Context
 from loopline.errors import InvalidInput, NotFound
@@ -51,10 +51,6 @@ from loopline.tracking.validation import (
     validate_tag,
 )
 from loopline.uris import artifact_path
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _param_value(value: Any) -> str:

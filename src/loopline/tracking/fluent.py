@@ -19,9 +19,10 @@ from types import TracebackType
 from typing import Any
 
 from loopline.artifacts import FileInfo
+from loopline.clock import now_ms
 from loopline.config import Settings
 from loopline.errors import InvalidInput
-from loopline.tracking.client import Client, now_ms
+from loopline.tracking.client import Client
 from loopline.tracking.types import Metric, Run, RunStatus
 
 

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import or_, select
 
 from loopline.errors import InvalidInput
-from loopline.metadata import lineage as graph
-from loopline.metadata import schema as t
+from loopline.metadata import lineage as graph, schema as t
 from loopline.metadata.lineage import Edge, Event
 
 if TYPE_CHECKING:

@@ -19,9 +19,10 @@ from sqlalchemy import Connection, Engine, bindparam, delete, exists, func, inse
 from sqlalchemy.exc import IntegrityError
 
 from loopline import uris
+from loopline.clock import now_ms
 from loopline.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from loopline.metadata import schema as t
-from loopline.metadata.base import SqlStore, chunks, decode_token, encode_token, now_ms
+from loopline.metadata.base import SqlStore, chunks, decode_token, encode_token
 from loopline.metadata.engine import insert_for
 from loopline.metadata.pages import Page
 from loopline.metadata.search import RunQuery
