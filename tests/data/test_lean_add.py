@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, strategies as st
 
 from loopline.config import Settings
 from loopline.data import DataClient
-from loopline.data.sqlite_versions import SqliteVersions, validate_name
+from loopline.data.sqlite_versions import SqliteVersions
 from loopline.errors import InvalidInput, NotFound
 
 
@@ -102,19 +101,6 @@ def test_lean_reads_aliases_and_refuses_what_the_store_refuses(tmp_path: Path, f
     for bad in ("", "a b", "x/y", "é"):
         with pytest.raises(InvalidInput):
             client.add(folder, bad)
-
-
-@given(st.text(max_size=300))
-def test_name_rule_is_the_stores(name: str) -> None:
-    from loopline.data.sql_store import validate_name as store_rule
-
-    def verdict(rule: Any) -> str | None:
-        try:
-            return str(rule(name))
-        except InvalidInput as e:
-            return e.message
-
-    assert verdict(validate_name) == verdict(store_rule)
 
 
 def test_open_takes_only_an_existing_sqlite_store_at_the_head_revision(tmp_path: Path) -> None:

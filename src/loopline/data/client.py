@@ -42,9 +42,9 @@ from loopline.data.hashing import (
     unchanged_since_walk,
     walk,
 )
-from loopline.data.sqlite_versions import validate_name
 from loopline.data.types import DatasetSummary, DatasetVersion, ValidationRecord
 from loopline.errors import InvalidInput
+from loopline.names import check_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -143,7 +143,7 @@ class DataClient:
         progress: Progress | None = None,
     ) -> AddResult:
         """Version ``data`` — a file, a folder, or a pandas/polars/Arrow frame — as ``name``."""
-        validate_name(name)
+        check_name("dataset", name)
         if isinstance(data, str | Path):
             return self._add_path(Path(data), name, str(data), description, link, progress)
         table = io.to_arrow(data)

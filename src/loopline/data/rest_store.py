@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from loopline import uris
-from loopline.data.names import validate_alias, validate_name
 from loopline.data.types import DatasetSummary, DatasetVersion, ValidationRecord
 from loopline.data.wire import summary_from_json, validation_from_json, version_from_json
+from loopline.names import check_alias, check_name
 from loopline.protocol.http import RestClient
 
 API = "/api/2.0/loopline/data"
@@ -44,7 +44,7 @@ class RestDataStore:
             "POST",
             f"{API}/versions",
             {
-                "name": validate_name(name),
+                "name": check_name("dataset", name),
                 "digest": digest,
                 "format": format,
                 "source": source,
@@ -60,7 +60,9 @@ class RestDataStore:
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         self.rest.call(
-            "POST", f"{API}/aliases", {"name": name, "alias": validate_alias(alias), "version": version}
+            "POST",
+            f"{API}/aliases",
+            {"name": name, "alias": check_alias("dataset", alias), "version": version},
         )
 
     def delete_alias(self, name: str, alias: str) -> None:
@@ -89,11 +91,11 @@ class RestDataStore:
     # ---- reads -----------------------------------------------------------------------------
 
     def get_version(self, name: str, version: int | None = None) -> DatasetVersion:
-        name = validate_name(name)
+        name = check_name("dataset", name)
         return self.resolve(f"datasets:/{name}" if version is None else uris.dataset_uri(name, version))
 
     def get_by_alias(self, name: str, alias: str) -> DatasetVersion:
-        return self.resolve(f"datasets:/{validate_name(name)}@{alias}")
+        return self.resolve(f"datasets:/{check_name('dataset', name)}@{alias}")
 
     def resolve(self, uri: str) -> DatasetVersion:
         return version_from_json(self.rest.call("GET", f"{API}/version", {"uri": uri})["version"])

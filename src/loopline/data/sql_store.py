@@ -16,11 +16,11 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from loopline import uris
 from loopline.clock import now_ms
-from loopline.data.names import validate_alias as validate_alias, validate_name as validate_name
 from loopline.data.types import DatasetSummary, DatasetVersion, ValidationRecord
 from loopline.errors import InvalidInput, NotFound
 from loopline.metadata import schema_data as t
 from loopline.metadata.base import SqlStore
+from loopline.names import check_alias, check_name
 
 
 class SqlDataStore(SqlStore):
@@ -43,7 +43,7 @@ class SqlDataStore(SqlStore):
         description: str = "",
     ) -> tuple[DatasetVersion, bool]:
         """The new version, or the latest one if its content is the same; and whether it is new."""
-        name = validate_name(name)
+        name = check_name("dataset", name)
         now = now_ms()
         with self._write() as conn:
             ds = self._dataset_id(conn, name, lock=True)
@@ -102,7 +102,7 @@ class SqlDataStore(SqlStore):
             return self._version(conn, name, row), True
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
-        alias = validate_alias(alias)
+        alias = check_alias("dataset", alias)
         with self._write() as conn:
             ds = self._require_dataset(conn, name)
             self._require_version(conn, name, ds, version)
@@ -308,7 +308,7 @@ class SqlDataStore(SqlStore):
         return None if found is None else int(found)
 
     def _require_dataset(self, conn: Connection, name: str) -> int:
-        ds = self._dataset_id(conn, validate_name(name))
+        ds = self._dataset_id(conn, check_name("dataset", name))
         if ds is None:
             raise NotFound(
                 f"No dataset named {name!r}.", hint="`loopline data list` shows the datasets there are."

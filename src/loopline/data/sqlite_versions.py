@@ -22,11 +22,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from loopline.data.names import validate_name as validate_name
 from loopline.data.types import DatasetVersion
 from loopline.errors import BackendUnavailable, NotFound
 from loopline.locations import sqlite_path
 from loopline.metadata.revision import HEAD_REVISION
+from loopline.names import check_name
 
 _BUSY_TIMEOUT_S = 60
 _COLUMNS = (
@@ -109,7 +109,7 @@ class SqliteVersions:
         description: str = "",
     ) -> tuple[DatasetVersion, bool]:
         """The new version, or the latest one if its content is the same; and whether it is new."""
-        name = validate_name(name)
+        name = check_name("dataset", name)
         with self._lock:
             return self._create(
                 name, digest=digest, format=format, source=source, num_files=num_files,
@@ -231,4 +231,4 @@ class SqliteVersions:
         )
 
 
-__all__ = ["SqliteVersions", "validate_name"]
+__all__ = ["SqliteVersions"]

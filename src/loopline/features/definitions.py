@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import re
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 from loopline.errors import InvalidInput
+from loopline.names import IDENTIFIER, check_name
 
 Float64 = "float64"
 Float32 = "float32"
@@ -45,16 +45,6 @@ String = "string"
 Bool = "bool"
 UnixTimestamp = "timestamp"
 DTYPES = (Float64, Float32, Int64, Int32, String, Bool, UnixTimestamp)
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-
-
-def check_name(name: object, what: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidInput(
-            f"Invalid {what} name {name!r}.",
-            hint="Use letters, digits and '_', starting with a letter or '_' (at most 128 characters).",
-        )
-    return name
 
 
 @dataclass(frozen=True)
@@ -65,7 +55,7 @@ class Field:
     dtype: str = Float64
 
     def __post_init__(self) -> None:
-        check_name(self.name, "field")
+        check_name("field", self.name, IDENTIFIER)
         if self.dtype not in DTYPES:
             raise InvalidInput(
                 f"Field {self.name!r} has unknown dtype {self.dtype!r}.", hint=f"Use one of {DTYPES}."
@@ -82,10 +72,10 @@ class Entity:
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_name(self.name, "entity")
+        check_name("entity", self.name, IDENTIFIER)
         keys = tuple(self.join_keys) or (self.name,)
         for k in keys:
-            check_name(k, "join key")
+            check_name("join key", k, IDENTIFIER)
         object.__setattr__(self, "join_keys", keys)
 
     def spec(self) -> dict[str, Any]:
@@ -246,7 +236,7 @@ class FeatureView:
     join_keys: tuple[str, ...] = ()  # filled from the entities (entity names need `resolve` first)
 
     def __post_init__(self) -> None:
-        check_name(self.name, "feature view")
+        check_name("feature view", self.name, IDENTIFIER)
         keys: list[str] = list(self.join_keys)
         if not keys:
             for e in self.entities:
@@ -311,7 +301,7 @@ class OnDemandFeatureView:
     udf_source: str = ""
 
     def __post_init__(self) -> None:
-        check_name(self.name, "on-demand feature view")
+        check_name("on-demand feature view", self.name, IDENTIFIER)
         if self.mode not in ("pandas", "python"):
             raise InvalidInput(
                 f"Unknown mode {self.mode!r} for {self.name!r}.", hint="Use 'pandas' or 'python'."
@@ -379,7 +369,7 @@ class FeatureService:
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_name(self.name, "feature service")
+        check_name("feature service", self.name, IDENTIFIER)
 
     def refs(self) -> list[str]:
         out: list[str] = []

@@ -9,7 +9,7 @@ from typing import Any
 from loopline.errors import InvalidInput
 from loopline.monitoring.logwindow import Window
 from loopline.monitoring.schedule import next_run
-from loopline.monitoring.types import validate_monitor_name
+from loopline.names import check_name
 
 _CONFIG: dict[str, type | tuple[type, ...]] = {
     "webhooks": list,
@@ -27,7 +27,7 @@ def check_definition(
 
     A file reference must exist here: the process that stores the monitor is the one that runs it.
     """
-    validate_monitor_name(name)
+    check_name("monitor", name)
     if not isinstance(target, str) or not target.startswith(("deployments:/", "models:/")):
         raise InvalidInput(
             f"Invalid target {target!r:.200}: a monitor watches a deployment or a model.",

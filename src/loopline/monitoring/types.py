@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from loopline.errors import InvalidInput
 from loopline.monitoring.alerts import Delivery
 from loopline.monitoring.report import DriftReport
 
@@ -59,14 +58,6 @@ class RunResult:
     reference: str
     alerts: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
-
-
-def validate_monitor_name(name: object) -> str:
-    if not isinstance(name, str) or not name or len(name) > 200:
-        raise InvalidInput(f"Invalid monitor name {name!r:.100}.", hint="Use 1-200 characters.")
-    if not all(c.isalnum() or c in "-_." for c in name):
-        raise InvalidInput(f"Invalid monitor name {name!r}.", hint="Use letters, digits, '-', '_' and '.'.")
-    return name
 
 
 # ---- JSON shapes (the REST API's) --------------------------------------------------------------

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from loopline.errors import InvalidInput
+from loopline.names import check_name
 from loopline.pipelines.graph import TRACE, Graph, Handle, Node, Trace
 from loopline.pipelines.step import Step
 
@@ -61,8 +62,7 @@ class Pipeline:
             raise InvalidInput("A pipeline needs a function, or a name and a graph builder.")
         self.fn = fn
         self.name = name or (fn.__name__ if fn is not None else "")
-        if not self.name or "/" in self.name or "@" in self.name or ":" in self.name:
-            raise InvalidInput(f"Invalid pipeline name {self.name!r}.", hint="Use no '/', '@' or ':'.")
+        check_name("pipeline", self.name)
         self.seed = seed
         self._builder = builder
         self._target: str | None = None

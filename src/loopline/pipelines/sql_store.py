@@ -33,6 +33,7 @@ from loopline.metadata.schema_pipelines import (
     pipeline_steps,
     pipeline_sweeps,
 )
+from loopline.names import check_name
 from loopline.pipelines.types import Finished, RunRecord, ScheduleRecord, StepRecord, pipeline_uri
 
 TERMINAL = ("succeeded", "failed")
@@ -375,6 +376,7 @@ class SqlPipelineStore(SqlStore):
     # ---- schedules ---------------------------------------------------------------------------
 
     def add_schedule(self, s: ScheduleRecord) -> None:
+        check_name("schedule", s.name)  # the scheduler also names a log file after it
         try:
             with self._write() as conn:
                 conn.execute(

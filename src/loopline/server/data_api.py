@@ -259,9 +259,9 @@ async def create_version(body: CreateVersion, request: Request) -> Response:
         import time
 
         from loopline.data.io import format_of
-        from loopline.data.names import validate_name
+        from loopline.names import check_name
 
-        name = validate_name(body.name)
+        name = check_name("dataset", body.name)
         digest = check_digest(body.digest)
         try:
             manifest = Manifest.decode(store.read_blob(digest))
