@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from loopline.registry.sql_store import SqlRegistryStore
     from loopline.server import (
         data_api,
+        deployments_api,
         features_api,
         loopline_api,
         mlflow_artifacts,
@@ -147,7 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mlflow_artifacts.router)
     app.include_router(mlflow_registry.router)
     app.include_router(loopline_api.router)
-    for domain in (data_api, features_api, monitoring_api, pipelines_api):
+    for domain in (data_api, deployments_api, features_api, monitoring_api, pipelines_api):
         app.include_router(domain.router)
     app.include_router(monitoring_api.metrics_router)  # GET /metrics: Prometheus gauges per monitor
     return app
