@@ -17,7 +17,7 @@ import pandas as pd
 
 from loopline.monitoring import ReferenceProfile, drift
 from loopline.monitoring.monitors import Monitors
-from loopline.serving.deployments import DeploymentSpec, save_deployment
+from loopline.serving.deployments import set_deployment
 from loopline.serving.inference_log import Feedback, InferenceLog, Prediction
 
 rng = np.random.default_rng(0)
@@ -57,7 +57,7 @@ print("same verdicts from the stored profile:", again.drifted_columns == report.
 
 # ---- 2. a monitor over a deployment's inference log -------------------------------------------
 mons = Monitors()  # the stores of ./.loopline
-save_deployment(mons.artifacts, DeploymentSpec.single("models:/churn/1", name="churn-prod"))
+set_deployment("churn-prod", "models:/churn/1")  # what `loopline deploy set` declares
 mons.create(
     "churn",
     deployment="churn-prod",

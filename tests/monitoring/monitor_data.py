@@ -1,5 +1,5 @@
-"""Test data for monitors: a reference table, a deployment and its inference log, in any artifact store
-(a local folder, or a server's through its artifact proxy)."""
+"""Test data for monitors: a reference table, a deployment (in a metadata store, or a server's) and its
+inference log, in any artifact store (a local folder, or a server's through its artifact proxy)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline.serving.deployments import DeploymentSpec, save_deployment
+from loopline.context import Context
 from loopline.serving.inference_log import Feedback, InferenceLog, Prediction
+from loopline.serving.store import open_deployment_store
+from loopline.serving.types import DeploymentSpec
 
 FEATURES = ["age", "plan"]
 
@@ -24,8 +26,9 @@ def write_reference(path: Path, n: int = 300, seed: int = 5) -> str:
     return str(path)
 
 
-def deploy(artifacts: Any, name: str = "churn-prod") -> None:
-    save_deployment(artifacts, DeploymentSpec.single("models:/churn/1", name=name))
+def deploy(context: Context, name: str = "churn-prod", model: str = "models:/churn/1") -> None:
+    """Declare deployment ``name`` serving ``model`` where ``context`` keeps deployments."""
+    open_deployment_store(context).set_deployment(DeploymentSpec.single(model, name=name))
 
 
 def log_requests(artifacts: Any, n: int, shift: float, start: int = 0, seed: int = 7) -> None:

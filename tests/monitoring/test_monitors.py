@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from monitor_data import deploy
 
 from loopline.config import Settings
 from loopline.errors import AlreadyExists, InvalidInput, NotFound
@@ -21,7 +22,6 @@ from loopline.monitoring.alerts import post_alert
 from loopline.monitoring.monitors import Monitors
 from loopline.monitoring.runner import MonitorRunner
 from loopline.monitoring.sql_store import SqlMonitoringStore
-from loopline.serving.deployments import DeploymentSpec, save_deployment
 from loopline.serving.inference_log import Feedback, InferenceLog, Prediction
 
 FEATURES = ["age", "plan"]
@@ -77,7 +77,7 @@ def env(tmp_path: Path) -> dict[str, Any]:
     ref = pd.DataFrame({"age": rng.normal(40, 10, n), "plan": rng.choice(["a", "b", "c"], n)})
     ref["label"] = (ref.age > 40).astype(int)
     ref.to_parquet(tmp_path / "train.parquet")
-    save_deployment(mons.artifacts, DeploymentSpec.single("models:/churn/1", name="churn-prod"))
+    deploy(mons.context)
     return {"mons": mons, "ref": str(tmp_path / "train.parquet"), "rng": rng, "tmp": tmp_path}
 
 
@@ -190,7 +190,7 @@ def test_reference_defaults_to_the_training_data_found_through_lineage(env: dict
     assert isinstance(mons.store, SqlMonitoringStore)  # an embedded store: monitors run here
     runner = MonitorRunner(mons.context, mons.store)
     assert runner.training_dataset("models:/churn@champion") == "datasets:/train/2"
-    save_deployment(mons.artifacts, DeploymentSpec.single("models:/churn@champion", name="prod2"))
+    deploy(mons.context, "prod2", "models:/churn@champion")
     assert runner.training_dataset("deployments:/prod2") == "datasets:/train/2"
     assert runner.training_dataset("models:/churn/1") == "datasets:/train/1"
     reg.create_model_version("churn", "no-run")  # version 3: no run, so no data upstream
@@ -240,7 +240,7 @@ def test_server_routes_and_metrics_endpoint(env: dict[str, Any], loopline_server
         user="t",
     )
     mons = Monitors(settings)
-    save_deployment(mons.artifacts, DeploymentSpec.single("models:/churn/1", name="churn-prod"))
+    deploy(mons.context)
     mons.create(
         "churn",
         deployment="churn-prod",

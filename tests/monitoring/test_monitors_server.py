@@ -46,7 +46,7 @@ def _cli(url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_monitor_lineage_and_events_through_the_server(loopline_server: str, tmp_path: Path) -> None:
     url = loopline_server
     ctx = _remote(url)
-    deploy(ctx.artifacts)  # the serving side writes the deployment and its log to the server's store
+    deploy(ctx)  # the serving side declares the deployment on the server and writes its log there
     log_requests(ctx.artifacts, 150, shift=15)
     ref = write_reference(tmp_path / "train.parquet")  # a file the server can read
     work = tmp_path / "client"
@@ -117,7 +117,7 @@ def test_cli_monitor_lineage_and_events_through_the_server(loopline_server: str,
 def test_python_api_through_the_server(loopline_server: str, tmp_path: Path) -> None:
     ctx = _remote(loopline_server)
     mons = Monitors(context=ctx)
-    deploy(mons.artifacts)
+    deploy(mons.context)
     ref = write_reference(tmp_path / "train.parquet")
     m = mons.create("churn", deployment="churn-prod", reference=ref, window="1000rows", schedule="0 * * * *")
     assert m.next_run_ms is not None and m.next_run_ms > time.time() * 1000
@@ -211,7 +211,7 @@ _RACER = textwrap.dedent(
 def test_two_processes_racing_for_a_due_monitor_run_it_once(postgres_uri: str, tmp_path: Path) -> None:
     settings = Settings.from_env({}, tracking_uri=postgres_uri, artifacts_uri=str(tmp_path / "art"), user="t")
     mons = Monitors(settings)
-    deploy(mons.artifacts)
+    deploy(mons.context)
     log_requests(mons.artifacts, 50, shift=0)
     ref = write_reference(tmp_path / "train.parquet")
     m = mons.create(
@@ -249,7 +249,7 @@ def test_two_servers_on_one_postgres_run_a_due_monitor_once(postgres_uri: str, t
     art = tmp_path / "art"
     settings = Settings.from_env({}, tracking_uri=postgres_uri, artifacts_uri=str(art), user="t")
     mons = Monitors(settings)
-    deploy(mons.artifacts)
+    deploy(mons.context)
     log_requests(mons.artifacts, 30, shift=0)
     ref = write_reference(tmp_path / "train.parquet")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_"))}
@@ -301,7 +301,7 @@ def test_concurrent_runs_of_one_monitor_never_count_rows_twice(loopline_server: 
 
     ctx = _remote(loopline_server)
     mons = Monitors(context=ctx)
-    deploy(mons.artifacts)
+    deploy(mons.context)
     log_requests(mons.artifacts, 100, shift=0)
     mons.create("churn", deployment="churn-prod", reference=write_reference(tmp_path / "t.parquet"))
     api = f"{loopline_server}/api/2.0/loopline/monitors/run"

@@ -24,6 +24,7 @@ class Backend:
     store: MonitoringStore
     artifacts: Any  # where the monitors' data lives: the server's store when remote
     reference: str
+    context: Context
 
 
 @pytest.fixture(params=["sqlite", "postgres", "rest"])
@@ -40,9 +41,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         settings = Settings.from_env({}, tracking_uri=uri, artifacts_uri=str(tmp_path / "art"), user="tester")
     ctx = Context(settings)
     assert ctx.is_remote == (request.param == "rest")
-    yield Backend(
-        request.param, open_monitoring_store(ctx), ctx.artifacts, write_reference(tmp_path / "ref.parquet")
-    )
+    ref = write_reference(tmp_path / "ref.parquet")
+    yield Backend(request.param, open_monitoring_store(ctx), ctx.artifacts, ref, ctx)
     if ctx.is_remote:
         ctx.http.close()
 
@@ -109,7 +109,7 @@ def test_invalid_definitions_are_refused(backend: Backend) -> None:
 
 def test_run_records_runs_figures_and_report_where_the_data_is(backend: Backend) -> None:
     store = backend.store
-    deploy(backend.artifacts)
+    deploy(backend.context)
     _create(backend)
     empty = store.run_monitor("churn")
     assert empty.run.status == "no_data" and empty.report is None and empty.reference == backend.reference
@@ -155,7 +155,7 @@ def test_a_failed_run_is_recorded_and_raised(backend: Backend, tmp_path: Path) -
 
     wrong = tmp_path / "wrong.parquet"
     pd.DataFrame({"zzz": [1.0, 2.0]}).to_parquet(wrong)
-    deploy(backend.artifacts)
+    deploy(backend.context)
     log_requests(backend.artifacts, 20, shift=0)
     _create(backend, reference=str(wrong))
     with pytest.raises(InvalidInput, match="None of the reference's columns"):
@@ -175,7 +175,7 @@ def test_due_monitors(backend: Backend) -> None:
 
 
 def test_start_returns_and_the_run_lands_in_runs(backend: Backend) -> None:
-    deploy(backend.artifacts)
+    deploy(backend.context)
     log_requests(backend.artifacts, 40, shift=0)
     _create(backend)
     with pytest.raises(NotFound):

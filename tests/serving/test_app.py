@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from loopline.registry import RegistryClient
-from loopline.serving import ServeConfig, read_log, set_deployment
+from loopline.serving import ServeConfig, read_log, rollback_deployment, set_deployment
 from loopline.serving.app import ServingApp, create_app
 from serving.helpers import COLUMNS, Registry
 
@@ -336,6 +336,35 @@ def test_deployment_canary_shadow_and_alias_move_without_restart(registry: Regis
     assert {row["request_id"] for row in shadow} <= primary  # each is a copy of a served request
     X1 = registry.X.iloc[:1]
     assert any(row["outputs"] == f"[{registry.expected(3, X1)[0]}]" for row in shadow)
+
+
+def test_a_new_revision_changes_the_weights_without_restart_and_a_rollback_restores_them(
+    registry: Registry,
+) -> None:
+    client = registry.client()
+    set_deployment("reweighted", [("models:/churn/1", 90), ("models:/churn/2", 10)], client=client)
+
+    async def weights(http: httpx.AsyncClient) -> list[tuple[str, float]]:
+        state = (await http.get("/api/2.0/loopline/deployment")).json()
+        return [(r["model"], r["weight"]) for r in state["routes"]]
+
+    async def scenario() -> None:
+        async with serving(registry, deployment="reweighted") as (http, app):
+            assert await weights(http) == [("models:/churn/1", 0.9), ("models:/churn/2", 0.1)]
+            assert not await app.runtime.refresh()  # same revision, same aliases: nothing to do
+            changed = await asyncio.to_thread(
+                set_deployment, "reweighted", [("models:/churn/2", 1)], expected_revision=1, client=client
+            )
+            assert changed.revision == 2
+            assert await app.runtime.refresh()
+            assert await weights(http) == [("models:/churn/2", 1.0)]
+            r = await http.post("/invocations", json=split(registry.X.iloc[:1]))
+            assert r.headers["x-loopline-model-version"] == "models:/churn/2"
+            await asyncio.to_thread(rollback_deployment, "reweighted", 1, client=client)
+            assert await app.runtime.refresh()
+            assert await weights(http) == [("models:/churn/1", 0.9), ("models:/churn/2", 0.1)]
+
+    asyncio.run(scenario())
 
 
 def test_a_model_that_cannot_load_reports_why(registry: Registry) -> None:

@@ -1,26 +1,15 @@
-"""Traffic splitting: weighted, sticky, and deployments round-tripped through the artifact store."""
+"""Traffic splitting, weighted and sticky, and what a deployment spec accepts."""
 
 from __future__ import annotations
 
 import math
 import random
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from loopline.artifacts import BlobArtifactStore
-from loopline.errors import InvalidInput, NotFound
-from loopline.serving.deployments import (
-    DeploymentSpec,
-    Route,
-    Router,
-    Shadow,
-    delete_deployment,
-    list_deployments,
-    load_deployment,
-    save_deployment,
-)
+from loopline.errors import InvalidInput
+from loopline.serving.deployments import DeploymentSpec, Route, Router, Shadow
 
 
 def test_ten_thousand_decisions_at_90_10_fall_within_statistical_bounds() -> None:
@@ -55,28 +44,36 @@ def test_a_router_needs_positive_weight() -> None:
         Router([("v1", 0)])
 
 
-def test_deployment_round_trips_and_is_checked(tmp_path: Path) -> None:
-    store = BlobArtifactStore(str(tmp_path / "art"))
+def test_a_deployment_spec_round_trips_and_is_checked() -> None:
     spec = DeploymentSpec(
         "churn-prod",
         (Route("models:/churn@champion", 90), Route("models:/churn/8", 10)),
         Shadow("models:/churn/9", 0.5),
         "x-user-id",
     )
-    save_deployment(store, spec)
-    assert load_deployment(store, "churn-prod") == spec
-    assert list_deployments(store) == ["churn-prod"]
-    delete_deployment(store, "churn-prod")
-    with pytest.raises(NotFound, match="churn-prod"):
-        load_deployment(store, "churn-prod")
-    for bad in (
-        {"routes": []},
-        {"routes": [{"model": "models:/churn", "weight": 1}]},
-        {"routes": [{"model": "models:/churn/1", "weight": -1}]},
-        {"routes": [{"model": "models:/churn/1", "weight": 0}]},
-        {"routes": [{"model": "models:/churn/1"}], "shadow": {"model": "models:/churn/2", "sample_rate": 2}},
+    assert DeploymentSpec.from_dict(spec.to_dict()) == spec
+    assert spec.models == ("models:/churn@champion", "models:/churn/8", "models:/churn/9")
+    for bad, message in (
+        ({"routes": []}, "no routes"),
+        ({"routes": [{"model": "models:/churn", "weight": 1}]}, "names no version or alias"),
+        ({"routes": [{"model": "models:/churn/1", "weight": -1}]}, "'weight' must be"),
+        ({"routes": [{"model": "models:/churn/1", "weight": float("inf")}]}, "'weight' must be"),
+        ({"routes": [{"model": "models:/churn/1", "weight": "90"}]}, "'weight' must be"),
+        ({"routes": [{"model": "models:/churn/1", "weight": 0}]}, "add up to 0"),
+        ({"routes": [{"model": 3, "weight": 1}]}, "'model' must be"),
+        (
+            {
+                "routes": [{"model": "models:/churn/1"}],
+                "shadow": {"model": "models:/churn/2", "sample_rate": 2},
+            },
+            "sample_rate",
+        ),
+        ({"routes": [{"model": "models:/churn/1"}], "sticky_header": "x user"}, "header name"),
+        ({"routes": [{"model": "models:/churn/1"}], "colour": "red"}, "Unknown deployment field"),
+        ({"routes": [{"model": f"models:/churn/{i}"} for i in range(1, 70)]}, "at most 64"),
     ):
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidInput, match=message):
             DeploymentSpec.from_dict({"name": "x", **bad})
-    with pytest.raises(InvalidInput):
-        DeploymentSpec("../etc", (Route("models:/churn/1", 1),))
+    for name in ("../etc", "", "a" * 129, "-x"):
+        with pytest.raises(InvalidInput, match="Invalid deployment name"):
+            DeploymentSpec(name, (Route("models:/churn/1", 1),))

@@ -1,7 +1,9 @@
-"""``loopline deploy``: declare deployments (weighted versions + shadow) and package models for a cluster."""
+"""``loopline deploy``: declare deployments (weighted versions + shadow), see and roll back their
+history, and package models for a cluster."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +13,7 @@ from loopline.cli.common import TrackingUri
 
 app = typer.Typer(
     help="Deployments: which model versions serve traffic, with what weights, and which one shadows; "
+    "every change is a revision you can list (history) and undo (rollback); "
     "and container/Kubernetes packaging of a model.",
     no_args_is_help=True,
 )
@@ -34,6 +37,18 @@ def _parse_route(text: str) -> tuple[str, float]:
         raise InvalidInput(f"Bad --route {text!r}: the weight after '=' must be a number.") from None
 
 
+ExpectedRevision = Annotated[
+    int | None,
+    typer.Option(
+        "--expected-revision",
+        help="The revision you read (0: create only). If someone changed it since, nothing is written "
+        "and the command fails (exit 1) instead of overwriting their change.",
+        show_default=False,
+    ),
+]
+Comment = Annotated[str, typer.Option("--comment", "-m", help="Why: kept in the history and the event.")]
+
+
 @app.command("set")
 def set_(
     name: Annotated[str, typer.Argument(help="Deployment name, e.g. churn-prod.")],
@@ -52,44 +67,60 @@ def set_(
     sticky_header: Annotated[
         str | None, typer.Option(help="Route by a hash of this request header instead of at random.")
     ] = None,
+    expected_revision: ExpectedRevision = None,
+    comment: Comment = "",
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Create or replace a deployment. Running servers pick the change up within their poll interval.
+    """Create or change a deployment: a new revision. Running servers pick it up within their poll
+    interval. Every model version it names must be registered; aliases are resolved and recorded.
 
     Example:
-      [bold]loopline deploy set churn-prod -r models:/churn@champion=90 -r models:/churn/8=10[/]
+      [bold]loopline deploy set churn-prod -r models:/churn@champion=90 -r models:/churn/8=10 -m "canary 8"[/]
     """
-    from loopline.serving.deployments import Shadow, set_deployment
+    from loopline.serving.deployments import set_deployment
+    from loopline.serving.types import Shadow
 
-    spec = set_deployment(
+    d = set_deployment(
         name,
         [_parse_route(r) for r in route],
         shadow=Shadow(shadow, shadow_rate) if shadow else None,
         sticky_header=sticky_header,
+        expected_revision=expected_revision,
+        comment=comment,
         client=_client(tracking_uri),
     )
-    _print(spec)
+    _print(d)
 
 
-def _print(spec: object) -> None:
-    from loopline.serving.deployments import DeploymentSpec
+def _print(d: object) -> None:
+    from loopline.cli.common import fmt_time
+    from loopline.serving.types import Deployment
 
-    assert isinstance(spec, DeploymentSpec)
-    total = sum(r.weight for r in spec.routes)
-    typer.echo(f"deployment {spec.name}")
-    for r in spec.routes:
-        typer.echo(f"  {r.model}  {r.weight / total:.0%}")
-    if spec.shadow is not None:
-        typer.echo(f"  {spec.shadow.model}  shadow, {spec.shadow.sample_rate:.0%} of requests")
-    if spec.sticky_header:
-        typer.echo(f"  sticky on header {spec.sticky_header}")
+    assert isinstance(d, Deployment)
+    when = fmt_time(d.updated_ms)
+    typer.echo(f"deployment {d.name}  revision {d.revision}  (by {d.updated_by}, {when} UTC)")
+    total = sum(r.weight for r in d.routes)
+    for r in d.routes:
+        typer.echo(f"  {r.model}  {r.weight / total:.0%}{_as(d.resolved, r.model)}")
+    if d.shadow is not None:
+        rate = f"{d.shadow.sample_rate:.0%}"
+        typer.echo(f"  {d.shadow.model}  shadow, {rate} of requests{_as(d.resolved, d.shadow.model)}")
+    if d.sticky_header:
+        typer.echo(f"  sticky on header {d.sticky_header}")
+
+
+def _as(resolved: Mapping[str, str], uri: str) -> str:
+    """Where an alias pointed when the revision was written."""
+    version = resolved.get(uri)
+    return f"  (= {version})" if version and version != uri else ""
 
 
 @app.command("show")
 def show(
     name: Annotated[str, typer.Argument(help="Deployment name.")], tracking_uri: TrackingUri = None
 ) -> None:
-    """Print a deployment's routes, weights and shadow."""
+    """Print a deployment's revision, routes, weights and shadow (with the version each alias named
+    when the revision was written)."""
     from loopline.serving.deployments import get_deployment
 
     _print(get_deployment(name, client=_client(tracking_uri)))
@@ -97,22 +128,73 @@ def show(
 
 @app.command("list")
 def list_(tracking_uri: TrackingUri = None) -> None:
-    """List the deployments."""
+    """List the deployments: name, revision, routes."""
     from loopline.serving.deployments import list_deployments
 
-    c = _client(tracking_uri)
-    for name in list_deployments(c.artifacts):  # type: ignore[attr-defined]
-        typer.echo(name)
+    for d in list_deployments(client=_client(tracking_uri)):
+        total = sum(r.weight for r in d.routes)
+        routes = ", ".join(f"{r.model} {r.weight / total:.0%}" for r in d.routes)
+        typer.echo(f"{d.name}  revision {d.revision}  {routes}")
+
+
+@app.command("history")
+def history(
+    name: Annotated[str, typer.Argument(help="Deployment name.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many (the newest).")] = 50,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Every change of a deployment, newest first: revision, time, who, routes and why.
+
+    Example: [bold]loopline deploy history churn-prod[/], then
+    [bold]loopline deploy rollback churn-prod --to 3[/]
+    """
+    from loopline.cli.common import fmt_time
+    from loopline.serving.deployments import deployment_history
+
+    for r in deployment_history(name, limit=limit, client=_client(tracking_uri)):
+        total = sum(x.weight for x in r.spec.routes)
+        routes = ", ".join(
+            f"{x.model}{_as(r.resolved, x.model)} {x.weight / total:.0%}" for x in r.spec.routes
+        )
+        if r.spec.shadow is not None:
+            routes += f", shadow {r.spec.shadow.model}{_as(r.resolved, r.spec.shadow.model)}"
+        why = f"  # {r.comment}" if r.comment else ""
+        typer.echo(f"{r.revision:>4}  {fmt_time(r.time_ms)}  {r.actor}  {routes}{why}")
+
+
+@app.command("rollback")
+def rollback(
+    name: Annotated[str, typer.Argument(help="Deployment name.")],
+    to: Annotated[int, typer.Option("--to", help="The revision whose spec becomes current again.")],
+    expected_revision: ExpectedRevision = None,
+    comment: Comment = "",
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Make an earlier revision's routes, weights and shadow current again, as a new revision (the
+    history keeps everything). Aliases in it are resolved as they are now.
+
+    Example: [bold]loopline deploy rollback churn-prod --to 3 -m "v9 regressed"[/]
+    """
+    from loopline.serving.deployments import rollback_deployment
+
+    _print(
+        rollback_deployment(
+            name, to, expected_revision=expected_revision, comment=comment, client=_client(tracking_uri)
+        )
+    )
 
 
 @app.command("delete")
 def delete(
-    name: Annotated[str, typer.Argument(help="Deployment name.")], tracking_uri: TrackingUri = None
+    name: Annotated[str, typer.Argument(help="Deployment name.")],
+    expected_revision: ExpectedRevision = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
-    """Delete a deployment (servers already running it keep their last state)."""
+    """Delete a deployment and its history (servers already running it keep their last state; its
+    events and lineage stay)."""
     from loopline.serving.deployments import delete_deployment
 
-    delete_deployment(_client(tracking_uri).artifacts, name)  # type: ignore[attr-defined]
+    delete_deployment(name, expected_revision=expected_revision, client=_client(tracking_uri))
     typer.echo(f"deleted deployment {name}")
 
 

@@ -45,6 +45,7 @@ from loopline.monitoring.types import Monitor, RunResult
 if TYPE_CHECKING:
     from loopline.context import Context
     from loopline.monitoring.sql_store import SqlMonitoringStore
+    from loopline.serving.types import DeploymentSpec
 
 log = logging.getLogger("loopline.monitoring")
 
@@ -64,9 +65,7 @@ class MonitorRunner:
         """The model version (``models:/m/3``) a target serves now: a deployment's heaviest route."""
         model = target
         if target.startswith("deployments:/"):
-            from loopline.serving.deployments import load_deployment
-
-            spec = load_deployment(self.artifacts, target.removeprefix("deployments:/"))
+            spec = self._deployment(target)
             model = max(spec.routes, key=lambda r: r.weight).model
         from loopline.uris import parse
 
@@ -77,6 +76,11 @@ class MonitorRunner:
             reg = open_registry_store(self.context)
             return f"models:/{ref.name}/{reg.get_model_version_by_alias(ref.name, ref.alias).version}"
         return model
+
+    def _deployment(self, target: str) -> DeploymentSpec:
+        from loopline.serving.store import open_deployment_store
+
+        return open_deployment_store(self.context).get_deployment(target.removeprefix("deployments:/")).spec
 
     def training_dataset(self, target: str) -> str:
         """The ``datasets:/`` URI upstream of the model version ``target`` serves (via lineage)."""
@@ -316,13 +320,7 @@ class MonitorRunner:
         return records, len(new), state
 
     def _logged_models(self, target: str) -> list[str]:
-        if target.startswith("deployments:/"):
-            from loopline.serving.deployments import load_deployment
-
-            spec = load_deployment(self.artifacts, target.removeprefix("deployments:/"))
-            uris = [r.model for r in spec.routes] + ([spec.shadow.model] if spec.shadow else [])
-        else:
-            uris = [target]
+        uris = list(self._deployment(target).models) if target.startswith("deployments:/") else [target]
         return sorted({u.removeprefix("models:/").split("@")[0].split("/")[0] for u in uris})
 
     def _alerts(

@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from loopline.registry.sql_store import SqlRegistryStore
     from loopline.server import (
         data_api,
+        deployments_api,
         features_api,
         loopline_api,
         mlflow_artifacts,
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mlflow_registry.router,
         loopline_api.router,
         data_api.router,
+        deployments_api.router,
         features_api.router,
         monitoring_api.router,
         pipelines_api.router,

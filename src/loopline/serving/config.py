@@ -7,7 +7,7 @@ interpreter, so the environment is how the options reach it).
 variable                            meaning (default)
 ==================================  ============================================================
 ``LOOPLINE_SERVE_MODEL_URI``        model to serve: ``models:/name@alias``, ``models:/name/3``, a folder
-``LOOPLINE_SERVE_DEPLOYMENT``       or a deployment's name (``deployments/<name>.json``)
+``LOOPLINE_SERVE_DEPLOYMENT``       or a deployment's name (see ``loopline deploy list``)
 ``LOOPLINE_SERVE_NAME``             the OIP model name for a folder (default: the registered name)
 ``LOOPLINE_SERVE_VERSION``          the version to report for a folder
 ``LOOPLINE_SERVE_MAX_BATCH_SIZE``   rows per predict call (``64``; ``1`` turns batching off)

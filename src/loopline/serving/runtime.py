@@ -1,8 +1,9 @@
 """What a server is serving right now, and how it changes without a restart.
 
 The live state is one immutable :class:`Table` (routers, the versions by name, the shadow). A
-refresh resolves the deployment again — its document and every alias it names — loads and warms
-any version it does not have yet, off the event loop, then swaps the table in one assignment. A
+refresh resolves the deployment again — its spec, re-read only when the store's revision of it
+moved (one small read per poll), and every alias it names — loads and warms any version it does not
+have yet, off the event loop, then swaps the table in one assignment. A
 request that picked a model before the swap finishes on that model (it holds a reference), so an
 alias move or a weight change drops nothing; a version that left the table has its prediction
 threads stopped once it has answered everything it had queued.
@@ -14,7 +15,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,9 +22,12 @@ from typing import Any
 
 from loopline.errors import InvalidInput, LooplineError, NotFound
 from loopline.serving.batching import BatchConfig
-from loopline.serving.deployments import DeploymentSpec, Router, load_deployment
+from loopline.serving.deployments import Router
 from loopline.serving.http import NotReady
 from loopline.serving.model import ServedModel
+from loopline.serving.resolve import resolve_uri
+from loopline.serving.store import DeploymentStore, open_deployment_store
+from loopline.serving.types import Deployment, DeploymentSpec
 
 log = logging.getLogger("loopline.serving")
 
@@ -50,32 +53,6 @@ class Table:
     shadow: ServedModel | None = None
     shadow_rate: float = 0.0
     names: frozenset[str] = field(default_factory=frozenset)
-
-
-def resolve_uri(uri: str, registry: Any) -> str:
-    """``models:/name@alias`` or ``models:/name/latest`` → ``models:/name/<version>``; folders as given."""
-    if not uri.startswith("models:/"):
-        if not os.path.isdir(uri):
-            raise NotFound(
-                f"No model folder at {uri!r}.",
-                hint="Give models:/name/version, models:/name@alias or a folder.",
-            )
-        return uri
-    from loopline.uris import parse
-
-    ref = parse(uri)
-    if ref.alias is not None:
-        return registry.get_model_version_by_alias(ref.name, ref.alias).uri  # type: ignore[no-any-return]
-    if ref.version == "latest":
-        versions = registry.get_registered_model(ref.name).latest_versions
-        if not versions:
-            raise NotFound(f"Registered model {ref.name!r} has no versions.")
-        return f"models:/{ref.name}/{max(v.version for v in versions)}"
-    if ref.version is None:
-        raise InvalidInput(
-            f"{uri!r} names no version or alias.", hint="Use models:/name/3 or models:/name@alias."
-        )
-    return registry.get_model_version(ref.name, ref.version).uri  # type: ignore[no-any-return]
 
 
 class Runtime:
@@ -115,6 +92,8 @@ class Runtime:
         self.table: Table | None = None
         self.error: LooplineError | None = None
         self._loaded: dict[str, ServedModel] = {}  # resolved URI -> model (reused across refreshes)
+        self._store: DeploymentStore | None = None
+        self._current: Deployment | None = None  # the deployment as last read, at its revision
         self._task: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self._loaded_event = asyncio.Event()
@@ -137,7 +116,12 @@ class Runtime:
         if self.model_uri is not None:
             return DeploymentSpec.single(self.model_uri, self.name)
         assert self.deployment is not None
-        return load_deployment(self._tracking().artifacts, self.deployment)
+        if self._store is None:
+            self._store = open_deployment_store(self._tracking().context)
+        current = self._current
+        if current is None or self._store.get_revision(self.deployment) != current.revision:
+            current = self._current = self._store.get_deployment(self.deployment)
+        return current.spec
 
     def resolve(self) -> tuple[DeploymentSpec, Resolved]:
         spec = self.spec()

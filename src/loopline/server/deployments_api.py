@@ -1,0 +1,218 @@
+"""The deployment routes under ``/api/2.0/loopline/deployments``.
+
+GET takes the query string, POST a JSON object; errors are 4xx ``{"error_code", "message"}`` (a
+stale ``expected_revision`` is 409 ``INVALID_STATE``):
+
+=================================================  =================================================
+``GET  list?max_results=&page_token=``             ``{"deployments": [Deployment…],
+                                                   "next_page_token"?}`` by name
+``GET  get?name=``                                 ``{"deployment": Deployment}``
+``GET  revision?name=``                            ``{"name", "revision"}``: what servers poll
+``GET  revisions?name=&max_results=&page_token=``  ``{"revisions": [Revision…], "next_page_token"?}``
+                                                   newest first
+``POST set`` ``{"name", "routes": [{"model",       ``{"deployment": Deployment}``: a new revision
+"weight"}], "shadow"?: {"model", "sample_rate"},   (or the same one, if nothing changed)
+"sticky_header"?, "expected_revision"?,
+"comment"?}``
+``POST rollback`` ``{"name", "to_revision",        ``{"deployment": Deployment}``: a new revision
+"expected_revision"?, "comment"?}``                with the spec of ``to_revision``
+``POST delete`` ``{"name", "expected_revision"?}``  ``{}``
+=================================================  =================================================
+
+``Deployment`` and ``Revision`` are ``loopline.serving.types``' JSON shapes. Each request builds the
+SQL store from the request's context, so model URIs resolve in this server's registry and old
+``deployments/*.json`` files are imported from this server's artifact store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from loopline.server.http import (
+    blocking,
+    json_response,
+    max_results,
+    page_response,
+    page_token,
+    params,
+    required_str,
+)
+from loopline.server.state import context
+from loopline.serving.sql_store import MAX_RESULTS, SqlDeploymentStore
+from loopline.serving.types import (
+    DeploymentSpec,
+    Route,
+    Shadow,
+    deployment_to_json,
+    revision_to_json,
+)
+
+router = APIRouter(prefix="/api/2.0/loopline/deployments", tags=["deployments"])
+
+
+def _store(request: Request) -> SqlDeploymentStore:
+    return SqlDeploymentStore(context(request))
+
+
+# ---- typed shapes ------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    # strict: "90" is not a weight; forbid: a misspelt field is an error, not silently ignored
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class RouteIn(_Strict):
+    model: str = Field(description="models:/name/3, models:/name@alias, or a folder on the serving machine")
+    weight: float = Field(1.0, description="share of traffic: weight / sum of weights")
+
+
+class ShadowIn(_Strict):
+    model: str
+    sample_rate: float = Field(1.0, description="share of requests copied to the shadow, 0 to 1")
+
+
+class SetRequest(_Strict):
+    name: str
+    routes: list[RouteIn]
+    shadow: ShadowIn | None = None
+    sticky_header: str | None = None
+    expected_revision: int | None = Field(
+        None, description="the revision you read (0: must not exist); another one is 409"
+    )
+    comment: str = ""
+
+
+class RollbackRequest(_Strict):
+    name: str
+    to_revision: int
+    expected_revision: int | None = None
+    comment: str = ""
+
+
+class DeleteRequest(_Strict):
+    name: str
+    expected_revision: int | None = None
+
+
+class SpecOut(BaseModel):
+    name: str
+    routes: list[dict[str, Any]]
+    shadow: dict[str, Any] | None = None
+    sticky_header: str | None = None
+
+
+class DeploymentOut(BaseModel):
+    name: str
+    uri: str
+    revision: int
+    spec: SpecOut
+    resolved: dict[str, str]
+    created_ms: int
+    created_by: str
+    updated_ms: int
+    updated_by: str
+
+
+class RevisionOut(BaseModel):
+    name: str
+    revision: int
+    spec: SpecOut
+    resolved: dict[str, str]
+    actor: str
+    time_ms: int
+    comment: str
+
+
+class DeploymentResponse(BaseModel):
+    deployment: DeploymentOut
+
+
+class DeploymentsResponse(BaseModel):
+    deployments: list[DeploymentOut] = []
+    next_page_token: str | None = None
+
+
+class RevisionResponse(BaseModel):
+    name: str
+    revision: int
+
+
+class RevisionsResponse(BaseModel):
+    revisions: list[RevisionOut] = []
+    next_page_token: str | None = None
+
+
+# ---- routes ------------------------------------------------------------------------------------
+
+
+@router.get("/list", response_model=DeploymentsResponse)
+async def list_deployments(request: Request) -> Response:
+    body = await params(request)
+    n, token = max_results(body, 100, MAX_RESULTS), page_token(body)
+    page = await blocking(lambda: _store(request).list_deployments(n, token))
+    return page_response("deployments", [deployment_to_json(d) for d in page.items], page.next_page_token)
+
+
+@router.get("/get", response_model=DeploymentResponse)
+async def get_deployment(request: Request) -> Response:
+    name = required_str(await params(request), "name")
+    d = await blocking(lambda: _store(request).get_deployment(name))
+    return json_response({"deployment": deployment_to_json(d)})
+
+
+@router.get("/revision", response_model=RevisionResponse)
+async def get_revision(request: Request) -> Response:
+    name = required_str(await params(request), "name")
+    return json_response(
+        {"name": name, "revision": await blocking(lambda: _store(request).get_revision(name))}
+    )
+
+
+@router.get("/revisions", response_model=RevisionsResponse)
+async def list_revisions(request: Request) -> Response:
+    body = await params(request)
+    name, n, token = required_str(body, "name"), max_results(body, 100, MAX_RESULTS), page_token(body)
+    page = await blocking(lambda: _store(request).list_revisions(name, n, token))
+    return page_response("revisions", [revision_to_json(r) for r in page.items], page.next_page_token)
+
+
+@router.post("/set", response_model=DeploymentResponse)
+async def set_deployment(req: SetRequest, request: Request) -> Response:
+    spec = DeploymentSpec(  # checks every field, naming the one that is wrong (400)
+        req.name,
+        tuple(Route(r.model, r.weight) for r in req.routes),
+        Shadow(req.shadow.model, req.shadow.sample_rate) if req.shadow is not None else None,
+        req.sticky_header.lower() if req.sticky_header else None,
+    )
+    d = await blocking(
+        lambda: _store(request).set_deployment(
+            spec, expected_revision=req.expected_revision, comment=req.comment
+        )
+    )
+    return json_response({"deployment": deployment_to_json(d)})
+
+
+@router.post("/rollback", response_model=DeploymentResponse)
+async def rollback(req: RollbackRequest, request: Request) -> Response:
+    d = await blocking(
+        lambda: _store(request).rollback(
+            req.name, req.to_revision, expected_revision=req.expected_revision, comment=req.comment
+        )
+    )
+    return json_response({"deployment": deployment_to_json(d)})
+
+
+@router.post("/delete")
+async def delete_deployment(req: DeleteRequest, request: Request) -> Response:
+    await blocking(
+        lambda: _store(request).delete_deployment(req.name, expected_revision=req.expected_revision)
+    )
+    return json_response({})
+
+
+__all__ = ["router"]
