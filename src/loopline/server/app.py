@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from loopline.server import (
         data_api,
         features_api,
+        jobs,
         loopline_api,
         mlflow_artifacts,
         mlflow_registry,
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mlflow_artifacts.router)
     app.include_router(mlflow_registry.router)
     app.include_router(loopline_api.router)
+    app.include_router(jobs.router)  # GET jobs/{id}: long requests answered 202 (server/jobs.py)
     for domain in (data_api, features_api, monitoring_api, pipelines_api):
         app.include_router(domain.router)
     app.include_router(monitoring_api.metrics_router)  # GET /metrics: Prometheus gauges per monitor
