@@ -86,8 +86,11 @@ def following(
         transient=True,
     )
     task = bar.add_task(label, total=None, count="", message="")
+    seen: list[str] = []  # the job id, once the server gave one
 
     def update(p: Progress) -> None:
+        if p.job_id is not None and not seen:
+            seen.append(p.job_id)
         if no_wait and p.job_id is not None:
             raise _Detached(p.job_id)
         count = f"{p.done:,}" if p.total is None else f"{p.done:,}/{p.total:,}"
@@ -100,6 +103,11 @@ def following(
         typer.echo(f"{started} as job {d.job_id}.")
         typer.echo(f"Follow it with `loopline jobs wait {d.job_id}` (or `loopline jobs show {d.job_id}`).")
         raise typer.Exit(0) from None
+    except KeyboardInterrupt:
+        if not seen:
+            raise
+        err.print(f"Stopped waiting; job {seen[0]} goes on on the server: `loopline jobs wait {seen[0]}`.")
+        raise typer.Exit(130) from None
 
 
 def _client(tracking_uri: str | None) -> RestClient:
