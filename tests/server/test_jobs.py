@@ -232,9 +232,10 @@ def test_no_wait_prints_the_job_id_and_jobs_wait_finishes_it(async_server: str, 
     assert sorted(p.name for p in work.iterdir()) == []  # the client opened no database
 
 
-def test_unknown_job_ids_are_404_json_and_jobs_are_per_workspace(tmp_path: Path) -> None:
-    """Replicas on one database answer for each other's jobs; another workspace sees none of them."""
-    store = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_unknown_job_ids_are_404_json_and_jobs_are_per_workspace(store_uri: str, tmp_path: Path) -> None:
+    """Replicas on one database (SQLite, PostgreSQL) answer for each other's jobs; another workspace
+    sees none of them."""
+    store = store_uri
     artifacts = str(tmp_path / "artifacts")
     env = {"LOOPLINE_JOB_WAIT": "0"}
     defs = _write_repo(tmp_path / "repo", 300)

@@ -90,7 +90,7 @@ from loopline.server.http import (
     query_dict,
     required_str,
 )
-from loopline.server.jobs import run_job
+from loopline.server.jobs import ACCEPTED, run_job
 from loopline.server.state import context
 
 router = APIRouter(prefix="/api/2.0/loopline")
@@ -351,7 +351,7 @@ def _materialize(store: FeatureStore, req: MaterializeRequest, progress: Progres
     }
 
 
-@router.post("/features/materialize", response_model=MaterializeResponse)
+@router.post("/features/materialize", response_model=MaterializeResponse, responses=ACCEPTED)
 async def materialize(request: Request, body: MaterializeRequest) -> Response:
     """Runs as a job: answered when done, or 202 with a job id to poll (``server/jobs.py``)."""
     if not body.incremental and body.start_us is None:
@@ -457,7 +457,7 @@ def _save(store: FeatureStore, table: Any, query: dict[str, Any]) -> str:
     return save_training_set(store, table, name, pairs, optional_str(query, "run_id"))
 
 
-@router.post("/features/training-sets", response_model=SavedResponse)
+@router.post("/features/training-sets", response_model=SavedResponse, responses=ACCEPTED)
 async def save_training_set(request: Request) -> Response:
     """Version a training set the client assembled as a dataset, with lineage to its views; a job
     (a big set takes a while to write): answered when done, or 202 with a job id to poll."""

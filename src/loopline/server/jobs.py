@@ -260,6 +260,18 @@ async def run_job(request: Request, kind: str, fn: JobFn, *, wait: float | None 
 # ---- routes ------------------------------------------------------------------------------------
 
 
+class JobAccepted(BaseModel):
+    job_id: str
+    kind: str
+    status: Literal["queued", "running"]
+
+
+# For the routes that run jobs: their 202 in the OpenAPI page (/docs).
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": JobAccepted, "description": "Still running: poll Location (GET jobs/{job_id})."}
+}
+
+
 class ProgressOut(BaseModel):
     done: int
     total: int | None
@@ -349,4 +361,4 @@ async def list_jobs(request: Request) -> Response:
     return json_response({"jobs": [_as_json(r, now) for r in rows]})
 
 
-__all__ = ["JobFn", "router", "run_job"]
+__all__ = ["ACCEPTED", "JobFn", "router", "run_job"]

@@ -53,7 +53,7 @@ from pydantic import BaseModel, Field
 from loopline.context import Context
 from loopline.errors import InvalidInput
 from loopline.server.http import blocking, json_response, optional_int, params, required_str
-from loopline.server.jobs import run_job
+from loopline.server.jobs import ACCEPTED, run_job
 from loopline.server.state import context
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ async def list_runs(request: Request) -> Response:
     return json_response({"runs": [_types().run_to_json(r) for r in runs]})
 
 
-@router.post("/run", response_model=RunResultResponse)
+@router.post("/run", response_model=RunResultResponse, responses=ACCEPTED)
 async def run_monitor(req: RunRequest, request: Request) -> Response:
     """Run a monitor now, as a job (``server/jobs.py``): its result when done, or ``202 {"job_id"}``
     to poll. ``"wait": false`` answers 202 at once; the outcome is then also in ``runs``/``report``."""
