@@ -33,6 +33,8 @@ ROOT``                         ``<root>/<id>`` and clients write there directly 
 ``LOOPLINE_MONITOR_POLL``      ``loopline server``: seconds between due-monitor polls (``30``; ``0``: off)
 ``LOOPLINE_SERVER_RUN_UDFS``   ``loopline server`` runs on-demand feature views' stored code
                                (``0``: clients run it)
+``LOOPLINE_JOB_WAIT``          ``loopline server``: seconds a long request (materialise, monitor
+                               run…) is waited for before it answers 202 with a job id (``2``)
 =============================  =========================================================
 """
 
@@ -86,6 +88,8 @@ class Settings:
     # loopline server: FastAPI's native OpenTelemetry (spans, metrics and logs to the globally configured
     # providers). Off unless asked for: even unconfigured, its per-request checks cost CPU.
     server_otel: bool = False
+    # loopline server: seconds a long request runs before it answers 202 with a job to poll instead.
+    job_wait: float = 2.0
 
     def __post_init__(self) -> None:
         # Values from the environment arrive as strings: coerce them as a validating model would.
@@ -129,6 +133,7 @@ class Settings:
             "monitor_poll",
             "server_run_udfs",
             "server_otel",
+            "job_wait",
         ):
             raw = env.get(f"LOOPLINE_{name.upper()}")
             if raw:
@@ -166,7 +171,7 @@ def _flag(name: str, value: object) -> bool:
 
 
 def _invalid(name: str, value: object) -> InvalidInput:
-    kind = "a number" if name.endswith(("interval", "older_than", "poll")) else "a string"
+    kind = "a number" if name.endswith(("interval", "older_than", "poll", "wait")) else "a string"
     return InvalidInput(f"Invalid setting {name}={value!r}: it must be {kind}.")
 
 

@@ -129,8 +129,16 @@ def test_monitor_runs_read_only_new_rows_and_alert_on_drift(env: dict[str, Any],
     with pytest.raises(AlreadyExists):
         mons.create("churn", deployment="churn-prod", reference=env["ref"])
     log_requests(mons, env["rng"], 300, shift=0, start=0, label_noise=0.02)
-    first = mons.run("churn")
+    stages: list[Any] = []
+    first = mons.run("churn", progress=stages.append)
     assert first.run.status == "ok" and first.run.new_rows == 300 and first.run.rows == 300
+    assert [(p.done, p.total, p.message) for p in stages] == [
+        (0, 4, "reading the reference"),
+        (1, 4, "reading the inference log"),
+        (2, 4, "computing drift"),
+        (3, 4, "recording the run"),
+        (4, 4, "done"),
+    ]
     assert first.report is not None and not first.report.dataset_drift
     assert first.metrics["performance.labelled_rows"] == 300 and first.metrics["performance.accuracy"] > 0.95
     assert hook.received == []

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loopline.cli.common import TrackingUri, fmt_time
+from loopline.cli.jobs import NoWait, following
 
 if TYPE_CHECKING:
     from loopline.features import FeatureStore, Plan
@@ -186,16 +187,18 @@ def materialize(
     end: Annotated[str, typer.Argument(help="Window end, ISO 8601, or 'now'.")],
     views: ViewsOption = None,
     format: FormatOption = Format.table,
+    no_wait: NoWait = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Load each entity's latest values in [START, END] into the online store, streaming.
 
     Progress is kept in the metadata store: if the command dies, run it again with the same window
-    and it continues after the last entity it wrote.
+    and it continues after the last entity it wrote. Through a server it runs there as a job: leaving
+    (Ctrl-C, --no-wait) does not stop it.
     """
     store = _store(tracking_uri)
-    with Console(stderr=True).status("Materialising…"):
-        results = store.materialize(_time(start), _time(end), views)
+    with following("Materialising", no_wait=no_wait, remote=store.settings.is_remote) as progress:
+        results = store.materialize(_time(start), _time(end), views, progress=progress)
     _materialized(results, format)
 
 
@@ -204,12 +207,13 @@ def materialize_incremental(
     end: Annotated[str, typer.Argument(help="Window end, ISO 8601, or 'now'.")],
     views: ViewsOption = None,
     format: FormatOption = Format.table,
+    no_wait: NoWait = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Materialise from where each view's last run ended (first time: END minus the view's TTL)."""
     store = _store(tracking_uri)
-    with Console(stderr=True).status("Materialising…"):
-        results = store.materialize_incremental(_time(end), views)
+    with following("Materialising", no_wait=no_wait, remote=store.settings.is_remote) as progress:
+        results = store.materialize_incremental(_time(end), views, progress=progress)
     _materialized(results, format)
 
 

@@ -35,6 +35,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("loopline.cli.features", "app"),
     "pipeline": ("loopline.cli.pipeline", "app"),
     "monitor": ("loopline.cli.monitor", "app"),
+    "jobs": ("loopline.cli.jobs", "app"),
 }
 
 

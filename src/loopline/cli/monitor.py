@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from loopline.cli.common import TrackingUri, fmt_time
+from loopline.cli.jobs import NoWait, following
 from loopline.errors import InvalidInput, LooplineError
 
 app = typer.Typer(
@@ -376,25 +377,17 @@ def run(
     fail_on_drift: Annotated[
         bool, typer.Option("--fail-on-drift", help="Exit with 1 when it alerted.")
     ] = False,
-    wait: Annotated[
-        bool,
-        typer.Option(
-            "--wait/--no-wait",
-            help="--no-wait: have the server run it in the background and return at once "
-            "(then `loopline monitor show`/`report`).",
-        ),
-    ] = True,
+    no_wait: NoWait = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Run a monitor now: read the inference log rows it has not seen, evaluate its window, store the
     figures, and alert (event + webhooks) on drift or degraded performance. Through a server, the
-    server runs it (it holds the inference log)."""
+    server runs it as a job (it holds the inference log): leaving (Ctrl-C, --no-wait) does not stop
+    it, and `loopline monitor show` lists its run once done."""
     mons = _monitors(tracking_uri)
-    if not wait:
-        mons.start(name)
-        typer.echo(f"Started monitor {name}; see `loopline monitor show {name}` for its outcome.")
-        return
-    result = mons.run(name)
+    remote = mons.context.is_remote
+    with following(f"Monitor {name}", no_wait=no_wait, remote=remote, started=f"Started monitor {name}") as p:
+        result = mons.run(name, progress=p)
     if fmt is Format.html:
         if result.report is None:
             raise InvalidInput(f"Monitor {name} has no rows in its window yet: no report to write.")

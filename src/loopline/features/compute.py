@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from loopline.features.materialize import MaterializeResult
     from loopline.features.sql_store import SqlFeatureRegistry
     from loopline.features.store import FeatureStore
+    from loopline.protocol.jobs import ProgressFn
 
 Features = Sequence[str] | FeatureService | str
 EntityRows = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
@@ -56,7 +57,11 @@ class FeatureCompute(Protocol):
         *,
         batch_rows: int,
         incremental: bool,
-    ) -> list[MaterializeResult]: ...
+        progress: ProgressFn | None = None,
+    ) -> list[MaterializeResult]:
+        """Load each view's latest values in the window into the online store; ``progress`` hears the
+        rows written so far as batches commit (through a server: as its job reports them)."""
+        ...
 
     def historical(
         self,
@@ -140,6 +145,7 @@ class LocalCompute:
         *,
         batch_rows: int,
         incremental: bool,
+        progress: ProgressFn | None = None,
     ) -> list[MaterializeResult]:
         from loopline.features.training import materialize
 
@@ -152,6 +158,7 @@ class LocalCompute:
             views,
             batch_rows=batch_rows,
             incremental=incremental,
+            progress=progress,
         )
 
     def historical(

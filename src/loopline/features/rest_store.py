@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import orjson
 
 from loopline.errors import InvalidInput
 from loopline.features.arrow_ipc import MEDIA_TYPE, from_ipc, to_ipc
@@ -33,6 +32,7 @@ from loopline.features.types import (
     to_json,
 )
 from loopline.protocol.http import RestClient
+from loopline.protocol.jobs import ProgressFn, request_job
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from loopline.features.store import FeatureStore
 
 API = "/api/2.0/loopline/features"
-# Materialisations and training sets are answered when done (synchronously): wait for them, rather
-# than time out and re-send work the server is still doing.
+# Materialisations and saved training sets run as server jobs (202, then polled: protocol/jobs.py);
+# a server of before jobs answers when done, so the read may still take that long.
 LONG = httpx.Timeout(60.0, read=6 * 3600.0)
 
 
@@ -147,6 +147,7 @@ class RestFeatureCompute:
         *,
         batch_rows: int,
         incremental: bool,
+        progress: ProgressFn | None = None,
     ) -> list[MaterializeResult]:
         request = {
             "views": list(views) if views is not None else None,
@@ -155,14 +156,9 @@ class RestFeatureCompute:
             "incremental": incremental,
             "batch_rows": batch_rows,
         }
-        resp = self.client.request(
-            "POST",
-            f"{API}/materialize",
-            content=orjson.dumps(request),
-            headers={"Content-Type": "application/json"},
-            timeout=LONG,
+        body = request_job(
+            self.client, "POST", f"{API}/materialize", json=request, progress=progress, timeout=LONG
         )
-        body = orjson.loads(resp.content)
         return [
             MaterializeResult(r["view"], r["start_us"], r["end_us"], r["rows"], r.get("resumed_from"))
             for r in body["results"]
@@ -202,7 +198,8 @@ class RestFeatureCompute:
         result = assemble(entity, res, values)
         if save_as:
             params = {"name": save_as, "refs": [f"{v}:{f}" for v, f in res.refs], "run_id": run_id}
-            self.client.request(
+            request_job(
+                self.client,
                 "POST",
                 f"{API}/training-sets",
                 params={k: v for k, v in params.items() if v},

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from loopline.features.compute import FeatureCompute
     from loopline.features.materialize import MaterializeResult
     from loopline.features.registry_store import FeatureRegistryStore
+    from loopline.protocol.jobs import ProgressFn
 
 Format = Literal["pandas", "polars", "arrow"]
 TimeLike = dt.datetime | str
@@ -286,18 +287,40 @@ class FeatureStore:
     # ---- materialisation -----------------------------------------------------------------------
 
     def materialize(
-        self, start: TimeLike, end: TimeLike, views: Sequence[str] | None = None, *, batch_rows: int = 50_000
+        self,
+        start: TimeLike,
+        end: TimeLike,
+        views: Sequence[str] | None = None,
+        *,
+        batch_rows: int = 50_000,
+        progress: ProgressFn | None = None,
     ) -> list[MaterializeResult]:
-        """Load the latest value per entity in ``[start, end]`` of each online view into the online store."""
+        """Load the latest value per entity in ``[start, end]`` of each online view into the online store.
+
+        ``progress`` is called with a :class:`~loopline.protocol.jobs.Progress` (rows written so far,
+        the view) as batches commit, here or on the server.
+        """
         return self.compute.materialize(
-            to_utc_us(start), to_utc_us(end), views, batch_rows=batch_rows, incremental=False
+            to_utc_us(start),
+            to_utc_us(end),
+            views,
+            batch_rows=batch_rows,
+            incremental=False,
+            progress=progress,
         )
 
     def materialize_incremental(
-        self, end: TimeLike, views: Sequence[str] | None = None, *, batch_rows: int = 50_000
+        self,
+        end: TimeLike,
+        views: Sequence[str] | None = None,
+        *,
+        batch_rows: int = 50_000,
+        progress: ProgressFn | None = None,
     ) -> list[MaterializeResult]:
         """Materialise from where each view's last run ended (or ``end - ttl``) up to ``end``."""
-        return self.compute.materialize(None, to_utc_us(end), views, batch_rows=batch_rows, incremental=True)
+        return self.compute.materialize(
+            None, to_utc_us(end), views, batch_rows=batch_rows, incremental=True, progress=progress
+        )
 
     def push_views(self, name: str) -> list[FeatureView]:
         views = [

@@ -11,7 +11,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from loopline.features.materialize import MaterializeResult, codec_for, encode_k
 from loopline.features.offline import Fetch, event_times, point_in_time_join, to_arrow
 from loopline.features.retrieval import Resolved, on_demand_input, resolve, run_on_demand
 from loopline.features.sources import connect
+from loopline.protocol.jobs import Progress
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from loopline.features.online import OnlineStore
     from loopline.features.sql_store import SqlFeatureRegistry
     from loopline.features.store import FeatureStore
+    from loopline.protocol.jobs import ProgressFn
 
 
 def historical(
@@ -214,6 +216,7 @@ def materialize(
     *,
     batch_rows: int,
     incremental: bool,
+    progress: ProgressFn | None = None,
 ) -> list[MaterializeResult]:
     defs = store._load(force=True)
     chosen = [d for d in defs.values() if isinstance(d, FeatureView) and d.online]
@@ -227,15 +230,28 @@ def materialize(
         chosen = [d for d in chosen if d.name in views]
     if start_us is not None and start_us > end_us:
         raise InvalidInput("The start of the window is after its end.")
-    results = []
-    for view in chosen:
+    results: list[MaterializeResult] = []
+    for i, view in enumerate(chosen, 1):
         start = start_us
         if incremental:
             last = jobs.last_materialized_end(view.name)
             ttl = view.ttl_us
             start = last * 1000 if last is not None else (end_us - ttl if ttl is not None else None)
-        results.append(_materialize_view(store, jobs, online, view, start, end_us, batch_rows))
+        report = _reporter(progress, sum(r.rows for r in results), f"{view.name} (view {i} of {len(chosen)})")
+        results.append(_materialize_view(store, jobs, online, view, start, end_us, batch_rows, report))
     return results
+
+
+def _reporter(progress: ProgressFn | None, before: int, where: str) -> Callable[[int], None]:
+    """Rows written in one view as the whole call's progress: rows of every view so far (the total
+    is not known ahead: the views stream)."""
+
+    def report(rows: int) -> None:
+        if progress is not None:
+            progress(Progress(before + rows, None, where))
+
+    report(0)
+    return report
 
 
 def _materialize_view(
@@ -246,14 +262,17 @@ def _materialize_view(
     start: int | None,
     end_us: int,
     batch_rows: int,
+    report: Callable[[int], None],
 ) -> MaterializeResult:
-    """One view's job: begun (or resumed) in the metadata store, its progress kept per batch."""
+    """One view's job: begun (or resumed) in the metadata store, its progress kept per batch and
+    ``report``-ed (rows written, counting those of the run it resumes)."""
     job = reg.begin_materialization(view.name, (start or 0) // 1000, end_us // 1000)
     done = [job.rows]  # rows written so far, as of the last committed batch
 
     def progress(n: int, last_key: list[Any]) -> None:
         done[0] = job.rows + n
         reg.materialization_progress(job.id, done[0], last_key)
+        report(done[0])
 
     spill = _spill_dir("loopline-materialize-")
     con = connect(temp_dir=spill)

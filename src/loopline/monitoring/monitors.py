@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from loopline.artifacts.protocol import ArtifactStore
     from loopline.context import Context
     from loopline.monitoring.report import DriftReport
+    from loopline.protocol.jobs import ProgressFn
 
 DRIFT_OPTIONS = ("alpha", "min_effect", "drift_share")
 PERFORMANCE_KEYS = ("accuracy", "f1", "auc", "rmse", "mae")
@@ -139,14 +140,14 @@ class Monitors:
     def due(self, at_ms: int | None = None) -> list[Monitor]:
         return self.store.due_monitors(now_ms() if at_ms is None else at_ms)
 
-    def run(self, name: str, *, at_ms: int | None = None) -> RunResult:
+    def run(self, name: str, *, at_ms: int | None = None, progress: ProgressFn | None = None) -> RunResult:
         """Evaluate ``name`` now on the rows logged since its last run (plus its window's older rows),
         where its data is: in this process on an embedded store, on the server otherwise.
 
         A failure is recorded as a ``failed`` run (the cursor unchanged, so the next run reads the same
         rows again) and re-raised.
         """
-        return self.store.run_monitor(name, at_ms=at_ms)
+        return self.store.run_monitor(name, at_ms=at_ms, progress=progress)
 
     def start(self, name: str) -> None:
         """Start a run of ``name`` without waiting for it (on a server: it runs in the background);

@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
-import orjson
 
 from loopline.monitoring.report import DriftReport
 from loopline.monitoring.types import (
@@ -22,9 +21,10 @@ from loopline.monitoring.types import (
     run_from_json,
 )
 from loopline.protocol.http import RestClient
+from loopline.protocol.jobs import ProgressFn, request_job
 
 _API = "/api/2.0/loopline/monitors"
-RUN_TIMEOUT = 3600.0  # seconds a run may take on the server before the client gives up
+RUN_TIMEOUT = 3600.0  # seconds a server without jobs may take to answer a run
 
 
 class RestMonitoringStore:
@@ -95,17 +95,21 @@ class RestMonitoringStore:
         body = self._call("GET", "/latest-metrics")
         return {m: {k: float(v) for k, v in figures.items()} for m, figures in body["monitors"].items()}
 
-    def run_monitor(self, name: str, *, at_ms: int | None = None) -> RunResult:
-        # Synchronous: the request lasts as long as the run, so it may read for longer than the
-        # client's default timeout (a timed-out request would be retried: the run done twice).
-        resp = self.client.request(
+    def run_monitor(
+        self, name: str, *, at_ms: int | None = None, progress: ProgressFn | None = None
+    ) -> RunResult:
+        # A job: answered when done or 202 and polled (protocol/jobs.py). A server of before jobs
+        # answers when done, so the read may take that long (a timed-out request would be retried:
+        # the run done twice).
+        body = request_job(
+            self.client,
             "POST",
             _API + "/run",
-            content=orjson.dumps({"name": name, "at_ms": at_ms}),
-            headers={"Content-Type": "application/json"},
+            json={"name": name, "at_ms": at_ms},
+            progress=progress,
             timeout=httpx.Timeout(RUN_TIMEOUT, connect=10.0),
         )
-        return result_from_json(orjson.loads(resp.content))
+        return result_from_json(body)
 
     def start_monitor(self, name: str) -> None:
         self._call("POST", "/run", {"name": name, "wait": False})

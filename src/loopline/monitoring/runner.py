@@ -27,7 +27,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from loopline.clock import now_ms
@@ -45,6 +45,7 @@ from loopline.monitoring.types import Monitor, RunResult
 if TYPE_CHECKING:
     from loopline.context import Context
     from loopline.monitoring.sql_store import SqlMonitoringStore
+    from loopline.protocol.jobs import ProgressFn
     from loopline.serving.types import DeploymentSpec
 
 log = logging.getLogger("loopline.monitoring")
@@ -161,17 +162,17 @@ class MonitorRunner:
         with self.artifacts.open(path) as f:
             return DriftReport.from_dict(json.loads(f.read()))
 
-    def run(self, name: str, *, at_ms: int | None = None) -> RunResult:
+    def run(self, name: str, *, at_ms: int | None = None, progress: ProgressFn | None = None) -> RunResult:
         """Evaluate ``name`` on the rows logged since its last run (plus its window's older rows).
 
         A failure is recorded as a ``failed`` run (the cursor unchanged, so the next run reads the same
-        rows again) and re-raised.
+        rows again) and re-raised. ``progress`` hears the run's stages (``STAGES``), as they begin.
         """
         mon = self.store.get_monitor(name)
         started = now_ms()
         now = started if at_ms is None else at_ms
         try:
-            return self._evaluate(mon, started, now)
+            return self._evaluate(mon, started, now, _stages(progress))
         except Conflict:
             raise  # another run of this monitor finished first and stored what this one read
         except Exception as e:
@@ -192,12 +193,15 @@ class MonitorRunner:
                 )
             raise
 
-    def _evaluate(self, mon: Monitor, started: int, now: int) -> RunResult:
+    def _evaluate(self, mon: Monitor, started: int, now: int, stage: Callable[[int], None]) -> RunResult:
         name = mon.name
         cfg = mon.config
+        stage(0)
         source = mon.reference or self.training_dataset(mon.target)
         profile = self.profile(source, cfg.get("categorical") or ())
+        stage(1)
         records, new_rows, state = self._window(mon, dict(mon.state), now)
+        stage(2)
         target = cfg.get("target")
         features = [c for c in profile.columns if c != target and any(c in r for r in records[:100])]
         metrics: dict[str, float] = {"rows": float(len(records)), "new_rows": float(new_rows)}
@@ -239,6 +243,7 @@ class MonitorRunner:
                 "drift_share": report.drift_share,
                 "report": self._save_report(name, report),
             }
+        stage(3)
         perf = {k.removeprefix("performance."): v for k, v in metrics.items() if k.startswith("performance.")}
         bad = breached(perf, cfg.get("thresholds", {}).get("performance", {}))
         alerts = self._alerts(mon, report, perf, bad, now)
@@ -261,6 +266,7 @@ class MonitorRunner:
         deliveries = []
         for a in alerts:
             deliveries += notify(cfg.get("webhooks") or [], {**a, "run_id": run.id})
+        stage(len(STAGES))
         return RunResult(run, report, metrics, source, alerts, deliveries)
 
     def _save_report(self, name: str, report: DriftReport) -> str:
@@ -355,6 +361,21 @@ class MonitorRunner:
             lower = {k: "max" if k in LOWER_IS_BETTER else "min" for k in bad}
             out.append({**base, "event": "monitor.performance_degraded", "breached": bad, "limits": lower})
         return out
+
+
+STAGES = ("reading the reference", "reading the inference log", "computing drift", "recording the run")
+
+
+def _stages(progress: ProgressFn | None) -> Callable[[int], None]:
+    """Stage ``i`` of a run as progress: ``i`` of ``len(STAGES)`` done, the next one named."""
+
+    def stage(i: int) -> None:
+        if progress is not None:
+            from loopline.protocol.jobs import Progress
+
+            progress(Progress(i, len(STAGES), STAGES[i] if i < len(STAGES) else "done"))
+
+    return stage
 
 
 def _drift_metrics(report: DriftReport) -> dict[str, float]:

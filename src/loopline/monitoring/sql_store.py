@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from loopline.context import Context
     from loopline.monitoring.report import DriftReport
+    from loopline.protocol.jobs import ProgressFn
 
 
 MONITOR_FILES = "monitoring/monitors"  # <name>/window.parquet, <name>/reports/<digest>.json
@@ -218,10 +219,12 @@ class SqlMonitoringStore(SqlStore):
                 self._event(conn, "monitor.claim", f"monitors:/{name}", due_ms=due_ms)
         return claimed == 1
 
-    def run_monitor(self, name: str, *, at_ms: int | None = None) -> RunResult:
+    def run_monitor(
+        self, name: str, *, at_ms: int | None = None, progress: ProgressFn | None = None
+    ) -> RunResult:
         from loopline.monitoring.runner import MonitorRunner
 
-        return MonitorRunner(self._context(), self).run(name, at_ms=at_ms)
+        return MonitorRunner(self._context(), self).run(name, at_ms=at_ms, progress=progress)
 
     def start_monitor(self, name: str) -> None:
         self.get_monitor(name)  # NotFound before anything runs

@@ -15,6 +15,7 @@ from loopline.monitoring.types import Monitor, MonitorRun, RunResult
 if TYPE_CHECKING:
     from loopline.context import Context
     from loopline.monitoring.report import DriftReport
+    from loopline.protocol.jobs import ProgressFn
 
 
 class MonitoringStore(Protocol):
@@ -51,8 +52,11 @@ class MonitoringStore(Protocol):
     ) -> list[tuple[int, str, float]]: ...
     def latest_metrics(self) -> dict[str, dict[str, float]]: ...
 
-    def run_monitor(self, name: str, *, at_ms: int | None = None) -> RunResult:
-        """Evaluate ``name`` now where its data is; a failure is recorded as a ``failed`` run and raised."""
+    def run_monitor(
+        self, name: str, *, at_ms: int | None = None, progress: ProgressFn | None = None
+    ) -> RunResult:
+        """Evaluate ``name`` now where its data is; a failure is recorded as a ``failed`` run and raised.
+        ``progress`` hears its stages (through a server: as the server's job reports them)."""
         ...
 
     def start_monitor(self, name: str) -> None:

@@ -114,11 +114,16 @@ def raise_for_error(resp: httpx.Response) -> None:
         code, message = body.get("error_code", ""), body.get("message", resp.text)
     except ValueError:
         code, message = "", resp.text
-    if resp.status_code == 404 and not code:
+    raise error_from(resp.status_code, code, message)
+
+
+def error_from(status_code: int, code: str, message: str) -> LooplineError:
+    """The Loopline error an error body stands for (a failed job's error is one too)."""
+    if status_code == 404 and not code:
         code = "RESOURCE_DOES_NOT_EXIST"
     cls = _ERRORS.get(code, LooplineError)
-    if resp.status_code in _RETRY_STATUS:  # still failing after the retries: transient, not a refusal
+    if status_code in _RETRY_STATUS:  # still failing after the retries: transient, not a refusal
         cls = BackendUnavailable
-    err = cls(message or f"HTTP {resp.status_code}")
-    err.status_code = resp.status_code
-    raise err
+    err = cls(message or f"HTTP {status_code}")
+    err.status_code = status_code
+    return err

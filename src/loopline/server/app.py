@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         data_api,
         deployments_api,
         features_api,
+        jobs,
         loopline_api,
         mlflow_artifacts,
         mlflow_registry,
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mlflow_artifacts.router,
         mlflow_registry.router,
         loopline_api.router,
+        jobs.router,  # GET jobs/{id}: long requests answered 202 (server/jobs.py)
         data_api.router,
         deployments_api.router,
         features_api.router,

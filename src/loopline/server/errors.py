@@ -60,10 +60,14 @@ def no_endpoint_message(method: str, path: str) -> str:
     return f"No endpoint {method} {path}. {_COVERED}"
 
 
-def error_response(exc: LooplineError) -> Response:
-    """MLflow's error body for an error Loopline raised on purpose."""
+def error_body(exc: LooplineError) -> dict[str, str]:
+    """MLflow's error body for an error Loopline raised on purpose (a failed job stores it too)."""
     message = f"{exc.message} {exc.hint}".strip() if exc.hint else exc.message
-    return json_response({"error_code": exc.error_code, "message": message}, exc.status_code)
+    return {"error_code": exc.error_code, "message": message}
+
+
+def error_response(exc: LooplineError) -> Response:
+    return json_response(error_body(exc), exc.status_code)
 
 
 def unexpected_response(exc: Exception) -> Response:

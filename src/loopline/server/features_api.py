@@ -26,8 +26,9 @@ Data work::
     POST features/materialize {"views": ["driver_stats"] | null, "start_us": 1767139200000000 | null,
                                "end_us": …, "incremental": false, "batch_rows": 50000}
          → {"results": [{"view", "start_us", "end_us", "rows", "resumed_from"}]}
-         Synchronous: the request lasts as long as the materialisation (streamed in batches; an
-         interrupted job resumes when the same window is sent again).
+         A job (``server/jobs.py``): with ``Prefer: respond-async`` it answers 202 {"job_id"} past
+         LOOPLINE_JOB_WAIT seconds, and GET jobs/{id} has the rows written so far, then this body.
+         Streamed in batches; an interrupted materialisation resumes when the same window is sent again.
     POST features/historical?features=driver_stats:conv_rate&features=…|feature_service=…
          &timestamp_column=event_timestamp&full_feature_names=false[&save_as=name&run_id=…]
          body: the entity frame as an Arrow IPC stream (application/vnd.apache.arrow.stream)
@@ -78,6 +79,7 @@ from loopline.features.registry import digest
 from loopline.features.retrieval import refs_of, resolve
 from loopline.features.store import FeatureStore
 from loopline.features.types import VIEW_URI_KINDS, DefinitionChange, to_json
+from loopline.protocol.jobs import ProgressFn
 from loopline.server.http import (
     blocking,
     json_body,
@@ -88,6 +90,7 @@ from loopline.server.http import (
     query_dict,
     required_str,
 )
+from loopline.server.jobs import ACCEPTED, run_job
 from loopline.server.state import context
 
 router = APIRouter(prefix="/api/2.0/loopline")
@@ -321,32 +324,41 @@ async def last_materialized_end(request: Request) -> Response:
 # ---- data work ----------------------------------------------------------------------------------
 
 
-def _materialize(store: FeatureStore, req: MaterializeRequest) -> list[dict[str, Any]]:
+def _materialize(store: FeatureStore, req: MaterializeRequest, progress: ProgressFn) -> dict[str, Any]:
     defs = store.definitions()
     for d in defs.values():
         if isinstance(d, FeatureView) and d.online and (req.views is None or d.name in req.views):
             require_server_readable(d)
     results = store.compute.materialize(
-        req.start_us, req.end_us, req.views, batch_rows=req.batch_rows, incremental=req.incremental
+        req.start_us,
+        req.end_us,
+        req.views,
+        batch_rows=req.batch_rows,
+        incremental=req.incremental,
+        progress=progress,
     )
-    return [
-        {
-            "view": r.view,
-            "start_us": r.start_us,
-            "end_us": r.end_us,
-            "rows": r.rows,
-            "resumed_from": r.resumed_from,
-        }
-        for r in results
-    ]
+    return {
+        "results": [
+            {
+                "view": r.view,
+                "start_us": r.start_us,
+                "end_us": r.end_us,
+                "rows": r.rows,
+                "resumed_from": r.resumed_from,
+            }
+            for r in results
+        ]
+    }
 
 
-@router.post("/features/materialize", response_model=MaterializeResponse)
+@router.post("/features/materialize", response_model=MaterializeResponse, responses=ACCEPTED)
 async def materialize(request: Request, body: MaterializeRequest) -> Response:
+    """Runs as a job: answered when done, or 202 with a job id to poll (``server/jobs.py``)."""
     if not body.incremental and body.start_us is None:
         raise InvalidInput("A materialisation that is not incremental needs 'start_us'.")
-    results = await blocking(_materialize, _features(request), body)
-    return json_response({"results": results})
+    store = _features(request)
+    kind = "features.materialize-incremental" if body.incremental else "features.materialize"
+    return await run_job(request, kind, lambda progress: _materialize(store, body, progress))
 
 
 def _features_arg(query: dict[str, Any]) -> list[str] | str:
@@ -445,12 +457,14 @@ def _save(store: FeatureStore, table: Any, query: dict[str, Any]) -> str:
     return save_training_set(store, table, name, pairs, optional_str(query, "run_id"))
 
 
-@router.post("/features/training-sets", response_model=SavedResponse)
+@router.post("/features/training-sets", response_model=SavedResponse, responses=ACCEPTED)
 async def save_training_set(request: Request) -> Response:
-    """Version a training set the client assembled as a dataset, with lineage to its views."""
+    """Version a training set the client assembled as a dataset, with lineage to its views; a job
+    (a big set takes a while to write): answered when done, or 202 with a job id to poll."""
     query = query_dict(request)
     table = _ipc_body(request, await request.body())
-    return json_response({"uri": await blocking(_save, _features(request), table, query)})
+    store = _features(request)
+    return await run_job(request, "features.training-set", lambda _: {"uri": _save(store, table, query)})
 
 
 def _online(store: FeatureStore, features: list[str] | str, entities: Any, full: bool) -> OnlineResponse:

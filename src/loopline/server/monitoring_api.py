@@ -13,12 +13,14 @@ reports in its artifact store. Routes (GET takes the query string, POST a JSON o
 ``POST delete`` ``{"name"}``                    ``{}``; the monitor, its runs and figures
 ``GET  due?at_ms=``                             ``{"monitors": [Monitor…]}`` scheduled and due then
 ``GET  runs?name=&max_results=``                ``{"runs": [MonitorRun…]}`` newest first
-``POST run`` ``{"name", "at_ms"?, "wait"?}``    run it now and answer when done: ``{"run":
+``POST run`` ``{"name", "at_ms"?, "wait"?}``    run it now, as a job: when done ``{"run":
                                                 MonitorRun, "metrics", "alerts", "deliveries",
                                                 "reference", "report": DriftReport|null}`` (+ flat
-                                                ``run_id``, ``status``, ``rows``, ``new_rows``);
-                                                ``"wait": false``: ``202 {"name", "started"}`` at
-                                                once, the run goes on after the answer
+                                                ``run_id``, ``status``, ``rows``, ``new_rows``), or
+                                                ``202 {"job_id"}`` past LOOPLINE_JOB_WAIT with
+                                                ``Prefer: respond-async`` (``GET jobs/{id}`` has
+                                                its stages, then this body); ``"wait": false``:
+                                                202 at once
 ``GET  history?name=&key=…&since_ms=&           its metrics over time, as columns:
 max_results=``                                  ``{"time_ms": [], "key": [], "value": []}``
 ``GET  report?name=&run_id=``                   ``{"report": DriftReport|null}`` of that run
@@ -47,15 +49,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
-from starlette.background import BackgroundTask
 
 from loopline.context import Context
 from loopline.errors import InvalidInput
 from loopline.server.http import blocking, json_response, optional_int, params, required_str
+from loopline.server.jobs import ACCEPTED, run_job
 from loopline.server.state import context
 
 if TYPE_CHECKING:
     from loopline.monitoring.sql_store import SqlMonitoringStore
+    from loopline.protocol.jobs import ProgressFn
 
 T = TypeVar("T")
 log = logging.getLogger("loopline.server")
@@ -172,7 +175,7 @@ class NameRequest(BaseModel):
 class RunRequest(BaseModel):
     name: str
     at_ms: int | None = None
-    wait: bool = Field(True, description="false: answer 202 at once and run in the background")
+    wait: bool = Field(True, description="false: answer 202 with the job id at once")
 
 
 def _limit(body: dict[str, Any], default: int, most: int) -> int:
@@ -245,26 +248,19 @@ async def list_runs(request: Request) -> Response:
     return json_response({"runs": [_types().run_to_json(r) for r in runs]})
 
 
-@router.post("/run", response_model=RunResultResponse)
+@router.post("/run", response_model=RunResultResponse, responses=ACCEPTED)
 async def run_monitor(req: RunRequest, request: Request) -> Response:
-    """Run a monitor now and answer its result (the request lasts as long as the run); with
-    ``"wait": false``, answer ``202 {"name", "started": true}`` at once and run it after answering:
-    its outcome (or failure) is then in ``runs`` and ``report``."""
-    if req.wait:
-        result = await on_store(request, lambda s: s.run_monitor(req.name, at_ms=req.at_ms))
-        return json_response(_types().result_to_json(result))
-    await on_store(request, lambda s: s.get_monitor(req.name))  # 404 now, not lost in the background
+    """Run a monitor now, as a job (``server/jobs.py``): its result when done, or ``202 {"job_id"}``
+    to poll. ``"wait": false`` answers 202 at once; the outcome is then also in ``runs``/``report``."""
+    if not req.wait:  # 404 now, not only in the job
+        await on_store(request, lambda s: s.get_monitor(req.name))
     ctx = context(request)
 
-    def run_later() -> None:
-        try:
-            _store(ctx).run_monitor(req.name, at_ms=req.at_ms)
-        except Exception:  # recorded as a failed run (or refused, another run stored these rows)
-            log.exception("monitor %s failed", req.name)
+    def run(progress: ProgressFn) -> dict[str, Any]:
+        result = _store(ctx).run_monitor(req.name, at_ms=req.at_ms, progress=progress)
+        return dict(_types().result_to_json(result))
 
-    response = json_response({"name": req.name, "started": True}, status_code=202)
-    response.background = BackgroundTask(run_later)  # Starlette runs it in the threadpool
-    return response
+    return await run_job(request, "monitors.run", run, wait=None if req.wait else 0.0)
 
 
 @router.get("/history", response_model=HistoryResponse)

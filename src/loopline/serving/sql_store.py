@@ -25,8 +25,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from loopline.errors import Conflict, InvalidInput, LooplineError, NotFound
-from loopline.metadata import schema as t
-from loopline.metadata import schema_deployments as s
+from loopline.metadata import schema as t, schema_deployments as s
 from loopline.metadata.base import SqlStore, decode_token, encode_token, now_ms
 from loopline.metadata.lineage import append_event
 from loopline.metadata.pages import Page
