@@ -19,7 +19,7 @@ deployments = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("workspace", String(63), nullable=False),
-    Column("name", String(128), nullable=False),
+    Column("name", String(256), nullable=False),
     Column("spec", Text, nullable=False),
     Column("revision", Integer, nullable=False),
     Column("created_ms", BigInteger, nullable=False),

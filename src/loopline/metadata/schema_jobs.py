@@ -1,4 +1,4 @@
-"""The jobs table (migration 0009), on the shared MetaData of ``loopline.metadata.schema``.
+"""The jobs table (migration 0010), on the shared MetaData of ``loopline.metadata.schema``.
 
 ``jobs``: one row per long request a server answered 202 for (a materialisation, a monitor run…):
 its kind, status (queued | running | succeeded | failed), progress, and its outcome: the JSON the

@@ -38,8 +38,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import Engine, and_, delete, insert, or_, select, update
 
+from loopline.clock import now_ms
 from loopline.errors import InvalidInput, LooplineError, NotFound
-from loopline.metadata.base import now_ms
 from loopline.metadata.engine import write_transaction
 from loopline.metadata.schema_jobs import jobs
 from loopline.protocol.jobs import JOBS_API, Progress, ProgressFn

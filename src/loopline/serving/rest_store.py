@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from loopline.metadata.pages import Page
+from loopline.names import check_name
 from loopline.protocol.http import RestClient
 from loopline.serving.types import (
     Deployment,
     DeploymentRevision,
     DeploymentSpec,
-    check_name,
     deployment_from_json,
     revision_from_json,
 )
@@ -35,11 +35,13 @@ class RestDeploymentStore:
         return deployment_from_json(self.rest.call("POST", f"{API}/set", body)["deployment"])
 
     def get_deployment(self, name: str) -> Deployment:
-        body = self.rest.call("GET", f"{API}/get", {"name": check_name(name)})
+        body = self.rest.call("GET", f"{API}/get", {"name": check_name("deployment", name)})
         return deployment_from_json(body["deployment"])
 
     def get_revision(self, name: str) -> int:
-        return int(self.rest.call("GET", f"{API}/revision", {"name": check_name(name)})["revision"])
+        return int(
+            self.rest.call("GET", f"{API}/revision", {"name": check_name("deployment", name)})["revision"]
+        )
 
     def list_deployments(self, max_results: int = 100, page_token: str | None = None) -> Page[Deployment]:
         body = self.rest.call("GET", f"{API}/list", {"max_results": max_results, "page_token": page_token})
@@ -52,7 +54,7 @@ class RestDeploymentStore:
     def list_revisions(
         self, name: str, max_results: int = 100, page_token: str | None = None
     ) -> Page[DeploymentRevision]:
-        query = {"name": check_name(name), "max_results": max_results, "page_token": page_token}
+        query = {"name": check_name("deployment", name), "max_results": max_results, "page_token": page_token}
         body = self.rest.call("GET", f"{API}/revisions", query)
         return Page([revision_from_json(r) for r in body.get("revisions", [])], body.get("next_page_token"))
 

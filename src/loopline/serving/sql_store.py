@@ -24,18 +24,19 @@ from typing import TYPE_CHECKING, Any, Self
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from loopline.clock import now_ms
 from loopline.errors import Conflict, InvalidInput, LooplineError, NotFound
 from loopline.metadata import schema as t, schema_deployments as s
-from loopline.metadata.base import SqlStore, decode_token, encode_token, now_ms
+from loopline.metadata.base import SqlStore, decode_token, encode_token
 from loopline.metadata.lineage import append_event
 from loopline.metadata.pages import Page
+from loopline.names import check_name
 from loopline.serving.resolve import resolve_model
 from loopline.serving.types import (
     Deployment,
     DeploymentRevision,
     DeploymentSpec,
     check_comment,
-    check_name,
 )
 
 if TYPE_CHECKING:
@@ -101,7 +102,9 @@ class SqlDeploymentStore(SqlStore):
         FOR UPDATE, so a concurrent writer waits and then reads our revision; SQLite's writers are
         serialised already)."""
         d = s.deployments.c
-        q = select(s.deployments).where(d.workspace == self.workspace, d.name == check_name(name))
+        q = select(s.deployments).where(
+            d.workspace == self.workspace, d.name == check_name("deployment", name)
+        )
         return conn.execute(q.with_for_update() if lock else q).first()
 
     def _missing(self, name: str) -> NotFound:
@@ -157,7 +160,9 @@ class SqlDeploymentStore(SqlStore):
         d = s.deployments.c
         with self.engine.connect() as conn:
             rev = conn.execute(
-                select(d.revision).where(d.workspace == self.workspace, d.name == check_name(name))
+                select(d.revision).where(
+                    d.workspace == self.workspace, d.name == check_name("deployment", name)
+                )
             ).scalar()
         return int(rev) if rev is not None else int(self._row(name).revision)
 

@@ -15,22 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopline.errors import InvalidInput
+from loopline.names import check_name
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")  # an HTTP header name (RFC 9110 token)
 MAX_ROUTES = 64
 MAX_URI = 500  # lineage edges hold URIs of up to 512 characters
 MAX_COMMENT = 2000
 _KEYS = ("name", "routes", "shadow", "sticky_header")
-
-
-def check_name(name: object) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InvalidInput(
-            f"Invalid deployment name {name!r:.200}.",
-            hint="Use up to 128 letters, digits, '-', '_' and '.', starting with a letter or digit.",
-        )
-    return name
 
 
 def check_comment(comment: object) -> str:
@@ -81,7 +72,7 @@ class DeploymentSpec:
     sticky_header: str | None = None
 
     def __post_init__(self) -> None:
-        check_name(self.name)
+        check_name("deployment", self.name)
         if not self.routes:
             raise InvalidInput(f"Deployment {self.name!r} has no routes.", hint="Give at least one --route.")
         if len(self.routes) > MAX_ROUTES:

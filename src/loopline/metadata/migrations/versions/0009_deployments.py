@@ -22,7 +22,7 @@ def upgrade() -> None:
         'deployments',
         sa.Column('id', BigId, autoincrement=True, nullable=False),
         sa.Column('workspace', sa.String(length=63), nullable=False),
-        sa.Column('name', sa.String(length=128), nullable=False),
+        sa.Column('name', sa.String(length=256), nullable=False),
         sa.Column('spec', sa.Text(), nullable=False),
         sa.Column('revision', sa.Integer(), nullable=False),
         sa.Column('created_ms', sa.BigInteger(), nullable=False),
