@@ -81,3 +81,17 @@ def test_the_type_checkers_imports_mirror_the_lazy_table() -> None:
     assert set(typed) == set(lazy)
     for name, module in typed.items():
         assert getattr(importlib.import_module(module), name) is getattr(loopline, name), name
+
+
+def test_no_lazy_public_name_is_also_a_submodule_name() -> None:
+    """A package whose lazy table exports ``f`` from a submodule also named ``f`` hands out the
+    submodule once anything imports it (Python binds submodules on their package):
+    ``loopline.evaluate`` and ``loopline.registry.evaluate`` did, until the module was renamed."""
+    import importlib
+    import importlib.util
+
+    for init in sorted((ROOT / "src" / "loopline").rglob("__init__.py")):
+        package = ".".join(init.parent.relative_to(ROOT / "src").parts)
+        module = importlib.import_module(package)
+        for name in getattr(module, "_LAZY", {}):
+            assert importlib.util.find_spec(f"{package}.{name}") is None, f"{package}.{name}"

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
         log_model as log_model,
         save_model as save_model,
     )
-    from loopline.registry.evaluate import EvaluationResult as EvaluationResult, evaluate as evaluate
+    from loopline.registry.evaluation import EvaluationResult as EvaluationResult, evaluate as evaluate
     from loopline.tracking import (
         ActiveRun as ActiveRun,
         Client as Client,
@@ -84,7 +84,7 @@ _LAZY = {
     "Client": "loopline.tracking",
     "DataClient": "loopline.data",
     "DatasetVersion": "loopline.data.types",
-    "EvaluationResult": "loopline.registry.evaluate",
+    "EvaluationResult": "loopline.registry.evaluation",
     "Experiment": "loopline.tracking.types",
     "FeatureStore": "loopline.features",
     "LoadedModel": "loopline.registry",
@@ -100,7 +100,7 @@ _LAZY = {
     "active_run": "loopline.tracking",
     "drift": "loopline.monitoring",
     "end_run": "loopline.tracking",
-    "evaluate": "loopline.registry.evaluate",
+    "evaluate": "loopline.registry.evaluation",
     "flush": "loopline.tracking",
     "get_dataset_version": "loopline.data",
     "get_metric_history": "loopline.tracking",

@@ -18,7 +18,7 @@ from loopline.metadata.engine import create_store_engine
 from loopline.pipelines import Runner, pipeline, step, sweep
 from loopline.pipelines.schedule import Scheduler, due_slot
 from loopline.pipelines.sql_store import ScheduleRecord, SqlPipelineStore
-from loopline.pipelines.sweep import parse_space
+from loopline.pipelines.sweeps import parse_space
 
 CALLS: list[str] = []
 

@@ -456,7 +456,7 @@ def sweep(
     --metric auc[/]
     """
     from loopline.pipelines import load_target
-    from loopline.pipelines.sweep import sweep as do_sweep
+    from loopline.pipelines.sweeps import sweep as do_sweep
 
     p = load_target(target)
     err = Console(stderr=True)

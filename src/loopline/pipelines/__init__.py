@@ -18,14 +18,14 @@ from loopline.pipelines.step import Step, StepOptions, dataset, step
 if TYPE_CHECKING:
     from loopline.pipelines.results import PipelineRun, StepFailed
     from loopline.pipelines.runner import Runner
-    from loopline.pipelines.sweep import SweepResult, sweep
+    from loopline.pipelines.sweeps import SweepResult, sweep
 
 _LAZY = {
     "PipelineRun": "loopline.pipelines.results",
     "Runner": "loopline.pipelines.runner",
     "StepFailed": "loopline.pipelines.results",
-    "SweepResult": "loopline.pipelines.sweep",
-    "sweep": "loopline.pipelines.sweep",
+    "SweepResult": "loopline.pipelines.sweeps",
+    "sweep": "loopline.pipelines.sweeps",
 }
 
 __all__ = [

@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loopline.registry.client import RegistryClient
-    from loopline.registry.evaluate import EvaluationResult, evaluate
+    from loopline.registry.evaluation import EvaluationResult, evaluate
     from loopline.registry.models import LoadedModel, ModelInfo, load_model, log_model, save_model
     from loopline.registry.signature import Signature, infer_signature
 
 _LAZY = {
-    "EvaluationResult": "loopline.registry.evaluate",
+    "EvaluationResult": "loopline.registry.evaluation",
     "LoadedModel": "loopline.registry.models",
     "ModelInfo": "loopline.registry.models",
     "RegistryClient": "loopline.registry.client",
     "Signature": "loopline.registry.signature",
-    "evaluate": "loopline.registry.evaluate",
+    "evaluate": "loopline.registry.evaluation",
     "infer_signature": "loopline.registry.signature",
     "load_model": "loopline.registry.models",
     "log_model": "loopline.registry.models",
