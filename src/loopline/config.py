@@ -33,6 +33,8 @@ ROOT``                         ``<root>/<id>`` and clients write there directly 
 ``LOOPLINE_MONITOR_POLL``      ``loopline server``: seconds between due-monitor polls (``30``; ``0``: off)
 ``LOOPLINE_SERVER_RUN_UDFS``   ``loopline server`` runs on-demand feature views' stored code
                                (``0``: clients run it)
+``LOOPLINE_IDEMPOTENCY_TTL``   ``loopline server``: seconds an ``Idempotency-Key``'s answer is kept
+                               for replay (``86400``: a day)
 =============================  =========================================================
 """
 
@@ -83,6 +85,8 @@ class Settings:
     monitor_poll: float = 30.0
     # loopline server: run on-demand feature views' stored Python for clients (off: they run it).
     server_run_udfs: bool = False
+    # loopline server: seconds a retried write (same Idempotency-Key) gets the first answer back.
+    idempotency_ttl: float = 86400.0
 
     def __post_init__(self) -> None:
         # Values from the environment arrive as strings: coerce them as a validating model would.
@@ -125,6 +129,7 @@ class Settings:
             "scheduler_interval",
             "monitor_poll",
             "server_run_udfs",
+            "idempotency_ttl",
         ):
             raw = env.get(f"LOOPLINE_{name.upper()}")
             if raw:
