@@ -35,6 +35,8 @@ ROOT``                         ``<root>/<id>`` and clients write there directly 
                                (``0``: clients run it)
 ``LOOPLINE_JOB_WAIT``          ``loopline server``: seconds a long request (materialise, monitor
                                run…) is waited for before it answers 202 with a job id (``2``)
+``LOOPLINE_IDEMPOTENCY_TTL``   ``loopline server``: seconds an ``Idempotency-Key``'s answer is kept
+                               for replay (``86400``: a day)
 =============================  =========================================================
 """
 
@@ -90,6 +92,8 @@ class Settings:
     server_otel: bool = False
     # loopline server: seconds a long request runs before it answers 202 with a job to poll instead.
     job_wait: float = 2.0
+    # loopline server: seconds a retried write (same Idempotency-Key) gets the first answer back.
+    idempotency_ttl: float = 86400.0
 
     def __post_init__(self) -> None:
         # Values from the environment arrive as strings: coerce them as a validating model would.
@@ -134,6 +138,7 @@ class Settings:
             "server_run_udfs",
             "server_otel",
             "job_wait",
+            "idempotency_ttl",
         ):
             raw = env.get(f"LOOPLINE_{name.upper()}")
             if raw:

@@ -3,11 +3,18 @@
 Shared by the REST tracking store and the HTTP artifact store. Transient failures (connection
 errors, 429, 502-504) are retried with exponential back-off, so a short server restart loses no
 logged data.
+
+A retried write must not run twice when only its answer was lost (a timeout, a dropped connection):
+each JSON write carries an ``Idempotency-Key`` (a fresh UUID per call, the same on every retry of
+it), and ``loopline server`` answers a retry with the first answer (``server/idempotency.py``), or
+with 409 + ``Retry-After`` while the first still runs, which is retried here like a 503. MLflow's
+server ignores the header.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +33,14 @@ from loopline.errors import (
 )
 
 _RETRY_STATUS = {429, 502, 503, 504}
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# JSON writes that go without a key: reads sent as POST (MLflow's searches, blob and key lookups) and
+# the hot logging writes, which the server makes idempotent itself (a metric point is stored once, a
+# param is write-once, a tag an upsert). A repeat of these is harmless; a key would cost each one two
+# more database writes on the server. Uploads (not JSON) never carry one: blobs are content-addressed.
+_REPEATABLE = frozenset(
+    {"search", "log-batch", "log-metric", "log-parameter", "set-tag", "missing", "known-keys", "online"}
+)
 _ERRORS: dict[str, type[LooplineError]] = {
     "RESOURCE_DOES_NOT_EXIST": NotFound,
     "RESOURCE_ALREADY_EXISTS": AlreadyExists,
@@ -34,6 +49,8 @@ _ERRORS: dict[str, type[LooplineError]] = {
     "INVALID_STATE": Conflict,
     "TEMPORARILY_UNAVAILABLE": BackendUnavailable,
     "INCOMPATIBLE_VERSION": IncompatibleVersion,
+    "IDEMPOTENCY_KEY_REUSED": InvalidInput,
+    "IDEMPOTENCY_KEY_IN_USE": Conflict,
 }
 # Sent with every request; a Loopline server answers with its own (an MLflow server with neither).
 VERSION_HEADERS = {
@@ -66,8 +83,14 @@ class RestClient:
         return dict(orjson.loads(resp.content)) if resp.content else {}
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = kwargs.get("headers") or {}
+        keyed = any(k.lower() == "idempotency-key" for k in headers)  # the caller's own key
+        if not keyed and needs_key(method, path, headers):  # one key per call, sent on every retry
+            kwargs["headers"] = {**headers, "Idempotency-Key": f'"{uuid.uuid4()}"'}
+            keyed = True
         delay = 0.1
         for attempt in range(self.retries + 1):
+            wait = delay
             try:
                 resp = self.http.request(method, path, **kwargs)
             except httpx.TransportError as e:
@@ -79,10 +102,14 @@ class RestClient:
             else:
                 if not self._server_checked:
                     self._check_server(resp)
-                if resp.status_code not in _RETRY_STATUS or attempt == self.retries:
+                # 409 + Retry-After to a keyed call: the first try of this call is still running.
+                running = keyed and resp.status_code == 409 and "retry-after" in resp.headers
+                if not (running or resp.status_code in _RETRY_STATUS) or attempt == self.retries:
                     raise_for_error(resp)
                     return resp
-            time.sleep(delay)
+                if running:
+                    wait = max(delay, _seconds(resp.headers["retry-after"]))
+            time.sleep(wait)
             delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")
 
@@ -106,24 +133,44 @@ class RestClient:
         self.http.close()
 
 
+def needs_key(method: str, path: str, headers: Mapping[str, str] | None) -> bool:
+    """Whether a call carries an ``Idempotency-Key``: a JSON write that is not safe to repeat."""
+    if method not in _UNSAFE or not headers:
+        return False
+    kind = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    if kind.split(";")[0].strip().lower() != "application/json":
+        return False
+    return path.rstrip("/").rsplit("/", 1)[-1] not in _REPEATABLE
+
+
+def _seconds(retry_after: str) -> float:
+    """A Retry-After in seconds, within [0, 5] like the back-off (an HTTP date counts as 1 s)."""
+    try:
+        return min(max(float(retry_after), 0.0), 5.0)
+    except ValueError:
+        return 1.0
+
+
 def raise_for_error(resp: httpx.Response) -> None:
     if resp.status_code < 400:
         return
+    hint = ""
     try:
         body = resp.json()
         code, message = body.get("error_code", ""), body.get("message", resp.text)
+        hint = str(body.get("hint") or "")  # Loopline's own refusals (versions, idempotency keys) carry one
     except ValueError:
         code, message = "", resp.text
-    raise error_from(resp.status_code, code, message)
+    raise error_from(resp.status_code, code, message, hint)
 
 
-def error_from(status_code: int, code: str, message: str) -> LooplineError:
+def error_from(status_code: int, code: str, message: str, hint: str = "") -> LooplineError:
     """The Loopline error an error body stands for (a failed job's error is one too)."""
     if status_code == 404 and not code:
         code = "RESOURCE_DOES_NOT_EXIST"
     cls = _ERRORS.get(code, LooplineError)
     if status_code in _RETRY_STATUS:  # still failing after the retries: transient, not a refusal
         cls = BackendUnavailable
-    err = cls(message or f"HTTP {status_code}")
+    err = cls(message or f"HTTP {status_code}", hint=hint)
     err.status_code = status_code
     return err

@@ -90,7 +90,10 @@ class Job:
 
             e = self.error or {}
             raise error_from(
-                int(e.get("status_code", 500)), str(e.get("error_code", "")), str(e.get("message"))
+                int(e.get("status_code", 500)),
+                str(e.get("error_code", "")),
+                str(e.get("message")),
+                str(e.get("hint") or ""),
             )
         return self.result
 

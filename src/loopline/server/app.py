@@ -14,6 +14,7 @@ from loopline._version import __version__
 from loopline.config import Settings
 from loopline.server import errors
 from loopline.server.http import json_response
+from loopline.server.idempotency import IdempotencyMiddleware, KeyStore
 from loopline.server.routing import PlainRoutes
 from loopline.server.state import ServerState
 from loopline.server.versioning import VersionMiddleware
@@ -100,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         artifacts=BlobArtifactStore(settings.artifacts_uri),
     )
     errors.install(app)
+    keys = KeyStore(engine, settings.workspace, ttl_s=settings.idempotency_ttl)
+    app.add_middleware(IdempotencyMiddleware, keys=keys)  # inside VersionMiddleware: it refuses first
     app.add_middleware(VersionMiddleware)
 
     @app.get("/health", include_in_schema=False)
