@@ -15,14 +15,11 @@ Importing is cheap: the verbs below load their modules on first use (PEP 562).
 
 from __future__ import annotations
 
-import importlib
-
 from loopline._version import __version__ as __version__
+from loopline.lazy import lazy_names
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every CLI start pays it
 if TYPE_CHECKING:
-    from typing import Any
-
     from loopline.config import Settings as Settings
     from loopline.data import (
         DataClient as DataClient,
@@ -131,13 +128,7 @@ _LAZY = {
 __all__ = sorted(["__version__", *_LAZY])
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopline' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

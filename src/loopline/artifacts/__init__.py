@@ -10,8 +10,9 @@ Names load on first use (PEP 562): ``loopline data status`` reads manifests
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loopline.lazy import lazy_names
 
 if TYPE_CHECKING:
     from loopline.artifacts.blobs import BlobArtifactStore, StagedFile
@@ -29,10 +30,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'loopline.artifacts' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 def open_artifact_store(uri: str) -> ArtifactStore:

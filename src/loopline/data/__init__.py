@@ -12,8 +12,9 @@ that file. Versions move between machines with ``push``/``pull``.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
+
+from loopline.lazy import lazy_names
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (`data status` is lean)
 if TYPE_CHECKING:
@@ -44,10 +45,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'loopline.data' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 def _client(client: DataClient | None) -> DataClient:

@@ -10,8 +10,9 @@ failed run resumes where it stopped. ``sweep`` runs a parameter search as parall
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from loopline.lazy import lazy_names
 from loopline.pipelines.pipeline import Pipeline, compose, load_target, pipeline
 from loopline.pipelines.step import Step, StepOptions, dataset, step
 
@@ -45,12 +46,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopline.pipelines' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)

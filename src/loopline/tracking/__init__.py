@@ -6,8 +6,9 @@ wrappers over a default client and the active run of the current thread or task.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loopline.lazy import lazy_names
 
 if TYPE_CHECKING:
     from loopline.tracking.client import Client as Client
@@ -63,13 +64,7 @@ _LAZY = {"Client": "loopline.tracking.client"} | dict.fromkeys(
 )
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopline.tracking' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY)
