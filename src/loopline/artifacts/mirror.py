@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 Progress = Callable[[int], None]  # bytes just copied
 _CHUNK = 8 << 20
@@ -23,7 +24,7 @@ class MirrorReport:
     skipped: int  # already at the destination
 
 
-def _fs(uri: str) -> tuple[object, str]:
+def _fs(uri: str) -> tuple[Any, str]:  # fsspec is untyped
     from fsspec.core import url_to_fs
 
     fs, root = url_to_fs(uri)
@@ -33,9 +34,9 @@ def _fs(uri: str) -> tuple[object, str]:
 def listing(uri: str) -> dict[str, int]:
     """Every file under ``uri``: path relative to it -> size (staged uploads and ``tmp/`` left out)."""
     fs, root = _fs(uri)
-    if not fs.exists(root):  # type: ignore[attr-defined]
+    if not fs.exists(root):
         return {}
-    found = fs.find(root, detail=True)  # type: ignore[attr-defined]  # fsspec is untyped
+    found = fs.find(root, detail=True)
     out: dict[str, int] = {}
     for path, info in found.items():
         rel = path[len(root) :].lstrip("/")
@@ -50,7 +51,7 @@ def mirror(source: str, dest: str, progress: Progress | None = None) -> MirrorRe
     src_fs, src_root = _fs(source)
     dst_fs, dst_root = _fs(dest)
     have = listing(dest)
-    local = "file" in dst_fs.protocol  # type: ignore[attr-defined]
+    local = "file" in dst_fs.protocol
     files = copied_bytes = skipped = 0
     for rel, size in sorted(listing(source).items()):
         if have.get(rel) == size:
@@ -60,8 +61,8 @@ def mirror(source: str, dest: str, progress: Progress | None = None) -> MirrorRe
             continue
         target = f"{dst_root}/{rel}"
         staged = f"{target}.tmp-{uuid.uuid4().hex}" if local else target
-        dst_fs.makedirs(os.path.dirname(target), exist_ok=True)  # type: ignore[attr-defined]
-        with src_fs.open(f"{src_root}/{rel}", "rb") as r, dst_fs.open(staged, "wb") as w:  # type: ignore[attr-defined]
+        dst_fs.makedirs(os.path.dirname(target), exist_ok=True)
+        with src_fs.open(f"{src_root}/{rel}", "rb") as r, dst_fs.open(staged, "wb") as w:
             while chunk := r.read(_CHUNK):
                 w.write(chunk)
                 if progress is not None:

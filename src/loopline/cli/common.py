@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from loopline.config import Settings
+
+if TYPE_CHECKING:
+    from loopline.tracking.client import Client
 
 TrackingUri = Annotated[
     str | None,
@@ -21,7 +24,7 @@ TrackingUri = Annotated[
 ]
 
 
-def client(tracking_uri: str | None) -> object:
+def client(tracking_uri: str | None) -> Client:
     from loopline.tracking import Client
 
     return Client(Settings.from_env(tracking_uri=tracking_uri))

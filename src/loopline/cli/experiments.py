@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from loopline.cli.common import TrackingUri, client, fmt_time
+
+if TYPE_CHECKING:
+    from loopline.tracking.client import Client
 
 app = typer.Typer(help="List, create, rename, delete and restore experiments.", no_args_is_help=True)
 
@@ -20,7 +23,7 @@ def list_(
 ) -> None:
     """List experiments, newest first."""
     c = client(tracking_uri)
-    exps = c.search_experiments(view_type="ALL" if all_ else "ACTIVE_ONLY")  # type: ignore[attr-defined]
+    exps = c.search_experiments(view_type="ALL" if all_ else "ACTIVE_ONLY")
     table = Table("ID", "Name", "Created", "Stage", "Artifact location")
     for e in exps:
         table.add_row(
@@ -34,13 +37,13 @@ def create(
     name: Annotated[str, typer.Argument(help="Experiment name.")], tracking_uri: TrackingUri = None
 ) -> None:
     """Create an experiment and print its ID."""
-    typer.echo(client(tracking_uri).create_experiment(name))  # type: ignore[attr-defined]
+    typer.echo(client(tracking_uri).create_experiment(name))
 
 
-def _experiment_id(c: object, name_or_id: str) -> str:
+def _experiment_id(c: Client, name_or_id: str) -> str:
     from loopline.errors import NotFound
 
-    for exp in c.search_experiments(view_type="ALL"):  # type: ignore[attr-defined]
+    for exp in c.search_experiments(view_type="ALL"):
         if name_or_id in (exp.name, exp.experiment_id):
             return str(exp.experiment_id)
     raise NotFound(f"No experiment named {name_or_id!r}.", hint="See `loopline experiments list --all`.")
@@ -53,7 +56,7 @@ def delete(
 ) -> None:
     """Mark an experiment and its runs deleted. `loopline gc` frees their storage; `restore` undoes it."""
     c = client(tracking_uri)
-    c.delete_experiment(_experiment_id(c, experiment))  # type: ignore[attr-defined]
+    c.delete_experiment(_experiment_id(c, experiment))
     typer.echo(f"Deleted experiment {experiment}")
 
 
@@ -64,7 +67,7 @@ def restore(
 ) -> None:
     """Restore a deleted experiment and its runs (before `loopline gc` purged them)."""
     c = client(tracking_uri)
-    c.restore_experiment(_experiment_id(c, experiment))  # type: ignore[attr-defined]
+    c.restore_experiment(_experiment_id(c, experiment))
     typer.echo(f"Restored experiment {experiment}")
 
 
@@ -76,5 +79,5 @@ def rename(
 ) -> None:
     """Rename an experiment."""
     c = client(tracking_uri)
-    c.rename_experiment(_experiment_id(c, experiment), new_name)  # type: ignore[attr-defined]
+    c.rename_experiment(_experiment_id(c, experiment), new_name)
     typer.echo(f"Renamed experiment {experiment} to {new_name}")

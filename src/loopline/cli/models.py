@@ -38,7 +38,7 @@ class ModelType(StrEnum):
 def _registry(tracking_uri: str | None) -> Any:
     from loopline.registry import RegistryClient
 
-    return RegistryClient(client(tracking_uri))  # type: ignore[arg-type]
+    return RegistryClient(client(tracking_uri))
 
 
 def _versions(rc: Any, name: str) -> list[Any]:
@@ -277,7 +277,7 @@ def evaluate(
 
     c = client(tracking_uri)
     df = _read_table(data)
-    model = load_model(uri, allow_pickle=allow_pickle, client=RegistryClient(c))  # type: ignore[arg-type]
+    model = load_model(uri, allow_pickle=allow_pickle, client=RegistryClient(c))
     result = run_evaluation(model, df, target, model_type.value, run_id=run_id, client=c)
     table = Table("Metric", "Value")
     for k, v in result.metrics.items():

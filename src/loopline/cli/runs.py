@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,13 +12,16 @@ from rich.table import Table
 from loopline.cli.common import TrackingUri, client, fmt_duration, fmt_time, fmt_value
 from loopline.errors import NotFound
 
+if TYPE_CHECKING:
+    from loopline.tracking.client import Client
+
 app = typer.Typer(help="List, inspect, compare and delete runs.", no_args_is_help=True)
 
 
-def _experiment_ids(c: object, experiment: str | None) -> list[str]:
+def _experiment_ids(c: Client, experiment: str | None) -> list[str]:
     if experiment is None:
         return []
-    exp = c.get_experiment_by_name(experiment)  # type: ignore[attr-defined]
+    exp = c.get_experiment_by_name(experiment)
     if exp is None:
         if experiment.isdigit():
             return [experiment]
@@ -42,7 +45,7 @@ def list_(
 ) -> None:
     """List runs, newest first (or as ordered), with their metrics."""
     c = client(tracking_uri)
-    runs = c.search_runs(_experiment_ids(c, experiment), filter_string, order_by, max_results)  # type: ignore[attr-defined]
+    runs = c.search_runs(_experiment_ids(c, experiment), filter_string, order_by, max_results)
     keys = sorted({k for r in runs for k in r.data.metrics})[:8]
     table = Table()
     table.add_column("Run ID", no_wrap=True, min_width=32)  # whole, so it can be copied into `runs show`
@@ -69,7 +72,7 @@ def show(
 ) -> None:
     """Show a run: info, params, latest metrics, tags and artifacts."""
     c = client(tracking_uri)
-    r = c.get_run(run_id)  # type: ignore[attr-defined]
+    r = c.get_run(run_id)
     con = Console()
     i = r.info
     con.print(
@@ -81,7 +84,7 @@ def show(
         for k in sorted(items):
             table.add_row(k, fmt_value(items[k]))
         con.print(table)
-    arts = c.list_artifacts(run_id)  # type: ignore[attr-defined]
+    arts = c.list_artifacts(run_id)
     table = Table("Path", "Size", title="Artifacts", title_justify="left")
     for a in arts:
         table.add_row(a.path + ("/" if a.is_dir else ""), "" if a.is_dir else str(a.file_size))
@@ -95,7 +98,7 @@ def compare(
 ) -> None:
     """Compare runs side by side: params and latest metrics; differing rows are highlighted."""
     c = client(tracking_uri)
-    runs = [c.get_run(r) for r in run_ids]  # type: ignore[attr-defined]
+    runs = [c.get_run(r) for r in run_ids]
     table = Table("", *(f"{r.info.run_name}\n{r.info.run_id[:8]}" for r in runs))
     for section in ("param", "metric"):
         rows = [dict(r.data.params) if section == "param" else r.data.metrics for r in runs]
@@ -114,7 +117,7 @@ def delete(
     """Mark runs deleted. `loopline gc` frees their storage for good."""
     c = client(tracking_uri)
     for r in run_ids:
-        c.delete_run(r)  # type: ignore[attr-defined]
+        c.delete_run(r)
         typer.echo(f"Deleted run {r}")
 
 
@@ -126,7 +129,7 @@ def restore(
     """Restore deleted runs (before `loopline gc` purged them)."""
     c = client(tracking_uri)
     for r in run_ids:
-        c.restore_run(r)  # type: ignore[attr-defined]
+        c.restore_run(r)
         typer.echo(f"Restored run {r}")
 
 
@@ -138,5 +141,5 @@ def download(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Download a run's artifact file or folder (artifacts are stored by content, not browsable on disk)."""
-    out = client(tracking_uri).download_artifacts(run_id, path, dst)  # type: ignore[attr-defined]
+    out = client(tracking_uri).download_artifacts(run_id, path, dst)
     typer.echo(f"Downloaded to {out}")

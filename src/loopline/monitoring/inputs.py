@@ -41,10 +41,10 @@ def describe(data: Any) -> str:
 
 
 def _read_file(path: Path) -> Any:
-    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow as pa
 
     if path.is_dir():
-        import pyarrow.dataset as ds  # type: ignore[import-untyped,unused-ignore]
+        import pyarrow.dataset as ds
 
         return ds.dataset(path, format="parquet").to_table()
     kind = _READERS.get(path.suffix.lower())
@@ -54,7 +54,7 @@ def _read_file(path: Path) -> Any:
             hint="Use a .parquet, .csv, .jsonl or .feather file, or a datasets:/ URI.",
         )
     if kind == "parquet":
-        import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+        import pyarrow.parquet as pq
 
         return pq.read_table(path)
     if kind == "csv":
@@ -66,7 +66,7 @@ def _read_file(path: Path) -> Any:
         from pyarrow import json
 
         return json.read_json(path)
-    import pyarrow.feather as feather  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow.feather as feather
 
     table: pa.Table = feather.read_table(path)
     return table
@@ -128,14 +128,14 @@ class Columns:
 
 
 def _is_stringlike(arrow_type: Any) -> bool:
-    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow as pa
 
     t = arrow_type
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
 
 
 def _parquet_columns(path: Path) -> Columns:
-    import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow.parquet as pq
 
     def unreadable(e: Exception) -> InvalidInput:
         return InvalidInput(
@@ -180,7 +180,7 @@ def open_columns(data: Any, *, what: str, settings: Any = None) -> Columns:
 
 def to_table(data: Any, *, what: str, settings: Any = None) -> Any:
     """Any supported input as a ``pyarrow.Table``; ``what`` ("reference", "current") names it in errors."""
-    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow as pa
 
     if isinstance(data, str | os.PathLike):
         table = read_path(data, settings)
@@ -211,7 +211,7 @@ def to_table(data: Any, *, what: str, settings: Any = None) -> Any:
 
 def kind_of(arrow_type: Any) -> Kind | None:
     """numerical for numbers, dates and times; categorical for strings, booleans, the rest; None for null."""
-    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow as pa
 
     t = arrow_type
     if pa.types.is_null(t):
@@ -235,13 +235,13 @@ class NumericValues:
 
 def numeric_values(column: Any) -> NumericValues:
     """Sorted finite float64 values of an Arrow column; nulls and NaN counted as missing, ±inf apart."""
-    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow as pa
 
     t = column.type
     if pa.types.is_null(t):
         return NumericValues(np.zeros(0), len(column), len(column), 0)
     if not (pa.types.is_floating(t) or pa.types.is_integer(t)):  # dates, times, decimals: cast by Arrow
-        import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
+        import pyarrow.compute as pc
 
         if pa.types.is_temporal(t):  # as their integer ticks (days, seconds, …: the unit is the type's)
             column = pc.cast(column, pa.int32() if t.bit_width == 32 else pa.int64())
@@ -269,7 +269,7 @@ def _primitive(array: Any) -> NDArray[Any]:
 
     Read off the data buffer: ``Array.to_numpy`` would import pandas (~0.3 s in a fresh process).
     """
-    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow as pa
 
     t = array.type
     code = "f" if pa.types.is_floating(t) else "i" if pa.types.is_signed_integer(t) else "u"
@@ -289,13 +289,13 @@ def _validity(array: Any) -> NDArray[np.bool_] | None:
 
 def category_counts(column: Any) -> tuple[list[str], NDArray[np.int64], int]:
     """(categories, counts, missing) of an Arrow column, categories as strings, most frequent first."""
-    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow as pa
 
     if pa.types.is_null(column.type):
         return [], np.zeros(0, np.int64), len(column)
     if pa.types.is_dictionary(column.type) and _is_stringlike(column.type.value_type):
         return _dictionary_counts(column)
-    import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow.compute as pc
 
     if not _is_stringlike(column.type):
         column = pc.cast(column, pa.string())

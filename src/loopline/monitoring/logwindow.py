@@ -78,8 +78,8 @@ def new_parts(store: ArtifactStore, prefix: str, seen: set[str], since_date: str
 
 
 def read_parts(store: ArtifactStore, paths: Iterable[str]) -> list[Any]:
-    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
-    import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     tables = []
     for p in paths:
@@ -176,8 +176,8 @@ def load_buffer(store: ArtifactStore, path: str) -> list[dict[str, Any]]:
             data = f.read()
     except (NotFound, FileNotFoundError):
         return []
-    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
-    import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     table = pq.ParquetFile(pa.BufferReader(data)).read()  # in this thread: see serving's read_log
     rows: list[dict[str, Any]] = table.to_pylist()
@@ -188,8 +188,8 @@ def load_buffer(store: ArtifactStore, path: str) -> list[dict[str, Any]]:
 
 
 def save_buffer(store: ArtifactStore, path: str, records: list[dict[str, Any]]) -> None:
-    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
-    import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     rows = [
         {
@@ -208,7 +208,7 @@ def save_buffer(store: ArtifactStore, path: str, records: list[dict[str, Any]]) 
 
 def features_table(records: list[dict[str, Any]], columns: list[str]) -> Any:
     """The window's feature columns (and prediction/label) as an Arrow table, for ``drift``."""
-    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+    import pyarrow as pa
 
     data: dict[str, Any] = {}
     for c in columns:

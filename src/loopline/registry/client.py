@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from loopline.errors import AlreadyExists
 from loopline.registry.types import ModelVersion, RegisteredModel
 from loopline.tracking import Client, default_client
+
+if TYPE_CHECKING:
+    from loopline.registry.store import RegistryStore
 
 
 class RegistryClient:
@@ -18,7 +21,7 @@ class RegistryClient:
         self.tracking = tracking or default_client()
         from loopline.registry.store import open_registry_store
 
-        self.store: Any = open_registry_store(self.tracking.context)
+        self.store: RegistryStore = open_registry_store(self.tracking.context)
 
     def register(
         self,
@@ -34,7 +37,7 @@ class RegistryClient:
         """Register ``source`` (a logged model's artifact location) as the next version of ``name``."""
         with contextlib.suppress(AlreadyExists):  # registering into an existing model is the usual case
             self.store.create_registered_model(name)
-        return self.store.create_model_version(  # type: ignore[no-any-return]
+        return self.store.create_model_version(
             name,
             source,
             run_id=run_id,
@@ -45,13 +48,13 @@ class RegistryClient:
         )
 
     def get_registered_model(self, name: str) -> RegisteredModel:
-        return self.store.get_registered_model(name)  # type: ignore[no-any-return]
+        return self.store.get_registered_model(name)
 
     def get_model_version(self, name: str, version: int | str) -> ModelVersion:
-        return self.store.get_model_version(name, version)  # type: ignore[no-any-return]
+        return self.store.get_model_version(name, version)
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        return self.store.get_model_version_by_alias(name, alias)  # type: ignore[no-any-return]
+        return self.store.get_model_version_by_alias(name, alias)
 
     def set_alias(self, name: str, alias: str, version: int | str) -> None:
         self.store.set_registered_model_alias(name, alias, version)

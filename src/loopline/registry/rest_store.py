@@ -254,16 +254,19 @@ class RestRegistryStore:
     def log_logged_model_params(self, model_id: str, params: Mapping[str, str]) -> None:
         self._call("POST", _logged(model_id, "/params"), {"model_id": model_id, "params": _kv(params)})
 
-    def log_logged_model_metrics(self, model_id: str, metrics: Sequence[Metric], run_id: str = "") -> None:
+    def log_logged_model_metrics(
+        self, model_id: str, metrics: Sequence[Metric], run_id: str = "", dataset: tuple[str, str] = ("", "")
+    ) -> None:
         """MLflow's API records a model's metrics through its run: ``runs/log-batch`` with ``model_id``."""
         if not run_id:
             raise InvalidInput(
                 "Over HTTP a logged model's metrics are logged through a run.", hint="Pass run_id."
             )
+        on = {"model_id": model_id, "dataset_name": dataset[0], "dataset_digest": dataset[1]}
         self._call(
             "POST",
             "/runs/log-batch",
-            {"run_id": run_id, "metrics": [{**mj.metric_to_json(m), "model_id": model_id} for m in metrics]},
+            {"run_id": run_id, "metrics": [{**mj.metric_to_json(m), **on} for m in metrics]},
         )
 
     def delete_logged_model(self, model_id: str) -> None:
@@ -275,6 +278,7 @@ class RestRegistryStore:
         filter_string: str | None = None,
         max_results: int = 100,
         page_token: str | None = None,
+        datasets: Sequence[tuple[str, str]] = (),
     ) -> Page[LoggedModel]:
         body = self._call(
             "POST",
@@ -284,14 +288,14 @@ class RestRegistryStore:
                 "filter": filter_string,
                 "max_results": max_results,
                 "page_token": page_token,
+                "datasets": [{"dataset_name": n, "dataset_digest": d} for n, d in datasets],
             },
         )
         return Page(
             [rj.logged_model_from_json(m) for m in body.get("models", [])], body.get("next_page_token")
         )
 
-    def log_outputs(self, run_id: str, model_ids: Sequence[str]) -> None:
-        """Record that run ``run_id`` produced these logged models."""
-        self._call(
-            "POST", "/runs/outputs", {"run_id": run_id, "models": [{"model_id": m} for m in model_ids]}
-        )
+    def log_outputs(self, run_id: str, model_ids: Sequence[str], steps: Sequence[int] = ()) -> None:
+        """Record that run ``run_id`` produced these logged models (at these steps, default 0)."""
+        models = [{"model_id": m, "step": steps[i] if i < len(steps) else 0} for i, m in enumerate(model_ids)]
+        self._call("POST", "/runs/outputs", {"run_id": run_id, "models": models})

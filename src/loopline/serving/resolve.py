@@ -8,19 +8,22 @@ registry's public store, so a missing version or alias is the registry's ``NotFo
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidInput, NotFound
 
+if TYPE_CHECKING:
+    from loopline.registry.store import VersionLookup
 
-def resolve_model(uri: str, registry: Any) -> str:
+
+def resolve_model(uri: str, registry: VersionLookup) -> str:
     """``models:/name@alias``, ``models:/name/latest`` or ``models:/name/3`` → ``models:/name/<version>``,
     checked against ``registry`` (a registry store or ``RegistryClient``)."""
     from loopline.uris import parse
 
     ref = parse(uri)
     if ref.alias is not None:
-        return registry.get_model_version_by_alias(ref.name, ref.alias).uri  # type: ignore[no-any-return]
+        return registry.get_model_version_by_alias(ref.name, ref.alias).uri
     if ref.version == "latest":
         versions = registry.get_registered_model(ref.name).latest_versions
         if not versions:
@@ -30,7 +33,7 @@ def resolve_model(uri: str, registry: Any) -> str:
         raise InvalidInput(
             f"{uri!r} names no version or alias.", hint="Use models:/name/3 or models:/name@alias."
         )
-    return registry.get_model_version(ref.name, ref.version).uri  # type: ignore[no-any-return]
+    return registry.get_model_version(ref.name, ref.version).uri
 
 
 def resolve_uri(uri: str, registry: Any) -> str:
