@@ -21,8 +21,8 @@ tracking throughput ``loopline server --workers 2`` buys over ``--workers 1``.
   first start to last finish; the server tree's and the clients' CPU seconds over that window
   show where the 2 cores went. Both servers are up at once, each on its own fresh database (the
   idle one settled: under 5 % of a core), so rounds alternate within seconds and load from other
-  jobs drifts over both alike: 4 rounds each (``--quick``: 2), alternating which goes first; what
-  every round wrote is read back through a fresh ``mlflow`` client at the end.
+  jobs drifts over both alike: 4 rounds each (``--quick``: 1, of 15 runs a client), alternating
+  which goes first; what every round wrote is read back through a fresh ``mlflow`` client at the end.
 
 PostgreSQL is reached at ``BENCH_POSTGRES`` (an admin URL, default
 ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``); without it those rows carry the error.
@@ -417,7 +417,7 @@ def _compare_workers(kind: str, root: Path, sizes: Params, rounds: int) -> dict[
 
 def _tracking_workers(options: Options, root: Path, report: Report) -> list[Row]:
     sizes = {"runs": 15 if options.quick else 50, "singles_per_run": 3, "batch_every": 5}
-    rounds = 2 if options.quick else 4
+    rounds = 1 if options.quick else 4
     figures: dict[str, dict[int, list[Result]]] = {}
     errors: dict[str, str] = {}
     for kind in ("postgresql", "sqlite"):
