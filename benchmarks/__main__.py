@@ -29,6 +29,7 @@ MODULES = (
     "monitoring",
     "pipelines",
     "team_server",
+    "team_scale",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -454,24 +454,26 @@ def median(values: Sequence[float]) -> float:
     return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
 
 
-def tracking_server(system: str, home: Path) -> Server:
-    """``mlflow server`` or ``loopline server`` on SQLite and a local artifact root under ``home``."""
+def tracking_server(system: str, home: Path, *, store_uri: str | None = None, workers: int = 1) -> Server:
+    """``mlflow server`` or ``loopline server`` with a local artifact root under ``home``, on
+    ``store_uri`` (default: a SQLite database under ``home``) with ``workers`` worker processes."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    db, art = home / "store.db", home / "artifacts"
+    db, art = store_uri or f"sqlite:///{home / 'store.db'}", home / "artifacts"
     if system == "mlflow":
         cmd = [
             executable("mlflow"), "server",
-            "--backend-store-uri", f"sqlite:///{db}",
+            "--backend-store-uri", db,
             "--artifacts-destination", str(art),
             "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "1",
+            "--workers", str(workers),
         ]  # fmt: skip
     else:
         cmd = [
             executable("loopline"), "server",
-            "--store-uri", f"sqlite:///{db}",
+            "--store-uri", db,
             "--artifacts-uri", str(art),
             "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers),
         ]  # fmt: skip
     return Server(system, cmd, port, clean_env(), home / "server.log")

@@ -77,13 +77,14 @@ def peak_rss_mib() -> float:
 # ---- data ------------------------------------------------------------------------------------
 
 
-def make_data(home: Path, scale: int) -> dict[str, str]:
+def make_data(home: Path, scale: float) -> dict[str, str]:
+    """The feature rows and two entity frames at 1/``scale`` of the sizes above (0.5: twice them)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rng = np.random.default_rng(0)
-    rows, drivers = 1_000_000 // scale, 100_000 // scale
+    rows, drivers = int(1_000_000 / scale), int(100_000 / scale)
     t0 = int(T0.timestamp() * 1e6)
     ts = pa.timestamp("us", tz="UTC")
     features = pa.table(
@@ -97,7 +98,7 @@ def make_data(home: Path, scale: int) -> dict[str, str]:
     )
     paths = {"features": str(home / "driver_stats.parquet")}
     pq.write_table(features, paths["features"])
-    for n in (100_000 // scale, 1_000_000 // scale):
+    for n in (int(100_000 / scale), int(1_000_000 / scale)):
         entity = pa.table(
             {
                 "driver_id": rng.integers(0, drivers, n),
