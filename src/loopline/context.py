@@ -54,7 +54,7 @@ class _Connections:
 
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     engine: Engine | None = None
-    http: RestClient | None = None
+    http: dict[str, RestClient] = dataclasses.field(default_factory=dict)  # per workspace: its header
     artifacts: ArtifactStore | None = None
 
 
@@ -106,15 +106,19 @@ class Context:
 
     @property
     def http(self) -> RestClient:
-        """The HTTP client of the server the tracking URI names (shared by every domain's REST store)."""
+        """The HTTP client of the server the tracking URI names (shared by every domain's REST store),
+        which names this context's workspace to the server in each request."""
         if not self.is_remote:
             raise InvalidInput(f"{self.settings.tracking_uri} is a database, not a server.")
         with self._conn.lock:
-            if self._conn.http is None:
+            client = self._conn.http.get(self.workspace)
+            if client is None:
                 from loopline.protocol.http import RestClient
 
-                self._conn.http = RestClient(self.settings.tracking_uri)
-            return self._conn.http
+                client = self._conn.http[self.workspace] = RestClient(
+                    self.settings.tracking_uri, workspace=self.workspace
+                )
+            return client
 
     @property
     def artifacts(self) -> ArtifactStore:

@@ -7,6 +7,7 @@ safe in a URL path segment, a file name, a Prometheus label and a shell argument
 
 * feature definitions (fields, entities, join keys, views, services) are **identifiers** (letters,
   digits and ``_``, at most 128): their names become column names in training sets and SQL;
+* a **workspace** name has at most 63 characters;
 * an **alias** is a name that cannot be read as a version: not all digits, not ``v3``, not ``latest``.
 
 Objects MLflow knows (experiments, runs, registered models and their aliases, tags) keep MLflow's rules
@@ -35,6 +36,10 @@ NAME = NameRule(
 IDENTIFIER = NameRule(
     re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}"),
     "Use up to 128 letters, digits and '_', starting with a letter or '_' (it becomes a column name).",
+)
+WORKSPACE = NameRule(
+    re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}"),
+    "Use up to 63 letters, digits, '_', '-' and '.', starting with a letter, a digit or '_'.",
 )
 _VERSION_LIKE = re.compile(r"[0-9]+|[vV][0-9]+|latest", re.IGNORECASE)
 

@@ -66,8 +66,8 @@ def _write_repo(folder: Path, rows: int) -> Path:
     return defs
 
 
-def _remote(url: str) -> Context:
-    return Context(Settings.from_env({}, tracking_uri=url, user="tester"))
+def _remote(url: str, workspace: str = "default") -> Context:
+    return Context(Settings.from_env({}, tracking_uri=url, user="tester", workspace=workspace))
 
 
 @pytest.fixture
@@ -234,7 +234,8 @@ def test_no_wait_prints_the_job_id_and_jobs_wait_finishes_it(async_server: str, 
 
 def test_unknown_job_ids_are_404_json_and_jobs_are_per_workspace(store_uri: str, tmp_path: Path) -> None:
     """Replicas on one database (SQLite, PostgreSQL) answer for each other's jobs; another workspace
-    sees none of them."""
+    sees none of them: a server's own (LOOPLINE_WORKSPACE) for MLflow-style requests without the
+    header, and the client's (its Loopline-Workspace header) for Loopline's."""
     store = store_uri
     artifacts = str(tmp_path / "artifacts")
     env = {"LOOPLINE_JOB_WAIT": "0"}
@@ -257,9 +258,11 @@ def test_unknown_job_ids_are_404_json_and_jobs_are_per_workspace(store_uri: str,
             assert resp.status_code == 404
             body = resp.json()
             assert body["error_code"] == "RESOURCE_DOES_NOT_EXIST" and unknown in body["message"]
-        with pytest.raises(NotFound):
-            get_job(_remote(c).http, job_id)
-        assert list_jobs(_remote(c).http) == []
+        for other in (_remote(c, "other"), _remote(a, "other")):
+            with pytest.raises(NotFound):
+                get_job(other.http, job_id)
+            assert list_jobs(other.http) == []
+        assert get_job(_remote(c).http, job_id).status == "succeeded"  # the header names "default"
         bad = httpx.get(f"{a}{JOBS_API}", params={"status": "done"})
         assert bad.status_code == 400 and "queued, running, succeeded or failed" in bad.json()["message"]
         missing = _cli(a, tmp_path, "jobs", "show", "0" * 32)

@@ -53,6 +53,9 @@ _ERRORS: dict[str, type[LooplineError]] = {
     "IDEMPOTENCY_KEY_IN_USE": Conflict,
 }
 # Sent with every request; a Loopline server answers with its own (an MLflow server with neither).
+# The workspace a request acts in (the server's own when absent, as from MLflow's client). The server
+# checks the name; who may use which workspace is the authentication layer's to decide.
+WORKSPACE_HEADER = "Loopline-Workspace"
 VERSION_HEADERS = {
     "User-Agent": f"loopline/{__version__}",
     "Loopline-Version": __version__,
@@ -63,13 +66,16 @@ VERSION_HEADERS = {
 class RestClient:
     """JSON over HTTP with retries, mapping error bodies back to Loopline errors."""
 
-    def __init__(self, base_url: str, *, retries: int = 5, timeout: float = 60.0) -> None:
+    def __init__(
+        self, base_url: str, *, retries: int = 5, timeout: float = 60.0, workspace: str | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retries = retries
         # A plain-http client never does TLS (paths only, redirects not followed), so it skips loading
         # the CA bundle: 30-130 ms, a tenth of a cold model load. https keeps full verification.
         tls = self.base_url.startswith("https://")
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=VERSION_HEADERS, verify=tls)
+        headers = VERSION_HEADERS | ({WORKSPACE_HEADER: workspace} if workspace else {})
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers, verify=tls)
         self._server_checked = False
 
     def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from loopline.errors import InvalidInput, LooplineError
 from loopline.metadata.engine import insert_for, write_transaction
 from loopline.metadata.schema_idempotency import idempotency_keys as t
+from loopline.protocol.http import WORKSPACE_HEADER
 
 log = logging.getLogger("loopline.server")
 
@@ -48,6 +49,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 HEADER = b"idempotency-key"
+_WORKSPACE = WORKSPACE_HEADER.lower().encode()
 REPLAYED = (b"idempotency-replayed", b"true")
 MAX_BODY = 4 << 20  # bytes of request, or of answer, kept per key: JSON calls, not uploads
 LEASE_S = 3600.0  # a claim running longer than this is presumed dead (monitor runs take up to 1 h)
@@ -125,11 +127,11 @@ class KeyStore:
         self._release = delete(t).where(held)
         self._purge = delete(t).where(t.c.created_at < bindparam("cutoff"))
 
-    def claim(self, key: str, method: str, path: str, fp: str) -> tuple[int, Record | None]:
+    def claim(self, ws: str, key: str, method: str, path: str, fp: str) -> tuple[int, Record | None]:
         """Claim ``key`` for this request: (the claim's token, None) if it is ours to run, else the
         existing row. The INSERT is atomic on the primary key, so concurrent claimants get one winner."""
         now = int(time.time() * 1000)
-        args: dict[str, Any] = {"ws": self.workspace, "k": key}
+        args: dict[str, Any] = {"ws": ws, "k": key}
         args |= {"new_method": method, "new_path": path, "new_fingerprint": fp, "new_created_at": now}
         with write_transaction(self.engine) as conn:
             if time.monotonic() >= self._next_purge:
@@ -159,18 +161,20 @@ class KeyStore:
                 return (now, None) if took.rowcount == 1 else (now, found)
         raise AssertionError("unreachable: a key claimed and released three times within one transaction")
 
-    def finish(self, key: str, token: int, status: int, content_type: str | None, body: bytes) -> None:
+    def finish(
+        self, ws: str, key: str, token: int, status: int, content_type: str | None, body: bytes
+    ) -> None:
         """Store the answer of the request that holds the claim ``token``."""
-        args = {"ws": self.workspace, "k": key, "token": token}
+        args = {"ws": ws, "k": key, "token": token}
         with write_transaction(self.engine) as conn:
             conn.execute(
                 self._finish, args | {"new_status": status, "new_type": content_type, "new_body": body}
             )
 
-    def release(self, key: str, token: int) -> None:
+    def release(self, ws: str, key: str, token: int) -> None:
         """Forget the claim ``token``: its request failed in a way a retry should run again."""
         with write_transaction(self.engine) as conn:
-            conn.execute(self._release, {"ws": self.workspace, "k": key, "token": token})
+            conn.execute(self._release, {"ws": ws, "k": key, "token": token})
 
 
 async def _error(
@@ -256,12 +260,14 @@ class IdempotencyMiddleware:
         method, path = scope["method"], scope["path"]
         fp = fingerprint(scope.get("query_string", b""), body)
         try:
-            token, found = await run_in_threadpool(self.keys.claim, key, method, path, fp)
+            named = _header(scope, _WORKSPACE)  # the route checks the name itself
+            ws = named.decode("latin-1") if named else self.keys.workspace
+            token, found = await run_in_threadpool(self.keys.claim, ws, key, method, path, fp)
         except LooplineError as e:  # the database is out (503): the client retries with the same key
             await _error(send, e.status_code, e.error_code, e.message, e.hint)
             return
         if found is None:
-            await self._run(scope, body, receive, send, key, token)
+            await self._run(scope, body, receive, send, ws, key, token)
         elif (found.method, found.path, found.fingerprint) != (method, path, fp):
             same_route = (found.method, found.path) == (method, path)
             first = "with another body or query" if same_route else f"for {found.method} {found.path}"
@@ -290,7 +296,7 @@ class IdempotencyMiddleware:
             await send({"type": "http.response.body", "body": stored})
 
     async def _run(
-        self, scope: Scope, body: bytes, receive: Receive, send: Send, key: str, token: int
+        self, scope: Scope, body: bytes, receive: Receive, send: Send, ws: str, key: str, token: int
     ) -> None:
         """Run the request with its buffered body; store its answer before the client sees it, so that
         a retry arriving after the answer was lost finds it."""
@@ -327,9 +333,9 @@ class IdempotencyMiddleware:
                 return
             status = int(start["status"])
             if more or status >= 500 or status == 429:  # too big to keep, or "try again": forget the key
-                await self._forget(key, token)
+                await self._forget(ws, key, token)
             else:
-                await self._keep(key, token, start, b"".join(chunks))
+                await self._keep(ws, key, token, start, b"".join(chunks))
             state = "passing" if more else "done"
             await send(start)
             await send({"type": "http.response.body", "body": b"".join(chunks), "more_body": more})
@@ -338,22 +344,24 @@ class IdempotencyMiddleware:
             await self.app(scope, receive_body, capture)
         except BaseException:
             if state == "buffering":
-                await self._forget(key, token)
+                await self._forget(ws, key, token)
             raise
         if state == "buffering":  # the app answered nothing (the client left): a retry runs again
-            await self._forget(key, token)
+            await self._forget(ws, key, token)
 
-    async def _keep(self, key: str, token: int, start: Message, body: bytes) -> None:
+    async def _keep(self, ws: str, key: str, token: int, start: Message, body: bytes) -> None:
         content_type = next(
             (v.decode("latin-1") for k, v in start.get("headers", ()) if k == b"content-type"), None
         )
         try:
-            await run_in_threadpool(self.keys.finish, key, token, int(start["status"]), content_type, body)
+            await run_in_threadpool(
+                self.keys.finish, ws, key, token, int(start["status"]), content_type, body
+            )
         except Exception:  # the answer still goes out; a retry meets the claim until its lease ends
             log.exception("could not store the answer for Idempotency-Key %r", key)
 
-    async def _forget(self, key: str, token: int) -> None:
+    async def _forget(self, ws: str, key: str, token: int) -> None:
         try:
-            await run_in_threadpool(self.keys.release, key, token)
+            await run_in_threadpool(self.keys.release, ws, key, token)
         except Exception:  # as above: the claim then blocks retries until its lease ends
             log.exception("could not release Idempotency-Key %r", key)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from loopline.artifacts.blobs import BlobArtifactStore
 from loopline.config import Settings
 from loopline.context import Context
+from loopline.names import WORKSPACE, check_name
+from loopline.protocol.http import WORKSPACE_HEADER
 from loopline.registry.sql_store import SqlRegistryStore
 from loopline.tracking.sql_store import SqlTrackingStore
 
@@ -20,6 +22,23 @@ class ServerState:
     registry: SqlRegistryStore
     artifacts: BlobArtifactStore
     context: Context  # the process's; routes build domain clients from it (per request, with auth)
+    _scoped: dict[str, tuple[Context, SqlTrackingStore, SqlRegistryStore]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def in_workspace(self, workspace: str) -> tuple[Context, SqlTrackingStore, SqlRegistryStore]:
+        """The context and stores of ``workspace``, made once per workspace and process (the tracking
+        store creates the workspace, with its Default experiment, on first use)."""
+        if workspace == self.context.workspace:
+            return self.context, self.tracking, self.registry
+        found = self._scoped.get(workspace)
+        if found is None:
+            found = self._scoped[workspace] = (
+                self.context.scoped(workspace=workspace),
+                self.tracking.scoped(workspace=workspace),
+                self.registry.scoped(workspace=workspace),
+            )
+        return found
 
 
 def state(request: Request) -> ServerState:
@@ -27,15 +46,24 @@ def state(request: Request) -> ServerState:
     return st
 
 
+def workspace(request: Request) -> str:
+    """The workspace a request acts in: the one its ``Loopline-Workspace`` header names (Loopline's
+    client sends its ``LOOPLINE_WORKSPACE``), else the server's own (MLflow's client sends none).
+    Who may act in which workspace is for authentication to decide, here, when it lands."""
+    named = request.headers.get(WORKSPACE_HEADER)
+    if named is None:
+        return state(request).context.workspace
+    return check_name("workspace", named, WORKSPACE)
+
+
 def context(request: Request) -> Context:
-    """The context a request acts in: the server's, scoped to the caller's workspace and actor once
-    authentication lands."""
-    return state(request).context
+    """The context a request acts in: the server's, scoped to the request's workspace."""
+    return state(request).in_workspace(workspace(request))[0]
 
 
 def tracking(request: Request) -> SqlTrackingStore:
-    """The tracking store as the caller sees it (workspace and actor come from auth, later)."""
-    return state(request).tracking
+    """The tracking store as the caller sees it: scoped to the request's workspace."""
+    return state(request).in_workspace(workspace(request))[1]
 
 
 def artifacts(request: Request) -> BlobArtifactStore:
@@ -43,4 +71,4 @@ def artifacts(request: Request) -> BlobArtifactStore:
 
 
 def registry(request: Request) -> SqlRegistryStore:
-    return state(request).registry
+    return state(request).in_workspace(workspace(request))[2]
