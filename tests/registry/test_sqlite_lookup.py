@@ -16,6 +16,7 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 import loopline
+from loopline.errors import InvalidInput
 from loopline.registry import RegistryClient, log_model
 from loopline.registry.sqlite_lookup import find_model_version, read_version
 from loopline.tracking import default_client
@@ -91,6 +92,9 @@ def test_none_whenever_unsure(store: str, tmp_path: Path) -> None:
     assert find_model_version(store, workspace, "m", version=7) is None
     assert find_model_version(store, "other-workspace", "m", version=1) is None
     assert find_model_version(store, workspace, "m") is None  # neither version nor alias
+    assert find_model_version(store, workspace, "m", version=2**70) is None
+    with pytest.raises(InvalidInput, match="versions are between 1 and"):  # the store says what is wrong
+        loopline.load_model(f"models:/m/{2**70}")
     assert find_model_version("postgresql+psycopg://x@127.0.0.1/db", workspace, "m", version=1) is None
     missing = tmp_path / "missing.db"
     assert find_model_version(f"sqlite:///{missing}", workspace, "m", version=1) is None

@@ -104,5 +104,5 @@ def find_model_version(
             if revision is None or revision[0] != HEAD_REVISION:
                 return None
             return read_version(conn, workspace, name, version=version, alias=alias)
-    except sqlite3.Error:  # locked past the timeout, damaged, or a schema this code does not know
-        return None
+    except (sqlite3.Error, OverflowError):  # locked past the timeout, damaged, an unknown schema, or
+        return None  # a version number SQLite cannot hold (the store says which numbers are valid)
