@@ -26,10 +26,14 @@ Each figure is the median over N fresh worker processes (7; ``--quick``: 5):
 * **stack pre-imported** — scikit-learn, skops, pandas and the library's model-loading modules are
   imported first; only the first ``load_model`` + ``predict`` is timed: the library's own work;
 * **import floor** — a process that only imports what each system's load cannot do without:
-  pandas (the one-row DataFrame) and the model's scikit-learn modules, plus ``skops.io`` for MLflow,
-  whose skops flavor needs it (Loopline reads verified skops files without it: see README). "Minus
-  its import floor" is the cold figure less the system's own floor: what each library adds. The
-  peer's cold time over Loopline's floor is the best ratio any loader could reach here.
+  pandas (the one-row DataFrame), the model's scikit-learn modules and ``skops.io``, whose import
+  builds skops' default trusted lists (it imports every scikit-learn module). "Minus its import
+  floor" is the cold figure less the system's own floor: what each library adds. The peer's cold
+  time over Loopline's floor is the best ratio any loader could reach here;
+* **bare library** (no server only; alternating with the cold row's processes) — a fresh process
+  that loads the same ``model.skops`` file with skops alone (``import skops.io;
+  skops.io.load(file, trusted=…)``) and predicts: a cold ``load_model`` should stay within 2.5x of
+  it (the rest is the registry's: lookup, download, digests).
 
 Every prediction is checked against the training process's, and Loopline's model against the
 registered version (digests verified). When Loopline misses the goal of a cold row, one more
@@ -130,6 +134,9 @@ def mlflow_prepare(p: Params) -> Result:
 def loopline_prepare(p: Params) -> Result:
     import loopline
     from loopline.registry import RegistryClient
+    from loopline.registry.mlmodel import MLmodel
+    from loopline.registry.models import fetch
+    from loopline.uris import artifact_path
 
     model, X = _model()
     with loopline.start_run(experiment="bench-registry"):
@@ -138,8 +145,17 @@ def loopline_prepare(p: Params) -> Result:
     _check(version is not None, "loopline: the model was not registered")
     rc = RegistryClient()
     rc.set_alias(MODEL, "champion", version or 0)
-    _check(rc.get_model_version_by_alias(MODEL, "champion").version == 1, "loopline: alias not set")
-    return _prepared(model, X, version)
+    mv = rc.get_model_version_by_alias(MODEL, "champion")
+    _check(mv.version == 1, "loopline: alias not set")
+    out = _prepared(model, X, version)
+    if p.get("bare"):  # the registered files, in a plain folder, for the bare-library row
+        fetch(rc.tracking.artifacts, artifact_path(mv.source), Path(p["bare"]))
+        conf = MLmodel.load(Path(p["bare"])).flavors["sklearn"]
+        out["bare"] = {
+            "file": str(Path(p["bare"]) / conf["pickled_model"]),
+            "trusted": conf["skops_trusted_types"],
+        }
+    return out
 
 
 _STACK = ("pandas", "sklearn.linear_model", "sklearn.pipeline", "sklearn.preprocessing", "skops.io")
@@ -190,19 +206,28 @@ def _timed_load(system: str, p: Params) -> Result:
     return {"import": t1 - t0, "load_predict": t2 - t1, "total": t2 - t0, "warm": t3 - t2}
 
 
-def _floor_stack(system: str) -> tuple[str, ...]:
-    """What a cold load + predict of this model cannot do without, per system."""
-    return _STACK if system == "mlflow" else tuple(m for m in _STACK if m != "skops.io")
-
-
 def floor(p: Params) -> Result:
-    """Import only ``p["system"]``'s floor stack (see ``_floor_stack``)."""
+    """Import only what a cold load + predict of this model cannot do without (``_STACK``)."""
     import importlib
 
     t0 = time.perf_counter()
-    for module in _floor_stack(p["system"]):
+    for module in _STACK:
         importlib.import_module(module)
     return {"seconds": time.perf_counter() - t0}
+
+
+def bare_load(p: Params) -> Result:
+    """The model's skops file loaded by skops alone, and one prediction: fresh process, wall seconds."""
+    t0 = time.perf_counter()
+    import skops.io as sio
+
+    model = sio.load(p["file"], trusted=p["trusted"])
+    import pandas as pd
+
+    got = int(model.predict(pd.DataFrame([p["row"]], columns=FEATURES))[0])
+    seconds = time.perf_counter() - t0
+    _check(got == p["expected"], f"bare skops predicted {got}, expected {p['expected']}")
+    return {"total": seconds}
 
 
 def mlflow_load(p: Params) -> Result:
@@ -287,7 +312,15 @@ def loopline_profile(p: Params) -> Result:
 
 WORKERS: dict[str, Callable[[Params], Result]] = {
     f.__name__: f
-    for f in (mlflow_prepare, loopline_prepare, floor, mlflow_load, loopline_load, loopline_profile)
+    for f in (
+        mlflow_prepare,
+        loopline_prepare,
+        floor,
+        bare_load,
+        mlflow_load,
+        loopline_load,
+        loopline_profile,
+    )
 }
 
 
@@ -314,6 +347,7 @@ class Bench:
         self.prepared: dict[str, dict[str, Result]] = {}
         self.profiles: dict[str, Result] = {}
         self.floor: dict[str, list[float]] = {}
+        self.bare: list[float] = []
 
     def measure_floor(self) -> None:
         """Each system's import floor, in as many fresh processes as every other figure."""
@@ -328,12 +362,18 @@ class Bench:
                 self.errors.setdefault("floor", {})[system] = str(e).splitlines()[0]
                 continue
             shown = ", ".join(f"{x:.2f}" for x in self.floor[system])
-            log(f"floor/{system}: import {' + '.join(_floor_stack(system))} (s): {shown}")
+            log(f"floor/{system}: import {' + '.join(_STACK)} (s): {shown}")
 
     def measure(self, mode: str, system: str, env: dict[str, str], artifacts: Path | None) -> None:
         """Log + register + alias with the system's own client, then time loads in fresh workers."""
         log(f"{mode}/{system}: log + register + alias …")
-        prep = run_worker(NAME, f"{system}_prepare", {"artifacts": str(artifacts) if artifacts else ""}, env)
+        bare = self.root / "bare" if system == "loopline" and mode == "local" else None
+        prep = run_worker(
+            NAME,
+            f"{system}_prepare",
+            {"artifacts": str(artifacts) if artifacts else "", "bare": str(bare) if bare else ""},
+            env,
+        )
         self.prepared.setdefault(mode, {})[system] = prep
         params = {"uri": URI, "row": prep["row"], "expected": prep["expected"], "version": prep["version"]}
         out = self.samples.setdefault(mode, {}).setdefault(system, {"cold": [], "preimported": []})
@@ -342,8 +382,14 @@ class Bench:
                 out[variant].append(
                     run_worker(NAME, f"{system}_load", {**params, "preimport": variant == "preimported"}, env)
                 )
+                if variant == "cold" and "bare" in prep:  # alternately: both see the same machine
+                    self.bare.append(
+                        run_worker(NAME, "bare_load", {**params, **prep["bare"]}, clean_env())["total"]
+                    )
             totals = ", ".join(f"{r['total']:.2f}" for r in out[variant])
             log(f"{mode}/{system}: {variant} import + load + predict (s): {totals}")
+        if self.bare:
+            log(f"bare skops.io: import + load + predict (s): {', '.join(f'{x:.2f}' for x in self.bare)}")
         if system == "loopline" and self._misses_goal(mode):
             log(f"{mode}/loopline: below {GOAL:g}x on the cold row, profiling one cold load …")
             self.profiles[mode] = run_worker(NAME, "loopline_profile", params, env)
@@ -415,10 +461,16 @@ class Bench:
                     Row(workload, f"{label[mode]}: {title}", "s", figures[0], figures[1], False,
                         goal_ratio=goal, note=notes.get(key, ""), error=error)
                 )  # fmt: skip
+        if self.bare and self.options.wants("model_load_local"):
+            out.append(
+                Row("model_load_local", "no server, cold: bare skops.io (peer column) vs load_model", "s",
+                    median(self.bare), self.figure("local", "loopline", "cold", "total"), False,
+                    goal_ratio=1 / 2.5, note="import skops.io + skops.io.load + predict; goal: within 2.5x")
+            )  # fmt: skip
         if out:
             floor_error = "; ".join(f"{s}: {e}" for s, e in self.errors.get("floor", {}).items()) or None
             out.append(
-                Row(out[0].workload, "import floor: pandas + scikit-learn (+ skops.io for MLflow)", "s",
+                Row(out[0].workload, "import floor: pandas + scikit-learn + skops.io", "s",
                     floor.get("mlflow"), floor.get("loopline"), False,
                     note="what each load cannot skip; peer cold ÷ this = the best ratio possible",
                     error=floor_error)
@@ -467,6 +519,7 @@ def run(options: Options) -> Report:
         report.meta["processes_per_figure"] = bench.processes
         report.meta["samples"] = bench.samples
         report.meta["floor"] = bench.floor
+        report.meta["bare_skops"] = bench.bare
         report.meta["prepared"] = {
             m: {s: {k: v for k, v in r.items() if k != "row"} for s, r in by.items()}
             for m, by in bench.prepared.items()

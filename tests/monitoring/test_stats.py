@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -48,6 +49,44 @@ def test_ks_asymptotic_path_agrees_with_scipy() -> None:
     want = ss.ks_2samp(a, b)
     d, p = stats.ks(a, b)
     assert close(d, want.statistic) and close(p, want.pvalue)
+
+
+def _ks_pairs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(8)
+    return {
+        "shifted normals": (rng.normal(size=300), rng.normal(0.3, size=200)),
+        "equal sizes": (rng.normal(size=500), rng.normal(0.1, 1.1, size=500)),
+        "rounded (ties)": (np.round(rng.normal(size=1_000), 1), np.round(rng.normal(0.05, size=1_500), 1)),
+        "integers (ties)": (rng.integers(0, 4, 40).astype(float), rng.integers(1, 5, 55).astype(float)),
+        "largest exact": (rng.normal(size=10_000), rng.normal(0.02, size=9_999)),
+        # SciPy's exact computation gives up here and falls back to the asymptotic p-value.
+        "exact gives up": (np.array([0.0, 0.0, 0.0, 0.0, 1.0]), np.zeros(5)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_ks_pairs()))
+def test_ks_figures_are_scipys_own(name: str) -> None:
+    a, b = (np.sort(x) for x in _ks_pairs()[name])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        want = ss.ks_2samp(a, b)  # the public function, its default method ("auto")
+    assert bool(seen) == (name == "exact gives up")  # the case that checks the fallback takes it
+    assert stats.ks(a, b) == (want.statistic, want.pvalue)  # the same floats, not merely close
+
+
+def test_ks_in_many_threads_leaves_the_warning_filters_as_it_found_them() -> None:
+    a, b = _ks_pairs()["exact gives up"]
+    before = list(warnings.filters)
+
+    def run(_: int) -> tuple[float, float]:
+        return stats.ks(np.sort(a), b)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = set(pool.map(run, range(1_000)))
+    assert len(results) == 1
+    assert warnings.filters == before  # SciPy's fallback warning was silenced only inside each call
+    with pytest.raises(RuntimeWarning):  # pytest's "error" filter still applies
+        warnings.warn("still raised", RuntimeWarning, stacklevel=1)
 
 
 def test_ks_against_a_sketch_is_within_its_bound_and_uses_the_true_size() -> None:

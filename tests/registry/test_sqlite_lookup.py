@@ -1,5 +1,6 @@
-"""The SQLAlchemy-free lookup a cold ``load_model`` uses on an embedded store: the same answers as
-the full registry store, ``None`` whenever it is not sure, and the store the caller configured."""
+"""The SQLAlchemy-free lookup a cold ``load_model`` uses on an embedded store: the store's own SQL,
+the same answers as the full registry store, ``None`` whenever it is not sure, and the store the
+caller configured."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 import loopline
+from loopline.errors import InvalidInput
 from loopline.registry import RegistryClient, log_model
-from loopline.registry.sqlite_lookup import find_model_version
+from loopline.registry.sqlite_lookup import find_model_version, read_version
 from loopline.tracking import default_client
 
 
@@ -49,6 +51,40 @@ def test_answers_as_the_full_store_does(store: str) -> None:
     assert find_model_version(store, workspace, "m", version=1) == full.get_model_version("m", 1)
 
 
+def test_the_lookup_sends_sqlite_the_stores_own_statements(store: str) -> None:
+    """What SQLite receives from the registry store (through SQLAlchemy) and from the lookup (through
+    ``sqlite3``), recorded by SQLite's own trace with the values bound: the same reads, in order."""
+    from sqlalchemy import event
+
+    from loopline.metadata.engine import create_store_engine
+    from loopline.registry.sql_store import SqlRegistryStore
+
+    workspace = default_client().settings.workspace
+    engine = create_store_engine(store)
+    from_store: list[str] = []
+    event.listen(engine, "connect", lambda dbapi, _: dbapi.set_trace_callback(from_store.append))
+    engine.dispose()  # connections made from here on are traced
+    full = SqlRegistryStore(engine, workspace=workspace)
+    conn = sqlite3.connect(store.removeprefix("sqlite:///"), isolation_level=None)
+    from_lookup: list[str] = []
+    conn.set_trace_callback(from_lookup.append)
+    try:
+        for alias, version, ask_store in [
+            ("champion", None, lambda: full.get_model_version_by_alias("m", "champion")),
+            (None, 1, lambda: full.get_model_version("m", 1)),
+        ]:
+            from_store.clear()
+            from_lookup.clear()
+            want = ask_store()
+            assert read_version(conn, workspace, "m", version=version, alias=alias) == want
+            reads = [sql for sql in from_store if sql.startswith("SELECT")]  # not its BEGIN, ROLLBACK
+            assert len(reads) == (5 if alias else 4)
+            assert from_lookup == reads
+    finally:
+        conn.close()
+        engine.dispose()
+
+
 def test_none_whenever_unsure(store: str, tmp_path: Path) -> None:
     workspace = default_client().settings.workspace
     assert find_model_version(store, workspace, "nope", alias="champion") is None
@@ -56,6 +92,9 @@ def test_none_whenever_unsure(store: str, tmp_path: Path) -> None:
     assert find_model_version(store, workspace, "m", version=7) is None
     assert find_model_version(store, "other-workspace", "m", version=1) is None
     assert find_model_version(store, workspace, "m") is None  # neither version nor alias
+    assert find_model_version(store, workspace, "m", version=2**70) is None
+    with pytest.raises(InvalidInput, match="versions are between 1 and"):  # the store says what is wrong
+        loopline.load_model(f"models:/m/{2**70}")
     assert find_model_version("postgresql+psycopg://x@127.0.0.1/db", workspace, "m", version=1) is None
     missing = tmp_path / "missing.db"
     assert find_model_version(f"sqlite:///{missing}", workspace, "m", version=1) is None

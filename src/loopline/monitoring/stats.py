@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import warnings
 from typing import Any
 
@@ -36,6 +37,9 @@ Ints = NDArray[np.int64]
 KS_EXACT_MAX_N = 10_000  # scipy.stats.ks_2samp's MAX_AUTO_N: 'auto' is exact up to this size
 PSI_EPSILON = 1e-4  # an empty bin counts as this share of its sample (the usual PSI convention)
 MIN_EXPECTED = 5.0  # chi-square: categories rarer than this (expected count) are pooled
+# catch_warnings swaps the process-wide filter list and puts back what it saw on entry: two threads
+# leaving out of order (drift tests columns in a thread pool) would leave SciPy's filter on for good.
+_QUIET_SCIPY = threading.Lock()
 
 
 def _group_ends(a: Floats) -> tuple[Floats, Ints]:
@@ -92,30 +96,24 @@ def ks_pvalue(d: float, n1: int, n2: int) -> float:
 def ks(ref: Floats, cur: Floats, *, n_ref: int | None = None) -> tuple[float, float]:
     """Two-sample KS (D, p-value) of sorted samples; ``n_ref`` is the true size when ``ref`` is a sketch.
 
-    With both samples complete and ``max(n1, n2) <= 10,000`` the exact p-value is SciPy's own
-    (``ks_2samp``); larger samples use the asymptotic distribution, exactly as SciPy does.
+    With both samples complete and ``max(n1, n2) <= 10,000`` both figures are SciPy's own
+    (``ks_2samp(method="exact")``, which falls back to the asymptotic p-value, as ``"auto"`` does, when
+    the exact one cannot be computed); larger samples use the asymptotic distribution, as SciPy does.
     """
     require("scipy", "monitoring")
     n1 = ref.size if n_ref is None else n_ref
     n2 = cur.size
     if n1 == 0 or n2 == 0:
         raise ValueError("KS needs at least one value on each side")
-    d = ks_statistic(ref, cur)
     if n_ref in (None, ref.size) and max(n1, n2) <= KS_EXACT_MAX_N:
-        try:  # the function ks_2samp itself calls, without its ~10 ms of argument handling per call
-            from scipy.stats._stats_py import _attempt_exact_2kssamp
-        except ImportError:  # a SciPy that moved it: the public function, same figures
-            from scipy.stats import ks_2samp
+        from scipy.stats import ks_2samp
 
-            with warnings.catch_warnings():  # SciPy warns when the exact computation falls back to asymp
-                warnings.simplefilter("ignore", RuntimeWarning)
-                res = ks_2samp(ref, cur, method="auto")
-            return float(res.statistic), float(res.pvalue)
-        success, d, prob = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), d, "two-sided")
-        if success:
-            return float(d), float(np.clip(prob, 0.0, 1.0))
-        # SciPy falls back to the asymptotic distribution (with D rounded as above), and so do we.
-    return float(d), ks_pvalue(d, n1, n2)
+        with _QUIET_SCIPY, warnings.catch_warnings():  # SciPy warns when it falls back to asymp
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = ks_2samp(ref, cur, method="exact")
+        return float(res.statistic), float(res.pvalue)
+    d = ks_statistic(ref, cur)
+    return d, ks_pvalue(d, n1, n2)
 
 
 def ks_critical(alpha: float, n1: int, n2: int) -> float:

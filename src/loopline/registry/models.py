@@ -283,7 +283,7 @@ def _run_files(run_id: str, path: str, registry: Any, tracking: Any) -> str:
 
 def _embedded_lookup(uri: str) -> tuple[str, ModelVersion, Any] | None:
     """``models:/name@alias`` or ``models:/name/N`` in the default embedded store, read without
-    SQLAlchemy (see ``store.sqlite_lookup``); None whenever the full path must decide."""
+    importing SQLAlchemy (see ``registry.sqlite_lookup``); None whenever the full path must decide."""
     if not uri.startswith("models:/"):
         return None
     ref = parse(uri)

@@ -37,6 +37,7 @@ from loopline.registry.types import (
     ModelVersionStatus,
     RegisteredModel,
 )
+from loopline.registry.version_rows import model_version
 from loopline.tracking.validation import validate_key
 
 MODEL_ATTRIBUTES = Attributes(
@@ -143,27 +144,7 @@ class SqlRegistryStore(SqlLoggedModels):
             .order_by(t.model_aliases.c.alias)
         ):
             aliases[v].append(alias)
-        return [
-            ModelVersion(
-                name=model.name,
-                version=r.version,
-                creation_timestamp=r.creation_time,
-                last_updated_timestamp=r.last_updated_time,
-                source=r.source,
-                run_id=r.run_id,
-                model_id=r.model_id,
-                user_id=r.user_id,
-                description=r.description,
-                current_stage=r.current_stage,
-                status=ModelVersionStatus(r.status),
-                status_message=r.status_message,
-                run_link=r.run_link,
-                tags=tags[r.version],
-                aliases=tuple(aliases[r.version]),
-                digests=json.loads(r.digests),
-            )
-            for r in rows
-        ]
+        return [model_version(model.name, r._mapping, tags[r.version], aliases[r.version]) for r in rows]
 
     def _registered_model(self, conn: Connection, row: Any) -> RegisteredModel:
         tags = {

@@ -27,9 +27,14 @@ class Trust:
     verified: bool
     allow_pickle: bool = False
 
+    @property
+    def code_allowed(self) -> bool:
+        """Whether the user opted in to running the model author's code (argument or environment)."""
+        return self.allow_pickle or os.environ.get(ALLOW_PICKLE_ENV) == "1"
+
     def require_code_execution(self, what: str) -> None:
         """Refuse to unpickle unless the user opted in (loading a pickle runs its code)."""
-        if self.allow_pickle or os.environ.get(ALLOW_PICKLE_ENV) == "1":
+        if self.code_allowed:
             return
         raise InvalidInput(
             f"Loading this model means unpickling {what}, which runs code stored in the model.",

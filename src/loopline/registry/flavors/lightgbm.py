@@ -12,13 +12,13 @@ The layout is ``mlflow.lightgbm``'s (MLflow 3), so either side loads the other's
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 from loopline.errors import InvalidInput
-from loopline.registry.flavors.base import ALLOW_PICKLE_ENV, Saved, Trust, pinned
+from loopline.registry.flavors import skops_format
+from loopline.registry.flavors.base import Saved, Trust, pinned
 from loopline.registry.mlmodel import pyfunc_conf
 
 NAME = "lightgbm"
@@ -52,18 +52,9 @@ def save(model: Any, path: Path) -> Saved:
         model.save_model(str(path / filename))
     else:
         reqs += pinned("scikit-learn")
-        fmt, filename = "skops", "model.skops"
-        try:
-            import skops.io as sio
-
-            sio.dump(model, path / filename)
-            trusted = sorted(set(TRUSTED) | set(sio.get_untrusted_types(file=path / filename)))
-            reqs += pinned("skops")
-        except Exception:  # skops missing, or a type it cannot serialise (a custom objective, …)
-            (path / filename).unlink(missing_ok=True)
-            fmt, filename, trusted = "pickle", "model.pkl", None
-            with open(path / filename, "wb") as f:
-                pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+        fmt, filename, untrusted = skops_format.save(model, path)  # a pickle when skops cannot save it
+        trusted = sorted(set(TRUSTED) | set(untrusted)) if untrusted is not None else None
+        reqs += pinned("skops") if fmt == "skops" else []
     flavor = {
         "code": None,
         "data": filename,
@@ -89,21 +80,7 @@ def load(path: Path, conf: dict[str, Any], trust: Trust) -> Any:
         )
     fmt = str(conf.get("serialization_format", "cloudpickle"))
     if fmt == "skops":
-        import skops.io as sio
-
-        trusted = set(TRUSTED)
-        if trust.verified:
-            trusted |= set(conf.get("skops_trusted_types") or [])
-        if trust.allow_pickle or os.environ.get(ALLOW_PICKLE_ENV) == "1":
-            trusted |= set(sio.get_untrusted_types(file=file))
-        try:
-            return sio.load(file, trusted=sorted(trusted))
-        except sio.exceptions.UntrustedTypesFoundException as e:
-            raise InvalidInput(
-                f"The skops file names types that are not on the trusted list: {str(e).rstrip('.')}.",
-                hint="Load it through the registry (which verifies the model's files), or pass "
-                "allow_pickle=True if you trust its author.",
-            ) from None
+        return skops_format.load(file, conf.get("skops_trusted_types"), trust, always=TRUSTED)
     trust.require_code_execution(f"{file.name} (a {fmt} of {cls})")
     with open(file, "rb") as f:
         return pickle.load(f)  # cloudpickle files are read by the standard unpickler
