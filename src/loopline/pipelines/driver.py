@@ -21,6 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from loopline.clock import now_ms
 from loopline.errors import InvalidInput
 from loopline.pipelines.graph import Graph, Step, handles_in, substitute
 from loopline.pipelines.task import _MISSING, InputRef, StepResult, StepTask
@@ -37,10 +38,6 @@ DONE = ("succeeded", "cached")
 BROKEN = ("failed", "upstream_failed")
 
 Listener = Callable[[str, dict[str, Any]], None]
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def digest(*parts: str) -> str:

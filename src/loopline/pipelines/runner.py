@@ -25,10 +25,11 @@ import socket
 from collections.abc import Mapping
 from typing import Any, Self
 
+from loopline.clock import now_ms
 from loopline.config import Settings
 from loopline.context import Context
 from loopline.errors import Conflict, InvalidInput
-from loopline.pipelines.driver import DONE, Listener, RunDriver, now_ms, task_env
+from loopline.pipelines.driver import DONE, Listener, RunDriver, task_env
 from loopline.pipelines.executors import Executor, open_executor
 from loopline.pipelines.graph import Graph, substitute, to_template
 from loopline.pipelines.pipeline import Pipeline, load_target
