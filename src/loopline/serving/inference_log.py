@@ -174,7 +174,7 @@ def _write_predictions(store: ArtifactStore, records: list[Prediction]) -> int:
     for (model, hours), rows in groups.items():
         t = dt.datetime.fromtimestamp(hours * 3600, dt.UTC)
         day, hour = t.strftime("%Y-%m-%d"), t.strftime("%H")
-        values = {
+        values: dict[str, list[Any]] = {
             ls.REQUEST_ID: [r.request_id for r in rows],
             ls.TIMESTAMP: [r.timestamp_ms for r in rows],
             ls.DEPLOYMENT: [r.deployment for r in rows],
@@ -200,7 +200,7 @@ def _write_feedback(store: ArtifactStore, records: list[Feedback]) -> int:
     now = int(time.time() * 1000)
     for days, rows in groups.items():
         day = dt.datetime.fromtimestamp(days * 86400, dt.UTC).strftime("%Y-%m-%d")
-        values = {
+        values: dict[str, list[Any]] = {
             ls.REQUEST_ID: [r.request_id for r in rows],
             ls.TIMESTAMP: [r.timestamp_ms for r in rows],
             ls.GROUND_TRUTH: [_json(r.ground_truth) for r in rows],
