@@ -428,6 +428,7 @@ def serve_and_monitor(d: Data, console: Console) -> Path:
     """The champion serves a drifted batch; a monitor on models:/…@champion compares the logged
     requests with the champion's own training data (found through lineage) and its accuracy on the
     requests whose ground truth came back; the report is one self-contained HTML file."""
+    from loopline.monitoring.html import render_html
     from loopline.monitoring.monitors import Monitors
 
     rows, p50 = serve_traffic(drifted_batch(d), d.y_val)
@@ -446,7 +447,7 @@ def serve_and_monitor(d: Data, console: Console) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     report = result.report
     assert report is not None, "the monitor found no requests in the inference log"
-    report.to_html(out)
+    render_html(report, out)
     verdict = "[bold red]drifted[/]" if report.dataset_drift else "[green]no dataset drift[/]"
     accuracy = result.metrics.get("performance.accuracy")
     console.print(

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from loopline.monitoring import ReferenceProfile, drift
+from loopline.monitoring import ReferenceProfile, drift, render_html
 from loopline.monitoring.monitors import Monitors
 from loopline.serving.deployments import set_deployment
 from loopline.serving.inference_log import Feedback, InferenceLog, Prediction
@@ -48,7 +48,7 @@ for name, col in report.columns.items():
     print(f"{name:8} {col.test:10} statistic={col.statistic:.4g} p={col.p_value} -> {verdict}")
 print(f"dataset drift: {report.dataset_drift} ({report.drift_share:.0%} of columns)")
 print("why age got KS:", report.columns["age"].reason)
-report.to_html("drift_report.html")
+render_html(report, "drift_report.html")
 print("wrote drift_report.html")
 
 profile = ReferenceProfile.build(train, categorical=["churned"])  # summarise the reference once, reuse it

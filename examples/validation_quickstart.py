@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from loopline.data.profile import diff_profiles, profile_table
-from loopline.data.validation import Suite, expect, infer_suite, validate
+from loopline.data.validation import Suite, expect, infer_suite, render_html, validate
 
 
 def orders(n: int, seed: int) -> pl.DataFrame:
@@ -66,7 +66,7 @@ def main() -> None:
 
     # 5. Reports: JSON with every failing row, a self-contained HTML page; and what changed.
     result.to_json("result.json")
-    result.to_html("report.html")
+    render_html(result, "report.html")
     shifted = [c for c, d in diff_profiles(profile, profile_table(new))["columns"].items() if d["shifted"]]
     print(f"wrote result.json and report.html; columns whose profile shifted: {shifted or 'none'}")
 

@@ -17,7 +17,7 @@ import pytest
 
 from loopline.config import Settings
 from loopline.data.profile import profile_table
-from loopline.data.validation import KINDS, Suite, expect, infer_suite, type_matches, validate
+from loopline.data.validation import KINDS, Suite, expect, infer_suite, render_html, type_matches, validate
 from loopline.errors import InvalidInput, NotFound
 
 DF = pl.DataFrame(
@@ -454,7 +454,7 @@ def test_html_report_is_self_contained_and_escaped(tmp_path: Path, ref: str) -> 
         pl.Series("email", ["<script>alert(1)</script>", "bad", "c@x.com", None, "d@y.org", "e@x"])
     )
     result = validate(df, every_kind(ref))
-    text = result.to_html(tmp_path / "r.html")
+    text = render_html(result, tmp_path / "r.html")
     assert (tmp_path / "r.html").read_text() == text
     assert text.startswith("<!doctype html>") and "<style>" in text
     assert not re.search(r"https?://|<script|<link|\bsrc=|url\(|@import", text, re.IGNORECASE)

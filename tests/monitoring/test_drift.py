@@ -17,7 +17,7 @@ import scipy.stats as ss
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from loopline.errors import InvalidInput, NotFound
-from loopline.monitoring import ReferenceProfile, drift, stats
+from loopline.monitoring import ReferenceProfile, drift, render_html, stats
 
 RNG = np.random.default_rng(11)
 N = 3000
@@ -215,7 +215,7 @@ def test_prediction_and_target_drift_are_reported_apart() -> None:
 
 def test_html_is_self_contained_with_an_overlay_per_column(tmp_path: Path) -> None:
     ref, cur = frames()
-    page = drift(ref, cur).to_html(tmp_path / "r.html")
+    page = render_html(drift(ref, cur), tmp_path / "r.html")
     assert (tmp_path / "r.html").read_text() == page
     assert not re.search(r"https?://", page)
     assert page.count("<svg") == 3 and "Drift report" in page

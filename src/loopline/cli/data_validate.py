@@ -85,7 +85,7 @@ def validate(
     out = Console(stderr=fmt is Format.json)  # with --format json, stdout holds only the JSON
     client = _client(tracking_uri, target, infer_from)
     try:
-        from loopline.data.validation import Suite, validate as run
+        from loopline.data.validation import Suite, render_html, validate as run
 
         if infer_from is not None:
             the_suite = _infer(infer_from, client)
@@ -101,7 +101,7 @@ def validate(
         if json_out is not None:
             result.to_json(json_out)
         if html is not None:
-            result.to_html(html, sample_rows=max(sample, 10))
+            render_html(result, html, sample_rows=max(sample, 10))
         stored = _record(result, client) if record and result.uri else None
     except LooplineError as e:
         err = Console(stderr=True)

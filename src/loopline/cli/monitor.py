@@ -190,7 +190,7 @@ def drift_command(
 
     Example: loopline monitor drift -r train.parquet -c today.parquet --format html -o drift.html
     """
-    from loopline.monitoring import ReferenceProfile, drift
+    from loopline.monitoring import ReferenceProfile, drift, render_html
 
     try:
         ref: Any = ReferenceProfile.load(reference) if reference.endswith(".npz") else reference
@@ -218,7 +218,7 @@ def drift_command(
     if fmt is Format.table:
         print_report(report)
     else:
-        text = report.to_json() if fmt is Format.json else report.to_html()
+        text = report.to_json() if fmt is Format.json else render_html(report)
         if out is None:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
         else:
@@ -391,8 +391,10 @@ def run(
     if fmt is Format.html:
         if result.report is None:
             raise InvalidInput(f"Monitor {name} has no rows in its window yet: no report to write.")
+        from loopline.monitoring.html import render_html
+
         hist = _history_by_column(mons.history(name))
-        page = result.report.to_html(out, history=hist)
+        page = render_html(result.report, out, history=hist)
         if out is None:
             sys.stdout.write(page)
     elif fmt is Format.json:
@@ -570,7 +572,9 @@ def report(
         print_report(found, title=f"monitor {name}")
         return
     if fmt is Format.html:
-        text = found.to_html(history=_history_by_column(mons.history(name)))
+        from loopline.monitoring.html import render_html
+
+        text = render_html(found, history=_history_by_column(mons.history(name)))
     else:
         text = found.to_json(histograms=True)
     if out is None:

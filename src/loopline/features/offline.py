@@ -24,25 +24,17 @@ brute-force oracle):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidInput
-from loopline.features.definitions import FeatureView
+from loopline.features.retrieval import Fetch
 from loopline.features.sources import columns, ident, relation, type_family
+from loopline.features.window import read_window
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from loopline.config import Settings
-
-
-@dataclass(frozen=True)
-class Fetch:
-    """The features wanted from one view."""
-
-    view: FeatureView
-    features: tuple[str, ...]
 
 
 def to_arrow(frame: Any) -> pa.Table:
@@ -193,7 +185,6 @@ def point_in_time_join(
 
     from loopline.features.arrays import numpy_of, valid_of
     from loopline.features.online.codec import from_us
-    from loopline.features.window import read_window
 
     check_keys(entity, fetches)
     if entity.num_rows == 0:

@@ -51,6 +51,14 @@ class Resolved:
     dtypes: dict[tuple[str, str], str]  # declared type of each feature read from a view
 
 
+@dataclass(frozen=True)
+class Fetch:
+    """The features wanted from one view (one entry of ``Resolved.views``, with its definition)."""
+
+    view: FeatureView
+    features: tuple[str, ...]
+
+
 def refs_of(features: Sequence[str] | FeatureService | str, defs: Mapping[str, Definition]) -> list[str]:
     if isinstance(features, FeatureService):
         return features.refs()

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from loopline.errors import InvalidInput
 from loopline.features.definitions import FeatureService, FeatureView, FileSource, PushSource, source_uri
 from loopline.features.materialize import MaterializeResult, codec_for, encode_keys, encode_rows, stream_view
-from loopline.features.offline import Fetch, event_times, point_in_time_join, to_arrow
-from loopline.features.retrieval import Resolved, on_demand_input, resolve, run_on_demand
+from loopline.features.offline import event_times, point_in_time_join, to_arrow
+from loopline.features.retrieval import Fetch, Resolved, on_demand_input, resolve, run_on_demand
 from loopline.features.sources import connect
 from loopline.protocol.jobs import Progress
 

@@ -2,7 +2,7 @@
 
 The table has the view's join keys, ``__ts`` (event time, ``timestamp[us, UTC]``), ``__created``
 when the source has a created timestamp, and the wanted features as ``__f0…``: the columns of the
-SQL that :func:`loopline.features.offline.view_sql` writes for DuckDB, with the same rows.
+SQL that :mod:`loopline.features.offline` writes for DuckDB, with the same rows.
 
 A source that is one local Parquet file is read by Arrow's Parquet reader, skipping the row groups
 whose time statistics fall outside the window: for a training set that is most of the work, and
@@ -25,7 +25,7 @@ from loopline.features.definitions import FileSource, PushSource
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from loopline.features.offline import Fetch
+    from loopline.features.retrieval import Fetch
 
 READ_ROWS = 1 << 20  # rows per Arrow batch read from DuckDB
 ROW_OVERHEAD = 40  # bytes per feature row the join adds to the Arrow data (five int64 arrays)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
-if TYPE_CHECKING:
-    from loopline.monitoring.report import ColumnDrift, DriftReport
+from loopline.monitoring.report import ColumnDrift, DriftReport
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1f2328}
@@ -131,10 +132,14 @@ def _row(col: ColumnDrift, history: Mapping[str, Sequence[tuple[int, float]]] | 
     )
 
 
-def render(
-    report: DriftReport, *, history: Mapping[str, Sequence[tuple[int, float]]] | None = None, title: str = ""
+def render_html(
+    report: DriftReport,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    history: Mapping[str, Sequence[tuple[int, float]]] | None = None,
+    title: str = "",
 ) -> str:
-    """The whole page for ``report``."""
+    """The whole page for ``report``; also written to ``path`` when given."""
     cols = sorted(report.columns.values(), key=lambda c: (not c.drifted, c.name))
     verdict = (
         '<span class="verdict bad">Dataset drift detected</span>'
@@ -148,7 +153,7 @@ def render(
         if extra is not None:
             rows.insert(0, _row(extra, history, f"{label}: {extra.name}"))
     o = report.options
-    return f"""<!DOCTYPE html>
+    page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{_e(title or "Loopline drift report")}</title>
 <style>{_CSS}</style></head><body>
 <h1>{_e(title or "Drift report")}</h1>
@@ -164,3 +169,6 @@ effect floor {o.get("min_effect")}
 <th>threshold</th><th>distributions</th><th>why this test · data quality</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table></body></html>
 """
+    if path is not None:
+        Path(path).write_text(page, encoding="utf-8")
+    return page

@@ -1,8 +1,8 @@
 """A monitor's window over the serving inference log, read incrementally.
 
-The inference server writes immutable Parquet parts (``loopline.serving.inference_log``):
-``inference-log/predictions/model=<m>/date=<d>/hour=<h>/part-….parquet`` and
-``inference-log/feedback/date=<d>/part-….parquet``. A monitor's cursor (its ``state``) remembers which
+The inference server writes immutable Parquet parts (``loopline.serving.inference_log``), laid out
+and typed as :mod:`loopline.serving.log_schema` declares: one folder per model of predictions and
+one of feedback, each partitioned by date. A monitor's cursor (its ``state``) remembers which
 parts it has read; a run lists only the date folders from the day before its last run on, reads only
 parts it has not seen, and appends their rows to the monitor's **window buffer** — one Parquet file in
 the artifact store (``monitoring/monitors/<name>/window.parquet``) holding just the rows of the
@@ -26,9 +26,8 @@ import orjson
 
 from loopline.artifacts import ArtifactStore
 from loopline.errors import NotFound
+from loopline.serving import log_schema as ls
 
-LOG_PREDICTIONS = "inference-log/predictions"
-LOG_FEEDBACK = "inference-log/feedback"
 REQUEST, TIME, PREDICTION, LABEL = "__request_id", "__time_ms", "__prediction", "__label"
 MAX_PENDING_FEEDBACK = 20_000
 
@@ -64,7 +63,8 @@ def _date_dirs(store: ArtifactStore, prefix: str) -> list[tuple[str, str]]:
         entries = store.list(prefix)
     except (NotFound, FileNotFoundError):
         return []
-    return sorted((e.path.rsplit("date=", 1)[-1], e.path) for e in entries if e.is_dir and "date=" in e.path)
+    key = f"{ls.DATE}="
+    return sorted((e.path.rsplit(key, 1)[-1], e.path) for e in entries if e.is_dir and key in e.path)
 
 
 def new_parts(store: ArtifactStore, prefix: str, seen: set[str], since_date: str) -> list[str]:
@@ -129,12 +129,12 @@ def decode_predictions(table: Any, deployment: str | None) -> list[dict[str, Any
     """One record per input row of every successful request in ``table`` (of ``deployment`` if given)."""
     cols = table.to_pydict()
     records: list[dict[str, Any]] = []
-    for i, rid in enumerate(cols.get("request_id", [])):
-        if cols["status"][i] != 200 or (deployment is not None and cols["deployment"][i] != deployment):
+    for i, rid in enumerate(cols.get(ls.REQUEST_ID, [])):
+        if cols[ls.STATUS][i] != 200 or (deployment is not None and cols[ls.DEPLOYMENT][i] != deployment):
             continue
-        rows = _rows(orjson.loads(cols["inputs"][i]))
-        preds = _predictions(orjson.loads(cols["outputs"][i]), len(rows))
-        ts = cols["timestamp"][i]
+        rows = _rows(orjson.loads(cols[ls.INPUTS][i]))
+        preds = _predictions(orjson.loads(cols[ls.OUTPUTS][i]), len(rows))
+        ts = cols[ls.TIMESTAMP][i]
         ms = int(ts.timestamp() * 1000) if isinstance(ts, dt.datetime) else int(ts)
         for j, (row, pred) in enumerate(zip(rows, preds, strict=True)):
             records.append({**row, REQUEST: f"{rid}#{j}", TIME: ms, PREDICTION: pred, LABEL: None})
@@ -146,7 +146,7 @@ def feedback_labels(tables: list[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for t in tables:
         d = t.to_pydict()
-        for rid, truth in zip(d.get("request_id", []), d.get("ground_truth", []), strict=True):
+        for rid, truth in zip(d.get(ls.REQUEST_ID, []), d.get(ls.GROUND_TRUTH, []), strict=True):
             out[rid] = orjson.loads(truth)
     return out
 

@@ -1,9 +1,12 @@
-"""What ``drift`` returns: a verdict per column and for the dataset, as JSON, a table or an HTML page."""
+"""What ``drift`` returns: a verdict per column and for the dataset, and its JSON form.
+
+The HTML page of a report is :func:`loopline.monitoring.html.render_html` (a function of the report: the
+report knows nothing of how it is shown).
+"""
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,13 +140,3 @@ class DriftReport:
         import json
 
         return json.dumps(self.to_dict(**kwargs), indent=2)
-
-    def to_html(self, path: str | os.PathLike[str] | None = None, *, history: Any = None) -> str:
-        """A self-contained HTML page (no external resources); written to ``path`` when given."""
-        from loopline.monitoring.html import render
-
-        page = render(self, history=history)
-        if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(page)
-        return page

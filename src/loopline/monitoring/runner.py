@@ -41,6 +41,7 @@ from loopline.monitoring.report import DriftReport
 from loopline.monitoring.schedule import next_run
 from loopline.monitoring.sql_store import MONITOR_FILES
 from loopline.monitoring.types import Monitor, RunResult
+from loopline.serving.log_schema import FEEDBACK, predictions_dir
 
 if TYPE_CHECKING:
     from loopline.context import Context
@@ -291,12 +292,8 @@ class MonitorRunner:
         models = self._logged_models(mon.target)
         seen = set(state.get("seen", []))
         since = state.get("since_date", "0000-00-00")
-        parts = [
-            p
-            for m in models
-            for p in lw.new_parts(self.artifacts, f"{lw.LOG_PREDICTIONS}/model={m}", seen, since)
-        ]
-        fb_parts = lw.new_parts(self.artifacts, lw.LOG_FEEDBACK, seen, since)
+        parts = [p for m in models for p in lw.new_parts(self.artifacts, predictions_dir(m), seen, since)]
+        fb_parts = lw.new_parts(self.artifacts, FEEDBACK, seen, since)
         buffer_path = f"{MONITOR_FILES}/{mon.name}/window.parquet"
         records = lw.load_buffer(self.artifacts, buffer_path)
         have = {

@@ -13,8 +13,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from loopline.lazy import lazy_names
+from loopline.pipelines.graph import Step
+from loopline.pipelines.options import StepOptions
 from loopline.pipelines.pipeline import Pipeline, compose, load_target, pipeline
-from loopline.pipelines.step import Step, StepOptions, dataset, step
+from loopline.pipelines.step import dataset, step
 
 if TYPE_CHECKING:
     from loopline.pipelines.results import PipelineRun, StepFailed

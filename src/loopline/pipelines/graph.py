@@ -1,22 +1,24 @@
-"""The DAG: nodes (a step called with bound arguments, or a dataset read), handles, and order.
+"""The DAG: steps, nodes (a step called with bound arguments, or a dataset read), handles, and order.
 
-A ``Handle`` is what a step call returns inside a pipeline body: a promise of that step's output.
-Handles may sit in a step's arguments directly or inside lists, tuples and dicts (fan-in); the
-edges of the graph are exactly the handles found there.
+A ``Step`` is a function wrapped by ``@step`` (:mod:`loopline.pipelines.step`): outside a pipeline
+body it is the plain function; inside one (while ``TRACE`` holds a ``Trace``) a call records a
+``Node`` and returns a ``Handle``, a promise of that step's output. Handles may sit in a step's
+arguments directly or inside lists, tuples and dicts (fan-in); the edges of the graph are exactly
+the handles found there. ``Step`` and ``Node`` refer to each other, so they live together here.
 """
 
 from __future__ import annotations
 
 import contextvars
 import heapq
+import inspect
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loopline.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from loopline.pipelines.step import Step
+from loopline.pipelines.options import StepOptions
 
 
 class Handle:
@@ -54,6 +56,69 @@ class DatasetSource:
 
     ref: str
     format: str = "pandas"
+
+
+class Step:
+    """A function wrapped as a pipeline step (see the module docstring)."""
+
+    def __init__(self, fn: Callable[..., Any], options: StepOptions, name: str | None = None) -> None:
+        if not callable(fn) or not hasattr(fn, "__code__"):
+            raise InvalidInput(f"@step needs a function, got {fn!r}.")
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.options = options
+        self.signature = inspect.signature(fn)
+        if self.signature.return_annotation is inspect.Signature.empty:
+            raise InvalidInput(
+                f"Step {self.name!r} has no return type annotation.",
+                hint=f"Annotate what it returns, e.g. `def {fn.__name__}(...) -> pd.DataFrame:` "
+                "(`-> None` for a step that returns nothing): the type is part of the step's contract.",
+            )
+        if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn):
+            raise InvalidInput(
+                f"Step {self.name!r} is a coroutine or generator function.",
+                hint="Make the step a plain function that returns its whole output.",
+            )
+        self.__wrapped__ = fn
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+        self.__qualname__ = fn.__qualname__
+        self.__module__ = fn.__module__
+        self._fingerprint: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<step {self.name}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        trace = TRACE.get()
+        if trace is None:
+            return self.fn(*args, **kwargs)
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise InvalidInput(
+                f"Step {self.name!r} was called with the wrong arguments: {e}.",
+                hint=f"Its signature is {self.name}{self.signature}.",
+            ) from None
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        deps = tuple(dict.fromkeys(h.node for v in arguments.values() for h in handles_in(v)))
+        return trace.add(Node(trace.new_id(self.name), self, arguments, deps))
+
+    @property
+    def fingerprint(self) -> str:
+        """BLAKE3 of this step's code and of the project code it calls (computed once per process)."""
+        if self._fingerprint is None:
+            from loopline.pipelines.fingerprint import fingerprint
+
+            self._fingerprint = fingerprint(self.fn)
+        return self._fingerprint
+
+    def code_ref(self) -> tuple[str, str, str]:
+        """(module, file, qualname): enough for another process to import this step."""
+        module = sys.modules.get(self.fn.__module__)
+        file = getattr(module, "__file__", None) or ""
+        return self.fn.__module__, file, self.fn.__qualname__
 
 
 @dataclass

@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from loopline.errors import InvalidInput
 from loopline.names import check_name
-from loopline.pipelines.graph import TRACE, Graph, Handle, Node, Trace
-from loopline.pipelines.step import Step
+from loopline.pipelines.graph import TRACE, Graph, Handle, Node, Step, Trace
 
 if TYPE_CHECKING:
     from loopline.config import Settings

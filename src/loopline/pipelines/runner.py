@@ -22,22 +22,21 @@ import contextlib
 import os
 import random
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Self
 
+from loopline.clock import now_ms
 from loopline.config import Settings
 from loopline.context import Context
 from loopline.errors import Conflict, InvalidInput
+from loopline.pipelines.driver import DONE, Listener, RunDriver, task_env
 from loopline.pipelines.executors import Executor, open_executor
 from loopline.pipelines.graph import Graph, substitute, to_template
-from loopline.pipelines.loop import DONE, RunLoop, now_ms
-from loopline.pipelines.pipeline import Pipeline
+from loopline.pipelines.pipeline import Pipeline, load_target
 from loopline.pipelines.results import PipelineRun, resume_command
 from loopline.pipelines.store import PipelineStore, open_pipeline_store
 from loopline.pipelines.task import _MISSING, InputRef
 from loopline.pipelines.types import RunRecord, StepRecord
-
-Listener = Callable[[str, dict[str, Any]], None]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -179,8 +178,6 @@ class Runner:
 
     def resume(self, run_id: str, pipeline: Pipeline | None = None, *, cache: bool = True) -> PipelineRun:
         """Continue a failed or interrupted run: finished steps are kept, the rest run."""
-        from loopline.pipelines.pipeline import load_target
-
         rec = self.store.get_run(run_id)
         mine = rec.host == socket.gethostname() and rec.pid != os.getpid()
         if rec.status == "running" and mine and _pid_alive(rec.pid):
@@ -210,7 +207,7 @@ class Runner:
         done = {n: s for n, s in known.items() if s.status in DONE}
         return self._execute(pipeline, graph, order, run_id, rec.seed, datasets, cache, done)
 
-    # ---- the loop ----------------------------------------------------------------------------
+    # ---- one run ------------------------------------------------------------------------------
 
     def _resolve_datasets(self, graph: Graph, pinned: Mapping[str, Any] | None = None) -> dict[str, InputRef]:
         """Each dataset node's resolved version and digest (pinned to the earlier run's on resume)."""
@@ -250,57 +247,28 @@ class Runner:
         cache: bool,
         done: dict[str, StepRecord],
     ) -> PipelineRun:
-        loop = RunLoop(self, pipeline.name, graph, order, run_id, seed, datasets, cache=cache, done=done)
+        driver = RunDriver(
+            self.client,
+            self.store,
+            self.executor,
+            self.on_event,
+            pipeline.name,
+            graph,
+            order,
+            run_id,
+            seed,
+            datasets,
+            cache=cache,
+            done=done,
+        )
         try:
-            loop.run()
+            driver.run()
         except BaseException as e:  # Ctrl-C or a lost database: say so, then let it propagate
             with contextlib.suppress(Exception):
                 self.store.finish_run(run_id, "failed", None, f"interrupted: {type(e).__name__}: {e}")
                 self.client.set_terminated(run_id, "KILLED")
             raise
-        return self._close_run(pipeline, graph, run_id, loop.refs, loop.status, loop.first_error)
-
-    @property
-    def artifacts_uri(self) -> str:
-        """Where steps store outputs: the artifact root, or the server (its artifact proxy) when remote."""
-        return self.settings.tracking_uri if self.context.is_remote else self.settings.artifacts_uri
-
-    def task_env(self) -> dict[str, str]:
-        """The ``LOOPLINE_*`` settings a step needs wherever it runs (to read ``datasets:/`` inputs)."""
-        s = self.settings
-        env = {
-            "LOOPLINE_TRACKING_URI": s.tracking_uri,
-            "LOOPLINE_WORKSPACE": s.workspace,
-            "LOOPLINE_USER": s.user,
-        }
-        if not self.context.is_remote:  # a server keeps its own artifact root
-            env["LOOPLINE_ARTIFACTS_URI"] = s.artifacts_uri
-        return env
-
-    def output_exists(self, hit: StepRecord) -> bool:
-        """Whether a cached output's bytes are still in the artifact store (gc may have taken them)."""
-        if hit.output_inline is not None:
-            return True
-        path = hit.output_path
-        with contextlib.suppress(Exception):
-            store = self.client.artifacts
-            if hit.serializer == "model":
-                return bool(store.list(path))
-            if hasattr(store, "exists"):
-                return bool(store.exists(path))
-            parent = path.rpartition("/")[0]  # a store without exists() (the server's proxy): list
-            return any(f.path == path for f in store.list(parent))
-        return False
-
-    def register_model(self, model_name: str, path: str, meta: dict[str, Any], run_id: str) -> str:
-        """Register a step's model output (its files stay where the step wrote them) as a new version."""
-        from loopline.registry import RegistryClient
-        from loopline.uris import artifact_location
-
-        mv = RegistryClient(self.client).register(
-            artifact_location(path), model_name, run_id=run_id, digests=meta.get("files", {})
-        )
-        return f"models:/{model_name}/{mv.version}"
+        return self._close_run(pipeline, graph, run_id, driver.refs, driver.status, driver.first_error)
 
     def _close_run(
         self,
@@ -324,7 +292,7 @@ class Runner:
                 if ref.value is not _MISSING:
                     return ref.value
                 if ref.source is not None:
-                    return serializers.read_dataset(ref.source, ref.path, self.task_env())
+                    return serializers.read_dataset(ref.source, ref.path, task_env(self.context))
                 return serializers.load(ref.serializer, self.client.artifacts, ref.path, ref.inline, ref.meta)
 
             outputs = substitute(graph.outputs, lambda h: value(h.node))

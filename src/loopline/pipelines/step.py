@@ -12,119 +12,13 @@ function); inside one, a call records a node and returns a handle to its future 
 
 from __future__ import annotations
 
-import inspect
 import re
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, overload
 
 from loopline.errors import InvalidInput
-from loopline.pipelines.graph import TRACE, Handle, Node, handles_in
-
-SERIALIZERS = ("json", "pandas", "polars", "arrow", "numpy", "model", "pickle")
-_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$", re.IGNORECASE)
-_UNITS = {
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-}
-
-
-def parse_memory(value: str | int | None) -> int | None:
-    """``"4GiB"`` → bytes (``None`` stays ``None``; an int is already bytes)."""
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    m = _MEMORY.match(str(value))
-    if not m:
-        raise InvalidInput(f"Invalid memory {value!r}.", hint="Use a size such as '512MiB' or '4GiB'.")
-    return int(float(m[1]) * _UNITS[(m[2] or "B").lower()])
-
-
-@dataclass(frozen=True)
-class StepOptions:
-    """How a step runs: resources, retries, timeout, caching, isolation, serializer, registration."""
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-    memory: int | None = None  # bytes
-    retries: int = 0
-    retry_delay: float = 1.0  # seconds before the first retry; doubled (``backoff``) each time
-    backoff: float = 2.0
-    timeout: float | None = None  # seconds; a step with a timeout runs in a process of its own
-    cache: bool = True
-    isolate: bool = False  # run in a fresh process even on the local executor
-    serializer: str | None = None  # force one (e.g. "pickle"); default: chosen by the output's type
-    register: str | None = None  # register the output (a model) as a version of this model name
-
-
-class Step:
-    """A function wrapped as a pipeline step (see the module docstring)."""
-
-    def __init__(self, fn: Callable[..., Any], options: StepOptions, name: str | None = None) -> None:
-        if not callable(fn) or not hasattr(fn, "__code__"):
-            raise InvalidInput(f"@step needs a function, got {fn!r}.")
-        self.fn = fn
-        self.name = name or fn.__name__
-        self.options = options
-        self.signature = inspect.signature(fn)
-        if self.signature.return_annotation is inspect.Signature.empty:
-            raise InvalidInput(
-                f"Step {self.name!r} has no return type annotation.",
-                hint=f"Annotate what it returns, e.g. `def {fn.__name__}(...) -> pd.DataFrame:` "
-                "(`-> None` for a step that returns nothing): the type is part of the step's contract.",
-            )
-        if inspect.iscoroutinefunction(fn) or inspect.isgeneratorfunction(fn):
-            raise InvalidInput(
-                f"Step {self.name!r} is a coroutine or generator function.",
-                hint="Make the step a plain function that returns its whole output.",
-            )
-        self.__wrapped__ = fn
-        self.__doc__ = fn.__doc__
-        self.__name__ = fn.__name__
-        self.__qualname__ = fn.__qualname__
-        self.__module__ = fn.__module__
-        self._fingerprint: str | None = None
-
-    def __repr__(self) -> str:
-        return f"<step {self.name}>"
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        trace = TRACE.get()
-        if trace is None:
-            return self.fn(*args, **kwargs)
-        try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as e:
-            raise InvalidInput(
-                f"Step {self.name!r} was called with the wrong arguments: {e}.",
-                hint=f"Its signature is {self.name}{self.signature}.",
-            ) from None
-        bound.apply_defaults()
-        arguments = dict(bound.arguments)
-        deps = tuple(dict.fromkeys(h.node for v in arguments.values() for h in handles_in(v)))
-        return trace.add(Node(trace.new_id(self.name), self, arguments, deps))
-
-    @property
-    def fingerprint(self) -> str:
-        """BLAKE3 of this step's code and of the project code it calls (computed once per process)."""
-        if self._fingerprint is None:
-            from loopline.pipelines.fingerprint import fingerprint
-
-            self._fingerprint = fingerprint(self.fn)
-        return self._fingerprint
-
-    def code_ref(self) -> tuple[str, str, str]:
-        """(module, file, qualname): enough for another process to import this step."""
-        module = sys.modules.get(self.fn.__module__)
-        file = getattr(module, "__file__", None) or ""
-        return self.fn.__module__, file, self.fn.__qualname__
+from loopline.pipelines.graph import TRACE, DatasetSource, Handle, Node, Step
+from loopline.pipelines.options import SERIALIZERS, StepOptions, parse_memory
 
 
 @overload
@@ -219,8 +113,6 @@ def dataset(ref: str, *, format: str = "pandas") -> Any:
     Inside a pipeline body this records an input node (its version is resolved and recorded when
     the run starts, and it is an edge in the lineage graph); outside one it loads the data.
     """
-    from loopline.pipelines.graph import DatasetSource
-
     if format not in ("pandas", "polars", "arrow"):
         raise InvalidInput(f"Unknown dataset format {format!r}.", hint="Use pandas, polars or arrow.")
     source = DatasetSource(ref, format)

@@ -6,15 +6,8 @@ the log never sits on a request's critical path. If the writer falls behind (the
 slow), the oldest records beyond ``max_buffer`` are dropped and counted, rather than the server
 running out of memory or slowing down.
 
-Layout under the artifact root (Hive-style partitions, so ``pyarrow.dataset`` reads it directly)::
-
-    inference-log/predictions/model=<name>/date=<YYYY-MM-DD>/hour=<HH>/part-<ms>-<pid>-<n>.parquet
-    inference-log/feedback/date=<YYYY-MM-DD>/part-<ms>-<pid>-<n>.parquet
-
-Prediction columns: ``request_id, timestamp, deployment, model, version, role (primary|shadow),
-rows, inputs, outputs, latency_ms, status, error``; ``inputs`` and ``outputs`` are JSON
-(``inputs`` as ``{"columns": [...], "data": [[...]]}`` for tabular models). Feedback columns:
-``request_id, timestamp, ground_truth`` (JSON), joined to predictions on ``request_id``.
+The files' layout, columns and Arrow types are declared once, in :mod:`loopline.serving.log_schema`,
+which monitoring reads them by too.
 """
 
 from __future__ import annotations
@@ -33,13 +26,10 @@ from typing import Any
 
 from loopline.artifacts import ArtifactStore
 from loopline.errors import NotFound
+from loopline.serving import log_schema as ls
 from loopline.serving.http import dumps
 
 log = logging.getLogger("loopline.serving")
-
-ROOT = "inference-log"
-PREDICTIONS = f"{ROOT}/predictions"
-FEEDBACK = f"{ROOT}/feedback"
 
 
 @dataclass(slots=True)
@@ -165,17 +155,18 @@ def _column(values: list[Any], kind: Any) -> Any:
     )
 
 
-def _put_table(store: ArtifactStore, table: Any, path: str) -> None:
+def _put_table(store: ArtifactStore, schema: Any, values: dict[str, list[Any]], path: str) -> None:
+    """``values`` (column name → values) written as a Parquet file of ``schema``'s columns and types."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    table = pa.Table.from_arrays([_column(values[f.name], f.type) for f in schema], schema=schema)
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     store.put_bytes(sink.getvalue(), path)
 
 
 def _write_predictions(store: ArtifactStore, records: list[Prediction]) -> int:
-    import pyarrow as pa
-
     groups: dict[tuple[str, int], list[Prediction]] = {}
     for r in records:
         groups.setdefault((r.model, r.timestamp_ms // 3_600_000), []).append(r)
@@ -183,43 +174,38 @@ def _write_predictions(store: ArtifactStore, records: list[Prediction]) -> int:
     for (model, hours), rows in groups.items():
         t = dt.datetime.fromtimestamp(hours * 3600, dt.UTC)
         day, hour = t.strftime("%Y-%m-%d"), t.strftime("%H")
-        table = pa.table(
-            {
-                "request_id": _column([r.request_id for r in rows], pa.string()),
-                "timestamp": _column([r.timestamp_ms for r in rows], pa.timestamp("ms", tz="UTC")),
-                "deployment": _column([r.deployment for r in rows], pa.string()),
-                "model": _column([r.model for r in rows], pa.string()),
-                "version": _column([r.version for r in rows], pa.string()),
-                "role": _column([r.role for r in rows], pa.string()),
-                "rows": _column([r.rows for r in rows], pa.int32()),
-                "inputs": _column([_json(r.inputs) for r in rows], pa.string()),
-                "outputs": _column([_json(r.outputs) for r in rows], pa.string()),
-                "latency_ms": _column([r.latency_ms for r in rows], pa.float64()),
-                "status": _column([r.status for r in rows], pa.int16()),
-                "error": _column([r.error for r in rows], pa.string()),
-            }
-        )
-        _put_table(store, table, f"{PREDICTIONS}/model={model}/date={day}/hour={hour}/{_part_name(now)}")
+        values: dict[str, list[Any]] = {
+            ls.REQUEST_ID: [r.request_id for r in rows],
+            ls.TIMESTAMP: [r.timestamp_ms for r in rows],
+            ls.DEPLOYMENT: [r.deployment for r in rows],
+            ls.MODEL: [r.model for r in rows],
+            ls.VERSION: [r.version for r in rows],
+            ls.ROLE: [r.role for r in rows],
+            ls.ROWS: [r.rows for r in rows],
+            ls.INPUTS: [_json(r.inputs) for r in rows],
+            ls.OUTPUTS: [_json(r.outputs) for r in rows],
+            ls.LATENCY_MS: [r.latency_ms for r in rows],
+            ls.STATUS: [r.status for r in rows],
+            ls.ERROR: [r.error for r in rows],
+        }
+        path = f"{ls.predictions_dir(model)}/{ls.DATE}={day}/hour={hour}/{_part_name(now)}"
+        _put_table(store, ls.prediction_schema(), values, path)
     return len(records)
 
 
 def _write_feedback(store: ArtifactStore, records: list[Feedback]) -> int:
-    import pyarrow as pa
-
     groups: dict[int, list[Feedback]] = {}
     for r in records:
         groups.setdefault(r.timestamp_ms // 86_400_000, []).append(r)
     now = int(time.time() * 1000)
     for days, rows in groups.items():
         day = dt.datetime.fromtimestamp(days * 86400, dt.UTC).strftime("%Y-%m-%d")
-        table = pa.table(
-            {
-                "request_id": _column([r.request_id for r in rows], pa.string()),
-                "timestamp": _column([r.timestamp_ms for r in rows], pa.timestamp("ms", tz="UTC")),
-                "ground_truth": _column([_json(r.ground_truth) for r in rows], pa.string()),
-            }
-        )
-        _put_table(store, table, f"{FEEDBACK}/date={day}/{_part_name(now)}")
+        values: dict[str, list[Any]] = {
+            ls.REQUEST_ID: [r.request_id for r in rows],
+            ls.TIMESTAMP: [r.timestamp_ms for r in rows],
+            ls.GROUND_TRUTH: [_json(r.ground_truth) for r in rows],
+        }
+        _put_table(store, ls.feedback_schema(), values, f"{ls.FEEDBACK}/{ls.DATE}={day}/{_part_name(now)}")
     return len(records)
 
 
@@ -267,13 +253,17 @@ class InferenceLog:
 
 
 def read_log(store: ArtifactStore, kind: str = "predictions", *, model: str | None = None) -> Any:
-    """The log as one ``pyarrow.Table`` (empty if nothing was written yet). For monitoring and tests."""
+    """The log as one ``pyarrow.Table`` (empty if nothing was written yet). For monitoring and tests.
+
+    ``model`` keeps one model's predictions (feedback is not kept per model).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    prefix = PREDICTIONS if kind == "predictions" else FEEDBACK
-    if model is not None:
-        prefix = f"{prefix}/model={model}"
+    if kind == "predictions":
+        prefix = ls.PREDICTIONS if model is None else ls.predictions_dir(model)
+    else:
+        prefix = ls.FEEDBACK
     tables = []
     try:
         files = [f for f in store.walk(prefix) if f.path.endswith(".parquet")]

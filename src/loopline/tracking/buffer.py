@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from loopline.errors import BackendUnavailable, InvalidInput, LooplineError
-from loopline.tracking.store import RUN_NAME_TAG, TrackingStore
+from loopline.tracking.names import RUN_NAME_TAG
+from loopline.tracking.store import TrackingStore
 from loopline.tracking.types import Metric, Param, RunStatus, RunTag
 from loopline.tracking.validation import (
     MAX_ENTITIES_PER_BATCH,

@@ -29,7 +29,8 @@ from loopline.config import Settings
 from loopline.context import Context
 from loopline.errors import InvalidInput, NotFound
 from loopline.tracking.buffer import DeferredRuns, MetricBuffer, PendingRun
-from loopline.tracking.store import TrackingStore, ViewType, name_new_run, open_tracking_store
+from loopline.tracking.names import name_new_run
+from loopline.tracking.store import TrackingStore, open_tracking_store
 from loopline.tracking.types import (
     DatasetInput,
     Experiment,
@@ -41,6 +42,7 @@ from loopline.tracking.types import (
     RunInfo,
     RunStatus,
     RunTag,
+    ViewType,
 )
 from loopline.tracking.validation import (
     MAX_ENTITIES_PER_BATCH,

@@ -1,8 +1,14 @@
-"""Readable random run names, like MLflow's ("clever-owl-417")."""
+"""A new run's name: the rule every store applies (``name_new_run``), and readable random names
+like MLflow's ("clever-owl-417")."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
+
+from loopline.errors import InvalidInput
+
+RUN_NAME_TAG = "mlflow.runName"
 
 _ADJECTIVES = [
     "able",
@@ -130,3 +136,19 @@ _NOUNS = [
 def random_run_name() -> str:
     rng = random.SystemRandom()
     return f"{rng.choice(_ADJECTIVES)}-{rng.choice(_NOUNS)}-{rng.randint(0, 999)}"
+
+
+def name_new_run(run_name: str | None, tags: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """The name a new run gets, and its tags with ``mlflow.runName`` set to it, as every store does.
+
+    ``run_name`` wins, then the ``mlflow.runName`` tag, then a readable random name; a ``run_name``
+    that disagrees with the tag is refused.
+    """
+    tag_map = dict(tags)
+    name = run_name or tag_map.get(RUN_NAME_TAG) or random_run_name()
+    if run_name and tag_map.get(RUN_NAME_TAG, run_name) != run_name:
+        raise InvalidInput(
+            f"run_name {run_name!r} disagrees with the {RUN_NAME_TAG} tag {tag_map[RUN_NAME_TAG]!r}."
+        )
+    tag_map[RUN_NAME_TAG] = name
+    return name, tag_map

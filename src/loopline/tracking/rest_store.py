@@ -9,7 +9,6 @@ from loopline.errors import InvalidInput, LooplineError, NotFound
 from loopline.metadata.pages import Page
 from loopline.protocol.http import RestClient
 from loopline.tracking import mlflow_json as mj
-from loopline.tracking.store import ViewType
 from loopline.tracking.types import (
     DatasetInput,
     Experiment,
@@ -19,6 +18,7 @@ from loopline.tracking.types import (
     RunInfo,
     RunStatus,
     RunTag,
+    ViewType,
 )
 
 _API = "/api/2.0/mlflow"

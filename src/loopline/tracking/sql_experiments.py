@@ -17,8 +17,7 @@ from loopline.metadata import schema as t
 from loopline.metadata.base import SqlStore, decode_token, encode_token
 from loopline.metadata.pages import Page
 from loopline.tracking.sql_rows import SELECT_EXPERIMENT, views
-from loopline.tracking.store import ViewType
-from loopline.tracking.types import Experiment, LifecycleStage, RunTag
+from loopline.tracking.types import Experiment, LifecycleStage, RunTag, ViewType
 from loopline.tracking.validation import validate_tag, validate_text
 
 DEFAULT_EXPERIMENT = "Default"

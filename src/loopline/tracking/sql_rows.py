@@ -17,8 +17,7 @@ from sqlalchemy import Connection, bindparam, select, tuple_, update
 from loopline.errors import Conflict, InvalidInput
 from loopline.metadata import schema as t
 from loopline.metadata.engine import insert_for
-from loopline.tracking.store import ViewType
-from loopline.tracking.types import LifecycleStage, Metric, RunInfo, RunStatus
+from loopline.tracking.types import LifecycleStage, Metric, RunInfo, RunStatus, ViewType
 from loopline.tracking.validation import db_value
 
 

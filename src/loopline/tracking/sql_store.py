@@ -22,6 +22,7 @@ from loopline.metadata import schema as t
 from loopline.metadata.base import chunks, decode_token, encode_token
 from loopline.metadata.pages import Page
 from loopline.metadata.search import RunQuery
+from loopline.tracking.names import RUN_NAME_TAG, name_new_run
 from loopline.tracking.sql_experiments import SqlExperiments
 from loopline.tracking.sql_rows import (
     FINISH_RUN,
@@ -42,7 +43,6 @@ from loopline.tracking.sql_rows import (
     upsert_tags_stmt,
     views,
 )
-from loopline.tracking.store import RUN_NAME_TAG, ViewType, check_run_id, name_new_run
 from loopline.tracking.types import (
     Dataset,
     DatasetInput,
@@ -54,8 +54,9 @@ from loopline.tracking.types import (
     RunInfo,
     RunStatus,
     RunTag,
+    ViewType,
 )
-from loopline.tracking.validation import validate_batch, validate_key, validate_tag
+from loopline.tracking.validation import check_run_id, validate_batch, validate_key, validate_tag
 
 USER_TAG = "mlflow.user"
 PARENT_TAG = "mlflow.parentRunId"

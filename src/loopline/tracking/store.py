@@ -10,11 +10,9 @@ with its params, tags, metrics and even its final status, in one request.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from loopline.errors import InvalidInput
 from loopline.metadata.pages import Page
 from loopline.tracking.types import (
     DatasetInput,
@@ -25,14 +23,11 @@ from loopline.tracking.types import (
     RunInfo,
     RunStatus,
     RunTag,
+    ViewType,
 )
 
 if TYPE_CHECKING:
     from loopline.context import Context
-
-ViewType = Literal["ACTIVE_ONLY", "DELETED_ONLY", "ALL"]
-RUN_NAME_TAG = "mlflow.runName"
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 class TrackingStore(Protocol):
@@ -114,34 +109,6 @@ class TrackingStore(Protocol):
     def get_metric_history(
         self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
     ) -> Page[Metric]: ...
-
-
-def check_run_id(run_id: object) -> str:
-    """A client-chosen run ID must look like the ones stores make: 32 lowercase hex digits."""
-    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
-        raise InvalidInput(
-            f"Invalid run ID {run_id!r:.80}: run IDs are 32 lowercase hex digits.",
-            hint="Use uuid.uuid4().hex, or leave the ID to the store.",
-        )
-    return run_id
-
-
-def name_new_run(run_name: str | None, tags: Mapping[str, str]) -> tuple[str, dict[str, str]]:
-    """The name a new run gets, and its tags with ``mlflow.runName`` set to it, as every store does.
-
-    ``run_name`` wins, then the ``mlflow.runName`` tag, then a readable random name; a ``run_name``
-    that disagrees with the tag is refused.
-    """
-    from loopline.tracking.names import random_run_name
-
-    tag_map = dict(tags)
-    name = run_name or tag_map.get(RUN_NAME_TAG) or random_run_name()
-    if run_name and tag_map.get(RUN_NAME_TAG, run_name) != run_name:
-        raise InvalidInput(
-            f"run_name {run_name!r} disagrees with the {RUN_NAME_TAG} tag {tag_map[RUN_NAME_TAG]!r}."
-        )
-    tag_map[RUN_NAME_TAG] = name
-    return name, tag_map
 
 
 def open_tracking_store(context: Context) -> TrackingStore:

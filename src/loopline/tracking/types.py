@@ -6,6 +6,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
+
+# Which runs or experiments a search returns (MLflow's ViewType, as its REST API spells it).
+ViewType = Literal["ACTIVE_ONLY", "DELETED_ONLY", "ALL"]
 
 
 class RunStatus(StrEnum):

@@ -19,6 +19,17 @@ MAX_ENTITIES_PER_BATCH = 1000
 
 
 _KEY = re.compile(r"^[\w\-. /:]+$")
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def check_run_id(run_id: object) -> str:
+    """A client-chosen run ID must look like the ones stores make: 32 lowercase hex digits."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise InvalidInput(
+            f"Invalid run ID {run_id!r:.80}: run IDs are 32 lowercase hex digits.",
+            hint="Use uuid.uuid4().hex, or leave the ID to the store.",
+        )
+    return run_id
 
 
 def validate_key(kind: str, key: object) -> str:

@@ -1,11 +1,11 @@
 """Data validation: expectation suites in Python or YAML, checked by a vectorised polars engine.
 
-    from loopline.data.validation import Suite, expect, validate
+    from loopline.data.validation import Suite, expect, render_html, validate
 
     suite = Suite("customers", [expect.unique("id"), expect.between("age", 0, 120)])
     result = validate("customers.parquet", suite)        # or a DataFrame, or datasets:/customers@prod
     result.success, result.failed[0].failing_rows         # every failing row's index
-    result.to_html("report.html")
+    render_html(result, "report.html")
 
 ``infer_suite(profile)`` writes an editable suite from a reference dataset's profile; results
 serialise to a stable JSON form and a self-contained HTML report. See docs/data-validation.md.

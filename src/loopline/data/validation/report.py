@@ -8,12 +8,10 @@ can be attached to a CI run or mailed and still render. Failing rows are listed 
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
-from loopline.data.validation.result import json_safe
-
-if TYPE_CHECKING:
-    from loopline.data.validation.result import ExpectationResult, ValidationResult
+from loopline.data.validation.result import ExpectationResult, ValidationResult, json_safe
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem;color:#1f2328}
@@ -90,8 +88,11 @@ def _sample_table(sample: list[dict[str, Any]]) -> str:
     return f'<table class="rows"><tr>{head}</tr>{body}</table>'
 
 
-def render_html(result: ValidationResult, *, sample_rows: int = 10) -> str:
-    """The self-contained HTML report of ``result``."""
+def render_html(result: ValidationResult, path: str | Path | None = None, *, sample_rows: int = 10) -> str:
+    """The self-contained HTML report of ``result``; also written to ``path`` when given.
+
+    A function of the result, not a method of it: the result knows nothing of how it is shown.
+    """
     stats = result.statistics()
     verdict = "pass" if result.success else "fail"
     lines = []
@@ -118,7 +119,7 @@ def render_html(result: ValidationResult, *, sample_rows: int = 10) -> str:
             f"<td>{_e(rows_preview(r))}{detail}</td>"
             "</tr>"
         )
-    return f"""<!doctype html>
+    page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Validation: {_e(result.suite)} on {_e(result.target)}</title>
@@ -137,3 +138,6 @@ def render_html(result: ValidationResult, *, sample_rows: int = 10) -> str:
 positions in the validated table. Made by Loopline (schema loopline.validation/1).</p>
 </body></html>
 """
+    if path is not None:
+        Path(path).write_text(page, encoding="utf-8")
+    return page

@@ -185,12 +185,3 @@ class ValidationResult:
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
         return text
-
-    def to_html(self, path: str | Path | None = None, *, sample_rows: int = 10) -> str:
-        """A self-contained HTML report; also written to ``path`` when given."""
-        from loopline.data.validation.report import render_html
-
-        text = render_html(self, sample_rows=sample_rows)
-        if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
-        return text

@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from typing import Protocol
 
 from loopline.errors import InvalidInput
-from loopline.pipelines.step import StepOptions
+from loopline.pipelines.options import StepOptions
 from loopline.pipelines.task import StepResult, StepTask
 
 

@@ -20,7 +20,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from loopline.artifacts import open_artifact_store
-from loopline.pipelines.step import StepOptions
+from loopline.pipelines.options import StepOptions
 from loopline.pipelines.task import StepResult, StepTask, execute, strip_for_transfer
 
 

@@ -17,7 +17,7 @@ from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from loopline.errors import MissingExtra
-from loopline.pipelines.step import StepOptions
+from loopline.pipelines.options import StepOptions
 from loopline.pipelines.task import StepResult, StepTask, execute, strip_for_transfer
 
 

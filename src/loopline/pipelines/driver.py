@@ -1,4 +1,7 @@
-"""The scheduling loop of one pipeline run: ready steps → cache or executor → registration.
+"""The driver of one pipeline run: ready steps → cache or executor → registration.
+
+``Runner`` (``runner.py``) prepares a run and closes it; a :class:`RunDriver` takes it from its first
+step to its last, on the backends it is handed (tracking client, pipeline store, executor).
 
 Each turn: launch retries that are due; for every pending step whose inputs are all done, compute
 its cache key (BLAKE3 of its code fingerprint, its inputs' digests and its constant arguments),
@@ -10,28 +13,31 @@ failure, after the step's retries with exponential back-off, marks its dependant
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from loopline.clock import now_ms
 from loopline.errors import InvalidInput
-from loopline.pipelines.graph import Graph, handles_in, substitute
-from loopline.pipelines.step import Step
+from loopline.pipelines.graph import Graph, Step, handles_in, substitute
 from loopline.pipelines.task import _MISSING, InputRef, StepResult, StepTask
 from loopline.pipelines.types import Finished, StepRecord
 
 if TYPE_CHECKING:
-    from loopline.pipelines.runner import Runner
+    from loopline.artifacts import ArtifactStore
+    from loopline.context import Context
+    from loopline.pipelines.executors import Executor
+    from loopline.pipelines.store import PipelineStore
+    from loopline.tracking.client import Client
 
 DONE = ("succeeded", "cached")
 BROKEN = ("failed", "upstream_failed")
 
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+Listener = Callable[[str, dict[str, Any]], None]
 
 
 def digest(*parts: str) -> str:
@@ -93,6 +99,51 @@ def why(
     return f"ran: {'; '.join(out)} since run {last.run_id}"
 
 
+def artifacts_uri(context: Context) -> str:
+    """Where steps store outputs: the artifact root, or the server (its artifact proxy) when remote."""
+    settings = context.settings
+    return settings.tracking_uri if context.is_remote else settings.artifacts_uri
+
+
+def task_env(context: Context) -> dict[str, str]:
+    """The ``LOOPLINE_*`` settings a step needs wherever it runs (to read ``datasets:/`` inputs)."""
+    s = context.settings
+    env = {
+        "LOOPLINE_TRACKING_URI": s.tracking_uri,
+        "LOOPLINE_WORKSPACE": s.workspace,
+        "LOOPLINE_USER": s.user,
+    }
+    if not context.is_remote:  # a server keeps its own artifact root
+        env["LOOPLINE_ARTIFACTS_URI"] = s.artifacts_uri
+    return env
+
+
+def output_exists(artifacts: ArtifactStore, hit: StepRecord) -> bool:
+    """Whether a cached output's bytes are still in the artifact store (gc may have taken them)."""
+    if hit.output_inline is not None:
+        return True
+    path = hit.output_path
+    with contextlib.suppress(Exception):
+        if hit.serializer == "model":
+            return bool(artifacts.list(path))
+        if hasattr(artifacts, "exists"):
+            return bool(artifacts.exists(path))
+        parent = path.rpartition("/")[0]  # a store without exists() (the server's proxy): list
+        return any(f.path == path for f in artifacts.list(parent))
+    return False
+
+
+def register_model(client: Client, model_name: str, path: str, meta: dict[str, Any], run_id: str) -> str:
+    """Register a step's model output (its files stay where the step wrote them) as a new version."""
+    from loopline.registry import RegistryClient
+    from loopline.uris import artifact_location
+
+    mv = RegistryClient(client).register(
+        artifact_location(path), model_name, run_id=run_id, digests=meta.get("files", {})
+    )
+    return f"models:/{model_name}/{mv.version}"
+
+
 @dataclass(frozen=True)
 class Plan:
     """What a launched step will be registered with."""
@@ -104,12 +155,15 @@ class Plan:
     cpus: float
 
 
-class RunLoop:
+class RunDriver:
     """Runs the steps of one pipeline run to completion (see the module docstring)."""
 
     def __init__(
         self,
-        runner: Runner,
+        client: Client,
+        store: PipelineStore,
+        executor: Executor,
+        on_event: Listener,
         name: str,
         graph: Graph,
         order: Sequence[str],
@@ -120,7 +174,8 @@ class RunLoop:
         cache: bool,
         done: Mapping[str, StepRecord],
     ) -> None:
-        self.runner, self.name, self.graph, self.run_id, self.seed = runner, name, graph, run_id, seed
+        self.client, self.store, self.executor, self.on_event = client, store, executor, on_event
+        self.name, self.graph, self.run_id, self.seed = name, graph, run_id, seed
         self.datasets, self.cache, self.done = datasets, cache, done
         self.refs: dict[str, InputRef] = dict(datasets)
         self.status: dict[str, str] = dict.fromkeys(datasets, "succeeded")
@@ -133,18 +188,18 @@ class RunLoop:
         self.blocked = {n: {d for d in graph.nodes[n].deps if d not in self.status} for n in self.pending}
         self.ready = {n for n in self.pending if not self.blocked[n]}
         fingerprints = {self.step(n).fingerprint for n in self.pending}
-        self.known = runner.store.known_keys(sorted(fingerprints)) if cache else set()
+        self.known = store.known_keys(sorted(fingerprints)) if cache else set()
         self.running: dict[Future[StepResult], tuple[str, Plan]] = {}
         self.retry: list[tuple[float, str, Plan]] = []
         self.attempts: dict[str, int] = {}
-        self.free = runner.executor.capacity
+        self.free = executor.capacity
         self.unsaved: list[Finished] = []  # written with the next batch of starts, in one transaction
-        self.previous = runner.store.last_steps(name, run_id)
+        self.previous = store.last_steps(name, run_id)
         # In-memory outputs are dropped once every consumer has its inputs (outputs of the run are kept).
         self.consumers = {n: len(c) for n, c in self.children.items()}
         self.keep = {h.node for h in handles_in(graph.outputs)}
         self.first_error = ""
-        self.env = runner.task_env()
+        self.env = task_env(client.context)
 
     def step(self, n: str) -> Step:
         step = self.graph.nodes[n].step
@@ -152,7 +207,7 @@ class RunLoop:
         return step
 
     def emit(self, kind: str, **data: Any) -> None:
-        self.runner.on_event(kind, data)
+        self.on_event(kind, data)
 
     # ---- the loop ----------------------------------------------------------------------------
 
@@ -161,9 +216,7 @@ class RunLoop:
         while self.pending or self.running or self.retry:
             started = self._launch_due_retries() + self._launch_ready()
             if started or self.unsaved:
-                self.runner.store.progress(
-                    self.run_id, finished=self.unsaved, started=started, start_time=now_ms()
-                )
+                self.store.progress(self.run_id, finished=self.unsaved, started=started, start_time=now_ms())
                 self.unsaved.clear()
             if not self.running:
                 if self.retry:
@@ -177,7 +230,7 @@ class RunLoop:
                 if self.free is not None:
                     self.free += plan.cpus
                 self._collect(n, plan, fut.result())
-        self.runner.store.progress(self.run_id, finished=self.unsaved)
+        self.store.progress(self.run_id, finished=self.unsaved)
         self.unsaved.clear()
 
     def _launch_due_retries(self) -> list[str]:
@@ -245,7 +298,7 @@ class RunLoop:
             return "settled"
         if self.cache and step.options.cache and self._reuse(n, key):
             return "settled"
-        capacity = self.runner.executor.capacity
+        capacity = self.executor.capacity
         need = min(step.options.cpus, capacity or 0.0)
         if self.free is not None and self.running and need > self.free:
             return "waiting"  # for slots (a step never needs more than all of them)
@@ -286,8 +339,8 @@ class RunLoop:
     def _reuse(self, n: str, key: str) -> bool:
         if self.known is not None and key not in self.known:
             return False  # no registered output under this key when the run started: no query
-        hit = self.runner.store.find_cached(key)
-        if hit is None or not self.runner.output_exists(hit):
+        hit = self.store.find_cached(key)
+        if hit is None or not output_exists(self.client.artifacts, hit):
             return False
         self.refs[n] = _ref(n, hit)
         t = now_ms()
@@ -320,14 +373,14 @@ class RunLoop:
             step.name,
             step.code_ref(),
             args,
-            self.runner.artifacts_uri,
+            artifacts_uri(self.client.context),
             f"pipelines/{self.name}/{self.run_id}/{n}/{self.attempts[n]}",
             self.seed,
             step.options.serializer,
             self.env,
             step.fn,
         )
-        self.running[self.runner.executor.submit(task, step.options)] = (n, plan)
+        self.running[self.executor.submit(task, step.options)] = (n, plan)
         if self.free is not None:
             self.free -= plan.cpus
         self.emit("step_start", node=n, attempt=self.attempts[n])
@@ -362,7 +415,7 @@ class RunLoop:
         if result.ok:
             produced, meta = [], dict(result.meta)
             if opts.register:
-                produced = [self.runner.register_model(opts.register, result.path, meta, self.run_id)]
+                produced = [register_model(self.client, opts.register, result.path, meta, self.run_id)]
                 meta["model_version"] = produced[0]
             self.refs[n] = InputRef(
                 n,
