@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
+from loopline.clock import now_ms
 from loopline.data.types import DatasetVersion
 from loopline.errors import BackendUnavailable, NotFound
 from loopline.locations import sqlite_path
@@ -131,7 +131,7 @@ class SqliteVersions:
         profile: Mapping[str, Any],
         description: str,
     ) -> tuple[DatasetVersion, bool]:
-        now = time.time_ns() // 1_000_000
+        now = now_ms()
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -195,7 +195,7 @@ class SqliteVersions:
             "INSERT INTO events (workspace, time_ms, actor, action, object_uri, payload, reason)"
             " VALUES (?, ?, ?, ?, ?, ?, '')",
             (
-                self.workspace, time.time_ns() // 1_000_000, self.actor, action, uri,
+                self.workspace, now_ms(), self.actor, action, uri,
                 json.dumps(dict(payload), default=str),
             ),
         )  # fmt: skip

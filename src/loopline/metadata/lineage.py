@@ -8,12 +8,12 @@ and "what depends on X" with one recursive query each.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, insert, literal, select
 
+from loopline.clock import now_ms
 from loopline.metadata import schema as t
 from loopline.metadata.engine import insert_for
 
@@ -53,7 +53,7 @@ def append_event(
         _INSERT_EVENT,
         {
             "workspace": workspace,
-            "time_ms": time.time_ns() // 1_000_000,
+            "time_ms": now_ms(),
             "actor": actor,
             "action": action,
             "object_uri": object_uri,
@@ -75,7 +75,7 @@ def add_edge(
             from_uri=from_uri,
             to_uri=to_uri,
             relation=relation,
-            time_ms=time.time_ns() // 1_000_000,
+            time_ms=now_ms(),
             external=external,
         )
         .on_conflict_do_nothing()

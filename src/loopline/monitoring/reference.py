@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from loopline.clock import now_ms
 from loopline.errors import InvalidInput
 from loopline.monitoring import binning
 from loopline.monitoring.inputs import Kind, category_counts, kind_of, numeric_values, open_columns
@@ -86,7 +86,7 @@ class ReferenceProfile:
     n_rows: int
     source: str = ""
     n_bins: int = N_BINS
-    created_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+    created_ms: int = field(default_factory=now_ms)
 
     @classmethod
     def build(

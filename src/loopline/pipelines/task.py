@@ -17,13 +17,13 @@ import os
 import pickle
 import random
 import sys
-import time
 import traceback
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from loopline.clock import now_ms
 from loopline.errors import InvalidInput, LooplineError
 from loopline.pipelines.graph import DatasetSource
 
@@ -198,7 +198,7 @@ def execute(task: StepTask, store: Any = None, keep_value: bool = False) -> Step
     from loopline.artifacts import open_artifact_store
     from loopline.pipelines import serializers
 
-    started = time.time_ns() // 1_000_000
+    started = now_ms()
     try:
         store = store or open_artifact_store(task.artifacts_uri)
         fn = task.fn or load_code(*task.code)
@@ -224,7 +224,7 @@ def execute(task: StepTask, store: Any = None, keep_value: bool = False) -> Step
                 error=f"{type(e).__name__}: {e}",
                 traceback=traceback.format_exc(),
                 started_ms=started,
-                ended_ms=time.time_ns() // 1_000_000,
+                ended_ms=now_ms(),
             )
         _check_type(fn, task.step, value)
         out = serializers.dump(value, store, task.output_prefix, step=task.node, forced=task.serializer)
@@ -237,23 +237,21 @@ def execute(task: StepTask, store: Any = None, keep_value: bool = False) -> Step
             out.inline,
             out.meta,
             started_ms=started,
-            ended_ms=time.time_ns() // 1_000_000,
+            ended_ms=now_ms(),
         )
         if keep_value:
             result.value = value
         return result
     except LooplineError as e:  # our own refusals (unserialisable output, wrong type): not retried
         msg = e.message + (f" ({e.hint})" if e.hint else "")
-        return StepResult(
-            False, error=msg, retryable=False, started_ms=started, ended_ms=time.time_ns() // 1_000_000
-        )
+        return StepResult(False, error=msg, retryable=False, started_ms=started, ended_ms=now_ms())
     except Exception as e:  # loading inputs or code failed
         return StepResult(
             False,
             error=f"{type(e).__name__}: {e}",
             traceback=traceback.format_exc(),
             started_ms=started,
-            ended_ms=time.time_ns() // 1_000_000,
+            ended_ms=now_ms(),
         )
 
 

@@ -16,21 +16,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from loopline.artifacts import open_artifact_store
+from loopline.clock import now_ms
 from loopline.pipelines.options import StepOptions
 from loopline.pipelines.task import StepResult, StepTask, execute, strip_for_transfer
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def run_in_process(task: StepTask, timeout: float | None) -> StepResult:
     """Run one task in a fresh interpreter; kill it at ``timeout`` seconds."""
-    started = _now_ms()
+    started = now_ms()
     with tempfile.TemporaryDirectory(prefix="loopline-task-") as tmp:
         task_file, result_file = os.path.join(tmp, "task.pkl"), os.path.join(tmp, "result.pkl")
         with open(task_file, "wb") as f:
@@ -45,7 +41,7 @@ def run_in_process(task: StepTask, timeout: float | None) -> StepResult:
                 False,
                 error=f"Step {task.node!r} timed out after {timeout:g} s and was killed.",
                 started_ms=started,
-                ended_ms=_now_ms(),
+                ended_ms=now_ms(),
             )
         except BaseException:
             proc.kill()  # the runner is going away: take the step with it
@@ -63,7 +59,7 @@ def run_in_process(task: StepTask, timeout: float | None) -> StepResult:
                 False,
                 error=f"The process running step {task.node!r} was {why}; its output was discarded.",
                 started_ms=started,
-                ended_ms=_now_ms(),
+                ended_ms=now_ms(),
             )
         with open(result_file, "rb") as f:
             result: StepResult = pickle.load(f)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
+from loopline.clock import now_ms
 from loopline.errors import MissingExtra
 from loopline.pipelines.options import StepOptions
 from loopline.pipelines.task import StepResult, StepTask, execute, strip_for_transfer
@@ -59,7 +59,7 @@ class RayExecutor:
         ref = self._remote.options(**opts).remote(strip_for_transfer(task))
         out: Future[StepResult] = Future()
         inner = ref.future()
-        started = time.time_ns() // 1_000_000
+        started = now_ms()
 
         def settle(f: Future[StepResult]) -> None:
             try:
@@ -71,7 +71,7 @@ class RayExecutor:
                         False,
                         error=f"Ray could not run step {task.node!r}: {e}",
                         started_ms=started,
-                        ended_ms=time.time_ns() // 1_000_000,
+                        ended_ms=now_ms(),
                     ),
                 )
 
@@ -88,7 +88,7 @@ class RayExecutor:
                         False,
                         error=f"Step {task.node!r} timed out after {options.timeout:g} s and was cancelled.",
                         started_ms=started,
-                        ended_ms=time.time_ns() // 1_000_000,
+                        ended_ms=now_ms(),
                     ),
                 )
 
