@@ -30,7 +30,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from loopline.server.http import (
     blocking,
@@ -41,7 +41,7 @@ from loopline.server.http import (
     params,
     required_str,
 )
-from loopline.server.openapi_models import DocumentedRoute, Empty, Name, documented
+from loopline.server.openapi_models import DocumentedRoute, Empty, Name, documented, whole_number
 from loopline.server.state import context
 from loopline.serving.sql_store import MAX_RESULTS, SqlDeploymentStore
 from loopline.serving.types import (
@@ -79,7 +79,7 @@ ModelUri = Annotated[
     ),
 ]
 Comment = Annotated[str, Field(max_length=MAX_COMMENT)]
-Revision = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Revision = Annotated[int, Field(ge=0, le=2**31 - 1), BeforeValidator(whole_number)]
 
 
 class RouteIn(_Strict):
@@ -105,7 +105,7 @@ class SetRequest(_Strict):
 
 class RollbackRequest(_Strict):
     name: Name
-    to_revision: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    to_revision: Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(whole_number)]
     expected_revision: Revision | None = None
     comment: Comment = ""
 

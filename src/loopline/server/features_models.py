@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from loopline.features.types import LineageEdge, Materialization, StoredDefinition
-from loopline.server.openapi_models import Answer
+from loopline.server.openapi_models import Answer, whole_number
 
 Uri = Annotated[str, Field(min_length=1, max_length=512)]
 Relation = Annotated[str, Field(min_length=1, max_length=64)]
-# Numbers and flags as sent (no true for 1, no "5" for 5); epoch microseconds past 2**62 are typos.
-Micros = Annotated[int, Field(strict=True, ge=0, le=2**62)]
-Rows = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
+# Numbers and flags as sent (no true for 1, no "5" for 5); epoch microseconds past 2**53 are typos.
+Micros = Annotated[int, Field(strict=True, ge=0, le=2**53 - 1), BeforeValidator(whole_number)]
+Rows = Annotated[int, Field(strict=True, ge=1, le=1_000_000), BeforeValidator(whole_number)]
 Flag = Annotated[bool, Field(strict=True)]
 
 
@@ -43,7 +43,10 @@ class MaterializeRequest(BaseModel):
     # start_us is needed unless the materialisation is incremental.
     model_config = ConfigDict(
         json_schema_extra={
-            "anyOf": [{"required": ["start_us"]}, {"properties": {"incremental": {"const": True}}}]
+            "anyOf": [
+                {"required": ["start_us"]},
+                {"required": ["incremental"], "properties": {"incremental": {"const": True}}},
+            ]
         }
     )
 

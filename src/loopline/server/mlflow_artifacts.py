@@ -304,6 +304,8 @@ async def mpu_create(path: str, request: Request) -> Response:
     body = await json_body(request)
     destination = _destination(path, body)
     num_parts = body.get("num_parts", 1)
+    if isinstance(num_parts, float) and num_parts.is_integer():  # JSON's 5.0 is 5
+        num_parts = int(num_parts)
     if not isinstance(num_parts, int) or isinstance(num_parts, bool) or not 1 <= num_parts <= 10_000:
         raise InvalidInput("num_parts must be an integer between 1 and 10000.")
     upload_id = uuid.uuid4().hex

@@ -55,6 +55,14 @@ class Empty(Answer):
 # No string may hold NUL (PostgreSQL's text cannot): one rule for every route, said here once
 # rather than as a pattern on each field.
 NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+def whole_number(value: Any) -> Any:
+    """A ``BeforeValidator`` for integers, placed after their constraints (so the schema keeps them):
+    JSON has one number type, so 5.0 is 5; strict models still refuse "5" and true."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 # loopline/names.py: the one rule for Loopline's own objects (monitors, deployments, schedules, …).
 Name = Annotated[str, Field(pattern=f"^{NAME.pattern.pattern}$", description=NAME.hint)]
 
@@ -216,4 +224,5 @@ __all__ = [
     "documented",
     "inline_schema",
     "query_parameters",
+    "whole_number",
 ]

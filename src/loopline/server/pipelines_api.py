@@ -53,7 +53,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from loopline.errors import InvalidInput
 from loopline.pipelines.store import PipelineStore, open_pipeline_store
@@ -126,7 +126,8 @@ class Claimed(BaseModel):
 
 
 class Slots(BaseModel):
-    slots: list[tuple[int, str, str, str]]
+    # A list, not a tuple: prefixItems trips OpenAPI 3.0 tools (schemathesis among them).
+    slots: list[list[int | str]] = Field(description="[slot_ms, claimed_by, run_id, error] each")
 
 
 class Sweep(BaseModel):
