@@ -57,6 +57,8 @@ TOLERATED: dict[str, tuple[str, ...]] = {
     "POST /api/2.0/loopline/features/apply": ("spec", "source"),
     # a sweep's method and direction are checked against the optimiser's vocabulary
     "POST /api/2.0/loopline/pipelines/sweeps/create": ("Unknown direction", "Unknown method", "space"),
+    # views that exist but are not online are refused, as are names of no view at all
+    "POST /api/2.0/loopline/features/materialize": ("No online feature view",),
     # Arrow IPC bodies: random bytes are not a stream
     "POST /api/2.0/loopline/features/historical": ("Arrow", "IPC"),
     "POST /api/2.0/loopline/features/push": ("Arrow", "IPC"),
