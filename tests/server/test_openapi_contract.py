@@ -38,7 +38,7 @@ NEGATIVE_EXAMPLES = 3
 METHODS = ("get", "put", "post", "patch", "delete")
 
 # Fields whose values follow a grammar the schema only describes: a schema-valid string may be refused.
-GRAMMAR = {"filter", "order_by", "page_token", "cron", "schedule", "window", "spec", "source"}
+GRAMMAR = {"filter", "order_by", "page_token", "cron", "schedule", "spec", "source"}
 
 # Rules the schema cannot state (they join fields, or depend on what a value names), by operation:
 # a 400 whose message holds one of the phrases is what the rule asks for.

@@ -44,7 +44,7 @@ class MaterializeRequest(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "anyOf": [
-                {"required": ["start_us"]},
+                {"required": ["start_us"], "properties": {"start_us": {"type": "integer"}}},
                 {"required": ["incremental"], "properties": {"incremental": {"const": True}}},
             ]
         }

@@ -116,7 +116,7 @@ class CreateRunWithBatch(CreateRun):
         json_schema_extra={
             "anyOf": [
                 {"properties": {"status": {"enum": ["RUNNING", "SCHEDULED"]}}},
-                {"required": ["end_time"]},
+                {"required": ["end_time"], "properties": {"end_time": {"type": "integer"}}},
             ]
         }
     )

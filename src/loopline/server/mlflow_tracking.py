@@ -50,6 +50,8 @@ async def create_experiment(request: Request) -> Response:
     name = required_str(body, "name")
     tags = dict(mj.decode_kv_list(body.get("tags"), "tags"))
     artifact_location = optional_str(body, "artifact_location")
+    if artifact_location is not None and len(artifact_location) > 1024:  # the column's size
+        raise InvalidInput("Invalid value for parameter 'artifact_location': longer than 1024 characters.")
     exp_id = await blocking(tracking(request).create_experiment, name, artifact_location, tags)
     return json_response({"experiment_id": exp_id})
 

@@ -166,7 +166,11 @@ class CreateMonitorRequest(BaseModel):
         description="deployments:/name, models:/name@alias or models:/name/3",
     )
     reference: str = Field("", description="a datasets:/ URI, a file on the server, or '' for lineage")
-    window: str = Field("1h", description="the rows a run looks at: 1h, 30m, 7d, or 1000 (the last rows)")
+    window: str = Field(
+        "1h",
+        pattern=r"^0*[1-9][0-9]{0,9}(?:s|m|h|d|rows)$",
+        description="the rows a run looks at: 1h, 30m, 7d, or 1000 (the last rows)",
+    )
     schedule: str = Field("", description="a cron expression (five fields), or '' to run only when asked")
     config: dict[str, Any] = Field(default_factory=dict)
     replace: bool = False

@@ -166,7 +166,8 @@ def _bytes(media_type: str) -> dict[str, Any]:
 
 def _request_body(model: type[BaseModel]) -> dict[str, Any]:
     schema = inline_schema(model)
-    return {"required": bool(schema.get("required")), "content": {"application/json": {"schema": schema}}}
+    needed = bool(schema.get("required") or schema.get("oneOf") or schema.get("anyOf"))
+    return {"required": needed, "content": {"application/json": {"schema": schema}}}
 
 
 class DocumentedRoute(APIRoute):

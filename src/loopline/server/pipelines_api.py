@@ -233,7 +233,10 @@ async def list_steps(run_id: str, request: Request) -> Response:
 async def restart_run(run_id: str, request: Request) -> Response:
     body = await json_body(request)
     host, executor = _str(body, "host", 255, required=False), _str(body, "executor", 256)
-    await blocking(_store(request).restart_run, run_id, host=host, pid=_int(body, "pid"), executor=executor)
+    pid = _int(body, "pid")
+    if not -(2**31) <= pid < 2**31:  # an Integer column
+        raise InvalidInput(f"Invalid value {pid} for parameter 'pid': expected a 32-bit integer.")
+    await blocking(_store(request).restart_run, run_id, host=host, pid=pid, executor=executor)
     return json_response(_EMPTY)
 
 

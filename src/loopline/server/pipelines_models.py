@@ -16,6 +16,7 @@ from loopline.pipelines import types as pt
 from loopline.server.mlflow_models import SAFE
 
 Int = Annotated[int, Field(ge=-SAFE, le=SAFE)]
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 _TYPES: dict[str, Any] = {
     "int": Int,
     "int | None": Int | None,
@@ -44,8 +45,8 @@ def _record_model(cls: type, **narrowed: Any) -> type[BaseModel]:
     return create_model(f"{cls.__name__}In", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-RunRecordIn = _record_model(pt.RunRecord, status=Literal[pt.RUN_STATUSES])
-StepRecordIn = _record_model(pt.StepRecord, status=Literal[pt.STEP_STATUSES])
+RunRecordIn = _record_model(pt.RunRecord, status=Literal[pt.RUN_STATUSES], pid=Int32)
+StepRecordIn = _record_model(pt.StepRecord, status=Literal[pt.STEP_STATUSES], attempts=Int32)
 ScheduleRecordIn = _record_model(
     pt.ScheduleRecord,
     name=Annotated[str, Field(min_length=1, max_length=256)],
@@ -64,7 +65,7 @@ class CreateRun(BaseModel):
 
 class RestartRun(BaseModel):
     host: Annotated[str, Field(max_length=255)] = ""
-    pid: Int
+    pid: Int32
     executor: Annotated[str, Field(min_length=1, max_length=256)]
 
 
