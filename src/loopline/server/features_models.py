@@ -173,8 +173,8 @@ class OnlineRequest(BaseModel):
         }
     )
 
-    features: list[FeatureRef] = []
-    feature_service: str = ""
+    features: Annotated[list[FeatureRef], Field(min_length=1)] = []
+    feature_service: Annotated[str, Field(min_length=1)] = ""
     entities: dict[str, list[Any]] = {}
     entity_rows: list[dict[str, Any]] = []
     full_feature_names: bool = False
