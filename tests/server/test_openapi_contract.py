@@ -58,7 +58,7 @@ TOLERATED: dict[str, tuple[str, ...]] = {
     # a sweep's method and direction are checked against the optimiser's vocabulary
     "POST /api/2.0/loopline/pipelines/sweeps/create": ("Unknown direction", "Unknown method", "space"),
     # views that exist but are not online are refused, as are names of no view at all
-    "POST /api/2.0/loopline/features/materialize": ("No online feature view",),
+    "POST /api/2.0/loopline/features/materialize": ("No online feature view", "after its end"),
     # Arrow IPC bodies: random bytes are not a stream
     "POST /api/2.0/loopline/features/historical": ("Arrow", "IPC"),
     "POST /api/2.0/loopline/features/push": ("Arrow", "IPC"),
