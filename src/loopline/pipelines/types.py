@@ -129,9 +129,14 @@ _MAX_LEN = {
     "cron": 128,
 }
 _INT_RANGE = (-(2**63), 2**63 - 1)
+_INT32_FIELDS = {"pid", "attempts"}  # Integer columns: a larger value is a 500 on PostgreSQL
+_INT32 = (-(2**31), 2**31 - 1)
 
 
 def _is_int(v: object) -> bool:
+    # JSON has one number type: 5.0 is the integer 5 (JavaScript and Python floats send it so).
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
     return isinstance(v, int) and not isinstance(v, bool) and _INT_RANGE[0] <= v <= _INT_RANGE[1]
 
 
@@ -180,6 +185,10 @@ def record_from_json(cls: type[R], data: object, where: str) -> R:
             raise InvalidInput(f"Invalid value {value!r:.80} for parameter '{name}': expected {expected}.")
         if isinstance(value, str):
             check_text(value, name, _MAX_LEN.get(f.name))
+        elif isinstance(value, float) and str(f.type) in ("int", "int | None"):
+            value = int(value)  # integral: checked above
+        if f.name in _INT32_FIELDS and isinstance(value, int) and not _INT32[0] <= value <= _INT32[1]:
+            raise InvalidInput(f"Invalid value {value} for parameter '{name}': expected a 32-bit integer.")
         values[f.name] = value
     if unknown := set(data) - {f.name for f in dataclasses.fields(cls)}:  # type: ignore[arg-type]
         raise InvalidInput(f"Unknown field(s) in '{where}': {', '.join(sorted(unknown))}.")

@@ -26,11 +26,11 @@ SQL store from the request's context, so model URIs resolve in this server's reg
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from loopline.server.http import (
     blocking,
@@ -41,9 +41,13 @@ from loopline.server.http import (
     params,
     required_str,
 )
+from loopline.server.openapi_models import DocumentedRoute, Empty, Name, documented, whole_number
 from loopline.server.state import context
 from loopline.serving.sql_store import MAX_RESULTS, SqlDeploymentStore
 from loopline.serving.types import (
+    MAX_COMMENT,
+    MAX_ROUTES,
+    MAX_URI,
     DeploymentSpec,
     Route,
     Shadow,
@@ -51,7 +55,7 @@ from loopline.serving.types import (
     revision_to_json,
 )
 
-router = APIRouter(prefix="/api/2.0/loopline/deployments", tags=["deployments"])
+router = APIRouter(prefix="/api/2.0/loopline/deployments", tags=["deployments"], route_class=DocumentedRoute)
 
 
 def _store(request: Request) -> SqlDeploymentStore:
@@ -66,37 +70,62 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+ModelUri = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_URI,
+        description="models:/name/3, models:/name@alias, or a folder on the serving machine",
+    ),
+]
+Comment = Annotated[str, Field(max_length=MAX_COMMENT)]
+Revision = Annotated[int, Field(ge=0, le=2**31 - 1), BeforeValidator(whole_number)]
+
+
 class RouteIn(_Strict):
-    model: str = Field(description="models:/name/3, models:/name@alias, or a folder on the serving machine")
-    weight: float = Field(1.0, description="share of traffic: weight / sum of weights")
+    model: ModelUri
+    weight: float = Field(1.0, ge=0, description="share of traffic: weight / sum of weights (some > 0)")
 
 
 class ShadowIn(_Strict):
-    model: str
-    sample_rate: float = Field(1.0, description="share of requests copied to the shadow, 0 to 1")
+    model: ModelUri
+    sample_rate: float = Field(1.0, ge=0, le=1, description="share of requests copied to the shadow")
 
 
 class SetRequest(_Strict):
-    name: str
-    routes: list[RouteIn]
+    name: Name
+    routes: list[RouteIn] = Field(min_length=1, max_length=MAX_ROUTES)
     shadow: ShadowIn | None = None
-    sticky_header: str | None = None
-    expected_revision: int | None = Field(
+    sticky_header: str | None = Field(None, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
+    expected_revision: Revision | None = Field(
         None, description="the revision you read (0: must not exist); another one is 409"
     )
-    comment: str = ""
+    comment: Comment = ""
 
 
 class RollbackRequest(_Strict):
-    name: str
-    to_revision: int
-    expected_revision: int | None = None
-    comment: str = ""
+    name: Name
+    to_revision: Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(whole_number)]
+    expected_revision: Revision | None = None
+    comment: Comment = ""
 
 
 class DeleteRequest(_Strict):
-    name: str
-    expected_revision: int | None = None
+    name: Name
+    expected_revision: Revision | None = None
+
+
+class PageQuery(BaseModel):
+    max_results: Annotated[int, Field(ge=1, le=MAX_RESULTS)] = 100
+    page_token: str | None = Field(None, description="next_page_token of the previous page, as given")
+
+
+class NameQuery(BaseModel):
+    name: Name
+
+
+class RevisionsQuery(PageQuery):
+    name: Name
 
 
 class SpecOut(BaseModel):
@@ -151,6 +180,7 @@ class RevisionsResponse(BaseModel):
 
 
 @router.get("/list", response_model=DeploymentsResponse)
+@documented(PageQuery, errors=())
 async def list_deployments(request: Request) -> Response:
     body = await params(request)
     n, token = max_results(body, 100, MAX_RESULTS), page_token(body)
@@ -159,6 +189,7 @@ async def list_deployments(request: Request) -> Response:
 
 
 @router.get("/get", response_model=DeploymentResponse)
+@documented(NameQuery)
 async def get_deployment(request: Request) -> Response:
     name = required_str(await params(request), "name")
     d = await blocking(lambda: _store(request).get_deployment(name))
@@ -166,6 +197,7 @@ async def get_deployment(request: Request) -> Response:
 
 
 @router.get("/revision", response_model=RevisionResponse)
+@documented(NameQuery)
 async def get_revision(request: Request) -> Response:
     name = required_str(await params(request), "name")
     return json_response(
@@ -174,6 +206,7 @@ async def get_revision(request: Request) -> Response:
 
 
 @router.get("/revisions", response_model=RevisionsResponse)
+@documented(RevisionsQuery)
 async def list_revisions(request: Request) -> Response:
     body = await params(request)
     name, n, token = required_str(body, "name"), max_results(body, 100, MAX_RESULTS), page_token(body)
@@ -182,6 +215,7 @@ async def list_revisions(request: Request) -> Response:
 
 
 @router.post("/set", response_model=DeploymentResponse)
+@documented(errors=(404, 409))
 async def set_deployment(req: SetRequest, request: Request) -> Response:
     spec = DeploymentSpec(  # checks every field, naming the one that is wrong (400)
         req.name,
@@ -198,6 +232,7 @@ async def set_deployment(req: SetRequest, request: Request) -> Response:
 
 
 @router.post("/rollback", response_model=DeploymentResponse)
+@documented(errors=(404, 409))
 async def rollback(req: RollbackRequest, request: Request) -> Response:
     d = await blocking(
         lambda: _store(request).rollback(
@@ -208,6 +243,7 @@ async def rollback(req: RollbackRequest, request: Request) -> Response:
 
 
 @router.post("/delete")
+@documented(answer=Empty, errors=(404, 409))
 async def delete_deployment(req: DeleteRequest, request: Request) -> Response:
     await blocking(
         lambda: _store(request).delete_deployment(req.name, expected_revision=req.expected_revision)

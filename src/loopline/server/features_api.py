@@ -58,11 +58,10 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
 
 from loopline.errors import InvalidInput, NotFound
 from loopline.features.arrow_ipc import MEDIA_TYPE, from_ipc, to_ipc
@@ -80,6 +79,16 @@ from loopline.features.retrieval import refs_of, resolve
 from loopline.features.store import FeatureStore
 from loopline.features.types import VIEW_URI_KINDS, DefinitionChange, to_json
 from loopline.protocol.jobs import ProgressFn
+from loopline.server import features_models as fm
+from loopline.server.features_models import (
+    ApplyRequest,
+    ApplyResponse,
+    MaterializeRequest,
+    MaterializeResponse,
+    RecordLineageRequest,
+    SavedResponse,
+    WrittenResponse,
+)
 from loopline.server.http import (
     blocking,
     json_body,
@@ -91,9 +100,10 @@ from loopline.server.http import (
     required_str,
 )
 from loopline.server.jobs import ACCEPTED, run_job
+from loopline.server.openapi_models import DocumentedRoute, Empty, documented
 from loopline.server.state import context
 
-router = APIRouter(prefix="/api/2.0/loopline")
+router = APIRouter(prefix="/api/2.0/loopline", route_class=DocumentedRoute)
 _KINDS = ("entity", *VIEW_URI_KINDS)
 _STORES_LOCK = threading.Lock()
 
@@ -146,62 +156,11 @@ def refuse_user_code(defs: dict[str, Definition], features: list[str] | str, *, 
         )
 
 
-# ---- models (they document the JSON routes in the OpenAPI at /docs) -----------------------------
-
-
-Uri = Annotated[str, Field(min_length=1, max_length=512)]
-Relation = Annotated[str, Field(min_length=1, max_length=64)]
-# Numbers and flags as sent (no true for 1, no "5" for 5); epoch microseconds past 2**62 are typos.
-Micros = Annotated[int, Field(strict=True, ge=0, le=2**62)]
-Rows = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
-Flag = Annotated[bool, Field(strict=True)]
-
-
-class ChangeIn(BaseModel):
-    op: Literal["add", "change", "remove"]
-    kind: Literal["entity", "feature_view", "on_demand_feature_view", "feature_service"]
-    name: str = Field(min_length=1, max_length=128)
-    spec: dict[str, Any] | None = None
-    digest: str | None = None  # recomputed here from the spec; accepted for the record's shape
-
-
-class ApplyRequest(BaseModel):
-    changes: list[ChangeIn]
-    edges: list[tuple[Uri, Uri, Relation]] = []
-
-
-class ApplyResponse(BaseModel):
-    applied: int
-
-
-class MaterializeRequest(BaseModel):
-    views: list[str] | None = None
-    start_us: Micros | None = None
-    end_us: Micros
-    incremental: Flag = False
-    batch_rows: Rows = 50_000
-
-
-class MaterializedView(BaseModel):
-    view: str
-    start_us: int
-    end_us: int
-    rows: int
-    resumed_from: list[Any] | None = None
-
-
-class MaterializeResponse(BaseModel):
-    results: list[MaterializedView]
-
-
-class WrittenResponse(BaseModel):
-    written: int
-
-
 # ---- definitions --------------------------------------------------------------------------------
 
 
 @router.get("/features/definitions")
+@documented(fm.ListDefinitions, answer=fm.Definitions, errors=())
 async def definitions(request: Request) -> Response:
     kind = optional_str(await params(request), "kind")
     if kind is not None and kind not in _KINDS:
@@ -211,6 +170,7 @@ async def definitions(request: Request) -> Response:
 
 
 @router.get("/features/definitions/get")
+@documented(fm.GetDefinition, answer=fm.DefinitionAnswer)
 async def get_definition(request: Request) -> Response:
     body = await params(request)
     name = required_str(body, "name")
@@ -275,20 +235,15 @@ async def apply(request: Request, body: ApplyRequest) -> Response:
 
 
 @router.get("/features/lineage")
+@documented(fm.LineageQuery, answer=fm.LineageEdges, errors=())
 async def lineage(request: Request) -> Response:
     uri = required_str(await params(request), "uri")
     edges = await blocking(_features(request).registry.lineage, uri)
     return json_response({"edges": [to_json(e) for e in edges]})
 
 
-class RecordLineageRequest(BaseModel):
-    action: Relation
-    uri: Uri
-    edges: list[tuple[Uri, Uri, Relation]] = []
-    payload: dict[str, Any] = {}
-
-
 @router.post("/features/lineage/record")
+@documented(answer=Empty, errors=())
 async def record_lineage(request: Request, body: RecordLineageRequest) -> Response:
     store = _features(request)
     await blocking(_record, store, body)
@@ -303,6 +258,7 @@ def _record(store: FeatureStore, req: RecordLineageRequest) -> None:
 
 
 @router.get("/features/materializations")
+@documented(fm.ListMaterializations, answer=fm.Materializations, errors=())
 async def materializations(request: Request) -> Response:
     body = await params(request)
     limit = optional_int(body, "limit", 50)
@@ -316,6 +272,7 @@ async def materializations(request: Request) -> Response:
 
 
 @router.get("/features/materializations/last-end")
+@documented(fm.ViewQuery, answer=fm.LastEnd, errors=())
 async def last_materialized_end(request: Request) -> Response:
     view = required_str(await params(request), "view")
     return json_response({"end_ms": await blocking(_features(request).registry.last_materialized_end, view)})
@@ -417,7 +374,8 @@ def _ipc_body(request: Request, raw: bytes) -> Any:
     return from_ipc(raw, "request body")
 
 
-@router.post("/features/historical", response_class=Response)
+@router.post("/features/historical")
+@documented(query=fm.HistoricalQuery, request_media_type=MEDIA_TYPE, answer_media_type=MEDIA_TYPE)
 async def historical(request: Request) -> Response:
     """The point-in-time join of the entity frame (Arrow IPC body) with the features asked."""
     query = query_dict(request)
@@ -427,6 +385,7 @@ async def historical(request: Request) -> Response:
 
 
 @router.post("/features/push", response_model=WrittenResponse)
+@documented(query=fm.PushQuery, request_media_type=MEDIA_TYPE)
 async def push(request: Request) -> Response:
     query = query_dict(request)
     name = required_str(query, "name")
@@ -435,10 +394,6 @@ async def push(request: Request) -> Response:
     store = _features(request)
     written = await blocking(store.push, name, rows, to=to)  # type: ignore[arg-type]  # checked by push
     return json_response({"written": written})
-
-
-class SavedResponse(BaseModel):
-    uri: str
 
 
 def _save(store: FeatureStore, table: Any, query: dict[str, Any]) -> str:
@@ -458,6 +413,7 @@ def _save(store: FeatureStore, table: Any, query: dict[str, Any]) -> str:
 
 
 @router.post("/features/training-sets", response_model=SavedResponse, responses=ACCEPTED)
+@documented(query=fm.TrainingSetQuery, request_media_type=MEDIA_TYPE)
 async def save_training_set(request: Request) -> Response:
     """Version a training set the client assembled as a dataset, with lineage to its views; a job
     (a big set takes a while to write): answered when done, or 202 with a job id to poll."""
@@ -473,6 +429,7 @@ def _online(store: FeatureStore, features: list[str] | str, entities: Any, full:
 
 
 @router.post("/features/online")
+@documented(fm.OnlineRequest, answer=fm.OnlineAnswer)
 async def online_features(request: Request) -> Response:
     body = await json_body(request)
     features = body.get("features")

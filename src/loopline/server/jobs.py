@@ -30,12 +30,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine, and_, delete, insert, or_, select, update
 
 from loopline.clock import now_ms
@@ -45,10 +45,11 @@ from loopline.metadata.schema_jobs import jobs
 from loopline.protocol.jobs import JOBS_API, Progress, ProgressFn
 from loopline.server.errors import error_body
 from loopline.server.http import blocking, json_response, optional_int, optional_str, query_dict
+from loopline.server.openapi_models import DocumentedRoute, documented
 from loopline.server.state import context
 
 log = logging.getLogger("loopline.server")
-router = APIRouter(prefix=JOBS_API.removesuffix("/jobs"), tags=["jobs"])
+router = APIRouter(prefix=JOBS_API.removesuffix("/jobs"), tags=["jobs"], route_class=DocumentedRoute)
 
 HEARTBEAT_S = 5.0
 STALE_MS = 30_000  # six missed heartbeats: the job's server is gone
@@ -307,6 +308,12 @@ class JobsResponse(BaseModel):
     jobs: list[JobOut]
 
 
+class ListJobs(BaseModel):
+    kind: str | None = Field(None, description="e.g. features.materialize")
+    status: Literal["queued", "running", "succeeded", "failed"] | None = None
+    max_results: Annotated[int, Field(ge=1, le=1000)] = 50
+
+
 @router.get("/jobs/{job_id}", response_model=JobResponse)
 async def get_job(job_id: str, request: Request) -> Response:
     """A job of the caller's workspace: its status, progress, and result or error."""
@@ -329,6 +336,7 @@ async def get_job(job_id: str, request: Request) -> Response:
 
 
 @router.get("/jobs", response_model=JobsResponse)
+@documented(ListJobs, errors=())
 async def list_jobs(request: Request) -> Response:
     """The workspace's jobs, newest first (``status`` as read: a dead job's is ``failed``)."""
     ctx = context(request)

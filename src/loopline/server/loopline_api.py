@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from loopline.errors import InvalidInput
+from loopline.server import loopline_models as lm, mlflow_models as m
 from loopline.server.http import (
     blocking,
     experiment_id,
@@ -32,17 +33,19 @@ from loopline.server.http import (
     str_list,
     view_type,
 )
+from loopline.server.openapi_models import DocumentedRoute, documented
 from loopline.server.state import context, tracking
 from loopline.tracking import mlflow_json as mj
 from loopline.tracking.lineage import SqlLineageReader, edge_to_json, event_to_json
 from loopline.tracking.types import RunStatus
 
 PREFIX = "/api/2.0/loopline"
-router = APIRouter(prefix=PREFIX)
+router = APIRouter(prefix=PREFIX, route_class=DocumentedRoute)
 _INCLUDE = {"params", "tags", "metrics", "inputs"}
 
 
 @router.post("/runs/search")
+@documented(lm.SearchRunsIncluding, answer=m.RunsPage, errors=())
 async def search_runs(request: Request) -> Response:
     body = await params(request)
     include = str_list(body.get("include", sorted(_INCLUDE)), "include")
@@ -66,6 +69,7 @@ async def search_runs(request: Request) -> Response:
 
 @router.post("/runs/count")
 @router.get("/runs/count")
+@documented(lm.CountRuns, answer=lm.Count, errors=())
 async def count_runs(request: Request) -> Response:
     body = await params(request)
     n = await blocking(
@@ -78,6 +82,7 @@ async def count_runs(request: Request) -> Response:
 
 
 @router.get("/events")
+@documented(lm.ListEvents, answer=lm.Events, errors=())
 async def events(request: Request) -> Response:
     """``?object_uri=&action=&max_results=`` → ``{"events": [{"id", "time_ms", "actor", "action",
     "object_uri", "payload", "reason"}…]}``, newest first; ``action`` is an action (``monitor.run``)
@@ -92,7 +97,10 @@ async def events(request: Request) -> Response:
 
 
 @router.get("/lineage/{direction}")
-async def walk_lineage(direction: str, request: Request) -> Response:
+@documented(lm.WalkLineage, answer=lm.Edges, errors=())
+async def walk_lineage(
+    direction: Annotated[str, Path(json_schema_extra={"enum": ["upstream", "downstream"]})], request: Request
+) -> Response:
     """``?uri=`` → ``{"edges": [{"from_uri", "to_uri", "relation", "time_ms"}…]}``."""
     if direction not in ("upstream", "downstream"):
         raise InvalidInput(f"Unknown direction {direction!r}.", hint="Use upstream or downstream.")
@@ -109,6 +117,7 @@ def _lineage(request: Request) -> SqlLineageReader:
 
 
 @router.get("/metrics/history")
+@documented(lm.MetricHistory, answer=lm.MetricColumns)
 async def metric_history(request: Request) -> Response:
     """A metric's history as columns: ``{"timestamp": [...], "step": [...], "value": [...]}``.
 
@@ -142,6 +151,7 @@ async def metric_history(request: Request) -> Response:
 
 
 @router.post("/runs/finish")
+@documented(lm.FinishRun, answer=m.RunInfoAnswer)
 async def finish_run(request: Request) -> Response:
     """A run's last metrics and its final status, committed together (MLflow needs two calls)."""
     body = await params(request)
@@ -168,6 +178,7 @@ _STATUSES = {s.value: s for s in RunStatus}
 
 
 @router.post("/runs/create")
+@documented(lm.CreateRunWithBatch, answer=m.RunAnswer, errors=(404, 409))
 async def create_run(request: Request) -> Response:
     """MLflow's ``runs/create`` body plus ``run_id`` (32 hex digits, chosen by the client; reusing one
     is a 409 unless the request repeats the call that took it), ``params``, ``metrics`` and, for a run

@@ -17,10 +17,10 @@ import re
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from loopline import uris
@@ -29,10 +29,16 @@ from loopline.artifacts.digests import CHUNK
 from loopline.artifacts.paths import join, safe_path
 from loopline.artifacts.protocol import FileInfo
 from loopline.errors import InvalidInput, NotFound
+from loopline.server import mlflow_models as m
 from loopline.server.http import blocking, json_body, json_response, query_dict
+from loopline.server.openapi_models import DocumentedRoute, Empty, documented
 from loopline.server.state import artifacts, registry, state, tracking
 
-router = APIRouter()
+router = APIRouter(route_class=DocumentedRoute)
+# Documented, not enforced by FastAPI: the route's own check words the refusal.
+UploadIdParam = Annotated[str, Path(json_schema_extra={"pattern": "^[0-9a-f]{32}$"})]
+PartNumberParam = Annotated[int, Path(json_schema_extra={"minimum": 1, "maximum": 10_000})]
+BYTES = "application/octet-stream"
 PREFIX = "/api/2.0/mlflow-artifacts"
 UPLOADS = "/api/2.0/loopline/uploads"
 
@@ -50,6 +56,7 @@ async def _stream_into(store: BlobArtifactStore, request: Request, path: str) ->
 
 
 @router.put(PREFIX + "/artifacts/{path:path}")
+@documented(request_media_type=BYTES, answer=Empty, errors=())
 async def upload(path: str, request: Request) -> Response:
     path = safe_path(path)
     await _stream_into(artifacts(request), request, path)
@@ -66,6 +73,7 @@ async def _iter_file(store: BlobArtifactStore, path: str) -> AsyncIterator[bytes
 
 
 @router.get(PREFIX + "/artifacts/{path:path}")
+@documented(answer_media_type=BYTES)
 async def download(path: str, request: Request) -> Response:
     return await _send(artifacts(request), safe_path(path))
 
@@ -92,6 +100,7 @@ async def _send(store: BlobArtifactStore, path: str) -> Response:
 
 
 @router.get(PREFIX + "/artifacts")
+@documented(m.ListProxiedArtifacts, answer=m.ArtifactFiles, errors=())
 async def list_artifacts(request: Request) -> Response:
     path = _folder(str(query_dict(request).get("path") or ""))
     entries = await blocking(artifacts(request).list, path)
@@ -105,6 +114,7 @@ async def list_artifacts(request: Request) -> Response:
 
 
 @router.delete(PREFIX + "/artifacts/{path:path}")
+@documented(answer=Empty)
 async def delete_artifact(path: str, request: Request) -> Response:
     await blocking(artifacts(request).delete, safe_path(path))
     return json_response({})
@@ -195,7 +205,8 @@ def _required_rel(request: Request, name: str) -> str:
 
 
 @router.get("/api/2.0/mlflow/artifacts/list")
-@router.get("/ajax-api/2.0/mlflow/artifacts/list")
+@router.get("/ajax-api/2.0/mlflow/artifacts/list", include_in_schema=False)
+@documented(m.ListRunArtifacts, answer=m.ArtifactListing)
 async def list_run_artifacts(request: Request) -> Response:
     q = request.query_params
     rel = artifact_rel_path(q.get("path"))
@@ -211,7 +222,8 @@ def _listing(root_uri: str, files: list[dict[str, Any]]) -> Response:
 
 
 @router.get("/get-artifact")
-@router.get("/ajax-api/2.0/mlflow/get-artifact")
+@router.get("/ajax-api/2.0/mlflow/get-artifact", include_in_schema=False)
+@documented(m.GetRunArtifact, answer_media_type=BYTES)
 async def get_run_artifact(request: Request) -> Response:
     rel = _required_rel(request, "path")
     run_id = request.query_params.get("run_id") or request.query_params.get("run_uuid")
@@ -222,8 +234,11 @@ async def get_run_artifact(request: Request) -> Response:
 
 
 @router.get("/model-versions/get-artifact")
-@router.get("//model-versions/get-artifact")  # MLflow's UI asks with two slashes; Flask merges them
-@router.get("/ajax-api/2.0/mlflow/model-versions/get-artifact")
+@router.get(
+    "//model-versions/get-artifact", include_in_schema=False
+)  # MLflow's UI asks with two slashes; Flask merges them
+@router.get("/ajax-api/2.0/mlflow/model-versions/get-artifact", include_in_schema=False)
+@documented(m.GetModelVersionArtifact, answer_media_type=BYTES)
 async def get_model_version_artifact(request: Request) -> Response:
     rel = _required_rel(request, "path")
     q = request.query_params
@@ -235,7 +250,8 @@ async def get_model_version_artifact(request: Request) -> Response:
 
 
 @router.get("/api/2.0/mlflow/logged-models/{model_id}/artifacts/directories")
-@router.get("/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/directories")
+@router.get("/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/directories", include_in_schema=False)
+@documented(m.ListLoggedModelArtifacts, answer=m.ArtifactListing)
 async def list_logged_model_artifacts(model_id: str, request: Request) -> Response:
     rel = artifact_rel_path(request.query_params.get("artifact_directory_path"))
     lm = await blocking(registry(request).get_logged_model, model_id)
@@ -243,7 +259,8 @@ async def list_logged_model_artifacts(model_id: str, request: Request) -> Respon
 
 
 @router.get("/api/2.0/mlflow/logged-models/{model_id}/artifacts/files")
-@router.get("/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files")
+@router.get("/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files", include_in_schema=False)
+@documented(m.GetLoggedModelArtifact, answer_media_type=BYTES)
 async def get_logged_model_artifact(model_id: str, request: Request) -> Response:
     rel = _required_rel(request, "artifact_file_path")
     lm = await blocking(registry(request).get_logged_model, model_id)
@@ -282,10 +299,13 @@ def _destination(folder: str, body: dict[str, Any]) -> str:
 
 
 @router.post(PREFIX + "/mpu/create/{path:path}")
+@documented(m.MpuCreate, answer=m.MpuCreated, errors=())
 async def mpu_create(path: str, request: Request) -> Response:
     body = await json_body(request)
     destination = _destination(path, body)
     num_parts = body.get("num_parts", 1)
+    if isinstance(num_parts, float) and num_parts.is_integer():  # JSON's 5.0 is 5
+        num_parts = int(num_parts)
     if not isinstance(num_parts, int) or isinstance(num_parts, bool) or not 1 <= num_parts <= 10_000:
         raise InvalidInput("num_parts must be an integer between 1 and 10000.")
     upload_id = uuid.uuid4().hex
@@ -302,7 +322,8 @@ async def mpu_create(path: str, request: Request) -> Response:
 
 
 @router.put(UPLOADS + "/{upload_id}/parts/{part_number}")
-async def mpu_part(upload_id: str, part_number: int, request: Request) -> Response:
+@documented(request_media_type=BYTES, answer=Empty)
+async def mpu_part(upload_id: UploadIdParam, part_number: PartNumberParam, request: Request) -> Response:
     if not 1 <= part_number <= 10_000:
         raise InvalidInput("part_number must be between 1 and 10000.")
     store = artifacts(request)
@@ -326,7 +347,8 @@ async def mpu_part(upload_id: str, part_number: int, request: Request) -> Respon
 
 
 @router.get(UPLOADS + "/{upload_id}")
-async def mpu_status(upload_id: str, request: Request) -> Response:
+@documented(answer=m.UploadStatus)
+async def mpu_status(upload_id: UploadIdParam, request: Request) -> Response:
     """Which parts arrived (to resume an interrupted upload)."""
     d = _existing_upload(artifacts(request), upload_id)
     parts = sorted(int(n[5:]) for n in os.listdir(d) if n.startswith("part-"))
@@ -339,6 +361,7 @@ def _read_destination(d: str) -> str:
 
 
 @router.post(PREFIX + "/mpu/complete/{path:path}")
+@documented(m.MpuComplete, answer=Empty)
 async def mpu_complete(path: str, request: Request) -> Response:
     body = await json_body(request)
     destination = _destination(path, body)
@@ -391,6 +414,7 @@ def _part_numbers(parts: object) -> list[int]:
 
 
 @router.post(PREFIX + "/mpu/abort/{path:path}")
+@documented(m.MpuAbort, answer=Empty, errors=())
 async def mpu_abort(path: str, request: Request) -> Response:
     body = await json_body(request)
     _destination(path, body)

@@ -46,6 +46,7 @@ from loopline.metadata.filter import Attributes, Clause, parse_filter
 from loopline.registry import mlflow_json as rj
 from loopline.registry.sql_store import MODEL_ATTRIBUTES, VERSION_ATTRIBUTES, SqlRegistryStore
 from loopline.registry.types import LoggedModel, ModelVersion, RegisteredModel
+from loopline.server import mlflow_registry_models as rm
 from loopline.server.http import (
     blocking,
     experiment_id,
@@ -62,11 +63,12 @@ from loopline.server.http import (
     required_str,
     str_list,
 )
+from loopline.server.openapi_models import DocumentedRoute, Empty, documented
 from loopline.server.state import artifacts, registry, tracking
 from loopline.tracking import mlflow_json as mj
 from loopline.tracking.sql_store import SqlTrackingStore
 
-router = APIRouter()
+router = APIRouter(route_class=DocumentedRoute)
 route = mlflow_route(router)
 
 PROMPT_TAG = "mlflow.prompt.is_prompt"  # MLflow keeps prompts as registered models with this tag
@@ -168,6 +170,7 @@ def _mv(mv: ModelVersion) -> Response:
 
 
 @route("POST", "/registered-models/create")
+@documented(rm.CreateRegisteredModel, answer=rm.RegisteredModelAnswer, errors=())
 async def create_registered_model(request: Request) -> Response:
     body = await params(request)
     rm = await blocking(
@@ -180,12 +183,14 @@ async def create_registered_model(request: Request) -> Response:
 
 
 @route("GET", "/registered-models/get")
+@documented(rm.ModelRef, answer=rm.RegisteredModelAnswer)
 async def get_registered_model(request: Request) -> Response:
     body = await params(request)
     return _rm(await blocking(registry(request).get_registered_model, required_str(body, "name")))
 
 
 @route("POST", "/registered-models/rename")
+@documented(rm.RenameRegisteredModel, answer=rm.RegisteredModelAnswer)
 async def rename_registered_model(request: Request) -> Response:
     body = await params(request)
     rm = await blocking(
@@ -195,6 +200,7 @@ async def rename_registered_model(request: Request) -> Response:
 
 
 @route("PATCH", "/registered-models/update")
+@documented(rm.UpdateRegisteredModel, answer=rm.RegisteredModelAnswer)
 async def update_registered_model(request: Request) -> Response:
     body = await params(request)
     rm = await blocking(
@@ -206,6 +212,7 @@ async def update_registered_model(request: Request) -> Response:
 
 
 @route("DELETE", "/registered-models/delete")
+@documented(rm.ModelRef, answer=Empty)
 async def delete_registered_model(request: Request) -> Response:
     body = await _args(request)
     await blocking(registry(request).delete_registered_model, required_str(body, "name"))
@@ -213,6 +220,7 @@ async def delete_registered_model(request: Request) -> Response:
 
 
 @route("GET", "/registered-models/search")
+@documented(rm.SearchRegisteredModels, answer=rm.RegisteredModelsPage, errors=())
 async def search_registered_models(request: Request) -> Response:
     body = await params(request)
     filter_string, prompts = _prompt_rule(optional_str(body, "filter"), MODEL_ATTRIBUTES)
@@ -228,6 +236,7 @@ async def search_registered_models(request: Request) -> Response:
 
 
 @route("POST", "/registered-models/set-tag")
+@documented(rm.SetRegisteredModelTag, answer=Empty)
 async def set_registered_model_tag(request: Request) -> Response:
     body = await params(request)
     await blocking(
@@ -240,6 +249,7 @@ async def set_registered_model_tag(request: Request) -> Response:
 
 
 @route("DELETE", "/registered-models/delete-tag")
+@documented(rm.DeleteRegisteredModelTag, answer=Empty)
 async def delete_registered_model_tag(request: Request) -> Response:
     body = await _args(request)
     await blocking(
@@ -249,6 +259,7 @@ async def delete_registered_model_tag(request: Request) -> Response:
 
 
 @route("POST", "/registered-models/alias")
+@documented(rm.SetAlias, answer=Empty)
 async def set_registered_model_alias(request: Request) -> Response:
     body = await params(request)
     await blocking(
@@ -268,6 +279,7 @@ def _delete_alias(reg: SqlRegistryStore, name: str, alias: str) -> None:
 
 
 @route("DELETE", "/registered-models/alias")
+@documented(rm.AliasRef, answer=Empty)
 async def delete_registered_model_alias(request: Request) -> Response:
     body = await _args(request)
     await blocking(_delete_alias, registry(request), required_str(body, "name"), _alias(body))
@@ -284,6 +296,7 @@ def _by_alias(reg: SqlRegistryStore, name: str, alias: str) -> ModelVersion:
 
 
 @route("GET", "/registered-models/alias")
+@documented(rm.AliasRef, answer=rm.ModelVersionAnswer)
 async def get_model_version_by_alias(request: Request) -> Response:
     body = await params(request)
     return _mv(await blocking(_by_alias, registry(request), required_str(body, "name"), _alias(body)))
@@ -291,6 +304,7 @@ async def get_model_version_by_alias(request: Request) -> Response:
 
 @route("POST", "/registered-models/get-latest-versions")
 @route("GET", "/registered-models/get-latest-versions")
+@documented(rm.GetLatestVersions, answer=rm.ModelVersionsPage)
 async def get_latest_versions(request: Request) -> Response:
     body = await params(request)
     versions = await blocking(
@@ -463,6 +477,7 @@ def _create_version(
 
 
 @route("POST", "/model-versions/create")
+@documented(rm.CreateModelVersion, answer=rm.ModelVersionAnswer)
 async def create_model_version(request: Request) -> Response:
     body = await params(request)
     return _mv(
@@ -471,6 +486,7 @@ async def create_model_version(request: Request) -> Response:
 
 
 @route("GET", "/model-versions/get")
+@documented(rm.VersionRef, answer=rm.ModelVersionAnswer)
 async def get_model_version(request: Request) -> Response:
     body = await params(request)
     return _mv(
@@ -485,6 +501,7 @@ def _update_version(reg: SqlRegistryStore, name: str, version: str, description:
 
 
 @route("PATCH", "/model-versions/update")
+@documented(rm.UpdateModelVersion, answer=rm.ModelVersionAnswer)
 async def update_model_version(request: Request) -> Response:
     body = await params(request)
     description = body.get("description")
@@ -499,6 +516,7 @@ async def update_model_version(request: Request) -> Response:
 
 
 @route("DELETE", "/model-versions/delete")
+@documented(rm.VersionRef, answer=Empty)
 async def delete_model_version(request: Request) -> Response:
     body = await _args(request)
     await blocking(registry(request).delete_model_version, required_str(body, "name"), _version(body))
@@ -506,6 +524,7 @@ async def delete_model_version(request: Request) -> Response:
 
 
 @route("GET", "/model-versions/search")
+@documented(rm.SearchModelVersions, answer=rm.ModelVersionsPage, errors=())
 async def search_model_versions(request: Request) -> Response:
     body = await params(request)
     filter_string, prompts = _prompt_rule(optional_str(body, "filter"), VERSION_ATTRIBUTES)
@@ -521,6 +540,7 @@ async def search_model_versions(request: Request) -> Response:
 
 
 @route("POST", "/model-versions/transition-stage")
+@documented(rm.TransitionStage, answer=rm.ModelVersionAnswer)
 async def transition_model_version_stage(request: Request) -> Response:
     body = await params(request)
     mv = await blocking(
@@ -534,6 +554,7 @@ async def transition_model_version_stage(request: Request) -> Response:
 
 
 @route("POST", "/model-versions/set-tag")
+@documented(rm.SetModelVersionTag, answer=Empty)
 async def set_model_version_tag(request: Request) -> Response:
     body = await params(request)
     await blocking(
@@ -547,6 +568,7 @@ async def set_model_version_tag(request: Request) -> Response:
 
 
 @route("DELETE", "/model-versions/delete-tag")
+@documented(rm.DeleteModelVersionTag, answer=Empty)
 async def delete_model_version_tag(request: Request) -> Response:
     body = await _args(request)
     await blocking(
@@ -559,6 +581,7 @@ async def delete_model_version_tag(request: Request) -> Response:
 
 
 @route("GET", "/model-versions/get-download-uri")
+@documented(rm.VersionRef, answer=rm.DownloadUri)
 async def get_model_version_download_uri(request: Request) -> Response:
     body = await params(request)
     mv = await blocking(registry(request).get_model_version, required_str(body, "name"), _version(body))
@@ -568,11 +591,15 @@ async def get_model_version_download_uri(request: Request) -> Response:
 # ---- logged models (MLflow 3) --------------------------------------------------------------
 
 
+_MODEL_ID = {"model_id": "a logged model's ID (m-<32 hex digits>)"}
+
+
 def _model_id(request: Request) -> str:
     return mj.decode_str(request.path_params["model_id"], "model_id")
 
 
 @route("POST", "/logged-models")
+@documented(rm.CreateLoggedModel, answer=rm.LoggedModelAnswer)
 async def create_logged_model(request: Request) -> Response:
     body = await params(request)
     lm = await blocking(
@@ -588,12 +615,14 @@ async def create_logged_model(request: Request) -> Response:
 
 
 @route("GET", "/logged-models/{model_id}")
+@documented(answer=rm.LoggedModelAnswer, path=_MODEL_ID)
 async def get_logged_model(request: Request) -> Response:
     lm = await blocking(registry(request).get_logged_model, _model_id(request))
     return json_response({"model": rj.logged_model_to_json(lm)})
 
 
 @route("PATCH", "/logged-models/{model_id}")
+@documented(rm.FinalizeLoggedModel, answer=rm.LoggedModelAnswer, path=_MODEL_ID)
 async def finalize_logged_model(request: Request) -> Response:
     body = await params(request)
     lm = await blocking(
@@ -605,12 +634,14 @@ async def finalize_logged_model(request: Request) -> Response:
 
 
 @route("DELETE", "/logged-models/{model_id}")
+@documented(answer=Empty, path=_MODEL_ID)
 async def delete_logged_model(request: Request) -> Response:
     await blocking(registry(request).delete_logged_model, _model_id(request))
     return json_response({})
 
 
 @route("PATCH", "/logged-models/{model_id}/tags")
+@documented(rm.SetLoggedModelTags, answer=Empty, path=_MODEL_ID)
 async def set_logged_model_tags(request: Request) -> Response:
     body = await params(request)
     tags = dict(mj.decode_kv_list(body.get("tags"), "tags"))
@@ -619,6 +650,7 @@ async def set_logged_model_tags(request: Request) -> Response:
 
 
 @route("DELETE", "/logged-models/{model_id}/tags/{tag_key:path}")
+@documented(answer=Empty, path={**_MODEL_ID, "tag_key": "the tag's key (may hold '/')"})
 async def delete_logged_model_tag(request: Request) -> Response:
     key = mj.decode_str(request.path_params["tag_key"], "tag_key")
     await blocking(registry(request).delete_logged_model_tag, _model_id(request), key)
@@ -626,6 +658,7 @@ async def delete_logged_model_tag(request: Request) -> Response:
 
 
 @route("POST", "/logged-models/{model_id}/params")
+@documented(rm.LogLoggedModelParams, answer=Empty, path=_MODEL_ID)
 async def log_logged_model_params(request: Request) -> Response:
     body = await params(request)
     values = dict(mj.decode_kv_list(body.get("params"), "params"))
@@ -658,6 +691,7 @@ def _dataset_filter(d: object) -> tuple[str, str]:
 
 
 @route("POST", "/logged-models/search")
+@documented(rm.SearchLoggedModels, answer=rm.LoggedModelsPage)
 async def search_logged_models(request: Request) -> Response:
     body = await params(request)
     experiment_ids = [
@@ -684,6 +718,7 @@ def _log_outputs(
 
 
 @route("POST", "/runs/outputs")
+@documented(rm.LogOutputs, answer=Empty)
 async def log_outputs(request: Request) -> Response:
     body = await params(request)
     run_id = required_str(body, "run_id")

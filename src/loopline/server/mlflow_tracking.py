@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from loopline.errors import InvalidInput
+from loopline.server import mlflow_models as m
 from loopline.server.http import (
     blocking,
     experiment_id,
@@ -26,11 +27,12 @@ from loopline.server.http import (
     str_list,
     view_type,
 )
+from loopline.server.openapi_models import DocumentedRoute, Empty, documented
 from loopline.server.state import registry, tracking
 from loopline.tracking import mlflow_json as mj
 from loopline.tracking.types import Metric, Param, RunStatus, RunTag
 
-router = APIRouter()
+router = APIRouter(route_class=DocumentedRoute)
 route = mlflow_route(router)
 
 
@@ -42,16 +44,20 @@ _STATUSES = {**{s.value: s for s in RunStatus}, **{str(i): s for i, s in enumera
 
 
 @route("POST", "/experiments/create")
+@documented(m.CreateExperiment, answer=m.ExperimentIdAnswer, errors=())
 async def create_experiment(request: Request) -> Response:
     body = await params(request)
     name = required_str(body, "name")
     tags = dict(mj.decode_kv_list(body.get("tags"), "tags"))
     artifact_location = optional_str(body, "artifact_location")
+    if artifact_location is not None and len(artifact_location) > 1024:  # the column's size
+        raise InvalidInput("Invalid value for parameter 'artifact_location': longer than 1024 characters.")
     exp_id = await blocking(tracking(request).create_experiment, name, artifact_location, tags)
     return json_response({"experiment_id": exp_id})
 
 
 @route("GET", "/experiments/get")
+@documented(m.GetExperiment, answer=m.ExperimentAnswer)
 async def get_experiment(request: Request) -> Response:
     body = await params(request)
     exp = await blocking(tracking(request).get_experiment, required_str(body, "experiment_id"))
@@ -59,6 +65,7 @@ async def get_experiment(request: Request) -> Response:
 
 
 @route("GET", "/experiments/get-by-name")
+@documented(m.GetExperimentByName, answer=m.ExperimentAnswer)
 async def get_experiment_by_name(request: Request) -> Response:
     from loopline.errors import NotFound
 
@@ -72,6 +79,7 @@ async def get_experiment_by_name(request: Request) -> Response:
 
 @route("POST", "/experiments/search")
 @route("GET", "/experiments/search")
+@documented(m.SearchExperiments, answer=m.ExperimentsPage, errors=())
 async def search_experiments(request: Request) -> Response:
     body = await params(request)
     page = await blocking(
@@ -89,6 +97,7 @@ async def search_experiments(request: Request) -> Response:
 
 
 @route("POST", "/experiments/delete")
+@documented(m.DeleteExperiment, answer=Empty)
 async def delete_experiment(request: Request) -> Response:
     body = await params(request)
     await blocking(tracking(request).delete_experiment, required_str(body, "experiment_id"))
@@ -96,6 +105,7 @@ async def delete_experiment(request: Request) -> Response:
 
 
 @route("POST", "/experiments/restore")
+@documented(m.ExperimentRef, answer=Empty)
 async def restore_experiment(request: Request) -> Response:
     body = await params(request)
     await blocking(tracking(request).restore_experiment, required_str(body, "experiment_id"))
@@ -103,6 +113,7 @@ async def restore_experiment(request: Request) -> Response:
 
 
 @route("POST", "/experiments/update")
+@documented(m.UpdateExperiment, answer=Empty)
 async def update_experiment(request: Request) -> Response:
     body = await params(request)
     await blocking(
@@ -114,6 +125,7 @@ async def update_experiment(request: Request) -> Response:
 
 
 @route("POST", "/experiments/set-experiment-tag")
+@documented(m.SetExperimentTag, answer=Empty)
 async def set_experiment_tag(request: Request) -> Response:
     body = await params(request)
     await blocking(
@@ -126,6 +138,7 @@ async def set_experiment_tag(request: Request) -> Response:
 
 
 @route("POST", "/experiments/delete-experiment-tag")
+@documented(m.DeleteExperimentTag, answer=Empty)
 async def delete_experiment_tag(request: Request) -> Response:
     body = await params(request)
     await blocking(
@@ -140,6 +153,7 @@ async def delete_experiment_tag(request: Request) -> Response:
 
 
 @route("POST", "/runs/create")
+@documented(m.CreateRun, answer=m.RunAnswer)
 async def create_run(request: Request) -> Response:
     body = await params(request)
     run = await blocking(
@@ -154,6 +168,7 @@ async def create_run(request: Request) -> Response:
 
 
 @route("GET", "/runs/get")
+@documented(m.GetRun, answer=m.RunAnswer)
 async def get_run(request: Request) -> Response:
     body = await params(request)
     run = await blocking(tracking(request).get_run, required_str(body, "run_id", "run_uuid"))
@@ -161,6 +176,7 @@ async def get_run(request: Request) -> Response:
 
 
 @route("POST", "/runs/update")
+@documented(m.UpdateRun, answer=m.RunInfoAnswer)
 async def update_run(request: Request) -> Response:
     body = await params(request)
     status = body.get("status")
@@ -180,6 +196,7 @@ async def update_run(request: Request) -> Response:
 
 
 @route("POST", "/runs/delete")
+@documented(m.RunRef, answer=Empty)
 async def delete_run(request: Request) -> Response:
     body = await params(request)
     await blocking(tracking(request).delete_run, required_str(body, "run_id"))
@@ -187,6 +204,7 @@ async def delete_run(request: Request) -> Response:
 
 
 @route("POST", "/runs/restore")
+@documented(m.RunRef, answer=Empty)
 async def restore_run(request: Request) -> Response:
     body = await params(request)
     await blocking(tracking(request).restore_run, required_str(body, "run_id"))
@@ -194,6 +212,7 @@ async def restore_run(request: Request) -> Response:
 
 
 @route("POST", "/runs/log-metric")
+@documented(m.LogMetric, answer=Empty)
 async def log_metric(request: Request) -> Response:
     body = await params(request)
     run_id = required_str(body, "run_id", "run_uuid")
@@ -220,6 +239,7 @@ def _dataset_of(item: dict[str, Any]) -> tuple[str, str]:
 
 
 @route("POST", "/runs/log-parameter")
+@documented(m.LogParam, answer=Empty)
 async def log_param(request: Request) -> Response:
     body = await params(request)
     run_id = required_str(body, "run_id", "run_uuid")
@@ -229,6 +249,7 @@ async def log_param(request: Request) -> Response:
 
 
 @route("POST", "/runs/set-tag")
+@documented(m.SetTag, answer=Empty)
 async def set_tag(request: Request) -> Response:
     body = await params(request)
     run_id = required_str(body, "run_id", "run_uuid")
@@ -238,6 +259,7 @@ async def set_tag(request: Request) -> Response:
 
 
 @route("POST", "/runs/delete-tag")
+@documented(m.DeleteTag, answer=Empty)
 async def delete_tag(request: Request) -> Response:
     body = await params(request)
     await blocking(tracking(request).delete_tag, required_str(body, "run_id"), required_str(body, "key"))
@@ -245,6 +267,7 @@ async def delete_tag(request: Request) -> Response:
 
 
 @route("POST", "/runs/log-batch")
+@documented(m.LogBatch, answer=Empty)
 async def log_batch(request: Request) -> Response:
     body = await params(request)
     run_id = required_str(body, "run_id")
@@ -269,6 +292,7 @@ async def log_batch(request: Request) -> Response:
 
 
 @route("POST", "/runs/log-inputs")
+@documented(m.LogInputs, answer=Empty)
 async def log_inputs(request: Request) -> Response:
     body = await params(request)
     await blocking(
@@ -281,6 +305,7 @@ async def log_inputs(request: Request) -> Response:
 
 
 @route("POST", "/runs/search")
+@documented(m.SearchRuns, answer=m.RunsPage, errors=())
 async def search_runs(request: Request) -> Response:
     body = await params(request)
     page = await blocking(
@@ -299,6 +324,7 @@ async def search_runs(request: Request) -> Response:
 
 
 @route("GET", "/metrics/get-history")
+@documented(m.GetMetricHistory, answer=m.MetricsPage)
 async def get_metric_history(request: Request) -> Response:
     body = await params(request)
     max_results = optional_int(body, "max_results")

@@ -44,7 +44,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -54,6 +54,7 @@ from loopline.context import Context
 from loopline.errors import InvalidInput
 from loopline.server.http import blocking, json_response, optional_int, params, required_str
 from loopline.server.jobs import ACCEPTED, run_job
+from loopline.server.openapi_models import DocumentedRoute, Empty, Name, documented
 from loopline.server.state import context
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 log = logging.getLogger("loopline.server")
-router = APIRouter(prefix="/api/2.0/loopline/monitors", tags=["monitors"])
+router = APIRouter(prefix="/api/2.0/loopline/monitors", tags=["monitors"], route_class=DocumentedRoute)
 metrics_router = APIRouter()  # GET /metrics at the root, where Prometheus looks for it
 MAX_RUNS = 1000
 MAX_POINTS = 100_000
@@ -159,17 +160,52 @@ class ReportResponse(BaseModel):
 
 
 class CreateMonitorRequest(BaseModel):
-    name: str
-    target: str = Field(description="deployments:/name, models:/name@alias or models:/name/3")
+    name: Name
+    target: str = Field(
+        pattern=r"^(deployments|models):/",
+        description="deployments:/name, models:/name@alias or models:/name/3",
+    )
     reference: str = Field("", description="a datasets:/ URI, a file on the server, or '' for lineage")
-    window: str = "1h"
-    schedule: str = ""
+    window: str = Field(
+        "1h",
+        pattern=r"^0*[1-9][0-9]{0,9}(?:s|m|h|d|rows)$",
+        description="the rows a run looks at: 1h, 30m, 7d, or 1000 (the last rows)",
+    )
+    schedule: str = Field("", description="a cron expression (five fields), or '' to run only when asked")
     config: dict[str, Any] = Field(default_factory=dict)
     replace: bool = False
 
 
 class NameRequest(BaseModel):
     name: str
+
+
+class NameQuery(BaseModel):
+    name: Name
+
+
+class DueQuery(BaseModel):
+    at_ms: Annotated[int, Field(ge=0, le=2**53 - 1)] | None = Field(None, description="default: now")
+
+
+class RunsQuery(NameQuery):
+    max_results: Annotated[int, Field(ge=1, le=MAX_RUNS)] = 100
+
+
+class HistoryQuery(NameQuery):
+    key: list[str] = Field([], description="the metrics to return (repeat it; default: all)")
+    since_ms: Annotated[int, Field(ge=0, le=2**53 - 1)] | None = None
+    max_results: Annotated[int, Field(ge=1, le=MAX_POINTS)] = 10_000
+
+
+class ReportQuery(NameQuery):
+    run_id: Annotated[int, Field(ge=1, le=2**53 - 1)] | None = Field(
+        None, description="default: the newest run that has a report"
+    )
+
+
+class LatestMetricsResponse(BaseModel):
+    monitors: dict[str, dict[str, float]] = Field(description="monitor -> figure -> value")
 
 
 class RunRequest(BaseModel):
@@ -195,6 +231,7 @@ async def list_monitors(request: Request) -> Response:
 
 
 @router.get("/get", response_model=MonitorResponse)
+@documented(NameQuery)
 async def get_monitor(request: Request) -> Response:
     body = await params(request)
     name = required_str(body, "name")
@@ -225,12 +262,14 @@ async def create_monitor(req: CreateMonitorRequest, request: Request) -> Respons
 
 
 @router.post("/delete")
+@documented(answer=Empty)
 async def delete_monitor(req: NameRequest, request: Request) -> Response:
     await on_store(request, lambda s: s.delete_monitor(req.name))
     return json_response({})
 
 
 @router.get("/due", response_model=MonitorsResponse)
+@documented(DueQuery, errors=())
 async def due_monitors(request: Request) -> Response:
     body = await params(request)
     from loopline.clock import now_ms
@@ -241,6 +280,7 @@ async def due_monitors(request: Request) -> Response:
 
 
 @router.get("/runs", response_model=RunsResponse)
+@documented(RunsQuery)
 async def list_runs(request: Request) -> Response:
     body = await params(request)
     name, limit = required_str(body, "name"), _limit(body, 100, MAX_RUNS)
@@ -264,6 +304,7 @@ async def run_monitor(req: RunRequest, request: Request) -> Response:
 
 
 @router.get("/history", response_model=HistoryResponse)
+@documented(HistoryQuery)
 async def monitor_history(request: Request) -> Response:
     body = await params(request)
     keys = request.query_params.getlist("key") or None
@@ -276,6 +317,7 @@ async def monitor_history(request: Request) -> Response:
 
 
 @router.get("/report", response_model=ReportResponse)
+@documented(ReportQuery)
 async def monitor_report(request: Request) -> Response:
     body = await params(request)
     name, run_id = required_str(body, "name"), optional_int(body, "run_id")
@@ -284,6 +326,7 @@ async def monitor_report(request: Request) -> Response:
 
 
 @router.get("/latest-metrics")
+@documented(answer=LatestMetricsResponse, errors=())
 async def latest_metrics(request: Request) -> Response:
     return json_response({"monitors": await on_store(request, lambda s: s.latest_metrics())})
 

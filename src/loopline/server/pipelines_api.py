@@ -53,7 +53,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from loopline.errors import InvalidInput
 from loopline.pipelines.store import PipelineStore, open_pipeline_store
@@ -68,19 +68,18 @@ from loopline.pipelines.types import (
     finished_from_json,
     record_from_json,
 )
+from loopline.server import pipelines_models as pm
 from loopline.server.http import blocking, json_body, json_response, optional_int, params, required_str
+from loopline.server.openapi_models import DocumentedRoute, Empty, documented
 from loopline.server.state import context
 
-router = APIRouter(prefix="/api/2.0/loopline/pipelines", tags=["pipelines"])
+router = APIRouter(prefix="/api/2.0/loopline/pipelines", tags=["pipelines"], route_class=DocumentedRoute)
 _EMPTY: dict[str, Any] = {}
 
 
 # Response shapes, for the OpenAPI document only: routes build their JSON by hand (orjson), and
-# check request bodies by hand too (``record_from_json``), so a 400 names the field that was wrong.
-class Empty(BaseModel):
-    pass
-
-
+# check request bodies by hand too (``record_from_json``), so a 400 names the field that was wrong;
+# the request shapes are in ``pipelines_models.py``.
 class Runs(BaseModel):
     runs: list[RunRecord]
 
@@ -127,7 +126,8 @@ class Claimed(BaseModel):
 
 
 class Slots(BaseModel):
-    slots: list[tuple[int, str, str, str]]
+    # A list, not a tuple: prefixItems trips OpenAPI 3.0 tools (schemathesis among them).
+    slots: list[list[int | str]] = Field(description="[slot_ms, claimed_by, run_id, error] each")
 
 
 class Sweep(BaseModel):
@@ -180,6 +180,7 @@ def _strings(body: dict[str, Any], name: str, limit: int | None = None) -> list[
 
 
 @router.get("/runs", response_model=Runs)
+@documented(pm.ListRuns, errors=())
 async def list_runs(request: Request) -> Response:
     body = await params(request)
     limit = _int(body, "max_results") if body.get("max_results") is not None else 50
@@ -193,6 +194,7 @@ async def list_runs(request: Request) -> Response:
 
 
 @router.post("/runs/create", response_model=Empty)
+@documented(pm.CreateRun, errors=(409,))
 async def create_run(request: Request) -> Response:
     body = await json_body(request)
     run = check_run(record_from_json(RunRecord, body.get("run"), "run"))
@@ -209,6 +211,7 @@ async def create_run(request: Request) -> Response:
 
 
 @router.get("/runs/{run_id}", response_model=RunWithSteps)
+@documented(pm.IncludePackages)
 async def get_run(run_id: str, request: Request) -> Response:
     body = await params(request)
     store = _store(request)
@@ -226,14 +229,19 @@ async def list_steps(run_id: str, request: Request) -> Response:
 
 
 @router.post("/runs/{run_id}/restart", response_model=Empty)
+@documented(pm.RestartRun)
 async def restart_run(run_id: str, request: Request) -> Response:
     body = await json_body(request)
     host, executor = _str(body, "host", 255, required=False), _str(body, "executor", 256)
-    await blocking(_store(request).restart_run, run_id, host=host, pid=_int(body, "pid"), executor=executor)
+    pid = _int(body, "pid")
+    if not -(2**31) <= pid < 2**31:  # an Integer column
+        raise InvalidInput(f"Invalid value {pid} for parameter 'pid': expected a 32-bit integer.")
+    await blocking(_store(request).restart_run, run_id, host=host, pid=pid, executor=executor)
     return json_response(_EMPTY)
 
 
 @router.post("/runs/{run_id}/inputs", response_model=Empty)
+@documented(pm.AddInputs)
 async def add_inputs(run_id: str, request: Request) -> Response:
     body = await json_body(request)
     name, uris = _str(body, "name", 256), _strings(body, "dataset_uris", 2048)
@@ -242,6 +250,7 @@ async def add_inputs(run_id: str, request: Request) -> Response:
 
 
 @router.post("/runs/{run_id}/finish", response_model=Empty)
+@documented(pm.FinishRun)
 async def finish_run(run_id: str, request: Request) -> Response:
     body = await json_body(request)
     status = check_status(body.get("status"), RUN_STATUSES[1:], "status")
@@ -251,6 +260,7 @@ async def finish_run(run_id: str, request: Request) -> Response:
 
 
 @router.post("/runs/{run_id}/progress", response_model=Empty)
+@documented(pm.Progress)
 async def progress(run_id: str, request: Request) -> Response:
     body = await json_body(request)
     raw = body.get("finished", [])
@@ -271,6 +281,7 @@ async def progress(run_id: str, request: Request) -> Response:
 
 
 @router.post("/steps/known-keys", response_model=KnownKeys)
+@documented(pm.KnownKeys, errors=())
 async def known_keys(request: Request) -> Response:
     body = await json_body(request)
     fingerprints = _strings(body, "fingerprints", 64)
@@ -282,6 +293,7 @@ async def known_keys(request: Request) -> Response:
 
 
 @router.get("/steps/cached", response_model=CachedStep)
+@documented(pm.CachedStepQuery, errors=())
 async def find_cached(request: Request) -> Response:
     body = await params(request)
     hit = await blocking(_store(request).find_cached, _str(body, "cache_key", 64))
@@ -289,6 +301,7 @@ async def find_cached(request: Request) -> Response:
 
 
 @router.get("/steps/last", response_model=LastSteps)
+@documented(pm.LastStepsQuery, errors=())
 async def last_steps(request: Request) -> Response:
     body = await params(request)
     pipeline, before = _str(body, "pipeline", 256), _str(body, "before_run", 32, required=False)
@@ -300,6 +313,7 @@ async def last_steps(request: Request) -> Response:
 
 
 @router.get("/schedules", response_model=Schedules)
+@documented(pm.ListSchedules, errors=())
 async def list_schedules(request: Request) -> Response:
     body = await params(request)
     store = _store(request)
@@ -314,6 +328,7 @@ async def list_schedules(request: Request) -> Response:
 
 
 @router.post("/schedules/create", response_model=Empty)
+@documented(pm.AddSchedule, errors=(409,))
 async def add_schedule(request: Request) -> Response:
     from loopline.pipelines.schedule import validate_cron
 
@@ -327,6 +342,7 @@ async def add_schedule(request: Request) -> Response:
 
 
 @router.post("/schedules/enable", response_model=Empty)
+@documented(pm.EnableSchedule)
 async def set_schedule_enabled(request: Request) -> Response:
     body = await json_body(request)
     enabled = body.get("enabled")
@@ -337,6 +353,7 @@ async def set_schedule_enabled(request: Request) -> Response:
 
 
 @router.post("/schedules/delete", response_model=Empty)
+@documented(pm.ScheduleName)
 async def remove_schedule(request: Request) -> Response:
     body = await json_body(request)
     await blocking(_store(request).remove_schedule, _str(body, "name", 256))
@@ -344,6 +361,7 @@ async def remove_schedule(request: Request) -> Response:
 
 
 @router.post("/schedules/claim", response_model=Claimed)
+@documented(pm.ClaimSlot)
 async def claim_slot(request: Request) -> Response:
     body = await json_body(request)
     name, slot, by = _str(body, "name", 256), _int(body, "slot_ms"), _str(body, "claimed_by", 255)
@@ -351,6 +369,7 @@ async def claim_slot(request: Request) -> Response:
 
 
 @router.post("/schedules/slot-result", response_model=Empty)
+@documented(pm.SlotResult)
 async def set_slot_result(request: Request) -> Response:
     body = await json_body(request)
     name, slot = _str(body, "name", 256), _int(body, "slot_ms")
@@ -360,6 +379,7 @@ async def set_slot_result(request: Request) -> Response:
 
 
 @router.get("/schedules/slots", response_model=Slots)
+@documented(pm.ScheduleName)
 async def list_slots(request: Request) -> Response:
     body = await params(request)
     slots = await blocking(_store(request).slots, _str(body, "name", 256))
@@ -370,6 +390,7 @@ async def list_slots(request: Request) -> Response:
 
 
 @router.post("/sweeps/create", response_model=Empty)
+@documented(pm.CreateSweep, errors=(409,))
 async def create_sweep(request: Request) -> Response:
     body = await json_body(request)
     await blocking(
@@ -386,6 +407,7 @@ async def create_sweep(request: Request) -> Response:
 
 
 @router.post("/sweeps/{sweep_id}/finish", response_model=Empty)
+@documented(pm.FinishSweep)
 async def finish_sweep(sweep_id: str, request: Request) -> Response:
     body = await json_body(request)
     status, best = _str(body, "status", 16), _str(body, "best_run_id", 32, required=False)
