@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
@@ -107,6 +108,21 @@ def install(app: FastAPI) -> None:
         # so no traceback; the answer goes nowhere but keeps the handler chain from re-raising.
         log.info("Client disconnected during %s %s", request.method, request.url.path)
         return json_response({"error_code": "BAD_REQUEST", "message": "The client disconnected."}, 400)
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> Response:
+        # The database refused a value its column cannot hold (PostgreSQL: too long, out of range):
+        # the input was wrong, so a 400 that says so, not a 500. Routes check the limits they know;
+        # this is the net under the ones they don't.
+        log.info("%s %s: the database refused a value: %s", request.method, request.url.path, exc.orig)
+        return json_response(
+            {
+                "error_code": "INVALID_PARAMETER_VALUE",
+                "message": "A value in the request is too long or out of range for where it is stored.",
+                "hint": "Shorten the longest strings, or keep numbers within 64-bit integers.",
+            },
+            400,
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
