@@ -300,3 +300,37 @@ def test_a_body_cut_short_is_refused_on_close(body: bytes, cut: int) -> None:
     reader.feed(whole[: max(len(whole) - cut, 0)])
     with pytest.raises(BadRequest):
         reader.close()
+
+
+# ---- which blobs a bucket lacks ----------------------------------------------------------------
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize(("stored", "listings"), [(2, ["blobs/00", "blobs"]), (6, ["blobs/00", "blobs/01"])])
+def test_missing_on_a_bucket_lists_all_blobs_or_each_prefix(
+    s3_uri: str, monkeypatch: pytest.MonkeyPatch, stored: int, listings: list[str]
+) -> None:
+    """A young bucket is listed whole (a request or two); a fuller one prefix by prefix."""
+    from loopline.artifacts.blobs import BlobArtifactStore
+
+    store = BlobArtifactStore(s3_uri)
+    picked: dict[str, list[bytes]] = {"00": [], "01": []}
+    n = 0
+    while min(len(v) for v in picked.values()) < 12:  # 12 contents whose digests start 00, 12 with 01
+        data = f"blob {n}".encode()
+        group = picked.get(digest_of(data)[:2])
+        if group is not None and len(group) < 12:
+            group.append(data)
+        n += 1
+    for data in picked["00"][:stored] + picked["01"][:1]:
+        store.put_blob_bytes(data)
+    finds: list[str] = []
+    real_find = store.fs.find
+    monkeypatch.setattr(
+        store.fs,
+        "find",
+        lambda path, **kw: finds.append(path.split("/artifacts/")[1]) or real_find(path, **kw),
+    )
+    wanted = [digest_of(d) for group in picked.values() for d in group]
+    assert store.missing(wanted) == {digest_of(d) for d in picked["00"][stored:] + picked["01"][1:]}
+    assert finds == listings
