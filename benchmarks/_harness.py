@@ -454,16 +454,17 @@ def median(values: Sequence[float]) -> float:
     return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
 
 
-def tracking_server(system: str, home: Path) -> Server:
-    """``mlflow server`` or ``loopline server`` on SQLite and a local artifact root under ``home``."""
+def tracking_server(system: str, home: Path, artifacts: str | None = None) -> Server:
+    """``mlflow server`` or ``loopline server`` on SQLite and a local artifact root under ``home``
+    (or ``artifacts``, e.g. a bucket)."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    db, art = home / "store.db", home / "artifacts"
+    db, art = home / "store.db", artifacts or str(home / "artifacts")
     if system == "mlflow":
         cmd = [
             executable("mlflow"), "server",
             "--backend-store-uri", f"sqlite:///{db}",
-            "--artifacts-destination", str(art),
+            "--artifacts-destination", art,
             "--host", "127.0.0.1", "--port", str(port),
             "--workers", "1",
         ]  # fmt: skip
@@ -471,7 +472,7 @@ def tracking_server(system: str, home: Path) -> Server:
         cmd = [
             executable("loopline"), "server",
             "--store-uri", f"sqlite:///{db}",
-            "--artifacts-uri", str(art),
+            "--artifacts-uri", art,
             "--host", "127.0.0.1", "--port", str(port),
         ]  # fmt: skip
     return Server(system, cmd, port, clean_env(), home / "server.log")
