@@ -181,7 +181,7 @@ def _dvc_s3(work: Path, data: Path) -> dict[str, float]:
         _run([str(DVC), "remote", "add", "-d", "team", f"s3://{bucket}/dvc"], repo, env)
         _run([str(DVC), "remote", "modify", "team", "endpointurl", moto.url], repo, env)
         add = _run([str(DVC), "add", "-q", data.name], repo, env)
-        push = _run([str(DVC), "push", "-q"], repo, env)
+        push = _run([str(DVC), "push"], repo, env)  # not -q: a failure says why
         wanted = _content_names(target, lambda b: hashlib.md5(b).hexdigest()[2:])  # files/md5/ab/<rest>
         if wanted - _object_names(moto, bucket, "dvc/files/md5/"):
             raise RuntimeError("some of the files are not in DVC's remote")

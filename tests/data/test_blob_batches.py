@@ -144,6 +144,11 @@ def test_an_add_through_the_server_uses_batches(
     client.get(f"datasets:/{name}/1", tmp_path / "copy")
     for path in folder.rglob("*.bin"):
         assert (tmp_path / "copy" / path.relative_to(folder)).read_bytes() == path.read_bytes()
+    # The same files as another dataset: every blob is there already, so only the manifest travels.
+    posts.clear()
+    other = client.add(folder, f"{name}-again")
+    assert (other.created, other.blobs_stored, other.stored_as) == (True, 0, {})
+    assert posts == [f"{API}/blobs/missing", BATCH, f"{API}/versions"]
 
 
 # ---- what the server refuses -------------------------------------------------------------------

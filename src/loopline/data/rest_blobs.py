@@ -108,8 +108,9 @@ class HttpBlobStore:
             held += size
         if current:
             batches.append(current)
-        if len(batches) == 1:
-            self._send_batch(batches[0])
+        if len(batches) <= 1:
+            for batch in batches:
+                self._send_batch(batch)
             return
         with ThreadPoolExecutor(min(STREAMS, len(batches)), thread_name_prefix="blob-batch") as pool:
             list(pool.map(self._send_batch, batches))

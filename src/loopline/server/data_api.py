@@ -250,7 +250,7 @@ async def create_version(body: CreateVersion, request: Request) -> Response:
         except NotFound:
             raise InvalidInput(
                 f"The manifest {digest[:12]}… is not on the server.",
-                hint="Upload it (PUT data/blobs/<digest>) before creating the version.",
+                hint="Upload it (POST data/blobs/batch) before creating the version.",
             ) from None
         if manifest.digest != digest:  # a blob named by its content cannot differ, but be sure
             raise InvalidInput(f"The blob {digest[:12]}… is not a canonical manifest.")
