@@ -22,7 +22,7 @@ version a teammate can name (DVC: the ``.dvc`` file, and the objects in its remo
 version row on the server, and the blobs in its bucket), both hashed on the client. Each system gets
 a fresh moto server (``moto_server`` from ``.venv-bench-data``: the only S3 server this machine can
 run; it keeps objects in memory) and its own bucket; DVC's figure is ``dvc add`` + ``dvc push``
-(two processes, both timed; ``dvc push`` alone is in the JSON), Loopline's the one ``data add``,
+(two processes, both timed; a second row holds ``dvc push`` alone), Loopline's the one ``data add``,
 with the server already running on SQLite and ``s3://<bucket>/loopline``. The peer column holds
 DVC's figure on these rows; ratio above 1 is Loopline ahead. Each round then lists the bucket and
 checks that every file's content is there (DVC's cache layout or Loopline's blob layout).
