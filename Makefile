@@ -38,7 +38,7 @@ $(BENCH)/.installed: benchmarks/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(BENCH)
 	$(BENCH)/bin/pip install -q --upgrade pip
 	$(BENCH)/bin/pip install -q -r benchmarks/requirements.txt
-	$(BENCH)/bin/pip install -q -e ".[sklearn,data,monitoring,features,redis,postgres]"
+	$(BENCH)/bin/pip install -q -e ".[sklearn,data,monitoring,features,redis,postgres,s3]"
 	@touch $@
 
 # A peer whose pins clash with the others' gets a venv of its own from requirements-<module>.txt.

@@ -454,17 +454,25 @@ def median(values: Sequence[float]) -> float:
     return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
 
 
-def tracking_server(system: str, home: Path, *, store_uri: str | None = None, workers: int = 1) -> Server:
-    """``mlflow server`` or ``loopline server`` with a local artifact root under ``home``, on
-    ``store_uri`` (default: a SQLite database under ``home``) with ``workers`` worker processes."""
+def tracking_server(
+    system: str,
+    home: Path,
+    *,
+    store_uri: str | None = None,
+    workers: int = 1,
+    artifacts: str | None = None,
+) -> Server:
+    """``mlflow server`` or ``loopline server`` on ``store_uri`` (default: a SQLite database under
+    ``home``) with ``workers`` worker processes, artifacts under ``home`` (or ``artifacts``, e.g. a
+    bucket)."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    db, art = store_uri or f"sqlite:///{home / 'store.db'}", home / "artifacts"
+    db, art = store_uri or f"sqlite:///{home / 'store.db'}", artifacts or str(home / "artifacts")
     if system == "mlflow":
         cmd = [
             executable("mlflow"), "server",
             "--backend-store-uri", db,
-            "--artifacts-destination", str(art),
+            "--artifacts-destination", art,
             "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(workers),
         ]  # fmt: skip
@@ -472,7 +480,7 @@ def tracking_server(system: str, home: Path, *, store_uri: str | None = None, wo
         cmd = [
             executable("loopline"), "server",
             "--store-uri", db,
-            "--artifacts-uri", str(art),
+            "--artifacts-uri", art,
             "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(workers),
         ]  # fmt: skip

@@ -333,19 +333,34 @@ class BlobArtifactStore:
 
     def missing(self, digests: Iterable[str]) -> set[str]:
         """Which of ``digests`` this store has no blob for: a stat each on a folder; on an object
-        store a HEAD each for a few, else one listing per ``blobs/ab`` prefix they fall under (a
-        few hundred listings at most beat thousands of HEADs, and none lists the whole store)."""
+        store a HEAD each for a few, else listings. The first ``blobs/ab`` prefix they fall under
+        is listed, which also tells how full the store is (digests spread evenly over the 256
+        prefixes): if listing all of ``blobs/`` takes fewer pages (1,000 names each) than listing
+        each remaining prefix, that is done (a young store: a request or two, where one listing
+        per prefix was 256, and two for each empty one); else the prefixes are listed, 8 at once."""
         wanted = {check_digest(d) for d in digests}
         if self.is_local or len(wanted) <= 16:
             return {d for d in wanted if not self.has_blob(d)}
-        present: set[str] = set()
-        for prefix in sorted({d[:2] for d in wanted}):
-            try:
-                listed = self.fs.find(f"{self.root}/blobs/{prefix}")
-            except FileNotFoundError:
-                continue
-            present.update(str(p).rsplit("/", 1)[-1] for p in listed)
+        prefixes = sorted({d[:2] for d in wanted})
+        present = self._listed(f"blobs/{prefixes[0]}")
+        rest = prefixes[1:]
+        if len(present) * 256 < 1000 * len(rest):
+            return wanted - self._listed("blobs")
+        if rest:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(8, len(rest))) as pool:
+                for names in pool.map(lambda p: self._listed(f"blobs/{p}"), rest):
+                    present |= names
         return wanted - present
+
+    def _listed(self, folder: str) -> set[str]:
+        """The names of the files under ``folder`` (of an object store), at any depth."""
+        try:
+            found = self.fs.find(f"{self.root}/{folder}")
+        except FileNotFoundError:
+            return set()
+        return {str(p).rsplit("/", 1)[-1] for p in found}
 
     def blob_path(self, digest: str) -> str:
         """Where the blob lives on the store's filesystem (a local path for local roots)."""
@@ -356,8 +371,8 @@ class BlobArtifactStore:
         hardlink, copy or upload. Atomic: the blob appears whole or not at all."""
         blob = self._blob(check_digest(digest))
         if not self.is_local:
-            if self.fs.exists(blob):
-                return "present"
+            # No HEAD first: every caller has just asked `missing`, and a PUT of a blob that is
+            # there already writes the same bytes again. One request per new blob, not two.
             self.fs.put_file(str(local_path), blob)  # one PUT (or a completed multipart): atomic
             return "upload"
         if link == "link" and not self.clones_files():

@@ -269,11 +269,17 @@ class DataClient:
             return map_in_slices(put, list(unique.items()))
         from concurrent.futures import ThreadPoolExecutor
 
+        from loopline.data.rest_blobs import HttpBlobStore
+
         # Ask once which blobs the store lacks (a request to a server, a listing of a bucket),
         # then send only those; uploads wait on the network: overlap them.
         todo = self.blobs.missing(unique)
-        with ThreadPoolExecutor(WORKERS) as pool:
-            sent = list(pool.map(put, [(d, f) for d, f in unique.items() if d in todo]))
+        if isinstance(self.blobs, HttpBlobStore):  # many blobs per request, each verified there
+            self.blobs.put_blobs([(d, f.size, f.path) for d, f in unique.items() if d in todo])
+            sent = ["upload"] * len(todo)
+        else:
+            with ThreadPoolExecutor(WORKERS) as pool:
+                sent = list(pool.map(put, [(d, f) for d, f in unique.items() if d in todo]))
         return sent + ["present"] * (len(unique) - len(todo))
 
     def _track(

@@ -3,7 +3,14 @@
 Blobs are named by their BLAKE3 digest, so every transfer is checked end to end: the server hashes
 an upload as it streams to disk and refuses (400) bytes that are not the digest's, writing the blob
 in place only once it is whole; a download is hashed as it arrives here and replaced into place
-only when it matches. A PUT by digest is idempotent, so a failed transfer is simply sent again.
+only when it matches. Storing a blob by digest is idempotent, so a failed transfer is simply sent
+again.
+
+Uploads go in batches (``POST data/blobs/batch``, framed by ``loopline.data.blob_frames``): small
+blobs are packed up to ``BATCH_BYTES`` per request and ``STREAMS`` requests run at once, each on
+its own connection, while a big blob travels alone. One request per blob cost ~1.3 ms of server
+time each (routing, a thread hop to stage and one to commit): 10,000 files of 105 KiB took 14.7 s
+that way, against 1.25 s for the same add embedded.
 
 Where the blobs are is the server's business (its folder or bucket): a teammate's client on another
 machine reads the same blobs. Tabular reads (``scan``) need local files: blobs are downloaded once
@@ -18,18 +25,24 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, BinaryIO, TypeVar
 
 import httpx
 
 from loopline.artifacts.digests import CHUNK, check_digest
+from loopline.data.blob_frames import HEADER, MAGIC, MEDIA_TYPE, frame_header
 from loopline.errors import BackendUnavailable, InvalidInput
 from loopline.protocol.http import RestClient, raise_for_error
 
 BLOBS = "/api/2.0/loopline/data/blobs"
 MISSING_BATCH = 10_000  # digests per `missing` request (~700 KB of JSON)
+BATCH_BYTES = 16 << 20  # a batch is closed once it holds this much; a bigger blob travels alone
+BATCH_BLOBS = 1_000  # ... or this many blobs (the server takes up to 10,000)
+STREAMS = 4  # batches in flight at once, each on a connection of its own
+READ = 1 << 20  # a big file is read and sent in pieces of this size
 _RETRY_STATUS = {429, 502, 503, 504}
 T = TypeVar("T")
 
@@ -64,29 +77,61 @@ class HttpBlobStore:
 
     def put_blob(self, local_path: str | Path, digest: str, *, link: str = "auto") -> str:
         """Upload ``local_path`` as the blob ``digest`` (streamed); ``link`` has no meaning here."""
-        url = f"{BLOBS}/{check_digest(digest)}"
-
-        def send() -> httpx.Response:
-            with open(local_path, "rb") as f:  # opened per attempt: a retry sends the whole file again
-                return self.rest.http.put(
-                    url, content=f, headers={"Content-Type": "application/octet-stream"}
-                )
-
-        try:
-            self._retrying(send)
-        except InvalidInput as e:
-            raise InvalidInput(
-                f"The server refused {local_path} as blob {digest[:12]}…: {e.message}",
-                hint="It changed after it was hashed: add it again once whatever writes it has finished.",
-            ) from None
+        self.put_blobs([(digest, os.path.getsize(local_path), local_path)])
         return "upload"
 
     def put_blob_bytes(self, data: bytes) -> str:
         import blake3
 
         digest = str(blake3.blake3(data).hexdigest())
-        self._retrying(lambda: self.rest.http.put(f"{BLOBS}/{digest}", content=data))
+        self.put_blobs([(digest, len(data), data)])
         return digest
+
+    def put_blobs(self, blobs: Sequence[tuple[str, int, str | Path | bytes]]) -> None:
+        """Upload ``(digest, size, file or bytes)`` blobs: packed into batches, a few sent at once.
+
+        A file that no longer holds the bytes it was hashed to is refused by the server; that
+        raises ``InvalidInput`` naming it (blobs already sent stay: each holds its digest's bytes).
+        """
+        batches: list[list[tuple[str, int, str | Path | bytes]]] = []
+        current: list[tuple[str, int, str | Path | bytes]] = []
+        held = 0
+        for digest, size, source in blobs:
+            check_digest(digest)
+            if size >= BATCH_BYTES:  # alone: it fills a batch by itself
+                batches.append([(digest, size, source)])
+                continue
+            if held + size > BATCH_BYTES or len(current) == BATCH_BLOBS:
+                batches.append(current)
+                current, held = [], 0
+            current.append((digest, size, source))
+            held += size
+        if current:
+            batches.append(current)
+        if len(batches) <= 1:
+            for batch in batches:
+                self._send_batch(batch)
+            return
+        with ThreadPoolExecutor(min(STREAMS, len(batches)), thread_name_prefix="blob-batch") as pool:
+            list(pool.map(self._send_batch, batches))
+
+    def _send_batch(self, batch: list[tuple[str, int, str | Path | bytes]]) -> None:
+        length = len(MAGIC) + sum(HEADER + size for _, size, _ in batch)
+        headers = {"Content-Type": MEDIA_TYPE, "Content-Length": str(length)}
+
+        def send() -> httpx.Response:  # the body is made again for each attempt: a retry re-reads
+            return self.rest.http.post(f"{BLOBS}/batch", content=_frames(batch), headers=headers)
+
+        try:
+            self._retrying(send)
+        except InvalidInput as e:
+            refused = next(((d, src) for d, _, src in batch if d in e.message), None)
+            if refused is None or isinstance(refused[1], bytes):
+                raise
+            raise InvalidInput(
+                f"The server refused {refused[1]} as blob {refused[0][:12]}…: {e.message}",
+                hint="It changed after it was hashed: add it again once whatever writes it has finished.",
+            ) from None
 
     def remove_blob(self, digest: str) -> None:
         """Nothing to undo: the server stored the upload only because it held ``digest``'s bytes."""
@@ -210,6 +255,34 @@ class HttpBlobStore:
 
     def gc(self, grace_seconds: float = 3600.0) -> tuple[int, int]:
         raise _on_server()
+
+
+def _frames(batch: list[tuple[str, int, str | Path | bytes]]) -> Iterator[bytes]:
+    """The batch's body, piece by piece: ``bytes`` pieces (httpx hands them to the socket as they
+    are; another buffer type would be copied into one first)."""
+    yield MAGIC
+    for digest, size, source in batch:
+        head = frame_header(digest, size)
+        if isinstance(source, bytes):
+            yield head + source
+            continue
+        with open(source, "rb", buffering=0) as f:
+            if size <= READ:  # a small file: one piece with its header, one write to the socket
+                data = f.read(size)
+                short = size - len(data)
+                if not short:
+                    yield head + data
+            else:
+                yield head
+                short = size
+                while short and (piece := f.read(min(READ, short))):
+                    short -= len(piece)
+                    yield piece
+        if short:  # it shrank since it was hashed: the body would not match its announced length
+            raise InvalidInput(
+                f"{source} changed while it was being uploaded: no version was made.",
+                hint="Add it again once whatever writes it has finished.",
+            )
 
 
 class _Transient(Exception):

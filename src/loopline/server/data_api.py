@@ -5,10 +5,16 @@ client's hash cache makes an unchanged file free), and the server checks every d
 
 1. ``POST data/blobs/missing`` ``{"digests": [...]}`` → ``{"missing": [...]}``: the blobs the
    server's store lacks (up to 100,000 per request).
-2. ``PUT data/blobs/<blake3>``, the raw bytes → ``{"digest", "stored"}``: streamed to disk and
-   hashed as they arrive; 400 if they are not that digest's bytes. Atomic: the blob appears whole
-   or not at all, so an upload cut short leaves nothing, and a PUT sent again is harmless.
-3. ``PUT data/blobs/<manifest blake3>``: the manifest, like any blob.
+2. ``POST data/blobs/batch``, a body of ``application/x-loopline-blobs`` frames (the magic line
+   ``loopline-blobs/1``, then per blob: 32 bytes of raw BLAKE3, 8 of big-endian size, the bytes;
+   ``loopline.data.blob_frames``; up to 10,000 blobs) → ``{"received": n, "stored": new}``. Each
+   blob is hashed as it streams in and moved into place only whole and verified; the first whose
+   bytes are not its digest's is refused (400, nothing of it stored; the blobs before it stay,
+   each correct by construction). A body cut short stores nothing of the blob it was in. The
+   client packs small blobs into batches of ~16 MiB and sends a few batches at once; a big blob
+   travels alone. ``PUT data/blobs/<blake3>`` with the raw bytes does the same for one blob
+   (→ ``{"digest", "stored"}``), through the same code.
+3. The manifest, uploaded like any blob.
 4. ``POST data/versions`` (``CreateVersion``: name, digest of the manifest, format, source,
    num_files, size_bytes, num_rows, schema, profile, description) →
    ``{"version": {...}, "created": bool}``. The manifest and every blob it names must be on the
@@ -30,16 +36,15 @@ Reads and the rest:
 - ``POST data/lineage`` ``{from_uri, to_uri, relation}``: an edge, e.g. ``input_of`` a run.
 
 Errors are 4xx JSON ``{"error_code", "message"}``. Each request builds the data store from the
-request's context (``server.state.context``); blobs live in the server's artifact store. Every
-route is synchronous: creating a version costs one stat per blob (one listing on S3), quick even
-for 10,000 files; uploads are one streamed request per blob.
+request's context (``server.state.context``); blobs live in the server's artifact store. Creating a
+version costs one stat per blob (one listing on S3), quick even for 10,000 files; uploads are
+received on the event loop and hashed and written on a thread of their own
+(``loopline.server.blob_uploads``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -47,11 +52,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from loopline.artifacts.blobs import BlobArtifactStore
 from loopline.artifacts.digests import CHUNK, check_digest
-from loopline.artifacts.local_files import READ_ONLY
 from loopline.artifacts.manifest import Manifest
+from loopline.data.blob_frames import MEDIA_TYPE
 from loopline.errors import InvalidInput, NotFound
+from loopline.server.blob_uploads import receive_blobs
 from loopline.server.http import (
     blocking,
     json_body,
@@ -182,48 +187,25 @@ _RAW_BODY = {
 async def put_blob(digest: str, request: Request) -> Response:
     """Store the raw body as the blob ``digest``: hashed as it streams in, refused (400) if it is
     not that digest's bytes, moved into place only whole."""
-    import blake3
-
-    digest = check_digest(digest)
-    store = artifacts(request)
-    if store.is_local:
-        tmp = await blocking(store.stage_blob, digest)  # beside the blob: the final rename is free
-    else:
-        fd, tmp = tempfile.mkstemp(dir=store.staging_dir(), prefix="blob-")
-        os.close(fd)
-    hasher = blake3.blake3()
-    try:
-        with open(tmp, "wb") as f:
-            async for chunk in request.stream():
-                if len(chunk) > CHUNK:
-                    await blocking(hasher.update, chunk)
-                    await blocking(f.write, chunk)
-                else:
-                    hasher.update(chunk)
-                    f.write(chunk)
-        got = hasher.hexdigest()
-        if got != digest:
-            raise InvalidInput(
-                f"The body's BLAKE3 is {got}, not {digest}: nothing was stored.",
-                hint="Send the file's exact bytes under its digest.",
-            )
-        stored = await blocking(_commit_blob, store, tmp, digest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return json_response({"digest": digest, "stored": stored})
+    writer = await receive_blobs(request, artifacts(request), check_digest(digest))
+    return json_response({"digest": digest, "stored": bool(writer.stored)})
 
 
-def _commit_blob(store: BlobArtifactStore, tmp: str, digest: str) -> bool:
-    """Move the verified upload into place; False if the blob was already there."""
-    if store.has_blob(digest):
-        return False
-    if store.is_local:
-        os.chmod(tmp, READ_ONLY)
-        store.commit_staged(tmp, digest)
-    else:
-        store.put_blob(tmp, digest)
-    return True
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.post("/data/blobs/batch", openapi_extra=_BATCH_BODY)
+async def put_blobs(request: Request) -> Response:
+    """Store many blobs sent in one body (``loopline.data.blob_frames``): each hashed as it
+    streams in and moved into place only whole and verified; 400 for the first one that is not
+    its digest's bytes (nothing of it is stored) or for a malformed body."""
+    writer = await receive_blobs(request, artifacts(request))
+    return json_response({"received": writer.received, "stored": writer.stored})
 
 
 @router.get("/data/blobs/{digest}")
@@ -268,7 +250,7 @@ async def create_version(body: CreateVersion, request: Request) -> Response:
         except NotFound:
             raise InvalidInput(
                 f"The manifest {digest[:12]}… is not on the server.",
-                hint="Upload it (PUT data/blobs/<digest>) before creating the version.",
+                hint="Upload it (POST data/blobs/batch) before creating the version.",
             ) from None
         if manifest.digest != digest:  # a blob named by its content cannot differ, but be sure
             raise InvalidInput(f"The blob {digest[:12]}… is not a canonical manifest.")
