@@ -89,7 +89,7 @@ def _embedded(work: Path, data: Path) -> dict[str, float]:
 def _through_server(
     work: Path, data: Path, artifacts: str | None = None, s3: dict[str, str] | None = None
 ) -> float:
-    server = tracking_server("loopline", work / "server", artifacts)  # its own SQLite database
+    server = tracking_server("loopline", work / "server", artifacts=artifacts)  # its own SQLite database
     server.env.update(s3 or {})
     try:
         server.start()
