@@ -107,7 +107,8 @@ class Context:
     @property
     def http(self) -> RestClient:
         """The HTTP client of the server the tracking URI names (shared by every domain's REST store),
-        which names this context's workspace to the server in each request."""
+        which names this context's workspace to the server in each request (all but "default", which
+        leaves the choice to the server: its own LOOPLINE_WORKSPACE)."""
         if not self.is_remote:
             raise InvalidInput(f"{self.settings.tracking_uri} is a database, not a server.")
         with self._conn.lock:
@@ -115,8 +116,10 @@ class Context:
             if client is None:
                 from loopline.protocol.http import RestClient
 
+                # "default" (LOOPLINE_WORKSPACE unset) defers to the server's own workspace.
+                named = None if self.workspace == "default" else self.workspace
                 client = self._conn.http[self.workspace] = RestClient(
-                    self.settings.tracking_uri, workspace=self.workspace
+                    self.settings.tracking_uri, workspace=named
                 )
             return client
 

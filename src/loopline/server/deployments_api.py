@@ -70,33 +70,47 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+# The bounds below are documented (json_schema_extra) and checked by DeploymentSpec, whose refusals
+# name the field and the fix; a pydantic constraint would answer first, with a bare "should be ≥ 0".
 ModelUri = Annotated[
     str,
     Field(
-        min_length=1,
-        max_length=MAX_URI,
+        json_schema_extra={"minLength": 1, "maxLength": MAX_URI},
         description="models:/name/3, models:/name@alias, or a folder on the serving machine",
     ),
 ]
-Comment = Annotated[str, Field(max_length=MAX_COMMENT)]
-Revision = Annotated[int, Field(ge=0, le=2**31 - 1), BeforeValidator(whole_number)]
+Comment = Annotated[str, Field(json_schema_extra={"maxLength": MAX_COMMENT})]
+Revision = Annotated[
+    int, Field(json_schema_extra={"minimum": 0, "maximum": 2**31 - 1}), BeforeValidator(whole_number)
+]
 
 
 class RouteIn(_Strict):
     model: ModelUri
-    weight: float = Field(1.0, ge=0, description="share of traffic: weight / sum of weights (some > 0)")
+    weight: float = Field(
+        1.0,
+        json_schema_extra={"minimum": 0},
+        description="share of traffic: weight / sum of weights (some > 0)",
+    )
 
 
 class ShadowIn(_Strict):
     model: ModelUri
-    sample_rate: float = Field(1.0, ge=0, le=1, description="share of requests copied to the shadow")
+    sample_rate: float = Field(
+        1.0,
+        json_schema_extra={"minimum": 0, "maximum": 1},
+        description="share of requests copied to the shadow",
+    )
 
 
 class SetRequest(_Strict):
     name: Name
-    routes: list[RouteIn] = Field(min_length=1, max_length=MAX_ROUTES)
+    # Documented bounds; DeploymentSpec refuses an empty or too long list with its own words.
+    routes: list[RouteIn] = Field(json_schema_extra={"minItems": 1, "maxItems": MAX_ROUTES})
     shadow: ShadowIn | None = None
-    sticky_header: str | None = Field(None, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
+    sticky_header: str | None = Field(
+        None, json_schema_extra={"pattern": r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$"}
+    )
     expected_revision: Revision | None = Field(
         None, description="the revision you read (0: must not exist); another one is 409"
     )
@@ -105,7 +119,9 @@ class SetRequest(_Strict):
 
 class RollbackRequest(_Strict):
     name: Name
-    to_revision: Annotated[int, Field(ge=1, le=2**31 - 1), BeforeValidator(whole_number)]
+    to_revision: Annotated[
+        int, Field(json_schema_extra={"minimum": 1, "maximum": 2**31 - 1}), BeforeValidator(whole_number)
+    ]
     expected_revision: Revision | None = None
     comment: Comment = ""
 

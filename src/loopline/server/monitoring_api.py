@@ -161,14 +161,14 @@ class ReportResponse(BaseModel):
 
 class CreateMonitorRequest(BaseModel):
     name: Name
-    target: str = Field(
-        pattern=r"^(deployments|models):/",
+    target: str = Field(  # the pattern is documented; check_definition refuses with a hint
+        json_schema_extra={"pattern": r"^(deployments|models):/"},
         description="deployments:/name, models:/name@alias or models:/name/3",
     )
     reference: str = Field("", description="a datasets:/ URI, a file on the server, or '' for lineage")
     window: str = Field(
         "1h",
-        pattern=r"^0*[1-9][0-9]{0,9}(?:s|m|h|d|rows)$",
+        json_schema_extra={"pattern": r"^0*[1-9][0-9]{0,9}(?:s|m|h|d|rows)$"},  # Window.parse checks
         description="the rows a run looks at: 1h, 30m, 7d, or 1000 (the last rows)",
     )
     schedule: str = Field("", description="a cron expression (five fields), or '' to run only when asked")

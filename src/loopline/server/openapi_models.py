@@ -64,7 +64,11 @@ def whole_number(value: Any) -> Any:
 
 
 # loopline/names.py: the one rule for Loopline's own objects (monitors, deployments, schedules, …).
-Name = Annotated[str, Field(pattern=f"^{NAME.pattern.pattern}$", description=NAME.hint)]
+# Documented here, checked by the domain (check_name), whose refusal names the kind and the fix; a
+# pydantic pattern error would answer first, with only the regular expression.
+Name = Annotated[
+    str, Field(description=NAME.hint, json_schema_extra={"pattern": f"^{NAME.pattern.pattern}$"})
+]
 
 
 @dataclass(frozen=True)
