@@ -116,3 +116,18 @@ def allow_mlflow_pickles(monkeypatch: pytest.MonkeyPatch) -> None:
         else "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
     )
     monkeypatch.setenv(name, "true")
+
+
+def run_cli(url: str, cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``loopline *args`` as a fresh process in ``cwd``, against the server at ``url`` only: none of the
+    test's own LOOPLINE_*/MLFLOW_* settings leak in (a client that needed the database would fail)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_"))}
+    env["LOOPLINE_TRACKING_URI"] = url
+    return subprocess.run(
+        [sys.executable, "-m", "loopline.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

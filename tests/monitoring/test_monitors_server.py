@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from monitor_data import deploy, log_requests, write_reference
+from support import run_cli
 
 from loopline.config import Settings
 from loopline.context import Context
@@ -30,19 +31,6 @@ def _remote(url: str) -> Context:
     return ctx
 
 
-def _cli(url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_"))}
-    env["LOOPLINE_TRACKING_URI"] = url
-    return subprocess.run(
-        [sys.executable, "-m", "loopline.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_cli_monitor_lineage_and_events_through_the_server(loopline_server: str, tmp_path: Path) -> None:
     url = loopline_server
     ctx = _remote(url)
@@ -53,7 +41,7 @@ def test_cli_monitor_lineage_and_events_through_the_server(loopline_server: str,
     work.mkdir()
 
     def ok(*args: str) -> str:
-        done = _cli(url, work, *args)
+        done = run_cli(url, work, *args)
         assert done.returncode == 0, (args, done.stdout, done.stderr)
         return done.stdout
 
@@ -62,7 +50,7 @@ def test_cli_monitor_lineage_and_events_through_the_server(loopline_server: str,
         "--target", "label", "--categorical", "label", "--threshold", "accuracy=0.5",
     )  # fmt: skip
     assert "Created monitor churn on deployments:/churn-prod" in made
-    again = _cli(url, work, "monitor", "create", "churn", "-d", "churn-prod", "--window", "1h")
+    again = run_cli(url, work, "monitor", "create", "churn", "-d", "churn-prod", "--window", "1h")
     assert again.returncode == 1 and "exists already" in again.stderr
     [listed] = json.loads(ok("monitor", "list", "--format", "json"))
     assert listed["name"] == "churn" and listed["reference"] == ref and listed["schedule"] is None
@@ -70,7 +58,7 @@ def test_cli_monitor_lineage_and_events_through_the_server(loopline_server: str,
     ran = json.loads(ok("monitor", "run", "churn", "--format", "json"))
     assert ran["status"] == "drift" and ran["metrics"]["rows"] == 150.0
     assert ran["report"]["dataset_drift"] is True and ran["alerts"][0]["event"] == "monitor.drift_detected"
-    failing = _cli(url, work, "monitor", "run", "churn", "--fail-on-drift")
+    failing = run_cli(url, work, "monitor", "run", "churn", "--fail-on-drift")
     assert failing.returncode == 1 and "alert: monitor.drift_detected" in failing.stdout
     assert "age" in failing.stdout  # the report's table, computed on the server
 
@@ -108,7 +96,7 @@ def test_cli_monitor_lineage_and_events_through_the_server(loopline_server: str,
 
     assert "Deleted monitor churn" in ok("monitor", "delete", "churn")
     assert json.loads(ok("monitor", "list", "--format", "json")) == []
-    gone = _cli(url, work, "monitor", "show", "churn")
+    gone = run_cli(url, work, "monitor", "show", "churn")
     assert gone.returncode == 1 and "No monitor named 'churn'" in gone.stderr
     # the client never opened a database: nothing but what it was asked to write is in its folder
     assert sorted(p.name for p in work.iterdir()) == ["report.html"]

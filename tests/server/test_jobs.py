@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +19,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from support import serve_loopline
+from support import run_cli, serve_loopline
 
 from loopline.config import Settings
 from loopline.context import Context
@@ -188,46 +185,33 @@ def test_progress_moves_and_ends_at_the_rows_written(async_server: str, tmp_path
     assert mine.rows == 60_000
 
 
-def _cli(url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_"))}
-    env["LOOPLINE_TRACKING_URI"] = url
-    return subprocess.run(
-        [sys.executable, "-m", "loopline.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_no_wait_prints_the_job_id_and_jobs_wait_finishes_it(async_server: str, tmp_path: Path) -> None:
     FeatureStore(context=_remote(async_server)).apply(_write_repo(tmp_path / "repo", 2_000))
     work = tmp_path / "client"
     work.mkdir()
-    started = _cli(async_server, work, "features", "materialize", *WINDOW, "--no-wait")
+    started = run_cli(async_server, work, "features", "materialize", *WINDOW, "--no-wait")
     assert started.returncode == 0, started.stderr
     found = re.search(r"Started as job ([0-9a-f]{32})\.", started.stdout)
     assert found is not None, started.stdout
     job_id = found.group(1)
     assert f"loopline jobs wait {job_id}" in started.stdout
 
-    waited = _cli(async_server, work, "jobs", "wait", job_id, "--format", "json")
+    waited = run_cli(async_server, work, "jobs", "wait", job_id, "--format", "json")
     assert waited.returncode == 0, waited.stderr
     assert [r["rows"] for r in json.loads(waited.stdout)["results"]] == [2_000]
-    shown = json.loads(_cli(async_server, work, "jobs", "show", job_id, "--format", "json").stdout)
+    shown = json.loads(run_cli(async_server, work, "jobs", "show", job_id, "--format", "json").stdout)
     assert shown["status"] == "succeeded" and shown["kind"] == "features.materialize"
     assert shown["progress"]["done"] == 2_000
-    table = _cli(async_server, work, "jobs", "show", job_id).stdout
+    table = run_cli(async_server, work, "jobs", "show", job_id).stdout
     assert job_id in table and "succeeded" in table and "2,000" in table
 
     # Waited for (the default), the same command prints the outcome; a failing job exits 1 with it.
-    ran = _cli(async_server, work, "features", "materialize", *WINDOW, "--format", "json")
+    ran = run_cli(async_server, work, "features", "materialize", *WINDOW, "--format", "json")
     assert ran.returncode == 0 and json.loads(ran.stdout)[0]["rows"] == 2_000
-    bad = _cli(async_server, work, "features", "materialize", *WINDOW, "--view", "nope")
+    bad = run_cli(async_server, work, "features", "materialize", *WINDOW, "--view", "nope")
     assert bad.returncode == 1 and "No online feature view(s) ['nope']" in bad.stderr
     failed_id = list_jobs(_remote(async_server).http)[0].id
-    again = _cli(async_server, work, "jobs", "wait", failed_id)
+    again = run_cli(async_server, work, "jobs", "wait", failed_id)
     assert again.returncode == 1 and "No online feature view(s) ['nope']" in again.stderr
     assert sorted(p.name for p in work.iterdir()) == []  # the client opened no database
 
@@ -263,7 +247,7 @@ def test_unknown_job_ids_are_404_json_and_jobs_are_per_workspace(store_uri: str,
             assert list_jobs(other.http) == []
         bad = httpx.get(f"{a}{JOBS_API}", params={"status": "done"})
         assert bad.status_code == 400 and "queued, running, succeeded or failed" in bad.json()["message"]
-        missing = _cli(a, tmp_path, "jobs", "show", "0" * 32)
+        missing = run_cli(a, tmp_path, "jobs", "show", "0" * 32)
         assert missing.returncode == 1 and f"No job '{'0' * 32}'" in missing.stderr
 
 

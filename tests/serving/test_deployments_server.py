@@ -4,16 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support import serve_loopline
+from support import run_cli, serve_loopline
 
 from loopline.config import Settings
 from loopline.context import Context
@@ -158,25 +155,12 @@ def test_bad_requests_get_4xx_json_naming_the_problem(server: str) -> None:
         ] and "next_page_token" not in listed
 
 
-def _cli(url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_"))}
-    env["LOOPLINE_TRACKING_URI"] = url
-    return subprocess.run(
-        [sys.executable, "-m", "loopline.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_deploy_commands_through_the_server_with_only_an_http_uri(server: str, tmp_path: Path) -> None:
     work = tmp_path / "client"
     work.mkdir()
 
     def ok(*args: str) -> str:
-        done = _cli(server, work, *args)
+        done = run_cli(server, work, *args)
         assert done.returncode == 0, (args, done.stdout, done.stderr)
         return done.stdout
 
@@ -188,13 +172,13 @@ def test_deploy_commands_through_the_server_with_only_an_http_uri(server: str, t
     assert "models:/churn@champion  90%  (= models:/churn/1)" in made
     assert "models:/churn/3  shadow, 100% of requests" in made and "sticky on header x-user-id" in made
 
-    stale = _cli(
+    stale = run_cli(
         server, work, "deploy", "set", "churn-prod", "-r", "models:/churn/1", "--expected-revision", "0"
     )
     assert stale.returncode == 1 and "exists already (revision 1)" in stale.stderr
     assert "Traceback" not in stale.stderr
     ok("deploy", "set", "churn-prod", "-r", "models:/churn/2=1", "--expected-revision", "1", "-m", "v2")
-    lost = _cli(
+    lost = run_cli(
         server, work, "deploy", "set", "churn-prod", "-r", "models:/churn/3", "--expected-revision", "1"
     )
     assert (
@@ -212,7 +196,7 @@ def test_deploy_commands_through_the_server_with_only_an_http_uri(server: str, t
     assert ok("deploy", "list").splitlines() == [
         "churn-prod  revision 3  models:/churn@champion 90%, models:/churn@challenger 10%"
     ]
-    missing = _cli(server, work, "deploy", "rollback", "churn-prod", "--to", "7")
+    missing = run_cli(server, work, "deploy", "rollback", "churn-prod", "--to", "7")
     assert missing.returncode == 1 and "no revision 7" in missing.stderr
 
     events = json.loads(ok("events", "deployments:/churn-prod", "--format", "json"))
@@ -230,7 +214,7 @@ def test_deploy_commands_through_the_server_with_only_an_http_uri(server: str, t
     }
 
     assert "deleted deployment churn-prod" in ok("deploy", "delete", "churn-prod", "--expected-revision", "3")
-    gone = _cli(server, work, "deploy", "show", "churn-prod")
+    gone = run_cli(server, work, "deploy", "show", "churn-prod")
     assert gone.returncode == 1 and "No deployment named 'churn-prod'" in gone.stderr
     assert ok("deploy", "list") == ""
     assert list(work.iterdir()) == []  # the client never made a .loopline folder
