@@ -88,7 +88,8 @@ class Record:
 
 
 class KeyStore:
-    """The ``idempotency_keys`` rows of one workspace: claim, finish, release, purge.
+    """The ``idempotency_keys`` rows: claim, finish, release (each in the request's workspace; the
+    server's own, ``workspace``, when the request names none) and purge (every workspace's).
 
     The statements are built once: building and cache-keying a new one per call cost about twice
     the INSERT itself (SQLite: 470 µs of CPU per claim, 160 µs prebuilt)."""
