@@ -348,9 +348,10 @@ model_aliases = Table(
 # ---- domain tables ------------------------------------------------------------------------
 # Each later domain keeps its tables in a module of its own on this same MetaData (migrations 0004
 # data, 0005 monitoring, 0006 pipelines, 0007 features, 0009 deployments, 0010 jobs, 0011 idempotency
-# keys); importing them here makes ``metadata`` the whole schema for Alembic and for the test that
-# compares it with the migrations.
+# keys, 0012 automation); importing them here makes ``metadata`` the whole schema for Alembic and
+# for the test that compares it with the migrations.
 from loopline.metadata import (  # noqa: E402, F401
+    schema_automation,
     schema_data,
     schema_deployments,
     schema_features,

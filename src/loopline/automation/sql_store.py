@@ -1,0 +1,339 @@
+"""The loop's state on SQLAlchemy (SQLite or PostgreSQL): policies, rollouts, triggers, leases.
+
+Every write is one transaction that also appends its ``loop.*`` event. Rollouts move by
+compare-and-set: ``UPDATE … WHERE id = ? AND state = ? AND step = ?`` changes one row or none, so
+of two controllers (or a step retried after a crash) exactly one acts; the other gets ``Conflict``.
+A lease is a row per key whose holder may renew it, and anyone may take it once ``expires_ms`` has
+passed: an INSERT for a new key (the primary key makes a race lose), an UPDATE guarded by
+"expired or mine" for an existing one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Self
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from loopline.automation import events as ev
+from loopline.automation.types import (
+    Policy,
+    Rollout,
+    RolloutState,
+    policy_from_json,
+    policy_to_json,
+)
+from loopline.clock import now_ms
+from loopline.errors import Conflict, InvalidInput, NotFound
+from loopline.metadata.base import SqlStore
+from loopline.metadata.schema_automation import (
+    automation_cursor as cur,
+    automation_leases as ls,
+    automation_policies as pol,
+    automation_rollouts as ro,
+    automation_triggers as trg,
+)
+
+if TYPE_CHECKING:
+    from loopline.context import Context
+
+_TERMINAL = [s.value for s in RolloutState if s.terminal]
+_CHANGEABLE = frozenset(
+    {"state", "step", "step_started_ms", "candidate", "champion", "verdict", "reason", "pipeline_run"}
+)
+
+
+def _rollout(r: Any) -> Rollout:
+    return Rollout(
+        id=r.id,
+        policy=r.policy,
+        deployment=r.deployment,
+        state=RolloutState(r.state),
+        candidate=r.candidate,
+        champion=r.champion,
+        step=r.step,
+        step_started_ms=r.step_started_ms,
+        base_revision=r.base_revision,
+        trigger=json.loads(r.trigger),
+        verdict=json.loads(r.verdict),
+        reason=r.reason,
+        pipeline_run=r.pipeline_run,
+        created_ms=r.created_ms,
+        updated_ms=r.updated_ms,
+    )
+
+
+class SqlAutomationStore(SqlStore):
+    def __init__(self, context: Context) -> None:
+        super().__init__(context.engine, workspace=context.workspace, actor=context.actor)
+        self.context = context
+
+    def scoped(self, *, workspace: str | None = None, actor: str | None = None) -> Self:
+        clone = super().scoped(workspace=workspace, actor=actor)
+        clone.context = self.context.scoped(workspace=clone.workspace, actor=clone.actor)
+        return clone
+
+    # ---- policies ----------------------------------------------------------------------------
+
+    def put_policy(self, policy: Policy) -> tuple[Policy, bool]:
+        body = policy_to_json(policy)
+        labels = json.dumps(body.pop("labels"), sort_keys=True)
+        text = json.dumps(body, sort_keys=True)
+        now = now_ms()
+        with self._write() as conn:
+            row = conn.execute(
+                select(pol.c.body, pol.c.labels).where(
+                    pol.c.workspace == self.workspace, pol.c.name == policy.name
+                )
+            ).first()
+            if row is not None and row.body == text and row.labels == labels:
+                return policy, False
+            if row is None:
+                conn.execute(
+                    insert(pol).values(
+                        workspace=self.workspace,
+                        name=policy.name,
+                        body=text,
+                        labels=labels,
+                        created_ms=now,
+                        updated_ms=now,
+                    )
+                )
+            else:
+                conn.execute(
+                    update(pol)
+                    .where(pol.c.workspace == self.workspace, pol.c.name == policy.name)
+                    .values(body=text, labels=labels, updated_ms=now)
+                )
+            self._event(conn, "policy.create" if row is None else "policy.update", policy.uri, **body)
+        return policy, True
+
+    @staticmethod
+    def _policy(body: str, labels: str) -> Policy:
+        return policy_from_json({**json.loads(body), "labels": json.loads(labels)})
+
+    def get_policy(self, name: str) -> Policy:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(pol.c.body, pol.c.labels).where(pol.c.workspace == self.workspace, pol.c.name == name)
+            ).first()
+        if row is None:
+            raise NotFound(f"No policy named {name!r}.", hint="List them with: loopline policies")
+        return self._policy(row.body, row.labels)
+
+    def list_policies(self) -> list[Policy]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(pol.c.body, pol.c.labels).where(pol.c.workspace == self.workspace).order_by(pol.c.name)
+            ).all()
+        return [self._policy(r.body, r.labels) for r in rows]
+
+    def delete_policy(self, name: str) -> None:
+        with self._write() as conn:
+            gone = conn.execute(
+                delete(pol).where(pol.c.workspace == self.workspace, pol.c.name == name)
+            ).rowcount
+            if not gone:
+                raise NotFound(f"No policy named {name!r}.")
+            conn.execute(delete(trg).where(trg.c.workspace == self.workspace, trg.c.policy == name))
+            self._event(conn, "policy.delete", f"policies:/{name}")
+
+    # ---- triggers ------------------------------------------------------------------------------
+
+    def event_cursor(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(cur.c.event_id).where(cur.c.workspace == self.workspace)).scalar()
+        return int(value or 0)
+
+    def set_event_cursor(self, event_id: int) -> None:
+        with self._write() as conn:
+            moved = conn.execute(
+                update(cur).where(cur.c.workspace == self.workspace).values(event_id=event_id)
+            ).rowcount
+            if not moved:
+                conn.execute(insert(cur).values(workspace=self.workspace, event_id=event_id))
+
+    def add_trigger(self, policy: str, kind: str, *, source_event: int | None, change_ms: int) -> None:
+        with self._write() as conn:
+            conn.execute(
+                insert(trg).values(
+                    workspace=self.workspace,
+                    policy=policy,
+                    kind=kind,
+                    source_event=source_event,
+                    change_ms=change_ms,
+                    created_ms=now_ms(),
+                )
+            )
+            self._event(
+                conn,
+                ev.TRIGGER,
+                f"policies:/{policy}",
+                kind=kind,
+                source_event=source_event,
+                change_ms=change_ms,
+            )
+
+    def take_triggers(self, policy: str) -> list[Mapping[str, Any]]:
+        where = (trg.c.workspace == self.workspace, trg.c.policy == policy)
+        with self._write() as conn:
+            rows = conn.execute(select(trg).where(*where).order_by(trg.c.id)).all()
+            if rows:
+                conn.execute(delete(trg).where(*where, trg.c.id <= rows[-1].id))
+        return [{"kind": r.kind, "source_event": r.source_event, "change_ms": r.change_ms} for r in rows]
+
+    # ---- rollouts ------------------------------------------------------------------------------
+
+    def create_rollout(
+        self, policy: Policy, *, trigger: Mapping[str, Any], base_revision: int, champion: str
+    ) -> Rollout:
+        now = now_ms()
+        with self._write() as conn:
+            inserted = conn.execute(
+                insert(ro).values(
+                    workspace=self.workspace,
+                    policy=policy.name,
+                    deployment=policy.deployment,
+                    state=RolloutState.TRAINING.value,
+                    step=-1,
+                    step_started_ms=now,
+                    candidate="",
+                    champion=champion,
+                    base_revision=base_revision,
+                    pipeline_run="",
+                    trigger=json.dumps(dict(trigger), default=str),
+                    verdict="{}",
+                    reason="",
+                    created_ms=now,
+                    updated_ms=now,
+                )
+            ).inserted_primary_key
+            assert inserted is not None
+            rid = inserted[0]
+            self._event(
+                conn,
+                ev.RETRAIN_START,
+                f"rollouts:/{rid}",
+                policy=policy.name,
+                deployment=policy.deployment,
+                model=policy.model,
+                champion=champion,
+                pipeline=policy.pipeline,
+                trigger=dict(trigger),
+            )
+            row = conn.execute(select(ro).where(ro.c.id == rid)).one()
+        return _rollout(row)
+
+    def get_rollout(self, rollout_id: int) -> Rollout:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(ro).where(ro.c.workspace == self.workspace, ro.c.id == rollout_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"No rollout {rollout_id}.", hint="List them with: loopline rollouts")
+        return _rollout(row)
+
+    def list_rollouts(
+        self, *, policy: str | None = None, active: bool | None = None, limit: int = 100
+    ) -> list[Rollout]:
+        q = select(ro).where(ro.c.workspace == self.workspace)
+        if policy is not None:
+            q = q.where(ro.c.policy == policy)
+        if active is True:
+            q = q.where(ro.c.state.not_in(_TERMINAL))
+        elif active is False:
+            q = q.where(ro.c.state.in_(_TERMINAL))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(ro.c.id.desc()).limit(limit)).all()
+        return [_rollout(r) for r in rows]
+
+    def advance(
+        self,
+        rollout_id: int,
+        *,
+        expected_state: RolloutState,
+        expected_step: int,
+        event: str,
+        payload: Mapping[str, Any] | None = None,
+        **changes: Any,
+    ) -> Rollout:
+        unknown = set(changes) - _CHANGEABLE
+        if unknown:
+            raise InvalidInput(f"A rollout has no changeable field {sorted(unknown)}.")
+        values: dict[str, Any] = {**changes, "updated_ms": now_ms()}
+        if isinstance(values.get("state"), RolloutState):
+            values["state"] = values["state"].value
+        for key in ("verdict",):
+            if key in values:
+                values[key] = json.dumps(dict(values[key]), default=str)
+        with self._write() as conn:
+            moved = conn.execute(
+                update(ro)
+                .where(
+                    ro.c.workspace == self.workspace,
+                    ro.c.id == rollout_id,
+                    ro.c.state == expected_state.value,
+                    ro.c.step == expected_step,
+                )
+                .values(**values)
+            ).rowcount
+            row = conn.execute(
+                select(ro).where(ro.c.workspace == self.workspace, ro.c.id == rollout_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"No rollout {rollout_id}.")
+            if not moved:
+                raise Conflict(
+                    f"Rollout {rollout_id} is {row.state} at step {row.step}, not {expected_state.value} at "
+                    f"step {expected_step}: another controller moved it.",
+                    hint="Read it again (loopline rollouts) and act on what it is now.",
+                )
+            done = _rollout(row)
+            body = {
+                "policy": done.policy,
+                "deployment": done.deployment,
+                "candidate": done.candidate,
+                "champion": done.champion,
+                "state": done.state.value,
+                **(payload or {}),
+            }
+            self._event(conn, event, done.uri, **body)
+        return done
+
+    # ---- leases --------------------------------------------------------------------------------
+
+    def acquire_lease(self, key: str, holder: str, ttl_s: float) -> bool:
+        now = now_ms()
+        until = now + int(ttl_s * 1000)
+        try:
+            with self._write() as conn:
+                moved = conn.execute(
+                    update(ls)
+                    .where(
+                        ls.c.workspace == self.workspace,
+                        ls.c.key == key,
+                        (ls.c.holder == holder) | (ls.c.expires_ms < now),
+                    )
+                    .values(holder=holder, expires_ms=until)
+                ).rowcount
+                if moved:
+                    return True
+                exists = conn.execute(
+                    select(ls.c.holder).where(ls.c.workspace == self.workspace, ls.c.key == key)
+                ).first()
+                if exists is not None:
+                    return False
+                conn.execute(
+                    insert(ls).values(workspace=self.workspace, key=key, holder=holder, expires_ms=until)
+                )
+                return True
+        except IntegrityError:  # another holder inserted the key between our read and our insert
+            return False
+
+    def release_lease(self, key: str, holder: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                delete(ls).where(ls.c.workspace == self.workspace, ls.c.key == key, ls.c.holder == holder)
+            )
