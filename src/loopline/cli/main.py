@@ -36,6 +36,11 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "pipeline": ("loopline.cli.pipeline", "app"),
     "monitor": ("loopline.cli.monitor", "app"),
     "jobs": ("loopline.cli.jobs", "app"),
+    "policies": ("loopline.cli.loop", "policies"),
+    "rollouts": ("loopline.cli.loop", "rollouts"),
+    "retrain": ("loopline.cli.loop", "retrain"),
+    "approve": ("loopline.cli.loop", "approve"),
+    "controller": ("loopline.cli.loop", "controller"),
 }
 
 
