@@ -159,6 +159,11 @@ class SqlAutomationStore(SqlStore):
 
     def add_trigger(self, policy: str, kind: str, *, source_event: int | None, change_ms: int) -> None:
         with self._write() as conn:
+            known = conn.execute(
+                select(pol.c.id).where(pol.c.workspace == self.workspace, pol.c.name == policy)
+            )
+            if known.first() is None:
+                raise NotFound(f"No policy named {policy!r}.", hint="List them with: loopline policies")
             conn.execute(
                 insert(trg).values(
                     workspace=self.workspace,

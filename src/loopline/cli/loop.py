@@ -121,7 +121,6 @@ def retrain(
 
     context = client(tracking_uri).context
     store = open_automation_store(context)
-    store.get_policy(policy)  # NotFound with its hint
     asked = now_ms()
     store.add_trigger(policy, "manual", source_event=None, change_ms=asked)
     typer.echo(f"Retraining of {policy} queued.")

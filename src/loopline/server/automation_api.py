@@ -143,15 +143,10 @@ async def add_trigger(req: AddTrigger, request: Request) -> Response:
         raise InvalidInput(
             f"Unknown trigger kind {req.kind!r}.", hint="Use " + ", ".join(TRIGGER_KINDS) + "."
         )
-    store = _store(request)
-
-    def add() -> None:
-        store.get_policy(req.policy)  # 404 with its hint when there is none
-        store.add_trigger(
-            req.policy, req.kind, source_event=req.source_event, change_ms=req.change_ms or now_ms()
-        )
-
-    await blocking(add)
+    store, change_ms = _store(request), req.change_ms or now_ms()
+    await blocking(
+        lambda: store.add_trigger(req.policy, req.kind, source_event=req.source_event, change_ms=change_ms)
+    )
     return json_response({})
 
 
