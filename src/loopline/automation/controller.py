@@ -250,7 +250,9 @@ class Controller:
         from loopline.pipelines.pipeline import load_target
 
         pipeline = load_target(policy.pipeline)
-        result = pipeline.run(settings=self.context.settings, **dict(policy.params))
+        # Uncached: a retraining asked for must train (a cache hit would register no new version);
+        # a restarted controller trains again, which costs time but never a wrong result.
+        result = pipeline.run(settings=self.context.settings, cache=False, **dict(policy.params))
         return result.run_id, self._candidate(policy, result.outputs, rollout.created_ms)
 
     def _candidate(self, policy: Policy, outputs: Any, since_ms: int) -> str:
