@@ -41,7 +41,7 @@ from loopline.context import Context
 from loopline.metadata.engine import write_transaction
 from loopline.metadata.lineage import append_event, list_events
 from loopline.registry import RegistryClient
-from loopline.serving.inference_log import Prediction, _write_predictions
+from loopline.serving.inference_log import Feedback, Prediction, _write_feedback, _write_predictions
 from loopline.serving.store import open_deployment_store
 from loopline.serving.types import DeploymentSpec, Route
 from loopline.tracking import Client
@@ -109,11 +109,19 @@ class Loop:
         raise AssertionError(f"not reached in {timeout}s: {self.store.list_rollouts(limit=1)}")
 
     def traffic(
-        self, version: str, n: int, *, role: str = "primary", status: int = 200, answer: int = 1
+        self,
+        version: str,
+        n: int,
+        *,
+        role: str = "primary",
+        status: int = 200,
+        answer: int = 1,
+        truth: int | None = None,
     ) -> None:
         """``n`` requests to the deployment answered by ``version`` of churn (and, for a shadow, the
-        champion's primary answer to the same request)."""
-        records = []
+        champion's primary answer, 1, to the same request); with ``truth``, each one's ground truth
+        comes back, and as many requests answered 1 by the champion are logged beside them."""
+        records, feedback = [], []
         for _ in range(n):
             rid = uuid.uuid4().hex
             records.append(
@@ -121,11 +129,18 @@ class Loop:
                     rid, now_ms(), "churn-prod", "churn", version, role, 1, None, [answer], 3.0, status
                 )
             )
-            if role == "shadow":
+            champion = rid if role == "shadow" else uuid.uuid4().hex if truth is not None else None
+            if champion is not None:
                 records.append(
-                    Prediction(rid, now_ms(), "churn-prod", "churn", "1", "primary", 1, None, [1], 2.0, 200)
+                    Prediction(
+                        champion, now_ms(), "churn-prod", "churn", "1", "primary", 1, None, [1], 2.0, 200
+                    )
                 )
+            if truth is not None:
+                feedback += [Feedback(rid, now_ms(), [truth]), Feedback(champion or rid, now_ms(), [truth])]
         _write_predictions(self.context.artifacts, records)
+        if feedback:
+            _write_feedback(self.context.artifacts, feedback)
 
     def actions(self, rollout: Rollout) -> list[str]:
         return [
@@ -337,3 +352,16 @@ def test_a_restarted_controller_resumes_and_two_never_act_on_one_deployment(loop
     for c in racing:
         c.close()
     second.close()
+
+
+def test_a_canary_less_accurate_online_than_the_champion_rolls_back(loop: Loop) -> None:
+    loop.store.put_policy(replace(loop.policy, health=Health(max_accuracy_drop=0.1, min_requests=10)))
+    ctl = loop.controller()
+    loop.store.add_trigger("churn", "manual", source_event=None, change_ms=now_ms())
+    loop.tick_until(ctl, lambda r: r.state is S.ROLLING and r.step == 0)
+    loop.traffic("2", 12, role="shadow")
+    loop.tick_until(ctl, lambda r: r.step == 1)
+    loop.traffic("2", 12, answer=0, truth=1)  # the candidate answers 0, the champion 1; the truth is 1
+    r = loop.tick_until(ctl, lambda r: r.state.terminal)
+    assert r.state is S.ROLLED_BACK and "online accuracy 0.0% against the champion's 100.0%" in r.reason
+    ctl.close()
