@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from loopline.context import Context, shared_engine
     from loopline.registry.sql_store import SqlRegistryStore
     from loopline.server import (
+        automation_reports_api,
         data_api,
         deployments_api,
         features_api,
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         features_api.router,
         monitoring_api.router,
         pipelines_api.router,
+        automation_reports_api.router,  # GET dora, why/{request_id}
         monitoring_api.metrics_router,  # GET /metrics: Prometheus gauges per monitor
     )
     # Every plain route, the probes included, is found by one dict lookup before FastAPI's ordered
