@@ -9,7 +9,8 @@ Over a window ``[since, until)``, overall and per model (the events' payload ``m
   of stage ``canary``, or a ``loop.promote``), the share that were rolled back (``loop.rollback``);
   a rollback during shadow is no failure, users never saw the candidate;
 - **time to restore**: a ``loop.restored`` event's time minus its payload ``detected_ms`` (when the
-  regression was seen), median and p90.
+  regression was seen), median and p90, for the rollouts that failed so (reached traffic): putting
+  back a shadow restored nobody's service.
 
 One query reads only those four actions in the window (the events table's index on workspace,
 action and time), so the report costs what the loop did in the window, not the table's size.
@@ -31,7 +32,7 @@ from loopline.clock import now_ms
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
-    from sqlalchemy import Engine
+    from sqlalchemy import Engine, Select
 
     from loopline.context import Context
 
@@ -132,7 +133,7 @@ class _Tally:
     lead_times: list[int] = field(default_factory=list)
     reached: set[str] = field(default_factory=set)  # rollouts that reached traffic
     rolled_back: set[str] = field(default_factory=set)
-    restores: list[int] = field(default_factory=list)
+    restores: list[tuple[str, int]] = field(default_factory=list)  # (rollout, detected → restored)
 
     def add(self, time_ms: int, action: str, rollout: str, payload: Mapping[str, Any]) -> None:
         if action == ev.PROMOTE:
@@ -146,7 +147,7 @@ class _Tally:
         elif action == ev.ROLLBACK:
             self.rolled_back.add(rollout)
         elif action == ev.RESTORED and (detected := _ms(payload.get("detected_ms"))) is not None:
-            self.restores.append(time_ms - detected)
+            self.restores.append((rollout, time_ms - detected))
 
     def figures(self, window_ms: int) -> DoraFigures:
         failures = len(self.reached & self.rolled_back)
@@ -158,7 +159,7 @@ class _Tally:
             rollouts=rollouts,
             failures=failures,
             change_failure_rate=failures / rollouts if rollouts else None,
-            time_to_restore=Durations.of(self.restores),
+            time_to_restore=Durations.of([ms for r, ms in self.restores if r in self.reached]),
         )
 
 
@@ -166,6 +167,29 @@ def _ms(value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return int(value)
+
+
+def dora_query(workspace: str, *, since_ms: int, until_ms: int, model: str | None = None) -> Select[Any]:
+    """The one query a report reads: the four actions DORA counts, in the window (the events
+    table's index on workspace, action and time finds them), oldest first."""
+    from sqlalchemy import or_, select
+
+    from loopline.metadata import schema as t
+
+    e = t.events.c
+    q = select(e.time_ms, e.action, e.object_uri, e.payload).where(
+        e.workspace == workspace,
+        e.action.in_(_ACTIONS),
+        e.time_ms >= since_ms,
+        e.time_ms < until_ms,
+        # Shadow steps never count: leave them in the database (the payload is checked again).
+        or_(e.action != ev.ROLLOUT_STEP, e.payload.contains('"canary"', autoescape=True)),
+    )
+    if model is not None:
+        # A pre-filter on the payload's text (append_event writes json.dumps' spacing); each row's
+        # parsed payload decides in compute_dora.
+        q = q.where(e.payload.contains(json.dumps({"model": model})[1:-1], autoescape=True))
+    return q.order_by(e.time_ms, e.id)
 
 
 def compute_dora(
@@ -177,33 +201,18 @@ def compute_dora(
     model: str | None = None,
 ) -> DoraReport:
     """The report of ``workspace``'s events in ``[since_ms, until_ms)`` (of ``model`` only, if given)."""
-    from sqlalchemy import or_, select
-
     from loopline.errors import InvalidInput
-    from loopline.metadata import schema as t
 
     if until_ms <= since_ms:
         raise InvalidInput(
             f"The window is empty: it ends ({until_ms}) before it starts ({since_ms}).",
             hint="Give a window such as 30d.",
         )
-    e = t.events.c
-    q = select(e.time_ms, e.action, e.object_uri, e.payload).where(
-        e.workspace == workspace,
-        e.action.in_(_ACTIONS),
-        e.time_ms >= since_ms,
-        e.time_ms < until_ms,
-        # Shadow steps never count: leave them in the database (the payload is checked again below).
-        or_(e.action != ev.ROLLOUT_STEP, e.payload.contains('"canary"', autoescape=True)),
-    )
-    if model is not None:
-        # A pre-filter on the payload's text (append_event writes json.dumps' spacing); each row's
-        # parsed payload decides below.
-        q = q.where(e.payload.contains(json.dumps({"model": model})[1:-1], autoescape=True))
+    q = dora_query(workspace, since_ms=since_ms, until_ms=until_ms, model=model)
     overall = _Tally()
     per_model: dict[str, _Tally] = {}
     with engine.connect() as conn:
-        for time_ms, action, rollout, text in conn.execute(q.order_by(e.time_ms, e.id)):
+        for time_ms, action, rollout, text in conn.execute(q):
             payload = json.loads(text)
             name = payload.get("model")
             if model is not None and name != model:
@@ -300,6 +309,7 @@ __all__ = [
     "Durations",
     "compute_dora",
     "dora_metric_families",
+    "dora_query",
     "quantile",
     "read_dora",
     "register_dora_gauges",
