@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from loopline.registry.sql_store import SqlRegistryStore
     from loopline.server import (
         automation_api,
+        automation_reports_api,
         data_api,
         deployments_api,
         features_api,
@@ -165,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitoring_api.router,
         pipelines_api.router,
         automation_api.router,
+        automation_reports_api.router,  # GET dora, why/{request_id}
         monitoring_api.metrics_router,  # GET /metrics: Prometheus gauges per monitor
     )
     # Every plain route, the probes included, is found by one dict lookup before FastAPI's ordered
