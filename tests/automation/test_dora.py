@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loop_data import EXPECTED, D, H, dora_events, write_events
 from support import run_cli, serve_loopline
 
+from automation.loop_data import EXPECTED, D, H, dora_events, write_events
 from loopline.automation.dora import (
     DoraReport,
     compute_dora,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from support import run_cli, serve_loopline
-from why_data import COMMIT, REQUEST, serve_one_request
 
+from automation.why_data import COMMIT, REQUEST, serve_one_request
 from loopline.automation.why import Explanation, explain
 from loopline.config import Settings
 from loopline.context import Context

@@ -8,8 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loop_data import write_events
-
+from automation.loop_data import write_events
 from loopline.automation import events as ev
 from loopline.config import Settings
 from loopline.context import Context

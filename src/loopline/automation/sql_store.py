@@ -234,6 +234,8 @@ class SqlAutomationStore(SqlStore):
         return _rollout(row)
 
     def get_rollout(self, rollout_id: int) -> Rollout:
+        if not 0 < rollout_id < 2**63:  # no such id: the column is 64-bit
+            raise NotFound(f"No rollout {rollout_id}.", hint="List them with: loopline rollouts")
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(ro).where(ro.c.workspace == self.workspace, ro.c.id == rollout_id)

@@ -36,7 +36,15 @@ from loopline.automation.sql_store import SqlAutomationStore
 from loopline.automation.types import policy_from_json, policy_to_json, rollout_to_json
 from loopline.clock import now_ms
 from loopline.errors import InvalidInput
-from loopline.server.http import blocking, json_response, params, required_str
+from loopline.server.automation_models import PolicyIn
+from loopline.server.http import (
+    blocking,
+    json_response,
+    optional_int,
+    optional_str,
+    params,
+    required_str,
+)
 from loopline.server.openapi_models import DocumentedRoute, Empty, Name, documented, whole_number
 from loopline.server.state import context
 
@@ -53,11 +61,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-Id = Annotated[int, Field(json_schema_extra={"minimum": 1}), BeforeValidator(whole_number)]
+MAX_ID = 2**62  # ids and times are 64-bit in the store
+Id = Annotated[int, Field(json_schema_extra={"minimum": 1, "maximum": MAX_ID}), BeforeValidator(whole_number)]
+Count = Annotated[
+    int, Field(json_schema_extra={"minimum": 0, "maximum": MAX_ID}), BeforeValidator(whole_number)
+]
 
 
 class PutPolicy(_Strict):
-    policy: dict[str, Any] = Field(description="a policy (docs/loop.md lists its fields)")
+    policy: PolicyIn = Field(description="a policy (docs/loop.md lists its fields)")
 
 
 class DeletePolicy(_Strict):
@@ -67,8 +79,10 @@ class DeletePolicy(_Strict):
 class AddTrigger(_Strict):
     policy: Name
     kind: str = Field("manual", json_schema_extra={"enum": list(TRIGGER_KINDS)})
-    source_event: int | None = None
-    change_ms: int | None = Field(None, description="when the change that asks for it happened (default now)")
+    source_event: Count | None = None
+    change_ms: Count | None = Field(
+        None, description="when the change that asks for it happened (default now)"
+    )
 
 
 class Approve(_Strict):
@@ -124,7 +138,7 @@ async def get_policy(request: Request) -> Response:
 @router.post("/policies/put", response_model=PolicyOut)
 @documented(errors=())
 async def put_policy(req: PutPolicy, request: Request) -> Response:
-    policy = policy_from_json(req.policy)  # every field checked, the wrong one named (400)
+    policy = policy_from_json(req.policy.model_dump())  # every field checked, the wrong one named (400)
     stored, changed = await blocking(_store(request).put_policy, policy)
     return json_response({"policy": policy_to_json(stored), "changed": changed})
 
@@ -150,21 +164,35 @@ async def add_trigger(req: AddTrigger, request: Request) -> Response:
     return json_response({})
 
 
+def _flag(value: Any, name: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if str(value).lower() in ("true", "1", "false", "0"):
+        return str(value).lower() in ("true", "1")
+    raise InvalidInput(f"Invalid value {value!r} for '{name}'.", hint="Use true or false.")
+
+
 @router.get("/rollouts/list", response_model=RolloutsOut)
 @documented(RolloutsQuery, errors=())
 async def list_rollouts(request: Request) -> Response:
-    q = RolloutsQuery.model_validate(await params(request))
-    found = await blocking(
-        lambda: _store(request).list_rollouts(policy=q.policy, active=q.active, limit=q.limit)
-    )
+    body = await params(request)
+    policy, active = optional_str(body, "policy"), _flag(body.get("active"), "active")
+    limit = optional_int(body, "limit", 100)
+    if limit is None or not 1 <= limit <= 1000:
+        raise InvalidInput(f"Invalid value {limit} for 'limit': it must be between 1 and 1000.")
+    found = await blocking(lambda: _store(request).list_rollouts(policy=policy, active=active, limit=limit))
     return json_response({"rollouts": [rollout_to_json(r) for r in found]})
 
 
 @router.get("/rollouts/get", response_model=RolloutOut)
 @documented(IdQuery)
 async def get_rollout(request: Request) -> Response:
-    q = IdQuery.model_validate(await params(request))
-    return json_response({"rollout": rollout_to_json(await blocking(_store(request).get_rollout, q.id))})
+    rollout_id = optional_int(await params(request), "id")
+    if rollout_id is None or not 1 <= rollout_id <= MAX_ID:
+        raise InvalidInput("'id' must be a rollout's id (a positive whole number).", hint="loopline rollouts")
+    return json_response(
+        {"rollout": rollout_to_json(await blocking(_store(request).get_rollout, rollout_id))}
+    )
 
 
 @router.post("/rollouts/approve", response_model=RolloutOut)
