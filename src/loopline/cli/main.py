@@ -36,6 +36,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "pipeline": ("loopline.cli.pipeline", "app"),
     "monitor": ("loopline.cli.monitor", "app"),
     "jobs": ("loopline.cli.jobs", "app"),
+    "apply": ("loopline.cli.apply", "apply"),
 }
 
 
