@@ -147,7 +147,15 @@ def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> t
     if before is None or after is None:  # a whole object comes or goes: its empty leaves say nothing
         old, new = ({k: v for k, v in side.items() if v not in (None, [], {})} for side in (old, new))
     keys = list(old) + [k for k in new if k not in old]
-    return tuple(FieldChange(k, old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k))
+
+    def filled(path: str, side: Mapping[str, Any]) -> bool:  # an empty {} / [] that got items is no change
+        return any(k.startswith((path + ".", path + "[")) for k in side)
+
+    return tuple(
+        FieldChange(k, old.get(k), new.get(k))
+        for k in keys
+        if old.get(k) != new.get(k) and not (filled(k, new) or filled(k, old))
+    )
 
 
 def _deployment_view(spec: DeploymentSpec) -> dict[str, Any]:

@@ -151,7 +151,7 @@ class InvalidSpec(InvalidInput):
 
     def __init__(self, source: str, problems: Sequence[Problem]) -> None:
         self.source = source
-        self.problems = tuple(problems)
+        self.problems = tuple(sorted(problems, key=lambda p: p.line or 0))  # in the file's order
         n = len(self.problems)
         lines = "\n".join(p.render(source) for p in self.problems)
         super().__init__(
@@ -291,12 +291,13 @@ def _type_name(hint: Any) -> str:
 
 def _line_of(lines: Mapping[str, int], path: str) -> int | None:
     """The line of ``path``, or of its nearest enclosing key."""
-    while path:
+    while True:
         if path in lines:
             return lines[path]
+        if not path:
+            return None
         cut = max(path.rfind("."), path.rfind("["))
         path = path[:cut] if cut > 0 else ""
-    return None
 
 
 _LOCATE = re.compile(r"^(routes\[\d+\]|shadow)(?=:)")
@@ -377,7 +378,7 @@ class _Checker:
         if body is None:
             return None
         bad = len(self.problems)
-        if "routes" not in body:
+        if "routes" not in body and not _misspelt("routes", raw):
             self.error(
                 path,
                 "a deployment needs 'routes'.",
@@ -406,7 +407,7 @@ class _Checker:
         if body is None:
             return None
         bad = len(self.problems)
-        if "target" not in body:
+        if "target" not in body and not _misspelt("target", raw):
             self.error(path, "a monitor needs 'target'.", "Use deployments:/name or models:/name@alias.")
         opts = self.options(body.get("options"), _join(path, "options"))
         if self.typed(body, path, _MonitorFields) and "target" in body:
@@ -459,15 +460,16 @@ class _Checker:
     # ---- policies ----
 
     def policy(self, name: str, raw: object, path: str) -> Policy | None:
+        start = len(self.problems)
         body = self.mapping(raw, path, POLICY_KEYS, "a policy")
         if body is None:
             return None
         body = {k: v for k, v in body.items() if v is not None}  # null: the default
         bad = len(self.problems)
         for key in _REQUIRED_POLICY_KEYS:
-            if key not in body:
+            if key not in body and not _misspelt(key, raw):
                 self.error(
-                    path, f"a policy needs {key!r}.", "See the example in examples/loop/loopline.yaml."
+                    path, f"a policy needs {key!r}.", "Every policy has model, deployment, pipeline, gate."
                 )
         self.typed(body, path, Policy)
         for key in ("params", "labels"):
@@ -476,11 +478,12 @@ class _Checker:
         for i, url in enumerate(self.listed(body.get("webhooks"), _join(path, "webhooks"), "webhooks")):
             if not isinstance(url, str):
                 self.error(f"{path}.webhooks[{i}]", f"{url!r:.80} is not a URL.")
-        if len(self.problems) == bad:  # the policy's own fields, before its parts: both get reported
+        whole = len(self.problems) == bad and all(k in body for k in _REQUIRED_POLICY_KEYS)
+        if whole:  # the policy's own fields, before its parts: both get reported
             alone = {k: v for k, v in body.items() if k not in ("gate", "triggers", "rollout", "health")}
             self.build(path, lambda: policy_from_json({**alone, "name": name, "gate": {}}), POLICY_KEYS)
         self.parts(body, path)
-        if len(self.problems) > bad:
+        if len(self.problems) > start:
             return None
         policy: Policy | None = self.build(
             path, lambda: policy_from_json({**body, "name": name}), POLICY_KEYS
@@ -504,9 +507,10 @@ class _Checker:
             self.one(body["health"], _join(path, "health"), Health, "health")
 
     def one(self, raw: object, path: str, cls: type, what: str) -> None:
+        bad = len(self.problems)
         body = self.mapping(raw, path, _keys(cls), what)
-        if body is None or not self.typed(body, path, cls):
-            return
+        if body is None or not self.typed(body, path, cls) or len(self.problems) > bad:
+            return  # what follows from an unknown or mistyped key would only repeat it
         missing = [f.name for f in fields(cls) if f.name not in body and not _has_default(f)]
         for key in missing:
             self.error(path, f"{what} needs {key!r}.")
@@ -525,6 +529,13 @@ def check_monitor(spec: MonitorSpec) -> None:
 
     options = {"webhooks": list(spec.webhooks)}
     check_definition(spec.name, spec.target, spec.reference, spec.window, spec.schedule, options)
+
+
+def _misspelt(key: str, raw: object) -> bool:
+    """Whether an unknown key of ``raw`` looks like ``key`` (reported as such, not as missing too)."""
+    return isinstance(raw, dict) and any(
+        k != key and difflib.get_close_matches(str(k), [key], n=1) for k in raw
+    )
 
 
 def _keys(cls: type) -> tuple[str, ...]:

@@ -96,17 +96,23 @@ def apply(
       [bold]loopline apply --check[/]              (CI: exit 1 on drift)
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from loopline.automation import apply as service
-    from loopline.automation.spec import load_spec
+    from loopline.automation.spec import InvalidSpec, load_spec
     from loopline.cli.common import client
 
-    spec = load_spec(file)
-    c = client(tracking_uri)
     only_look = dry_run or check
-    plan = (
-        service.plan(spec, prune=prune, client=c) if only_look else service.apply(spec, prune=prune, client=c)
-    )
+    try:
+        spec = load_spec(file)
+        c = client(tracking_uri)
+        run = service.plan if only_look else service.apply
+        plan = run(spec, prune=prune, client=c)
+    except InvalidSpec as e:  # one line per problem, unwrapped: `file:line:` stays whole for editors
+        err = Console(stderr=True, soft_wrap=True)
+        err.print(f"[bold red]Error:[/] {escape(e.message)}", highlight=False)
+        err.print(f"[dim]Hint:[/] {escape(e.hint)}", highlight=False)
+        raise typer.Exit(1) from None
     if fmt is Format.json:
         typer.echo(
             json.dumps({**service.plan_to_json(plan), "applied": not only_look}, indent=2, default=str)
