@@ -37,6 +37,9 @@ ROOT``                         ``<root>/<id>`` and clients write there directly 
                                run…) is waited for before it answers 202 with a job id (``2``)
 ``LOOPLINE_IDEMPOTENCY_TTL``   ``loopline server``: seconds an ``Idempotency-Key``'s answer is kept
                                for replay (``86400``: a day)
+``LOOPLINE_CONTROLLER_INTERVAL`` ``loopline server``: seconds between the loop controller's ticks
+                               (``2``; ``0``: off)
+``LOOPLINE_WEBHOOK_SECRET``    signs the loop's webhooks (``X-Loopline-Signature``; unset: unsigned)
 =============================  =========================================================
 """
 
@@ -94,6 +97,15 @@ class Settings:
     job_wait: float = 2.0
     # loopline server: seconds a retried write (same Idempotency-Key) gets the first answer back.
     idempotency_ttl: float = 86400.0
+    # The loop's controller: seconds between its ticks inside `loopline server` (0: off), and the key
+    # that signs its webhooks (X-Loopline-Signature; unsigned when empty).
+    controller_interval: float = 2.0
+    webhook_secret: str = ""
+
+    def __repr__(self) -> str:  # the webhook secret never reaches a log line
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        shown["webhook_secret"] = "***" if self.webhook_secret else ""
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     def __post_init__(self) -> None:
         # Values from the environment arrive as strings: coerce them as a validating model would.
@@ -139,6 +151,8 @@ class Settings:
             "server_otel",
             "job_wait",
             "idempotency_ttl",
+            "controller_interval",
+            "webhook_secret",
         ):
             raw = env.get(f"LOOPLINE_{name.upper()}")
             if raw:

@@ -119,6 +119,9 @@ def test_every_indexed_route_stays_indexed_and_is_documented(document: dict[str,
     from fastapi.routing import APIRoute
 
     from loopline.server import (
+        automation_api,
+        automation_reports_api,
+        data_api,
         deployments_api,
         features_api,
         jobs,
@@ -133,7 +136,15 @@ def test_every_indexed_route_stays_indexed_and_is_documented(document: dict[str,
     modules = (mlflow_tracking, mlflow_artifacts, mlflow_registry, loopline_api, jobs, deployments_api)
     routes = [
         r
-        for module in (*modules, features_api, monitoring_api, pipelines_api)
+        for module in (
+            *modules,
+            features_api,
+            monitoring_api,
+            pipelines_api,
+            data_api,
+            automation_api,
+            automation_reports_api,
+        )
         for r in module.router.routes
         if isinstance(r, APIRoute)
     ]

@@ -27,7 +27,9 @@ from loopline.automation.types import (
 )
 from loopline.clock import now_ms
 from loopline.errors import Conflict, InvalidInput, NotFound
+from loopline.metadata import schema as t
 from loopline.metadata.base import SqlStore
+from loopline.metadata.lineage import Event
 from loopline.metadata.schema_automation import (
     automation_cursor as cur,
     automation_leases as ls,
@@ -163,6 +165,11 @@ class SqlAutomationStore(SqlStore):
 
     def add_trigger(self, policy: str, kind: str, *, source_event: int | None, change_ms: int) -> None:
         with self._write() as conn:
+            known = conn.execute(
+                select(pol.c.id).where(pol.c.workspace == self.workspace, pol.c.name == policy)
+            )
+            if known.first() is None:
+                raise NotFound(f"No policy named {policy!r}.", hint="List them with: loopline policies")
             conn.execute(
                 insert(trg).values(
                     workspace=self.workspace,
@@ -308,6 +315,28 @@ class SqlAutomationStore(SqlStore):
             self._event(conn, event, done.uri, **body)
         return done
 
+    def approve(self, rollout_id: int, reason: str) -> Rollout:
+        rollout = self.get_rollout(rollout_id)
+        if rollout.state != RolloutState.AWAITING_APPROVAL:
+            raise Conflict(
+                f"Rollout {rollout_id} is {rollout.state.value}, not waiting for approval.",
+                hint="List the rollouts in flight: loopline rollouts --active",
+            )
+        if not reason.strip():
+            raise InvalidInput(
+                "An approval needs a reason.", hint='loopline approve 7 --reason "checked the canary"'
+            )
+        steps = len(self.get_policy(rollout.policy).rollout)
+        return self.advance(
+            rollout_id,
+            expected_state=RolloutState.AWAITING_APPROVAL,
+            expected_step=rollout.step,
+            event=ev.APPROVE,
+            payload={"by": self.actor, "reason": reason[:2000]},
+            state=RolloutState.ROLLING,
+            step=steps,  # past the last step: the controller promotes it
+        )
+
     # ---- leases --------------------------------------------------------------------------------
 
     def acquire_lease(self, key: str, holder: str, ttl_s: float) -> bool:
@@ -337,6 +366,43 @@ class SqlAutomationStore(SqlStore):
                 return True
         except IntegrityError:  # another holder inserted the key between our read and our insert
             return False
+
+    def claim_slot(self, key: str, slot_ms: int) -> bool:
+        """Claim the time slot ``slot_ms`` of ``key`` (a cron trigger's fire time) once across every
+        controller: True for the first claimer of a slot later than the last claimed one. The first
+        call for a key only records the slot (a new policy does not fire for a slot already past)."""
+        name = f"slot:{key}"
+        try:
+            with self._write() as conn:
+                moved = conn.execute(
+                    update(ls)
+                    .where(ls.c.workspace == self.workspace, ls.c.key == name, ls.c.expires_ms < slot_ms)
+                    .values(expires_ms=slot_ms)
+                ).rowcount
+                if moved:
+                    return True
+                known = conn.execute(
+                    select(ls.c.key).where(ls.c.workspace == self.workspace, ls.c.key == name)
+                )
+                if known.first() is None:
+                    conn.execute(
+                        insert(ls).values(workspace=self.workspace, key=name, holder="", expires_ms=slot_ms)
+                    )
+                return False
+        except IntegrityError:
+            return False
+
+    def new_events(self, after_id: int, limit: int = 1000) -> list[Event]:
+        """Events of this workspace with an id above ``after_id``, oldest first (what the controller
+        has not read yet)."""
+        e = t.events.c
+        q = select(t.events).where(e.workspace == self.workspace, e.id > after_id).order_by(e.id).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [
+            Event(r.id, r.time_ms, r.actor, r.action, r.object_uri, json.loads(r.payload), r.reason)
+            for r in rows
+        ]
 
     def release_lease(self, key: str, holder: str) -> None:
         with self._write() as conn:

@@ -68,19 +68,38 @@ def events(
     action: Annotated[
         str | None,
         typer.Option(
-            "--action", "-a", help="Only this action (monitor.run) or kind (monitor: every monitor.* action)."
+            "--action",
+            "--kind",
+            "-a",
+            help="Only this action (loop.promote) or kind (loop or loop.: every loop.* action).",
         ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only events from then on: a duration ago (1h, 7d) or an ISO time."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Only events before then: a duration ago (1h) or an ISO time."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many (the newest).")] = 50,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """The audit trail, newest first: who did what to which object, and when."""
+    """The audit trail, newest first: who did what to which object, and when.
+
+    [dim]loopline events --kind loop. --since 1d[/] — everything the closed loop did today.
+    """
+    from loopline.automation.timespec import parse_time_ms
+    from loopline.clock import now_ms
     from loopline.context import Context
     from loopline.tracking.lineage import event_to_json, open_lineage_reader
 
+    now = now_ms()
+    since_ms = parse_time_ms(since, now) if since else None
+    until_ms = parse_time_ms(until, now) if until else None
     context = Context(Settings.from_env(tracking_uri=tracking_uri))
-    items = open_lineage_reader(context).events(uri, action, limit)
+    items = open_lineage_reader(context).events(uri, action, limit, since_ms=since_ms, until_ms=until_ms)
     if fmt == "json":
         typer.echo(json.dumps([event_to_json(e) for e in items], indent=2, default=str))
         return

@@ -26,6 +26,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("loopline.cli.pipeline", "sweep"),
     "lineage": ("loopline.cli.lineage", "lineage"),
     "events": ("loopline.cli.lineage", "events"),
+    "why": ("loopline.cli.loop_reports", "why"),
+    "dora": ("loopline.cli.loop_reports", "dora"),
     "experiments": ("loopline.cli.experiments", "app"),
     "runs": ("loopline.cli.runs", "app"),
     "db": ("loopline.cli.db", "app"),
@@ -37,6 +39,11 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "monitor": ("loopline.cli.monitor", "app"),
     "jobs": ("loopline.cli.jobs", "app"),
     "apply": ("loopline.cli.apply", "apply"),
+    "policies": ("loopline.cli.loop", "policies"),
+    "rollouts": ("loopline.cli.loop", "rollouts"),
+    "retrain": ("loopline.cli.loop", "retrain"),
+    "approve": ("loopline.cli.loop", "approve"),
+    "controller": ("loopline.cli.loop", "controller"),
 }
 
 

@@ -7,6 +7,10 @@ The payload (also the event's payload in the metadata store)::
      "drifted_columns": ["age", "plan"], "prediction_drift": false, "performance": {"accuracy": 0.71},
      "breached": {"accuracy": 0.71}, "target": "deployments:/churn-prod"}
 
+With a ``secret`` the body is signed: ``X-Loopline-Signature: sha256=<HMAC-SHA256 of the body, hex>``,
+so the receiver can tell the alert came from this server (GitHub's webhook scheme). A payload with a
+``text`` field is also a Slack incoming-webhook message.
+
 A 2xx answer is success; a 5xx, 408, 429 or a connection error is retried (``retries`` more times,
 sleeping 0.5 s, 1 s, 2 s, …); other 4xx are not (the receiver rejected the payload). Delivery never
 raises: a failed alert is logged and reported back, and the run it belongs to is stored regardless.
@@ -14,6 +18,9 @@ raises: a failed alert is logged and reported back, and the run it belongs to is
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -34,18 +41,27 @@ class Delivery:
 
 
 def post_alert(
-    url: str, payload: Mapping[str, Any], *, retries: int = 3, backoff: float = 0.5, timeout: float = 5.0
+    url: str,
+    payload: Mapping[str, Any],
+    *,
+    retries: int = 3,
+    backoff: float = 0.5,
+    timeout: float = 5.0,
+    secret: str | None = None,
 ) -> Delivery:
     """POST ``payload`` as JSON to ``url``; retried on transient failures."""
     import httpx
 
+    body = json.dumps(dict(payload), default=str).encode()
+    headers = {"User-Agent": "loopline-monitor", "Content-Type": "application/json"}
+    if secret:
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        headers["X-Loopline-Signature"] = f"sha256={digest}"
     status: int | None = None
     error = ""
     for attempt in range(1, retries + 2):
         try:
-            r = httpx.post(
-                url, json=dict(payload), timeout=timeout, headers={"User-Agent": "loopline-monitor"}
-            )
+            r = httpx.post(url, content=body, timeout=timeout, headers=headers)
             status = r.status_code
             if 200 <= status < 300:
                 return Delivery(url, True, attempt, status)

@@ -107,11 +107,12 @@ def _rows(inputs: Any) -> list[dict[str, Any]]:
     return []
 
 
-def _predictions(outputs: Any, n: int) -> list[Any]:
+def row_predictions(outputs: Any, n: int) -> list[Any]:
+    """One prediction per input row from a logged ``outputs`` (class probabilities: the likeliest)."""
     if isinstance(outputs, Mapping):
         for key in ("predictions", "outputs", "prediction"):
             if key in outputs:
-                return _predictions(outputs[key], n)
+                return row_predictions(outputs[key], n)
         return [next(iter(outputs.values()), None)] * n if len(outputs) == 1 else [None] * n
     if not isinstance(outputs, list) or len(outputs) != n:
         return [outputs if n == 1 and not isinstance(outputs, list | dict) else None] * n
@@ -133,7 +134,7 @@ def decode_predictions(table: Any, deployment: str | None) -> list[dict[str, Any
         if cols[ls.STATUS][i] != 200 or (deployment is not None and cols[ls.DEPLOYMENT][i] != deployment):
             continue
         rows = _rows(orjson.loads(cols[ls.INPUTS][i]))
-        preds = _predictions(orjson.loads(cols[ls.OUTPUTS][i]), len(rows))
+        preds = row_predictions(orjson.loads(cols[ls.OUTPUTS][i]), len(rows))
         ts = cols[ls.TIMESTAMP][i]
         ms = int(ts.timestamp() * 1000) if isinstance(ts, dt.datetime) else int(ts)
         for j, (row, pred) in enumerate(zip(rows, preds, strict=True)):

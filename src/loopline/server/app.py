@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from loopline.context import Context, shared_engine
     from loopline.registry.sql_store import SqlRegistryStore
     from loopline.server import (
+        automation_api,
+        automation_reports_api,
         data_api,
         deployments_api,
         features_api,
@@ -75,7 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.gc_interval > 0
             else None
         )
-        async with monitoring_api.background(app), pipelines_api.background(app):
+        async with (
+            monitoring_api.background(app),
+            pipelines_api.background(app),
+            automation_api.background(app),
+        ):
             yield
         if task is not None:
             task.cancel()
@@ -159,6 +165,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         features_api.router,
         monitoring_api.router,
         pipelines_api.router,
+        automation_api.router,
+        automation_reports_api.router,  # GET dora, why/{request_id}
         monitoring_api.metrics_router,  # GET /metrics: Prometheus gauges per monitor
     )
     # Every plain route, the probes included, is found by one dict lookup before FastAPI's ordered

@@ -84,14 +84,19 @@ async def count_runs(request: Request) -> Response:
 @router.get("/events")
 @documented(lm.ListEvents, answer=lm.Events, errors=())
 async def events(request: Request) -> Response:
-    """``?object_uri=&action=&max_results=`` → ``{"events": [{"id", "time_ms", "actor", "action",
-    "object_uri", "payload", "reason"}…]}``, newest first; ``action`` is an action (``monitor.run``)
-    or a kind (``monitor``: every ``monitor.*``)."""
+    """``?object_uri=&action=&max_results=&since_ms=&until_ms=`` → ``{"events": [{"id", "time_ms",
+    "actor", "action", "object_uri", "payload", "reason"}…]}``, newest first; ``action`` is an action
+    (``monitor.run``) or a kind (``monitor``: every ``monitor.*``); ``since_ms`` ≤ time < ``until_ms``."""
     body = await params(request)
     limit = optional_int(body, "max_results", 100)
     assert limit is not None  # it has a default
     items = await blocking(
-        _lineage(request).events, optional_str(body, "object_uri"), optional_str(body, "action"), limit
+        _lineage(request).events,
+        optional_str(body, "object_uri"),
+        optional_str(body, "action"),
+        limit,
+        since_ms=optional_int(body, "since_ms"),
+        until_ms=optional_int(body, "until_ms"),
     )
     return json_response({"events": [event_to_json(e) for e in items]})
 

@@ -51,6 +51,8 @@ class ListEvents(BaseModel):
     object_uri: str | None = None
     action: str | None = Field(None, description="an action (monitor.run) or a kind (monitor)")
     max_results: Annotated[int, Field(ge=1, le=MAX_EVENTS)] = 100
+    since_ms: Millis | None = Field(None, description="only events at or after this time")
+    until_ms: Millis | None = Field(None, description="only events before this time")
 
 
 class Event(Answer):

@@ -386,11 +386,20 @@ def _prometheus(latest: dict[str, dict[str, float]]) -> Iterator[Any]:
 
 @metrics_router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    """Every monitor's latest figures as Prometheus gauges (read from the metadata store per scrape)."""
+    """Every monitor's latest figures and the loop's DORA figures as Prometheus gauges (read from the
+    metadata store per scrape)."""
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+    from loopline.automation.dora import DoraCollector, compute_dora
+    from loopline.clock import now_ms
+
     latest = await on_store(request, lambda s: s.latest_metrics())
+    ctx, now = context(request), now_ms()
+    # The loop's DORA figures over the last 30 days ride along (computed here, off the event loop).
+    dora = await blocking(
+        compute_dora, ctx.engine, ctx.workspace, since_ms=now - 30 * 86_400_000, until_ms=now
+    )
 
     class _Collector:
         def collect(self) -> Iterator[Any]:
@@ -398,6 +407,7 @@ async def metrics(request: Request) -> Response:
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector())
+    registry.register(DoraCollector(lambda: dora))
     return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -37,10 +37,17 @@ class LineageReader(Protocol):
         ...
 
     def events(
-        self, object_uri: str | None = None, action: str | None = None, limit: int = 100
+        self,
+        object_uri: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+        *,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
     ) -> list[Event]:
         """The newest ``limit`` events, newest first; ``action`` matches an action (``monitor.run``) or
-        its kind (``monitor`` matches every ``monitor.*``)."""
+        its kind (``monitor`` or ``monitor.`` match every ``monitor.*``); ``since_ms``/``until_ms``
+        keep those at or after / before those times."""
         ...
 
 
@@ -62,14 +69,25 @@ class SqlLineageReader:
         return graph.downstream(self.engine, self.workspace, uri)
 
     def events(
-        self, object_uri: str | None = None, action: str | None = None, limit: int = 100
+        self,
+        object_uri: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+        *,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
     ) -> list[Event]:
         e = t.events.c
         q = select(t.events).where(e.workspace == self.workspace)
         if object_uri:
             q = q.where(e.object_uri == object_uri)
         if action:
+            action = action.removesuffix(".")  # "loop." is the kind "loop"
             q = q.where(or_(e.action == action, e.action.startswith(action + ".", autoescape=True)))
+        if since_ms is not None:
+            q = q.where(e.time_ms >= since_ms)
+        if until_ms is not None:
+            q = q.where(e.time_ms < until_ms)
         with self.engine.connect() as conn:
             rows = conn.execute(q.order_by(e.id.desc()).limit(check_limit(limit))).all()
         return [
@@ -118,9 +136,21 @@ class RestLineageReader:
         return self._walk("downstream", uri)
 
     def events(
-        self, object_uri: str | None = None, action: str | None = None, limit: int = 100
+        self,
+        object_uri: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+        *,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
     ) -> list[Event]:
-        query = {"object_uri": object_uri, "action": action, "max_results": check_limit(limit)}
+        query = {
+            "object_uri": object_uri,
+            "action": action,
+            "max_results": check_limit(limit),
+            "since_ms": since_ms,
+            "until_ms": until_ms,
+        }
         body = self.client.call("GET", f"{_API}/events", query)
         return [
             Event(

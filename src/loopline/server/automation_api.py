@@ -1,0 +1,200 @@
+"""The loop's routes under ``/api/2.0/loopline/automation``, and its controller inside the server.
+
+GET takes the query string, POST a JSON object; errors are 4xx ``{"error_code", "message"}``:
+
+=====================================================  =============================================
+``GET  policies/list``                                 ``{"policies": [Policy…]}`` by name
+``GET  policies/get?name=``                            ``{"policy": Policy}``
+``POST policies/put`` ``{"policy": Policy}``           ``{"policy": Policy, "changed": bool}``
+``POST policies/delete`` ``{"name"}``                  ``{}``
+``POST triggers/add`` ``{"policy", "kind",             ``{}``: a reason to retrain, queued
+"source_event"?, "change_ms"?}``
+``GET  rollouts/list?policy=&active=&limit=``          ``{"rollouts": [Rollout…]}`` newest first
+``GET  rollouts/get?id=``                              ``{"rollout": Rollout}``
+``POST rollouts/approve`` ``{"id", "reason"}``         ``{"rollout": Rollout}``; 409 unless it waits
+=====================================================  =============================================
+
+``Policy`` and ``Rollout`` are ``loopline.automation.types``' JSON shapes. While the server runs, its
+controller ticks every ``LOOPLINE_CONTROLLER_INTERVAL`` seconds on a thread of its own (``0``: off),
+for the server's workspace; several server processes and replicas share the work through the
+controller's leases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from loopline.automation.sql_store import SqlAutomationStore
+from loopline.automation.types import policy_from_json, policy_to_json, rollout_to_json
+from loopline.clock import now_ms
+from loopline.errors import InvalidInput
+from loopline.server.http import blocking, json_response, params, required_str
+from loopline.server.openapi_models import DocumentedRoute, Empty, Name, documented, whole_number
+from loopline.server.state import context
+
+log = logging.getLogger("loopline.server")
+router = APIRouter(prefix="/api/2.0/loopline/automation", tags=["automation"], route_class=DocumentedRoute)
+TRIGGER_KINDS = ("alert", "dataset", "schedule", "manual")
+
+
+def _store(request: Request) -> SqlAutomationStore:
+    return SqlAutomationStore(context(request))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+Id = Annotated[int, Field(json_schema_extra={"minimum": 1}), BeforeValidator(whole_number)]
+
+
+class PutPolicy(_Strict):
+    policy: dict[str, Any] = Field(description="a policy (docs/loop.md lists its fields)")
+
+
+class DeletePolicy(_Strict):
+    name: Name
+
+
+class AddTrigger(_Strict):
+    policy: Name
+    kind: str = Field("manual", json_schema_extra={"enum": list(TRIGGER_KINDS)})
+    source_event: int | None = None
+    change_ms: int | None = Field(None, description="when the change that asks for it happened (default now)")
+
+
+class Approve(_Strict):
+    id: Id
+    reason: str = Field(json_schema_extra={"minLength": 1, "maxLength": 2000})
+
+
+class NameQuery(BaseModel):
+    name: Name
+
+
+class RolloutsQuery(BaseModel):
+    policy: str | None = None
+    active: bool | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+class IdQuery(BaseModel):
+    id: Id
+
+
+class PolicyOut(BaseModel):
+    policy: dict[str, Any]
+    changed: bool | None = None
+
+
+class PoliciesOut(BaseModel):
+    policies: list[dict[str, Any]] = []
+
+
+class RolloutOut(BaseModel):
+    rollout: dict[str, Any]
+
+
+class RolloutsOut(BaseModel):
+    rollouts: list[dict[str, Any]] = []
+
+
+@router.get("/policies/list", response_model=PoliciesOut)
+@documented(errors=())
+async def list_policies(request: Request) -> Response:
+    found = await blocking(_store(request).list_policies)
+    return json_response({"policies": [policy_to_json(p) for p in found]})
+
+
+@router.get("/policies/get", response_model=PolicyOut)
+@documented(NameQuery)
+async def get_policy(request: Request) -> Response:
+    name = required_str(await params(request), "name")
+    return json_response({"policy": policy_to_json(await blocking(_store(request).get_policy, name))})
+
+
+@router.post("/policies/put", response_model=PolicyOut)
+@documented(errors=())
+async def put_policy(req: PutPolicy, request: Request) -> Response:
+    policy = policy_from_json(req.policy)  # every field checked, the wrong one named (400)
+    stored, changed = await blocking(_store(request).put_policy, policy)
+    return json_response({"policy": policy_to_json(stored), "changed": changed})
+
+
+@router.post("/policies/delete")
+@documented(answer=Empty)
+async def delete_policy(req: DeletePolicy, request: Request) -> Response:
+    await blocking(_store(request).delete_policy, req.name)
+    return json_response({})
+
+
+@router.post("/triggers/add")
+@documented(answer=Empty)
+async def add_trigger(req: AddTrigger, request: Request) -> Response:
+    if req.kind not in TRIGGER_KINDS:
+        raise InvalidInput(
+            f"Unknown trigger kind {req.kind!r}.", hint="Use " + ", ".join(TRIGGER_KINDS) + "."
+        )
+    store, change_ms = _store(request), req.change_ms or now_ms()
+    await blocking(
+        lambda: store.add_trigger(req.policy, req.kind, source_event=req.source_event, change_ms=change_ms)
+    )
+    return json_response({})
+
+
+@router.get("/rollouts/list", response_model=RolloutsOut)
+@documented(RolloutsQuery, errors=())
+async def list_rollouts(request: Request) -> Response:
+    q = RolloutsQuery.model_validate(await params(request))
+    found = await blocking(
+        lambda: _store(request).list_rollouts(policy=q.policy, active=q.active, limit=q.limit)
+    )
+    return json_response({"rollouts": [rollout_to_json(r) for r in found]})
+
+
+@router.get("/rollouts/get", response_model=RolloutOut)
+@documented(IdQuery)
+async def get_rollout(request: Request) -> Response:
+    q = IdQuery.model_validate(await params(request))
+    return json_response({"rollout": rollout_to_json(await blocking(_store(request).get_rollout, q.id))})
+
+
+@router.post("/rollouts/approve", response_model=RolloutOut)
+@documented(errors=(404, 409))
+async def approve(req: Approve, request: Request) -> Response:
+    done = await blocking(_store(request).approve, req.id, req.reason)
+    return json_response({"rollout": rollout_to_json(done)})
+
+
+@contextlib.asynccontextmanager
+async def background(app: FastAPI) -> AsyncIterator[None]:
+    """The loop's controller on a thread of its own while the server is up (entered by the lifespan)."""
+    from loopline.automation.controller import Controller
+
+    state = app.state.loopline
+    interval = state.settings.controller_interval
+    if interval <= 0:
+        yield
+        return
+    stop = threading.Event()
+    controller = Controller(state.context)
+    thread = threading.Thread(
+        target=controller.run, args=(stop, interval), name="loopline-controller", daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+__all__ = ["background", "router"]
