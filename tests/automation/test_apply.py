@@ -257,6 +257,9 @@ def test_a_rollout_moving_traffic_holds_its_deployment(client: Client) -> None:
     rollout = store.create_rollout(
         spec.policies[0], trigger={"kind": "manual"}, base_revision=1, champion="models:/churn/1"
     )
+    # already while it trains: the controller will build its steps from the revision it began at
+    moved = parse_spec(FILE.replace("weight: 100", "weight: 50"))
+    assert [c.action for c in plan(moved, client=client).changes][0] == "held"
     store.advance(
         rollout.id,
         expected_state=RolloutState.TRAINING,
@@ -271,7 +274,7 @@ def test_a_rollout_moving_traffic_holds_its_deployment(client: Client) -> None:
     p = plan(spec, client=client)
     (held,) = [c for c in p.changes if c.kind == "deployment"]
     assert held.action == "held" and held.note.startswith(
-        f"rollout {rollout.id} of policy churn moves its traffic"
+        f"rollout {rollout.id} of policy churn owns its traffic (rolling)"
     )
     assert not p.drift and check(spec, client=client)
     apply(spec, client=client)
@@ -287,7 +290,6 @@ def test_a_rollout_moving_traffic_holds_its_deployment(client: Client) -> None:
     assert not check(spec, client=client)  # the rollout ended: the weights are the file's again to set
 
 
-@pytest.mark.skip(reason="needs RestAutomationStore")
 def test_apply_through_a_server_with_only_an_http_uri(tmp_path: Path) -> None:
     db, art = f"sqlite:///{tmp_path / 'srv.db'}", str(tmp_path / "art")
     seed(db, art)
@@ -299,9 +301,8 @@ def test_apply_through_a_server_with_only_an_http_uri(tmp_path: Path) -> None:
         assert check(spec, client=client)
         assert [c.action for c in apply(spec, client=client).changes] == ["unchanged"] * 3
         assert get_deployment("churn-prod", client=client).revision == 1
-        assert apply_events(client)[0]["created"] == [
-            "deployments:/churn-prod",
-            "monitors:/churn-drift",
-            "policies:/churn",
-        ]
+        assert open_automation_store(client.context).get_policy("churn").managed
+        monitor = Monitors(context=client.context).get("churn-drift")
+        assert monitor.config["labels"] == {"managed-by": "apply"}
+        # the loop.apply event through a server waits for RestAutomationStore.record_apply (and its route)
         client.close()

@@ -25,9 +25,10 @@ A file that declares an existing hand-made object adopts it when it writes it (a
 always gets written once, for its label; a deployment only if its spec differs: one already equal
 stays unmanaged, so ``--prune`` leaves it).
 
-**Rollouts own traffic.** While a rollout is moving a deployment's traffic (``rolling`` or
-``awaiting_approval``), the controller sets its weights; apply does not fight it: the deployment's
-change is ``held`` (shown, not written, not drift) until the rollout ends.
+**Rollouts own traffic.** While a rollout of a deployment is active (training to promotion), the
+controller sets its weights from the revision the rollout began at (and writes that one back when it
+promotes or rolls back); apply does not fight it: the deployment's change is ``held`` (shown, not
+written, not drift) until the rollout ends, and the next apply makes it.
 
 Every problem a plan finds (a policy's deployment or monitor exists nowhere, a route's model version
 is not registered, and everything ``spec.py`` checks) is reported at once with its line, before
@@ -46,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from loopline.automation.spec import InvalidSpec, MonitorSpec, Problem, Spec, check_monitor
 from loopline.automation.store import AutomationStore, open_automation_store
-from loopline.automation.types import MANAGED_LABEL, Policy, Rollout, RolloutState, policy_to_json
+from loopline.automation.types import MANAGED_LABEL, Policy, Rollout, policy_to_json
 from loopline.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -60,10 +61,6 @@ Action = Literal["create", "update", "delete", "unchanged", "held"]
 KINDS: tuple[Kind, ...] = ("deployment", "monitor", "policy")
 MARK = "loopline apply"  # the comment prefix of the deployment revisions apply writes
 MANAGED = {MANAGED_LABEL: "apply"}
-_TRAFFIC = (
-    RolloutState.ROLLING,
-    RolloutState.AWAITING_APPROVAL,
-)  # states in which the controller sets weights
 
 
 @dataclass(frozen=True)
@@ -215,13 +212,13 @@ class _World:
     deployments: dict[str, Deployment]
     monitors: dict[str, Monitor]
     policies: dict[str, Policy]
-    rolling: dict[str, Rollout]  # deployment name -> the rollout moving its traffic
+    rolling: dict[str, Rollout]  # deployment name -> its active rollout
 
 
 def _read(client: Client, store: AutomationStore, monitors: Monitors) -> _World:
     from loopline.serving.deployments import list_deployments
 
-    rolling = {r.deployment: r for r in store.list_rollouts(active=True, limit=1000) if r.state in _TRAFFIC}
+    rolling = {r.deployment: r for r in store.list_rollouts(active=True, limit=1000)}
     return _World(
         {d.name: d for d in list_deployments(client=client)},
         {m.name: m for m in monitors.list_monitors()},
@@ -361,7 +358,7 @@ def plan(spec: Spec, *, prune: bool = False, client: Client | None = None) -> Pl
             change = dataclasses.replace(change, revision=cur.revision)
         if change.action == "update" and (r := world.rolling.get(d.name)) is not None:
             note = (
-                f"rollout {r.id} of policy {r.policy} moves its traffic ({r.state.value}): kept until it ends"
+                f"rollout {r.id} of policy {r.policy} owns its traffic ({r.state.value}): kept until it ends"
             )
             change = dataclasses.replace(change, action="held", note=note)
         changes.append(change)
