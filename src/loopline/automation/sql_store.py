@@ -142,6 +142,12 @@ class SqlAutomationStore(SqlStore):
             conn.execute(delete(trg).where(trg.c.workspace == self.workspace, trg.c.policy == name))
             self._event(conn, "policy.delete", f"policies:/{name}")
 
+    def record_apply(self, source: str, changes: Mapping[str, Any]) -> None:
+        """Append the ``loop.apply`` event of one ``loopline apply`` of ``source`` (a file name) on
+        ``apply:/<source>``; ``changes``: the URIs it created, changed and deleted."""
+        with self._write() as conn:
+            self._event(conn, ev.APPLY, f"apply:/{source}", source=source, **changes)
+
     # ---- triggers ------------------------------------------------------------------------------
 
     def event_cursor(self) -> int:

@@ -38,6 +38,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "pipeline": ("loopline.cli.pipeline", "app"),
     "monitor": ("loopline.cli.monitor", "app"),
     "jobs": ("loopline.cli.jobs", "app"),
+    "apply": ("loopline.cli.apply", "apply"),
     "policies": ("loopline.cli.loop", "policies"),
     "rollouts": ("loopline.cli.loop", "rollouts"),
     "retrain": ("loopline.cli.loop", "retrain"),

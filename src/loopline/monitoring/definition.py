@@ -17,6 +17,7 @@ _CONFIG: dict[str, type | tuple[type, ...]] = {
     "tests": dict,
     "target": (str, type(None)),
     "categorical": list,
+    "labels": dict,  # str -> str, e.g. managed-by: apply (what `loopline apply --prune` may delete)
 }
 
 
@@ -49,6 +50,9 @@ def check_definition(
             raise InvalidInput(f"Unknown monitor option {key!r:.100}.", hint=f"Use any of {sorted(_CONFIG)}.")
         if not isinstance(value, kind):
             raise InvalidInput(f"Invalid value {value!r:.100} for monitor option {key!r}.")
+    for key, value in (config.get("labels") or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidInput(f"Invalid label {key!r:.100}: {value!r:.100}.", hint="Labels are text: text.")
     for url in config.get("webhooks") or []:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise InvalidInput(f"Invalid webhook {url!r:.200}.", hint="Use an http:// or https:// URL.")

@@ -79,9 +79,13 @@ class Monitors:
         tests: Mapping[str, str] | None = None,
         target: str | None = None,
         categorical: Sequence[str] = (),
+        labels: Mapping[str, str] | None = None,
         replace: bool = False,
     ) -> Monitor:
-        """Declare monitor ``name`` over a deployment or a model URI (``models:/m@champion``)."""
+        """Declare monitor ``name`` over a deployment or a model URI (``models:/m@champion``).
+
+        ``labels`` are kept in its config (``managed-by: apply`` marks the monitors ``loopline apply``
+        owns); a monitor without labels has none there, as before labels existed."""
         if (deployment is None) == (model is None):
             raise InvalidInput(
                 "A monitor watches one deployment or one model.", hint="Pass --deployment or --model."
@@ -101,6 +105,8 @@ class Monitors:
             "target": target,
             "categorical": list(categorical),
         }
+        if labels:
+            config["labels"] = dict(labels)
         sched = schedule or ""
         return self.store.create_monitor(
             name,
