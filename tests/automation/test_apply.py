@@ -259,7 +259,7 @@ def test_a_rollout_moving_traffic_holds_its_deployment(client: Client) -> None:
     )
     # already while it trains: the controller will build its steps from the revision it began at
     moved = parse_spec(FILE.replace("weight: 100", "weight: 50"))
-    assert [c.action for c in plan(moved, client=client).changes][0] == "held"
+    assert next(c.action for c in plan(moved, client=client).changes) == "held"
     store.advance(
         rollout.id,
         expected_state=RolloutState.TRAINING,
@@ -304,5 +304,6 @@ def test_apply_through_a_server_with_only_an_http_uri(tmp_path: Path) -> None:
         assert open_automation_store(client.context).get_policy("churn").managed
         monitor = Monitors(context=client.context).get("churn-drift")
         assert monitor.config["labels"] == {"managed-by": "apply"}
-        # the loop.apply event through a server waits for RestAutomationStore.record_apply (and its route)
+        recorded = [dict(e.payload) for e in open_lineage_reader(client.context).events(action=ev.APPLY)]
+        assert len(recorded) == 1 and "policies:/churn" in recorded[0]["created"]  # the second wrote nothing
         client.close()

@@ -477,11 +477,8 @@ def _delete(change: Change, client: Client, store: AutomationStore, monitors: Mo
 
 
 def _record(store: AutomationStore, source: str, done: Mapping[str, list[str]]) -> None:
-    """The ``loop.apply`` event. ``record_apply`` is not in the ``AutomationStore`` Protocol yet (the
-    SQL store has it): until it is, a store without it records nothing."""
-    record = getattr(store, "record_apply", None)
-    if record is not None:
-        record(source, done)
+    """The ``loop.apply`` event (through a server too: the server's store appends it)."""
+    store.record_apply(source, done)
 
 
 def check(spec: Spec, *, client: Client | None = None) -> bool:

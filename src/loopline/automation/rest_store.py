@@ -6,6 +6,9 @@ declared or a retraining asked for through it is acted on there.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from loopline.automation.types import (
     Policy,
     Rollout,
@@ -38,6 +41,9 @@ class RestAutomationStore:
 
     def delete_policy(self, name: str) -> None:
         self.rest.call("POST", f"{API}/policies/delete", {"name": check_name("policy", name)})
+
+    def record_apply(self, source: str, changes: Mapping[str, Any]) -> None:
+        self.rest.call("POST", f"{API}/applies/record", {"source": source, "changes": dict(changes)})
 
     def add_trigger(self, policy: str, kind: str, *, source_event: int | None, change_ms: int) -> None:
         body = {"policy": policy, "kind": kind, "source_event": source_event, "change_ms": change_ms}

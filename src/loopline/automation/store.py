@@ -11,7 +11,8 @@ Every write appends its ``loop.*`` event (``automation/events.py``) in the same 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loopline.automation.types import Policy, Rollout
 
@@ -34,6 +35,11 @@ class AutomationStore(Protocol):
 
     def list_policies(self) -> list[Policy]: ...
     def delete_policy(self, name: str) -> None: ...
+
+    def record_apply(self, source: str, changes: Mapping[str, Any]) -> None:
+        """The ``loop.apply`` event of one ``loopline apply`` of ``source`` (a file name), on
+        ``apply:/<source>``; ``changes``: the URIs it created, changed and deleted."""
+        ...
 
     # ---- triggers and rollouts ---------------------------------------------------------------
     def add_trigger(self, policy: str, kind: str, *, source_event: int | None, change_ms: int) -> None:

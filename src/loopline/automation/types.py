@@ -260,10 +260,26 @@ class Rollout:
         return f"rollouts:/{self.id}"
 
 
+# The fields each kind of trigger and rule takes: a policy's JSON carries just those.
+TRIGGER_FIELDS = {"alert": ("monitor",), "dataset": ("dataset",), "schedule": ("cron",)}
+RULE_FIELDS = {
+    "metric": ("metric", "max_loss", "higher_is_better", "method", "confidence", "resamples"),
+    "latency": ("p99_ms",),
+    "validation": ("suite",),
+    "signature": (),
+}
+
+
 def policy_to_json(policy: Policy) -> dict[str, Any]:
     out = asdict(policy)
     out["params"] = dict(policy.params)
     out["labels"] = dict(policy.labels)
+    out["triggers"] = [
+        {"kind": t.kind, **{k: getattr(t, k) for k in TRIGGER_FIELDS[t.kind]}} for t in policy.triggers
+    ]
+    out["gate"]["rules"] = [
+        {"kind": r.kind, **{k: getattr(r, k) for k in RULE_FIELDS[r.kind]}} for r in policy.gate.rules
+    ]
     return out
 
 

@@ -7,6 +7,7 @@ GET takes the query string, POST a JSON object; errors are 4xx ``{"error_code", 
 ``GET  policies/get?name=``                            ``{"policy": Policy}``
 ``POST policies/put`` ``{"policy": Policy}``           ``{"policy": Policy, "changed": bool}``
 ``POST policies/delete`` ``{"name"}``                  ``{}``
+``POST applies/record`` ``{"source", "changes"}``     ``{}``: the ``loop.apply`` event of one apply
 ``POST triggers/add`` ``{"policy", "kind",             ``{}``: a reason to retrain, queued
 "source_event"?, "change_ms"?}``
 ``GET  rollouts/list?policy=&active=&limit=``          ``{"rollouts": [Rollout…]}`` newest first
@@ -70,6 +71,13 @@ Count = Annotated[
 
 class PutPolicy(_Strict):
     policy: PolicyIn = Field(description="a policy (docs/loop.md lists its fields)")
+
+
+class RecordApply(_Strict):
+    source: str = Field(
+        json_schema_extra={"minLength": 1, "maxLength": 400}, description="the applied file's name"
+    )
+    changes: dict[str, list[str]] = Field(description="created / changed / deleted: the object URIs")
 
 
 class DeletePolicy(_Strict):
@@ -147,6 +155,15 @@ async def put_policy(req: PutPolicy, request: Request) -> Response:
 @documented(answer=Empty)
 async def delete_policy(req: DeletePolicy, request: Request) -> Response:
     await blocking(_store(request).delete_policy, req.name)
+    return json_response({})
+
+
+@router.post("/applies/record")
+@documented(answer=Empty, errors=())
+async def record_apply(req: RecordApply, request: Request) -> Response:
+    if not req.source.strip() or len(req.source) > 400:
+        raise InvalidInput("'source' must name the applied file (at most 400 characters).")
+    await blocking(_store(request).record_apply, req.source, req.changes)
     return json_response({})
 
 
