@@ -44,7 +44,9 @@ def frame(n: int, seed: int, flip: float = 0.0) -> pd.DataFrame:
     return X.assign(label=np.where(flipped, 1 - label, label))
 
 
-def register(train: pd.DataFrame, *, shuffle: bool = False, signature: Signature | None = None) -> str:
+def register(
+    train: pd.DataFrame, *, shuffle: bool = False, signature: Signature | None = None, example: bool = True
+) -> str:
     """Fit a logistic regression on ``train`` and register it as the next version of "churn"."""
     y = train.label.to_numpy()
     if shuffle:  # a model that learnt nothing
@@ -53,7 +55,7 @@ def register(train: pd.DataFrame, *, shuffle: bool = False, signature: Signature
     with loopline.start_run(experiment="gates"):
         info = log_model(
             model,
-            input_example=None if signature else train[FEATURES][:3],
+            input_example=train[FEATURES][:3] if example and signature is None else None,
             signature=signature,
             registered_model_name="churn",
         )
@@ -151,6 +153,8 @@ def test_signature_mismatch_fails(embedded: Path) -> None:
     other_type = judge(gate, register(frame(500, seed=2), signature=strings), champion)
     assert "column 'x1' is string in the candidate, double in the champion" in other_type.reason
     assert judge(gate, register(frame(500, seed=2), signature=floats), champion).passed
+    unsigned = judge(gate, register(frame(500, seed=2), example=False), champion)
+    assert unsigned.passed and "the candidate has no input signature" in unsigned.rules[0].why
 
 
 def test_failing_validation_and_a_model_that_cannot_score_fail_their_rules(embedded: Path) -> None:

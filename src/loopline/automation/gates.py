@@ -10,8 +10,9 @@ dataset), so a rejected one stays in the registry, explained.
 - ``metric``: both models' outputs on the same rows (``loopline.evaluate``'s), the difference
   judged by a paired bootstrap (``automation.bootstrap``: its one-sided bound must not be a loss
   larger than ``max_loss``) or, with ``method="point"``, by the point estimates. The metric's own
-  direction decides what a loss is (log loss and errors: lower is better). With no champion (the
-  first model) the rule passes on the candidate's figure alone, and says so.
+  direction decides what a loss is (log loss and errors: lower is better; ``GateRule.higher_is_better``
+  is not consulted). With no champion (the first model) the rule passes on the candidate's figure
+  alone, and says so.
 - ``latency``: the p99 of ``LATENCY_CALLS`` one-row predictions of the loaded candidate (through
   its signature check, as serving calls it), after ``WARMUP_CALLS`` untimed ones.
 - ``validation``: the suite file must pass on the held-out dataset version.
@@ -194,8 +195,9 @@ def _signature_rule(cand: Signature | None, champ: Signature | None, has_champio
     import numpy as np
 
     if not has_champion or cand is None or champ is None or not cand.inputs or not champ.inputs:
-        side = "no champion" if not has_champion else "the candidate" if cand is None else "the champion"
-        return RuleVerdict("signature", True, {}, f"signature: nothing to compare ({side} has none)")
+        side = "the candidate" if cand is None or not cand.inputs else "the champion"
+        why = "no champion" if not has_champion else f"{side} has no input signature"
+        return RuleVerdict("signature", True, {}, f"signature: nothing to compare ({why})")
     problems: list[str] = []
     if (cand.tensor is None) != (champ.tensor is None):
         problems.append("one takes a tensor, the other columns")
