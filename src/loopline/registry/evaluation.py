@@ -162,13 +162,36 @@ def _classify(model: Any, X: Any, y: Any) -> tuple[Any, Any, Any]:
     return _column(labels), proba, classes
 
 
+def _regress(model: Any, X: Any, y: Any) -> Any:
+    pred = model.predict(X)
+    if isinstance(pred, Mapping):
+        pred = next(iter(pred.values()))
+    p = _column(pred).astype(float)
+    if p.ndim != 1 or len(p) != len(y):
+        raise InvalidInput(f"The model returned predictions of shape {list(p.shape)} for {len(y)} rows.")
+    return p
+
+
+def model_outputs(model: Any, X: Any, y: Any, model_type: ModelType = "classifier") -> tuple[Any, Any, Any]:
+    """The per-row outputs ``evaluate`` scores ``model`` by, on features ``X`` with true values ``y``.
+
+    A classifier: (predicted labels, probabilities or None, the classes of the probability columns;
+    one column, of the greater class, for two). A regressor: (predictions, None, None). The gate's
+    paired bootstrap (``loopline.automation.bootstrap``) resamples these rows.
+    """
+    if model_type == "regressor":
+        return _regress(model, X, y), None, None
+    labels, proba, classes = _classify(model, X, y)
+    if labels.dtype != y.dtype and labels.dtype.kind in "fiu" and y.dtype.kind in "iu":
+        labels = labels.astype(y.dtype)
+    return labels, proba, classes
+
+
 def _classifier_metrics(model: Any, X: Any, y: Any) -> dict[str, float]:
     import numpy as np
     from sklearn import metrics as skm
 
-    labels, proba, classes = _classify(model, X, y)
-    if labels.dtype != y.dtype and labels.dtype.kind in "fiu" and y.dtype.kind in "iu":
-        labels = labels.astype(y.dtype)
+    labels, proba, classes = model_outputs(model, X, y)
     present = np.unique(np.concatenate([np.unique(y), np.unique(labels)]))
     out: dict[str, float] = {"example_count": float(len(y)), "accuracy_score": skm.accuracy_score(y, labels)}
     if len(present) <= 2:
@@ -197,12 +220,7 @@ def _regressor_metrics(model: Any, X: Any, y: Any) -> dict[str, float]:
     import numpy as np
     from sklearn import metrics as skm
 
-    pred = model.predict(X)
-    if isinstance(pred, Mapping):
-        pred = next(iter(pred.values()))
-    p = _column(pred).astype(float)
-    if p.ndim != 1 or len(p) != len(y):
-        raise InvalidInput(f"The model returned predictions of shape {list(p.shape)} for {len(y)} rows.")
+    p = _regress(model, X, y)
     y = y.astype(float)
     return {
         "example_count": float(len(y)),
@@ -266,4 +284,4 @@ def evaluate(
     return EvaluationResult(metrics, model_type, logged, len(y))
 
 
-__all__ = ["EvaluationResult", "evaluate"]
+__all__ = ["EvaluationResult", "evaluate", "model_outputs"]
