@@ -30,6 +30,7 @@ MODULES = (
     "pipelines",
     "team_server",
     "team_scale",
+    "gate_calibration",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 

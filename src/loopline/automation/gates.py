@@ -10,9 +10,9 @@ dataset), so a rejected one stays in the registry, explained.
 - ``metric``: both models' outputs on the same rows (``loopline.evaluate``'s), the difference
   judged by a paired bootstrap (``automation.bootstrap``: its one-sided bound must not be a loss
   larger than ``max_loss``) or, with ``method="point"``, by the point estimates. The metric's own
-  direction decides what a loss is (log loss and errors: lower is better; ``GateRule.higher_is_better``
-  is not consulted). With no champion (the first model) the rule passes on the candidate's figure
-  alone, and says so.
+  direction decides what a loss is (log loss and errors: lower is better) unless the rule's
+  ``higher_is_better`` says otherwise. With no champion (the first model) the rule passes on the
+  candidate's figure alone, and says so.
 - ``latency``: the p99 of ``LATENCY_CALLS`` one-row predictions of the loaded candidate (through
   its signature check, as serving calls it), after ``WARMUP_CALLS`` untimed ones.
 - ``validation``: the suite file must pass on the held-out dataset version.
@@ -136,7 +136,14 @@ def _metric_rule(
     resamples = rule.resamples if rule.method == "bootstrap" else 0  # 0: the bound is the point difference
     try:
         iv = paired_bootstrap(
-            metric, y, c_out, h_out, classes=c_cls, resamples=resamples, confidence=rule.confidence
+            metric,
+            y,
+            c_out,
+            h_out,
+            classes=c_cls,
+            resamples=resamples,
+            confidence=rule.confidence,
+            higher_is_better=rule.higher_is_better,
         )
     except InvalidInput as e:
         return RuleVerdict("metric", False, {}, f"{metric}: {e}")

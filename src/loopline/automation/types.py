@@ -83,7 +83,7 @@ class GateRule:
     kind: RuleKind
     metric: str | None = None
     max_loss: float = 0.0
-    higher_is_better: bool = True
+    higher_is_better: bool | None = None  # None: the metric's own direction (roc_auc up, log_loss down)
     method: Literal["bootstrap", "point"] = "bootstrap"
     confidence: float = 0.95
     resamples: int = 1000

@@ -47,7 +47,7 @@ Trigger = Annotated[AlertTrigger | DatasetTrigger | ScheduleTrigger, Field(discr
 
 class _Judged(_Strict):
     max_loss: Annotated[Number, Field(json_schema_extra=_between(0))] = 0.0
-    higher_is_better: bool = True
+    higher_is_better: bool | None = Field(None, description="default: the metric's own direction")
     method: Literal["bootstrap", "point"] = "bootstrap"
     confidence: Annotated[Number, Field(json_schema_extra=_between(0.5, 0.9999))] = 0.95
     resamples: Annotated[
