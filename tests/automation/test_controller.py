@@ -365,3 +365,16 @@ def test_a_canary_less_accurate_online_than_the_champion_rolls_back(loop: Loop) 
     r = loop.tick_until(ctl, lambda r: r.state.terminal)
     assert r.state is S.ROLLED_BACK and "online accuracy 0.0% against the champion's 100.0%" in r.reason
     ctl.close()
+
+
+def test_alerts_from_before_a_policy_was_declared_start_nothing(loop: Loop) -> None:
+    with write_transaction(loop.context.engine) as conn:
+        append_event(conn, "default", "monitor", "monitor.drift_detected", "monitors:/churn-drift", {})
+    loop.store.delete_policy("churn")
+    time.sleep(0.01)
+    loop.store.put_policy(loop.policy)  # declared after the alert
+    ctl = loop.controller()
+    for _ in range(3):
+        ctl.tick()
+    assert loop.store.list_rollouts() == []
+    ctl.close()

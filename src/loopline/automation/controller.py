@@ -140,10 +140,11 @@ class Controller:
     def _read_events(self, policies: Mapping[str, Policy]) -> None:
         cursor = self.store.event_cursor()
         events = self.store.new_events(cursor)
+        declared = self.store.policy_created() if events else {}
         for event in events:
             for policy in policies.values():
                 kind = _trigger_kind(policy, event.action, event.object_uri)
-                if kind:
+                if kind and event.time_ms >= declared.get(policy.name, 0):  # not what came before it
                     self.store.add_trigger(policy.name, kind, source_event=event.id, change_ms=event.time_ms)
         if events:
             self.store.set_event_cursor(events[-1].id)

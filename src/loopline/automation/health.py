@@ -3,7 +3,8 @@
 Every serving process logs each request (``serving/inference_log.py``): which deployment, model
 version and role (``primary`` answered, ``shadow`` only logged) served it, its status, latency and
 outputs. A step's health is what those rows say about the candidate version since the step began:
-its error rate and p99 latency on the requests it answered (canary) or saw (shadow); in shadow, how
+its error rate on the requests it answered (canary) or saw (shadow), its p99 latency on those it
+answered (a shadow's latency is not what users wait for); in shadow, how
 often its answer agreed with the primary's answer to the same request; and, once ground truth has
 come back (``POST /api/2.0/loopline/feedback``), its accuracy on the labelled rows it answered
 against the accuracy of the other versions on theirs over the same time.
@@ -155,7 +156,8 @@ def measure(store: ArtifactStore, deployment: str, model: str, version: str, sin
                 answered[r[ls.REQUEST_ID]] = r[ls.OUTPUTS]
             requests += 1
             errors += int(r[ls.STATUS] >= 500)
-            latencies.append(float(r[ls.LATENCY_MS]))
+            if r[ls.ROLE] == "primary":  # a shadow's latency is not what users wait for
+                latencies.append(float(r[ls.LATENCY_MS]))
     for request_id, answer in shadow.items():
         if request_id in primary:
             compared += 1

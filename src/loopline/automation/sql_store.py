@@ -132,6 +132,12 @@ class SqlAutomationStore(SqlStore):
             ).all()
         return [self._policy(r.body, r.labels) for r in rows]
 
+    def policy_created(self) -> dict[str, int]:
+        """When each policy was first declared: events before it are not its triggers."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(pol.c.name, pol.c.created_ms).where(pol.c.workspace == self.workspace))
+            return {r.name: int(r.created_ms) for r in rows}
+
     def delete_policy(self, name: str) -> None:
         with self._write() as conn:
             gone = conn.execute(
