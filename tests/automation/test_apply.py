@@ -117,7 +117,7 @@ def test_plan_apply_and_a_second_apply_changes_nothing(client: Client) -> None:
                 "churn",
                 "churn",
                 "churn-prod",
-                "train.py:train",
+                f"{Path('train.py').resolve()}:train",  # what the file's relative path resolves to
                 Gate((GateRule("metric", metric="roc_auc", max_loss=0.005),)),
                 triggers=(Trigger("alert", monitor="churn-drift"),),
                 rollout=(RolloutStep("canary", 10, 60),),

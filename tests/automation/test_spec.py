@@ -40,7 +40,7 @@ def test_the_example_declares_a_deployment_a_monitor_and_a_policy() -> None:
         "churn",
         "churn",
         "churn-prod",
-        "train.py:train",
+        f"{EXAMPLE.parent / 'train.py'}:train",  # a pipeline file is relative to the declaring file
     )
     assert policy.triggers == (
         Trigger("alert", monitor="churn-drift"),

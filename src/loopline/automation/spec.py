@@ -465,6 +465,10 @@ class _Checker:
         if body is None:
             return None
         body = {k: v for k, v in body.items() if v is not None}  # null: the default
+        pipeline = body.get("pipeline")
+        if isinstance(pipeline, str) and ".py:" in pipeline and not Path(pipeline).is_absolute():
+            file, _, fn = pipeline.rpartition(":")  # a file relative to this one, not to the shell
+            body["pipeline"] = f"{(self.base_dir / file).resolve()}:{fn}"
         bad = len(self.problems)
         for key in _REQUIRED_POLICY_KEYS:
             if key not in body and not _misspelt(key, raw):
