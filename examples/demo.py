@@ -362,13 +362,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def drifted_batch(d: Data) -> pd.DataFrame:
-    """Later traffic in which three measurements shifted (a new scanner, say)."""
+def drifted(d: Data, X: np.ndarray) -> pd.DataFrame:
+    """Rows in which three measurements shifted (a new scanner, say)."""
     rng = np.random.default_rng(SEED)
-    batch = d.frame(d.X_val).copy()
+    batch = d.frame(X).copy()
     for column in d.features[:3]:
         batch[column] = batch[column] * 1.3 + 0.8 + rng.normal(0, 0.1, len(batch))
     return batch
+
+
+def drifted_batch(d: Data) -> pd.DataFrame:
+    """Later traffic: the validation rows, drifted."""
+    return drifted(d, d.X_val)
 
 
 def serve_traffic(batch: pd.DataFrame, truth: np.ndarray) -> tuple[int, float]:
@@ -461,7 +466,34 @@ def serve_and_monitor(d: Data, console: Console) -> Path:
     return out
 
 
-# ---- step 7: where to look -----------------------------------------------------------------------
+# ---- step 7: the loop closes itself (examples/closed_loop) ---------------------------------------
+
+
+def close_the_loop_on(d: Data, console: Console) -> None:
+    """The loop declared in examples/closed_loop/loopline.yaml retrains, gates, rolls out and rolls
+    back by itself while the deployment serves drifted traffic."""
+    from closed_loop.demo_loop import close_the_loop
+
+    from loopline.monitoring.monitors import Monitors
+
+    def run_monitor() -> list[str]:
+        return [str(a["event"]) for a in Monitors().run(f"{MODEL_NAME}-champion").alerts]
+
+    train = d.frame(d.X_train).assign(label=d.y_train)
+    labelled_production = drifted(d, d.X_train).assign(label=d.y_train)
+    close_the_loop(
+        holdout=d.frame(d.X_val).assign(label=d.y_val),
+        new_training_data=pd.concat([train, labelled_production], ignore_index=True),
+        production=drifted_batch(d),
+        truth=d.y_val,
+        monitor=f"{MODEL_NAME}-champion",
+        console=console,
+        home=Path(loopline.get_tracking_uri().removeprefix("sqlite:///")).parent,
+        run_monitor=run_monitor,
+    )
+
+
+# ---- step 8: where to look -----------------------------------------------------------------------
 
 
 def where_to_look(runs: list[Run], data: DatasetVersion, report: Path, console: Console) -> None:
@@ -513,6 +545,7 @@ def main() -> None:
     runs = compare(session, console)
     register_best(runs, data, console)
     report = serve_and_monitor(data, console)
+    close_the_loop_on(data, console)
     where_to_look(runs, version, report, console)
 
 

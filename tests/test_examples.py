@@ -20,7 +20,7 @@ from loopline import Client, RunStatus, Settings
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def run_example(script: str, cwd: Path, timeout: float = 240, **env: str) -> subprocess.CompletedProcess[str]:
+def run_example(script: str, cwd: Path, timeout: float = 420, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``examples/<script>`` in ``cwd`` with no Loopline or MLflow settings inherited."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_"))}
     proc = subprocess.run(
@@ -108,14 +108,41 @@ def test_demo_tracks_every_model_and_runs_twice(tmp_path: Path, client: Client) 
     # The champion served the drifted batch; its monitor read those 143 requests and their labels.
     from loopline.monitoring.monitors import Monitors
 
-    figures = {k: v for _, k, v in Monitors(client.settings).history("breast-cancer-champion")}
+    figures: dict[str, float] = {}
+    for _, k, v in Monitors(client.settings).history("breast-cancer-champion"):
+        figures.setdefault(k, v)  # its first run (the loop runs it again on live traffic)
     assert figures["rows"] == 143 and figures["new_rows"] == 143
     assert figures["drift_share"] >= 0.1 and figures["dataset_drift"] == 1.0
     assert 0.5 < figures["performance.accuracy"] <= 1.0
     assert "alerts: monitor.drift_detected" in " ".join(first.split())
 
+    # The loop closed itself: one candidate promoted, one rejected by the gate, one rolled back
+    # during its canary, with no request failed meanwhile; the audit trail and DORA read them back.
+    from loopline.automation.dora import read_dora
+    from loopline.automation.store import open_automation_store
+
+    rollouts = open_automation_store(client.context).list_rollouts(policy="breast-cancer")
+    assert [r.state.value for r in reversed(rollouts)] == ["promoted", "rejected", "rolled_back"]
+    assert "roc_auc" in rollouts[1].reason and "p99 latency" in rollouts[0].reason
+    assert re.search(r"Traffic meanwhile: \d+ requests, 0 failed", " ".join(first.split()))
+    dora = read_dora(client.context, "1d").overall
+    assert (dora.deployments, dora.rollouts, dora.failures) == (1, 2, 1)
+    from loopline.registry import RegistryClient
+
+    champion = RegistryClient(client).get_model_version_by_alias("breast-cancer", "champion")
+    assert f"models:/breast-cancer/{champion.version}" == rollouts[2].candidate
+
     second = run_example("demo.py", tmp_path).stdout  # the same store, a second session
-    assert "datasets:/breast-cancer-train/1" in second  # unchanged data: the same version
+    # The loop versioned train + production as v2; the session's own split is the same bytes as v1.
+    printed = re.search(r"Versioned the training data as datasets:/breast-cancer-train/(\d+)", second)
+    assert printed is not None
+    from loopline.data import DataClient
+
+    data = DataClient(context=client.context)
+    again = data.get_version(f"datasets:/breast-cancer-train/{printed.group(1)}")
+    assert again.digest == data.get_version("datasets:/breast-cancer-train/1").digest
+    rollouts = open_automation_store(client.context).list_rollouts(policy="breast-cancer")
+    assert len(rollouts) == 6 and rollouts[2].state.value == "promoted"  # the loop closed again
     assert len(client.search_runs([exp.experiment_id])) == 2 * len(DEMO_STEPS)
     session = client.get_run(_best_run_printed(second)).data.tags["demo_session"]
     this_session = client.search_runs([exp.experiment_id], f"tags.demo_session = '{session}'")

@@ -34,7 +34,7 @@ class StepHealth:
     requests: int
     errors: int
     p99_ms: float | None
-    compared: int = 0  # shadow answers paired with the primary's answer to the same request
+    compared: int = 0  # rows of shadow answers paired with the primary's answer to the same request
     agreed: int = 0
     labelled: int = 0  # rows the candidate answered whose ground truth came back
     correct: int = 0
@@ -124,6 +124,16 @@ def _score(outputs: str, truth: Any) -> tuple[int, int]:
     return len(pairs), sum(1 for p, t in pairs if p == t or str(p) == str(t))
 
 
+def _agreement(shadow: str, primary: str) -> tuple[int, int]:
+    """(rows compared, rows the same) of two answers to one request."""
+    import orjson
+
+    theirs = orjson.loads(primary)
+    n = len(theirs) if isinstance(theirs, list) else 1
+    pairs = list(zip(row_predictions(orjson.loads(shadow), n), row_predictions(theirs, n), strict=True))
+    return len(pairs), sum(1 for a, b in pairs if a == b)
+
+
 def measure(store: ArtifactStore, deployment: str, model: str, version: str, since_ms: int) -> StepHealth:
     """The candidate ``model`` version ``version``'s requests through ``deployment`` since ``since_ms``."""
     requests = errors = compared = agreed = 0
@@ -158,10 +168,11 @@ def measure(store: ArtifactStore, deployment: str, model: str, version: str, sin
             errors += int(r[ls.STATUS] >= 500)
             if r[ls.ROLE] == "primary":  # a shadow's latency is not what users wait for
                 latencies.append(float(r[ls.LATENCY_MS]))
-    for request_id, answer in shadow.items():
+    for request_id, answer in shadow.items():  # row by row: one request may carry many rows
         if request_id in primary:
-            compared += 1
-            agreed += int(answer == primary[request_id])
+            n, same = _agreement(answer, primary[request_id])
+            compared += n
+            agreed += same
     scores = [0, 0, 0, 0]  # candidate labelled, correct; baseline labelled, correct
     if answered and primary:
         labels = feedback_labels(read_parts(store, _parts(store, ls.FEEDBACK, since_ms)))
