@@ -31,6 +31,7 @@ MODULES = (
     "team_server",
     "team_scale",
     "gate_calibration",
+    "loop",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 

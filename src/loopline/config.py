@@ -38,7 +38,7 @@ ROOT``                         ``<root>/<id>`` and clients write there directly 
 ``LOOPLINE_IDEMPOTENCY_TTL``   ``loopline server``: seconds an ``Idempotency-Key``'s answer is kept
                                for replay (``86400``: a day)
 ``LOOPLINE_CONTROLLER_INTERVAL`` ``loopline server``: seconds between the loop controller's ticks
-                               (``2``; ``0``: off)
+                               (``1``; ``0``: off)
 ``LOOPLINE_WEBHOOK_SECRET``    signs the loop's webhooks (``X-Loopline-Signature``; unset: unsigned)
 =============================  =========================================================
 """
@@ -99,7 +99,7 @@ class Settings:
     idempotency_ttl: float = 86400.0
     # The loop's controller: seconds between its ticks inside `loopline server` (0: off), and the key
     # that signs its webhooks (X-Loopline-Signature; unsigned when empty).
-    controller_interval: float = 2.0
+    controller_interval: float = 1.0
     webhook_secret: str = ""
 
     def __repr__(self) -> str:  # the webhook secret never reaches a log line

@@ -112,10 +112,13 @@ class Controller:
         now = at_ms if at_ms is not None else now_ms()
         done: list[Action] = []
         policies = {p.name: p for p in self.store.list_policies()}
-        if self.store.acquire_lease("events", self.holder, self.lease_s):
+        if policies and self.store.acquire_lease("events", self.holder, self.lease_s):
             self._read_events(policies)
             self._claim_schedules(policies, now)
+        busy = self.store.busy_policies()  # an idle loop costs two reads a tick, no writes
         for policy in policies.values():
+            if policy.name not in busy:
+                continue
             if not self.store.acquire_lease(f"deployments:/{policy.deployment}", self.holder, self.lease_s):
                 continue
             try:

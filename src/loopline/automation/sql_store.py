@@ -400,6 +400,15 @@ class SqlAutomationStore(SqlStore):
         except IntegrityError:
             return False
 
+    def busy_policies(self) -> set[str]:
+        """The policies with a rollout in flight or a trigger queued: the only ones a tick acts on."""
+        with self.engine.connect() as conn:
+            rolling = select(ro.c.policy).where(
+                ro.c.workspace == self.workspace, ro.c.state.not_in(_TERMINAL)
+            )
+            queued = select(trg.c.policy).where(trg.c.workspace == self.workspace)
+            return {r[0] for r in conn.execute(rolling.union(queued))}
+
     def new_events(self, after_id: int, limit: int = 1000) -> list[Event]:
         """Events of this workspace with an id above ``after_id``, oldest first (what the controller
         has not read yet)."""
