@@ -10,11 +10,15 @@ tests/e2e/test_loop_e2e.py.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -378,3 +382,57 @@ def test_alerts_from_before_a_policy_was_declared_start_nothing(loop: Loop) -> N
         ctl.tick()
     assert loop.store.list_rollouts() == []
     ctl.close()
+
+
+def _controller_process(loop: Loop) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "LOOPLINE_TRACKING_URI": loop.context.settings.tracking_uri}
+    env["LOOPLINE_ARTIFACTS_URI"] = loop.context.settings.artifacts_uri
+    cmd = [sys.executable, "-m", "loopline.cli", "controller", "--interval", "0.1", "--lease", "1"]
+    log = (loop.tmp / "controller.log").open("ab")
+    return subprocess.Popen(cmd, cwd=loop.tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait(loop: Loop, done: Callable[[Rollout], bool], timeout: float = 60) -> Rollout:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = loop.store.list_rollouts(limit=1)
+        if found and done(found[0]):
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"not reached in {timeout}s: {loop.store.list_rollouts(limit=1)}")
+
+
+@pytest.mark.parametrize("stage", ["training", "shadow", "canary"])
+def test_a_controller_killed_at_each_stage_is_resumed_by_the_next(loop: Loop, stage: str) -> None:
+    """SIGKILL, not a clean stop: the next controller (after the lease runs out) completes the
+    rollout from the store alone, and the deployment ends as the policy says, never split."""
+    base = open_deployment_store(loop.context).get_deployment("churn-prod").spec
+    first = _controller_process(loop)
+    try:
+        loop.store.add_trigger("churn", "manual", source_event=None, change_ms=now_ms())
+        at = {
+            "training": lambda r: r.state is S.TRAINING,
+            "shadow": lambda r: r.state is S.ROLLING and r.step == 0,
+            "canary": lambda r: r.state is S.ROLLING and r.step == 1,
+        }[stage]
+        if stage == "canary":
+            _wait(loop, lambda r: r.state is S.ROLLING and r.step == 0)
+            loop.traffic("2", 12, role="shadow")
+        _wait(loop, at)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    second = _controller_process(loop)
+    try:
+        if stage != "canary":
+            r = _wait(loop, lambda r: r.state is S.ROLLING and r.step == 0)
+            loop.traffic(r.candidate.rsplit("/", 1)[-1], 12, role="shadow")  # 2, or 3 if it retrained
+        r = _wait(loop, lambda r: r.state is S.ROLLING and r.step == 1)
+        loop.traffic(r.candidate.rsplit("/", 1)[-1], 12)
+        done = _wait(loop, lambda r: r.state.terminal)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(10)
+    assert done.state is S.PROMOTED and done.candidate.startswith("models:/churn/")  # 2, or 3 if retrained
+    assert _spec(loop) == base  # the weights the policy's deployment began with: no split left
+    assert loop.actions(done).count(ev.PROMOTE) == 1

@@ -164,7 +164,11 @@ def approve(
 
 
 def controller(
-    interval: Annotated[float, typer.Option(help="Seconds between ticks.")] = 2.0,
+    interval: Annotated[float, typer.Option(help="Seconds between ticks.")] = 1.0,
+    lease: Annotated[
+        float,
+        typer.Option(help="Seconds a dead controller's deployments stay locked before another takes over."),
+    ] = 30.0,
     once: Annotated[bool, typer.Option("--once", help="One tick, then exit.")] = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -174,7 +178,7 @@ def controller(
     from loopline.automation.controller import Controller
     from loopline.cli.common import client
 
-    ctl = Controller(client(tracking_uri).context)
+    ctl = Controller(client(tracking_uri).context, lease_s=lease)
     if once:
         try:
             for action in ctl.tick():
