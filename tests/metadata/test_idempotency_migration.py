@@ -38,7 +38,7 @@ def test_0011_upgrades_a_populated_0010_store_and_downgrades(store_uri: str) -> 
             )
         assert "idempotency_keys" not in _tables(engine)
 
-        upgrade(engine)
+        upgrade(engine, "0011")
         with engine.connect() as conn:
             assert current_revision(conn) == "0011"
             assert conn.execute(sa.text("SELECT name FROM workspaces WHERE name = 'team'")).scalar() == "team"
