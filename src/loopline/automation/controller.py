@@ -305,34 +305,17 @@ class Controller:
         try:
             verdict = future.result()
         except LooplineError as e:  # the gate could not judge (e.g. no held-out data): not promoted
-            body: dict[str, Any] = {"passed": False, "error": e.message}
-            self.store.advance(
-                rollout.id,
-                expected_state=S.GATING,
-                expected_step=rollout.step,
-                event=ev.GATE,
-                payload={**body, "model": policy.model},
-                state=S.REJECTED,
-                verdict=body,
-                reason=f"the gate could not judge: {e.message}",
+            return self._reject(
+                policy,
+                rollout,
+                {"passed": False, "error": e.message},
+                f"the gate could not judge: {e.message}",
             )
-            self._notify(policy, rollout, ev.GATE, body)
-            return [Action(rollout.uri, f"rejected: {e.message}")]
         body = verdict_to_json(verdict)
         if not verdict.passed:
-            why = "; ".join(r.why for r in verdict.rules if not r.passed)
-            self.store.advance(
-                rollout.id,
-                expected_state=S.GATING,
-                expected_step=rollout.step,
-                event=ev.GATE,
-                payload={**body, "model": policy.model},
-                state=S.REJECTED,
-                verdict=body,
-                reason=why[:2000],
+            return self._reject(
+                policy, rollout, body, "; ".join(r.why for r in verdict.rules if not r.passed)
             )
-            self._notify(policy, rollout, ev.GATE, body)
-            return [Action(rollout.uri, f"rejected: {why}")]
         self._registry().set_alias(policy.model, policy.challenger_alias, _version(rollout.candidate))
         gated = self.store.advance(
             rollout.id,
@@ -345,6 +328,21 @@ class Controller:
         )
         self._notify(policy, gated, ev.GATE, body)
         return [Action(rollout.uri, "gate passed"), *self._enter(policy, gated, 0)]
+
+    def _reject(self, policy: Policy, rollout: Rollout, verdict: dict[str, Any], why: str) -> list[Action]:
+        """The candidate is kept (tagged by the gate) and explained, never served."""
+        self.store.advance(
+            rollout.id,
+            expected_state=S.GATING,
+            expected_step=rollout.step,
+            event=ev.GATE,
+            payload={**verdict, "model": policy.model},
+            state=S.REJECTED,
+            verdict=verdict,
+            reason=why[:2000],
+        )
+        self._notify(policy, rollout, ev.GATE, verdict)
+        return [Action(rollout.uri, f"rejected: {why}")]
 
     # ---- rolling -------------------------------------------------------------------------------
 
