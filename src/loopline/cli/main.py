@@ -44,6 +44,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "retrain": ("loopline.cli.loop", "retrain"),
     "approve": ("loopline.cli.loop", "approve"),
     "controller": ("loopline.cli.loop", "controller"),
+    "ci": ("loopline.cli.ci", "app"),
 }
 
 
