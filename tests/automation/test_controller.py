@@ -154,11 +154,14 @@ class Loop:
 
 @pytest.fixture
 def loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loop]:
+    yield make_loop(tmp_path, monkeypatch, f"sqlite:///{tmp_path / 'l.db'}")
+
+
+def make_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str) -> Loop:
+    """Champion churn v1 serving churn-prod, a held-out dataset and a policy, on ``tracking_uri``."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "train.py").write_text(PIPELINE)
-    settings = Settings.from_env(
-        {}, tracking_uri=f"sqlite:///{tmp_path / 'l.db'}", artifacts_uri=str(tmp_path / "art")
-    )
+    settings = Settings.from_env({}, tracking_uri=tracking_uri, artifacts_uri=str(tmp_path / "art"))
     for key, value in (
         ("LOOPLINE_TRACKING_URI", settings.tracking_uri),
         ("LOOPLINE_ARTIFACTS_URI", settings.artifacts_uri),
@@ -194,7 +197,7 @@ def loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loop]:
     )
     store = SqlAutomationStore(context)
     store.put_policy(policy)
-    yield Loop(context, store, policy, tmp_path)
+    return Loop(context, store, policy, tmp_path)
 
 
 def _spec(loop: Loop) -> DeploymentSpec:
