@@ -10,6 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 from support import run_cli, serve_loopline
@@ -106,6 +107,9 @@ def test_a_client_with_only_the_servers_url_runs_the_loop(tmp_path: Path) -> Non
         events = run_cli(url, tmp_path, "events", "--kind", "loop.", "-f", "json")
         actions = [e["action"] for e in json.loads(events.stdout)]
         assert {"loop.apply", "loop.trigger", "loop.gate", "loop.promote"} <= set(actions)
+        metrics = httpx.get(f"{url}/metrics").text  # what Prometheus scrapes: the loop's gauges too
+        assert 'loopline_loop_rollouts{policy="churn",state="promoted"} 1.0' in metrics
+        assert "loopline_dora_" in metrics
     champion = RegistryClient(Client(context=context)).get_model_version_by_alias("churn", "champion")
     assert champion.version == 2
     assert not (tmp_path / ".loopline").exists()  # the CLI processes kept nothing locally

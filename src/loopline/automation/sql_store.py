@@ -400,6 +400,18 @@ class SqlAutomationStore(SqlStore):
         except IntegrityError:
             return False
 
+    def rollout_counts(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(policy, state) → (how many rollouts, when the last one changed, ms): the /metrics gauges."""
+        from sqlalchemy import func
+
+        q = (
+            select(ro.c.policy, ro.c.state, func.count(), func.max(ro.c.updated_ms))
+            .where(ro.c.workspace == self.workspace)
+            .group_by(ro.c.policy, ro.c.state)
+        )
+        with self.engine.connect() as conn:
+            return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in conn.execute(q)}
+
     def busy_policies(self) -> set[str]:
         """The policies with a rollout in flight or a trigger queued: the only ones a tick acts on."""
         with self.engine.connect() as conn:

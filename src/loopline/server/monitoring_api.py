@@ -392,6 +392,7 @@ async def metrics(request: Request) -> Response:
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
     from loopline.automation.dora import DoraCollector, compute_dora
+    from loopline.automation.sql_store import SqlAutomationStore
     from loopline.clock import now_ms
 
     latest = await on_store(request, lambda s: s.latest_metrics())
@@ -400,6 +401,7 @@ async def metrics(request: Request) -> Response:
     dora = await blocking(
         compute_dora, ctx.engine, ctx.workspace, since_ms=now - 30 * 86_400_000, until_ms=now
     )
+    rollouts = await blocking(SqlAutomationStore(ctx).rollout_counts)
 
     class _Collector:
         def collect(self) -> Iterator[Any]:
@@ -408,7 +410,32 @@ async def metrics(request: Request) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector())
     registry.register(DoraCollector(lambda: dora))
+    registry.register(_RolloutCollector(rollouts))
     return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class _RolloutCollector:
+    """The loop's rollouts per policy and state, and when each state was last reached: a rollback
+    shows as ``loopline_loop_rollouts{state="rolled_back"}`` going up (alert on its increase)."""
+
+    def __init__(self, counts: dict[tuple[str, str], tuple[int, int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        labels = ["policy", "state"]
+        total = GaugeMetricFamily("loopline_loop_rollouts", "Rollouts by policy and state.", labels=labels)
+        last = GaugeMetricFamily(
+            "loopline_loop_last_change_timestamp_seconds",
+            "When a rollout of the policy last reached the state.",
+            labels=labels,
+        )
+        for (policy, state), (n, ms) in sorted(self.counts.items()):
+            total.add_metric([policy, state], n)
+            last.add_metric([policy, state], ms / 1000)
+        yield total
+        yield last
 
 
 async def run_due(app: FastAPI) -> int:
