@@ -439,3 +439,18 @@ def test_a_controller_killed_at_each_stage_is_resumed_by_the_next(loop: Loop, st
     assert done.state is S.PROMOTED and done.candidate.startswith("models:/churn/")  # 2, or 3 if retrained
     assert _spec(loop) == base  # the weights the policy's deployment began with: no split left
     assert loop.actions(done).count(ev.PROMOTE) == 1
+
+
+def test_a_shadows_backlog_does_not_pass_for_the_canarys_traffic(loop: Loop) -> None:
+    ctl = loop.controller()
+    loop.store.add_trigger("churn", "manual", source_event=None, change_ms=now_ms())
+    loop.tick_until(ctl, lambda r: r.state is S.ROLLING and r.step == 0)
+    loop.traffic("2", 12, role="shadow")
+    r = loop.tick_until(ctl, lambda r: r.step == 1)
+    loop.traffic("2", 30, role="shadow")  # logged late, after the canary began: not its answers
+    for _ in range(3):
+        ctl.tick()
+    assert loop.store.get_rollout(r.id).state is S.ROLLING  # still waiting for requests it answered
+    loop.traffic("2", 12)
+    assert loop.tick_until(ctl, lambda r: r.state.terminal).state is S.PROMOTED
+    ctl.close()

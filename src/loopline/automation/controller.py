@@ -395,6 +395,7 @@ class Controller:
             policy.model,
             _version(rollout.candidate),
             rollout.step_started_ms,
+            role="shadow" if step.stage == "shadow" else "primary",
         )
         healthy, why = judge_health(seen, policy.health)
         if healthy is False:

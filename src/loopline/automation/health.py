@@ -2,12 +2,12 @@
 
 Every serving process logs each request (``serving/inference_log.py``): which deployment, model
 version and role (``primary`` answered, ``shadow`` only logged) served it, its status, latency and
-outputs. A step's health is what those rows say about the candidate version since the step began:
-its error rate on the requests it answered (canary) or saw (shadow), its p99 latency on those it
-answered (a shadow's latency is not what users wait for); in shadow, how
-often its answer agreed with the primary's answer to the same request; and, once ground truth has
-come back (``POST /api/2.0/loopline/feedback``), its accuracy on the labelled rows it answered
-against the accuracy of the other versions on theirs over the same time.
+outputs. A step's health is what those rows say about the candidate version since the step began,
+counting only the role the step gives it: in a shadow step, its error rate on the requests it saw
+and how often its answer agreed, row by row, with the primary's answer to the same request; in a
+canary step, its error rate and p99 latency on the requests it answered and, once ground truth has
+come back (``POST /api/2.0/loopline/feedback``), its accuracy on them against the other versions'
+accuracy on theirs over the same time.
 
 Parts are named ``part-<written ms>-…``: a row logged after the step began is in a part written
 after it, so only those parts are read, whatever the log's length.
@@ -134,8 +134,13 @@ def _agreement(shadow: str, primary: str) -> tuple[int, int]:
     return len(pairs), sum(1 for a, b in pairs if a == b)
 
 
-def measure(store: ArtifactStore, deployment: str, model: str, version: str, since_ms: int) -> StepHealth:
-    """The candidate ``model`` version ``version``'s requests through ``deployment`` since ``since_ms``."""
+def measure(
+    store: ArtifactStore, deployment: str, model: str, version: str, since_ms: int, *, role: str = "primary"
+) -> StepHealth:
+    """The candidate ``model`` version ``version``'s requests through ``deployment`` since ``since_ms``
+    in ``role``: ``shadow`` in a shadow step, ``primary`` (the requests it answered) in a canary step.
+    Only that role counts: a shadow's backlog, still logged after a canary step began, must not pass
+    for the canary's traffic."""
     requests = errors = compared = agreed = 0
     latencies: list[float] = []
     primary: dict[str, str] = {}  # request id -> the answer another version gave (the champion's)
@@ -160,14 +165,16 @@ def measure(store: ArtifactStore, deployment: str, model: str, version: str, sin
                 if r[ls.ROLE] == "primary" and r[ls.STATUS] == 200:
                     primary[r[ls.REQUEST_ID]] = r[ls.OUTPUTS]
                 continue
-            if r[ls.ROLE] == "shadow":
+            if r[ls.ROLE] != role:
+                continue
+            if role == "shadow":
                 shadow[r[ls.REQUEST_ID]] = r[ls.OUTPUTS]
-            elif r[ls.STATUS] == 200:
-                answered[r[ls.REQUEST_ID]] = r[ls.OUTPUTS]
+            else:  # a shadow's latency is not what users wait for: only answered requests are timed
+                latencies.append(float(r[ls.LATENCY_MS]))
+                if r[ls.STATUS] == 200:
+                    answered[r[ls.REQUEST_ID]] = r[ls.OUTPUTS]
             requests += 1
             errors += int(r[ls.STATUS] >= 500)
-            if r[ls.ROLE] == "primary":  # a shadow's latency is not what users wait for
-                latencies.append(float(r[ls.LATENCY_MS]))
     for request_id, answer in shadow.items():  # row by row: one request may carry many rows
         if request_id in primary:
             n, same = _agreement(answer, primary[request_id])
