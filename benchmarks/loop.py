@@ -79,6 +79,7 @@ def change_to_retrain(rounds: int) -> list[float]:
         folder = Path(tmp)
         (folder / "train.py").write_text(PIPELINE)
         server = tracking_server("loopline", folder / "srv")  # its controller at the default interval
+        server.env["LOOPLINE_PIPELINE_ROOTS"] = str(folder)  # the pipeline files it may run
         server.start()
         try:
             ctx = Context(Settings.from_env({}, tracking_uri=server.url))

@@ -39,6 +39,8 @@ ROOT``                         ``<root>/<id>`` and clients write there directly 
                                for replay (``86400``: a day)
 ``LOOPLINE_CONTROLLER_INTERVAL`` ``loopline server``: seconds between the loop controller's ticks
                                (``1``; ``0``: off)
+``LOOPLINE_PIPELINE_ROOTS``    ``loopline server``: folders whose pipeline files the loop's controller
+                               may run (``:``-separated; unset: none, retraining is refused)
 ``LOOPLINE_WEBHOOK_SECRET``    signs the loop's webhooks (``X-Loopline-Signature``; unset: unsigned)
 =============================  =========================================================
 """
@@ -100,6 +102,9 @@ class Settings:
     # The loop's controller: seconds between its ticks inside `loopline server` (0: off), and the key
     # that signs its webhooks (X-Loopline-Signature; unsigned when empty).
     controller_interval: float = 1.0
+    # loopline server: folders (os.pathsep-separated) whose pipeline files its controller may run.
+    # Empty: none — a policy sent to a server could otherwise name any file on its disk.
+    pipeline_roots: str = ""
     webhook_secret: str = ""
 
     def __repr__(self) -> str:  # the webhook secret never reaches a log line
@@ -152,6 +157,7 @@ class Settings:
             "job_wait",
             "idempotency_ttl",
             "controller_interval",
+            "pipeline_roots",
             "webhook_secret",
         ):
             raw = env.get(f"LOOPLINE_{name.upper()}")

@@ -454,3 +454,28 @@ def test_a_shadows_backlog_does_not_pass_for_the_canarys_traffic(loop: Loop) -> 
     loop.traffic("2", 12)
     assert loop.tick_until(ctl, lambda r: r.state.terminal).state is S.PROMOTED
     ctl.close()
+
+
+def test_a_servers_controller_runs_only_pipeline_files_under_its_roots(loop: Loop, tmp_path: Path) -> None:
+    from loopline.automation.controller import check_pipeline_allowed
+    from loopline.errors import InvalidInput
+
+    roots = f"{tmp_path / 'pipelines'}{os.pathsep}{tmp_path / 'more'}"
+    check_pipeline_allowed(f"{tmp_path / 'pipelines' / 'a' / 'train.py'}:train", roots)
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "pipelines" / "escape.py").symlink_to(tmp_path / "train.py")
+    for target in (
+        f"{tmp_path / 'train.py'}:train",  # outside every root
+        f"{tmp_path / 'pipelines' / '..' / 'train.py'}:train",
+        f"{tmp_path / 'pipelines' / 'escape.py'}:train",  # a link out of the root
+        "os:system",  # a module: anything importable on the server
+    ):
+        with pytest.raises(InvalidInput, match="LOOPLINE_PIPELINE_ROOTS"):
+            check_pipeline_allowed(target, roots)
+    with pytest.raises(InvalidInput, match="unset"):
+        check_pipeline_allowed(f"{tmp_path / 'train.py'}:train", "")
+    confined = Controller(loop.context, confined=True)  # as inside `loopline server`, no roots set
+    loop.store.add_trigger("churn", "manual", source_event=None, change_ms=now_ms())
+    r = loop.tick_until(confined, lambda r: r.state.terminal)
+    assert r.state is S.FAILED and "LOOPLINE_PIPELINE_ROOTS" in r.reason
+    confined.close()

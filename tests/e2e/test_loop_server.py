@@ -85,7 +85,7 @@ def test_a_client_with_only_the_servers_url_runs_the_loop(tmp_path: Path) -> Non
     RegistryClient(Client(context=context)).set_alias("churn", "champion", 1)
     DataClient(context=context).add(_holdout(), "holdout")
 
-    env = {"LOOPLINE_CONTROLLER_INTERVAL": "0.2"}
+    env = {"LOOPLINE_CONTROLLER_INTERVAL": "0.2", "LOOPLINE_PIPELINE_ROOTS": str(tmp_path)}
     with serve_loopline(tmp_path / "srv", store=db, artifacts=art, env=env) as url:
         applied = run_cli(url, tmp_path, "apply", "loopline.yaml")
         assert applied.returncode == 0, applied.stderr

@@ -72,6 +72,7 @@ class Controller:
         holder: str | None = None,
         lease_s: float = 30.0,
         allow_pickle: bool = False,
+        confined: bool = False,
     ) -> None:
         self.context = context or Context()
         if self.context.is_remote:
@@ -83,6 +84,8 @@ class Controller:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease_s = lease_s
         self.allow_pickle = allow_pickle
+        # Inside a server, policies come from clients: run only pipeline files under the configured roots.
+        self.confined = confined
         self._work: dict[int, Future[Any]] = {}  # rollout id -> its training or gating, in this process
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="loopline-loop")
 
@@ -253,6 +256,8 @@ class Controller:
     def _run_pipeline(self, policy: Policy, rollout: Rollout) -> tuple[str, str]:
         from loopline.pipelines.pipeline import load_target
 
+        if self.confined:
+            check_pipeline_allowed(policy.pipeline, self.context.settings.pipeline_roots)
         pipeline = load_target(policy.pipeline)
         # Uncached: a retraining asked for must train (a cache hit would register no new version);
         # a restarted controller trains again, which costs time but never a wrong result.
@@ -484,6 +489,23 @@ class Controller:
         payload = {"event": event, "text": text, "rollout": rollout.id, "policy": policy.name, **body}
         secret = self.context.settings.webhook_secret or None
         self._pool.submit(notify, policy.webhooks, payload, secret=secret)
+
+
+def check_pipeline_allowed(target: str, roots: str) -> None:
+    """Refuse a pipeline a server's controller must not run: anything but a file under ``roots``."""
+    import os
+    from pathlib import Path
+
+    allowed = [Path(r).resolve() for r in roots.split(os.pathsep) if r.strip()]
+    file = target.rpartition(":")[0]
+    path = Path(file).resolve() if file.endswith(".py") else None
+    if path is None or not any(path.is_relative_to(root) for root in allowed):
+        raise InvalidInput(
+            f"This server's controller does not run {target!r}: it runs only pipeline files under "
+            f"LOOPLINE_PIPELINE_ROOTS ({roots or 'unset'}).",
+            hint="Start the server with LOOPLINE_PIPELINE_ROOTS=/srv/pipelines (the folders of the "
+            "team's reviewed pipeline code), or run `loopline controller` next to the database.",
+        )
 
 
 def _trigger_kind(policy: Policy, action: str, uri: str) -> str:

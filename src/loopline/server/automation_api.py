@@ -230,7 +230,7 @@ async def background(app: FastAPI) -> AsyncIterator[None]:
         yield
         return
     stop = threading.Event()
-    controller = Controller(state.context)
+    controller = Controller(state.context, confined=True)  # policies come from clients
     thread = threading.Thread(
         target=controller.run, args=(stop, interval), name="loopline-controller", daemon=True
     )
