@@ -479,3 +479,16 @@ def test_a_servers_controller_runs_only_pipeline_files_under_its_roots(loop: Loo
     r = loop.tick_until(confined, lambda r: r.state.terminal)
     assert r.state is S.FAILED and "LOOPLINE_PIPELINE_ROOTS" in r.reason
     confined.close()
+
+
+def test_triggers_wait_while_the_policys_deployment_is_missing(loop: Loop) -> None:
+    open_deployment_store(loop.context).delete_deployment("churn-prod")
+    ctl = loop.controller()
+    loop.store.add_trigger("churn", "manual", source_event=None, change_ms=now_ms())
+    ctl.tick()  # logs that the deployment is missing; takes nothing
+    assert loop.store.list_rollouts() == [] and loop.store.busy_policies() == {"churn"}
+    open_deployment_store(loop.context).set_deployment(
+        DeploymentSpec("churn-prod", (Route("models:/churn@champion", 100),))
+    )
+    assert loop.tick_until(ctl, lambda r: r.state is S.ROLLING).trigger["kinds"] == ["manual"]
+    ctl.close()

@@ -178,28 +178,27 @@ class Controller:
         last = self.store.list_rollouts(policy=policy.name, limit=1)
         if last and now - last[0].created_ms < policy.debounce_s * 1000:
             return []  # debounced: queued triggers wait for the window to pass
-        triggers = self.store.take_triggers(policy.name)
-        if not triggers:
-            return []
-        rollout = self._start(policy, triggers)
-        return [Action(rollout.uri, f"retraining {policy.pipeline} ({len(triggers)} trigger(s))")]
-
-    def _start(self, policy: Policy, triggers: list[Mapping[str, Any]]) -> Rollout:
+        # What the rollout starts from is read first: if the deployment is missing, the triggers stay
+        # queued (the tick logs why) instead of being taken and lost.
         deployment = self._deployments().get_deployment(policy.deployment)
         try:
             champion = self._registry().get_model_version_by_alias(policy.model, policy.champion_alias)
             champion_uri = model_uri(policy.model, champion.version)
         except NotFound:
             champion_uri = ""
+        triggers = self.store.take_triggers(policy.name)
+        if not triggers:
+            return []
         trigger = {
             "kinds": sorted({str(t["kind"]) for t in triggers}),
             "source_events": [t["source_event"] for t in triggers if t["source_event"] is not None],
             "change_ms": min(int(t["change_ms"]) for t in triggers),
             "count": len(triggers),
         }
-        return self.store.create_rollout(
+        rollout = self.store.create_rollout(
             policy, trigger=trigger, base_revision=deployment.revision, champion=champion_uri
         )
+        return [Action(rollout.uri, f"retraining {policy.pipeline} ({len(triggers)} trigger(s))")]
 
     def _step(self, policy: Policy, rollout: Rollout, now: int) -> list[Action]:
         if rollout.state == S.TRAINING:
