@@ -20,11 +20,6 @@ runs next to the old ones.
 from __future__ import annotations
 
 import functools
-import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -356,12 +351,6 @@ def register_best(runs: list[Run], d: Data, console: Console) -> int:
 # ---- step 6: serve the champion; production data drifts; its monitor notices ----------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def drifted(d: Data, X: np.ndarray) -> pd.DataFrame:
     """Rows in which three measurements shifted (a new scanner, say)."""
     rng = np.random.default_rng(SEED)
@@ -379,53 +368,26 @@ def drifted_batch(d: Data) -> pd.DataFrame:
 def serve_traffic(batch: pd.DataFrame, truth: np.ndarray) -> tuple[int, float]:
     """``loopline serve`` the champion on a free port, send ``batch`` in requests of 10 rows, then post
     the ground truth for each request as it would arrive later. Returns (rows served, p50 ms)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "loopline.cli",
-        "serve",
-        f"models:/{MODEL_NAME}@champion",
-        "--port",
-        str(port),
-    ]
+    from closed_loop.demo_loop import serving
+
     log = Path(loopline.get_tracking_uri().removeprefix("sqlite:///")).parent / "logs" / "serve.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:  # the server's own lines go to its log, not into the demo's output
-        server = subprocess.Popen(
-            cmd, env={**os.environ, "LOOPLINE_SERVE_LOG_FLUSH": "0.5"}, stdout=out, stderr=subprocess.STDOUT
-        )
     latencies: list[float] = []
-    try:
-        with httpx.Client(base_url=url, timeout=30) as http:
-            deadline = time.monotonic() + 120
-            while True:
-                if server.poll() is not None:
-                    raise SystemExit(f"loopline serve exited with {server.returncode}")
-                try:
-                    if http.get("/v2/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("loopline serve did not become ready in 120 s")
-                time.sleep(0.2)
-            for start in range(0, len(batch), 10):
-                rows = batch.iloc[start : start + 10]
-                body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
-                t0 = time.perf_counter()
-                r = http.post("/invocations", json=body)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                r.raise_for_status()
-                feedback = {
-                    "request_id": r.headers["x-request-id"],
-                    "ground_truth": truth[start : start + 10].tolist(),
-                }
-                http.post("/api/2.0/loopline/feedback", json=feedback).raise_for_status()
-    finally:
-        server.send_signal(signal.SIGTERM)  # graceful: answers what is in flight, writes the log
-        server.wait(60)
+    with (
+        serving(log, f"models:/{MODEL_NAME}@champion") as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        for start in range(0, len(batch), 10):
+            rows = batch.iloc[start : start + 10]
+            body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
+            t0 = time.perf_counter()
+            r = http.post("/invocations", json=body)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            r.raise_for_status()
+            feedback = {
+                "request_id": r.headers["x-request-id"],
+                "ground_truth": truth[start : start + 10].tolist(),
+            }
+            http.post("/api/2.0/loopline/feedback", json=feedback).raise_for_status()
     return len(batch), float(np.median(latencies))
 
 

@@ -57,13 +57,23 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(log: Path) -> Iterator[str]:
-    """``loopline serve --deployment`` on a free port, following the deployment every 0.5 s."""
+def serving(log: Path, *target: str) -> Iterator[str]:
+    """``loopline serve *target`` (a model URI, or ``--deployment NAME``) on a free port, following
+    alias and deployment changes every 0.5 s; yields its URL once ready, stops it gracefully."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "loopline.cli", "serve", "--deployment", DEPLOYMENT]
-    cmd += ["--port", str(port), "--poll-interval", "0.5"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "loopline.cli",
+        "serve",
+        *target,
+        "--port",
+        str(port),
+        "--poll-interval",
+        "0.5",
+    ]
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
+    with log.open("ab") as out:  # the server's own lines go to its log, not into the demo's output
         server = subprocess.Popen(
             cmd, env={**os.environ, "LOOPLINE_SERVE_LOG_FLUSH": "0.5"}, stdout=out, stderr=subprocess.STDOUT
         )
@@ -83,7 +93,7 @@ def serving(log: Path) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        server.send_signal(signal.SIGTERM)
+        server.send_signal(signal.SIGTERM)  # graceful: answers what is in flight, writes the log
         server.wait(60)
 
 
@@ -165,7 +175,7 @@ def close_the_loop(
     policy = store.get_policy(POLICY)
     ctl = Controller(client.context)
     ctl.tick()  # reads the events so far: the loop reacts to what happens from now on
-    with serving(home / "logs" / "serve-deployment.log") as url:
+    with serving(home / "logs" / "serve-deployment.log", "--deployment", DEPLOYMENT) as url:
         traffic = Traffic(url, production, truth)
         traffic.start()
         try:

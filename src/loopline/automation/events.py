@@ -25,17 +25,3 @@ RESTORED = "loop.restored"  # weights and alias are back; payload: detected_ms
 # What DORA counts (see automation/dora.py): deployments = PROMOTE; failures = ROLLBACK among the
 # rollouts that reached traffic (a ROLLOUT_STEP with stage "canary"); lead time = PROMOTE time -
 # payload change_ms; time to restore = RESTORED time - payload detected_ms.
-ALL = (
-    APPLY,
-    TRIGGER,
-    RETRAIN_START,
-    RETRAIN_FINISH,
-    RETRAIN_FAIL,
-    GATE,
-    ROLLOUT_STEP,
-    APPROVAL_WAIT,
-    APPROVE,
-    PROMOTE,
-    ROLLBACK,
-    RESTORED,
-)

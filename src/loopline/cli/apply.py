@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from loopline.cli.common import TrackingUri
+from loopline.cli.common import Format, TrackingUri
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from loopline.automation.apply import Plan
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
 
 
 _SIGN = {

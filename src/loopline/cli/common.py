@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -22,6 +23,13 @@ TrackingUri = Annotated[
         show_default=False,
     ),
 ]
+
+
+class Format(StrEnum):
+    """What a listing prints: a table for people, JSON for scripts."""
+
+    table = "table"
+    json = "json"
 
 
 def client(tracking_uri: str | None) -> Client:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,18 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from loopline.cli.common import TrackingUri
+from loopline.cli.common import Format, TrackingUri
 from loopline.config import Settings
 from loopline.errors import LooplineError
 
 EXIT_FAILED = 1  # the data failed an expectation of severity "error"
 EXIT_BAD_INPUT = 2  # usage errors, unreadable data or suite, a suite naming a missing column
 _STDOUT_ROWS = 1000  # failing-row indices per check printed by --format json (the files get all)
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
 
 
 def validate(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.cli.common import TrackingUri, fmt_time
+from loopline.cli.common import Format, TrackingUri, fmt_time
 from loopline.cli.jobs import NoWait, following
 
 if TYPE_CHECKING:
@@ -29,11 +28,6 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
 
 
 FormatOption = Annotated[Format, typer.Option("--format", help="table for people, json for scripts.")]

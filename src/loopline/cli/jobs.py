@@ -11,12 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from loopline.cli.common import TrackingUri, fmt_duration, fmt_time
+from loopline.cli.common import Format, TrackingUri, fmt_duration, fmt_time
 from loopline.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -40,11 +39,6 @@ NoWait = Annotated[
         "(follow it with `loopline jobs wait ID`). Embedded, the work runs here anyway.",
     ),
 ]
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
 
 
 FormatOption = Annotated[Format, typer.Option("--format", help="table for people, json for scripts.")]

@@ -9,21 +9,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from loopline.cli.common import TrackingUri, fmt_time
+from loopline.cli.common import Format, TrackingUri, fmt_time
 
 if TYPE_CHECKING:
     from loopline.automation.store import AutomationStore
     from loopline.automation.types import Rollout
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
 
 
 FormatOption = Annotated[

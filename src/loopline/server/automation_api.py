@@ -33,6 +33,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from loopline.automation import types
 from loopline.automation.sql_store import SqlAutomationStore
 from loopline.automation.types import policy_from_json, policy_to_json, rollout_to_json
 from loopline.clock import now_ms
@@ -51,7 +52,7 @@ from loopline.server.state import context
 
 log = logging.getLogger("loopline.server")
 router = APIRouter(prefix="/api/2.0/loopline/automation", tags=["automation"], route_class=DocumentedRoute)
-TRIGGER_KINDS = ("alert", "dataset", "schedule", "manual")
+TRIGGER_KINDS = (*types.TRIGGER_KINDS, "manual")  # `loopline retrain` asks by hand
 
 
 def _store(request: Request) -> SqlAutomationStore:
