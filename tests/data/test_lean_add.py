@@ -124,14 +124,14 @@ def test_a_failure_inside_the_transaction_leaves_nothing(
     client = lean_client(tmp_path)
     versions = client._versions
     assert isinstance(versions, SqliteVersions)
-    real = versions._event
+    real = versions._run
 
-    def event(action: str, uri: str, payload: Any) -> None:
-        if action == "dataset.version_created":
+    def run(sql: str, params: Any) -> Any:  # the last statement of a new version fails
+        if params.get("action") == "dataset.version_created":
             raise OSError("disk gone")
-        real(action, uri, payload)
+        return real(sql, params)
 
-    monkeypatch.setattr(versions, "_event", event)
+    monkeypatch.setattr(versions, "_run", run)
     with pytest.raises(OSError, match="disk gone"):
         client.add(folder, "images")
     monkeypatch.undo()

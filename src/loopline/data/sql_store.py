@@ -3,7 +3,8 @@
 A version number is handed out inside the write transaction that inserts it, under a lock on the
 dataset (``BEGIN IMMEDIATE`` on SQLite, ``SELECT … FOR UPDATE`` on PostgreSQL), and only when the
 content differs from the latest version: two processes adding the same content at once get one
-version between them.
+version between them. Those steps and their SQL are ``data.version_writes``', which the lean
+``sqlite3`` path of ``loopline data add`` runs too.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from loopline import uris
 from loopline.clock import now_ms
+from loopline.data import version_writes
 from loopline.data.types import DatasetSummary, DatasetVersion, ValidationRecord
 from loopline.errors import InvalidInput, NotFound
 from loopline.metadata import schema_data as t
-from loopline.metadata.base import SqlStore
+from loopline.metadata.base import SqlStore, text_runner
 from loopline.names import check_alias, check_name
 
 
@@ -43,63 +45,13 @@ class SqlDataStore(SqlStore):
         description: str = "",
     ) -> tuple[DatasetVersion, bool]:
         """The new version, or the latest one if its content is the same; and whether it is new."""
-        name = check_name("dataset", name)
-        now = now_ms()
         with self._write() as conn:
-            ds = self._dataset_id(conn, name, lock=True)
-            if ds is None:
-                ds = conn.execute(
-                    insert(t.versioned_datasets).returning(t.versioned_datasets.c.id),
-                    {
-                        "workspace": self.workspace,
-                        "name": name,
-                        "description": "",
-                        "creation_time": now,
-                        "last_updated_time": now,
-                    },
-                ).scalar_one()
-                self._event(conn, "dataset.created", f"datasets:/{name}")
-            latest = conn.execute(
-                select(t.dataset_versions)
-                .where(t.dataset_versions.c.dataset == ds)
-                .order_by(t.dataset_versions.c.version.desc())
-                .limit(1)
-            ).first()
-            if latest is not None and latest.digest == digest:
-                return self._version(conn, name, latest), False
-            number = (latest.version if latest is not None else 0) + 1
-            conn.execute(
-                insert(t.dataset_versions),
-                {
-                    "dataset": ds,
-                    "version": number,
-                    "digest": digest,
-                    "manifest_digest": digest,
-                    "format": format,
-                    "source": source,
-                    "num_files": num_files,
-                    "size_bytes": size_bytes,
-                    "num_rows": num_rows,
-                    "schema": json.dumps(dict(schema)),
-                    "profile": json.dumps(dict(profile), allow_nan=False),
-                    "description": description,
-                    "created_by": self.actor,
-                    "creation_time": now,
-                },
-            )
-            conn.execute(
-                update(t.versioned_datasets)
-                .where(t.versioned_datasets.c.id == ds)
-                .values(last_updated_time=now)
-            )
-            uri = uris.dataset_uri(name, number)
-            self._event(conn, "dataset.version_created", uri, digest=digest, source=source, rows=num_rows)
-            row = conn.execute(
-                select(t.dataset_versions).where(
-                    t.dataset_versions.c.dataset == ds, t.dataset_versions.c.version == number
-                )
-            ).one()
-            return self._version(conn, name, row), True
+            return version_writes.create_if_changed(
+                text_runner(conn), workspace=self.workspace, actor=self.actor, name=name,
+                lock=conn.dialect.name == "postgresql", digest=digest, format=format, source=source,
+                num_files=num_files, size_bytes=size_bytes, num_rows=num_rows, schema=schema,
+                profile=profile, description=description,
+            )  # fmt: skip
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         alias = check_alias("dataset", alias)
@@ -173,17 +125,19 @@ class SqlDataStore(SqlStore):
     def get_version(self, name: str, version: int | None = None) -> DatasetVersion:
         """Version ``version`` of ``name``, or its latest."""
         with self.engine.connect() as conn:
-            ds = self._require_dataset(conn, name)
-            q = select(t.dataset_versions).where(t.dataset_versions.c.dataset == ds)
             if version is None:
-                row = conn.execute(q.order_by(t.dataset_versions.c.version.desc()).limit(1)).first()
-            else:
-                row = conn.execute(q.where(t.dataset_versions.c.version == version)).first()
+                return version_writes.latest_version(
+                    text_runner(conn), self.workspace, check_name("dataset", name)
+                )
+            ds = self._require_dataset(conn, name)
+            row = conn.execute(
+                select(t.dataset_versions).where(
+                    t.dataset_versions.c.dataset == ds, t.dataset_versions.c.version == version
+                )
+            ).first()
             if row is None:
                 raise NotFound(
-                    f"Dataset {name!r} has no version {version}."
-                    if version
-                    else f"Dataset {name!r} is empty.",
+                    f"Dataset {name!r} has no version {version}.",
                     hint=f"`loopline data log {name}` lists its versions.",
                 )
             return self._version(conn, name, row)
@@ -298,21 +252,10 @@ class SqlDataStore(SqlStore):
 
     # ---- helpers ---------------------------------------------------------------------------
 
-    def _dataset_id(self, conn: Connection, name: str, *, lock: bool = False) -> int | None:
-        q = select(t.versioned_datasets.c.id).where(
-            t.versioned_datasets.c.workspace == self.workspace, t.versioned_datasets.c.name == name
-        )
-        if lock and conn.dialect.name == "postgresql":
-            q = q.with_for_update()
-        found = conn.execute(q).scalar()
-        return None if found is None else int(found)
-
     def _require_dataset(self, conn: Connection, name: str) -> int:
-        ds = self._dataset_id(conn, check_name("dataset", name))
+        ds = version_writes.dataset_id(text_runner(conn), self.workspace, check_name("dataset", name))
         if ds is None:
-            raise NotFound(
-                f"No dataset named {name!r}.", hint="`loopline data list` shows the datasets there are."
-            )
+            raise version_writes.no_dataset(name)
         return ds
 
     def _require_version(self, conn: Connection, name: str, ds: int, version: int) -> None:
@@ -338,20 +281,6 @@ class SqlDataStore(SqlStore):
     ) -> DatasetVersion:
         if aliases is None:
             aliases = self._aliases(conn, int(row.dataset))
-        return DatasetVersion(
-            name=name,
-            version=int(row.version),
-            digest=row.digest,
-            manifest_digest=row.manifest_digest,
-            format=row.format,
-            source=row.source,
-            num_files=int(row.num_files),
-            size_bytes=int(row.size_bytes),
-            num_rows=None if row.num_rows is None else int(row.num_rows),
-            schema=json.loads(row.schema),
-            profile=json.loads(row.profile),
-            description=row.description,
-            created_by=row.created_by,
-            creation_time=int(row.creation_time),
-            aliases=tuple(sorted(a for a, v in aliases.items() if v == int(row.version))),
+        return version_writes.version_from_row(
+            name, row._mapping, (a for a, v in aliases.items() if v == int(row.version))
         )

@@ -1,38 +1,30 @@
-"""Dataset versions read and written with the standard library's sqlite3, for `loopline data add`.
+"""The sqlite3 driver of ``data.version_writes``, for `loopline data add` on an embedded store.
 
 ``loopline data add`` is a command users run in loops and scripts, and on SQLite most of its
 start-up went to importing SQLAlchemy (~0.2 s of CPU, more than hashing a 1 GiB file on every
-core). For the two calls an add makes — the latest version, and create-if-changed — this module
-issues the same statements as ``loopline.data.sql_store.SqlDataStore`` with the same guarantees:
-the version number is handed out under ``BEGIN IMMEDIATE`` after comparing with the latest
-digest, and the row, the dataset's timestamp and the audit events commit in one transaction.
+core). So on an existing SQLite database at this code's schema revision, the two calls an add
+makes — the latest version, and create-if-changed — run ``data.version_writes``' statements and
+steps (the same ones ``SqlDataStore`` runs through SQLAlchemy) on a ``sqlite3`` connection set up
+as the engine sets up its own (``metadata.sqlite_setup``). What this module adds is only the
+driver: the connection, ``BEGIN IMMEDIATE`` and the commit.
 
-It only takes a database whose schema is at this code's head revision (the statements below are
-checked against ``SqlDataStore`` by the tests). Anything else — no database yet,
-an older or newer schema, PostgreSQL, a server URI — goes through ``SqlDataStore``, which also
-migrates.
+Anything else — no database yet, an older or newer schema, PostgreSQL, a server URI — goes
+through ``SqlDataStore``, which also migrates.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from loopline.clock import now_ms
+from loopline.data import version_writes
 from loopline.data.types import DatasetVersion
-from loopline.errors import BackendUnavailable, NotFound
+from loopline.errors import BackendUnavailable
 from loopline.locations import sqlite_path
 from loopline.metadata.revision import HEAD_REVISION
-from loopline.names import check_name
-
-_BUSY_TIMEOUT_S = 60
-_COLUMNS = (
-    "version, digest, manifest_digest, format, source, num_files, size_bytes, num_rows, schema, "
-    "profile, description, created_by, creation_time"
-)
+from loopline.metadata.sqlite_setup import BUSY_TIMEOUT_S, configure
 
 
 class SqliteVersions:
@@ -51,48 +43,28 @@ class SqliteVersions:
         if path is None or "?" in tracking_uri or not path.is_file():
             return None
         try:
-            db = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error:
-            return None
-        try:
+            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
             row = db.execute("SELECT version_num FROM alembic_version").fetchone()
         except sqlite3.Error:
             row = None
         if row is None or row[0] != HEAD_REVISION:
             db.close()
             return None
-        # The pragmas loopline.metadata.engine sets on every connection.
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_S * 1000}")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA case_sensitive_like=ON")
+        configure(db)
+        db.row_factory = sqlite3.Row  # columns by name, as version_writes reads them
         return cls(db, workspace=workspace, actor=actor)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
+    def _run(self, sql: str, params: Mapping[str, object]) -> Sequence[sqlite3.Row]:
+        return self._db.execute(sql, params).fetchall()
+
     def get_version(self, name: str) -> DatasetVersion:
         """The latest version of ``name``."""
         with self._lock:
-            return self._latest(name)
-
-    def _latest(self, name: str) -> DatasetVersion:
-        db = self._db
-        ds = self._dataset_id(name)
-        if ds is None:
-            raise NotFound(
-                f"No dataset named {name!r}.", hint="`loopline data list` shows the datasets there are."
-            )
-        row = db.execute(
-            f"SELECT {_COLUMNS} FROM dataset_versions WHERE dataset = ? ORDER BY version DESC LIMIT 1", (ds,)
-        ).fetchone()
-        if row is None:
-            raise NotFound(
-                f"Dataset {name!r} is empty.", hint=f"`loopline data log {name}` lists its versions."
-            )
-        return self._version(name, ds, row)
+            return version_writes.latest_version(self._run, self.workspace, name)
 
     def create_version(
         self,
@@ -108,127 +80,29 @@ class SqliteVersions:
         profile: Mapping[str, Any],
         description: str = "",
     ) -> tuple[DatasetVersion, bool]:
-        """The new version, or the latest one if its content is the same; and whether it is new."""
-        name = check_name("dataset", name)
+        """``SqlDataStore.create_version``, in one ``BEGIN IMMEDIATE``."""
         with self._lock:
-            return self._create(
-                name, digest=digest, format=format, source=source, num_files=num_files,
-                size_bytes=size_bytes, num_rows=num_rows, schema=schema, profile=profile,
-                description=description,
-            )  # fmt: skip
-
-    def _create(
-        self,
-        name: str,
-        *,
-        digest: str,
-        format: str,
-        source: str,
-        num_files: int,
-        size_bytes: int,
-        num_rows: int | None,
-        schema: Mapping[str, str],
-        profile: Mapping[str, Any],
-        description: str,
-    ) -> tuple[DatasetVersion, bool]:
-        now = now_ms()
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            raise BackendUnavailable(
-                f"The metadata store did not answer: {e}",
-                hint="Check that the database is reachable and not locked by a stuck process.",
-            ) from e
-        try:
-            ds = self._dataset_id(name)
-            if ds is None:
-                cur = db.execute(
-                    "INSERT INTO versioned_datasets (workspace, name, description, creation_time,"
-                    " last_updated_time) VALUES (?, ?, '', ?, ?)",
-                    (self.workspace, name, now, now),
-                )
-                ds = int(cur.lastrowid or 0)
-                self._event("dataset.created", f"datasets:/{name}", {})
-            latest = db.execute(
-                "SELECT version, digest FROM dataset_versions WHERE dataset = ?"
-                " ORDER BY version DESC LIMIT 1",
-                (ds,),
-            ).fetchone()
-            if latest is not None and latest[1] == digest:
-                version = self._read(name, ds, int(latest[0]))
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise BackendUnavailable(
+                    f"The metadata store did not answer: {e}",
+                    hint="Check that the database is reachable and not locked by a stuck process.",
+                ) from e
+            try:
+                result = version_writes.create_if_changed(
+                    self._run, workspace=self.workspace, actor=self.actor, name=name, lock=False,
+                    digest=digest, format=format, source=source, num_files=num_files,
+                    size_bytes=size_bytes, num_rows=num_rows, schema=schema, profile=profile,
+                    description=description,
+                )  # fmt: skip
                 db.execute("COMMIT")
-                return version, False
-            number = (int(latest[0]) if latest is not None else 0) + 1
-            db.execute(
-                f"INSERT INTO dataset_versions (dataset, {_COLUMNS}) VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    ds, number, digest, digest, format, source, num_files, size_bytes, num_rows,
-                    json.dumps(dict(schema)), json.dumps(dict(profile), allow_nan=False), description,
-                    self.actor, now,
-                ),
-            )  # fmt: skip
-            db.execute("UPDATE versioned_datasets SET last_updated_time = ? WHERE id = ?", (now, ds))
-            uri = f"datasets:/{name}/{number}"
-            self._event(
-                "dataset.version_created", uri, {"digest": digest, "source": source, "rows": num_rows}
-            )
-            version = self._read(name, ds, number)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        return version, True
-
-    # ---- helpers ---------------------------------------------------------------------------
-
-    def _dataset_id(self, name: str) -> int | None:
-        row = self._db.execute(
-            "SELECT id FROM versioned_datasets WHERE workspace = ? AND name = ?", (self.workspace, name)
-        ).fetchone()
-        return None if row is None else int(row[0])
-
-    def _event(self, action: str, uri: str, payload: Mapping[str, object]) -> None:
-        self._db.execute(
-            "INSERT INTO events (workspace, time_ms, actor, action, object_uri, payload, reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, '')",
-            (
-                self.workspace, now_ms(), self.actor, action, uri,
-                json.dumps(dict(payload), default=str),
-            ),
-        )  # fmt: skip
-
-    def _read(self, name: str, ds: int, number: int) -> DatasetVersion:
-        row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM dataset_versions WHERE dataset = ? AND version = ?", (ds, number)
-        ).fetchone()
-        return self._version(name, ds, row)
-
-    def _version(self, name: str, ds: int, row: tuple[Any, ...]) -> DatasetVersion:
-        (version, digest, manifest_digest, fmt, source, num_files, size_bytes, num_rows, schema, profile,
-         description, created_by, creation_time) = row  # fmt: skip
-        aliases = self._db.execute(
-            "SELECT alias FROM dataset_aliases WHERE dataset = ? AND version = ?", (ds, version)
-        ).fetchall()
-        return DatasetVersion(
-            name=name,
-            version=int(version),
-            digest=digest,
-            manifest_digest=manifest_digest,
-            format=fmt,
-            source=source,
-            num_files=int(num_files),
-            size_bytes=int(size_bytes),
-            num_rows=None if num_rows is None else int(num_rows),
-            schema=json.loads(schema),
-            profile=json.loads(profile),
-            description=description,
-            created_by=created_by,
-            creation_time=int(creation_time),
-            aliases=tuple(sorted(a for (a,) in aliases)),
-        )
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return result
 
 
 __all__ = ["SqliteVersions"]

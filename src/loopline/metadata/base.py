@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, RowMapping, TextClause, text
 
 from loopline.errors import InvalidInput
 from loopline.metadata.engine import insert_for, write_transaction
@@ -34,6 +35,20 @@ def decode_token(token: str | None) -> int:
     if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**62:
         raise InvalidInput(f"Invalid page token {token!r}.")
     return offset
+
+
+_text: Callable[[str], TextClause] = functools.cache(text)  # each SQL text is compiled once
+
+
+def text_runner(conn: Connection) -> Callable[[str, Mapping[str, object]], Sequence[RowMapping]]:
+    """Runs plain SQL with named parameters on ``conn`` and returns rows by column name: how a
+    statement written once as text (for a ``sqlite3`` path too) runs through SQLAlchemy."""
+
+    def run(sql: str, params: Mapping[str, object]) -> Sequence[RowMapping]:
+        result = conn.execute(_text(sql), params)
+        return result.mappings().all() if result.returns_rows else ()
+
+    return run
 
 
 def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:

@@ -21,8 +21,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from loopline.errors import BackendUnavailable, InvalidInput, MissingExtra
 from loopline.metadata.revision import HEAD_REVISION as HEAD_REVISION  # re-exported: cli db, tests
+from loopline.metadata.sqlite_setup import BUSY_TIMEOUT_S, configure
 
-_BUSY_TIMEOUT_S = 60
 _PG_MIGRATION_LOCK = 0x100_9_11E  # any constant: serialises concurrent migrators on PostgreSQL
 
 WRITE = {"loopline_write": True}
@@ -68,18 +68,11 @@ def create_store_engine(uri: str) -> Engine:
 def _sqlite_engine(uri: str, database: str | None) -> Engine:
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(uri, connect_args={"timeout": _BUSY_TIMEOUT_S, "check_same_thread": False})
+    engine = create_engine(uri, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
-        cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_S * 1000}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA case_sensitive_like=ON")  # LIKE matches case as on PostgreSQL; ILIKE does not
-        cur.close()
+        configure(dbapi_conn)  # autocommit at the driver: the "begin" hook below issues BEGIN itself
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -11,13 +11,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, insert, literal, select
+from sqlalchemy import Connection, Engine, literal, select, text
 
 from loopline.clock import now_ms
 from loopline.metadata import schema as t
 from loopline.metadata.engine import insert_for
+from loopline.metadata.event_rows import INSERT_EVENT, event_params
 
-_INSERT_EVENT = insert(t.events)  # built once: every write of every store appends an event
+_INSERT_EVENT = text(INSERT_EVENT)  # built once: every write of every store appends an event
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +50,7 @@ def append_event(
     payload: Mapping[str, object] | None = None,
     reason: str = "",
 ) -> None:
-    conn.execute(
-        _INSERT_EVENT,
-        {
-            "workspace": workspace,
-            "time_ms": now_ms(),
-            "actor": actor,
-            "action": action,
-            "object_uri": object_uri,
-            "payload": json.dumps(payload or {}, default=str),
-            "reason": reason,
-        },
-    )
+    conn.execute(_INSERT_EVENT, event_params(workspace, actor, action, object_uri, payload, reason))
 
 
 def add_edge(
