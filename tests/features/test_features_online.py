@@ -173,7 +173,7 @@ def test_the_single_key_fast_path_answers_as_the_general_one(materialized: Any) 
         {"driver_id": (3, 1)},
     ]
     fast = [materialized.get_online_features(feats, r).to_dict() for r in requests]
-    plan = next(iter(materialized._plans.values()))
+    plan = materialized.catalog.plans()[0]
     assert plan.single is not None
     general = [
         online_read.read_online(replace(plan, single=None), materialized.online, r).to_dict()

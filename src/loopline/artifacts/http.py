@@ -40,7 +40,7 @@ class HttpArtifactStore:
         spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - returned to caller
         self._download_to(path, spool)
         spool.seek(0)
-        return spool  # type: ignore[return-value]
+        return spool  # type: ignore[return-value]  # typeshed types SpooledTemporaryFile apart from BinaryIO
 
     def _download_to(self, path: str, out: Any) -> None:
         path = safe_path(path)

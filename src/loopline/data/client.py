@@ -330,7 +330,7 @@ class DataClient:
             from pyarrow.fs import FSSpecHandler, PyFileSystem
 
             filesystem = PyFileSystem(FSSpecHandler(self.blobs.fs))
-        return io.dataset(paths, version.format, filesystem=filesystem)  # type: ignore[arg-type]
+        return io.dataset(paths, version.format, filesystem=filesystem)  # type: ignore[arg-type]  # stored as a Format
 
     def load(self, uri: str, format: io.OutputFormat = "pandas") -> Any:
         """The version as a pandas or polars DataFrame or an Arrow table."""

@@ -273,7 +273,9 @@ def profile_table(
         return acc.finish()
     import pyarrow as pa
 
-    schema = pl.from_arrow(data.schema.empty_table()).schema  # type: ignore[union-attr]
+    empty = pl.from_arrow(data.schema.empty_table())
+    assert isinstance(empty, pl.DataFrame)  # a Table converts to a frame (a Series only from an array)
+    schema = empty.schema
     streamed: _Accumulator | None = None
     buffered: list[Any] = []
     rows = 0

@@ -171,7 +171,7 @@ class HttpBlobStore:
             spool.close()
             raise
         spool.seek(0)
-        return spool  # type: ignore[return-value]
+        return spool  # type: ignore[return-value]  # typeshed types SpooledTemporaryFile apart from BinaryIO
 
     def blob_path(self, digest: str) -> str:
         """A local file holding the blob: this machine's cached copy, downloaded on first use."""

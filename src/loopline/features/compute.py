@@ -6,7 +6,8 @@ pushes) go through a :class:`FeatureCompute`:
 
 - :class:`LocalCompute` does the work here: DuckDB over the sources, the online store opened from
   the settings (``online.db`` beside the metadata database, or ``LOOPLINE_ONLINE_STORE``);
-- ``RestFeatureCompute`` (:mod:`loopline.features.rest_store`) asks ``loopline server``, whose
+- ``RestFeatureCompute`` (:mod:`loopline.features.rest_compute`; ``FeatureStore.compute`` picks one)
+  asks ``loopline server``, whose
   own ``LocalCompute`` does it: the sources are read and the online store written where the server
   is, so what one client materialises every other client (and the server's online route) reads.
   On-demand views are the exception: their input features come from the server and the stored
@@ -20,7 +21,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from loopline.features.definitions import FeatureService, FeatureView
+from loopline.errors import InvalidInput
+from loopline.features.catalog import Catalog
+from loopline.features.definitions import FeatureService, FeatureView, PostgresSource, PushSource
 from loopline.features.online import OnlineStore, open_online_store
 from loopline.features.online_read import OnlinePlan, OnlineResponse, read_online
 from loopline.features.retrieval import resolve
@@ -28,10 +31,9 @@ from loopline.features.retrieval import resolve
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from loopline.context import Context
+    from loopline.config import Settings
     from loopline.features.materialize import MaterializeResult
     from loopline.features.sql_store import SqlFeatureRegistry
-    from loopline.features.store import FeatureStore
     from loopline.protocol.jobs import ProgressFn
 
 Features = Sequence[str] | FeatureService | str
@@ -95,8 +97,8 @@ class FeatureCompute(Protocol):
 class LocalCompute:
     """The work done in this process, on the context's database and the configured online store."""
 
-    def __init__(self, store: FeatureStore, online: OnlineStore | str | None = None) -> None:
-        self.store = store
+    def __init__(self, catalog: Catalog, online: OnlineStore | str | None = None) -> None:
+        self.catalog = catalog
         self._online_arg = online
         self._online: OnlineStore | None = online if isinstance(online, OnlineStore) else None
         self._jobs: SqlFeatureRegistry | None = None
@@ -108,7 +110,7 @@ class LocalCompute:
         if self._jobs is None:
             from loopline.features.sql_store import SqlFeatureRegistry
 
-            ctx = self.store.context
+            ctx = self.catalog.context
             self._jobs = SqlFeatureRegistry(ctx.engine, workspace=ctx.workspace, actor=ctx.actor)
         return self._jobs
 
@@ -116,22 +118,20 @@ class LocalCompute:
         if self._online is None:
             from loopline.config import sqlite_path
 
-            settings = self.store.settings
+            settings = self.catalog.settings
             uri = self._online_arg if isinstance(self._online_arg, str) else settings.online_store
             db = sqlite_path(settings.tracking_uri)
             home = db.parent if db is not None else Path(".loopline")
             with self._lock:  # a server's threads share this object: open the store once
                 if self._online is None:
                     self._online = open_online_store(
-                        uri, default_dir=home, namespace=self.store.context.workspace
+                        uri, default_dir=home, namespace=self.catalog.context.workspace
                     )
         return self._online
 
     def check_sources(self, views: Sequence[FeatureView]) -> None:
-        from loopline.features.store import check_source
-
         for view in views:
-            check_source(view, self.store.settings)
+            check_source(view, self.catalog.settings)
 
     def forget(self, views: Sequence[str]) -> None:
         for name in views:
@@ -150,7 +150,7 @@ class LocalCompute:
         from loopline.features.training import materialize
 
         return materialize(
-            self.store,
+            self.catalog,
             self.jobs,
             self.online_store(),
             start_us,
@@ -175,7 +175,7 @@ class LocalCompute:
         from loopline.features.training import historical
 
         return historical(
-            self.store,
+            self.catalog,
             entity,
             features,
             timestamp_column=timestamp_column,
@@ -188,7 +188,6 @@ class LocalCompute:
     def online(
         self, features: Features, entity_rows: EntityRows, *, full_feature_names: bool
     ) -> OnlineResponse:
-        defs = self.store._load()  # a new registry generation empties store._plans
         key = (
             features.name
             if isinstance(features, FeatureService)
@@ -197,38 +196,45 @@ class LocalCompute:
             else tuple(features),
             full_feature_names,
         )
-        plan = self.store._plans.get(key)
-        if plan is None:
-            plan = OnlinePlan.build(resolve(features, defs, full_feature_names=full_feature_names), defs)
-            self.store._plans[key] = plan
+        plan = self.catalog.online_plan(
+            key,
+            lambda defs: OnlinePlan.build(
+                resolve(features, defs, full_feature_names=full_feature_names), defs
+            ),
+        )
         return read_online(plan, self.online_store(), entity_rows)
 
     def push(self, name: str, rows: Any, *, to: str) -> int:
         from loopline.features.training import push
 
-        return push(self.store, self.online_store(), name, rows, to=to)
+        return push(self.catalog, self.online_store(), name, rows, to=to)
 
     def close(self) -> None:
         if self._online is not None:
             self._online.close()
 
 
-def open_feature_compute(
-    context: Context, store: FeatureStore, online: OnlineStore | str | None = None
-) -> FeatureCompute:
-    """:class:`LocalCompute` on a database, ``RestFeatureCompute`` on a server (whose online store is
-    its own: ``online`` must then be None)."""
-    if context.is_remote:
-        from loopline.errors import InvalidInput
-        from loopline.features.rest_store import RestFeatureCompute
+def check_source(view: FeatureView, settings: Settings | None) -> None:
+    """Fail ``apply`` early when the source lacks a column the view names (PostgreSQL is checked on read)."""
+    from loopline.features.sources import columns, connect, relation
 
-        if online is not None:
-            raise InvalidInput(
-                "Through a server the online store is the server's: do not pass online_store.",
-                hint="Configure it on the server (LOOPLINE_ONLINE_STORE), or use a database URI.",
-            )
-        return RestFeatureCompute(context.http, store)
-    return LocalCompute(store, online)
+    src = view.source.batch_source if isinstance(view.source, PushSource) else view.source
+    if isinstance(src, PostgresSource):
+        return
+    con = connect()
+    try:
+        have = columns(con, relation(con, src, "__check", settings))
+    finally:
+        con.close()
+    need = [*view.join_keys, src.timestamp_field, *view.features]
+    if src.created_timestamp_column:
+        need.append(src.created_timestamp_column)
+    missing = [c for c in need if c not in have]
+    if missing:
+        raise InvalidInput(
+            f"The source of feature view {view.name!r} has no column(s) {missing}.",
+            hint=f"It has {sorted(have)}. Fix the schema, the entities' join keys or timestamp_field.",
+        )
 
 
-__all__ = ["FeatureCompute", "LocalCompute", "open_feature_compute"]
+__all__ = ["EntityRows", "FeatureCompute", "Features", "LocalCompute", "check_source"]

@@ -170,7 +170,7 @@ Source: TypeAlias = FileSource | DatasetSource | SqlSource | PostgresSource | Pu
 
 
 def source_from_spec(spec: Mapping[str, Any]) -> Source:
-    kinds: dict[str, type[Any]] = {
+    kinds: dict[str, Callable[..., Source]] = {
         "file": FileSource,
         "dataset": DatasetSource,
         "sql": SqlSource,
@@ -181,7 +181,7 @@ def source_from_spec(spec: Mapping[str, Any]) -> Source:
         batch = source_from_spec(args["batch_source"])
         assert not isinstance(batch, PushSource)
         return PushSource(name=args["name"], batch_source=batch)
-    return kinds[spec["kind"]](**args)  # type: ignore[no-any-return]
+    return kinds[spec["kind"]](**args)
 
 
 def source_uri(source: Source) -> str:

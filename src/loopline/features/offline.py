@@ -23,6 +23,7 @@ brute-force oracle):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -202,7 +203,7 @@ def point_in_time_join(
     out: dict[int, list[pa.ChunkedArray]] = {}
     if budget > 0:
         for i, f in enumerate(fetches):
-            right = read_window(f, lo_us, hi_us, budget, lambda i=i: sql_of(i))  # type: ignore[misc]
+            right = read_window(f, lo_us, hi_us, budget, functools.partial(sql_of, i))
             if right is not None:
                 _check_types(
                     entity, f, {k: _arrow_family(right.schema.field(k).type) for k in f.view.join_keys}

@@ -6,9 +6,10 @@
     store.materialize_incremental(datetime.now(UTC))
     store.get_online_features(["driver_stats:conv_rate"], [{"driver_id": 1001}]).to_dict()
 
-Definitions live in the metadata database (``feature_objects``); the store reads them once and
-again after ``registry_ttl`` seconds, so a long-lived server sees a new ``apply`` without a
-restart. Online reads resolve a feature list once and keep the plan.
+Definitions live in the metadata database (``feature_objects``); the store's ``Catalog``
+(:mod:`~loopline.features.catalog`) reads them once and again after ``registry_ttl`` seconds, so a
+long-lived server sees a new ``apply`` without a restart. Online reads resolve a feature list once
+and keep the plan.
 
 The same calls work with ``LOOPLINE_TRACKING_URI=http://server:5000``: definitions go through the
 registry store (:mod:`~loopline.features.registry_store`) and the data work through the compute
@@ -19,24 +20,22 @@ training sets and online reads then run on the server, against its sources and o
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from loopline.errors import InvalidInput, NotFound
+from loopline.features.catalog import Catalog
 from loopline.features.definitions import (
     Definition,
     Entity,
     FeatureService,
     FeatureView,
     OnDemandFeatureView,
-    PushSource,
-    from_spec,
     source_uri,
 )
 from loopline.features.online import OnlineStore
-from loopline.features.online_read import OnlinePlan, OnlineResponse
+from loopline.features.online_read import OnlineResponse
 from loopline.features.registry import Plan, digest, load_definitions, plan
 from loopline.features.types import DefinitionChange
 
@@ -95,34 +94,35 @@ class FeatureStore:
 
         self.context = context or Context(settings)
         self.settings = self.context.settings
-        self.registry_ttl = registry_ttl
+        self.catalog = Catalog(self.context, ttl=registry_ttl)
         self._online_arg = online_store
-        self._registry: FeatureRegistryStore | None = None
         self._compute: FeatureCompute | None = None
-        self._defs: dict[str, Definition] = {}
-        self._entities: dict[str, Entity] = {}
-        self._loaded_at = -1e18
-        self._generation = ""
-        self._plans: dict[Any, OnlinePlan] = {}
 
     # ---- backends ------------------------------------------------------------------------------
 
     @property
     def registry(self) -> FeatureRegistryStore:
         """The definitions' store: SQL on a database, REST on a server."""
-        if self._registry is None:
-            from loopline.features.registry_store import open_feature_registry_store
-
-            self._registry = open_feature_registry_store(self.context)
-        return self._registry
+        return self.catalog.registry
 
     @property
     def compute(self) -> FeatureCompute:
-        """Where materialisation, training sets and online reads run: here, or on the server."""
+        """Where materialisation, training sets and online reads run: here (``LocalCompute``), or on
+        the server (``RestFeatureCompute``, whose online store is the server's own)."""
         if self._compute is None:
-            from loopline.features.compute import open_feature_compute
+            if self.context.is_remote:
+                from loopline.features.rest_compute import RestFeatureCompute
 
-            self._compute = open_feature_compute(self.context, self, self._online_arg)
+                if self._online_arg is not None:
+                    raise InvalidInput(
+                        "Through a server the online store is the server's: do not pass online_store.",
+                        hint="Configure it on the server (LOOPLINE_ONLINE_STORE), or use a database URI.",
+                    )
+                self._compute = RestFeatureCompute(self.context.http, self.catalog)
+            else:
+                from loopline.features.compute import LocalCompute
+
+                self._compute = LocalCompute(self.catalog, self._online_arg)
         return self._compute
 
     @property
@@ -141,26 +141,6 @@ class FeatureStore:
 
     # ---- the registry --------------------------------------------------------------------------
 
-    def _load(self, force: bool = False) -> dict[str, Definition]:
-        now = time.monotonic()
-        if not force and now - self._loaded_at < self.registry_ttl:
-            return self._defs
-        stored = self.registry.list_definitions()
-        generation = digest({f"{d.kind}:{d.name}": d.digest for d in stored})
-        if generation != self._generation:
-            defs: dict[str, Definition] = {}
-            entities: dict[str, Entity] = {}
-            for d in stored:
-                obj = from_spec(d.kind, d.name, d.spec)
-                if isinstance(obj, Entity):
-                    entities[d.name] = obj
-                else:
-                    defs[d.name] = obj
-            self._defs, self._entities, self._generation = defs, entities, generation
-            self._plans = {}
-        self._loaded_at = now
-        return self._defs
-
     def plan(self, definitions: Iterable[Definition] | str | Path) -> Plan:
         """What :meth:`apply` would change: added, changed and removed objects."""
         defs = load_definitions(definitions) if isinstance(definitions, (str, Path)) else list(definitions)
@@ -178,7 +158,7 @@ class FeatureStore:
         )
         self.registry.apply(changes(p), edges(p))
         self.compute.forget([c.name for c in p.removed if c.kind == "feature_view"])
-        self._loaded_at = -1e18
+        self.catalog.expire()
         return p
 
     def definitions(self, *, fresh: bool = True) -> dict[str, Definition]:
@@ -186,28 +166,32 @@ class FeatureStore:
 
         ``fresh=False`` may answer from the copy read within ``registry_ttl`` (the online path).
         """
-        return dict(self._load(force=fresh))
+        return dict(self.catalog.definitions(fresh=fresh))
 
     def list_entities(self) -> list[Entity]:
-        self._load(force=True)
-        return list(self._entities.values())
+        return self.catalog.entities()
 
     def list_feature_views(self) -> list[FeatureView | OnDemandFeatureView]:
         return [
-            d for d in self._load(force=True).values() if isinstance(d, (FeatureView, OnDemandFeatureView))
+            d
+            for d in self.catalog.definitions(fresh=True).values()
+            if isinstance(d, (FeatureView, OnDemandFeatureView))
         ]
 
     def list_feature_services(self) -> list[FeatureService]:
-        return [d for d in self._load(force=True).values() if isinstance(d, FeatureService)]
+        return [d for d in self.catalog.definitions(fresh=True).values() if isinstance(d, FeatureService)]
 
     def get(self, name: str) -> Definition:
         """A registered view, on-demand view or service by name."""
-        d = self._load().get(name) or self._load(force=True).get(name)
+        d = self.catalog.definitions().get(name)
         if d is None:
-            raise NotFound(
-                f"No feature view or service named {name!r}.",
-                hint=f"Registered: {', '.join(sorted(self._defs)) or 'none'}.",
-            )
+            registered = self.catalog.definitions(fresh=True)
+            d = registered.get(name)
+            if d is None:
+                raise NotFound(
+                    f"No feature view or service named {name!r}.",
+                    hint=f"Registered: {', '.join(sorted(registered)) or 'none'}.",
+                )
         return d
 
     def get_feature_view(self, name: str) -> FeatureView:
@@ -322,19 +306,6 @@ class FeatureStore:
             None, to_utc_us(end), views, batch_rows=batch_rows, incremental=True, progress=progress
         )
 
-    def push_views(self, name: str) -> list[FeatureView]:
-        views = [
-            d
-            for d in self._load(force=True).values()
-            if isinstance(d, FeatureView)
-            and (d.name == name or (isinstance(d.source, PushSource) and d.source.name == name))
-        ]
-        if not views:
-            raise NotFound(
-                f"No push source or feature view named {name!r}.", hint="Define a PushSource and apply it."
-            )
-        return views
-
 
 def changes(p: Plan) -> list[DefinitionChange]:
     """The plan's changes as the registry store writes them (specs with their digests)."""
@@ -355,27 +326,3 @@ def edges(p: Plan) -> list[tuple[str, str, str]]:
             members = {r.split(":")[0] for r in d.refs()}
             out.extend((f"features:/{v}", f"features:/{d.name}", "member_of") for v in sorted(members))
     return out
-
-
-def check_source(view: FeatureView, settings: Settings | None) -> None:
-    """Fail ``apply`` early when the source lacks a column the view names (PostgreSQL is checked on read)."""
-    from loopline.features.definitions import PostgresSource
-    from loopline.features.sources import columns, connect, relation
-
-    src = view.source.batch_source if isinstance(view.source, PushSource) else view.source
-    if isinstance(src, PostgresSource):
-        return
-    con = connect()
-    try:
-        have = columns(con, relation(con, src, "__check", settings))
-    finally:
-        con.close()
-    need = [*view.join_keys, src.timestamp_field, *view.features]
-    if src.created_timestamp_column:
-        need.append(src.created_timestamp_column)
-    missing = [c for c in need if c not in have]
-    if missing:
-        raise InvalidInput(
-            f"The source of feature view {view.name!r} has no column(s) {missing}.",
-            hint=f"It has {sorted(have)}. Fix the schema, the entities' join keys or timestamp_field.",
-        )

@@ -11,12 +11,19 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidInput
-from loopline.features.definitions import FeatureService, FeatureView, FileSource, PushSource, source_uri
+from loopline.features.definitions import (
+    Definition,
+    FeatureService,
+    FeatureView,
+    FileSource,
+    PushSource,
+    source_uri,
+)
 from loopline.features.materialize import MaterializeResult, codec_for, encode_keys, encode_rows, stream_view
 from loopline.features.offline import event_times, point_in_time_join, to_arrow
 from loopline.features.retrieval import Fetch, Resolved, on_demand_input, resolve, run_on_demand
@@ -26,14 +33,14 @@ from loopline.protocol.jobs import Progress
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from loopline.features.catalog import Catalog
     from loopline.features.online import OnlineStore
     from loopline.features.sql_store import SqlFeatureRegistry
-    from loopline.features.store import FeatureStore
     from loopline.protocol.jobs import ProgressFn
 
 
 def historical(
-    store: FeatureStore,
+    catalog: Catalog,
     entity: pa.Table,
     features: Sequence[str] | FeatureService | str,
     *,
@@ -44,11 +51,11 @@ def historical(
     memory_limit: str | None,
 ) -> pa.Table:
     """The entity table with each requested feature appended as of each row's time."""
-    defs = store._load()
+    defs = catalog.definitions()
     res = resolve(features, defs, full_feature_names=full_feature_names)
     check_names(entity, res)
     ets = event_times(entity, timestamp_column)
-    fetches = [Fetch(defs[v], feats) for v, feats in res.views.items()]  # type: ignore[arg-type]
+    fetches = [Fetch(_view(defs, v), feats) for v, feats in res.views.items()]
     limit = memory_limit or os.environ.get("LOOPLINE_FEATURES_MEMORY_LIMIT")
     spill = _spill_dir("loopline-features-")
     opened: list[Any] = []
@@ -60,7 +67,7 @@ def historical(
 
     try:
         joined = point_in_time_join(
-            duck, entity, ets, fetches, store.settings, budget=in_memory_budget(limit)
+            duck, entity, ets, fetches, catalog.settings, budget=in_memory_budget(limit)
         )
     finally:
         for con in opened:
@@ -72,8 +79,14 @@ def historical(
             values[(fetch.view.name, f)] = col
     result = assemble(entity, res, values)
     if save_as:
-        save_training_set(store, result, save_as, res.refs, run_id)
+        save_training_set(catalog, result, save_as, res.refs, run_id)
     return result
+
+
+def _view(defs: Mapping[str, Definition], name: str) -> FeatureView:
+    view = defs[name]
+    assert isinstance(view, FeatureView)  # resolve() puts only feature views in Resolved.views
+    return view
 
 
 def check_names(entity: pa.Table, res: Resolved) -> None:
@@ -133,16 +146,16 @@ def in_memory_budget(limit: str | None) -> int:
 
 
 def save_training_set(
-    store: FeatureStore, table: pa.Table, name: str, refs: Sequence[tuple[str, str]], run_id: str | None
+    catalog: Catalog, table: pa.Table, name: str, refs: Sequence[tuple[str, str]], run_id: str | None
 ) -> str:
     """Version ``table`` as dataset ``name``; edges from its views and their sources (and to the run)."""
     try:
         from loopline.data import DataClient, log_dataset
     except ImportError as e:  # pragma: no cover - loopline.data ships with loopline
         raise InvalidInput("Saving a training set needs loopline.data.") from e
-    client = DataClient(store.settings)
+    client = DataClient(catalog.settings)
     version = log_dataset(table, name=name, context="training", client=client)
-    defs = store._load()
+    defs = catalog.definitions()
     edges: list[tuple[str, str, str]] = []
     for view in dict.fromkeys(v for v, _ in refs):
         edges.append((f"features:/{view}", version.uri, "input_of"))
@@ -154,20 +167,20 @@ def save_training_set(
                 edges.append((f"features:/{iv}", version.uri, "input_of"))
     if run_id:
         edges.append((version.uri, f"runs:/{run_id}", "input_of"))
-    store.registry.record_lineage(
+    catalog.registry.record_lineage(
         "training_set.create", version.uri, edges, features=[f"{v}:{f}" for v, f in refs]
     )
     return version.uri
 
 
-def push(store: FeatureStore, online: OnlineStore, name: str, rows: Any, *, to: str) -> int:
+def push(catalog: Catalog, online: OnlineStore, name: str, rows: Any, *, to: str) -> int:
     import pyarrow as pa
 
     if to not in ("online", "offline", "online_and_offline"):
         raise InvalidInput(f"Unknown push target {to!r}.", hint="Use online, offline or online_and_offline.")
     table = pa.Table.from_pylist(rows) if isinstance(rows, list) else to_arrow(rows)
     written = 0
-    for view in store.push_views(name):
+    for view in catalog.push_views(name):
         ts = view.source.timestamp_field
         need = [*view.join_keys, ts, *view.features]
         missing = [c for c in need if c not in table.column_names]
@@ -207,7 +220,7 @@ def _append_offline(view: FeatureView, table: pa.Table) -> None:
 
 
 def materialize(
-    store: FeatureStore,
+    catalog: Catalog,
     jobs: SqlFeatureRegistry,
     online: OnlineStore,
     start_us: int | None,
@@ -218,7 +231,7 @@ def materialize(
     incremental: bool,
     progress: ProgressFn | None = None,
 ) -> list[MaterializeResult]:
-    defs = store._load(force=True)
+    defs = catalog.definitions(fresh=True)
     chosen = [d for d in defs.values() if isinstance(d, FeatureView) and d.online]
     if views is not None:
         known = {d.name for d in chosen}
@@ -238,7 +251,7 @@ def materialize(
             ttl = view.ttl_us
             start = last * 1000 if last is not None else (end_us - ttl if ttl is not None else None)
         report = _reporter(progress, sum(r.rows for r in results), f"{view.name} (view {i} of {len(chosen)})")
-        results.append(_materialize_view(store, jobs, online, view, start, end_us, batch_rows, report))
+        results.append(_materialize_view(catalog, jobs, online, view, start, end_us, batch_rows, report))
     return results
 
 
@@ -255,7 +268,7 @@ def _reporter(progress: ProgressFn | None, before: int, where: str) -> Callable[
 
 
 def _materialize_view(
-    store: FeatureStore,
+    catalog: Catalog,
     reg: SqlFeatureRegistry,
     online: OnlineStore,
     view: FeatureView,
@@ -284,7 +297,7 @@ def _materialize_view(
             start_us=start,
             end_us=end_us,
             cursor=job.cursor,
-            settings=store.settings,
+            settings=catalog.settings,
             batch_rows=batch_rows,
             on_batch=progress,
         )

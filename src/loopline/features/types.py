@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from loopline.errors import InvalidInput
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")  # a dataclass type
 
 VIEW_URI_KINDS = ("feature_view", "on_demand_feature_view", "feature_service")
 
@@ -69,7 +72,7 @@ def to_json(record: Any) -> dict[str, Any]:
 
 def from_json(cls: type[T], obj: Any) -> T:
     """A record from its JSON object; InvalidInput (400 on the server) when a field is missing."""
-    all_fields = fields(cls)  # type: ignore[arg-type]
+    all_fields = fields(cls)
     required = [f.name for f in all_fields if f.default is MISSING]
     if not isinstance(obj, Mapping) or any(n not in obj for n in required):
         raise InvalidInput(f"Expected a {cls.__name__} object with {required}, got {obj!r:.200}.")

@@ -16,7 +16,7 @@ named by its digest, referenced from the run's summary before the run row is wri
 (performance below a threshold: ``monitor.performance_degraded``), and posts the same payload to the
 monitor's webhooks.
 
-Scheduled runs are claimed first (``SqlMonitoringStore.claim_due``): several server processes or
+Scheduled runs are claimed first (``RunRecords.claim_due``): several server processes or
 replicas on one database run each due slot of a monitor once.
 """
 
@@ -27,8 +27,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from loopline.clock import now_ms
 from loopline.errors import Conflict, InvalidInput, LooplineError
@@ -39,23 +39,50 @@ from loopline.monitoring.performance import LOWER_IS_BETTER, breached, performan
 from loopline.monitoring.reference import ReferenceProfile
 from loopline.monitoring.report import DriftReport
 from loopline.monitoring.schedule import next_run
-from loopline.monitoring.sql_store import MONITOR_FILES
-from loopline.monitoring.types import Monitor, RunResult
+from loopline.monitoring.types import MONITOR_FILES, Monitor, MonitorRun, RunResult
 from loopline.serving.log_schema import FEEDBACK, predictions_dir
 
 if TYPE_CHECKING:
     from loopline.context import Context
-    from loopline.monitoring.sql_store import SqlMonitoringStore
     from loopline.protocol.jobs import ProgressFn
     from loopline.serving.types import DeploymentSpec
 
 log = logging.getLogger("loopline.monitoring")
 
 
+class RunRecords(Protocol):
+    """What the runner needs of the store it works on (``SqlMonitoringStore``, which runs it):
+    the monitors, their runs and the claim on a scheduled slot, in the metadata database."""
+
+    def get_monitor(self, name: str) -> Monitor: ...
+    def due_monitors(self, at_ms: int) -> list[Monitor]: ...
+    def claim_due(self, name: str, due_ms: int, next_run_ms: int | None) -> bool: ...
+    def list_runs(self, name: str, limit: int = 100) -> list[MonitorRun]: ...
+    def profile_path(self, source: str, *, prefix: bool = False) -> str | None: ...
+    def save_profile_path(self, source: str, path: str) -> None: ...
+    def record_run(
+        self,
+        name: str,
+        *,
+        started_ms: int,
+        rows: int,
+        new_rows: int,
+        status: str,
+        dataset_drift: bool,
+        drift_share: float | None,
+        summary: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        state: Mapping[str, Any],
+        next_run_ms: int | None,
+        alerts: Sequence[Mapping[str, Any]] = (),
+        after_run_ms: int | Literal["any"] | None = "any",
+    ) -> MonitorRun: ...
+
+
 class MonitorRunner:
     """Evaluates monitors of ``store`` on the inference log in ``context``'s artifact store."""
 
-    def __init__(self, context: Context, store: SqlMonitoringStore) -> None:
+    def __init__(self, context: Context, store: RunRecords) -> None:
         self.context = context
         self.settings = context.settings
         self.store = store

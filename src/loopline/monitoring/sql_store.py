@@ -21,7 +21,7 @@ from loopline.errors import AlreadyExists, Conflict, InvalidInput, LooplineError
 from loopline.metadata import schema_monitoring as m
 from loopline.metadata.base import SqlStore
 from loopline.monitoring.definition import check_definition
-from loopline.monitoring.types import Monitor, MonitorRun, RunResult
+from loopline.monitoring.types import MONITOR_FILES, Monitor, MonitorRun, RunResult
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -29,9 +29,6 @@ if TYPE_CHECKING:
     from loopline.context import Context
     from loopline.monitoring.report import DriftReport
     from loopline.protocol.jobs import ProgressFn
-
-
-MONITOR_FILES = "monitoring/monitors"  # <name>/window.parquet, <name>/reports/<digest>.json
 
 
 def _exists(name: str) -> AlreadyExists:

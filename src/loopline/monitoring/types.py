@@ -13,6 +13,9 @@ from typing import Any
 from loopline.monitoring.alerts import Delivery
 from loopline.monitoring.report import DriftReport
 
+# Where a monitor's files live in the artifact store: <name>/window.parquet, <name>/reports/<digest>.json
+MONITOR_FILES = "monitoring/monitors"
+
 
 @dataclass(frozen=True)
 class Monitor:

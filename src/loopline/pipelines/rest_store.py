@@ -9,20 +9,23 @@ from __future__ import annotations
 import dataclasses
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from loopline.pipelines.types import Finished, RunRecord, ScheduleRecord, StepRecord, record_to_json
 from loopline.protocol.http import RestClient
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 _API = "/api/2.0/loopline/pipelines"
-R = TypeVar("R")
+R = TypeVar("R", bound="DataclassInstance")  # a dataclass type
 
 
 def _from_json(cls: type[R], data: Mapping[str, Any]) -> R:
     """A record the server sent (extra fields such as ``uri`` ignored)."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in data.items() if k in names})
 
 

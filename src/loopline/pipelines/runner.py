@@ -71,13 +71,13 @@ class Runner:
         self.context: Context = self.client.context
         self.settings: Settings = self.context.settings
         self.store: PipelineStore = open_pipeline_store(self.context)
-        self._own_executor = not hasattr(executor, "submit")
+        self._own_executor = executor is None or isinstance(executor, str)
         self.executor: Executor = (
-            executor  # type: ignore[assignment]
-            if hasattr(executor, "submit")
-            else open_executor(
+            open_executor(
                 executor or self.settings.executor, max_workers=max_workers, isolate_all=isolate_all
             )
+            if executor is None or isinstance(executor, str)
+            else executor
         )
         self.on_event = on_event or (lambda kind, payload: None)
         self._own_client = client is None

@@ -114,7 +114,8 @@ def load_code(module: str, file: str, qualname: str) -> Callable[..., Any]:
     obj: Any = mod
     for part in qualname.split("."):
         obj = getattr(obj, part)
-    return getattr(obj, "fn", obj)  # type: ignore[no-any-return]
+    fn: Callable[..., Any] = getattr(obj, "fn", obj)  # a @step's function, or the function itself
+    return fn
 
 
 def _has(mod: Any, qualname: str) -> bool:

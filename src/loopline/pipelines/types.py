@@ -10,9 +10,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from loopline.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 RUN_STATUSES = ("running", "succeeded", "failed")
 STEP_STATUSES = ("pending", "running", "succeeded", "cached", "failed", "upstream_failed")
@@ -160,7 +163,7 @@ _CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
     "Any": (lambda v: True, "JSON"),
 }
 
-R = TypeVar("R")
+R = TypeVar("R", bound="DataclassInstance")  # a dataclass type
 
 
 def record_to_json(record: Any) -> dict[str, Any]:
@@ -173,7 +176,7 @@ def record_from_json(cls: type[R], data: object, where: str) -> R:
     if not isinstance(data, dict):
         raise InvalidInput(f"Invalid value for '{where}': expected an object.")
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         name = f"{where}.{f.name}"
         if f.name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -190,7 +193,7 @@ def record_from_json(cls: type[R], data: object, where: str) -> R:
         if f.name in _INT32_FIELDS and isinstance(value, int) and not _INT32[0] <= value <= _INT32[1]:
             raise InvalidInput(f"Invalid value {value} for parameter '{name}': expected a 32-bit integer.")
         values[f.name] = value
-    if unknown := set(data) - {f.name for f in dataclasses.fields(cls)}:  # type: ignore[arg-type]
+    if unknown := set(data) - {f.name for f in dataclasses.fields(cls)}:
         raise InvalidInput(f"Unknown field(s) in '{where}': {', '.join(sorted(unknown))}.")
     return cls(**values)
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopline.artifacts.digests import hash_file
 from loopline.artifacts.paths import join
@@ -29,6 +29,10 @@ from loopline.registry.mlmodel import PYFUNC, MLmodel
 from loopline.registry.signature import Signature, enforce, infer_signature
 from loopline.registry.types import STAGES, LoggedModelStatus, ModelVersion
 from loopline.uris import artifact_path, parse
+
+if TYPE_CHECKING:
+    from loopline.registry.store import RegistryStore
+    from loopline.tracking.store import TrackingStore
 
 
 @dataclass(frozen=True)
@@ -210,7 +214,7 @@ def fetch(store: Any, prefix: str, dst: Path) -> dict[str, str]:
     return known
 
 
-def resolve(uri: str, registry: Any, tracking: Any) -> tuple[str, ModelVersion | None]:
+def resolve(uri: str, registry: RegistryStore, tracking: TrackingStore) -> tuple[str, ModelVersion | None]:
     """A model URI → (artifact-store prefix of its files, the registered version if any).
 
     ``models:/<name>/<version>``, ``models:/<name>/latest``, ``models:/<name>/<stage>`` (MLflow's
@@ -238,15 +242,15 @@ def resolve(uri: str, registry: Any, tracking: Any) -> tuple[str, ModelVersion |
     )
 
 
-def _version(name: str, version: str, registry: Any) -> ModelVersion:
+def _version(name: str, version: str, registry: RegistryStore) -> ModelVersion:
     """The version ``models:/<name>/<version>`` names: a number, ``latest`` or a legacy stage."""
     if version.isdigit():
-        return registry.get_model_version(name, version)  # type: ignore[no-any-return]
+        return registry.get_model_version(name, version)
     if version.lower() == "latest":
         latest = registry.get_registered_model(name).latest_versions
         if not latest:
             raise NotFound(f"Registered model {name!r} has no versions.", hint="Register one first.")
-        return registry.get_model_version(name, max(v.version for v in latest))  # type: ignore[no-any-return]
+        return registry.get_model_version(name, max(v.version for v in latest))
     stage = {s.lower(): s for s in STAGES}.get(version.lower())
     if stage is None:
         raise InvalidInput(
@@ -259,10 +263,10 @@ def _version(name: str, version: str, registry: Any) -> ModelVersion:
             f"No version of registered model {name!r} is in stage {stage!r}.",
             hint="Move one there (transition_model_version_stage), or load by alias or version.",
         )
-    return registry.get_model_version(name, max(v.version for v in in_stage))  # type: ignore[no-any-return]
+    return registry.get_model_version(name, max(v.version for v in in_stage))
 
 
-def _run_files(run_id: str, path: str, registry: Any, tracking: Any) -> str:
+def _run_files(run_id: str, path: str, registry: RegistryStore, tracking: TrackingStore) -> str:
     """Where ``runs:/<run_id>/<path>`` points: MLflow 3 (and Loopline) log a model as a logged model
     whose files live apart from the run's, so ``<path>``'s first part names a logged model of that
     run if there is one (the newest, as MLflow picks); otherwise it is a path in the run's artifacts."""

@@ -409,7 +409,7 @@ def _save(store: FeatureStore, table: Any, query: dict[str, Any]) -> str:
     unknown = sorted({v for v, _ in pairs if v not in defs})
     if unknown:
         raise NotFound(f"Unknown feature view(s) {unknown} in 'refs'.")
-    return save_training_set(store, table, name, pairs, optional_str(query, "run_id"))
+    return save_training_set(store.catalog, table, name, pairs, optional_str(query, "run_id"))
 
 
 @router.post("/features/training-sets", response_model=SavedResponse, responses=ACCEPTED)

@@ -57,7 +57,7 @@ Uri = Annotated[str, Field(max_length=2048)]
 
 
 class CreateRun(BaseModel):
-    run: RunRecordIn  # type: ignore[valid-type]
+    run: RunRecordIn  # type: ignore[valid-type]  # made by create_model: mypy sees a value
     steps: list[Annotated[list[Node], Field(min_length=2, max_length=2)]] = Field(
         [], description="[node, step] pairs, each node once"
     )
@@ -75,13 +75,13 @@ class AddInputs(BaseModel):
 
 
 class FinishRun(BaseModel):
-    status: Literal[pt.RUN_STATUSES[1:]]  # type: ignore[valid-type]
+    status: Literal[pt.RUN_STATUSES[1:]]  # type: ignore[valid-type]  # a Literal of a tuple's values
     outputs: Any = None
     error: str = ""
 
 
 class FinishedStep(BaseModel):
-    step: StepRecordIn  # type: ignore[valid-type]
+    step: StepRecordIn  # type: ignore[valid-type]  # made by create_model: mypy sees a value
     upstream: list[str] = []
     datasets: list[str] = []
     produced: list[str] = []
@@ -124,7 +124,7 @@ class ListSchedules(BaseModel):
 
 
 class AddSchedule(BaseModel):
-    schedule: ScheduleRecordIn  # type: ignore[valid-type]
+    schedule: ScheduleRecordIn  # type: ignore[valid-type]  # made by create_model: mypy sees a value
 
 
 class ScheduleName(BaseModel):

@@ -108,7 +108,7 @@ class ServeConfig:
                 raise InvalidInput(
                     f"{PREFIX + _ENV[f.name]}={raw!r} is not a valid {kind.__name__}."
                 ) from None
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]  # each value was converted to its field's type above
 
     def to_env(self) -> dict[str, str]:
         out: dict[str, str] = {}

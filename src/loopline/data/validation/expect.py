@@ -24,14 +24,14 @@ def column_exists(
     column: str, *, type: str | None = None, name: str | None = None, severity: Severity = "error"
 ) -> s.ColumnExists:
     """``column`` is present (and has ``type``: an Arrow type string or a family such as ``integer``)."""
-    return s._make(s.ColumnExists, column=column, type=type, name=name, severity=severity)  # type: ignore[no-any-return]
+    return s._make(s.ColumnExists, column=column, type=type, name=name, severity=severity)
 
 
 def not_null(
     column: str, *, max_share: float = 0.0, name: str | None = None, severity: Severity = "error"
 ) -> s.NotNull:
     """At most ``max_share`` of ``column`` is null or NaN (none by default)."""
-    return s._make(s.NotNull, column=column, max_share=max_share, name=name, severity=severity)  # type: ignore[no-any-return]
+    return s._make(s.NotNull, column=column, max_share=max_share, name=name, severity=severity)
 
 
 def between(
@@ -46,7 +46,7 @@ def between(
     severity: Severity = "error",
 ) -> s.Between:
     """Values of ``column`` lie in ``[min, max]`` (``strict_*``: open at that end)."""
-    return s._make(  # type: ignore[no-any-return]
+    return s._make(
         s.Between,
         column=column,
         min=min,
@@ -68,7 +68,7 @@ def in_set(
     severity: Severity = "error",
 ) -> s.InSet:
     """Values of ``column`` are among ``values``."""
-    return s._make(s.InSet, column=column, values=list(values), mostly=mostly, name=name, severity=severity)  # type: ignore[no-any-return]
+    return s._make(s.InSet, column=column, values=list(values), mostly=mostly, name=name, severity=severity)
 
 
 def unique(
@@ -81,14 +81,14 @@ def unique(
 ) -> s.Unique:
     """No value of ``column`` (or combination of ``columns``) repeats."""
     cols = list(columns) if columns is not None else None
-    return s._make(s.Unique, column=column, columns=cols, mostly=mostly, name=name, severity=severity)  # type: ignore[no-any-return]
+    return s._make(s.Unique, column=column, columns=cols, mostly=mostly, name=name, severity=severity)
 
 
 def matches(
     column: str, pattern: str, *, mostly: float = 1.0, name: str | None = None, severity: Severity = "error"
 ) -> s.Matches:
     """Values of ``column`` contain a match of ``pattern`` (anchor it with ``^…$`` for a full match)."""
-    return s._make(s.Matches, column=column, pattern=pattern, mostly=mostly, name=name, severity=severity)  # type: ignore[no-any-return]
+    return s._make(s.Matches, column=column, pattern=pattern, mostly=mostly, name=name, severity=severity)
 
 
 def length(
@@ -101,14 +101,14 @@ def length(
     severity: Severity = "error",
 ) -> s.Length:
     """String lengths of ``column`` lie in ``[min, max]``."""
-    return s._make(s.Length, column=column, min=min, max=max, mostly=mostly, name=name, severity=severity)  # type: ignore[no-any-return]
+    return s._make(s.Length, column=column, min=min, max=max, mostly=mostly, name=name, severity=severity)
 
 
 def row_count(
     min: int | None = None, max: int | None = None, *, name: str | None = None, severity: Severity = "error"
 ) -> s.RowCount:
     """The table has between ``min`` and ``max`` rows."""
-    return s._make(s.RowCount, min=min, max=max, name=name, severity=severity)  # type: ignore[no-any-return]
+    return s._make(s.RowCount, min=min, max=max, name=name, severity=severity)
 
 
 def mean(
@@ -120,7 +120,7 @@ def mean(
     severity: Severity = "error",
 ) -> s.Mean:
     """The mean of ``column`` lies in ``[min, max]``."""
-    return s._make(s.Mean, column=column, min=min, max=max, name=name, severity=severity)  # type: ignore[no-any-return]
+    return s._make(s.Mean, column=column, min=min, max=max, name=name, severity=severity)
 
 
 def std(
@@ -132,7 +132,7 @@ def std(
     severity: Severity = "error",
 ) -> s.Std:
     """The standard deviation of ``column`` lies in ``[min, max]``."""
-    return s._make(s.Std, column=column, min=min, max=max, name=name, severity=severity)  # type: ignore[no-any-return]
+    return s._make(s.Std, column=column, min=min, max=max, name=name, severity=severity)
 
 
 def quantile(
@@ -145,7 +145,7 @@ def quantile(
     severity: Severity = "error",
 ) -> s.Quantile:
     """The ``q``-quantile of ``column`` lies in ``[min, max]``."""
-    return s._make(s.Quantile, column=column, q=q, min=min, max=max, name=name, severity=severity)  # type: ignore[no-any-return]
+    return s._make(s.Quantile, column=column, q=q, min=min, max=max, name=name, severity=severity)
 
 
 def references(
@@ -158,7 +158,7 @@ def references(
     severity: Severity = "error",
 ) -> s.References:
     """Every value of ``column`` is found in ``dataset_column`` of ``dataset`` (a file or a dataset URI)."""
-    return s._make(  # type: ignore[no-any-return]
+    return s._make(
         s.References,
         column=column,
         dataset=str(dataset),
@@ -185,7 +185,7 @@ def custom(
     Example:
         >>> expect.custom("margin", lambda df: pl.col("price") >= pl.col("cost"))  # doctest: +SKIP
     """
-    return s._make(  # type: ignore[no-any-return]
+    return s._make(
         s.Custom,
         name=name,
         check=check,

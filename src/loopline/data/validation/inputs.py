@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopline.data.profile import to_polars
 from loopline.errors import InvalidInput, NotFound, require
+
+if TYPE_CHECKING:
+    import polars as pl
 
 _PARQUET = (".parquet", ".pq")
 
@@ -78,7 +81,7 @@ def _dataset_version(uri: str, client: Any) -> Source:
 def _arrow_dataset(ds: Any, label: str, uri: str | None = None) -> Source:
     import polars as pl
 
-    schema = dict(pl.from_arrow(ds.schema.empty_table()).schema)  # type: ignore[union-attr]
+    schema = dict(_frame(pl.from_arrow(ds.schema.empty_table())).schema)
     return Source(label, schema, lambda cols: pl.from_arrow(ds.to_table(columns=cols)), uri=uri)
 
 
@@ -110,8 +113,8 @@ def _file(path: Path, label: str | None) -> Source:
         return Source(name, schema, read)
     from loopline.data import read_table
 
-    frame = pl.from_arrow(read_table(path))
-    return Source(name, dict(frame.schema), lambda cols: frame)  # type: ignore[union-attr]
+    frame = _frame(pl.from_arrow(read_table(path)))
+    return Source(name, dict(frame.schema), lambda cols: frame)
 
 
 def reference_values(dataset: str, column: str, *, client: Any = None) -> Any:
@@ -123,3 +126,9 @@ def reference_values(dataset: str, column: str, *, client: Any = None) -> Any:
             hint=f"Its columns are: {', '.join(source.schema)}.",
         )
     return source.load([column]).get_column(column).drop_nulls().unique()
+
+
+def _frame(converted: pl.DataFrame | pl.Series) -> pl.DataFrame:
+    """``pl.from_arrow`` of a table: a frame (its type also allows the Series an array gives)."""
+    assert isinstance(converted, pl.DataFrame)
+    return converted

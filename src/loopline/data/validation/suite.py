@@ -31,7 +31,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -347,15 +347,17 @@ class Custom(_RowCheck):
             return self.check
         module, _, attr = (self.function or "").partition(":")
         try:
-            fn = importlib.import_module(module)
+            found: object = importlib.import_module(module)
             for part in attr.split("."):
-                fn = getattr(fn, part)
+                found = getattr(found, part)
         except (ImportError, AttributeError, ValueError) as e:
             raise InvalidInput(
                 f"Custom check {self.name!r}: cannot import {self.function!r}: {e}",
                 hint="Write function as 'package.module:function', importable where the suite runs.",
             ) from None
-        return fn  # type: ignore[return-value]
+        if not callable(found):
+            raise InvalidInput(f"Custom check {self.name!r}: {self.function!r} is not a function.")
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         body = self.model_dump(exclude_defaults=True, exclude={"expect", "check"}, by_alias=True)
@@ -520,7 +522,10 @@ def _explain(error: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def _make(cls: type[_Base], **fields: Any) -> Any:
+_E = TypeVar("_E", bound=_Base)
+
+
+def _make(cls: type[_E], **fields: Any) -> _E:
     try:
         return cls(**fields)
     except ValidationError as e:
