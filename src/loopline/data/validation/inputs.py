@@ -130,5 +130,7 @@ def reference_values(dataset: str, column: str, *, client: Any = None) -> Any:
 
 def _frame(converted: pl.DataFrame | pl.Series) -> pl.DataFrame:
     """``pl.from_arrow`` of a table: a frame (its type also allows the Series an array gives)."""
+    import polars as pl
+
     assert isinstance(converted, pl.DataFrame)
     return converted
