@@ -123,20 +123,8 @@ def drift(
         )
     table = open_columns(current, what="current")  # a Parquet file: read column by column, in the pool
     names = list(columns) if columns is not None else [c for c in profile.columns if c not in special]
-    unknown = [c for c in names if c not in profile.columns]
-    if unknown:
-        raise InvalidInput(
-            f"The reference has no column {', '.join(map(repr, unknown))}.",
-            hint=f"Its columns: {', '.join(profile.columns)}.",
-        )
     have = set(table.column_names)  # a property that builds a list: once, not per column
-    absent = [c for c in names if c not in have]
-    if absent:
-        raise InvalidInput(
-            f"The current data ({describe(current)}) lacks the column{'s' if len(absent) > 1 else ''} "
-            f"{', '.join(map(repr, absent))} of the reference ({profile.source}).",
-            hint="Compare the same columns, or pass columns=[…] to choose them.",
-        )
+    _check_columns(names, profile, have, current)
     forced = set(categorical)
 
     def one(name: str, ref_name: str | None = None, force: bool | None = None) -> ColumnDrift:
@@ -153,14 +141,13 @@ def drift(
     results = _adjust(results, opts)
     n_drifted = sum(r.drifted for r in results)
     share = n_drifted / len(results) if results else 0.0
-    pred_drift = targ_drift = None
-    if target and target in profile.columns and target in have:
-        targ_drift = _adjust([one(target)], opts)[0]
-    if prediction and prediction in have:
-        ref_name = prediction if prediction in profile.columns else target
-        if ref_name is not None and ref_name in profile.columns:
-            r = one(prediction, ref_name, target in forced if target else False)
-            pred_drift = _adjust([replace(r, name=prediction)], opts)[0]
+    targ_drift = _adjust([one(target)], opts)[0] if target in profile.columns and target in have else None
+    pred_drift = None
+    # Predictions compare with the reference's own predictions, else with its labels (the target).
+    ref_name = prediction if prediction in profile.columns else target
+    if prediction in have and ref_name in profile.columns:
+        r = one(prediction, ref_name, target in forced)
+        pred_drift = _adjust([replace(r, name=prediction)], opts)[0]
     return DriftReport(
         dataset_drift=n_drifted > 0 and share >= drift_share,
         drift_share=share,
@@ -181,6 +168,23 @@ def drift(
         prediction_drift=pred_drift,
         target_drift=targ_drift,
     )
+
+
+def _check_columns(names: Sequence[str], profile: ReferenceProfile, have: set[str], current: Any) -> None:
+    """Every compared column is in the reference's profile and in the current data."""
+    unknown = [c for c in names if c not in profile.columns]
+    if unknown:
+        raise InvalidInput(
+            f"The reference has no column {', '.join(map(repr, unknown))}.",
+            hint=f"Its columns: {', '.join(profile.columns)}.",
+        )
+    absent = [c for c in names if c not in have]
+    if absent:
+        raise InvalidInput(
+            f"The current data ({describe(current)}) lacks the column{'s' if len(absent) > 1 else ''} "
+            f"{', '.join(map(repr, absent))} of the reference ({profile.source}).",
+            hint="Compare the same columns, or pass columns=[…] to choose them.",
+        )
 
 
 def _check_options(o: Options) -> None:
