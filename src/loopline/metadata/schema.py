@@ -20,7 +20,6 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -28,20 +27,18 @@ from sqlalchemy import (
     false,
 )
 
-from loopline.metadata.limits import KEY, PARAM_VALUE, TAG_VALUE
-
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for big tables.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
+from loopline.metadata import (  # noqa: F401  # each domain's tables, on this metadata (schema_base.py)
+    schema_automation,
+    schema_data,
+    schema_deployments,
+    schema_features,
+    schema_idempotency,
+    schema_jobs,
+    schema_monitoring,
+    schema_pipelines,
 )
-
+from loopline.metadata.limits import KEY, PARAM_VALUE, TAG_VALUE
+from loopline.metadata.schema_base import BigId as BigId, metadata as metadata
 
 workspaces = Table(
     "workspaces",
@@ -345,18 +342,6 @@ model_aliases = Table(
     Column("version", Integer, nullable=False),
 )
 
-# ---- domain tables ------------------------------------------------------------------------
-# Each later domain keeps its tables in a module of its own on this same MetaData (migrations 0004
-# data, 0005 monitoring, 0006 pipelines, 0007 features, 0009 deployments, 0010 jobs, 0011 idempotency
-# keys, 0012 automation); importing them here makes ``metadata`` the whole schema for Alembic and
-# for the test that compares it with the migrations.
-from loopline.metadata import (  # noqa: E402, F401
-    schema_automation,
-    schema_data,
-    schema_deployments,
-    schema_features,
-    schema_idempotency,
-    schema_jobs,
-    schema_monitoring,
-    schema_pipelines,
-)
+# The domains' tables (migrations 0004 data, 0005 monitoring, 0006 pipelines, 0007 features, 0009
+# deployments, 0010 jobs, 0011 idempotency keys, 0012 automation) live in schema_*.py on this same
+# metadata; importing them above makes ``metadata`` the whole schema.

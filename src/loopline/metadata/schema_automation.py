@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, UniqueConstraint
 
-from loopline.metadata.schema import BigId, metadata
+from loopline.metadata.schema_base import BigId, metadata
 
 automation_policies = Table(
     "automation_policies",

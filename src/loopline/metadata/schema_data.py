@@ -22,7 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from loopline.metadata.schema import BigId, metadata
+from loopline.metadata.schema_base import BigId, metadata
 
 versioned_datasets = Table(
     "versioned_datasets",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, ForeignKey, Integer, String, Table, Text, UniqueConstraint
 
-from loopline.metadata.schema import BigId, metadata
+from loopline.metadata.schema_base import BigId, metadata
 
 deployments = Table(
     "deployments",

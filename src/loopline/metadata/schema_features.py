@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, String, Table, Text, UniqueConstraint
 
-from loopline.metadata.schema import BigId, metadata
+from loopline.metadata.schema_base import BigId, metadata
 
 feature_objects = Table(
     "feature_objects",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, String, Table, Text
 
-from loopline.metadata.schema import metadata
+from loopline.metadata.schema_base import metadata
 
 idempotency_keys = Table(
     "idempotency_keys",

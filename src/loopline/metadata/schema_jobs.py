@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, String, Table, Text
 
-from loopline.metadata.schema import metadata
+from loopline.metadata.schema_base import metadata
 
 jobs = Table(
     "jobs",

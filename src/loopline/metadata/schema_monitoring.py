@@ -25,7 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from loopline.metadata.schema import BigId, metadata
+from loopline.metadata.schema_base import BigId, metadata
 
 monitors = Table(
     "monitors",
