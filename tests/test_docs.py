@@ -138,7 +138,7 @@ def test_doc_examples_run(path: Path, tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        timeout=300,
+        timeout=600,  # ~30 s on a quiet 2-core machine; far more on a busy one
     )
     print(done.stdout)  # shown with -s: what a reader of the doc would see
     assert done.returncode == 0, f"{path.name}'s examples failed:\n{done.stdout[-8000:]}"
