@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from pipeline_support import cli, invoke, run_json, statuses, write
 
 from loopline.config import Settings
@@ -195,3 +196,74 @@ def test_rerun_tells_whether_the_outputs_matched(tmp_path: Path, settings: Setti
     assert report["matched"] is True and report["same"] == ["seeded"]  # same seed, same numbers
     text = invoke(["pipeline", "rerun", first["run_id"], "--check"], proj, settings)
     assert text.exit_code == 0 and "Reproduced: all 1 step outputs are identical." in text.stdout
+
+
+REPRO = """
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from loopline.pipelines import pipeline, step
+
+@step
+def data(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(n, 4)), columns=list("abcd"))
+    df["label"] = (df.a + df.b > 0).astype(int)
+    df.attrs["built_at"] = time.time()  # in the Parquet file's metadata: its bytes differ every run
+    return df
+
+@step
+def train(df: pd.DataFrame) -> RandomForestClassifier:
+    # Seeded by the step (NumPy's global generator), unless NOISY asks for the OS's entropy.
+    seed = int(np.random.default_rng().integers(2**31)) if os.environ.get("NOISY") else None
+    return RandomForestClassifier(n_estimators=5, random_state=seed).fit(df[list("abcd")], df.label)
+
+@step
+def score(model: RandomForestClassifier, df: pd.DataFrame) -> dict:
+    return {"accuracy": float((model.predict(df[list("abcd")]) == df.label).mean())}
+
+@pipeline
+def flow(n: int = 300):
+    df = data(n)
+    return score(train(df), df)
+"""
+
+
+def test_rerun_compares_models_and_tables_by_content_not_bytes(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proj = write(tmp_path / "repro", repro=REPRO)
+    first = json.loads(
+        invoke(["pipeline", "run", "repro.py:flow", "--format", "json"], proj, settings).stdout
+    )
+    done = invoke(["pipeline", "rerun", first["run_id"], "--check", "--format", "json"], proj, settings)
+    report = json.loads(done.stdout)
+    assert done.exit_code == 0, done.stdout
+    assert report["matched"] is True and sorted(report["same"]) == ["data", "score", "train"]
+    # ...although the saved model and the Parquet file are not the same bytes:
+    store = SqlPipelineStore(create_store_engine(settings.tracking_uri))
+    old, new = (
+        {s.node: s.output_digest for s in store.steps(r)} for r in (first["run_id"], report["rerun_run_id"])
+    )
+    assert old["train"] != new["train"] and old["data"] != new["data"] and old["score"] == new["score"]
+
+    # A step that takes its randomness from the OS does not reproduce; the report says where and how.
+    monkeypatch.setenv("NOISY", "1")
+    noisy = json.loads(
+        invoke(["pipeline", "run", "repro.py:flow", "--format", "json"], proj, settings).stdout
+    )
+    done = invoke(["pipeline", "rerun", noisy["run_id"], "--check"], proj, settings)
+    assert done.exit_code == 1 and "Did not reproduce" in done.stdout
+    [line] = [line for line in done.stdout.splitlines() if "≠ train" in line]
+    assert "parameters differ: random_state" in line and "fitted attributes differ: estimators_" in line
+    report = json.loads(
+        invoke(["pipeline", "rerun", noisy["run_id"], "--format", "json"], proj, settings).stdout
+    )
+    assert "train" in report["different"] and "data" in report["same"]
+    assert "predictions differ on" in report["differences"]["train"]
+    assert "of data's output" in report["differences"]["train"]

@@ -229,7 +229,11 @@ def build(
         max_replicas=max_replicas,
         client=_client(tracking_uri),
     )
-    typer.echo(f"wrote {output}/ for {bundle.model_uri} (image {bundle.image}):")
+    typer.echo(f"wrote {output}/ for {bundle.model_uri} (image {bundle.image}, objects {bundle.app}):")
     for path in bundle.files:
         typer.echo(f"  {path}")
+    wheel = next(p for p in bundle.files if p.startswith("wheels/"))
+    typer.echo(f"{wheel} is the Loopline installed here, packed as a wheel: the image installs it.")
+    if bundle.wheel_step:
+        typer.echo(f"to build it from your source checkout instead: {bundle.wheel_step}")
     typer.echo(f"next: docker build -t {bundle.image} {output} && kubectl apply -f {output}/k8s/")

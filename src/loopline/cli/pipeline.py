@@ -179,7 +179,7 @@ def rerun(
         for node in report.same:
             con.print(f"  [green]=[/] {node}: same output", highlight=False)
         for node in report.different:
-            con.print(f"  [red]≠[/] {node}: different output", highlight=False)
+            con.print(f"  [red]≠[/] {node}: different output ({report.differences[node]})", highlight=False)
         for node in report.missing:
             con.print(f"  [yellow]?[/] {node}: did not succeed in both runs", highlight=False)
         for change in report.environment:

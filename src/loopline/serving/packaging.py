@@ -4,7 +4,7 @@
       Dockerfile              python:<major.minor>-slim, non-root, `loopline serve /opt/model`
       requirements.lock       every package the server and the model need, pinned (from this env)
       model/                  the model's files, downloaded and checked against the registry's digests
-      wheels/                 put a loopline wheel here if loopline is not on your package index
+      wheels/                 the installed Loopline as a wheel (no package index needs to have it)
       k8s/deployment.yaml     Deployment with readiness/liveness/startup probes on the OIP health routes
       k8s/service.yaml        ClusterIP Service, port 80 -> the container's port
       k8s/hpa.yaml            HorizontalPodAutoscaler (autoscaling/v2) on CPU
@@ -14,10 +14,18 @@
 The model is baked into the image (``/opt/model``): a pod needs no access to the registry, and the
 image is the unit a rollout moves. The server reports the registered name and version
 (``--name``/``--model-version``), so responses and metrics still name ``churn``/``3``.
+
+What a cluster checks, the files meet: object names are DNS labels that keep the version
+(``churn-v3``; a long or unusual model name is cut and hashed by ``k8s_names``), label values are
+valid, the pod passes the "restricted" Pod Security Standard (non-root, no privilege escalation,
+no capabilities, the runtime's seccomp profile, a read-only root filesystem with ``emptyDir``
+volumes where the server writes), and the InferenceService follows Knative's rules for the user
+container (one port, named ``http1``; probes on that port; no pod-level security context).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import sys
@@ -28,10 +36,16 @@ from typing import Any
 
 from loopline._version import __version__
 from loopline.errors import InvalidInput
+from loopline.serving.k8s_names import dns_label, label_value
+from loopline.serving.wheel import wheel_step, write_wheel
 
 # What `loopline serve` itself needs in the container, beyond the model's own requirements.
 SERVER_PACKAGES = ("loopline", "uvicorn", "uvloop", "httptools", "prometheus-client", "pyarrow", "pandas")
 MODEL_DIR = "/opt/model"
+STATE_DIR = "/srv/state"
+UID = 10001  # the image's user; runAsNonRoot needs a numeric one to check
+# 63 minus the "-predictor-00001" KServe and Knative append for the revision, itself a label value.
+APP_NAME_MAX = 47
 
 
 @dataclass(frozen=True)
@@ -41,7 +55,9 @@ class Bundle:
     version: str
     image: str
     port: int
+    app: str  # the Kubernetes objects' name
     files: list[str] = field(default_factory=list)
+    wheel_step: str = ""  # the command that rebuilds wheels/ from source, if Loopline was installed from one
 
 
 def _requirement_name(line: str) -> str | None:
@@ -85,51 +101,87 @@ def lock(packages: Iterable[str]) -> list[str]:
     return [pinned[k] for k in sorted(pinned)]
 
 
-def _dockerfile(port: int, workers: int, name: str, version: str) -> str:
+def _dockerfile(port: int, workers: int, name: str, version: str, wheel: str) -> str:
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    cmd = ["loopline", "serve", MODEL_DIR, "--host", "0.0.0.0", "--port", str(port)]
+    cmd += ["--workers", str(workers), "--name", name, "--model-version", version, "--poll-interval", "0"]
     return f"""# Built by `loopline deploy build` (loopline {__version__}).
 FROM python:{py}-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /srv
 COPY requirements.lock /srv/requirements.lock
 COPY wheels/ /srv/wheels/
-RUN pip install --find-links /srv/wheels -r /srv/requirements.lock
+# Loopline first, from its wheel, so the lock's `loopline=={__version__}` never goes to a package index.
+RUN pip install --no-deps /srv/wheels/{wheel} \\
+ && pip install --find-links /srv/wheels -r /srv/requirements.lock
 COPY model/ {MODEL_DIR}/
-RUN useradd --system --uid 10001 loopline && mkdir -p /srv/state && chown loopline /srv/state
-USER 10001
-# The inference log and metrics need a writable place; point LOOPLINE_ARTIFACTS_URI at s3://… to keep it.
-ENV LOOPLINE_TRACKING_URI=sqlite:////srv/state/loopline.db LOOPLINE_ARTIFACTS_URI=/srv/state/artifacts
+RUN useradd --system --uid {UID} loopline && mkdir -p {STATE_DIR} && chown {UID} {STATE_DIR}
+USER {UID}
+# The server writes only to {STATE_DIR} (inference log, metrics) and /tmp: in Kubernetes both are
+# emptyDir volumes on a read-only root filesystem. Point LOOPLINE_ARTIFACTS_URI at s3://… to keep the log.
+ENV HOME=/tmp LOOPLINE_TRACKING_URI=sqlite:///{STATE_DIR}/loopline.db \\
+    LOOPLINE_ARTIFACTS_URI={STATE_DIR}/artifacts
 EXPOSE {port}
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/v2/health/ready')"
-CMD ["loopline", "serve", "{MODEL_DIR}", "--host", "0.0.0.0", "--port", "{port}", "--workers", "{workers}", \\
-     "--name", "{name}", "--model-version", "{version}", "--poll-interval", "0"]
+CMD {json.dumps(cmd)}
 """
 
 
-def _probe(path: str, port: int, **extra: int) -> dict[str, Any]:
-    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2, **extra}
+def _probe(path: str, port: str, **extra: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": port}, "periodSeconds": 10, "timeoutSeconds": 2, **extra}
+
+
+# The "restricted" Pod Security Standard, set on the container: Knative (KServe's serverless mode)
+# refuses a pod-level securityContext unless a cluster operator enables it.
+SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": UID,
+    "runAsGroup": UID,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+# Where the server writes, on the read-only root filesystem.
+_VOLUMES = [("state", STATE_DIR), ("tmp", "/tmp")]
+
+
+def _container(image: str, port: int, port_name: str) -> dict[str, Any]:
+    return {
+        "image": image,
+        "ports": [{"name": port_name, "containerPort": port, "protocol": "TCP"}],
+        "readinessProbe": _probe("/v2/health/ready", port_name, failureThreshold=3),
+        "livenessProbe": _probe("/v2/health/live", port_name, failureThreshold=3),
+        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
+        "env": [{"name": "LOOPLINE_SERVE_INFERENCE_LOG", "value": "1"}],
+        "securityContext": copy.deepcopy(SECURITY_CONTEXT),  # no YAML aliases
+        "volumeMounts": [{"name": n, "mountPath": path} for n, path in _VOLUMES],
+    }
 
 
 def manifests(
     *, app: str, image: str, port: int, replicas: int, max_replicas: int, name: str, version: str
 ) -> dict[str, dict[str, Any]]:
+    """The Kubernetes and KServe objects for ``app`` (a DNS label, see :func:`app_name`)."""
     labels = {"app.kubernetes.io/name": app, "app.kubernetes.io/part-of": "loopline"}
-    model_labels = {**labels, "loopline.dev/model": name, "loopline.dev/version": version}
+    model_labels = {
+        **labels,
+        "loopline.dev/model": label_value(name),
+        "loopline.dev/version": label_value(version),
+    }
+    # Label values are cut and hashed; the annotation keeps the model's exact name.
+    annotations = {"loopline.dev/model-uri": f"models:/{name}/{version}"}
+    volumes = [{"name": n, "emptyDir": {}} for n, _ in _VOLUMES]
     container = {
         "name": "server",
-        "image": image,
-        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
-        "readinessProbe": _probe("/v2/health/ready", port, failureThreshold=3),
-        "livenessProbe": _probe("/v2/health/live", port, failureThreshold=3),
+        **_container(image, port, "http"),
         # Loading and warming a model can take a while: liveness starts counting after this passes.
-        "startupProbe": _probe("/v2/health/live", port, failureThreshold=30, periodSeconds=2),
-        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
-        "env": [{"name": "LOOPLINE_SERVE_INFERENCE_LOG", "value": "1"}],
+        "startupProbe": _probe("/v2/health/live", "http", failureThreshold=30, periodSeconds=2),
     }
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": app, "labels": model_labels},
+        "metadata": {"name": app, "labels": model_labels, "annotations": annotations},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
@@ -138,6 +190,7 @@ def manifests(
                 "metadata": {
                     "labels": model_labels,
                     "annotations": {
+                        **annotations,
                         "prometheus.io/scrape": "true",
                         "prometheus.io/port": str(port),
                         "prometheus.io/path": "/metrics",
@@ -146,7 +199,9 @@ def manifests(
                 "spec": {
                     # uvicorn finishes in-flight requests on SIGTERM; give it the time to.
                     "terminationGracePeriodSeconds": 40,
+                    "automountServiceAccountToken": False,  # the server never calls the API server
                     "containers": [container],
+                    "volumes": volumes,
                 },
             },
         },
@@ -177,21 +232,22 @@ def manifests(
             ],
         },
     }
-    kserve_container = {k: v for k, v in container.items() if k not in ("name", "startupProbe")}
     inference_service = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {
             "name": app,
             "labels": model_labels,
-            "annotations": {"serving.kserve.io/enable-prometheus-scraping": "true"},
+            "annotations": {**annotations, "serving.kserve.io/enable-prometheus-scraping": "true"},
         },
         "spec": {
             "predictor": {
                 "minReplicas": replicas,
                 "maxReplicas": max(max_replicas, replicas),
-                # KServe routes to the container named kserve-container on its first port.
-                "containers": [{"name": "kserve-container", **kserve_container}],
+                # KServe routes to the container named kserve-container; Knative takes its one port,
+                # whose name may only be http1 or h2c, and its probes must name that port.
+                "containers": [{"name": "kserve-container", **_container(image, port, "http1")}],
+                "volumes": volumes,
             }
         },
     }
@@ -203,9 +259,10 @@ def manifests(
     }
 
 
-def _dns_name(text: str) -> str:
-    name = re.sub(r"[^a-z0-9-]", "-", text.lower()).strip("-")
-    return re.sub(r"-+", "-", name)[:63].strip("-") or "model"
+def app_name(name: str, version: str) -> str:
+    """The objects' name: ``<model>-v<version>``, short enough for what KServe and Knative derive
+    from it (``<name>-predictor-00001`` is a label value too); the version is never cut off."""
+    return dns_label(name, suffix=f"-v{version}", limit=APP_NAME_MAX)
 
 
 def build_bundle(
@@ -237,8 +294,8 @@ def build_bundle(
     if mv is None:
         raise InvalidInput(f"{model_uri} is not a registered model version.")
     name, version = mv.name, str(mv.version)
-    image = image or f"loopline-{_dns_name(name)}:{version}"
-    app = _dns_name(f"{name}-v{version}")
+    image = image or f"loopline-{dns_label(name)}:{version}"
+    app = app_name(name, version)
     output.mkdir(parents=True, exist_ok=True)
     known = fetch(rc.tracking.artifacts, prefix, _mkdir(output / "model"))
     verify(output / "model", mv.digests or known)  # the image gets exactly the registered files
@@ -254,12 +311,9 @@ def build_bundle(
         + "\n".join(pins)
         + "\n"
     )
-    (output / "Dockerfile").write_text(_dockerfile(port, workers, name, version))
-    _mkdir(output / "wheels")
-    (output / "wheels" / "README").write_text(
-        "Put a loopline wheel here (pip wheel /path/to/loopline -w wheels/) if your package index has none.\n"
-    )
-    files = ["Dockerfile", "requirements.lock", "model/", "wheels/"]
+    wheel = write_wheel(_mkdir(output / "wheels"))
+    (output / "Dockerfile").write_text(_dockerfile(port, workers, name, version, wheel.name))
+    files = ["Dockerfile", "requirements.lock", "model/", f"wheels/{wheel.name}"]
     for rel, doc in manifests(
         app=app,
         image=image,
@@ -273,7 +327,7 @@ def build_bundle(
         _mkdir(path.parent)
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         files.append(rel)
-    bundle = Bundle(mv.uri, name, version, image, port, files)
+    bundle = Bundle(mv.uri, name, version, image, port, app, files, wheel_step(output / "wheels"))
     (output / "bundle.json").write_text(json.dumps(asdict(bundle), indent=2) + "\n")
     bundle.files.append("bundle.json")
     return bundle
