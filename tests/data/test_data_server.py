@@ -231,6 +231,39 @@ def test_a_blob_with_the_wrong_digest_is_refused_and_makes_no_version(server: Se
         assert http.get("/version", params={"uri": f"datasets:/{name}"}).status_code == 404
 
 
+def test_data_gc_through_the_server_drops_stale_pins_and_unused_blobs(tmp_path: Path) -> None:
+    home = tmp_path / "server"
+    with serve_loopline(home, check_log=True) as url:
+        srv = Server(url, home)
+        write_parquet(tmp_path / "kept" / "part-0.parquet", [1, 2])
+        ok(cli(tmp_path, srv, tmp_path / "cache", "data", "add", str(tmp_path / "kept"), "--name", "kept"))
+        orphan, missing = b"a blob no version names", b"never uploaded"
+        manifest = Manifest.of([Entry("a.bin", digest_of(missing), len(missing))]).encode()
+        with httpx.Client(base_url=url + API) as http:
+            assert http.put(f"/blobs/{digest_of(orphan)}", content=orphan).status_code == 200
+            assert http.put(f"/blobs/{digest_of(manifest)}", content=manifest).status_code == 200
+            refused = http.post(  # pins the manifest's tree, then refuses: a stale pin is left
+                "/versions",
+                json={"name": "x", "digest": digest_of(manifest), "format": "files", "num_files": 1,
+                      "size_bytes": len(missing)},
+            )  # fmt: skip
+            assert refused.status_code == 400
+        blob = lambda data: srv.artifacts / "blobs" / digest_of(data)[:2] / digest_of(data)  # noqa: E731
+        assert blob(orphan).exists() and blob(manifest).exists()
+
+        kept = ok(cli(tmp_path, srv, tmp_path / "cache", "data", "gc"))  # the default grace keeps them
+        assert "Removed 0 blobs" in kept and blob(orphan).exists() and blob(manifest).exists()
+        done = ok(cli(tmp_path, srv, tmp_path / "cache", "data", "gc", "--older-than", "0"))
+        assert "Removed 2 blobs" in done, done
+        assert not blob(orphan).exists() and not blob(manifest).exists()
+        # What a version names stays, and a second machine still gets it whole.
+        ok(cli(tmp_path, srv, tmp_path / "cache2", "data", "get", "kept", "out"))
+        assert (tmp_path / "out" / "part-0.parquet").read_bytes() == (
+            tmp_path / "kept" / "part-0.parquet"
+        ).read_bytes()
+        assert not (tmp_path / ".loopline").exists()
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs"),
     [

@@ -36,8 +36,10 @@ from loopline.artifacts.digests import CHUNK, check_digest
 from loopline.data.blob_frames import HEADER, MAGIC, MEDIA_TYPE, frame_header
 from loopline.errors import BackendUnavailable, InvalidInput
 from loopline.protocol.http import RestClient, raise_for_error
+from loopline.protocol.jobs import request_job
 
 BLOBS = "/api/2.0/loopline/data/blobs"
+GC = "/api/2.0/loopline/data/gc"
 MISSING_BATCH = 10_000  # digests per `missing` request (~700 KB of JSON)
 BATCH_BYTES = 16 << 20  # a batch is closed once it holds this much; a bigger blob travels alone
 BATCH_BLOBS = 1_000  # ... or this many blobs (the server takes up to 10,000)
@@ -245,7 +247,8 @@ class HttpBlobStore:
     # ---- housekeeping happens on the server ------------------------------------------------
 
     def list_pins(self, prefix: str) -> list[str]:
-        raise _on_server()
+        """None to look at here: the server keeps the pins and drops stale ones in its own ``gc``."""
+        return []
 
     def read_pin(self, name: str) -> dict[str, Any]:
         raise _on_server()
@@ -254,7 +257,10 @@ class HttpBlobStore:
         raise _on_server()
 
     def gc(self, grace_seconds: float = 3600.0) -> tuple[int, int]:
-        raise _on_server()
+        """The server's ``data gc`` for this workspace (stale pins, then unused blobs), run as a job
+        there: a big store is not collected within one request's time."""
+        body = request_job(self.rest, "POST", GC, json={"older_than_s": grace_seconds})
+        return int(body["removed"]), int(body["freed_bytes"])
 
 
 def _frames(batch: list[tuple[str, int, str | Path | bytes]]) -> Iterator[bytes]:
@@ -292,6 +298,6 @@ class _Transient(Exception):
 
 def _on_server() -> InvalidInput:
     return InvalidInput(
-        "Garbage collection of a server's blobs runs on the server, not through it.",
-        hint="Run `loopline gc` (or `loopline data gc`) where the server's database is.",
+        "A server's pins are the server's to read and drop.",
+        hint="Its `data gc` (POST data/gc, or `loopline data gc` with its http:// URI) drops stale ones.",
     )

@@ -34,6 +34,8 @@ Reads and the rest:
 - ``GET data/validations?uri=`` (or ``name`` and ``version``) → ``{"validations": [...]}``;
   ``POST data/validations`` ``{name, version, suite, success, result}`` → ``{"id": n}``.
 - ``POST data/lineage`` ``{from_uri, to_uri, relation}``: an edge, e.g. ``input_of`` a run.
+- ``POST data/gc`` ``{older_than_s}`` → ``{"removed", "freed_bytes"}``: the workspace's ``data gc``
+  (pins no version names, then blobs nothing uses, each older than ``older_than_s``), as a job.
 
 Errors are 4xx JSON ``{"error_code", "message"}``. Each request builds the data store from the
 request's context (``server.state.context``); blobs live in the server's artifact store. Creating a
@@ -56,6 +58,7 @@ from loopline.artifacts.digests import CHUNK, check_digest
 from loopline.artifacts.manifest import Manifest
 from loopline.data.blob_frames import MEDIA_TYPE
 from loopline.errors import InvalidInput, NotFound
+from loopline.protocol.jobs import ProgressFn
 from loopline.server.blob_uploads import receive_blobs
 from loopline.server.http import (
     blocking,
@@ -66,6 +69,7 @@ from loopline.server.http import (
     params,
     required_str,
 )
+from loopline.server.jobs import ACCEPTED, run_job
 from loopline.server.state import artifacts, context
 
 router = APIRouter(prefix="/api/2.0/loopline", tags=["data"])
@@ -398,3 +402,27 @@ async def record_validation(body: RecordValidation, request: Request) -> Respons
 async def add_edge(body: LineageEdge, request: Request) -> Response:
     await blocking(_store(request).add_edge, body.from_uri, body.to_uri, body.relation)
     return json_response({})
+
+
+class GcRequest(BaseModel):
+    older_than_s: float = Field(3600.0, ge=0, description="grace period: newer unused blobs stay")
+
+
+class GcReply(BaseModel):
+    removed: int = Field(description="blobs deleted")
+    freed_bytes: int
+
+
+@router.post("/data/gc", response_model=GcReply, responses=ACCEPTED)
+async def collect_garbage(body: GcRequest, request: Request) -> Response:
+    """``loopline data gc`` on the server's store, for the request's workspace, as a job
+    (``server/jobs.py``): its answer when done within the wait, else ``202 {"job_id"}`` to poll."""
+    ctx = context(request)
+
+    def run(progress: ProgressFn) -> dict[str, Any]:
+        from loopline.data.client import DataClient
+
+        removed, freed = DataClient(context=ctx).gc(body.older_than_s)
+        return {"removed": removed, "freed_bytes": freed}
+
+    return await run_job(request, "data.gc", run)
