@@ -48,9 +48,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -70,9 +70,10 @@ from loopline.server.http import (
     required_str,
 )
 from loopline.server.jobs import ACCEPTED, run_job
+from loopline.server.openapi_models import Answer, DocumentedRoute, Empty, Name, documented
 from loopline.server.state import artifacts, context
 
-router = APIRouter(prefix="/api/2.0/loopline", tags=["data"])
+router = APIRouter(prefix="/api/2.0/loopline", tags=["data"], route_class=DocumentedRoute)
 MAX_MISSING = 100_000  # digests per `blobs/missing` request
 
 
@@ -91,7 +92,7 @@ def _client(request: Request) -> Any:
 # ---- typed bodies (they document the routes in /docs) --------------------------------------
 
 
-class VersionOut(BaseModel):
+class VersionOut(Answer):
     uri: str
     name: str
     version: int
@@ -110,9 +111,26 @@ class VersionOut(BaseModel):
     aliases: list[str]
 
 
+# Documented here, checked by check_digest, whose refusal says what a digest is.
+Digest = Annotated[
+    str,
+    Field(
+        description="a BLAKE3 digest: 64 lowercase hex digits",
+        json_schema_extra={"pattern": "^[0-9a-f]{64}$"},
+    ),
+]
+DigestPath = Annotated[
+    str,
+    Path(
+        description="the blob's BLAKE3: 64 lowercase hex digits",
+        json_schema_extra={"pattern": "^[0-9a-f]{64}$"},
+    ),
+]
+
+
 class CreateVersion(BaseModel):
-    name: str = Field(description="The dataset's name.")
-    digest: str = Field(description="BLAKE3 of the manifest blob, already uploaded.")
+    name: Name
+    digest: Digest = Field(description="BLAKE3 of the manifest blob, already uploaded.")
     format: Literal["parquet", "csv", "json", "files"]
     source: str = ""
     num_files: int = Field(ge=1)
@@ -123,36 +141,149 @@ class CreateVersion(BaseModel):
     description: str = ""
 
 
-class CreatedVersion(BaseModel):
+class CreatedVersion(Answer):
     version: VersionOut
     created: bool = Field(description="False: the content equals the latest version's.")
 
 
-class VersionReply(BaseModel):
+class VersionReply(Answer):
     version: VersionOut
 
 
-class VersionsReply(BaseModel):
+class VersionsReply(Answer):
     versions: list[VersionOut]
 
 
+class SummaryOut(Answer):
+    name: str
+    description: str
+    latest_version: int
+    num_versions: int
+    aliases: dict[str, int] = Field(description="alias -> version")
+    last_updated_time: int
+
+
+class DatasetsReply(Answer):
+    datasets: list[SummaryOut]
+
+
+class FileOut(Answer):
+    path: str
+    size: int
+    digest: str
+
+
+class FilesReply(Answer):
+    files: list[FileOut]
+
+
+class Change(Answer):
+    from_: Any = Field(alias="from")
+    to: Any
+
+
+class SchemaDiff(Answer):
+    added: dict[str, str]
+    removed: dict[str, str]
+    type_changed: dict[str, list[str]] = Field(description="column -> [type in a, type in b]")
+
+
+class FilesDiff(Answer):
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+
+class DiffReply(Answer):
+    from_: str = Field(alias="from")
+    to: str
+    same_content: bool
+    rows: Change
+    size_bytes: Change
+    schema_: SchemaDiff = Field(alias="schema")
+    files: FilesDiff
+    profile: dict[str, Any] | None = Field(None, description="per-column profile changes (tables)")
+
+
+class ValidationOut(Answer):
+    id: int
+    name: str
+    version: int
+    suite: str
+    success: bool
+    result: dict[str, Any]
+    created_by: str
+    creation_time: int
+
+
+class ValidationsReply(Answer):
+    validations: list[ValidationOut]
+
+
+class IdReply(Answer):
+    id: int
+
+
+class BlobStored(Answer):
+    digest: str
+    stored: bool = Field(description="False: the server had it already.")
+
+
+class BlobsStored(Answer):
+    received: int
+    stored: int = Field(description="how many were new to the server")
+
+
 class MissingBlobs(BaseModel):
-    digests: list[str] = Field(max_length=MAX_MISSING)
+    digests: list[Digest] = Field(max_length=MAX_MISSING)
 
 
-class MissingBlobsOut(BaseModel):
+class MissingBlobsOut(Answer):
     missing: list[str]
 
 
+Uri = Annotated[str, Field(min_length=1, max_length=2048, description="datasets:/<name>/<version|@alias>")]
+
+
+class NameQuery(BaseModel):
+    name: Name
+
+
+class UriQuery(BaseModel):
+    uri: Uri
+
+
+class DiffQuery(BaseModel):
+    a: Uri
+    b: Uri
+
+
+class ValidationsQuery(BaseModel):
+    uri: Uri | None = Field(None, description="the version; or name (and version)")
+    name: Name | None = None
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+
+
+class SetDescription(BaseModel):
+    name: Name
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    description: str
+
+
+class AliasRef(BaseModel):
+    name: Name
+    alias: Name
+
+
 class SetAlias(BaseModel):
-    name: str
-    alias: str
-    version: int = Field(ge=1)
+    name: Name
+    alias: Name
+    version: int = Field(ge=1, le=2**31 - 1)
 
 
 class RecordValidation(BaseModel):
-    name: str
-    version: int = Field(ge=1)
+    name: Name
+    version: int = Field(ge=1, le=2**31 - 1)
     suite: str
     success: bool
     result: dict[str, Any]
@@ -187,8 +318,8 @@ _RAW_BODY = {
 }
 
 
-@router.put("/data/blobs/{digest}", openapi_extra=_RAW_BODY)
-async def put_blob(digest: str, request: Request) -> Response:
+@router.put("/data/blobs/{digest}", response_model=BlobStored, openapi_extra=_RAW_BODY)
+async def put_blob(digest: DigestPath, request: Request) -> Response:
     """Store the raw body as the blob ``digest``: hashed as it streams in, refused (400) if it is
     not that digest's bytes, moved into place only whole."""
     writer = await receive_blobs(request, artifacts(request), check_digest(digest))
@@ -203,7 +334,7 @@ _BATCH_BODY = {
 }
 
 
-@router.post("/data/blobs/batch", openapi_extra=_BATCH_BODY)
+@router.post("/data/blobs/batch", response_model=BlobsStored, openapi_extra=_BATCH_BODY)
 async def put_blobs(request: Request) -> Response:
     """Store many blobs sent in one body (``loopline.data.blob_frames``): each hashed as it
     streams in and moved into place only whole and verified; 400 for the first one that is not
@@ -213,7 +344,8 @@ async def put_blobs(request: Request) -> Response:
 
 
 @router.get("/data/blobs/{digest}")
-async def get_blob(digest: str, request: Request) -> Response:
+@documented(answer_media_type="application/octet-stream")
+async def get_blob(digest: DigestPath, request: Request) -> Response:
     digest = check_digest(digest)
     store = artifacts(request)
     if store.is_local:
@@ -294,7 +426,7 @@ async def create_version(body: CreateVersion, request: Request) -> Response:
     return json_response({"version": _version_json(version), "created": created})
 
 
-@router.get("/data/datasets")
+@router.get("/data/datasets", response_model=DatasetsReply)
 async def list_datasets(request: Request) -> Response:
     from loopline.data.wire import summary_to_json
 
@@ -303,6 +435,7 @@ async def list_datasets(request: Request) -> Response:
 
 
 @router.get("/data/versions", response_model=VersionsReply)
+@documented(NameQuery)
 async def list_versions(request: Request) -> Response:
     body = await params(request)
     items = await blocking(_store(request).list_versions, required_str(body, "name"))
@@ -310,6 +443,7 @@ async def list_versions(request: Request) -> Response:
 
 
 @router.get("/data/version", response_model=VersionReply)
+@documented(UriQuery)
 async def get_version(request: Request) -> Response:
     body = await params(request)
     uri = required_str(body, "uri")
@@ -317,7 +451,8 @@ async def get_version(request: Request) -> Response:
     return json_response({"version": _version_json(v)})
 
 
-@router.patch("/data/version")
+@router.patch("/data/version", response_model=Empty)
+@documented(SetDescription)
 async def set_description(request: Request) -> Response:
     body = await json_body(request)
     version = optional_int(body, "version")
@@ -330,7 +465,8 @@ async def set_description(request: Request) -> Response:
     return json_response({})
 
 
-@router.get("/data/files")
+@router.get("/data/files", response_model=FilesReply)
+@documented(UriQuery)
 async def list_files(request: Request) -> Response:
     body = await params(request)
     client = _client(request)
@@ -342,7 +478,8 @@ async def list_files(request: Request) -> Response:
     return json_response({"files": await blocking(files)})
 
 
-@router.get("/data/diff")
+@router.get("/data/diff", response_model=DiffReply)
+@documented(DiffQuery)
 async def diff(request: Request) -> Response:
     body = await params(request)
     out = await blocking(_client(request).diff, required_str(body, "a"), required_str(body, "b"))
@@ -352,20 +489,22 @@ async def diff(request: Request) -> Response:
 # ---- aliases, validations, lineage ---------------------------------------------------------
 
 
-@router.post("/data/aliases")
+@router.post("/data/aliases", response_model=Empty)
 async def set_alias(body: SetAlias, request: Request) -> Response:
     await blocking(_store(request).set_alias, body.name, body.alias, body.version)
     return json_response({})
 
 
-@router.delete("/data/aliases")
+@router.delete("/data/aliases", response_model=Empty)
+@documented(AliasRef)
 async def delete_alias(request: Request) -> Response:
     body = await json_body(request) or dict(request.query_params)
     await blocking(_store(request).delete_alias, required_str(body, "name"), required_str(body, "alias"))
     return json_response({})
 
 
-@router.get("/data/validations")
+@router.get("/data/validations", response_model=ValidationsReply)
+@documented(ValidationsQuery)
 async def validations(request: Request) -> Response:
     from loopline.data.wire import validation_to_json
 
@@ -385,7 +524,7 @@ async def validations(request: Request) -> Response:
     return json_response({"validations": [validation_to_json(r) for r in items]})
 
 
-@router.post("/data/validations")
+@router.post("/data/validations", response_model=IdReply)
 async def record_validation(body: RecordValidation, request: Request) -> Response:
     vid = await blocking(
         _store(request).record_validation,
@@ -398,7 +537,7 @@ async def record_validation(body: RecordValidation, request: Request) -> Respons
     return json_response({"id": vid})
 
 
-@router.post("/data/lineage")
+@router.post("/data/lineage", response_model=Empty)
 async def add_edge(body: LineageEdge, request: Request) -> Response:
     await blocking(_store(request).add_edge, body.from_uri, body.to_uri, body.relation)
     return json_response({})
@@ -408,7 +547,7 @@ class GcRequest(BaseModel):
     older_than_s: float = Field(3600.0, ge=0, description="grace period: newer unused blobs stay")
 
 
-class GcReply(BaseModel):
+class GcReply(Answer):
     removed: int = Field(description="blobs deleted")
     freed_bytes: int
 
