@@ -99,7 +99,7 @@ def apply(
     only_look = dry_run or check
     try:
         spec = load_spec(file)
-        c = client(tracking_uri)
+        c = client(tracking_uri, create=not only_look)
         run = service.plan if only_look else service.apply
         plan = run(spec, prune=prune, client=c)
     except InvalidSpec as e:  # one line per problem, unwrapped: `file:line:` stays whole for editors

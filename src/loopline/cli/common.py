@@ -32,10 +32,17 @@ class Format(StrEnum):
     json = "json"
 
 
-def client(tracking_uri: str | None) -> Client:
+def settings(tracking_uri: str | None, *, create: bool = False, **overrides: object) -> Settings:
+    """The settings a command works with. Only commands that make something new (``experiments
+    create``, ``data add``, ``pipeline run``…) pass ``create=True`` and may create the store; for the
+    others a store that does not exist is an error naming it (and the closest existing path)."""
+    return Settings.from_env(tracking_uri=tracking_uri, create_store=create, **overrides)
+
+
+def client(tracking_uri: str | None, *, create: bool = False) -> Client:
     from loopline.tracking import Client
 
-    return Client(Settings.from_env(tracking_uri=tracking_uri))
+    return Client(settings(tracking_uri, create=create))
 
 
 def fmt_time(ms: int | None) -> str:

@@ -12,7 +12,6 @@ from rich.table import Table
 
 from loopline.cli import data_validate
 from loopline.cli.common import TrackingUri, fmt_time
-from loopline.config import Settings
 from loopline.data.add_command import byte_progress, format_size
 
 app = typer.Typer(
@@ -35,10 +34,11 @@ Remote = Annotated[
 ]
 
 
-def _client(tracking_uri: str | None) -> Any:
+def _client(tracking_uri: str | None, *, create: bool = False) -> Any:
+    from loopline.cli.common import settings
     from loopline.data import DataClient
 
-    return DataClient(Settings.from_env(tracking_uri=tracking_uri))
+    return DataClient(settings(tracking_uri, create=create))
 
 
 def _uri(ref: str) -> str:
@@ -293,7 +293,7 @@ def pull(
     """Fetch versions of NAME from a remote store; only missing blobs travel, each checked."""
     from loopline.data.remote import open_remote, pull as do_pull
 
-    client = _client(tracking_uri)
+    client = _client(tracking_uri, create=True)
     base, _, version = name.removeprefix("datasets:/").partition("/")
     if version and not version.isdigit():
         raise typer.BadParameter(f"{version!r} is not a version number.", param_hint="NAME")

@@ -12,7 +12,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from loopline.cli.common import Format, TrackingUri
-from loopline.config import Settings
 from loopline.errors import LooplineError
 
 EXIT_FAILED = 1  # the data failed an expectation of severity "error"
@@ -124,7 +123,9 @@ def _client(tracking_uri: str | None, *refs: str | None) -> Any:
         from loopline.data import DataClient
     except ImportError:  # pragma: no cover - data versioning is being built alongside
         return None
-    return DataClient(Settings.from_env(tracking_uri=tracking_uri))
+    from loopline.cli.common import settings
+
+    return DataClient(settings(tracking_uri))
 
 
 def _infer(reference: str, client: Any) -> Any:

@@ -37,7 +37,7 @@ def create(
     name: Annotated[str, typer.Argument(help="Experiment name.")], tracking_uri: TrackingUri = None
 ) -> None:
     """Create an experiment and print its ID."""
-    typer.echo(client(tracking_uri).create_experiment(name))
+    typer.echo(client(tracking_uri, create=True).create_experiment(name))
 
 
 def _experiment_id(c: Client, name_or_id: str) -> str:

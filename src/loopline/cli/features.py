@@ -36,11 +36,11 @@ ViewsOption = Annotated[
 ]
 
 
-def _store(tracking_uri: str | None) -> FeatureStore:
-    from loopline.config import Settings
+def _store(tracking_uri: str | None, *, create: bool = False) -> FeatureStore:
+    from loopline.cli.common import settings
     from loopline.features import FeatureStore
 
-    return FeatureStore(Settings.from_env(tracking_uri=tracking_uri))
+    return FeatureStore(settings(tracking_uri, create=create))
 
 
 def _print_plan(plan: Plan, con: Console, title: str) -> None:
@@ -79,7 +79,7 @@ def apply(
     Idempotent: applying an unchanged file changes nothing. Sources are checked for the columns
     the views name before anything is written; removed views are dropped from the online store.
     """
-    p = _store(tracking_uri).apply(definitions)
+    p = _store(tracking_uri, create=True).apply(definitions)
     if format is Format.json:
         typer.echo(json.dumps(p.to_json()))
         return

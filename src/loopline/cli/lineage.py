@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from loopline.cli.common import TrackingUri, fmt_time
+from loopline.cli.common import TrackingUri, fmt_time, settings
 from loopline.config import Settings
 
 
@@ -28,7 +28,7 @@ def lineage(
     from loopline.context import Context
     from loopline.tracking.lineage import open_lineage_reader
 
-    context = Context(Settings.from_env(tracking_uri=tracking_uri))
+    context = Context(settings(tracking_uri))
     uri = _canonical(uri, context.settings)
     reader = open_lineage_reader(context)
     edges = reader.upstream(uri) if upstream else reader.downstream(uri)
@@ -98,7 +98,7 @@ def events(
     now = now_ms()
     since_ms = parse_time_ms(since, now) if since else None
     until_ms = parse_time_ms(until, now) if until else None
-    context = Context(Settings.from_env(tracking_uri=tracking_uri))
+    context = Context(settings(tracking_uri))
     items = open_lineage_reader(context).events(uri, action, limit, since_ms=since_ms, until_ms=until_ms)
     if fmt == "json":
         typer.echo(json.dumps([event_to_json(e) for e in items], indent=2, default=str))

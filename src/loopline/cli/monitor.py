@@ -234,10 +234,10 @@ def drift_command(
 def _monitors(tracking_uri: str | None) -> Any:
     """The monitors client: on the embedded store, or on the server ``LOOPLINE_TRACKING_URI`` names
     (which then runs them: it holds the inference logs)."""
-    from loopline.config import Settings
+    from loopline.cli.common import settings
     from loopline.monitoring.monitors import Monitors
 
-    return Monitors(Settings.from_env(tracking_uri=tracking_uri))
+    return Monitors(settings(tracking_uri))
 
 
 def _monitor_json(m: Any) -> dict[str, Any]:
