@@ -118,6 +118,6 @@ def test_unknown_model_exits_nonzero_naming_what_exists(env: dict[str, str]) -> 
         text=True,
         timeout=60,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # an unknown name is bad input
     assert "nope" in proc.stderr and "churn" in proc.stderr and "other" in proc.stderr
     assert "Traceback" not in proc.stderr

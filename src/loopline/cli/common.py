@@ -62,3 +62,30 @@ def fmt_value(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     return str(v)
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Fail with a message, before anything starts, when ``host:port`` cannot be listened on."""
+    import errno
+    import socket
+
+    from loopline.errors import InvalidInput
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise InvalidInput(f"Cannot listen on {host!r}: {e.strerror}.", hint="Check --host.") from e
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            s.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise InvalidInput(
+                    f"Port {port} on {host} is already in use.",
+                    hint="Stop the process that listens there, or pick another port with --port.",
+                ) from e
+            raise InvalidInput(
+                f"Cannot listen on {host}:{port}: {e.strerror}.", hint="Check --host and --port."
+            ) from e

@@ -235,13 +235,22 @@ def _read_table(path: Path) -> Any:
     if not path.is_file():
         raise InvalidInput(f"No data file at {path}.")
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in (".json", ".jsonl"):
-        return pd.read_json(path, lines=suffix == ".jsonl")
-    if suffix in (".csv", ".txt", ".tsv"):
+    if suffix not in (".parquet", ".json", ".jsonl", ".csv", ".txt", ".tsv"):
+        raise InvalidInput(
+            f"Cannot read {path.name}.", hint="Use a .csv, .tsv, .parquet, .json or .jsonl file."
+        )
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix in (".json", ".jsonl"):
+            return pd.read_json(path, lines=suffix == ".jsonl")
         return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-    raise InvalidInput(f"Cannot read {path.name}.", hint="Use a .csv, .tsv, .parquet, .json or .jsonl file.")
+    except (ValueError, OSError) as e:  # pandas' and pyarrow's parse errors are ValueErrors
+        raise InvalidInput(
+            f"{path} is not a readable {suffix[1:]} file: {str(e).strip().splitlines()[0]}",
+            hint="Check that the file is complete (not truncated) and that every row has the same "
+            "number of fields as the header.",
+        ) from e
 
 
 _EVALUATE_HELP = (
