@@ -32,6 +32,19 @@ class Format(StrEnum):
     json = "json"
 
 
+# `-f` is --format in every command; a filter is spelled --filter (or -F).
+FormatOption = Annotated[
+    Format, typer.Option("--format", "-f", help="table for people, json for scripts (one document).")
+]
+
+
+def print_json(value: object) -> None:
+    """One JSON document on stdout (nothing else is printed there with --format json)."""
+    import json
+
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
 def settings(tracking_uri: str | None, *, create: bool = False, **overrides: object) -> Settings:
     """The settings a command works with. Only commands that make something new (``experiments
     create``, ``data add``, ``pipeline run``…) pass ``create=True`` and may create the store; for the

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loopline.cli import data_validate
-from loopline.cli.common import TrackingUri, fmt_time
+from loopline.cli.common import Format, FormatOption, TrackingUri, fmt_time
 from loopline.data.add_command import byte_progress, format_size
 
 app = typer.Typer(
@@ -27,7 +27,7 @@ app = typer.Typer(
 if hasattr(data_validate, "validate"):  # built alongside: registered once it exists
     app.command("validate")(data_validate.validate)
 
-Fmt = Annotated[str, typer.Option("--format", "-f", help="table or json.")]
+Fmt = FormatOption
 Remote = Annotated[
     str | None,
     typer.Option("--remote", "-r", envvar="LOOPLINE_DATA_REMOTE", help="s3://bucket/prefix or a folder."),
@@ -96,7 +96,7 @@ def status(
 
 
 @app.command("list")
-def list_(fmt: Fmt = "table", tracking_uri: TrackingUri = None) -> None:
+def list_(fmt: Fmt = Format.table, tracking_uri: TrackingUri = None) -> None:
     """List the datasets with their latest version and aliases."""
     found = _client(tracking_uri).datasets()
     if fmt == "json":
@@ -112,7 +112,7 @@ def list_(fmt: Fmt = "table", tracking_uri: TrackingUri = None) -> None:
 
 
 @app.command("log")
-def log(name: str, fmt: Fmt = "table", tracking_uri: TrackingUri = None) -> None:
+def log(name: str, fmt: Fmt = Format.table, tracking_uri: TrackingUri = None) -> None:
     """List the versions of NAME, newest first."""
     versions = _client(tracking_uri).versions(name)
     if fmt == "json":
@@ -133,7 +133,7 @@ def _version_json(v: Any) -> dict[str, Any]:
 
 
 @app.command("show")
-def show(ref: str, fmt: Fmt = "table", tracking_uri: TrackingUri = None) -> None:
+def show(ref: str, fmt: Fmt = Format.table, tracking_uri: TrackingUri = None) -> None:
     """Show one version: its metadata, schema and column profile."""
     client = _client(tracking_uri)
     v = client.get_version(_uri(ref))
@@ -172,7 +172,7 @@ def _num(value: Any) -> str:
 
 
 @app.command("diff")
-def diff(a: str, b: str, fmt: Fmt = "table", tracking_uri: TrackingUri = None) -> None:
+def diff(a: str, b: str, fmt: Fmt = Format.table, tracking_uri: TrackingUri = None) -> None:
     """Compare two versions: schema, rows, size, per-column profile shifts, files."""
     out = _client(tracking_uri).diff(_uri(a), _uri(b))
     if fmt == "json":

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.cli.common import Format, TrackingUri, fmt_time
+from loopline.cli.common import Format, FormatOption, TrackingUri, fmt_time
 from loopline.cli.jobs import NoWait, following
 from loopline.errors import LooplineError
 
@@ -31,7 +31,6 @@ app = typer.Typer(
 )
 
 
-FormatOption = Annotated[Format, typer.Option("--format", help="table for people, json for scripts.")]
 ViewsOption = Annotated[
     list[str] | None, typer.Option("--view", "-v", help="Only these feature views (repeat the option).")
 ]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from loopline.cli.common import Format, TrackingUri, fmt_duration, fmt_time, settings
+from loopline.cli.common import Format, FormatOption, TrackingUri, fmt_duration, fmt_time, settings
 from loopline.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ NoWait = Annotated[
 ]
 
 
-FormatOption = Annotated[Format, typer.Option("--format", help="table for people, json for scripts.")]
 JobId = Annotated[str, typer.Argument(help="The job id a command or a 202 answer printed.")]
 
 

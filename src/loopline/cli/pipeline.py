@@ -48,7 +48,7 @@ ExecutorOpt = Annotated[
         "--executor", "-e", envvar="LOOPLINE_EXECUTOR", help="local (default), ray, or ray://head:10001."
     ),
 ]
-FormatOpt = Annotated[str, typer.Option("--format", help="text or json.")]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="text or json.")]
 
 
 def _settings(tracking_uri: str | None, *, create: bool = False) -> Settings:
@@ -376,9 +376,27 @@ def schedule_add(
 
 
 @schedule_app.command("list")
-def schedule_list(tracking_uri: TrackingUri = None) -> None:
-    """List schedules with their last claimed slot and its run."""
+def schedule_list(fmt: FormatOpt = "text", tracking_uri: TrackingUri = None) -> None:
+    """List schedules with their last claimed slot and its run.
+
+    [bold]--format json[/]: a list of schedules (name, cron, target, enabled, params, executor, …) with
+    [bold]last_slot_ms[/] and [bold]last_run_id[/]."""
     store = _store(tracking_uri)
+    if fmt == "json":
+        import dataclasses
+
+        from loopline.cli.common import print_json
+
+        out = []
+        for s in store.list_schedules():
+            slots = store.slots(s.name)
+            last = slots[-1] if slots else None
+            row = dataclasses.asdict(s) if dataclasses.is_dataclass(s) else dict(vars(s))
+            out.append(
+                {**row, "last_slot_ms": last[0] if last else None, "last_run_id": last[2] if last else None}
+            )
+        print_json(out)
+        return
     table = Table("Name", "Cron", "Target", "Enabled", "Params", "Last slot", "Last run")
     for s in store.list_schedules():
         slots = store.slots(s.name)
