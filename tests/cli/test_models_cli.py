@@ -48,7 +48,7 @@ def invoke(*args: str, env: dict[str, str]) -> str:
 def test_list_show_versions(env: dict[str, str]) -> None:
     out = invoke("list", env=env)
     assert "churn" in out and "other" in out and "v2" in out and "champion→v1" in out
-    out = invoke("list", "-f", "name = 'other'", env=env)
+    out = invoke("list", "-F", "name = 'other'", env=env)
     assert "other" in out and "churn" not in out
 
     out = invoke("show", "churn", env=env)

@@ -45,11 +45,11 @@ def print_json(value: object) -> None:
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-def settings(tracking_uri: str | None, *, create: bool = False, **overrides: object) -> Settings:
+def settings(tracking_uri: str | None, *, create: bool = False, **overrides: str | None) -> Settings:
     """The settings a command works with. Only commands that make something new (``experiments
     create``, ``data add``, ``pipeline run``…) pass ``create=True`` and may create the store; for the
     others a store that does not exist is an error naming it (and the closest existing path)."""
-    return Settings.from_env(tracking_uri=tracking_uri, create_store=create, **overrides)
+    return Settings.from_env(None, tracking_uri=tracking_uri, create_store=create, **overrides)
 
 
 def client(tracking_uri: str | None, *, create: bool = False) -> Client:

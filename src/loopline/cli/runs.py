@@ -99,10 +99,10 @@ def show(
     if fmt is Format.json:
         from loopline.tracking.mlflow_json import run_to_json
 
-        arts = [
+        listed = [
             {"path": a.path, "is_dir": a.is_dir, "file_size": a.file_size} for a in c.list_artifacts(run_id)
         ]
-        print_json({**run_to_json(r), "artifacts": arts})
+        print_json({**run_to_json(r), "artifacts": listed})
         return
     con = Console()
     i = r.info
