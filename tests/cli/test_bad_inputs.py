@@ -136,6 +136,7 @@ CASES = {
     ),
     "models list": case("models", "list", "-t", "{here}/typo", says="No Loopline store", absent="typo"),
     "deploy list": case("deploy", "list", "-t", "{here}/typo", says="No Loopline store", absent="typo"),
+    "data status": case("data", "status", "-t", "{here}/typo", says="No Loopline store", absent="typo"),
     "data list": case("data", "list", "-t", "{here}/typo", says="No Loopline store", absent="typo"),
     "features list": case("features", "list", "-t", "{here}/typo", says="No Loopline store", absent="typo"),
     "monitor list": case("monitor", "list", "-t", "{here}/typo", says="No Loopline store", absent="typo"),
