@@ -106,7 +106,7 @@ def apply(
         err = Console(stderr=True, soft_wrap=True)
         err.print(f"[bold red]Error:[/] {escape(e.message)}", highlight=False)
         err.print(f"[dim]Hint:[/] {escape(e.hint)}", highlight=False)
-        raise typer.Exit(1) from None
+        raise typer.Exit(e.exit_code) from None  # 2: bad input, as everywhere
     if fmt is Format.json:
         typer.echo(
             json.dumps({**service.plan_to_json(plan), "applied": not only_look}, indent=2, default=str)
