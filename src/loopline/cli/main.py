@@ -94,9 +94,10 @@ def _root(
     ),
 ) -> None:
     # A root callback also keeps `app` a group: with its one eager command it would be that command.
-    from loopline.cli.failures import set_debug
+    if debug:  # imported only then: a command that succeeds loads no module but its own
+        from loopline.cli.failures import set_debug
 
-    set_debug(debug)
+        set_debug(True)
 
 
 @app.command("version")
