@@ -267,6 +267,7 @@ CASES = {
         AWS_ACCESS_KEY_ID="x",
         AWS_SECRET_ACCESS_KEY="y",
         AWS_ENDPOINT_URL="http://127.0.0.1:1",
+        AWS_MAX_ATTEMPTS="1",  # botocore retries a refused connection with backoff otherwise
     ),
 }
 
