@@ -126,8 +126,9 @@ _EXAMPLES = (
 
 
 def _canonical(uri: str, context: Context) -> str:
-    """``datasets:/name@alias`` → ``datasets:/name/3``, ``models:/churn@champion`` → ``models:/churn/4``:
-    edges name versions, not aliases. An alias or name that does not exist is a ``NotFound``."""
+    """``datasets:/name@alias`` → ``datasets:/name/3``: dataset edges name versions, not aliases (model
+    aliases have edges of their own: ``aliased_as``). A dataset alias that does not exist is a
+    ``NotFound``; anything that is not a URI an ``InvalidInput``."""
     from loopline.errors import InvalidInput
 
     scheme, sep, rest = uri.partition(":/")
@@ -137,18 +138,6 @@ def _canonical(uri: str, context: Context) -> str:
         from loopline.data import DataClient
 
         return DataClient(context=context).get_version(uri).uri
-    if scheme == "models":
-        from loopline.registry import RegistryClient
-        from loopline.tracking import Client
-        from loopline.uris import parse
-
-        ref = parse(uri)
-        registry = RegistryClient(Client(context=context))
-        if ref.alias is not None:
-            return f"models:/{ref.name}/{registry.get_model_version_by_alias(ref.name, ref.alias).version}"
-        if ref.version is not None and ref.version.lower() == "latest":
-            latest = registry.get_registered_model(ref.name).latest_versions
-            return f"models:/{ref.name}/{max(v.version for v in latest)}" if latest else uri
     return uri
 
 
@@ -156,6 +145,8 @@ def _require_known(uri: str, context: Context, reader: LineageReader) -> None:
     """Raise ``NotFound`` unless ``uri`` names an object of this store (or one its events name)."""
     from loopline.errors import NotFound
 
+    if reader.events(uri, None, 1):  # every write leaves an event: something by that name was made
+        return
     scheme, _, rest = uri.partition(":/")
     name = rest.strip("/").split("/")[0].split("@")[0]
     if scheme == "datasets":
@@ -168,7 +159,9 @@ def _require_known(uri: str, context: Context, reader: LineageReader) -> None:
 
         registry = RegistryClient(Client(context=context))
         version = rest.strip("/").split("/")[1:2]
-        if version and version[0].isdigit():
+        if "@" in rest:
+            registry.get_model_version_by_alias(name, rest.partition("@")[2].split("/")[0])
+        elif version and version[0].isdigit():
             registry.get_model_version(name, version[0])
         else:
             registry.get_registered_model(name)
@@ -181,7 +174,7 @@ def _require_known(uri: str, context: Context, reader: LineageReader) -> None:
         from loopline.tracking import Client
 
         get_deployment(name, client=Client(context=context))
-    elif not reader.events(uri, None, 1):
+    else:
         raise NotFound(
             f"Nothing in this store is named {uri!r}: no lineage and no events.",
             hint=f"Check the name; lineage takes {_EXAMPLES}, …",
