@@ -145,8 +145,8 @@ def _require_known(uri: str, context: Context, reader: LineageReader) -> None:
     """Raise ``NotFound`` unless ``uri`` names an object of this store (or one its events name)."""
     from loopline.errors import NotFound
 
-    if reader.events(uri, None, 1):  # every write leaves an event: something by that name was made
-        return
+    if reader.events(uri, None, 1) or reader.upstream(uri) or reader.downstream(uri):
+        return  # it has a history (every write leaves an event), or lineage the other way
     scheme, _, rest = uri.partition(":/")
     name = rest.strip("/").split("/")[0].split("@")[0]
     if scheme == "datasets":
