@@ -106,6 +106,10 @@ class Settings:
     # Empty: none — a policy sent to a server could otherwise name any file on its disk.
     pipeline_roots: str = ""
     webhook_secret: str = ""
+    # False for read-only work (`loopline runs list`…): a SQLite store that does not exist is an error
+    # naming it instead of a new empty one, so a typo in a path never creates a store. Not from the
+    # environment: the command decides.
+    create_store: bool = True
 
     def __repr__(self) -> str:  # the webhook secret never reaches a log line
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

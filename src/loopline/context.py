@@ -36,14 +36,15 @@ _ENGINES: weakref.WeakValueDictionary[str, Engine] = weakref.WeakValueDictionary
 _ENGINES_LOCK = threading.Lock()
 
 
-def shared_engine(uri: str) -> Engine:
-    """The engine of the database ``uri``, one per process while in use (migrated to head once)."""
+def shared_engine(uri: str, *, create: bool = True) -> Engine:
+    """The engine of the database ``uri``, one per process while in use (migrated to head once).
+    ``create=False``: a SQLite file that does not exist is a ``NotFound``, not a new store."""
     with _ENGINES_LOCK:
         engine = _ENGINES.get(uri)
         if engine is None:
             from loopline.metadata.engine import create_store_engine
 
-            engine = create_store_engine(uri)
+            engine = create_store_engine(uri, create=create)
             _ENGINES[uri] = engine
         return engine
 
@@ -101,7 +102,9 @@ class Context:
             )
         with self._conn.lock:
             if self._conn.engine is None:
-                self._conn.engine = shared_engine(self.settings.tracking_uri)
+                self._conn.engine = shared_engine(
+                    self.settings.tracking_uri, create=self.settings.create_store
+                )
             return self._conn.engine
 
     @property

@@ -118,6 +118,6 @@ def test_through_a_server_and_the_cli(tmp_path: Path) -> None:
         ):
             assert line in tree.stdout, (line, tree.stdout)
         missing = run_cli(url, tmp_path, "why", "req-9999")
-        assert missing.returncode == 1
+        assert missing.returncode == 2
         assert "No request req-9999 in the inference log" in missing.stderr
         assert "X-Request-Id" in missing.stderr  # the hint, which the server's answer carries along

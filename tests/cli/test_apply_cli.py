@@ -86,7 +86,7 @@ def test_apply_then_check_exit_codes_and_a_bad_file(tmp_path: Path) -> None:
         FILE.replace("weight: 100", "weight: -1").replace("pipeline:", "pipline:")
     )
     done = run_cli(db, tmp_path, "apply", "bad.yaml")
-    assert done.returncode == 1 and done.stdout == ""
+    assert done.returncode == 2 and done.stdout == ""
     assert "bad.yaml: 2 problems, nothing was applied" in done.stderr
     assert (
         "bad.yaml:4: deployments.churn-prod.routes[0]: 'weight' must be a finite number >= 0" in done.stderr

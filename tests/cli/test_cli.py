@@ -72,10 +72,10 @@ def test_errors_print_message_and_hint_and_exit_nonzero(
 ) -> None:
     _, env, _ = seeded
     res = run_cli("runs", "show", "0" * 32, env=env)
-    assert res.returncode == 1
+    assert res.returncode == 2  # an unknown name is bad input
     assert "Error: Run with id=" in res.stderr and "Hint:" in res.stderr and "Traceback" not in res.stderr
     res = run_cli("runs", "list", "--filter", "metrics.acc >>", env=env)
-    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "Traceback" not in res.stderr
     res = run_cli("runs", "nonsense", env=env)
     assert res.returncode == 2
 

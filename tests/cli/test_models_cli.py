@@ -48,7 +48,7 @@ def invoke(*args: str, env: dict[str, str]) -> str:
 def test_list_show_versions(env: dict[str, str]) -> None:
     out = invoke("list", env=env)
     assert "churn" in out and "other" in out and "v2" in out and "champion→v1" in out
-    out = invoke("list", "-f", "name = 'other'", env=env)
+    out = invoke("list", "-F", "name = 'other'", env=env)
     assert "other" in out and "churn" not in out
 
     out = invoke("show", "churn", env=env)
@@ -118,6 +118,6 @@ def test_unknown_model_exits_nonzero_naming_what_exists(env: dict[str, str]) -> 
         text=True,
         timeout=60,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # an unknown name is bad input
     assert "nope" in proc.stderr and "churn" in proc.stderr and "other" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -138,7 +138,7 @@ def test_cli_add_log_show_diff_get_and_errors(tmp_path: Path) -> None:
     got = cli("get", "t/1", "out", cwd=tmp_path)
     assert got.returncode == 0 and (tmp_path / "out" / "t.parquet").exists()
     missing = cli("show", "nope/1", cwd=tmp_path)
-    assert missing.returncode == 1 and "No dataset named 'nope'" in missing.stderr
+    assert missing.returncode == 2 and "No dataset named 'nope'" in missing.stderr
     assert "Traceback" not in missing.stderr
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"a,b\n1,2\n3,4,5\n")

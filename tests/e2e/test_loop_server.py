@@ -103,7 +103,7 @@ def test_a_client_with_only_the_servers_url_runs_the_loop(tmp_path: Path) -> Non
         assert [r["state"] for r in rollouts] == ["promoted"], rollouts
         assert rollouts[0]["candidate"] == "models:/churn/2" and rollouts[0]["verdict"]["passed"] is True
         wrong = run_cli(url, tmp_path, "retrain", "nope", "--no-wait")
-        assert wrong.returncode == 1 and "No policy named 'nope'" in wrong.stderr + wrong.stdout
+        assert wrong.returncode == 2 and "No policy named 'nope'" in wrong.stderr + wrong.stdout
         events = run_cli(url, tmp_path, "events", "--kind", "loop.", "-f", "json")
         actions = [e["action"] for e in json.loads(events.stdout)]
         assert {"loop.apply", "loop.trigger", "loop.gate", "loop.promote"} <= set(actions)

@@ -97,7 +97,7 @@ def test_cli_monitor_lineage_and_events_through_the_server(loopline_server: str,
     assert "Deleted monitor churn" in ok("monitor", "delete", "churn")
     assert json.loads(ok("monitor", "list", "--format", "json")) == []
     gone = run_cli(url, work, "monitor", "show", "churn")
-    assert gone.returncode == 1 and "No monitor named 'churn'" in gone.stderr
+    assert gone.returncode == 2 and "No monitor named 'churn'" in gone.stderr
     # the client never opened a database: nothing but what it was asked to write is in its folder
     assert sorted(p.name for p in work.iterdir()) == ["report.html"]
 

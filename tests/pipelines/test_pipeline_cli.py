@@ -152,7 +152,7 @@ def test_failure_prints_the_resume_command_and_inspection_commands(
         """,
     )
     missing = cli(["pipeline", "run", "flow.py:flow"], proj, settings, check=False)
-    assert missing.returncode == 1 and "Pipeline 'flow' needs parameter 'x'" in missing.stderr
+    assert missing.returncode == 2 and "Pipeline 'flow' needs parameter 'x'" in missing.stderr
     (proj / "prod.yaml").write_text("x: 3\n")
     failed = cli(
         ["pipeline", "run", "flow.py:flow", "--config", "prod.yaml", "-q"], proj, settings, check=False

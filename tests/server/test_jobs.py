@@ -209,10 +209,10 @@ def test_no_wait_prints_the_job_id_and_jobs_wait_finishes_it(async_server: str, 
     ran = run_cli(async_server, work, "features", "materialize", *WINDOW, "--format", "json")
     assert ran.returncode == 0 and json.loads(ran.stdout)[0]["rows"] == 2_000
     bad = run_cli(async_server, work, "features", "materialize", *WINDOW, "--view", "nope")
-    assert bad.returncode == 1 and "No online feature view(s) ['nope']" in bad.stderr
+    assert bad.returncode == 2 and "No online feature view(s) ['nope']" in bad.stderr
     failed_id = list_jobs(_remote(async_server).http)[0].id
     again = run_cli(async_server, work, "jobs", "wait", failed_id)
-    assert again.returncode == 1 and "No online feature view(s) ['nope']" in again.stderr
+    assert again.returncode == 2 and "No online feature view(s) ['nope']" in again.stderr
     assert sorted(p.name for p in work.iterdir()) == []  # the client opened no database
 
 
@@ -248,7 +248,7 @@ def test_unknown_job_ids_are_404_json_and_jobs_are_per_workspace(store_uri: str,
         bad = httpx.get(f"{a}{JOBS_API}", params={"status": "done"})
         assert bad.status_code == 400 and "queued, running, succeeded or failed" in bad.json()["message"]
         missing = run_cli(a, tmp_path, "jobs", "show", "0" * 32)
-        assert missing.returncode == 1 and f"No job '{'0' * 32}'" in missing.stderr
+        assert missing.returncode == 2 and f"No job '{'0' * 32}'" in missing.stderr
 
 
 def test_a_job_whose_server_died_reads_as_failed(async_server: str, tmp_path: Path) -> None:

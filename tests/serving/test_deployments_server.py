@@ -197,7 +197,7 @@ def test_deploy_commands_through_the_server_with_only_an_http_uri(server: str, t
         "churn-prod  revision 3  models:/churn@champion 90%, models:/churn@challenger 10%"
     ]
     missing = run_cli(server, work, "deploy", "rollback", "churn-prod", "--to", "7")
-    assert missing.returncode == 1 and "no revision 7" in missing.stderr
+    assert missing.returncode == 2 and "no revision 7" in missing.stderr
 
     events = json.loads(ok("events", "deployments:/churn-prod", "--format", "json"))
     assert [(e["action"], e["actor"]) for e in events] == [
@@ -215,6 +215,6 @@ def test_deploy_commands_through_the_server_with_only_an_http_uri(server: str, t
 
     assert "deleted deployment churn-prod" in ok("deploy", "delete", "churn-prod", "--expected-revision", "3")
     gone = run_cli(server, work, "deploy", "show", "churn-prod")
-    assert gone.returncode == 1 and "No deployment named 'churn-prod'" in gone.stderr
+    assert gone.returncode == 2 and "No deployment named 'churn-prod'" in gone.stderr
     assert ok("deploy", "list") == ""
     assert list(work.iterdir()) == []  # the client never made a .loopline folder

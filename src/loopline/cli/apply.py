@@ -99,14 +99,14 @@ def apply(
     only_look = dry_run or check
     try:
         spec = load_spec(file)
-        c = client(tracking_uri)
+        c = client(tracking_uri, create=not only_look)
         run = service.plan if only_look else service.apply
         plan = run(spec, prune=prune, client=c)
     except InvalidSpec as e:  # one line per problem, unwrapped: `file:line:` stays whole for editors
         err = Console(stderr=True, soft_wrap=True)
         err.print(f"[bold red]Error:[/] {escape(e.message)}", highlight=False)
         err.print(f"[dim]Hint:[/] {escape(e.hint)}", highlight=False)
-        raise typer.Exit(1) from None
+        raise typer.Exit(e.exit_code) from None  # 2: bad input, as everywhere
     if fmt is Format.json:
         typer.echo(
             json.dumps({**service.plan_to_json(plan), "applied": not only_look}, indent=2, default=str)

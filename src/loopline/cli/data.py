@@ -11,8 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loopline.cli import data_validate
-from loopline.cli.common import TrackingUri, fmt_time
-from loopline.config import Settings
+from loopline.cli.common import Format, FormatOption, TrackingUri, fmt_time
 from loopline.data.add_command import byte_progress, format_size
 
 app = typer.Typer(
@@ -28,17 +27,18 @@ app = typer.Typer(
 if hasattr(data_validate, "validate"):  # built alongside: registered once it exists
     app.command("validate")(data_validate.validate)
 
-Fmt = Annotated[str, typer.Option("--format", "-f", help="table or json.")]
+Fmt = FormatOption
 Remote = Annotated[
     str | None,
     typer.Option("--remote", "-r", envvar="LOOPLINE_DATA_REMOTE", help="s3://bucket/prefix or a folder."),
 ]
 
 
-def _client(tracking_uri: str | None) -> Any:
+def _client(tracking_uri: str | None, *, create: bool = False) -> Any:
+    from loopline.cli.common import settings
     from loopline.data import DataClient
 
-    return DataClient(Settings.from_env(tracking_uri=tracking_uri))
+    return DataClient(settings(tracking_uri, create=create))
 
 
 def _uri(ref: str) -> str:
@@ -96,7 +96,7 @@ def status(
 
 
 @app.command("list")
-def list_(fmt: Fmt = "table", tracking_uri: TrackingUri = None) -> None:
+def list_(fmt: Fmt = Format.table, tracking_uri: TrackingUri = None) -> None:
     """List the datasets with their latest version and aliases."""
     found = _client(tracking_uri).datasets()
     if fmt == "json":
@@ -112,7 +112,7 @@ def list_(fmt: Fmt = "table", tracking_uri: TrackingUri = None) -> None:
 
 
 @app.command("log")
-def log(name: str, fmt: Fmt = "table", tracking_uri: TrackingUri = None) -> None:
+def log(name: str, fmt: Fmt = Format.table, tracking_uri: TrackingUri = None) -> None:
     """List the versions of NAME, newest first."""
     versions = _client(tracking_uri).versions(name)
     if fmt == "json":
@@ -133,7 +133,7 @@ def _version_json(v: Any) -> dict[str, Any]:
 
 
 @app.command("show")
-def show(ref: str, fmt: Fmt = "table", tracking_uri: TrackingUri = None) -> None:
+def show(ref: str, fmt: Fmt = Format.table, tracking_uri: TrackingUri = None) -> None:
     """Show one version: its metadata, schema and column profile."""
     client = _client(tracking_uri)
     v = client.get_version(_uri(ref))
@@ -172,7 +172,7 @@ def _num(value: Any) -> str:
 
 
 @app.command("diff")
-def diff(a: str, b: str, fmt: Fmt = "table", tracking_uri: TrackingUri = None) -> None:
+def diff(a: str, b: str, fmt: Fmt = Format.table, tracking_uri: TrackingUri = None) -> None:
     """Compare two versions: schema, rows, size, per-column profile shifts, files."""
     out = _client(tracking_uri).diff(_uri(a), _uri(b))
     if fmt == "json":
@@ -293,7 +293,7 @@ def pull(
     """Fetch versions of NAME from a remote store; only missing blobs travel, each checked."""
     from loopline.data.remote import open_remote, pull as do_pull
 
-    client = _client(tracking_uri)
+    client = _client(tracking_uri, create=True)
     base, _, version = name.removeprefix("datasets:/").partition("/")
     if version and not version.isdigit():
         raise typer.BadParameter(f"{version!r} is not a version number.", param_hint="NAME")

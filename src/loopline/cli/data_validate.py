@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from loopline.cli.common import Format, TrackingUri
-from loopline.config import Settings
+from loopline.cli.failures import print_error
 from loopline.errors import LooplineError
 
 EXIT_FAILED = 1  # the data failed an expectation of severity "error"
@@ -98,11 +98,8 @@ def validate(
             render_html(result, html, sample_rows=max(sample, 10))
         stored = _record(result, client) if record and result.uri else None
     except LooplineError as e:
-        err = Console(stderr=True)
-        err.print(f"[bold red]Error:[/] {e.message}", highlight=False)
-        if e.hint:
-            err.print(f"[dim]Hint:[/] {e.hint}", highlight=False)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        print_error(e)
+        raise typer.Exit(EXIT_BAD_INPUT if e.exit_code == 1 else e.exit_code) from None
     if fmt is Format.json:
         typer.echo(json.dumps(result.to_dict(max_rows=_STDOUT_ROWS), ensure_ascii=False, allow_nan=False))
     else:
@@ -124,7 +121,9 @@ def _client(tracking_uri: str | None, *refs: str | None) -> Any:
         from loopline.data import DataClient
     except ImportError:  # pragma: no cover - data versioning is being built alongside
         return None
-    return DataClient(Settings.from_env(tracking_uri=tracking_uri))
+    from loopline.cli.common import settings
+
+    return DataClient(settings(tracking_uri))
 
 
 def _infer(reference: str, client: Any) -> Any:

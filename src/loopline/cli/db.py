@@ -65,7 +65,10 @@ def copy(
         raise InvalidInput("SOURCE and DEST are the same database.")
     if artifacts_to is not None and artifacts_to == src.artifacts_uri:
         raise InvalidInput("--artifacts-to is the source's artifact root.")
-    src_engine, dst_engine = create_store_engine(src.tracking_uri), create_store_engine(dst.tracking_uri)
+    src_engine, dst_engine = (
+        create_store_engine(src.tracking_uri, create=False),
+        create_store_engine(dst.tracking_uri),
+    )
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}")) as bar:
         task = bar.add_task("metadata rows", total=sum(count_rows(src_engine).values()))
         report = copy_store(src_engine, dst_engine, lambda _table, n: bar.advance(task, n))

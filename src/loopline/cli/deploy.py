@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from loopline.cli.common import TrackingUri
+from loopline.cli.common import Format, FormatOption, TrackingUri, print_json
 
 app = typer.Typer(
     help="Deployments: which model versions serve traffic, with what weights, and which one shadows; "
@@ -117,21 +117,38 @@ def _as(resolved: Mapping[str, str], uri: str) -> str:
 
 @app.command("show")
 def show(
-    name: Annotated[str, typer.Argument(help="Deployment name.")], tracking_uri: TrackingUri = None
+    name: Annotated[str, typer.Argument(help="Deployment name.")],
+    fmt: FormatOption = Format.table,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Print a deployment's revision, routes, weights and shadow (with the version each alias named
-    when the revision was written)."""
-    from loopline.serving.deployments import get_deployment
+    when the revision was written).
 
-    _print(get_deployment(name, client=_client(tracking_uri)))
+    [bold]--format json[/]: the deployment as the server's REST API returns it (name, uri, revision,
+    spec, resolved, created_ms, created_by, updated_ms, updated_by)."""
+    from loopline.serving.deployments import get_deployment
+    from loopline.serving.types import deployment_to_json
+
+    d = get_deployment(name, client=_client(tracking_uri))
+    if fmt is Format.json:
+        print_json(deployment_to_json(d))
+        return
+    _print(d)
 
 
 @app.command("list")
-def list_(tracking_uri: TrackingUri = None) -> None:
-    """List the deployments: name, revision, routes."""
-    from loopline.serving.deployments import list_deployments
+def list_(fmt: FormatOption = Format.table, tracking_uri: TrackingUri = None) -> None:
+    """List the deployments: name, revision, routes.
 
-    for d in list_deployments(client=_client(tracking_uri)):
+    [bold]--format json[/]: a list of deployments, each as [bold]deploy show --format json[/] gives it."""
+    from loopline.serving.deployments import list_deployments
+    from loopline.serving.types import deployment_to_json
+
+    found = list_deployments(client=_client(tracking_uri))
+    if fmt is Format.json:
+        print_json([deployment_to_json(d) for d in found])
+        return
+    for d in found:
         total = sum(r.weight for r in d.routes)
         routes = ", ".join(f"{r.model} {r.weight / total:.0%}" for r in d.routes)
         typer.echo(f"{d.name}  revision {d.revision}  {routes}")
@@ -141,17 +158,25 @@ def list_(tracking_uri: TrackingUri = None) -> None:
 def history(
     name: Annotated[str, typer.Argument(help="Deployment name.")],
     limit: Annotated[int, typer.Option("--limit", "-n", help="At most this many (the newest).")] = 50,
+    fmt: FormatOption = Format.table,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Every change of a deployment, newest first: revision, time, who, routes and why.
 
     Example: [bold]loopline deploy history churn-prod[/], then
     [bold]loopline deploy rollback churn-prod --to 3[/]
+
+    [bold]--format json[/]: a list of revisions (name, revision, spec, resolved, actor, time_ms, comment).
     """
     from loopline.cli.common import fmt_time
     from loopline.serving.deployments import deployment_history
+    from loopline.serving.types import revision_to_json
 
-    for r in deployment_history(name, limit=limit, client=_client(tracking_uri)):
+    found = deployment_history(name, limit=limit, client=_client(tracking_uri))
+    if fmt is Format.json:
+        print_json([revision_to_json(r) for r in found])
+        return
+    for r in found:
         total = sum(x.weight for x in r.spec.routes)
         routes = ", ".join(
             f"{x.model}{_as(r.resolved, x.model)} {x.weight / total:.0%}" for x in r.spec.routes

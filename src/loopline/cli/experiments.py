@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.cli.common import TrackingUri, client, fmt_time
+from loopline.cli.common import Format, FormatOption, TrackingUri, client, fmt_time, print_json
 
 if TYPE_CHECKING:
     from loopline.tracking.client import Client
@@ -20,10 +20,18 @@ app = typer.Typer(help="List, create, rename, delete and restore experiments.", 
 def list_(
     tracking_uri: TrackingUri = None,
     all_: Annotated[bool, typer.Option("--all", help="Include deleted experiments.")] = False,
+    fmt: FormatOption = Format.table,
 ) -> None:
-    """List experiments, newest first."""
+    """List experiments, newest first.
+
+    [bold]--format json[/]: a list of experiments as MLflow's REST API returns them."""
     c = client(tracking_uri)
     exps = c.search_experiments(view_type="ALL" if all_ else "ACTIVE_ONLY")
+    if fmt is Format.json:
+        from loopline.tracking.mlflow_json import experiment_to_json
+
+        print_json([experiment_to_json(e) for e in exps])
+        return
     table = Table("ID", "Name", "Created", "Stage", "Artifact location")
     for e in exps:
         table.add_row(
@@ -37,7 +45,7 @@ def create(
     name: Annotated[str, typer.Argument(help="Experiment name.")], tracking_uri: TrackingUri = None
 ) -> None:
     """Create an experiment and print its ID."""
-    typer.echo(client(tracking_uri).create_experiment(name))
+    typer.echo(client(tracking_uri, create=True).create_experiment(name))
 
 
 def _experiment_id(c: Client, name_or_id: str) -> str:

@@ -10,8 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.cli.common import Format, TrackingUri, fmt_time
+from loopline.cli.common import Format, FormatOption, TrackingUri, fmt_time
 from loopline.cli.jobs import NoWait, following
+from loopline.errors import LooplineError
 
 if TYPE_CHECKING:
     from loopline.features import FeatureStore, Plan
@@ -30,17 +31,16 @@ app = typer.Typer(
 )
 
 
-FormatOption = Annotated[Format, typer.Option("--format", help="table for people, json for scripts.")]
 ViewsOption = Annotated[
     list[str] | None, typer.Option("--view", "-v", help="Only these feature views (repeat the option).")
 ]
 
 
-def _store(tracking_uri: str | None) -> FeatureStore:
-    from loopline.config import Settings
+def _store(tracking_uri: str | None, *, create: bool = False) -> FeatureStore:
+    from loopline.cli.common import settings
     from loopline.features import FeatureStore
 
-    return FeatureStore(Settings.from_env(tracking_uri=tracking_uri))
+    return FeatureStore(settings(tracking_uri, create=create))
 
 
 def _print_plan(plan: Plan, con: Console, title: str) -> None:
@@ -79,7 +79,7 @@ def apply(
     Idempotent: applying an unchanged file changes nothing. Sources are checked for the columns
     the views name before anything is written; removed views are dropped from the online store.
     """
-    p = _store(tracking_uri).apply(definitions)
+    p = _store(tracking_uri, create=True).apply(definitions)
     if format is Format.json:
         typer.echo(json.dumps(p.to_json()))
         return
@@ -224,16 +224,74 @@ def get(
     """Read online values for one entity: loopline features get driver_stats:conv_rate -e driver_id=1001."""
     from loopline.errors import InvalidInput
 
-    row: dict[str, Any] = {}
+    pairs: dict[str, str] = {}
     for item in entity:
         key, sep, value = item.partition("=")
-        if not sep:
-            raise InvalidInput(f"--entity {item!r} is not KEY=VALUE.")
-        row[key] = int(value) if value.lstrip("-").isdigit() else value
+        if not sep or not key:
+            raise InvalidInput(f"--entity {item!r} is not KEY=VALUE.", hint="e.g. -e driver_id=1001")
+        pairs[key] = value
     store = _store(tracking_uri)
     refs: Any = features[0] if len(features) == 1 and ":" not in features[0] else features
+    types = _key_types(store, refs)
+    row = {key: _key_value(key, value, types.get(key)) for key, value in pairs.items()}
     out = store.get_online_features(refs, [row]).to_dict()
     typer.echo(json.dumps({k: v[0] for k, v in out.items()}, default=str))
+
+
+def _key_types(store: FeatureStore, refs: Any) -> dict[str, tuple[str, str]]:
+    """Join key → (its Arrow type in the source of a view read, that view), where the source's schema
+    can be read here (a file or a dataset version); keys of other sources are left out."""
+    from loopline.features.definitions import DatasetSource, FeatureService, FileSource, PushSource
+
+    if isinstance(refs, str):
+        service = store.get(refs)
+        names = [r.split(":")[0] for r in service.refs()] if isinstance(service, FeatureService) else []
+    else:
+        names = [r.split(":")[0] for r in refs]
+    out: dict[str, tuple[str, str]] = {}
+    for name in dict.fromkeys(names):
+        try:
+            view = store.get_feature_view(name)
+        except LooplineError:
+            continue  # an on-demand view, or an unknown one: the read names it
+        source = view.source.batch_source if isinstance(view.source, PushSource) else view.source
+        schema: dict[str, str] = {}
+        if isinstance(source, DatasetSource):
+            from loopline.data import DataClient
+
+            schema = dict(DataClient(context=store.context).get_version(source.uri).schema)
+        elif isinstance(source, FileSource) and "://" not in source.path and Path(source.path).exists():
+            import pyarrow.dataset as ds
+
+            fmt = "csv" if source.path.endswith(".csv") else "parquet"
+            schema = {f.name: str(f.type) for f in ds.dataset(source.path, format=fmt).schema}
+        for key in view.join_keys:
+            if key in schema:
+                out.setdefault(key, (schema[key], name))
+    return out
+
+
+def _key_value(key: str, value: str, typed: tuple[str, str] | None) -> Any:
+    """``value`` as the type of ``key`` in the view's source: an integer key gets an int (or an error),
+    a string key keeps its digits as text. Unknown types: digits are an integer, as before."""
+    from loopline.errors import InvalidInput
+
+    if typed is None:
+        return int(value) if value.lstrip("-").isdigit() else value
+    arrow_type, view = typed
+    kind = arrow_type.lower()
+    try:
+        if kind.startswith(("int", "uint")):
+            return int(value)
+        if kind.startswith(("float", "double", "decimal")):
+            return float(value)
+    except ValueError:
+        raise InvalidInput(
+            f"--entity {key}={value!r}: {key} is a numeric key ({arrow_type} in the source of view "
+            f"{view!r}), and {value!r} is not a number.",
+            hint=f"Pass a number, e.g. -e {key}=1001.",
+        ) from None
+    return value
 
 
 @app.command("historical")

@@ -56,19 +56,21 @@ def gc(
     from rich.progress import Progress
 
     from loopline.artifacts.blobs import BlobArtifactStore
-    from loopline.config import Settings
+    from loopline.cli.common import settings as settings_for
     from loopline.metadata.engine import create_store_engine
     from loopline.tracking.gc import collect_garbage
     from loopline.tracking.sql_store import SqlTrackingStore
 
-    settings = Settings.from_env(tracking_uri=store_uri, artifacts_uri=artifacts_uri)
+    settings = settings_for(store_uri, artifacts_uri=artifacts_uri)
     if settings.is_remote:
         raise InvalidInput(
             "gc works on the database and artifact root directly, not through a server.",
             hint="Pass --store-uri and --artifacts-uri (as for `loopline server`).",
         )
     store = SqlTrackingStore(
-        create_store_engine(settings.tracking_uri), workspace=settings.workspace, actor=settings.user
+        create_store_engine(settings.tracking_uri, create=False),
+        workspace=settings.workspace,
+        actor=settings.user,
     )
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("Purging deleted runs", total=None)

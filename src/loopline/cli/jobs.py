@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from loopline.cli.common import Format, TrackingUri, fmt_duration, fmt_time
+from loopline.cli.common import Format, FormatOption, TrackingUri, fmt_duration, fmt_time, settings
 from loopline.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ NoWait = Annotated[
 ]
 
 
-FormatOption = Annotated[Format, typer.Option("--format", help="table for people, json for scripts.")]
 JobId = Annotated[str, typer.Argument(help="The job id a command or a 202 answer printed.")]
 
 
@@ -104,10 +103,9 @@ def following(
 
 
 def _client(tracking_uri: str | None) -> RestClient:
-    from loopline.config import Settings
     from loopline.context import Context
 
-    ctx = Context(Settings.from_env(tracking_uri=tracking_uri))
+    ctx = Context(settings(tracking_uri))
     if not ctx.is_remote:
         raise InvalidInput(
             f"Jobs are a server's, and {ctx.settings.tracking_uri} is a database: embedded work runs "

@@ -4,12 +4,15 @@ the audit trail. Both read the metadata database, or ask the server when the tra
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from loopline.cli.common import TrackingUri, fmt_time
-from loopline.config import Settings
+from loopline.cli.common import TrackingUri, fmt_time, settings
+
+if TYPE_CHECKING:
+    from loopline.context import Context
+    from loopline.tracking.lineage import LineageReader
 
 
 def lineage(
@@ -28,10 +31,12 @@ def lineage(
     from loopline.context import Context
     from loopline.tracking.lineage import open_lineage_reader
 
-    context = Context(Settings.from_env(tracking_uri=tracking_uri))
-    uri = _canonical(uri, context.settings)
+    context = Context(settings(tracking_uri))
+    uri = _canonical(uri, context)
     reader = open_lineage_reader(context)
     edges = reader.upstream(uri) if upstream else reader.downstream(uri)
+    if not edges:  # nothing either way may mean a typo: the object must exist to have no lineage
+        _require_known(uri, context, reader)
     if fmt == "json":
         typer.echo(
             json.dumps(
@@ -98,7 +103,7 @@ def events(
     now = now_ms()
     since_ms = parse_time_ms(since, now) if since else None
     until_ms = parse_time_ms(until, now) if until else None
-    context = Context(Settings.from_env(tracking_uri=tracking_uri))
+    context = Context(settings(tracking_uri))
     items = open_lineage_reader(context).events(uri, action, limit, since_ms=since_ms, until_ms=until_ms)
     if fmt == "json":
         typer.echo(json.dumps([event_to_json(e) for e in items], indent=2, default=str))
@@ -115,10 +120,62 @@ def events(
     Console().print(t)
 
 
-def _canonical(uri: str, settings: Settings) -> str:
-    """``datasets:/name@alias`` → ``datasets:/name/3``: edges name versions, not aliases."""
-    if uri.startswith("datasets:/") and ("@" in uri or uri.count("/") == 1):
+_EXAMPLES = (
+    "datasets:/NAME/VERSION, models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID, deployments:/NAME"
+)
+
+
+def _canonical(uri: str, context: Context) -> str:
+    """``datasets:/name@alias`` → ``datasets:/name/3``: dataset edges name versions, not aliases (model
+    aliases have edges of their own: ``aliased_as``). A dataset alias that does not exist is a
+    ``NotFound``; anything that is not a URI an ``InvalidInput``."""
+    from loopline.errors import InvalidInput
+
+    scheme, sep, rest = uri.partition(":/")
+    if not sep or not scheme.isalpha() or not rest.strip("/"):
+        raise InvalidInput(f"{uri!r} is not an object URI.", hint=f"Use one of {_EXAMPLES}.")
+    if scheme == "datasets" and ("@" in rest or "/" not in rest):
         from loopline.data import DataClient
 
-        return DataClient(settings).get_version(uri).uri
+        return DataClient(context=context).get_version(uri).uri
     return uri
+
+
+def _require_known(uri: str, context: Context, reader: LineageReader) -> None:
+    """Raise ``NotFound`` unless ``uri`` names an object of this store (or one its events name)."""
+    from loopline.errors import NotFound
+
+    if reader.events(uri, None, 1) or reader.upstream(uri) or reader.downstream(uri):
+        return  # it has a history (every write leaves an event), or lineage the other way
+    scheme, _, rest = uri.partition(":/")
+    name = rest.strip("/").split("/")[0].split("@")[0]
+    if scheme == "datasets":
+        from loopline.data import DataClient
+
+        DataClient(context=context).get_version(uri)
+    elif scheme == "models":
+        from loopline.registry import RegistryClient
+        from loopline.tracking import Client
+
+        registry = RegistryClient(Client(context=context))
+        version = rest.strip("/").split("/")[1:2]
+        if "@" in rest:
+            registry.get_model_version_by_alias(name, rest.partition("@")[2].split("/")[0])
+        elif version and version[0].isdigit():
+            registry.get_model_version(name, version[0])
+        else:
+            registry.get_registered_model(name)
+    elif scheme == "runs":
+        from loopline.tracking import Client
+
+        Client(context=context).get_run(name)
+    elif scheme == "deployments":
+        from loopline.serving.deployments import get_deployment
+        from loopline.tracking import Client
+
+        get_deployment(name, client=Client(context=context))
+    else:
+        raise NotFound(
+            f"Nothing in this store is named {uri!r}: no lineage and no events.",
+            hint=f"Check the name; lineage takes {_EXAMPLES}, …",
+        )

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from loopline.cli.common import TrackingUri, fmt_time
-from loopline.config import Settings
+from loopline.cli.common import TrackingUri, fmt_time, settings
 from loopline.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -53,7 +52,7 @@ def dora(
     from loopline.context import Context
 
     _check_format(fmt, "table")
-    report = read_dora(Context(Settings.from_env(tracking_uri=tracking_uri)), window, model=model)
+    report = read_dora(Context(settings(tracking_uri)), window, model=model)
     if fmt == "json":
         typer.echo(json.dumps(report.to_json(), indent=2))
         return
@@ -106,7 +105,7 @@ def why(
     from loopline.context import Context
 
     _check_format(fmt, "tree")
-    found = explain(Context(Settings.from_env(tracking_uri=tracking_uri)), request_id)
+    found = explain(Context(settings(tracking_uri)), request_id)
     if fmt == "json":
         typer.echo(json.dumps(found.to_json(), indent=2))
         return

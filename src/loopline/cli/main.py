@@ -1,4 +1,5 @@
-"""The root command. Errors Loopline raises on purpose print as message + hint, no traceback.
+"""The root command, and the error boundary around every command (``loopline.cli.failures``):
+errors print as message + hint with their exit code, no traceback unless ``--debug``.
 
 Command modules load lazily: ``loopline data add`` imports ``loopline.cli.data`` and no other
 command module (each pulls in its own domain — serving, monitoring, pipelines… — which together
@@ -15,7 +16,6 @@ import typer
 from typer.core import TyperGroup
 
 from loopline._version import __version__
-from loopline.errors import LooplineError
 
 # Command name -> (module, attribute): a Typer sub-app, or a function for a single command.
 # In the order `loopline --help` lists them.
@@ -85,9 +85,19 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
-    # A root callback keeps `app` a group: with its one eager command it would be that command.
-    pass
+def _root(
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        envvar="LOOPLINE_DEBUG",
+        help="Print the traceback of an error as well as its message (or LOOPLINE_DEBUG=1).",
+    ),
+) -> None:
+    # A root callback also keeps `app` a group: with its one eager command it would be that command.
+    if debug:  # imported only then: a command that succeeds loads no module but its own
+        from loopline.cli.failures import set_debug
+
+        set_debug(True)
 
 
 @app.command("version")
@@ -99,11 +109,7 @@ def version() -> None:
 def main() -> None:
     try:
         app()  # standalone mode: usage errors print themselves and exit with 2
-    except LooplineError as e:
-        from rich.console import Console
+    except (Exception, KeyboardInterrupt) as e:
+        from loopline.cli.failures import fail
 
-        err = Console(stderr=True)
-        err.print(f"[bold red]Error:[/] {e.message}", highlight=False)
-        if e.hint:
-            err.print(f"[dim]Hint:[/] {e.hint}", highlight=False)
-        sys.exit(1)
+        sys.exit(fail(e))

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.cli.common import TrackingUri, client, fmt_time, fmt_value
+from loopline.cli.common import Format, FormatOption, TrackingUri, client, fmt_time, fmt_value, print_json
 from loopline.errors import InvalidInput
 
 app = typer.Typer(
@@ -73,7 +73,8 @@ def _versions_table(versions: list[Any], title: str | None = None) -> Table:
 
 _LIST_HELP = (
     "List registered models with their newest version, aliases and description.\n\n"
-    "Example: [bold]loopline models list -f \"name LIKE 'churn%'\"[/]"
+    "Example: [bold]loopline models list -F \"name LIKE 'churn%'\"[/]\n\n"
+    "[bold]--format json[/]: a list of registered models as MLflow's REST API returns them."
 )
 
 
@@ -81,13 +82,19 @@ _LIST_HELP = (
 def list_(
     filter_string: Annotated[
         str | None,
-        typer.Option("--filter", "-f", help="MLflow filter, e.g. \"name LIKE 'churn%'\"."),
+        typer.Option("--filter", "-F", help="MLflow filter, e.g. \"name LIKE 'churn%'\"."),
     ] = None,
+    fmt: FormatOption = Format.table,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """List registered models with their newest version, aliases and description."""
     rc = _registry(tracking_uri)
     models = rc.search_registered_models(filter_string)
+    if fmt is Format.json:
+        from loopline.registry.mlflow_json import registered_model_to_json
+
+        print_json([registered_model_to_json(m) for m in sorted(models, key=lambda m: m.name)])
+        return
     table = Table()
     for header in ("Name", "Latest", "Aliases", "Updated", "Description"):
         table.add_column(header)
@@ -113,19 +120,27 @@ def list_(
 _SHOW_HELP = (
     "Show a registered model: description, tags, aliases and every version.\n\n"
     "For each version: its aliases, legacy stage, status, the run that made it, how many of its files have "
-    "a recorded digest (each is checked when the model is loaded) and where its files are."
+    "a recorded digest (each is checked when the model is loaded) and where its files are.\n\n"
+    "[bold]--format json[/]: the registered model as MLflow's REST API returns it, plus "
+    "[bold]versions[/]: every version, newest first, in the same shape."
 )
 
 
 @app.command("show", help=_SHOW_HELP)
 def show(
     name: Annotated[str, typer.Argument(help="The registered model's name.")],
+    fmt: FormatOption = Format.table,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Show a registered model: description, tags, aliases and every version."""
     rc = _registry(tracking_uri)
     m = rc.get_registered_model(name)
     versions = _versions(rc, name)
+    if fmt is Format.json:
+        from loopline.registry.mlflow_json import model_version_to_json, registered_model_to_json
+
+        print_json({**registered_model_to_json(m), "versions": [model_version_to_json(v) for v in versions]})
+        return
     con = Console()
     con.print(
         f"[bold]{m.name}[/] · {len(versions)} version{'s' if len(versions) != 1 else ''} · "
@@ -149,11 +164,20 @@ def show(
 @app.command("versions")
 def versions(
     name: Annotated[str, typer.Argument(help="The registered model's name.")],
+    fmt: FormatOption = Format.table,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """List a model's versions, newest first, with aliases, stage, source run, digests and source."""
+    """List a model's versions, newest first, with aliases, stage, source run, digests and source.
+
+    [bold]--format json[/]: a list of model versions as MLflow's REST API returns them."""
     rc = _registry(tracking_uri)
-    Console().print(_versions_table(_versions(rc, name)))
+    found = _versions(rc, name)
+    if fmt is Format.json:
+        from loopline.registry.mlflow_json import model_version_to_json
+
+        print_json([model_version_to_json(v) for v in found])
+        return
+    Console().print(_versions_table(found))
 
 
 _SET_HELP = (
@@ -235,13 +259,22 @@ def _read_table(path: Path) -> Any:
     if not path.is_file():
         raise InvalidInput(f"No data file at {path}.")
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in (".json", ".jsonl"):
-        return pd.read_json(path, lines=suffix == ".jsonl")
-    if suffix in (".csv", ".txt", ".tsv"):
+    if suffix not in (".parquet", ".json", ".jsonl", ".csv", ".txt", ".tsv"):
+        raise InvalidInput(
+            f"Cannot read {path.name}.", hint="Use a .csv, .tsv, .parquet, .json or .jsonl file."
+        )
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix in (".json", ".jsonl"):
+            return pd.read_json(path, lines=suffix == ".jsonl")
         return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-    raise InvalidInput(f"Cannot read {path.name}.", hint="Use a .csv, .tsv, .parquet, .json or .jsonl file.")
+    except (ValueError, OSError) as e:  # pandas' and pyarrow's parse errors are ValueErrors
+        raise InvalidInput(
+            f"{path} is not a readable {suffix[1:]} file: {str(e).strip().splitlines()[0]}",
+            hint="Check that the file is complete (not truncated) and that every row has the same "
+            "number of fields as the header.",
+        ) from e
 
 
 _EVALUATE_HELP = (

@@ -48,13 +48,10 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 def _bad_input(e: LooplineError) -> None:
-    from rich.console import Console
+    from loopline.cli.failures import print_error
 
-    err = Console(stderr=True, soft_wrap=True)  # no hard wraps: paths stay whole for people and scripts
-    err.print(f"[bold red]Error:[/] {e.message}", highlight=False)
-    if e.hint:
-        err.print(f"[dim]Hint:[/] {e.hint}", highlight=False)
-    raise typer.Exit(2)
+    print_error(e)
+    raise typer.Exit(2 if e.exit_code == 1 else e.exit_code)
 
 
 def print_report(report: Any, *, title: str = "") -> None:
@@ -234,10 +231,10 @@ def drift_command(
 def _monitors(tracking_uri: str | None) -> Any:
     """The monitors client: on the embedded store, or on the server ``LOOPLINE_TRACKING_URI`` names
     (which then runs them: it holds the inference logs)."""
-    from loopline.config import Settings
+    from loopline.cli.common import settings
     from loopline.monitoring.monitors import Monitors
 
-    return Monitors(Settings.from_env(tracking_uri=tracking_uri))
+    return Monitors(settings(tracking_uri))
 
 
 def _monitor_json(m: Any) -> dict[str, Any]:

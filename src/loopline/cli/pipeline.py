@@ -48,11 +48,13 @@ ExecutorOpt = Annotated[
         "--executor", "-e", envvar="LOOPLINE_EXECUTOR", help="local (default), ray, or ray://head:10001."
     ),
 ]
-FormatOpt = Annotated[str, typer.Option("--format", help="text or json.")]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="text or json.")]
 
 
-def _settings(tracking_uri: str | None) -> Settings:
-    return Settings.from_env(tracking_uri=tracking_uri)
+def _settings(tracking_uri: str | None, *, create: bool = False) -> Settings:
+    from loopline.cli.common import settings
+
+    return settings(tracking_uri, create=create)
 
 
 def parse_params(config: Path | None, overrides: list[str] | None) -> dict[str, Any]:
@@ -125,7 +127,7 @@ def run(
 
     pipeline = load_target(target)
     params = parse_params(config, param)
-    settings = _settings(tracking_uri)
+    settings = _settings(tracking_uri, create=True)
     with Runner(settings, executor=executor, max_workers=workers, isolate_all=isolate) as runner:
         on_start = None
         if schedule:
@@ -195,12 +197,12 @@ def rerun(
         raise typer.Exit(1)
 
 
-def _store(tracking_uri: str | None) -> PipelineStore:
+def _store(tracking_uri: str | None, *, create: bool = False) -> PipelineStore:
     """The pipeline store of the tracking URI: its database, or ``loopline server`` over REST."""
     from loopline.context import Context
     from loopline.pipelines.store import open_pipeline_store
 
-    return open_pipeline_store(Context(_settings(tracking_uri)))
+    return open_pipeline_store(Context(_settings(tracking_uri, create=create)))
 
 
 @app.command("runs", hidden=True)  # `pipeline runs` reads as naturally as `pipeline list`
@@ -366,7 +368,7 @@ def schedule_add(
     params = parse_params(config, param)
     p.resolve_params(params)
     resolved = p.target  # an absolute path for files: the server runs it from anywhere
-    store = _store(tracking_uri)
+    store = _store(tracking_uri, create=True)
     store.add_schedule(
         ScheduleRecord(name, resolved, validate_cron(cron), params, executor, True, int(time.time() * 1000))
     )
@@ -374,9 +376,27 @@ def schedule_add(
 
 
 @schedule_app.command("list")
-def schedule_list(tracking_uri: TrackingUri = None) -> None:
-    """List schedules with their last claimed slot and its run."""
+def schedule_list(fmt: FormatOpt = "text", tracking_uri: TrackingUri = None) -> None:
+    """List schedules with their last claimed slot and its run.
+
+    [bold]--format json[/]: a list of schedules (name, cron, target, enabled, params, executor, …) with
+    [bold]last_slot_ms[/] and [bold]last_run_id[/]."""
     store = _store(tracking_uri)
+    if fmt == "json":
+        import dataclasses
+
+        from loopline.cli.common import print_json
+
+        out = []
+        for s in store.list_schedules():
+            slots = store.slots(s.name)
+            last = slots[-1] if slots else None
+            row = dataclasses.asdict(s) if dataclasses.is_dataclass(s) else dict(vars(s))
+            out.append(
+                {**row, "last_slot_ms": last[0] if last else None, "last_run_id": last[2] if last else None}
+            )
+        print_json(out)
+        return
     table = Table("Name", "Cron", "Target", "Enabled", "Params", "Last slot", "Last run")
     for s in store.list_schedules():
         slots = store.slots(s.name)
@@ -475,7 +495,7 @@ def sweep(
         trials=trials,
         parallel=parallel,
         params=parse_params(config, param),
-        settings=_settings(tracking_uri),
+        settings=_settings(tracking_uri, create=True),
         executor=executor,
         seed=seed,
         on_trial=on_trial,

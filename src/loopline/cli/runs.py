@@ -9,7 +9,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loopline.cli.common import TrackingUri, client, fmt_duration, fmt_time, fmt_value
+from loopline.cli.common import (
+    Format,
+    FormatOption,
+    TrackingUri,
+    client,
+    fmt_duration,
+    fmt_time,
+    fmt_value,
+    print_json,
+)
 from loopline.errors import NotFound
 
 if TYPE_CHECKING:
@@ -35,17 +44,26 @@ def list_(
         str | None, typer.Option("--experiment", "-e", help="Experiment name or ID. Default: all.")
     ] = None,
     filter_string: Annotated[
-        str | None, typer.Option("--filter", "-f", help='MLflow filter, e.g. "metrics.acc > 0.9".')
+        str | None, typer.Option("--filter", "-F", help='MLflow filter, e.g. "metrics.acc > 0.9".')
     ] = None,
     order_by: Annotated[
         list[str] | None, typer.Option("--order-by", "-o", help='e.g. "metrics.acc DESC"; repeatable.')
     ] = None,
     max_results: Annotated[int, typer.Option("--max-results", "-n", help="At most this many runs.")] = 50,
+    fmt: FormatOption = Format.table,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """List runs, newest first (or as ordered), with their metrics."""
+    """List runs, newest first (or as ordered), with their metrics.
+
+    [bold]--format json[/]: a list of runs as MLflow's REST API returns them ([bold]info[/], [bold]data[/]
+    with metrics, params and tags as key/value lists, [bold]inputs[/])."""
+    from loopline.tracking.mlflow_json import run_to_json
+
     c = client(tracking_uri)
     runs = c.search_runs(_experiment_ids(c, experiment), filter_string, order_by, max_results)
+    if fmt is Format.json:
+        print_json([run_to_json(r) for r in runs])
+        return
     keys = sorted({k for r in runs for k in r.data.metrics})[:8]
     table = Table()
     table.add_column("Run ID", no_wrap=True, min_width=32)  # whole, so it can be copied into `runs show`
@@ -68,11 +86,24 @@ def list_(
 
 @app.command("show")
 def show(
-    run_id: Annotated[str, typer.Argument(help="The run's ID.")], tracking_uri: TrackingUri = None
+    run_id: Annotated[str, typer.Argument(help="The run's ID.")],
+    fmt: FormatOption = Format.table,
+    tracking_uri: TrackingUri = None,
 ) -> None:
-    """Show a run: info, params, latest metrics, tags and artifacts."""
+    """Show a run: info, params, latest metrics, tags and artifacts.
+
+    [bold]--format json[/]: the run as [bold]runs list[/] gives it, plus [bold]artifacts[/] (path, is_dir,
+    file_size)."""
     c = client(tracking_uri)
     r = c.get_run(run_id)
+    if fmt is Format.json:
+        from loopline.tracking.mlflow_json import run_to_json
+
+        listed = [
+            {"path": a.path, "is_dir": a.is_dir, "file_size": a.file_size} for a in c.list_artifacts(run_id)
+        ]
+        print_json({**run_to_json(r), "artifacts": listed})
+        return
     con = Console()
     i = r.info
     con.print(
@@ -94,11 +125,19 @@ def show(
 @app.command("compare")
 def compare(
     run_ids: Annotated[list[str], typer.Argument(help="Two or more run IDs.")],
+    fmt: FormatOption = Format.table,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Compare runs side by side: params and latest metrics; differing rows are highlighted."""
+    """Compare runs side by side: params and latest metrics; differing rows are highlighted.
+
+    [bold]--format json[/]: the runs, as [bold]runs list[/] gives them."""
     c = client(tracking_uri)
     runs = [c.get_run(r) for r in run_ids]
+    if fmt is Format.json:
+        from loopline.tracking.mlflow_json import run_to_json
+
+        print_json([run_to_json(r) for r in runs])
+        return
     table = Table("", *(f"{r.info.run_name}\n{r.info.run_id[:8]}" for r in runs))
     for section in ("param", "metric"):
         rows = [dict(r.data.params) if section == "param" else r.data.metrics for r in runs]

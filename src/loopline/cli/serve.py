@@ -88,6 +88,7 @@ def serve(
 
     import uvicorn
 
+    from loopline.cli.common import require_free_port
     from loopline.config import Settings
     from loopline.errors import InvalidInput
     from loopline.serving.config import ServeConfig
@@ -115,6 +116,7 @@ def serve(
     )
     config.batching  # noqa: B018 - validates the options before any worker starts
     settings = Settings.from_env(tracking_uri=tracking_uri, artifacts_uri=artifacts_uri)
+    require_free_port(host, port)
     _preflight(config, settings)
     # Workers are fresh interpreters: hand them everything through the environment.
     os.environ.update(config.to_env())

@@ -74,6 +74,7 @@ def server(
     """
     import uvicorn
 
+    from loopline.cli.common import require_free_port
     from loopline.cli.gc import parse_age
     from loopline.config import Settings
     from loopline.metadata.engine import create_store_engine
@@ -107,6 +108,7 @@ def server(
     if gc_every:
         os.environ["LOOPLINE_GC_INTERVAL"] = str(parse_age(gc_every) / 1000)
         os.environ["LOOPLINE_GC_OLDER_THAN"] = str(parse_age(gc_older_than) / 1000)
+    require_free_port(host, port)  # before the store is made: a failed start leaves nothing behind
     create_store_engine(settings.tracking_uri).dispose()  # migrate once, before workers race to
     # Workers are separate processes: hand them the resolved settings through the environment.
     os.environ["LOOPLINE_TRACKING_URI"] = settings.tracking_uri

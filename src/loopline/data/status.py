@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from loopline.data.hashing import HashCache, LocalFile, current_stamp, hash_files, tree_stamp, walk
 from loopline.errors import LooplineError
-from loopline.locations import cache_folder, default_tracking_uri
+from loopline.locations import cache_folder, default_tracking_uri, normalize_store_uri, sqlite_file
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see hashing.LocalFile)
 if TYPE_CHECKING:
@@ -108,12 +108,18 @@ def main(argv: Sequence[str]) -> int:
     except _Usage as e:
         print(f"{_USAGE.splitlines()[0]}\nError: {e}", file=sys.stderr)
         return 2
-    tracking = tracking_uri or default_tracking_uri()
-    try:
-        found = status(HashCache(os.path.join(cache_folder(tracking), "hashes.sqlite")), paths)
+    tracking = normalize_store_uri(tracking_uri) if tracking_uri else default_tracking_uri()
+    database = sqlite_file(tracking)
+    if tracking_uri and database is not None and not os.path.isfile(database):
+        print(f"Error: No Loopline store at {database}.", file=sys.stderr)
+        print("Hint: Check the path given with --tracking-uri.", file=sys.stderr)
+        return 2
+    cache = os.path.join(cache_folder(tracking), "hashes.sqlite")
+    try:  # a read: no cache yet means nothing tracked, and none is made
+        found = status(HashCache(cache), paths) if os.path.exists(cache) else []
     except LooplineError as e:
         print(f"Error: {e.message}", file=sys.stderr)
-        return 1
+        return e.exit_code
     if not found:
         print("Nothing tracked here yet: `loopline data add PATH --name NAME` starts.")
     cwd = os.getcwd()

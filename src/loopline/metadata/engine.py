@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
-from loopline.errors import BackendUnavailable, InvalidInput, MissingExtra
+from loopline.errors import BackendUnavailable, InvalidInput, MissingExtra, NotFound, translate
 from loopline.metadata.revision import HEAD_REVISION as HEAD_REVISION  # re-exported: cli db, tests
 from loopline.metadata.sqlite_setup import BUSY_TIMEOUT_S, configure
 
@@ -40,8 +40,13 @@ def insert_for(dialect_name: str, table: Any) -> Any:
     return sqlite.insert(table)
 
 
-def create_store_engine(uri: str) -> Engine:
-    """Make an engine for ``uri`` with the right pragmas and pool, and bring its schema to head."""
+def create_store_engine(uri: str, *, create: bool = True) -> Engine:
+    """Make an engine for ``uri`` with the right pragmas and pool, and bring its schema to head.
+
+    ``create=False`` (read-only commands) refuses a SQLite file that does not exist yet instead of
+    making it and its folders: a typo in a path is an error naming it, not a new empty store.
+    PostgreSQL never creates a database; one that does not exist is a ``NotFound`` either way.
+    """
     try:
         url = make_url(uri)
     except ArgumentError as e:
@@ -50,6 +55,8 @@ def create_store_engine(uri: str) -> Engine:
             hint="Use sqlite:///path/to/loopline.db or postgresql+psycopg://user@host/db.",
         ) from e
     if url.get_backend_name() == "sqlite":
+        if not create:
+            _require_sqlite_file(url.database)
         engine = _sqlite_engine(uri, url.database)
     elif url.get_backend_name() == "postgresql":
         try:
@@ -61,8 +68,56 @@ def create_store_engine(uri: str) -> Engine:
             f"Unsupported metadata store {url.get_backend_name()!r}.",
             hint="Loopline stores metadata in SQLite (sqlite:///…) or PostgreSQL (postgresql://…).",
         )
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    except (OperationalError, DatabaseError) as e:
+        engine.dispose()
+        found = translate(e)
+        assert found is not None  # every DatabaseError has a translation
+        shown = url.render_as_string(hide_password=True)
+        raise type(found)(f"{shown}: {found.message}", hint=found.hint) from e
     return engine
+
+
+def _require_sqlite_file(database: str | None) -> None:
+    if not database or database == ":memory:" or Path(database).expanduser().is_file():
+        return
+    path = Path(database).expanduser()
+    hint = "Read commands never create a store: check the path, or pass the store you meant with " + (
+        "--tracking-uri (or LOOPLINE_TRACKING_URI)."
+    )
+    near = closest_existing(path)
+    if near is not None:
+        hint = f"Did you mean {near}? " + hint
+    raise NotFound(f"No Loopline store at {path}.", hint=hint)
+
+
+def closest_existing(path: Path) -> Path | None:
+    """The existing path nearest to ``path``: its first missing part replaced by the most similar
+    name in the deepest folder that exists (``./.looplin/loopline.db`` → ``.loopline/loopline.db``)."""
+    import difflib
+
+    missing: list[str] = []
+    folder = path
+    while not folder.exists():
+        if folder.parent == folder:
+            return None
+        missing.insert(0, folder.name)
+        folder = folder.parent
+    if not folder.is_dir():
+        return None
+    try:
+        names = [p.name for p in folder.iterdir()]
+    except OSError:
+        return None
+    match = difflib.get_close_matches(missing[0], names, n=1, cutoff=0.6)
+    if not match:
+        return None
+    candidate = folder.joinpath(match[0], *missing[1:])
+    if candidate.exists():
+        return candidate
+    db = folder / match[0] / "loopline.db"  # a folder store named by its folder
+    return db if len(missing) <= 2 and db.is_file() else None
 
 
 def _sqlite_engine(uri: str, database: str | None) -> Engine:

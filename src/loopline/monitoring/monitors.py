@@ -48,6 +48,44 @@ def split_thresholds(thresholds: Mapping[str, float]) -> dict[str, dict[str, flo
     return out
 
 
+def check_thresholds(thresholds: Mapping[str, float], columns: set[str] | None = None) -> None:
+    """Refuse a ``--threshold`` key that is a typo of a known one, or (when the reference's columns
+    are known) a column key the reference does not have: it would never be checked."""
+    import difflib
+
+    known = (*DRIFT_OPTIONS, *PERFORMANCE_KEYS)
+    for key in thresholds:
+        if key in known or (columns is not None and key in columns):
+            continue
+        near = difflib.get_close_matches(key, [*known, *(columns or ())], n=1, cutoff=0.75)
+        if near or columns is not None:
+            guess = f"Did you mean {near[0]!r}? " if near else ""
+            raise InvalidInput(
+                f"Unknown threshold {key!r}.",
+                hint=f"{guess}Known keys: {', '.join(known)}; or a column of the reference"
+                + (f" ({', '.join(sorted(columns)[:20])})." if columns else "."),
+            )
+
+
+def check_tests(tests: Mapping[str, str], columns: set[str] | None = None) -> None:
+    """Refuse a ``--test`` that names an unknown test, or a column the reference does not have."""
+    from loopline.monitoring.drift import ALIASES, CATEGORICAL_TESTS, NUMERICAL_TESTS
+
+    names = sorted({*NUMERICAL_TESTS, *CATEGORICAL_TESTS})
+    for column, test in tests.items():
+        if test.strip().lower() not in {*names, *ALIASES, "auto"} and test.strip().lower().replace(
+            "-", "_"
+        ) not in {*names, *ALIASES}:
+            raise InvalidInput(
+                f"Unknown drift test {test!r} for column {column!r}.", hint=f"Use one of {', '.join(names)}."
+            )
+        if columns is not None and column not in columns:
+            raise InvalidInput(
+                f"--test names column {column!r}, which the reference does not have.",
+                hint=f"Its columns: {', '.join(sorted(columns)[:20])}.",
+            )
+
+
 class Monitors:
     """Create, list, run and read monitors through the context's monitoring store."""
 
@@ -94,6 +132,13 @@ class Monitors:
             raise InvalidInput(
                 f"{model!r} is not a model URI.", hint="Use models:/name@alias or models:/name/3."
             )
+        check_thresholds(thresholds or {})  # typos first: they need no store
+        check_tests(tests or {})
+        ref_columns = self._reference_columns(reference)
+        if ref_columns is not None:
+            check_thresholds(thresholds or {}, ref_columns)
+            check_tests(tests or {}, ref_columns)
+        self._require_target(deployment, model)
         target_uri = f"deployments:/{deployment}" if deployment is not None else str(model)
         ref = reference or ""
         if ref and not ref.startswith("datasets:/"):
@@ -118,6 +163,37 @@ class Monitors:
             next_run_ms=next_run(sched, now_ms()),
             replace=replace,
         )
+
+    def _require_target(self, deployment: str | None, model: str | None) -> None:
+        """The deployment or model version a new monitor watches must exist now, not at its first run."""
+        from loopline.tracking import Client
+
+        client = Client(context=self.context)
+        if deployment is not None:
+            from loopline.serving.deployments import get_deployment
+
+            get_deployment(deployment, client=client)
+            return
+        from loopline.registry import RegistryClient
+        from loopline.uris import parse
+
+        ref = parse(str(model))
+        registry = RegistryClient(client)
+        if ref.alias is not None:
+            registry.get_model_version_by_alias(ref.name, ref.alias)
+        elif ref.version is not None and ref.version.isdigit():
+            registry.get_model_version(ref.name, ref.version)
+        else:
+            registry.get_registered_model(ref.name)
+
+    def _reference_columns(self, reference: str | None) -> set[str] | None:
+        """The columns of a named reference (a dataset version's schema), None when not known yet."""
+        if not reference or not reference.startswith("datasets:/"):
+            return None
+        from loopline.data import DataClient
+
+        version = DataClient(context=self.context).get_version(reference)
+        return set(version.schema) or None
 
     def get(self, name: str) -> Monitor:
         return self.store.get_monitor(name)

@@ -83,8 +83,8 @@ def validate(
         client: a ``loopline.data.DataClient`` for dataset URIs (default: the environment's).
 
     Raises:
-        InvalidInput: the suite names a column the data does not have, or a check cannot apply
-            to its column's type. Nothing was evaluated.
+        InvalidInput: the suite has no expectations, names a column the data does not have, or
+            a check cannot apply to its column's type. Nothing was evaluated.
 
     Example:
         >>> result = validate("customers.parquet", "suite.yaml")   # doctest: +SKIP
@@ -94,6 +94,11 @@ def validate(
     created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     if not isinstance(suite, s.Suite):
         suite = s.Suite.from_yaml(suite)
+    if not suite.expectations:  # "0 of 0 checks passed" would read as a pass
+        raise InvalidInput(
+            f"Suite {suite.name!r} has no expectations: there is nothing to check.",
+            hint="Add expectations to it, or infer a suite from reference data (--infer-from).",
+        )
     source = open_source(data, label=label, client=client)
     run = _Run(suite, source, sample_rows, client)
     results = run.evaluate()

@@ -326,6 +326,13 @@ class Custom(_RowCheck):
     def _valid(self) -> Custom:
         if sum(x is not None for x in (self.sql, self.function, self.check)) != 1:
             raise ValueError("give exactly one of sql, function or check")
+        if self.sql is not None:  # a typo fails when the suite is read, not halfway through a run
+            import polars as pl
+
+            try:
+                pl.sql_expr(self.sql)
+            except pl.exceptions.PolarsError as e:
+                raise ValueError(f"sql {self.sql!r} is not a SQL expression polars can parse: {e}") from e
         return self
 
     def columns(self) -> tuple[str, ...]:
