@@ -6,13 +6,16 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from loopline.cli.common import TrackingUri, fmt_time
 from loopline.cli.jobs import NoWait, following
 from loopline.errors import InvalidInput, LooplineError
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 app = typer.Typer(
     help="Detect data drift, prediction drift and data-quality problems, and watch deployments for them.\n\n"
@@ -60,7 +63,7 @@ def print_report(report: Any, *, title: str = "") -> None:
     from rich.table import Table
 
     t = Table(title=title or None, title_justify="left")
-    for name, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("column", "left"),
         ("kind", "left"),
         ("test", "left"),
@@ -69,8 +72,9 @@ def print_report(report: Any, *, title: str = "") -> None:
         ("threshold", "right"),
         ("drift", "center"),
         ("notes", "left"),
-    ):
-        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    )
+    for name, justify in columns:
+        t.add_column(name, justify=justify)
     extra = [(f"prediction: {c.name}", c) for c in [report.prediction_drift] if c is not None]
     extra += [(f"target: {c.name}", c) for c in [report.target_drift] if c is not None]
     for label, c in [*extra, *sorted(report.columns.items(), key=lambda kv: (not kv[1].drifted, kv[0]))]:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from loopline.config import Settings
+    from loopline.serving.config import ServeConfig
 
 
 def serve(
@@ -144,18 +148,12 @@ def serve(
     )
 
 
-def _preflight(config: object, settings: object) -> None:
+def _preflight(config: ServeConfig, settings: Settings) -> None:
     """Fail now, with a clear message, on a model or deployment that does not exist."""
-    from loopline.serving.config import ServeConfig
     from loopline.serving.runtime import Runtime
     from loopline.tracking import Client
 
-    assert isinstance(config, ServeConfig)
-    runtime = Runtime(
-        model_uri=config.model_uri,
-        deployment=config.deployment,
-        client=Client(settings),  # type: ignore[arg-type]
-    )
+    runtime = Runtime(model_uri=config.model_uri, deployment=config.deployment, client=Client(settings))
     _, resolved = runtime.resolve()
     for uri, weight in resolved.routes:
         typer.echo(f"  {uri}  weight {weight:g}")
