@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BENCH  := .venv-bench
 
-.PHONY: demo test lint bench format clean
+.PHONY: demo test lint bench format clean vendor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ PEER_VENVS := $(patsubst benchmarks/requirements-%.txt,.venv-bench-%/.installed,
 
 bench: $(BENCH)/.installed $(PEER_VENVS)
 	$(BENCH)/bin/python -m benchmarks
+
+## vendor: re-download the web UI's htmx and uPlot from the npm registry, checking VENDOR.json's hashes
+vendor:
+	$(PYTHON) tools/vendor_ui.py
 
 clean:
 	rm -rf $(VENV) $(BENCH) .venv-bench-* .loopline .pytest_cache .mypy_cache .ruff_cache

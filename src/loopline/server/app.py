@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitoring_api,
         pipelines_api,
     )
+    from loopline.server.ui import root as ui_root, routes as ui_routes
     from loopline.tracking.sql_store import SqlTrackingStore
 
     settings = settings or Settings.from_env()
@@ -174,4 +175,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.insert(0, PlainRoutes(routers, *app.router.routes))
     for router in routers:
         app.include_router(router)
+    app.include_router(ui_routes.router)  # the web UI under /ui/ and GET / for browsers (server/ui/)
+    app.include_router(ui_root.router)
     return app

@@ -1,0 +1,234 @@
+"""The UI's pages under ``/ui/``, its chart data under ``/ui/api/``, and its files under ``/ui/static/``.
+
+Each page reads the request's stores (``server/state.py``) off the event loop and renders a template;
+a request from htmx (``HX-Request``) for the runs table gets the table alone. Errors a user can cause
+(a bad filter, a run that is not there) come back as the page with the message, not as JSON.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+
+from loopline.errors import InvalidInput, LooplineError, NotFound
+from loopline.server.http import blocking, json_response
+from loopline.server.state import context, registry, tracking
+from loopline.server.ui import downsample, lineage_view, runs_table
+from loopline.server.ui.templating import STATIC, render
+from loopline.tracking.lineage import SqlLineageReader
+from loopline.uris import experiment_uri, parse, run_uri
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+MAX_CHART_BUCKETS = 2_000  # up to 4,000 points per series: more than a chart has pixel columns
+DEFAULT_CHART_BUCKETS = 500
+
+
+def _error(request: Request, e: LooplineError) -> Response:
+    return render(request, "error.html", status_code=e.status_code, title="Error", error=e)
+
+
+def _fragment(request: Request) -> bool:
+    """True for htmx's own requests, except a history restore, which needs the whole page."""
+    return "hx-request" in request.headers and "hx-history-restore-request" not in request.headers
+
+
+# ---- experiments and runs ------------------------------------------------------------------------
+
+
+@router.get("/")
+async def experiments(request: Request) -> Response:
+    token = request.query_params.get("page_token") or None
+    try:
+        page = await blocking(tracking(request).search_experiments, "ACTIVE_ONLY", 100, None, None, token)
+    except LooplineError as e:
+        return _error(request, e)
+    return render(request, "experiments.html", title="Experiments", page=page, nav="experiments")
+
+
+@router.get("/experiments/{experiment_id}")
+async def experiment(request: Request, experiment_id: str) -> Response:
+    q = runs_table.RunsQuery.from_params(request.query_params, request.query_params.getlist("col"))
+    store = tracking(request)
+    try:
+        exp = await blocking(store.get_experiment, experiment_id)
+    except LooplineError as e:
+        return _error(request, e)
+    error: LooplineError | None = None
+    table: runs_table.RunsTable | None = None
+    try:
+        table = await blocking(runs_table.load, store, experiment_id, q)
+    except InvalidInput as e:  # a bad filter or sort: the page shows why, with the form to fix it
+        error = e
+    args: dict[str, Any] = dict(
+        title=exp.name, experiment=exp, q=q, table=table, error=error, nav="experiments", uri=experiment_uri
+    )
+    status = 400 if error else 200
+    if _fragment(request):
+        return render(request, "_runs_table.html", status_code=status, **args)
+    return render(request, "runs.html", status_code=status, **args)
+
+
+@router.get("/runs/{run_id}")
+async def run(request: Request, run_id: str) -> Response:
+    store = tracking(request)
+    try:
+        r = await blocking(store.get_run, run_id)
+        exp = await blocking(store.get_experiment, r.info.experiment_id)
+    except LooplineError as e:
+        return _error(request, e)
+    metrics = sorted(r.data.latest_metrics, key=lambda m: m.key)
+    tags = {k: v for k, v in sorted(r.data.tags.items()) if not k.startswith("mlflow.")}
+    system_tags = {k: v for k, v in sorted(r.data.tags.items()) if k.startswith("mlflow.")}
+    return render(
+        request,
+        "run.html",
+        title=r.info.run_name or r.info.run_id,
+        run=r,
+        experiment=exp,
+        metrics=metrics,
+        tags=tags,
+        system_tags=system_tags,
+        lineage_uri=run_uri(r.info.run_id),
+        nav="experiments",
+    )
+
+
+@router.get("/api/metric")
+async def metric_points(request: Request) -> Response:
+    """``?run_id=&key=&x=step|time&buckets=&min=&max=`` → ``{"x": […], "y": […], "exact", "total"}``:
+    the points of one metric in x order, downsampled on the server (min and max per bucket) unless the
+    range holds at most ``2 * buckets`` points; a zoomed chart asks again with ``min``/``max``."""
+    qp = request.query_params
+    run_id, key = qp.get("run_id", ""), qp.get("key", "")
+    if not run_id or not key:
+        raise InvalidInput("Missing run_id or key.", hint="Call /ui/api/metric?run_id=<run>&key=<metric>.")
+    x_axis = qp.get("x", "step")
+    if x_axis not in ("step", "time"):
+        raise InvalidInput(f"Invalid x {x_axis!r}.", hint="Use x=step or x=time.")
+    buckets = _int(qp.get("buckets"), DEFAULT_CHART_BUCKETS, "buckets")
+    if not 1 <= buckets <= MAX_CHART_BUCKETS:
+        raise InvalidInput(f"buckets must be between 1 and {MAX_CHART_BUCKETS}, got {buckets}.")
+    lo, hi = _float(qp.get("min"), "min"), _float(qp.get("max"), "max")
+    store = tracking(request)
+
+    def points() -> downsample.Series:
+        rows, _ = store.metric_history_rows(run_id, key)
+        if not rows:
+            raise NotFound(f"Run {run_id} has no metric {key!r}.", hint="Pick a metric the run logged.")
+        a = np.array(rows, dtype=np.float64)  # columns: timestamp, step, value, is_nan
+        y = np.where(a[:, 3] > 0, np.nan, a[:, 2])
+        return downsample.min_max(a[:, 1] if x_axis == "step" else a[:, 0] / 1000, y, buckets, lo, hi)
+
+    s = await blocking(points)
+    return json_response({"x": s.x, "y": s.y, "exact": s.exact, "total": s.total})
+
+
+def _int(value: str | None, default: int, name: str) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInput(f"Invalid {name} {value!r}: expected an integer.") from None
+
+
+def _float(value: str | None, name: str) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidInput(f"Invalid {name} {value!r}: expected a number.") from None
+
+
+# ---- models ----------------------------------------------------------------------------------------
+
+
+@router.get("/models")
+async def models(request: Request) -> Response:
+    token = request.query_params.get("page_token") or None
+    try:
+        page = await blocking(registry(request).search_registered_models, None, 100, ["name ASC"], token)
+    except LooplineError as e:
+        return _error(request, e)
+    return render(request, "models.html", title="Models", page=page, nav="models")
+
+
+@router.get("/models/{name}")
+async def model(request: Request, name: str) -> Response:
+    store = registry(request)
+    try:
+        m = await blocking(store.get_registered_model, name)
+        quoted = name.replace("\\", "\\\\").replace("'", "\\'")
+        versions = await blocking(
+            store.search_model_versions, f"name = '{quoted}'", 1000, ["version_number DESC"]
+        )
+    except LooplineError as e:
+        return _error(request, e)
+    aliases_of: dict[int, list[str]] = {}
+    for alias, version in sorted(m.aliases.items()):
+        aliases_of.setdefault(version, []).append(alias)
+    return render(
+        request,
+        "model.html",
+        title=m.name,
+        model=m,
+        versions=versions.items,
+        aliases_of=aliases_of,
+        nav="models",
+    )
+
+
+# ---- lineage ---------------------------------------------------------------------------------------
+
+
+@router.get("/lineage")
+async def lineage(request: Request) -> Response:
+    uri = request.query_params.get("uri", "").strip()
+    if not uri:
+        return render(request, "lineage.html", title="Lineage", graph=None, uri="", nav="lineage")
+    try:
+        parse(uri)
+    except InvalidInput as e:
+        return render(
+            request,
+            "lineage.html",
+            status_code=400,
+            title="Lineage",
+            graph=None,
+            uri=uri,
+            error=e,
+            nav="lineage",
+        )
+    ctx = context(request)
+    reader = SqlLineageReader(ctx.engine, ctx.workspace)
+    up = await blocking(reader.upstream, uri)
+    down = await blocking(reader.downstream, uri)
+    graph = lineage_view.build(uri, up, down)
+    return render(request, "lineage.html", title=f"Lineage of {uri}", graph=graph, uri=uri, nav="lineage")
+
+
+# ---- files -----------------------------------------------------------------------------------------
+
+
+@router.get("/static/{path:path}")
+async def static(path: str) -> Response:
+    """A file of the installed package's ``static/``: the UI never loads anything from elsewhere."""
+    root = STATIC.resolve()
+    target = (root / path).resolve()
+    if not target.is_relative_to(root) or not target.is_file() or target.name == "VENDOR.json":
+        raise NotFound(f"No UI file {path!r}.")
+    # Vendored files are named by version in VENDOR.json; ours change with Loopline: revalidate them.
+    return FileResponse(target, headers={"Cache-Control": "no-cache"}, media_type=_media_type(target))
+
+
+def _media_type(p: Path) -> str | None:
+    return {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}.get(p.suffix)
+
+
+__all__ = ["router"]

@@ -1,0 +1,72 @@
+"""The Jinja2 environment of the UI and the filters its templates use to show values."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+
+
+def when(ms: int | None) -> str:
+    """Milliseconds since the epoch as UTC time to the second, ``""`` for none."""
+    if ms is None:
+        return ""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(start: int | None, end: int | None) -> str:
+    if start is None or end is None or end < start:
+        return ""
+    s = (end - start) / 1000
+    if s < 60:
+        return f"{s:.1f} s"
+    if s < 3600:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def number(value: float | None) -> str:
+    """A metric value in at most 6 significant digits (the exact value is in the title)."""
+    if value is None:
+        return ""
+    if math.isnan(value):
+        return "NaN"
+    return f"{value:.6g}"
+
+
+def query(**params: Any) -> str:
+    """A query string of the non-empty ``params`` (lists repeat their key)."""
+    pairs = [
+        (k, item)
+        for k, v in params.items()
+        for item in (v if isinstance(v, list | tuple) else [v])
+        if item not in (None, "")
+    ]
+    return "?" + urlencode(pairs) if pairs else ""
+
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,  # a misspelt name fails the page (and its test), not blank text
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters.update(when=when, number=number, path=lambda s: quote(str(s), safe=""))
+_env.globals.update(duration=duration, query=query)
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """``template`` rendered with ``context``; pages extend ``base.html``, fragments (``_*.html``) don't."""
+    html = _env.get_template(template).render({"nav": "", "request_path": request.url.path, **context})
+    return HTMLResponse(html, status_code=status_code, headers={"Vary": "HX-Request"})

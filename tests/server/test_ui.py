@@ -1,0 +1,191 @@
+"""The web UI over HTTP: pages, paging, filters, chart data, static files and the vendored files' hashes.
+
+The browser's view of the same pages is in test_ui_browser.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from support import serve_loopline
+from ui_seed import LONG_POINTS, RUNS, Seeded, seed
+
+from loopline.server.ui.downsample import min_max
+
+STATIC = Path(__file__).parents[2] / "src/loopline/server/ui/static"
+HTML = {"Accept": "text/html"}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded]]:
+    with serve_loopline(tmp_path_factory.mktemp("ui"), check_log=True) as url:
+        yield url, seed(url)
+
+
+class _Page(HTMLParser):
+    """What the tests read of a page: its asset URLs, the run rows' IDs and texts, and links."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.assets: list[str] = []
+        self.rows: list[str] = []
+        self.links: dict[str, str] = {}  # rel -> href
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "script" and a.get("src"):
+            self.assets.append(str(a["src"]))
+        if tag == "link" and a.get("href"):
+            self.assets.append(str(a["href"]))
+        if tag == "tr" and a.get("data-run-id"):
+            self.rows.append(str(a["data-run-id"]))
+        if tag == "a" and a.get("rel") and a.get("href"):
+            self.links[str(a["rel"])] = str(a["href"])
+        if a.get("id"):
+            self.ids.add(str(a["id"]))
+
+
+def _get(url: str, **headers: str) -> tuple[httpx.Response, _Page]:
+    answer = httpx.get(url, headers={**HTML, **headers}, timeout=30)
+    page = _Page()
+    page.feed(answer.text)
+    return answer, page
+
+
+def _pages(url: str, s: Seeded) -> list[str]:
+    return [
+        "/ui/",
+        f"/ui/experiments/{s.experiment_id}",
+        f"/ui/runs/{s.long_run}",
+        "/ui/models",
+        f"/ui/models/{s.model}",
+        f"/ui/lineage?uri=runs:/{s.parent}",
+        "/ui/lineage",
+    ]
+
+
+def test_pages_load_their_assets_from_the_package_only(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    for path in _pages(url, s):
+        answer, page = _get(url + path)
+        assert answer.status_code == 200, (path, answer.text[:500])
+        assert answer.headers["content-type"].startswith("text/html")
+        assert page.assets, path
+        for asset in page.assets:
+            assert asset.startswith("/ui/static/"), (path, asset)  # no CDN, no other host
+            assert httpx.get(url + asset).status_code == 200, asset
+
+
+def test_vendored_files_match_their_recorded_hashes() -> None:
+    manifest = json.loads((STATIC / "vendor/VENDOR.json").read_text())
+    names = set()
+    for package in manifest["packages"]:
+        names.add(package["name"])
+        assert package["source"].startswith("https://registry.npmjs.org/")
+        assert package["license"] and package["version"] and package["integrity"].startswith("sha512-")
+        for f in package["files"]:
+            data = (STATIC / "vendor" / f["to"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == f["sha256"], f["to"]
+    assert names == {"htmx.org", "uplot"}
+
+
+def test_static_files_stay_inside_the_static_folder(site: tuple[str, Seeded]) -> None:
+    url, _ = site
+    assert httpx.get(url + "/ui/static/ui.js").status_code == 200
+    for path in ("/ui/static/%2e%2e/templating.py", "/ui/static/..%2Ftemplating.py", "/ui/static/nope.js"):
+        assert httpx.get(url + path).status_code == 404, path
+
+
+def test_root_sends_browsers_to_the_ui_and_programs_a_pointer(site: tuple[str, Seeded]) -> None:
+    url, _ = site
+    browser = httpx.get(url + "/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert browser.status_code == 307 and browser.headers["location"] == "/ui/"
+    program = httpx.get(url + "/")
+    assert program.status_code == 200 and program.json()["ui"] == "/ui/"
+
+
+def test_runs_table_sorts_by_a_param_and_pages_with_tokens(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    base = f"{url}/ui/experiments/{s.experiment_id}"
+    by_lr = [s.run_ids[n] for n in sorted(s.lr, key=lambda n: s.lr[n])]
+    answer, first = _get(f"{base}?sort=metrics.accuracy&dir=desc&page_size=25")
+    assert answer.status_code == 200
+    assert first.rows == by_lr[:25]  # accuracy = 1 - lr: highest accuracy first
+    assert f'<span id="runs-total">{RUNS}</span> runs' in answer.text
+    _, second = _get(url + first.links["next"])
+    assert second.rows == by_lr[25:]
+    assert "next" not in second.links
+    _, back = _get(url + second.links["prev"])
+    assert back.rows == first.rows
+
+
+def test_runs_table_filters_with_the_search_runs_grammar(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    ok, page = _get(
+        f"{url}/ui/experiments/{s.experiment_id}?filter=metrics.loss+%3C+0.06&sort=params.lr&dir=asc"
+    )
+    expected = [s.run_ids[n] for n in sorted(s.lr, key=lambda n: s.lr[n]) if s.loss[n] < 0.06]
+    assert ok.status_code == 200
+    assert expected and page.rows == expected
+    bad, page = _get(f"{url}/ui/experiments/{s.experiment_id}?filter=metrics.loss+%3C")
+    assert bad.status_code == 400 and "runs-error" in page.ids and not page.rows
+
+
+def test_htmx_requests_get_the_table_alone(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    answer, page = _get(f"{url}/ui/experiments/{s.experiment_id}", **{"HX-Request": "true"})
+    assert answer.status_code == 200
+    assert "<html" not in answer.text and "runs-table" in page.ids and len(page.rows) == RUNS
+
+
+def test_missing_objects_are_pages_not_json(site: tuple[str, Seeded]) -> None:
+    url, _ = site
+    for path in ("/ui/runs/" + "0" * 32, "/ui/experiments/999", "/ui/models/nope"):
+        answer = httpx.get(url + path, headers=HTML)
+        assert answer.status_code == 404 and "text/html" in answer.headers["content-type"], path
+        assert 'role="alert"' in answer.text
+
+
+def test_metric_points_are_downsampled_and_exact_when_zoomed(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    api = f"{url}/ui/api/metric"
+    whole = httpx.get(api, params={"run_id": s.long_run, "key": "loss", "buckets": 200}).json()
+    assert whole["total"] == LONG_POINTS and not whole["exact"]
+    assert len(whole["x"]) <= 400 and whole["x"] == sorted(whole["x"])
+    assert max(whole["y"]) > 5  # the one spike at step 4321 survives downsampling
+    assert 4321 in whole["x"]
+    zoom = httpx.get(api, params={"run_id": s.long_run, "key": "loss", "min": 4300, "max": 4399}).json()
+    assert zoom["exact"] and zoom["x"] == list(range(4300, 4400)) and zoom["total"] == 100
+    assert httpx.get(api, params={"run_id": s.long_run, "key": "nope"}).status_code == 404
+    assert httpx.get(api, params={"run_id": s.long_run, "key": "loss", "buckets": 0}).status_code == 400
+
+
+def test_model_page_shows_versions_and_aliases(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    answer, page = _get(f"{url}/ui/models/{s.model}")
+    assert {"v1", "v2"} <= page.ids
+    row2 = re.search(r'<tr id="v2">(.*?)</tr>', answer.text, re.S)
+    assert row2 and "@champion" in row2[1] and s.child[:8] in row2[1]
+
+
+def test_min_max_keeps_extremes_in_x_order() -> None:
+    x = np.arange(10_000, dtype=np.float64)[::-1].copy()  # unsorted input
+    y = np.sin(x / 100)
+    y[1234] = -7.0  # index 1234 holds x = 8765
+    y[5] = np.nan
+    out = min_max(x, y, 100)
+    assert not out.exact and out.total == 10_000 and len(out.x) <= 300
+    assert out.x == sorted(out.x)
+    assert -7.0 in out.y and 8765.0 in out.x
+    assert None in out.y  # the NaN stays a visible gap
+    small = min_max(x, y, 100, lo=100, hi=149)
+    assert small.exact and small.x == [float(i) for i in range(100, 150)]

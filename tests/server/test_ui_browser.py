@@ -1,0 +1,173 @@
+"""The web UI in a real browser: Playwright driving Debian's Chromium against a real ``loopline server``.
+
+Screenshots of the main pages go to docs/screenshots/ when ``LOOPLINE_SCREENSHOTS=1`` (so a normal run
+leaves the tree clean).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import serve_loopline
+from ui_seed import LONG_POINTS, Seeded, seed
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).parents[2] / "docs/screenshots"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(
+        f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install chromium)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the dev extra)")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded]]:
+    with serve_loopline(tmp_path_factory.mktemp("ui-browser"), check_log=True) as url:
+        yield url, seed(url)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh page that records console errors and uncaught exceptions; the test fails on any."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    p = context.new_page()
+    p.set_default_timeout(30_000)
+    errors: list[str] = []
+    p.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
+    p.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    p.errors = errors
+    yield p
+    context.close()
+    assert not errors, errors
+
+
+def _shot(page: Any, name: str) -> None:
+    if os.environ.get("LOOPLINE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def _rows(page: Any) -> list[str]:
+    return [
+        str(x)
+        for x in page.eval_on_selector_all("#runs-table tbody tr", "rs => rs.map(r => r.dataset.runId)")
+    ]
+
+
+def test_every_page_loads_without_console_errors(site: tuple[str, Seeded], page: Any) -> None:
+    url, s = site
+    for path, name in [
+        ("/ui/", "experiments"),
+        (f"/ui/experiments/{s.experiment_id}", "runs"),
+        (f"/ui/runs/{s.run_ids['run-03']}", "run"),
+        ("/ui/models", "models"),
+        (f"/ui/models/{s.model}", "model"),
+        (f"/ui/lineage?uri=runs:/{s.parent}", "lineage"),
+    ]:
+        answer = page.goto(url + path)
+        assert answer.status == 200, path
+        page.wait_for_load_state("networkidle")
+        assert page.locator("h1").first.is_visible()
+        _shot(page, name)
+    assert not page.errors
+
+
+def test_browser_root_lands_on_the_ui(site: tuple[str, Seeded], page: Any) -> None:
+    url, _ = site
+    page.goto(url + "/")
+    assert page.url == url + "/ui/"
+    assert page.locator("h1").inner_text() == "Experiments"
+
+
+def test_runs_table_filters_and_sorts(site: tuple[str, Seeded], page: Any) -> None:
+    url, s = site
+    page.goto(f"{url}/ui/experiments/{s.experiment_id}")
+    assert len(_rows(page)) == 30
+    # Sort by the lr param: a click on its header (htmx swaps the table), then again for descending.
+    page.click("th[data-column='params.lr'] a")
+    page.wait_for_selector("th[data-column='params.lr'][aria-sort='ascending']")
+    by_lr = [s.run_ids[n] for n in sorted(s.lr, key=lambda n: s.lr[n])]
+    assert _rows(page) == by_lr
+    assert "sort=params.lr" in page.url  # the URL is pushed: a reload or a shared link shows the same
+    page.click("th[data-column='params.lr'] a")
+    page.wait_for_selector("th[data-column='params.lr'][aria-sort='descending']")
+    assert _rows(page) == by_lr[::-1]
+    # Filter with the search_runs grammar, typed into the labelled field and submitted with Enter.
+    page.get_by_label("Filter", exact=True).fill("metrics.loss < 0.06")
+    page.get_by_label("Filter", exact=True).press("Enter")
+    page.wait_for_function("document.getElementById('runs-total').textContent !== '30'")
+    expected = [r for r in by_lr[::-1] if s.loss[_name(s, r)] < 0.06]
+    assert _rows(page) == expected
+    assert page.locator("#runs-total").inner_text() == str(len(expected))
+    _shot(page, "runs-filtered")
+    # A bad filter says why, in the page, and keeps the form.
+    page.get_by_label("Filter", exact=True).fill("metrics.loss <")
+    page.get_by_label("Filter", exact=True).press("Enter")
+    assert "runs-error" in page.wait_for_selector("[role=alert]").get_attribute("id")
+    assert page.get_by_label("Filter", exact=True).input_value() == "metrics.loss <"
+    # The browser logs the 400 it was answered; that one is expected, and the only one.
+    assert page.errors == [
+        "console: Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    ]
+    page.errors.clear()
+
+
+def _name(s: Seeded, run_id: str) -> str:
+    return next(n for n, r in s.run_ids.items() if r == run_id)
+
+
+def test_metric_chart_renders_the_servers_points(site: tuple[str, Seeded], page: Any) -> None:
+    url, s = site
+    page.goto(f"{url}/ui/runs/{s.long_run}")
+    chart = page.wait_for_selector("figure.chart[data-loaded='true']")
+    data = page.evaluate("() => window.looplineCharts['loss'].data")
+    xs, ys = data
+    assert int(chart.get_attribute("data-total")) == LONG_POINTS
+    assert chart.get_attribute("data-exact") == "false"
+    assert 2 < len(xs) < LONG_POINTS and xs == sorted(xs)
+    assert max(ys) > 5  # the spike at step 4321 is drawn
+    assert page.locator("figure.chart canvas").count() == 1
+    _shot(page, "run-chart")
+    # Zoom by dragging across the plot: the chart asks for the range and gets exact points.
+    box = page.locator("figure.chart .u-over").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.70, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.72, y, steps=5)
+    page.mouse.up()
+    page.wait_for_selector("figure.chart[data-zoomed='true']")
+    zx = page.evaluate("() => window.looplineCharts['loss'].data[0]")
+    assert chart.get_attribute("data-exact") == "true"
+    assert zx == list(range(int(zx[0]), int(zx[-1]) + 1))  # every step in the range, none skipped
+    assert 0.65 * LONG_POINTS < zx[0] < zx[-1] < 0.77 * LONG_POINTS
+
+
+def test_lineage_view_navigates_by_click(site: tuple[str, Seeded], page: Any) -> None:
+    url, s = site
+    page.goto(f"{url}/ui/lineage?uri=runs:/{s.parent}")
+    child = f"runs:/{s.child}"
+    assert page.locator(f"li.node[data-uri='{child}'] .relation").inner_text().endswith("parent_of")
+    page.click(f"li.node[data-uri='{child}'] a[data-lineage-link]")
+    page.wait_for_url("**/ui/lineage?uri=runs%3A%2F" + s.child)
+    # Now the child is the object: its parent is upstream, the model version it produced downstream.
+    assert page.locator(".lineage-col.center li.node").get_attribute("data-uri") == child
+    assert page.locator(f"li.node[data-uri='runs:/{s.parent}']").count() == 1
+    version = page.locator(f"li.node[data-uri='models:/{s.model}/2']")
+    assert version.count() == 1
+    version.locator("a.open").click()
+    page.wait_for_url(f"**/ui/models/{s.model}#v2")
+    assert "@champion" in page.locator("tr#v2").inner_text()
