@@ -11,13 +11,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, insert, literal, select
+from sqlalchemy import Connection, Engine, literal, select
 
 from loopline.clock import now_ms
 from loopline.metadata import schema as t
-from loopline.metadata.engine import insert_for
+from loopline.metadata.engine import driver_execute, insert_for, insert_sql, param_mark
 
-_INSERT_EVENT = insert(t.events)  # built once: every write of every store appends an event
+_EVENT_COLUMNS = ("workspace", "time_ms", "actor", "action", "object_uri", "payload", "reason")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +49,10 @@ def append_event(
     payload: Mapping[str, object] | None = None,
     reason: str = "",
 ) -> None:
-    conn.execute(
-        _INSERT_EVENT,
-        {
-            "workspace": workspace,
-            "time_ms": now_ms(),
-            "actor": actor,
-            "action": action,
-            "object_uri": object_uri,
-            "payload": json.dumps(payload or {}, default=str),
-            "reason": reason,
-        },
-    )
+    # Every write of every store appends one: straight to the driver (see driver_execute).
+    body = json.dumps(payload or {}, default=str)
+    sql = insert_sql("events", _EVENT_COLUMNS, param_mark(conn))
+    driver_execute(conn, sql, (workspace, now_ms(), actor, action, object_uri, body, reason))
 
 
 def add_edge(
