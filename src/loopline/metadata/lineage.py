@@ -11,14 +11,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, literal, select, text
+from sqlalchemy import Connection, Engine, literal, select
 
 from loopline.clock import now_ms
 from loopline.metadata import schema as t
-from loopline.metadata.engine import insert_for
+from loopline.metadata.engine import driver_execute, for_driver, insert_for
 from loopline.metadata.event_rows import INSERT_EVENT, event_params
-
-_INSERT_EVENT = text(INSERT_EVENT)  # built once: every write of every store appends an event
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +48,9 @@ def append_event(
     payload: Mapping[str, object] | None = None,
     reason: str = "",
 ) -> None:
-    conn.execute(_INSERT_EVENT, event_params(workspace, actor, action, object_uri, payload, reason))
+    # Every write of every store appends one: straight to the driver (see driver_execute).
+    params = event_params(workspace, actor, action, object_uri, payload, reason)
+    driver_execute(conn, for_driver(conn, INSERT_EVENT), params)
 
 
 def add_edge(

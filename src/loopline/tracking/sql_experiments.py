@@ -16,7 +16,12 @@ from loopline.errors import AlreadyExists, InvalidInput, NotFound
 from loopline.metadata import schema as t
 from loopline.metadata.base import SqlStore, decode_token, encode_token
 from loopline.metadata.pages import Page
-from loopline.tracking.sql_rows import SELECT_EXPERIMENT, views
+from loopline.tracking.sql_rows import (
+    SELECT_EXPERIMENT_BY_NAME,
+    SELECT_EXPERIMENT_TAGS,
+    select_experiment,
+    views,
+)
 from loopline.tracking.types import Experiment, LifecycleStage, RunTag, ViewType
 from loopline.tracking.validation import validate_tag, validate_text
 
@@ -73,7 +78,7 @@ class SqlExperiments(SqlStore):
             raise InvalidInput(
                 f"Invalid experiment ID {experiment_id!r}: experiment IDs are integers."
             ) from None
-        row = conn.execute(SELECT_EXPERIMENT, {"experiment_id": exp_id, "workspace": self.workspace}).first()
+        row = select_experiment(conn, exp_id, self.workspace)
         if row is None:
             raise NotFound(
                 f"No experiment with ID {experiment_id!r}.",
@@ -82,11 +87,7 @@ class SqlExperiments(SqlStore):
         return row
 
     def _experiment(self, conn: Connection, row: Any) -> Experiment:
-        tag_rows = conn.execute(
-            select(t.experiment_tags.c.key, t.experiment_tags.c.value).where(
-                t.experiment_tags.c.experiment_id == row.experiment_id
-            )
-        )
+        tag_rows = conn.execute(SELECT_EXPERIMENT_TAGS, {"experiment_id": row.experiment_id})
         return Experiment(
             experiment_id=str(row.experiment_id),
             name=row.name,
@@ -152,11 +153,7 @@ class SqlExperiments(SqlStore):
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(t.experiments).where(
-                    t.experiments.c.workspace == self.workspace, t.experiments.c.name == name
-                )
-            ).first()
+            row = conn.execute(SELECT_EXPERIMENT_BY_NAME, {"workspace": self.workspace, "name": name}).first()
             return self._experiment(conn, row) if row else None
 
     def search_experiments(

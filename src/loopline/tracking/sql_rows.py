@@ -1,22 +1,24 @@
 """The tracking store's SQL on the logging hot path, and the rows it reads and writes.
 
-Statements are built once at import (building one cost as much as running it) and the new-run write
-goes through plain DB-API statements; ``sql_store`` and ``sql_experiments`` use these.
+Statements are built once at import (building one cost as much as running it); the new-run write and
+the run and experiment reads go through the driver's cursor (``metadata.engine.driver_execute``).
+``sql_store`` and ``sql_experiments`` use these.
 """
 
 from __future__ import annotations
 
 import base64
+import collections
 import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, select, tuple_, update
 
 from loopline.errors import Conflict, InvalidInput
 from loopline.metadata import schema as t
-from loopline.metadata.engine import insert_for
+from loopline.metadata.engine import driver_execute, driver_rows, insert_for, insert_sql, param_mark
 from loopline.tracking.types import LifecycleStage, Metric, RunInfo, RunStatus, ViewType
 from loopline.tracking.validation import db_value
 
@@ -30,21 +32,64 @@ def views(view_type: ViewType) -> tuple[str, ...]:
 
 
 # Statements on the logging hot path, built once (building them cost as much as running them).
-SELECT_RUN = select(t.runs).where(
-    t.runs.c.run_uuid == bindparam("run_id"), t.runs.c.workspace == bindparam("workspace")
-)
 SELECT_RUN_BY_ID = select(t.runs).where(t.runs.c.run_uuid == bindparam("run_id"))
-SELECT_EXPERIMENT = select(t.experiments).where(
-    t.experiments.c.experiment_id == bindparam("experiment_id"),
-    t.experiments.c.workspace == bindparam("workspace"),
+SELECT_EXPERIMENT_BY_NAME = select(t.experiments).where(
+    t.experiments.c.workspace == bindparam("workspace"), t.experiments.c.name == bindparam("name")
 )
+SELECT_EXPERIMENT_TAGS = select(t.experiment_tags.c.key, t.experiment_tags.c.value).where(
+    t.experiment_tags.c.experiment_id == bindparam("experiment_id")
+)
+SELECT_RUN_LINKS = (
+    select(t.run_logged_models.c.model_id, t.run_logged_models.c.direction, t.run_logged_models.c.step)
+    .where(t.run_logged_models.c.run_uuid == bindparam("run_id"))
+    .order_by(t.run_logged_models.c.model_id)
+)
+_d, _ri = t.datasets.c, t.run_inputs.c
+SELECT_RUN_INPUTS = (
+    select(_ri.run_uuid, _ri.tags, _d.name, _d.digest, _d.source_type, _d.source, _d.schema, _d.profile)
+    .join(t.datasets, _d.dataset_uuid == _ri.dataset_uuid)
+    .where(_ri.run_uuid.in_(bindparam("run_ids", expanding=True)))
+)
+
+
+@functools.cache
+def update_run_stmt(columns: tuple[str, ...]) -> Any:
+    """``UPDATE runs SET <columns> WHERE run_uuid = :run_id``, built once per set of columns."""
+    return (
+        update(t.runs)
+        .where(t.runs.c.run_uuid == bindparam("run_id"))
+        .values({c: bindparam(f"new_{c}") for c in columns})
+    )
+
+
+def _row_reader(table: Table, *keys: str) -> tuple[Any, dict[str, str]]:
+    """A named-tuple type for ``table``'s rows and its ``SELECT … WHERE <keys>`` in each paramstyle."""
+    names = [c.name for c in table.c]
+    where = " AND ".join(f"{k} = {{m}}" for k in keys)
+    sql = f"SELECT {', '.join(names)} FROM {table.name} WHERE {where}"
+    return collections.namedtuple(f"{table.name}_row", names), {m: sql.format(m=m) for m in ("?", "%s")}
+
+
+# The run and experiment rows every logging call reads first, through the driver (driver_rows): the
+# same columns SQLAlchemy's select(t.runs) returns, as attributes (row.lifecycle_stage …).
+_RunRow, _SELECT_RUN = _row_reader(t.runs, "run_uuid", "workspace")
+_ExperimentRow, _SELECT_EXPERIMENT = _row_reader(t.experiments, "experiment_id", "workspace")
+
+
+def select_run(conn: Connection, run_id: str, workspace: str) -> Any | None:
+    rows = driver_rows(conn, _SELECT_RUN[param_mark(conn)], (run_id, workspace))
+    return _RunRow(*rows[0]) if rows else None
+
+
+def select_experiment(conn: Connection, experiment_id: int, workspace: str) -> Any | None:
+    rows = driver_rows(conn, _SELECT_EXPERIMENT[param_mark(conn)], (experiment_id, workspace))
+    return _ExperimentRow(*rows[0]) if rows else None
+
+
 FINISH_RUN = (
     update(t.runs)
     .where(t.runs.c.run_uuid == bindparam("run_id"))
     .values(status=bindparam("status"), end_time=bindparam("end_time"))
-)
-SELECT_PARAMS = select(t.params.c.key, t.params.c.value).where(
-    t.params.c.run_uuid == bindparam("run_id"), t.params.c.key.in_(bindparam("keys", expanding=True))
 )
 METRIC_COLUMNS = ("run_uuid", "key", "value", "timestamp", "step", "is_nan")
 
@@ -88,15 +133,6 @@ def metric_rows(run_id: str, metrics: Sequence[Metric]) -> tuple[list[MetricRow]
     return rows, list(latest.values())
 
 
-def param_mark(conn: Connection) -> str:
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
-
-
-@functools.cache
-def insert_sql(table: str, columns: tuple[str, ...], mark: str) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
-
-
 def insert_new_run(
     conn: Connection,
     values: Mapping[str, object],
@@ -108,15 +144,17 @@ def insert_new_run(
     statements: SQLAlchemy's per-statement work cost as much as SQLite's own on this path, and a
     new run has no rows to compare with or upsert over."""
     mark, run_id = param_mark(conn), str(values["run_uuid"])
-    conn.exec_driver_sql(insert_sql("runs", tuple(values), mark), tuple(values.values()))
+    driver_execute(conn, insert_sql("runs", tuple(values), mark), tuple(values.values()))
     kv = ("run_uuid", "key", "value")
-    conn.exec_driver_sql(insert_sql("tags", kv, mark), [(run_id, k, v) for k, v in tags.items()])
-    if params:
-        conn.exec_driver_sql(insert_sql("params", kv, mark), [(run_id, k, v) for k, v in params.items()])
+    for table, pairs in (("tags", tags), ("params", params)):
+        if pairs:
+            rows_kv = [(run_id, k, v) for k, v in pairs.items()]
+            driver_execute(conn, insert_sql(table, kv, mark), rows_kv, many=True)
     if metrics:
         rows, latest = metric_rows(run_id, metrics)
-        conn.exec_driver_sql(insert_sql("metrics", METRIC_COLUMNS, mark) + " ON CONFLICT DO NOTHING", rows)
-        conn.exec_driver_sql(insert_sql("latest_metrics", METRIC_COLUMNS, mark), latest)
+        sql = insert_sql("metrics", METRIC_COLUMNS, mark) + " ON CONFLICT DO NOTHING"
+        driver_execute(conn, sql, rows, many=True)
+        driver_execute(conn, insert_sql("latest_metrics", METRIC_COLUMNS, mark), latest, many=True)
 
 
 def same_creation(row: Any, values: Mapping[str, object]) -> bool:

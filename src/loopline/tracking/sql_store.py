@@ -20,6 +20,7 @@ from loopline.clock import now_ms
 from loopline.errors import Conflict, InvalidInput, NotFound
 from loopline.metadata import schema as t
 from loopline.metadata.base import chunks, decode_token, encode_token
+from loopline.metadata.engine import driver_execute, driver_rows, insert_sql, param_mark
 from loopline.metadata.pages import Page
 from loopline.metadata.search import RunQuery
 from loopline.tracking.names import RUN_NAME_TAG, name_new_run
@@ -27,18 +28,18 @@ from loopline.tracking.sql_experiments import SqlExperiments
 from loopline.tracking.sql_rows import (
     FINISH_RUN,
     METRIC_COLUMNS,
-    SELECT_PARAMS,
-    SELECT_RUN,
     SELECT_RUN_BY_ID,
+    SELECT_RUN_INPUTS,
+    SELECT_RUN_LINKS,
     history_token,
     insert_new_run,
-    insert_sql,
     latest_points,
     metric_rows,
-    param_mark,
     run_id_taken,
     run_info,
     same_creation,
+    select_run,
+    update_run_stmt,
     upsert_latest_stmt,
     upsert_tags_stmt,
     views,
@@ -84,7 +85,7 @@ class SqlTrackingStore(SqlExperiments):
         return clone
 
     def _run_row(self, conn: Connection, run_id: str) -> Any:
-        row = conn.execute(SELECT_RUN, {"run_id": run_id, "workspace": self.workspace}).first()
+        row = select_run(conn, run_id, self.workspace)
         if row is None:
             raise NotFound(
                 f"Run with id={run_id} not found.", hint="Check the run ID; `loopline runs list` shows them."
@@ -222,12 +223,7 @@ class SqlTrackingStore(SqlExperiments):
         with self.engine.connect() as conn:
             row = self._run_row(conn, run_id)
             run = self._load_runs(conn, [row])[0]
-            rlm = t.run_logged_models.c
-            links = conn.execute(
-                select(rlm.model_id, rlm.direction, rlm.step)
-                .where(rlm.run_uuid == run_id)
-                .order_by(rlm.model_id)
-            ).all()
+            links = conn.execute(SELECT_RUN_LINKS, {"run_id": run_id}).all()
         # Only here, not in searches: listing runs stays one query per kind of child row.
         return dataclasses.replace(
             run,
@@ -253,7 +249,10 @@ class SqlTrackingStore(SqlExperiments):
                 values["name"] = run_name
                 self._upsert_tags(conn, run_id, [RunTag(RUN_NAME_TAG, run_name)])
             if values:
-                conn.execute(update(t.runs).where(t.runs.c.run_uuid == run_id).values(**values))
+                conn.execute(
+                    update_run_stmt(tuple(values)),
+                    {"run_id": run_id, **{f"new_{k}": v for k, v in values.items()}},
+                )
             self._event(conn, "run.update", f"runs:/{run_id}", **{k: str(v) for k, v in values.items()})
             row = self._run_row(conn, run_id)
         return run_info(row)
@@ -329,8 +328,10 @@ class SqlTrackingStore(SqlExperiments):
 
     def _log_params(self, conn: Connection, run_id: str, params: Sequence[Param]) -> None:
         new = {p.key: p.value for p in params}
-        rows = conn.execute(SELECT_PARAMS, {"run_id": run_id, "keys": list(new)})
-        existing: dict[str, str] = {k: v for k, v in rows}
+        mark = param_mark(conn)
+        marks = ", ".join([mark] * len(new))
+        sql = f"SELECT key, value FROM params WHERE run_uuid = {mark} AND key IN ({marks})"
+        existing: dict[str, str] = dict(driver_rows(conn, sql, (run_id, *new)))
         for key, old in existing.items():
             if old != new[key]:
                 raise InvalidInput(
@@ -338,17 +339,16 @@ class SqlTrackingStore(SqlExperiments):
                     f"with value='{old}' for run ID='{run_id}'. Attempted logging new value '{new[key]}'.",
                     hint="Params are immutable; log a metric or a tag for values that change.",
                 )
-        fresh = [{"run_uuid": run_id, "key": k, "value": v} for k, v in new.items() if k not in existing]
+        fresh = [(run_id, k, v) for k, v in new.items() if k not in existing]
         if fresh:
-            conn.execute(insert(t.params), fresh)
+            driver_execute(conn, insert_sql("params", ("run_uuid", "key", "value"), mark), fresh, many=True)
 
     def _log_metrics(self, conn: Connection, run_id: str, metrics: Sequence[Metric]) -> None:
         rows, latest = metric_rows(run_id, metrics)
         # The ingest hot path: plain DB-API executemany (SQLAlchemy's per-row parameter handling cost
         # 2.4x the time here). A point logged twice is stored once (the unique index).
-        conn.exec_driver_sql(
-            insert_sql("metrics", METRIC_COLUMNS, param_mark(conn)) + " ON CONFLICT DO NOTHING", rows
-        )
+        sql = insert_sql("metrics", METRIC_COLUMNS, param_mark(conn)) + " ON CONFLICT DO NOTHING"
+        driver_execute(conn, sql, rows, many=True)
         conn.execute(
             upsert_latest_stmt(conn.dialect.name),
             [dict(zip(METRIC_COLUMNS, r, strict=True)) for r in latest],
@@ -460,38 +460,32 @@ class SqlTrackingStore(SqlExperiments):
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         metrics: dict[str, list[Metric]] = {i: [] for i in ids}
         inputs: dict[str, list[DatasetInput]] = {i: [] for i in ids}
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        mark = param_mark(conn)
         for chunk in chunks(ids):
-            # Plain DB-API tuples: a page of 1,000 runs has ~25,000 child rows, and SQLAlchemy's
-            # row objects cost 3x the query.
+            # The driver's tuples (driver_rows): a page of 1,000 runs has ~25,000 child rows, and
+            # SQLAlchemy's row objects cost 3x the query.
             marks = ", ".join([mark] * len(chunk))
             if "params" in include:
-                for rid, k, v in conn.exec_driver_sql(
-                    f"SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({marks})", tuple(chunk)
-                ).fetchall():
+                for rid, k, v in driver_rows(
+                    conn, f"SELECT run_uuid, key, value FROM params WHERE run_uuid IN ({marks})", tuple(chunk)
+                ):
                     params[rid][k] = v
             if "tags" in include:
-                for rid, k, v in conn.exec_driver_sql(
-                    f"SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({marks})", tuple(chunk)
-                ).fetchall():
+                for rid, k, v in driver_rows(
+                    conn, f"SELECT run_uuid, key, value FROM tags WHERE run_uuid IN ({marks})", tuple(chunk)
+                ):
                     tags[rid][k] = v
             if "metrics" in include:
                 nan_value = float("nan")
-                for rid, k, v, ts, step, nan in conn.exec_driver_sql(
+                for rid, k, v, ts, step, nan in driver_rows(
+                    conn,
                     "SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics "
                     f"WHERE run_uuid IN ({marks})",
                     tuple(chunk),
-                ).fetchall():
+                ):
                     metrics[rid].append(Metric(k, nan_value if nan else v, ts, step))
             if "inputs" in include:
-                d, ri = t.datasets.c, t.run_inputs.c
-                for r in conn.execute(
-                    select(
-                        ri.run_uuid, ri.tags, d.name, d.digest, d.source_type, d.source, d.schema, d.profile
-                    )
-                    .join(t.datasets, d.dataset_uuid == ri.dataset_uuid)
-                    .where(ri.run_uuid.in_(chunk))
-                ):
+                for r in conn.execute(SELECT_RUN_INPUTS, {"run_ids": list(chunk)}):
                     ds = Dataset(r.name, r.digest, r.source_type, r.source, r.schema, r.profile)
                     inputs[r.run_uuid].append(DatasetInput(ds, json.loads(r.tags)))
         return [
@@ -517,7 +511,7 @@ class SqlTrackingStore(SqlExperiments):
         self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
     ) -> tuple[list[tuple[int, int, float, bool]], str | None]:
         """History as plain ``(timestamp, step, value, is_nan)`` tuples, for callers that stream it."""
-        # Plain DB-API on this hot path: building 100,000 SQLAlchemy rows cost 4x the query.
+        # The driver's tuples on this hot path: building 100,000 SQLAlchemy rows cost 4x the query.
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         sql = f"SELECT timestamp, step, value, is_nan FROM metrics WHERE run_uuid = {mark} AND key = {mark}"
         args: list[object] = [run_id, key]
@@ -529,7 +523,7 @@ class SqlTrackingStore(SqlExperiments):
             sql += f" LIMIT {int(max_results) + 1}"
         with self.engine.connect() as conn:
             self._run_row(conn, run_id)
-            rows = [tuple(r) for r in conn.exec_driver_sql(sql, tuple(args)).fetchall()]
+            rows = driver_rows(conn, sql, tuple(args))
         token = None
         if max_results is not None and len(rows) > max_results:
             rows = rows[:max_results]
