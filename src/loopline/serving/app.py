@@ -49,6 +49,7 @@ from loopline.serving.http import (
     Scope,
     Send,
     UnsupportedMediaType,
+    decode_body,
     error_response,
     json_response,
     parse_headers,
@@ -289,7 +290,12 @@ class ServingApp:
         try:
             handler, protocol, args = self._route(scope["method"], path)
             headers = parse_headers(scope["headers"])
-            body = await read_body(receive, self.config.max_body_bytes) if scope["method"] == "POST" else b""
+            body = b""
+            if scope["method"] == "POST":
+                body = await read_body(receive, self.config.max_body_bytes)
+                encoding = headers.get("content-encoding")
+                if encoding is not None and encoding.strip().lower() != "identity":
+                    body = await asyncio.to_thread(decode_body, body, encoding, self.config.max_body_bytes)
             request = Request(
                 scope["method"], path, headers, body, scope.get("query_string", b"").decode("latin-1")
             )
@@ -403,11 +409,7 @@ class ServingApp:
         status, error, out, rows = 200, "", None, None
         primary = call.model
         try:
-            same = (
-                primary is not None
-                and type(shadow.schema) is type(primary.schema)
-                and shadow.schema.names == primary.schema.names
-            )
+            same = primary is not None and shadow.schema.key == primary.schema.key
             rows = call.rows if same and call.rows is not None else call.decode(shadow.schema)  # type: ignore[misc]
             out = await shadow.predict(rows)
             outcome = "ok"
@@ -450,11 +452,7 @@ class ServingApp:
     async def infer(self, request: Request, call: Call, name: str, version: str) -> Response:
         model = self.runtime.choose(name, version or None, self._route_key(request))
         call.model = model
-        body = request.body
-        encoding = request.header("content-encoding")
-        if encoding in ("gzip", "deflate"):
-            body = await asyncio.to_thread(_decompress, body, encoding, self.config.max_body_bytes)
-        req = oip.parse_infer(body, request.header(oip.HEADER_LENGTH))
+        req = oip.parse_infer(request.body, request.header(oip.HEADER_LENGTH))
         if req.id is not None and request.header(REQUEST_ID) is None:
             call.request_id = req.id
         tensors = req.inputs
@@ -581,19 +579,6 @@ def _message(body: bytes) -> str:
     with contextlib.suppress(Exception):
         return str(orjson.loads(body).get("message", ""))
     return ""
-
-
-def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    import zlib
-
-    d = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
-    try:
-        out = d.decompress(body, limit + 1)
-    except zlib.error as e:
-        raise BadRequest(f"The body is not valid {encoding} data: {e}.") from None
-    if len(out) > limit:
-        raise BadRequest("The decompressed body is too large.")
-    return out
 
 
 def create_app(config: ServeConfig | None = None, *, client: Any = None) -> ServingApp:
