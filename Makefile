@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BENCH  := .venv-bench
 
-.PHONY: demo test lint bench format clean
+.PHONY: demo test lint bench format clean vendor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ PEER_VENVS := $(patsubst benchmarks/requirements-%.txt,.venv-bench-%/.installed,
 
 bench: $(BENCH)/.installed $(PEER_VENVS)
 	$(BENCH)/bin/python -m benchmarks
+
+## vendor: refresh the Swagger UI files /docs serves (src/loopline/static/swagger-ui) from registry.npmjs.org
+SWAGGER_UI ?= latest
+vendor:
+	$(PYTHON) tools/vendor_swagger_ui.py $(SWAGGER_UI)
 
 clean:
 	rm -rf $(VENV) $(BENCH) .venv-bench-* .loopline .pytest_cache .mypy_cache .ruff_cache

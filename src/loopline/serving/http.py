@@ -76,6 +76,7 @@ class Request:
     headers: dict[str, str]  # lower-case names
     body: bytes
     query: str = ""
+    root_path: str = ""  # a proxy's prefix (ASGI root_path), for links the server writes
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
