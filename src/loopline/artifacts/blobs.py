@@ -658,7 +658,7 @@ class BlobArtifactStore:
                 continue
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(name)
-                removed += 0 if digest.startswith(".tmp-") else 1  # a staged blob is freed, not counted
+                removed += 1
                 freed += int(meta.get("size") or 0)
         return removed, freed
 
