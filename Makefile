@@ -54,9 +54,12 @@ PEER_VENVS := $(patsubst benchmarks/requirements-%.txt,.venv-bench-%/.installed,
 bench: $(BENCH)/.installed $(PEER_VENVS)
 	$(BENCH)/bin/python -m benchmarks
 
-## vendor: re-download the web UI's htmx and uPlot from the npm registry, checking VENDOR.json's hashes
+## vendor: re-download the front-end files the servers ship, from registry.npmjs.org: the web UI's
+## htmx and uPlot (checked against VENDOR.json's hashes) and the Swagger UI that /docs serves
+SWAGGER_UI ?= latest
 vendor:
 	$(PYTHON) tools/vendor_ui.py
+	$(PYTHON) tools/vendor_swagger_ui.py $(SWAGGER_UI)
 
 clean:
 	rm -rf $(VENV) $(BENCH) .venv-bench-* .loopline .pytest_cache .mypy_cache .ruff_cache

@@ -173,3 +173,122 @@ def test_read_small_keeps_one_buffer_per_thread(tmp_path: Path) -> None:
 
     got = map_in_slices(lambda i: hash_file(tmp_path / f"{i}.bin", 0), list(range(200)), workers=4)
     assert got == expected
+
+
+# ---- gc of interrupted writes -------------------------------------------------------------------
+
+
+def _age(path: Path, seconds: float) -> None:
+    past = os.stat(path).st_mtime - seconds
+    os.utime(path, (past, past))
+
+
+def test_gc_collects_interrupted_uploads_even_before_the_first_blob(store: BlobArtifactStore) -> None:
+    crashed = store.stage()  # a writer that died mid-upload: never committed nor aborted
+    crashed.write(b"x" * 1000)
+    crashed._file.flush()
+    _age(crashed.local_path, 7200)
+    fresh = store.stage()  # one being written now
+    fresh.write(b"y" * 10)
+    fresh._file.flush()
+    uploads = Path(store.staging_dir()) / "uploads"
+    old, resumed = uploads / ("a" * 32), uploads / ("b" * 32)  # multipart uploads never completed
+    for folder in (old, resumed):
+        folder.mkdir(parents=True)
+        (folder / "destination").write_text("x/y.bin")
+        (folder / "part-00001").write_bytes(b"p" * 500)
+        for f in (*folder.iterdir(), folder):
+            _age(f, 7200)
+    (resumed / "part-00002").write_bytes(b"q" * 500)  # a part that just arrived: the upload stays
+    assert not store.fs.exists(f"{store.root}/blobs")
+    assert store.gc(grace_seconds=3600) == (0, 1000 + len("x/y.bin") + 500)
+    assert not crashed.local_path.exists() and not old.exists()
+    assert fresh.local_path.exists() and sorted(p.name for p in resumed.iterdir()) == [
+        "destination",
+        "part-00001",
+        "part-00002",
+    ]
+    fresh.abort()
+    crashed._file.close()
+
+
+def test_loopline_gc_frees_what_interrupted_uploads_left(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = tmp_path / "artifacts"
+    store = BlobArtifactStore(str(root))
+    leftover = Path(store.staging_dir()) / "upload-crashed"
+    leftover.write_bytes(b"z" * 4096)
+    _age(leftover, 7200)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loopline.cli",
+            "gc",
+            "--store-uri",
+            f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "--artifacts-uri",
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "freeing 4,096 bytes" in proc.stdout and not leftover.exists()
+
+
+# ---- symbolic links under refs/ ------------------------------------------------------------------
+
+
+def test_a_link_out_of_the_store_is_never_followed(tmp_path: Path) -> None:
+    store = BlobArtifactStore(str(tmp_path / "root"))
+    store.put_bytes(b"inside", "run/a.txt")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    # A file outside that even looks like a ref, naming a real blob: still not served.
+    (outside / "ref.json").write_text(Path(store._ref("run/a.txt")).read_text())
+    (outside / "secret.txt").write_text("not an artifact")
+    refs = Path(store._ref("run"))
+    (refs / "file-link").symlink_to(outside / "ref.json")
+    (refs / "dir-link").symlink_to(outside, target_is_directory=True)
+    (refs / "passwd").symlink_to("/etc/passwd")
+    for path in ("run/file-link", "run/dir-link/secret.txt", "run/dir-link/ref.json", "run/passwd"):
+        with pytest.raises(NotFound, match="symbolic link that leads outside"):
+            store.open(path)
+        assert not store.exists(path)
+    assert [f.path for f in store.list("run")] == ["run/a.txt"]
+    assert [f.path for f in store.walk("")] == ["run/a.txt"]
+    with pytest.raises(NotFound, match="outside"):
+        store.list("run/dir-link")
+    with pytest.raises(NotFound, match="outside"):
+        store.put_bytes(b"escape", "run/dir-link/new.txt")
+    with pytest.raises(NotFound, match="outside"):
+        store.delete("run/dir-link")
+    assert sorted(p.name for p in outside.iterdir()) == ["ref.json", "secret.txt"]
+    assert store.gc(grace_seconds=0) == (0, 0)  # the link's "ref" keeps nothing alive, breaks nothing
+    with store.open("run/a.txt") as f:
+        assert f.read() == b"inside"
+
+
+def test_a_link_inside_the_store_is_served_and_a_damaged_ref_is_a_clear_error(tmp_path: Path) -> None:
+    from loopline.errors import Conflict
+
+    store = BlobArtifactStore(str(tmp_path / "root"))
+    info = store.put_bytes(b"inside", "run/a.txt")
+    refs = Path(store._ref("run"))
+    (refs / "alias.txt").symlink_to(refs / "a.txt")
+    with store.open("run/alias.txt") as f:
+        assert f.read() == b"inside"
+    (refs / "blob-link").symlink_to(store.blob_path(info.digest))  # a link to a blob, not to a ref
+    with pytest.raises(NotFound, match="outside"):
+        store.open("run/blob-link")
+    (refs / "garbage.txt").write_text("not json")
+    with pytest.raises(Conflict, match="not a Loopline ref"):
+        store.open("run/garbage.txt")
+    assert store.delete("run/alias.txt") == 1
+    with store.open("run/a.txt") as f:
+        assert f.read() == b"inside"

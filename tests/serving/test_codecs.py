@@ -38,7 +38,8 @@ def test_every_mlflow_format_gives_the_same_matrix_in_signature_order() -> None:
     ]
     for rows in cases:
         assert rows.n == 2
-        np.testing.assert_array_equal(rows.data, want)
+        np.testing.assert_array_equal(rows.data.floats, want)
+        assert rows.data.ints.dtype == np.int64 and rows.data.ints[:, 0].tolist() == [3, 0]
     frame = s.model_input(s.join([cases[0].data, cases[1].data]))
     assert list(frame.columns) == ["age", "income", "visits"] and len(frame) == 4
     assert str(frame.dtypes["visits"]) == "int64" and str(frame.dtypes["age"]) == "float64"

@@ -34,9 +34,10 @@ from loopline.artifacts.digests import CHUNK, check_digest, hash_file
 from loopline.artifacts.local_files import READ_ONLY, LinkMode, link_or_copy, reflink
 from loopline.artifacts.paths import join, safe_path
 from loopline.artifacts.protocol import FileInfo
-from loopline.errors import InvalidInput, NotFound
+from loopline.errors import Conflict, InvalidInput, NotFound
 
 Names = list[str]  # spelled out here because the class below has a method named `list`
+Infos = list[FileInfo]
 
 _FLAT, _NESTED = "blobs/ab/<blake3>", "blobs/ab/cd/<blake3>"  # the two blob layouts (`layout` file)
 
@@ -111,6 +112,27 @@ class BlobArtifactStore:
     def _ref(self, path: str) -> str:
         return f"{self.root}/refs/{path}" if path else f"{self.root}/refs"
 
+    @functools.cached_property
+    def _real_refs(self) -> str:
+        return os.path.realpath(self._ref(""))
+
+    def _inside(self, full: str) -> bool:
+        """Whether ``full`` (a path under ``refs/`` of a local root), links resolved, stays there."""
+        real = os.path.realpath(full)
+        return real == self._real_refs or real.startswith(self._real_refs + os.sep)
+
+    def _checked_ref(self, path: str) -> str:
+        """The ref file of ``path``; a symbolic link (or a linked folder) under ``refs/`` that leads
+        outside it is refused: the store never reads, writes or deletes anything through one."""
+        ref = self._ref(path)
+        if self.is_local and not self._inside(ref):
+            raise NotFound(
+                f"The artifact {path!r} is a symbolic link that leads outside the artifact store;"
+                " it is not followed.",
+                hint=f"Replace the link under {self._ref('')} with the file itself (log it again).",
+            )
+        return ref
+
     def _blob(self, digest: str) -> str:
         if self._flat:
             return f"{self.root}/blobs/{digest[:2]}/{digest}"
@@ -154,10 +176,14 @@ class BlobArtifactStore:
             return False
 
     def staging_dir(self) -> str:
-        """A local folder on the same filesystem as the blobs where possible (renames are free)."""
+        """A local folder on the same filesystem as the blobs where possible (renames are free); for
+        an object store, one of the machine's temporary folder for this store alone (gc cleans it)."""
         if self.is_local:
             return os.path.join(self.root, "tmp")
-        path = os.path.join(tempfile.gettempdir(), "loopline-staging")
+        import hashlib
+
+        store = hashlib.sha256(self.root_uri.encode()).hexdigest()[:16]
+        path = os.path.join(tempfile.gettempdir(), "loopline-staging", store)
         os.makedirs(path, exist_ok=True)
         return path
 
@@ -167,12 +193,13 @@ class BlobArtifactStore:
     def _read_ref(self, path: str) -> dict[str, Any]:
         path = safe_path(path)
         try:
-            with self._open_read(self._ref(path)) as f:
-                return dict(json.loads(f.read()))
-        except (FileNotFoundError, IsADirectoryError):
+            with self._open_read(self._checked_ref(path)) as f:
+                raw = f.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFound(
                 f"No artifact at {path!r}.", hint="List the folder to see which files exist."
             ) from None
+        return _parse_ref(raw, path)
 
     def local_blob_path(self, path: str) -> str | None:
         """The on-disk file behind ``path`` for local roots (lets servers use sendfile)."""
@@ -184,6 +211,7 @@ class BlobArtifactStore:
         self, local_path: str | Path, path: str, *, move: bool = False, digest: str | None = None
     ) -> FileInfo:
         path = safe_path(path)
+        self._checked_ref(path)  # before the blob is stored, not once it is
         local_path = Path(local_path)
         if not local_path.is_file():
             raise NotFound(f"No local file {str(local_path)!r} to upload.")
@@ -218,7 +246,7 @@ class BlobArtifactStore:
 
     def _write_ref(self, path: str, digest: str, size: int) -> None:
         data = json.dumps({"digest": digest, "size": size}).encode()
-        ref = self._ref(path)
+        ref = self._checked_ref(path)
         if not self.is_local:
             self.fs.pipe_file(ref, data)
             return
@@ -234,7 +262,10 @@ class BlobArtifactStore:
         os.replace(tmp, ref)
 
     def delete(self, prefix: str) -> int:
-        ref = self._ref(safe_path(prefix, allow_root=True))
+        ref = self._checked_ref(safe_path(prefix, allow_root=True))
+        if self.is_local and os.path.islink(ref):  # a link inside the store: remove the link only
+            os.unlink(ref)
+            return 1
         if not self.fs.exists(ref):
             return 0
         count = 1 if self.fs.isfile(ref) else sum(1 for _ in self.walk(prefix))
@@ -265,11 +296,16 @@ class BlobArtifactStore:
         return local_path
 
     def exists(self, path: str) -> bool:
-        return bool(self.fs.exists(self._ref(safe_path(path, allow_root=True))))
+        ref = self._ref(safe_path(path, allow_root=True))
+        if self.is_local and not self._inside(ref):
+            return False
+        return bool(self.fs.exists(ref))
 
     def list(self, prefix: str = "") -> list[FileInfo]:
         prefix = safe_path(prefix, allow_root=True)
-        ref_dir = self._ref(prefix)
+        ref_dir = self._checked_ref(prefix)
+        if self.is_local:
+            return self._local_list(ref_dir)
         try:
             entries = self.fs.ls(ref_dir, detail=True)
         except (FileNotFoundError, NotADirectoryError):
@@ -289,18 +325,47 @@ class BlobArtifactStore:
 
     def walk(self, prefix: str = "") -> Iterator[FileInfo]:
         prefix = safe_path(prefix, allow_root=True)
-        ref_dir = self._ref(prefix)
+        ref_dir = self._checked_ref(prefix)
         if not self.fs.exists(ref_dir):
             return
         if self.fs.isfile(ref_dir):
             yield self.info(prefix)
             return
-        files = sorted(self.fs.find(ref_dir))
+        files = sorted(self._local_find(ref_dir) if self.is_local else self.fs.find(ref_dir))
         for batch_start in range(0, len(files), 256):
             batch = files[batch_start : batch_start + 256]
             sizes = self._sizes(batch)
             for name in batch:
                 yield FileInfo(self._strip(name), False, *sizes[name])
+
+    def _local_list(self, ref_dir: str) -> Infos:
+        """A local folder's listing: links are shown (and followed) only if they stay in the store."""
+        try:
+            entries = list(os.scandir(ref_dir))
+        except (FileNotFoundError, NotADirectoryError):  # a file lists as nothing, as in MLflow
+            return []
+        folders: Names = []
+        files: Names = []
+        for e in entries:
+            if e.is_symlink() and not self._inside(e.path):
+                continue
+            if e.is_dir():
+                folders.append(e.path)
+            elif e.is_file():
+                files.append(e.path)
+        sizes = self._sizes(files)
+        out = [FileInfo(self._strip(d), True) for d in folders]
+        out += [FileInfo(self._strip(f), False, *sizes[f]) for f in files]
+        return sorted(out, key=lambda f: f.path)
+
+    def _local_find(self, folder: str) -> Iterator[str]:
+        """The ref files under ``folder``: linked folders are not entered, and linked files only
+        if they stay in the store."""
+        for parent, _, names in os.walk(folder):
+            for name in names:
+                full = os.path.join(parent, name)
+                if not os.path.islink(full) or (self._inside(full) and os.path.isfile(full)):
+                    yield full
 
     def _strip(self, full: str) -> str:
         base = self._ref("")
@@ -313,11 +378,9 @@ class BlobArtifactStore:
         contents = self.fs.cat(ref_files) if len(ref_files) > 1 else {ref_files[0]: self.fs.cat(ref_files[0])}
         out = {}
         for name, raw in contents.items():
-            ref = json.loads(raw)
-            out[name if name in ref_files else self._match(name, ref_files)] = (
-                int(ref["size"]),
-                ref["digest"],
-            )
+            key = name if name in ref_files else self._match(name, ref_files)
+            ref = _parse_ref(raw, self._strip(key))
+            out[key] = (int(ref["size"]), ref["digest"])
         return out
 
     @staticmethod
@@ -577,29 +640,85 @@ class BlobArtifactStore:
     # ---- garbage collection ----------------------------------------------------------------
 
     def gc(self, grace_seconds: float = 3600.0) -> tuple[int, int]:
-        """Delete blobs no ref or pin keeps, if older than ``grace_seconds``; (count, bytes) freed."""
-        live = {f.digest for f in self.walk("")} | self._pinned_digests()
-        blob_root = f"{self.root}/blobs"
-        if not self.fs.exists(blob_root):
-            return 0, 0
+        """Delete blobs no ref or pin keeps, and the temporary files of interrupted writes, if older
+        than ``grace_seconds``; (blobs removed, bytes freed by both)."""
         cutoff = time.time() - grace_seconds
+        removed, freed = self._collect_blobs(cutoff)
+        return removed, freed + self._collect_staging(cutoff)
+
+    def _collect_blobs(self, cutoff: float) -> tuple[int, int]:
+        blob_root = f"{self.root}/blobs"
+        if not self.fs.exists(blob_root):  # a store that has only staged uploads so far
+            return 0, 0
+        live = {f.digest for f in self.walk("")} | self._pinned_digests()
         removed = freed = 0
         for name, meta in self.fs.find(blob_root, detail=True).items():
             digest = name.rsplit("/", 1)[-1]
-            if digest in live:
-                continue
-            if _mtime(meta) > cutoff:
+            if digest in live or _mtime(meta) > cutoff:
                 continue
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(name)
                 removed += 1
                 freed += int(meta.get("size") or 0)
-        if self.is_local:  # staging leftovers of crashed writers
-            for entry in os.scandir(self.staging_dir()):
-                if entry.stat().st_mtime < cutoff:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(entry.path)
         return removed, freed
+
+    def _collect_staging(self, cutoff: float) -> int:
+        """The leftovers of writers that crashed or were cut off: staged uploads, refs and pins
+        (files of ``tmp/``), and multipart uploads never completed (``tmp/uploads/<id>/``, each
+        removed whole once nothing in it changed for the grace period, so that one being resumed
+        stays). Bytes freed. An object store's staging folder (on this machine) is cleaned the same way."""
+        freed = 0
+        for entry in _entries(self.staging_dir()):
+            if entry.is_dir(follow_symlinks=False):
+                for unit in _entries(entry.path):  # tmp/uploads/<id>
+                    freed += _remove_if_older(unit, cutoff)
+            else:
+                freed += _remove_if_older(entry, cutoff)
+        return freed
+
+
+def _parse_ref(raw: bytes, path: str) -> dict[str, Any]:
+    """A ref's ``{"digest", "size"}``, checked: a file that is not one is a damaged store, not a 500,
+    and its digest cannot name anything but a blob."""
+    try:
+        ref = json.loads(raw)
+        check_digest(ref["digest"])
+        int(ref["size"])
+    except (ValueError, TypeError, KeyError, InvalidInput):
+        raise Conflict(
+            f"The artifact store's record of {path!r} is not a Loopline ref (was it replaced by hand?).",
+            hint="Log the file again, or delete it.",
+        ) from None
+    return dict(ref)
+
+
+def _entries(folder: str) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _remove_if_older(entry: os.DirEntry[str], cutoff: float) -> int:
+    """Delete a file, or a folder as a whole, if nothing in it is newer than ``cutoff``: its bytes."""
+    try:
+        if not entry.is_dir(follow_symlinks=False):
+            st = entry.stat(follow_symlinks=False)
+            if st.st_mtime >= cutoff:
+                return 0
+            os.unlink(entry.path)
+            return st.st_size if entry.is_file(follow_symlinks=False) else 0
+        newest, size = os.lstat(entry.path).st_mtime, 0
+        for folder, _, names in os.walk(entry.path):
+            for name in names:
+                st = os.lstat(os.path.join(folder, name))
+                newest, size = max(newest, st.st_mtime), size + st.st_size
+        if newest >= cutoff:
+            return 0
+        shutil.rmtree(entry.path, ignore_errors=True)
+        return size
+    except FileNotFoundError:  # removed meanwhile (an upload completed or aborted)
+        return 0
 
 
 def _local_root(uri: str) -> str | None:

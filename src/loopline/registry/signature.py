@@ -155,6 +155,40 @@ def infer_signature(model_input: Any, model_output: Any = None) -> Signature:
     return Signature(_specs_of(model_input), _specs_of(model_output) if model_output is not None else ())
 
 
+# Integer column types: their range. Beyond 2**53 a double is not every integer, so a float there is
+# refused for a long rather than taken for a neighbouring value.
+_INT_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+_EXACT_FLOAT = 2**53
+
+
+def _in_range(c: ColSpec, col: Any) -> str:
+    """The dtype ``col`` is cast to for ``c``, once its values are known to fit: numpy's casts wrap
+    integers (2**63 as int64 is -2**63) and make too large floats inf without a word."""
+    import numpy as np
+
+    values = col.to_numpy()
+    target = _COL_TYPES[c.type]
+    if c.type in _INT_RANGES and len(values) and values.dtype.kind != "b":
+        lo, hi = _INT_RANGES[c.type]
+        if values.dtype.kind == "f":
+            lo, hi = max(lo, -_EXACT_FLOAT), min(hi, _EXACT_FLOAT)
+        bad = (values < lo) | (values > hi) if values.dtype.kind in "iuf" else np.ones(len(values), bool)
+        if bad.any():
+            raise InvalidInput(
+                f"Column {c.name!r} must be {c.type}; got {values[bad][0]!r}, outside its range.",
+                hint=f"A {c.type} is a whole number from {lo} to {hi}"
+                + (" (floats are exact integers only up to 2**53)." if values.dtype.kind == "f" else "."),
+            )
+    elif c.type == "float" and values.dtype.kind == "f" and values.dtype.itemsize > 4:
+        with np.errstate(over="ignore"):
+            bad = np.isinf(values.astype(np.float32)) & np.isfinite(values)
+        if bad.any():
+            raise InvalidInput(
+                f"Column {c.name!r} must be float; {values[bad][0]!r} does not fit in 32 bits."
+            )
+    return target
+
+
 def enforce(signature: Signature | None, data: Any) -> Any:
     """Check ``data`` against ``signature`` and return it in the form the model expects."""
     if signature is None or not signature.inputs:
@@ -210,6 +244,8 @@ def enforce(signature: Signature | None, data: Any) -> Any:
             continue
         col = data[c.name]
         kind = col.dtype.kind if hasattr(col.dtype, "kind") else "O"
+        if c.type == "boolean" and kind in "iuf" and bool(np.isin(col.to_numpy(), (0, 1)).all()):
+            col, kind = col.astype(bool), "b"  # 0 and 1 are false and true, as JSON clients send them
         integral = (
             c.type in ("long", "integer") and kind == "f" and bool(np.all(np.mod(col.to_numpy(), 1) == 0))
         )
@@ -224,6 +260,6 @@ def enforce(signature: Signature | None, data: Any) -> Any:
             else:
                 raise InvalidInput(f"Column {c.name!r} must be {c.type}; got {col.dtype}.")
         if c.type in ("double", "float", "long", "integer") and col.dtype != np.dtype(_COL_TYPES[c.type]):
-            col = col.astype(_COL_TYPES[c.type])
+            col = col.astype(_in_range(c, col))
         out[c.name] = col
     return pd.DataFrame(out, index=data.index)

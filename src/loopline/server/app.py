@@ -8,10 +8,12 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
+from loopline import api_docs
 from loopline._version import __version__
 from loopline.config import Settings
+from loopline.errors import NotFound
 from loopline.server import errors
 from loopline.server.http import json_response
 from loopline.server.idempotency import IdempotencyMiddleware, KeyStore
@@ -93,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Loopline",
         version=__version__,
         description="Tracking, artifacts and lineage. MLflow-compatible REST API under /api/2.0/mlflow.",
+        docs_url=None,  # served below from the package's own Swagger UI files, not a CDN
+        redoc_url=None,
     )
     engine = shared_engine(settings.tracking_uri)
     app.state.loopline = ServerState(
@@ -137,6 +141,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/version", include_in_schema=False)
     async def version() -> Response:
         return PlainTextResponse(__version__)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> Response:
+        return json_response(
+            {
+                "name": "loopline server",
+                "version": __version__,
+                "docs": "/docs",
+                "openapi": "/openapi.json",
+                "apis": {
+                    "mlflow": "/api/2.0/mlflow",
+                    "artifacts": "/api/2.0/mlflow-artifacts",
+                    "loopline": "/api/2.0/loopline",
+                },
+                "health": "/health",
+            }
+        )
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> Response:
+        root_path = str(request.scope.get("root_path", "")).rstrip("/")
+        return HTMLResponse(api_docs.page("Loopline server API", app.openapi_url or "", root_path))
+
+    @app.get(api_docs.ASSETS_PATH + "/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> Response:
+        found = api_docs.asset(name)
+        if found is None:
+            raise NotFound(f"No file {name!r} in the API page's assets.")
+        return Response(found[0], media_type=found[1], headers={"cache-control": "public, max-age=86400"})
 
     @app.get("/api/3.0/mlflow/server-info")
     async def server_info(_: Request) -> Response:

@@ -13,6 +13,8 @@ POST       ``/v2/models/{name}[/versions/{v}]/infer``            OIP inference (
 GET        ``/metrics``                                           Prometheus
 POST       ``/api/2.0/loopline/feedback``                         ground truth for earlier request ids
 GET        ``/api/2.0/loopline/deployment``                       what is served now, with weights
+GET        ``/``, ``/docs``, ``/openapi.json``                    where things are; the API page (Swagger UI
+                                                                  from the package); its document
 =========  =====================================================  ==========================================
 
 Every inference response carries ``X-Request-Id`` (the caller's, or a new one; the OIP ``id`` is
@@ -33,9 +35,10 @@ from typing import Any
 
 import orjson
 
+from loopline import api_docs
 from loopline._version import __version__
 from loopline.errors import BadRequest, InvalidInput, LooplineError
-from loopline.serving import oip, outputs
+from loopline.serving import oip, openapi, outputs
 from loopline.serving.config import ServeConfig
 from loopline.serving.features import FeatureLookup
 from loopline.serving.http import (
@@ -49,6 +52,7 @@ from loopline.serving.http import (
     Scope,
     Send,
     UnsupportedMediaType,
+    decode_body,
     error_response,
     json_response,
     parse_headers,
@@ -205,6 +209,9 @@ class ServingApp:
             "/metrics": {"GET": (self.prometheus, None)},
             "/api/2.0/loopline/feedback": {"POST": (self.feedback, None)},
             "/api/2.0/loopline/deployment": {"GET": (self.deployment, None)},
+            "/": {"GET": (self.root, None)},
+            "/docs": {"GET": (self.docs, None)},
+            "/openapi.json": {"GET": (self.openapi, None)},
         }
 
     # ---- ASGI ------------------------------------------------------------------------------
@@ -273,9 +280,11 @@ class ServingApp:
                 elif action == "infer":
                     methods = {"POST": (self.infer, "oip")}
                 args = (name, version or "")
+        if methods is None and path.startswith(api_docs.ASSETS_PATH + "/"):
+            methods, args = {"GET": (self.docs_asset, None)}, (path[len(api_docs.ASSETS_PATH) + 1 :],)
         if methods is None:
             raise EndpointNotFound(
-                f"No endpoint {path}.", hint="See /v2 for the OIP routes, /invocations for MLflow's."
+                f"No endpoint {path}.", hint="See /docs for the routes: /invocations (MLflow), /v2 (OIP)."
             )
         entry = methods.get(method)
         if entry is None:
@@ -289,9 +298,19 @@ class ServingApp:
         try:
             handler, protocol, args = self._route(scope["method"], path)
             headers = parse_headers(scope["headers"])
-            body = await read_body(receive, self.config.max_body_bytes) if scope["method"] == "POST" else b""
+            body = b""
+            if scope["method"] == "POST":
+                body = await read_body(receive, self.config.max_body_bytes)
+                encoding = headers.get("content-encoding")
+                if encoding is not None and encoding.strip().lower() != "identity":
+                    body = await asyncio.to_thread(decode_body, body, encoding, self.config.max_body_bytes)
             request = Request(
-                scope["method"], path, headers, body, scope.get("query_string", b"").decode("latin-1")
+                scope["method"],
+                path,
+                headers,
+                body,
+                scope.get("query_string", b"").decode("latin-1"),
+                str(scope.get("root_path", "")).rstrip("/"),
             )
             if protocol is not None:
                 rid = headers.get(REQUEST_ID)
@@ -403,11 +422,7 @@ class ServingApp:
         status, error, out, rows = 200, "", None, None
         primary = call.model
         try:
-            same = (
-                primary is not None
-                and type(shadow.schema) is type(primary.schema)
-                and shadow.schema.names == primary.schema.names
-            )
+            same = primary is not None and shadow.schema.key == primary.schema.key
             rows = call.rows if same and call.rows is not None else call.decode(shadow.schema)  # type: ignore[misc]
             out = await shadow.predict(rows)
             outcome = "ok"
@@ -450,11 +465,7 @@ class ServingApp:
     async def infer(self, request: Request, call: Call, name: str, version: str) -> Response:
         model = self.runtime.choose(name, version or None, self._route_key(request))
         call.model = model
-        body = request.body
-        encoding = request.header("content-encoding")
-        if encoding in ("gzip", "deflate"):
-            body = await asyncio.to_thread(_decompress, body, encoding, self.config.max_body_bytes)
-        req = oip.parse_infer(body, request.header(oip.HEADER_LENGTH))
+        req = oip.parse_infer(request.body, request.header(oip.HEADER_LENGTH))
         if req.id is not None and request.header(REQUEST_ID) is None:
             call.request_id = req.id
         tensors = req.inputs
@@ -475,6 +486,37 @@ class ServingApp:
         response = Response(200, body_out, "application/octet-stream")
         response.add_header("inference-header-content-length", str(header_length))
         return response
+
+    # ---- the routes' documentation ------------------------------------------------------------
+
+    async def root(self, request: Request) -> Response:
+        return json_response(
+            {
+                "name": "loopline serve",
+                "version": __version__,
+                "docs": "/docs",
+                "openapi": "/openapi.json",
+                "apis": {"mlflow": "/invocations", "oip": "/v2"},
+                "health": "/ping",
+            }
+        )
+
+    async def docs(self, request: Request) -> Response:
+        page = api_docs.page("loopline serve", "/openapi.json", request.root_path)
+        return Response(200, page.encode(), "text/html; charset=utf-8")
+
+    async def docs_asset(self, request: Request, name: str) -> Response:
+        found = api_docs.asset(name)
+        if found is None:
+            raise EndpointNotFound(f"No file {name!r} in the API page's assets.")
+        response = Response(200, found[0], found[1])
+        response.add_header("cache-control", "public, max-age=86400")
+        return response
+
+    async def openapi(self, request: Request) -> Response:
+        t = self.runtime.table
+        inputs = t.primaries[0].schema.metadata() if t is not None and t.primaries else None
+        return json_response(openapi.document(inputs))
 
     # ---- health, metadata, operations ---------------------------------------------------------
 
@@ -581,19 +623,6 @@ def _message(body: bytes) -> str:
     with contextlib.suppress(Exception):
         return str(orjson.loads(body).get("message", ""))
     return ""
-
-
-def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    import zlib
-
-    d = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
-    try:
-        out = d.decompress(body, limit + 1)
-    except zlib.error as e:
-        raise BadRequest(f"The body is not valid {encoding} data: {e}.") from None
-    if len(out) > limit:
-        raise BadRequest("The decompressed body is too large.")
-    return out
 
 
 def create_app(config: ServeConfig | None = None, *, client: Any = None) -> ServingApp:

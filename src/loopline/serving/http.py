@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from loopline.errors import BackendUnavailable, LooplineError
+from loopline.errors import BackendUnavailable, BadRequest, LooplineError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -76,6 +76,7 @@ class Request:
     headers: dict[str, str]  # lower-case names
     body: bytes
     query: str = ""
+    root_path: str = ""  # a proxy's prefix (ASGI root_path), for links the server writes
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -148,6 +149,34 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def decode_body(body: bytes, encoding: str, limit: int) -> bytes:
+    """A ``Content-Encoding: gzip`` or ``deflate`` body, decompressed to at most ``limit`` bytes."""
+    import zlib
+
+    kind = encoding.strip().lower()
+    if kind not in ("gzip", "x-gzip", "deflate"):
+        raise UnsupportedMediaType(
+            f"Content-Encoding {encoding!r} is not supported.", hint="Send the body as is, gzip or deflate."
+        )
+    # gzip: a gzip header; deflate: zlib's header, or (as some clients send it) raw deflate.
+    d = zlib.decompressobj(wbits=31 if kind != "deflate" else 15 if body[:1] == b"\x78" else -15)
+    try:
+        out = d.decompress(body, limit + 1)
+        if not d.eof and len(out) <= limit:
+            raise zlib.error("the compressed data is truncated")
+    except zlib.error as e:
+        raise BadRequest(
+            f"The body is not valid {kind} data ({e}).",
+            hint="Compress the whole body, or send it without Content-Encoding.",
+        ) from None
+    if len(out) > limit:
+        raise PayloadTooLarge(
+            f"The body is larger than {limit} bytes once decompressed.",
+            hint="Send fewer rows per request, or raise --max-body-mb.",
+        )
+    return out
 
 
 class ClientGone(Exception):

@@ -19,7 +19,7 @@ import orjson
 
 from loopline.errors import BadRequest, InvalidInput
 from loopline.serving.http import dumps
-from loopline.serving.schema import OIP_TO_NUMPY, Tensor, oip_datatype
+from loopline.serving.schema import OIP_TO_NUMPY, Tensor, cast_checked, oip_datatype
 
 HEADER_LENGTH = "inference-header-content-length"
 _MAX_ELEMENTS = 1 << 28
@@ -106,6 +106,8 @@ def _json_tensor(data: Any, datatype: str, count: int, where: str) -> np.ndarray
             f"{where}: {datatype} data must be {'numbers' if dtype.kind == 'f' else 'integers'}; got {bad!r}."
         )
     try:
+        if dtype.kind == "f" and dtype.itemsize < 8:  # numpy would make a too large value inf
+            return cast_checked(np.array(flat, dtype=np.float64), dtype, where)
         return np.array(flat, dtype=dtype)
     except OverflowError:
         raise InvalidInput(f"{where}: a value does not fit in {datatype}.") from None

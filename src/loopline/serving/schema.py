@@ -18,7 +18,8 @@ Three schemas:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +93,11 @@ class InputSchema:
     batchable = True
     names: tuple[str, ...] = ()
 
+    @property
+    def key(self) -> Any:
+        """Equal for two schemas that take the same rows (a shadow model reuses the primary's)."""
+        return (type(self), self.names)
+
     # -- the MLflow scoring formats ------------------------------------------------------------
     def from_split(self, columns: Any, data: Any) -> Rows:
         raise NotImplementedError
@@ -141,9 +147,31 @@ def _nonempty(n: int) -> int:
 
 # ---- all-numeric named columns ------------------------------------------------------------------
 
+# Beyond 2**53 a float64 no longer holds every integer: a ``long`` there is taken from the request's
+# own value (an int is exact; a float, or an integer JSON could only read as one, is refused).
+_EXACT = 2.0**53
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
+_LONG_HINT = "A long is a whole number from -2**63 to 2**63 - 1, sent as an integer (not a float)."
+
+Value = Callable[[int, int], Any]  # the request's own value at (row, column in signature order)
+
+
+@dataclass(slots=True)
+class Exact:
+    """The rows of a model with ``long`` columns: the float64 matrix (the other columns) and the
+    ``long`` columns again as int64, since a double is not every 64-bit integer."""
+
+    floats: np.ndarray[Any, Any]
+    ints: np.ndarray[Any, Any]
+
+    def __getitem__(self, rows: slice) -> Exact:
+        return Exact(self.floats[rows], self.ints[rows])
+
 
 class NumericColumns(InputSchema):
-    """Named numeric/boolean columns, carried per request as one float64 matrix in signature order."""
+    """Named numeric/boolean columns, carried per request as one float64 matrix in signature order
+    (with the ``long`` columns beside it as int64: :class:`Exact`)."""
 
     def __init__(self, cols: Sequence[ColSpec]) -> None:
         self.cols = tuple(cols)
@@ -152,8 +180,15 @@ class NumericColumns(InputSchema):
         self.names_list = list(self.names)
         self.required = frozenset(str(c.name) for c in cols if c.required)
         self.integral = [i for i, c in enumerate(cols) if c.type in _INTEGRAL]
+        self.int32 = [i for i, c in enumerate(cols) if c.type == "integer"]
+        self.float32 = [i for i, c in enumerate(cols) if c.type == "float"]
+        self.longs = [i for i, c in enumerate(cols) if c.type == "long"]
         self.boolean = [i for i, c in enumerate(cols) if c.type == "boolean"]
-        self.dtypes = {str(c.name): _NUMERIC[c.type] for c in cols if c.type != "double"}
+        self.dtypes = {str(c.name): _NUMERIC[c.type] for c in cols if c.type not in ("double", "long")}
+
+    @property
+    def key(self) -> Any:
+        return (type(self), self.cols)
 
     def _expected(self) -> str:
         return ", ".join(f"{c.name} ({c.type})" for c in self.cols)
@@ -173,13 +208,11 @@ class NumericColumns(InputSchema):
                     f"Row {i} has {len(row)} values; expected {len(order)} ({', '.join(order)})."
                 )
             for name, value in zip(order, row, strict=True):
-                if name not in self.index:
-                    continue
-                if value is None or isinstance(value, bool | int | float):
+                if name not in self.index or value is None:
                     continue
                 try:
                     float(value)
-                except (TypeError, ValueError, OverflowError):
+                except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond doubles
                     kind = self.cols[self.index[name]].type
                     return InvalidInput(f"Column {name!r} must be {kind}; got {_short(value)} in row {i}.")
         return InvalidInput("The input is not a table of numbers.", hint=f"Expected: {self._expected()}.")
@@ -197,23 +230,63 @@ class NumericColumns(InputSchema):
             raise self._diagnose(data, order)
         return arr
 
-    def _check(self, arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        _nonempty(arr.shape[0])
+    def _refuse(self, i: int, value: Any, row: int, hint: str = "") -> InvalidInput:
+        return InvalidInput(
+            f"Column {self.names[i]!r} must be {self.cols[i].type}; got {_short(value)} in row {row}.",
+            hint=hint,
+        )
+
+    def _check(self, arr: np.ndarray[Any, Any], value: Value) -> Rows:
+        """``arr`` (float64, signature order) checked against each column's type and range, as the
+        rows to carry. ``value`` gives the request's own value where a double may not be exact."""
+        n = _nonempty(arr.shape[0])
         for i in self.integral:
             col = arr[:, i]
-            if not np.all(np.isfinite(col) & (col == np.round(col))):
-                bad = int(np.argmin(np.isfinite(col) & (col == np.round(col))))
-                raise InvalidInput(
-                    f"Column {self.names[i]!r} must be {self.cols[i].type}; got {col[bad]!r} in row {bad}."
-                )
+            ok = np.isfinite(col) & (col == np.round(col))
+            if not ok.all():
+                bad = int(np.argmin(ok))
+                raise self._refuse(i, value(bad, i), bad)
+        for i in self.int32:
+            col = arr[:, i]
+            ok = (col >= _INT32[0]) & (col <= _INT32[1])
+            if not ok.all():
+                bad = int(np.argmin(ok))
+                raise self._refuse(i, value(bad, i), bad, "An integer is 32 bits: -2**31 to 2**31 - 1.")
+        for i in self.float32:
+            col = arr[:, i]
+            with np.errstate(over="ignore"):
+                ok = np.isfinite(col.astype(np.float32)) | ~np.isfinite(col)
+            if not ok.all():
+                bad = int(np.argmin(ok))
+                raise self._refuse(i, value(bad, i), bad, "It does not fit in a 32-bit float.")
         for i in self.boolean:
             col = arr[:, i]
-            if not np.all((col == 0) | (col == 1)):
-                bad = int(np.argmin((col == 0) | (col == 1)))
-                raise InvalidInput(
-                    f"Column {self.names[i]!r} must be boolean; got {col[bad]!r} in row {bad}."
-                )
-        return arr
+            ok = (col == 0) | (col == 1)
+            if not ok.all():
+                bad = int(np.argmin(ok))
+                raise self._refuse(i, value(bad, i), bad)
+        if not self.longs:
+            return Rows(arr, n)
+        ints = np.empty((n, len(self.longs)), dtype=np.int64)
+        for k, i in enumerate(self.longs):
+            col = arr[:, i]
+            big = np.abs(col) >= _EXACT
+            if not big.any():  # the common case: every value an exact double
+                ints[:, k] = col
+                continue
+            ints[:, k] = np.where(big, 0.0, col)
+            for row in np.flatnonzero(big).tolist():
+                ints[row, k] = self._long(i, value(row, i), row)
+        return Rows(Exact(arr, ints), n)
+
+    def _long(self, i: int, v: Any, row: int) -> int:
+        if isinstance(v, str):
+            with contextlib.suppress(ValueError):
+                v = int(v.strip())
+        exact = isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+        if exact and _INT64[0] <= int(v) <= _INT64[1]:
+            return int(v)
+        raise self._refuse(i, v, row, _LONG_HINT)
 
     def _missing(self, present: Any) -> None:
         missing = [n for n in self.names if n in self.required and n not in present]
@@ -230,7 +303,7 @@ class NumericColumns(InputSchema):
             )
         if columns == self.names_list:  # the usual case: already in signature order
             arr = self._matrix(data, columns)
-            return Rows(self._check(arr), arr.shape[0])
+            return self._check(arr, lambda r, j: data[r][j])
         if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
             raise InvalidInput("'columns' must be a list of column names.")
         self._missing(set(columns))
@@ -243,7 +316,7 @@ class NumericColumns(InputSchema):
         where = {c: i for i, c in enumerate(columns)}
         picked = [[r[where[n]] if n in where else None for n in self.names] for r in data]
         arr = self._matrix(picked, self.names)
-        return Rows(self._check(arr), arr.shape[0])
+        return self._check(arr, lambda r, j: picked[r][j])
 
     def from_records(self, records: Any) -> Rows:
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
@@ -258,7 +331,7 @@ class NumericColumns(InputSchema):
                 )
         rows = [[rec.get(n) for n in self.names] for rec in records]
         arr = self._matrix(rows, self.names)
-        return Rows(self._check(arr), arr.shape[0])
+        return self._check(arr, lambda r, j: rows[r][j])
 
     def from_columns(self, mapping: Mapping[str, Any]) -> Rows:
         self._missing(mapping)
@@ -281,7 +354,7 @@ class NumericColumns(InputSchema):
             raise self._diagnose([list(r) for r in zip(*cols, strict=True)], self.names) from None
         if arr.ndim != 2:
             raise self._diagnose([list(r) for r in zip(*cols, strict=True)], self.names)
-        return Rows(self._check(np.ascontiguousarray(arr)), arr.shape[0])
+        return self._check(np.ascontiguousarray(arr), lambda r, j: cols[j][r])
 
     def from_array(self, data: Any, field: str) -> Rows:
         # MLflow refuses unnamed rows for a model with named columns: the order would be a guess.
@@ -296,17 +369,22 @@ class NumericColumns(InputSchema):
         data = frame.reindex(columns=list(self.names))
         try:
             arr = data.to_numpy(dtype=np.float64, na_value=np.nan)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise self._diagnose(data.to_numpy().tolist(), self.names) from None
-        return Rows(self._check(arr), arr.shape[0])
+        return self._check(arr, lambda r, j: data.iat[r, j])
+
+    def _input_names(self) -> str:
+        columns = ", ".join(self.names)
+        return f"'input-0' (one [-1, {len(self.names)}] tensor) or one tensor per column ({columns})"
 
     def from_tensors(self, tensors: Sequence[Tensor]) -> Rows:
         by_name = {t.name: t.array for t in tensors}
         if all(t.name in self.index for t in tensors) and (len(tensors) > 1 or len(self.names) == 1):
             # One tensor per column (MLServer's pandas codec).
             self._missing(by_name)
-            n = next(iter(by_name.values())).shape[0]
-            cols = []
+            first = tensors[0].array
+            n = first.shape[0] if first.ndim else -1
+            cols: list[np.ndarray[Any, Any]] = []
             for name in self.names:
                 arr = by_name.get(name)
                 if arr is None:
@@ -316,13 +394,16 @@ class NumericColumns(InputSchema):
                     raise InvalidInput(
                         f"Input {name!r} has shape {list(arr.shape)}; expected [{n}] like the other columns."
                     )
-                cols.append(_as_float(arr.reshape(n), name))
-            return Rows(self._check(np.column_stack(cols)), n)
-        if len(tensors) != 1:
+                cols.append(arr.reshape(n))
+            floats = np.column_stack([_as_float(c, name) for c, name in zip(cols, self.names, strict=True)])
+            return self._check(floats, lambda r, j: cols[j][r])
+        unknown = [t.name for t in tensors if t.name not in self.index and t.name != "input-0"]
+        if unknown:
             raise InvalidInput(
-                f"Got inputs {sorted(by_name)}; this model takes one [n, {len(self.names)}] tensor "
-                f"or one tensor per column ({', '.join(self.names)}).",
+                f"This model has no input {unknown[0]!r}.", hint=f"Send {self._input_names()}."
             )
+        if len(tensors) != 1:
+            raise InvalidInput(f"Got inputs {sorted(by_name)}; send {self._input_names()}.")
         arr = tensors[0].array
         if arr.ndim == 1 and arr.shape[0] == len(self.names):
             arr = arr.reshape(1, -1)
@@ -331,7 +412,7 @@ class NumericColumns(InputSchema):
                 f"Input {tensors[0].name!r} has shape {list(arr.shape)}; expected [-1, {len(self.names)}] "
                 f"(columns {', '.join(self.names)}).",
             )
-        return Rows(self._check(_as_float(arr, tensors[0].name)), arr.shape[0])
+        return self._check(_as_float(arr, tensors[0].name), lambda r, j: arr[r, j])
 
     def metadata(self) -> list[dict[str, Any]]:
         types = {c.type for c in self.cols}
@@ -348,18 +429,32 @@ class NumericColumns(InputSchema):
         return [{"name": c.name, "datatype": _COLUMN_TO_OIP[c.type], "shape": [-1]} for c in self.cols]
 
     def join(self, parts: Sequence[Any]) -> Any:
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if len(parts) == 1:
+            return parts[0]
+        if isinstance(parts[0], Exact):
+            return Exact(np.concatenate([p.floats for p in parts]), np.concatenate([p.ints for p in parts]))
+        return np.concatenate(parts)
 
     def model_input(self, data: Any) -> Any:
         import pandas as pd
 
-        frame = pd.DataFrame(data, columns=self.names_list, copy=False)
+        if isinstance(data, Exact):
+            columns: dict[str, Any] = {name: data.floats[:, i] for i, name in enumerate(self.names)}
+            for k, i in enumerate(self.longs):
+                columns[self.names[i]] = data.ints[:, k]
+            frame = pd.DataFrame(columns, copy=False)
+        else:
+            frame = pd.DataFrame(data, columns=self.names_list, copy=False)
         return frame.astype(self.dtypes) if self.dtypes else frame
 
     def example(self, n: int) -> Rows:
-        return Rows(np.zeros((n, len(self.names))), n)
+        return self._check(np.zeros((n, len(self.names))), lambda r, j: 0)
 
     def to_records(self, data: Any) -> Any:
+        if isinstance(data, Exact):
+            rows = data.floats.astype(object)
+            rows[:, self.longs] = data.ints
+            return {"columns": self.names_list, "data": rows.tolist()}
         return {"columns": self.names_list, "data": data}
 
 
@@ -367,6 +462,25 @@ def _as_float(arr: np.ndarray[Any, Any], name: str) -> np.ndarray[Any, Any]:
     if arr.dtype.kind not in "biuf":
         raise InvalidInput(f"Input {name!r} must be numeric; got {arr.dtype} data.")
     return arr.astype(np.float64, copy=False)
+
+
+def cast_checked(arr: np.ndarray[Any, Any], dtype: np.dtype[Any], where: str) -> np.ndarray[Any, Any]:
+    """``arr`` as ``dtype``, refusing values outside its range: numpy wraps integers (2**63 as int64
+    is -2**63) and turns too large floats into inf without a word."""
+    if dtype.kind in "iu" and arr.dtype.kind in "iub" and arr.size:
+        info = np.iinfo(dtype)
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < info.min or hi > info.max:
+            bad = lo if lo < info.min else hi
+            raise InvalidInput(f"{where} holds {bad}, outside {dtype}'s range ({info.min} to {info.max}).")
+    elif dtype.kind == "f" and arr.dtype.kind == "f" and arr.dtype.itemsize > dtype.itemsize:
+        with np.errstate(over="ignore"):
+            out = arr.astype(dtype)
+        overflow = np.isinf(out) & np.isfinite(arr)
+        if overflow.any():
+            raise InvalidInput(f"{where} holds {arr[overflow].flat[0]!r}, too large for {dtype}.")
+        return out
+    return arr.astype(dtype)
 
 
 # ---- a tensor signature --------------------------------------------------------------------------
@@ -381,13 +495,19 @@ class TensorInput(InputSchema):
         self.batchable = bool(spec.shape) and spec.shape[0] == -1
         self.names = (spec.name or "input-0",)
 
+    @property
+    def key(self) -> Any:
+        return (type(self), self.spec)
+
     def _array(self, data: Any, where: str) -> np.ndarray[Any, Any]:
         try:
             arr = data if isinstance(data, np.ndarray) else np.asarray(data)
         except (TypeError, ValueError):
             raise InvalidInput(f"{where} is not a regular array (rows of different lengths?).") from None
         if arr.dtype.kind == "O" and self.dtype.kind != "O":
-            raise InvalidInput(f"{where} must hold {self.dtype} values; got mixed or nested values.")
+            raise InvalidInput(
+                f"{where} must hold {self.dtype} values; got mixed, nested or out-of-range values."
+            )
         want = self.spec.shape
         if arr.ndim != len(want) or any(w not in (-1, g) for w, g in zip(want, arr.shape, strict=True)):
             raise InvalidInput(
@@ -399,7 +519,7 @@ class TensorInput(InputSchema):
             )
             if not lossless:
                 raise InvalidInput(f"{where} has dtype {arr.dtype}; the model expects {self.dtype}.")
-            arr = arr.astype(self.dtype)
+            arr = cast_checked(arr, self.dtype, where)
         _nonempty(arr.shape[0] if arr.ndim else 1)
         return arr
 
@@ -430,8 +550,13 @@ class TensorInput(InputSchema):
         return self._rows(self._array(frame.to_numpy(), "The table"))
 
     def from_tensors(self, tensors: Sequence[Tensor]) -> Rows:
+        wanted = f"one tensor {self.names[0]!r} of {oip_datatype(self.dtype)}, shape {list(self.spec.shape)}"
         if len(tensors) != 1:
-            raise InvalidInput(f"This model takes one input tensor; got {len(tensors)}.")
+            raise InvalidInput(
+                f"This model takes one input tensor; got {len(tensors)}.", hint=f"Send {wanted}."
+            )
+        if tensors[0].name != self.names[0]:
+            raise InvalidInput(f"This model has no input {tensors[0].name!r}.", hint=f"Send {wanted}.")
         return self._rows(self._array(tensors[0].array, f"Input {tensors[0].name!r}"))
 
     def metadata(self) -> list[dict[str, Any]]:
@@ -458,6 +583,10 @@ class FrameInput(InputSchema):
         self.named = [c for c in self.cols if c.name is not None]
         self.names = tuple(str(c.name) for c in self.named)
         self.batchable = bool(self.named)
+
+    @property
+    def key(self) -> Any:
+        return (type(self), tuple(self.cols))
 
     def _checked(self, frame: Any) -> Rows:
         checked = enforce(self.signature, frame)
@@ -513,6 +642,14 @@ class FrameInput(InputSchema):
     def from_tensors(self, tensors: Sequence[Tensor]) -> Rows:
         import pandas as pd
 
+        if self.named:
+            unknown = [t.name for t in tensors if t.name not in self.names]
+            if unknown and not (len(tensors) == 1 and unknown[0] == "input-0"):
+                raise InvalidInput(
+                    f"This model has no input {unknown[0]!r}.",
+                    hint=f"Send one tensor per column ({', '.join(self.names)}), or 'input-0' of "
+                    f"shape [-1, {len(self.names)}].",
+                )
         if len(tensors) == 1 and not (self.named and tensors[0].name in self.names):
             arr = tensors[0].array
             if self.named:

@@ -45,11 +45,14 @@ from loopline.tracking.types import (
     ViewType,
 )
 from loopline.tracking.validation import (
+    INT64_MAX,
+    INT64_MIN,
     MAX_ENTITIES_PER_BATCH,
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_PER_BATCH,
     MAX_TAGS_PER_BATCH,
     validate_key,
+    validate_metric,
     validate_tag,
 )
 from loopline.uris import artifact_path
@@ -296,6 +299,13 @@ class Client:
             except (TypeError, ValueError):
                 raise InvalidInput(f"Metric {key!r} got a non-numeric value {value!r}.") from None
         metric = Metric(key, float(value), timestamp if timestamp is not None else now_ms(), step or 0)
+        if (
+            type(metric.step) is not int
+            or type(metric.timestamp) is not int
+            or not INT64_MIN <= metric.step <= INT64_MAX
+            or not INT64_MIN <= metric.timestamp <= INT64_MAX
+        ):
+            validate_metric(metric)  # refused here rather than by the buffer's thread later
         if synchronous:
             self.ensure_created(run_id)
             self.store.log_batch(run_id, [metric])

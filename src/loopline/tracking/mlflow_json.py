@@ -32,6 +32,9 @@ JSON = dict[str, Any]
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 # int64 fields (timestamps, steps): larger values would overflow the database's BIGINT.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# orjson reads an integer beyond int64/uint64 (-2**63-1, 2**64) as a float, rounded onto a value that
+# may fit (-2**63): a float is an int64 only where doubles are exact integers.
+_EXACT = 2**53
 
 
 def invalid_value(field: str, value: object, expected: str) -> InvalidInput:
@@ -75,7 +78,7 @@ def decode_int(value: object, field: str, default: int | None = None) -> int:
         n = value
     elif isinstance(value, str) and value.removeprefix("-").isascii() and value.removeprefix("-").isdigit():
         n = int(value)  # protobuf's JSON mapping writes int64 as a string
-    elif isinstance(value, float) and value.is_integer():
+    elif isinstance(value, float) and value.is_integer() and -_EXACT <= value <= _EXACT:
         n = int(value)
     if value is None:
         raise missing_value(field)

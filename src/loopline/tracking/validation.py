@@ -19,6 +19,8 @@ MAX_ENTITIES_PER_BATCH = 1000
 
 
 _KEY = re.compile(r"^[\w\-. /:]+$")
+# Steps and timestamps are BIGINT columns (and int64 in MLflow's protocol).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -58,6 +60,12 @@ def validate_metric(m: Metric) -> None:
         raise InvalidInput(f"Metric {m.key!r} has a non-integer step {m.step!r}.")
     if not isinstance(m.timestamp, int) or isinstance(m.timestamp, bool):
         raise InvalidInput(f"Metric {m.key!r} has a non-integer timestamp {m.timestamp!r}.")
+    for field, n in (("step", m.step), ("timestamp", m.timestamp)):
+        if not INT64_MIN <= n <= INT64_MAX:
+            raise InvalidInput(
+                f"Metric {m.key!r} has {field} {n}, outside the 64-bit integer range.",
+                hint=f"Use a {field} between -2**63 and 2**63 - 1.",
+            )
 
 
 def validate_text(what: str, value: str) -> str:
@@ -111,6 +119,8 @@ def validate_batch(metrics: Sequence[Metric], params: Sequence[Param], tags: Seq
             type(m.value) is not float  # exact types: bool and numpy scalars go the long way
             or type(m.step) is not int
             or type(m.timestamp) is not int
+            or not INT64_MIN <= m.step <= INT64_MAX
+            or not INT64_MIN <= m.timestamp <= INT64_MAX
         ):
             validate_metric(m)
     seen: dict[str, str] = {}
