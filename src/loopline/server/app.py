@@ -7,15 +7,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi import FastAPI
 
-from loopline import api_docs
 from loopline._version import __version__
 from loopline.config import Settings
-from loopline.errors import NotFound
 from loopline.server import errors
-from loopline.server.http import json_response
 from loopline.server.idempotency import IdempotencyMiddleware, KeyStore
 from loopline.server.routing import PlainRoutes
 from loopline.server.state import ServerState
@@ -60,8 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mlflow_tracking,
         monitoring_api,
         pipelines_api,
+        probes,
     )
-    from loopline.server.ui import root as ui_root, routes as ui_routes
+    from loopline.server.ui import routes as ui_routes
     from loopline.tracking.sql_store import SqlTrackingStore
 
     settings = settings or Settings.from_env()
@@ -116,79 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(IdempotencyMiddleware, keys=keys)  # inside VersionMiddleware: it refuses first
     app.add_middleware(VersionMiddleware)
 
-    @app.get("/health", include_in_schema=False)
-    @app.get("/ping", include_in_schema=False)
-    async def health() -> Response:
-        return PlainTextResponse("OK")
-
-    @app.get("/ready", include_in_schema=False)
-    async def ready() -> Response:
-        """Readiness: the metadata database answers (a replica that lost it stops getting traffic,
-        while /health, the liveness probe, keeps it from being restarted for a database outage)."""
-        from starlette.concurrency import run_in_threadpool
-
-        def ping() -> None:
-            with engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-
-        try:
-            await run_in_threadpool(ping)
-        except Exception as e:  # any failure means "not ready"; the reason goes to the body and the log
-            log.warning("not ready: %s", e)
-            return json_response({"ready": False, "reason": type(e).__name__}, status_code=503)
-        return json_response({"ready": True})
-
-    @app.get("/version", include_in_schema=False)
-    async def version() -> Response:
-        return PlainTextResponse(__version__)
-
-    @app.get("/", include_in_schema=False)
-    async def root() -> Response:
-        return json_response(
-            {
-                "name": "loopline server",
-                "version": __version__,
-                "docs": "/docs",
-                "openapi": "/openapi.json",
-                "apis": {
-                    "mlflow": "/api/2.0/mlflow",
-                    "artifacts": "/api/2.0/mlflow-artifacts",
-                    "loopline": "/api/2.0/loopline",
-                },
-                "health": "/health",
-            }
-        )
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs(request: Request) -> Response:
-        root_path = str(request.scope.get("root_path", "")).rstrip("/")
-        return HTMLResponse(api_docs.page("Loopline server API", app.openapi_url or "", root_path))
-
-    @app.get(api_docs.ASSETS_PATH + "/{name}", include_in_schema=False)
-    async def docs_asset(name: str) -> Response:
-        found = api_docs.asset(name)
-        if found is None:
-            raise NotFound(f"No file {name!r} in the API page's assets.")
-        return Response(found[0], media_type=found[1], headers={"cache-control": "public, max-age=86400"})
-
-    @app.get("/api/3.0/mlflow/server-info")
-    async def server_info(_: Request) -> Response:
-        return json_response(
-            {
-                "store_type": "SqlStore",
-                "workspaces_enabled": False,
-                "trace_archival_enabled": False,
-                "multipart_uploads_enabled": True,
-                "multipart_downloads_enabled": False,
-                "presigned_upload_run_id_supported": False,
-                "presigned_upload_model_id_supported": False,
-                "features_enabled": {"gateway": False},
-                "server": "loopline",
-                "version": __version__,
-            }
-        )
-
     routers = (
+        probes.router,  # /health, /ready, /version, / and /docs
         mlflow_tracking.router,
         mlflow_artifacts.router,
         mlflow_registry.router,
@@ -208,6 +134,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.insert(0, PlainRoutes(routers, *app.router.routes))
     for router in routers:
         app.include_router(router)
-    app.include_router(ui_routes.router)  # the web UI under /ui/ and GET / for browsers (server/ui/)
-    app.include_router(ui_root.router)
+    app.include_router(ui_routes.router)  # the web UI under /ui/ (server/ui/)
     return app
