@@ -136,7 +136,9 @@ def _sqlite_engine(uri: str, database: str | None) -> Engine:
         write = conn.get_execution_options().get("loopline_write", False)
         # Straight to the driver: through exec_driver_sql, SQLAlchemy's statement machinery cost
         # more CPU than SQLite's BEGIN itself, once per transaction (every server request has one).
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")  # type: ignore[union-attr]
+        driver = conn.connection.driver_connection
+        assert driver is not None  # an open connection's sqlite3.Connection
+        driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 

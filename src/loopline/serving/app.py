@@ -423,7 +423,9 @@ class ServingApp:
         primary = call.model
         try:
             same = primary is not None and shadow.schema.key == primary.schema.key
-            rows = call.rows if same and call.rows is not None else call.decode(shadow.schema)  # type: ignore[misc]
+            decode = call.decode
+            assert decode is not None  # a shadow is started only for a call that was decoded
+            rows = call.rows if same and call.rows is not None else decode(shadow.schema)
             out = await shadow.predict(rows)
             outcome = "ok"
         except Overloaded:

@@ -146,14 +146,14 @@ class DeploymentSpec:
         for i, r in enumerate(routes_raw):
             if not isinstance(r, dict):
                 raise InvalidInput(f"routes[{i}] must be an object with 'model' and 'weight'.")
-            routes.append(Route(r.get("model"), r.get("weight", 1)))  # type: ignore[arg-type]
+            routes.append(Route(r.get("model"), r.get("weight", 1)))  # type: ignore[arg-type]  # checked below
         shadow = None
         if raw.get("shadow") is not None:
             s = raw["shadow"]
             if isinstance(s, str):
                 shadow = Shadow(s)
             elif isinstance(s, dict):
-                shadow = Shadow(s.get("model"), s.get("sample_rate", 1.0))  # type: ignore[arg-type]
+                shadow = Shadow(s.get("model"), s.get("sample_rate", 1.0))  # type: ignore[arg-type]  # checked below
             else:
                 raise InvalidInput('\'shadow\' must be a model URI or {"model", "sample_rate"}.')
         sticky = raw.get("sticky_header")
