@@ -123,7 +123,7 @@ TAKES_NOTHING = {
 }
 # Operations not documented yet, and why.
 UNDOCUMENTED = {
-    ("GET", "/api/3.0/mlflow/server-info"): "a hand-built answer in server/probes.py (MLflow reads a few keys)",
+    ("GET", "/api/3.0/mlflow/server-info"): "a hand-built answer in server/probes.py",
 }
 
 
