@@ -467,7 +467,7 @@ def where_to_look(runs: list[Run], data: DatasetVersion, report: Path, console: 
         "",
         "[bold]The command line[/]",
         f'  loopline runs list -e {EXPERIMENT} -o "metrics.val_accuracy DESC" -o metrics.val_log_loss',
-        "  loopline runs list -f \"params.model = 'sgd-logreg' AND metrics.val_roc_auc > 0.99\"",
+        "  loopline runs list -F \"params.model = 'sgd-logreg' AND metrics.val_roc_auc > 0.99\"",
         f"  loopline runs show {best.run_id}",
         f"  loopline runs compare {best.run_id} {second.run_id}",
         "",

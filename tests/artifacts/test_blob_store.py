@@ -216,6 +216,9 @@ def test_loopline_gc_frees_what_interrupted_uploads_left(tmp_path: Path) -> None
     import subprocess
     import sys
 
+    from loopline.metadata.engine import create_store_engine
+
+    create_store_engine(f"sqlite:///{tmp_path / 'db.sqlite'}").dispose()  # a store with no blob yet
     root = tmp_path / "artifacts"
     store = BlobArtifactStore(str(root))
     leftover = Path(store.staging_dir()) / "upload-crashed"

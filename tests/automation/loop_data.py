@@ -9,7 +9,7 @@ from unittest import mock
 from sqlalchemy import Engine
 
 from loopline.automation import events as ev
-from loopline.metadata import lineage
+from loopline.metadata import event_rows, lineage
 from loopline.metadata.engine import write_transaction
 
 H = 3_600_000
@@ -23,7 +23,7 @@ def write_events(engine: Engine, rows: Iterable[Row], workspace: str = "default"
     """``append_event`` in one write transaction, each event stamped with its chosen time."""
     with write_transaction(engine) as conn:
         for time_ms, action, uri, payload in rows:
-            with mock.patch.object(lineage, "now_ms", return_value=time_ms):  # the stored clock only
+            with mock.patch.object(event_rows, "now_ms", return_value=time_ms):  # the stored clock only
                 lineage.append_event(conn, workspace, "controller", action, uri, payload, reason="test")
 
 
