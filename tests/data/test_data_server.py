@@ -8,6 +8,7 @@ The ``DataStore`` contract runs the same cases over SQLite, PostgreSQL and REST.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -35,6 +36,7 @@ from loopline.context import Context
 from loopline.data import DataClient, load_dataset, log_dataset
 from loopline.data.blob_store import BlobStore, open_blob_store
 from loopline.data.store import DataStore, open_data_store
+from loopline.data.types import VersionContent
 from loopline.errors import InvalidInput, NotFound
 from loopline.tracking import Client, fluent
 
@@ -383,18 +385,10 @@ class Backend:
 
     def create(self, name: str, files: dict[str, bytes], **extra: Any) -> tuple[Any, bool]:
         digest, count, size = self.tree(files)
-        return self.store.create_version(
-            name,
-            digest=digest,
-            format="files",
-            source="test",
-            num_files=count,
-            size_bytes=size,
-            num_rows=None,
-            schema={},
-            profile={},
-            **extra,
+        content = VersionContent(
+            digest=digest, format="files", source="test", num_files=count, size_bytes=size
         )
+        return self.store.create_version(name, dataclasses.replace(content, **extra))
 
 
 @pytest.fixture(params=["sqlite", "postgres", "rest"])

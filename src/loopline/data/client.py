@@ -42,7 +42,7 @@ from loopline.data.hashing import (
     unchanged_since_walk,
     walk,
 )
-from loopline.data.types import DatasetSummary, DatasetVersion, ValidationRecord
+from loopline.data.types import DatasetSummary, DatasetVersion, ValidationRecord, VersionContent
 from loopline.errors import InvalidInput
 from loopline.names import check_name
 
@@ -71,20 +71,7 @@ class VersionWriter(Protocol):
 
     def get_version(self, name: str) -> DatasetVersion: ...
 
-    def create_version(
-        self,
-        name: str,
-        *,
-        digest: str,
-        format: str,
-        source: str,
-        num_files: int,
-        size_bytes: int,
-        num_rows: int | None,
-        schema: Mapping[str, str],
-        profile: Mapping[str, Any],
-        description: str = "",
-    ) -> tuple[DatasetVersion, bool]: ...
+    def create_version(self, name: str, content: VersionContent) -> tuple[DatasetVersion, bool]: ...
 
 
 class DataClient:
@@ -206,8 +193,7 @@ class DataClient:
             manifest_digest = self.blobs.put_blob_bytes(manifest.encode())
             assert manifest_digest == digest  # the manifest's blob is named by the version's digest
             self.blobs.pin(self._pin(name, digest), digest, {"dataset": name, "time": time.time()})
-            version, created = self._versions.create_version(
-                name,
+            content = VersionContent(
                 digest=digest,
                 format=fmt,
                 source=source if single else str(root.resolve()),
@@ -218,6 +204,7 @@ class DataClient:
                 profile=profile,
                 description=description,
             )
+            version, created = self._versions.create_version(name, content)
             self._track(root, version, single, files)
             counts: dict[str, int] = {}
             for how in stored:

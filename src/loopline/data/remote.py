@@ -19,7 +19,7 @@ from loopline.artifacts.digests import hash_file
 from loopline.artifacts.manifest import Manifest
 from loopline.data.client import DataClient
 from loopline.data.hashing import WORKERS
-from loopline.data.types import DatasetVersion
+from loopline.data.types import DatasetVersion, VersionContent
 from loopline.errors import InvalidInput, NotFound
 
 Progress = Callable[[int], None]
@@ -137,8 +137,7 @@ def pull(
                 nbytes += size
         client.blobs.put_blob_bytes(manifest.encode())
         client.blobs.pin(f"datasets/{client.settings.workspace}/{name}/{manifest.digest}", manifest.digest)
-        created, _ = client.store.create_version(
-            name,
+        content = VersionContent(
             digest=manifest.digest,
             format=record["format"],
             source=f"{remote.root_uri} ({record['uri']})",
@@ -149,6 +148,7 @@ def pull(
             profile=record.get("profile") or {},
             description=record.get("description") or "",
         )
+        created, _ = client.store.create_version(name, content)
         moved.append(created.uri)
     return Transfer(moved, fetched, nbytes, skipped)
 

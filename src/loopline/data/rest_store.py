@@ -6,11 +6,12 @@ embedded database; the bytes travel separately (``loopline.data.rest_blobs``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from loopline import uris
-from loopline.data.types import DatasetSummary, DatasetVersion, ValidationRecord
+from loopline.data.types import DatasetSummary, DatasetVersion, ValidationRecord, VersionContent
 from loopline.data.wire import summary_from_json, validation_from_json, version_from_json
 from loopline.names import check_alias, check_name
 from loopline.protocol.http import RestClient
@@ -26,34 +27,13 @@ class RestDataStore:
 
     # ---- writes ----------------------------------------------------------------------------
 
-    def create_version(
-        self,
-        name: str,
-        *,
-        digest: str,
-        format: str,
-        source: str,
-        num_files: int,
-        size_bytes: int,
-        num_rows: int | None,
-        schema: Mapping[str, str],
-        profile: Mapping[str, Any],
-        description: str = "",
-    ) -> tuple[DatasetVersion, bool]:
+    def create_version(self, name: str, content: VersionContent) -> tuple[DatasetVersion, bool]:
         body = self.rest.call(
             "POST",
             f"{API}/versions",
             {
                 "name": check_name("dataset", name),
-                "digest": digest,
-                "format": format,
-                "source": source,
-                "num_files": num_files,
-                "size_bytes": size_bytes,
-                "num_rows": num_rows,
-                "schema": dict(schema),
-                "profile": dict(profile),
-                "description": description,
+                **dataclasses.asdict(content),
             },
         )
         return version_from_json(body["version"]), bool(body["created"])

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from loopline import uris
 from loopline.clock import now_ms
 from loopline.data import version_writes
-from loopline.data.types import DatasetSummary, DatasetVersion, ValidationRecord
+from loopline.data.types import DatasetSummary, DatasetVersion, ValidationRecord, VersionContent
 from loopline.errors import InvalidInput, NotFound
 from loopline.metadata import schema_data as t
 from loopline.metadata.base import SqlStore, text_runner
@@ -30,27 +30,12 @@ class SqlDataStore(SqlStore):
 
     # ---- writes ----------------------------------------------------------------------------
 
-    def create_version(
-        self,
-        name: str,
-        *,
-        digest: str,
-        format: str,
-        source: str,
-        num_files: int,
-        size_bytes: int,
-        num_rows: int | None,
-        schema: Mapping[str, str],
-        profile: Mapping[str, Any],
-        description: str = "",
-    ) -> tuple[DatasetVersion, bool]:
+    def create_version(self, name: str, content: VersionContent) -> tuple[DatasetVersion, bool]:
         """The new version, or the latest one if its content is the same; and whether it is new."""
         with self._write() as conn:
             return version_writes.create_if_changed(
                 text_runner(conn), workspace=self.workspace, actor=self.actor, name=name,
-                lock=conn.dialect.name == "postgresql", digest=digest, format=format, source=source,
-                num_files=num_files, size_bytes=size_bytes, num_rows=num_rows, schema=schema,
-                profile=profile, description=description,
+                lock=conn.dialect.name == "postgresql", content=content,
             )  # fmt: skip
 
     def set_alias(self, name: str, alias: str, version: int) -> None:

@@ -17,10 +17,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from loopline.data import version_writes
-from loopline.data.types import DatasetVersion
+from loopline.data.types import DatasetVersion, VersionContent
 from loopline.errors import BackendUnavailable
 from loopline.locations import sqlite_path
 from loopline.metadata.revision import HEAD_REVISION
@@ -66,20 +65,7 @@ class SqliteVersions:
         with self._lock:
             return version_writes.latest_version(self._run, self.workspace, name)
 
-    def create_version(
-        self,
-        name: str,
-        *,
-        digest: str,
-        format: str,
-        source: str,
-        num_files: int,
-        size_bytes: int,
-        num_rows: int | None,
-        schema: Mapping[str, str],
-        profile: Mapping[str, Any],
-        description: str = "",
-    ) -> tuple[DatasetVersion, bool]:
+    def create_version(self, name: str, content: VersionContent) -> tuple[DatasetVersion, bool]:
         """``SqlDataStore.create_version``, in one ``BEGIN IMMEDIATE``."""
         with self._lock:
             db = self._db
@@ -93,9 +79,7 @@ class SqliteVersions:
             try:
                 result = version_writes.create_if_changed(
                     self._run, workspace=self.workspace, actor=self.actor, name=name, lock=False,
-                    digest=digest, format=format, source=source, num_files=num_files,
-                    size_bytes=size_bytes, num_rows=num_rows, schema=schema, profile=profile,
-                    description=description,
+                    content=content,
                 )  # fmt: skip
                 db.execute("COMMIT")
             except BaseException:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from loopline.data.types import DatasetSummary, DatasetVersion, ValidationRecord
+from loopline.data.types import DatasetSummary, DatasetVersion, ValidationRecord, VersionContent
 
 if TYPE_CHECKING:
     from loopline.context import Context
@@ -21,20 +21,7 @@ if TYPE_CHECKING:
 class DataStore(Protocol):
     """Dataset names, versions, aliases, validation results and lineage edges of one workspace."""
 
-    def create_version(
-        self,
-        name: str,
-        *,
-        digest: str,
-        format: str,
-        source: str,
-        num_files: int,
-        size_bytes: int,
-        num_rows: int | None,
-        schema: Mapping[str, str],
-        profile: Mapping[str, Any],
-        description: str = "",
-    ) -> tuple[DatasetVersion, bool]:
+    def create_version(self, name: str, content: VersionContent) -> tuple[DatasetVersion, bool]:
         """The new version, or the latest one if its content is the same; and whether it is new."""
         ...
 

@@ -37,6 +37,22 @@ class DatasetVersion:
 
 
 @dataclass(frozen=True)
+class VersionContent:
+    """What a new version holds, as the client that read it describes it: what ``create_version``
+    takes (the manifest's digest names the files; the store makes a version only if it differs)."""
+
+    digest: str  # BLAKE3 of the manifest, already stored as a blob
+    format: str  # parquet | csv | json | files
+    source: str  # where it was added from (a path or URI)
+    num_files: int
+    size_bytes: int
+    num_rows: int | None = None
+    schema: Mapping[str, str] = field(default_factory=dict)
+    profile: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class DatasetSummary:
     name: str
     description: str

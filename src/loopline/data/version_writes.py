@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from loopline import uris
 from loopline.clock import now_ms
-from loopline.data.types import DatasetVersion
+from loopline.data.types import DatasetVersion, VersionContent
 from loopline.errors import NotFound
 from loopline.metadata.event_rows import INSERT_EVENT, event_params
 from loopline.names import check_name
@@ -83,15 +83,7 @@ def create_if_changed(
     actor: str,
     name: str,
     lock: bool,
-    digest: str,
-    format: str,
-    source: str,
-    num_files: int,
-    size_bytes: int,
-    num_rows: int | None,
-    schema: Mapping[str, str],
-    profile: Mapping[str, Any],
-    description: str = "",
+    content: VersionContent,
 ) -> tuple[DatasetVersion, bool]:
     """The new version, or the latest one if its content is the same; and whether it is new.
 
@@ -104,28 +96,29 @@ def create_if_changed(
         ds = int(run(INSERT_DATASET, {"workspace": workspace, "name": name, "now": now})[0]["id"])
         run(INSERT_EVENT, event_params(workspace, actor, "dataset.created", f"datasets:/{name}"))
     found = run(LATEST, {"dataset": ds})
-    if found and found[0]["digest"] == digest:
+    c = content
+    if found and found[0]["digest"] == c.digest:
         return _with_aliases(run, name, ds, found[0]), False
     number = (int(found[0]["version"]) if found else 0) + 1
     row: dict[str, object] = {
         "dataset": ds,
         "version": number,
-        "digest": digest,
-        "manifest_digest": digest,
-        "format": format,
-        "source": source,
-        "num_files": num_files,
-        "size_bytes": size_bytes,
-        "num_rows": num_rows,
-        "schema": json.dumps(dict(schema)),
-        "profile": json.dumps(dict(profile), allow_nan=False),
-        "description": description,
+        "digest": c.digest,
+        "manifest_digest": c.digest,
+        "format": c.format,
+        "source": c.source,
+        "num_files": c.num_files,
+        "size_bytes": c.size_bytes,
+        "num_rows": c.num_rows,
+        "schema": json.dumps(dict(c.schema)),
+        "profile": json.dumps(dict(c.profile), allow_nan=False),
+        "description": c.description,
         "created_by": actor,
         "creation_time": now,
     }
     run(INSERT_VERSION, row)
     run(TOUCH_DATASET, {"now": now, "dataset": ds})
-    payload = {"digest": digest, "source": source, "rows": num_rows}
+    payload = {"digest": c.digest, "source": c.source, "rows": c.num_rows}
     uri = uris.dataset_uri(name, number)
     run(INSERT_EVENT, event_params(workspace, actor, "dataset.version_created", uri, payload))
     return version_from_row(name, row, ()), True  # a new version has no alias yet

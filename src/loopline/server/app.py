@@ -38,11 +38,26 @@ async def _collect_garbage_every(state: ServerState) -> None:
             log.exception("gc failed")
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The server's background work, for as long as it serves: monitors and schedules due, the loop's
+    controller, and the optional periodic gc."""
+    from loopline.server import automation_api, monitoring_api, pipelines_api
+
+    state: ServerState = app.state.loopline
+    gc = asyncio.create_task(_collect_garbage_every(state)) if state.settings.gc_interval > 0 else None
+    async with (
+        monitoring_api.background(app),
+        pipelines_api.background(app),
+        automation_api.background(app),
+    ):
+        yield
+    if gc is not None:
+        gc.cancel()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the server for ``settings`` (default: from the environment)."""
-    from loopline.artifacts.blobs import BlobArtifactStore
-    from loopline.context import Context, shared_engine
-    from loopline.registry.sql_store import SqlRegistryStore
     from loopline.server import (
         automation_api,
         automation_reports_api,
@@ -59,7 +74,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         probes,
     )
     from loopline.server.ui import routes as ui_routes
-    from loopline.tracking.sql_store import SqlTrackingStore
 
     settings = settings or Settings.from_env()
     if settings.is_remote:
@@ -70,24 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hint="Pass --store-uri sqlite:///path.db or postgresql://….",
         )
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = (
-            asyncio.create_task(_collect_garbage_every(app.state.loopline))
-            if settings.gc_interval > 0
-            else None
-        )
-        async with (
-            monitoring_api.background(app),
-            pipelines_api.background(app),
-            automation_api.background(app),
-        ):
-            yield
-        if task is not None:
-            task.cancel()
-
     app = FastAPI(
-        lifespan=lifespan,
+        lifespan=_lifespan,
         telemetry=None if settings.server_otel else {"tracing": False, "metrics": False, "logs": False},
         title="Loopline",
         version=__version__,
@@ -95,21 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served below from the package's own Swagger UI files, not a CDN
         redoc_url=None,
     )
-    engine = shared_engine(settings.tracking_uri)
-    app.state.loopline = ServerState(
-        settings=settings,
-        context=Context(settings),
-        tracking=SqlTrackingStore(
-            engine,
-            workspace=settings.workspace,
-            actor=settings.user,
-            artifact_root=settings.direct_artifacts_root or None,
-        ),
-        registry=SqlRegistryStore(engine, workspace=settings.workspace, actor=settings.user),
-        artifacts=BlobArtifactStore(settings.artifacts_uri),
-    )
+    app.state.loopline = state = ServerState.open(settings)
     errors.install(app)
-    keys = KeyStore(engine, settings.workspace, ttl_s=settings.idempotency_ttl)
+    keys = KeyStore(state.context.engine, settings.workspace, ttl_s=settings.idempotency_ttl)
     app.add_middleware(IdempotencyMiddleware, keys=keys)  # inside VersionMiddleware: it refuses first
     app.add_middleware(VersionMiddleware)
 

@@ -377,6 +377,7 @@ async def create_version(body: CreateVersion, request: Request) -> Response:
         import time
 
         from loopline.data.io import format_of
+        from loopline.data.types import VersionContent
         from loopline.names import check_name
 
         name = check_name("dataset", body.name)
@@ -408,8 +409,7 @@ async def create_version(body: CreateVersion, request: Request) -> Response:
         expected = format_of([e.path for e in manifest])
         if body.format not in (expected, "files"):
             raise InvalidInput(f"format {body.format!r} does not fit the files (they are {expected}).")
-        result: tuple[Any, bool] = _store(request).create_version(
-            name,
+        content = VersionContent(
             digest=digest,
             format=body.format,
             source=body.source,
@@ -420,6 +420,7 @@ async def create_version(body: CreateVersion, request: Request) -> Response:
             profile=body.profile,
             description=body.description,
         )
+        result: tuple[Any, bool] = _store(request).create_version(name, content)
         return result
 
     version, created = await blocking(create)

@@ -26,6 +26,24 @@ class ServerState:
         default_factory=dict, repr=False
     )
 
+    @classmethod
+    def open(cls, settings: Settings) -> ServerState:
+        """The process's context and stores on ``settings``' database and artifact store."""
+        context = Context(settings)
+        engine = context.engine
+        return cls(
+            settings=settings,
+            context=context,
+            tracking=SqlTrackingStore(
+                engine,
+                workspace=settings.workspace,
+                actor=settings.user,
+                artifact_root=settings.direct_artifacts_root or None,
+            ),
+            registry=SqlRegistryStore(engine, workspace=settings.workspace, actor=settings.user),
+            artifacts=BlobArtifactStore(settings.artifacts_uri),
+        )
+
     def in_workspace(self, workspace: str) -> tuple[Context, SqlTrackingStore, SqlRegistryStore]:
         """The context and stores of ``workspace``, made once per workspace and process (the tracking
         store creates the workspace, with its Default experiment, on first use)."""
