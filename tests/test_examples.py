@@ -20,7 +20,7 @@ from loopline import Client, RunStatus, Settings
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def run_example(script: str, cwd: Path, timeout: float = 420, **env: str) -> subprocess.CompletedProcess[str]:
+def run_example(script: str, cwd: Path, timeout: float = 900, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``examples/<script>`` in ``cwd`` with no Loopline or MLflow settings inherited."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPLINE_", "MLFLOW_"))}
     proc = subprocess.run(

@@ -130,7 +130,7 @@ class Traffic(threading.Thread):
 def _follow(ctl: Controller, store: SqlAutomationStore, console: Console, since_ms: int) -> Rollout:
     """Tick the controller, printing what it does, until the newest rollout begun since ``since_ms`` ends."""
     began = time.monotonic()
-    deadline = began + 180
+    deadline = began + 360  # the heavy candidate trains for ~30 s on a quiet machine, minutes on a busy one
     while time.monotonic() < deadline:
         for action in ctl.tick():
             console.print(f"  [dim]{time.monotonic() - began:5.1f}s[/] {action.uri}: {action.what}")
@@ -138,7 +138,7 @@ def _follow(ctl: Controller, store: SqlAutomationStore, console: Console, since_
         if mine and mine[0].state.terminal:
             return mine[0]
         time.sleep(0.2)
-    raise SystemExit("the loop did not finish a rollout in 180 s")
+    raise SystemExit("the loop did not finish a rollout in 360 s")
 
 
 def _retrain_with(store: SqlAutomationStore, policy: Policy, flavour: str) -> int:
