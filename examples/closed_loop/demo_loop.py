@@ -105,6 +105,7 @@ class Traffic(threading.Thread):
         self.url, self.batch, self.truth = url, batch, truth
         self.stop = threading.Event()
         self.sent = self.failed = 0
+        self.why: dict[str, int] = {}  # what the failed requests got: a status code or an error kind
 
     def run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=30) as http:
@@ -114,15 +115,17 @@ class Traffic(threading.Thread):
                 body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
                 try:
                     r = http.post("/invocations", json=body)
-                    ok = r.status_code == 200
+                    ok, got = r.status_code == 200, str(r.status_code)
                     if ok:
                         truth = self.truth[start : start + 10].tolist()
                         feedback = {"request_id": r.headers["x-request-id"], "ground_truth": truth}
                         http.post("/api/2.0/loopline/feedback", json=feedback)
-                except httpx.HTTPError:
-                    ok = False
+                except httpx.HTTPError as e:
+                    ok, got = False, type(e).__name__
                 self.sent += 1
                 self.failed += not ok
+                if not ok:
+                    self.why[got] = self.why.get(got, 0) + 1
                 start = (start + 10) % (len(self.batch) - 10)
                 self.stop.wait(0.02)
 
@@ -206,8 +209,9 @@ def close_the_loop(
             traffic.join(30)
             ctl.close()
     apply(spec)  # the policy as the file declares it again
+    why = ", ".join(f"{n} x {got}" for got, n in sorted(traffic.why.items()))
     console.print(
-        f"Traffic meanwhile: {traffic.sent} requests, {traffic.failed} failed "
+        f"Traffic meanwhile: {traffic.sent} requests, {traffic.failed} failed{f' ({why})' if why else ''} "
         "(weights moved and rolled back under load)."
     )
     _report(client, console)
