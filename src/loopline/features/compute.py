@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from loopline.errors import InvalidInput
 from loopline.features.catalog import Catalog
 from loopline.features.definitions import FeatureService, FeatureView, PostgresSource, PushSource
 from loopline.features.online import OnlineStore, open_online_store
@@ -216,7 +215,7 @@ class LocalCompute:
 
 def check_source(view: FeatureView, settings: Settings | None) -> None:
     """Fail ``apply`` early when the source lacks a column the view names (PostgreSQL is checked on read)."""
-    from loopline.features.sources import columns, connect, relation
+    from loopline.features.sources import columns, connect, relation, require_columns
 
     src = view.source.batch_source if isinstance(view.source, PushSource) else view.source
     if isinstance(src, PostgresSource):
@@ -226,15 +225,7 @@ def check_source(view: FeatureView, settings: Settings | None) -> None:
         have = columns(con, relation(con, src, "__check", settings))
     finally:
         con.close()
-    need = [*view.join_keys, src.timestamp_field, *view.features]
-    if src.created_timestamp_column:
-        need.append(src.created_timestamp_column)
-    missing = [c for c in need if c not in have]
-    if missing:
-        raise InvalidInput(
-            f"The source of feature view {view.name!r} has no column(s) {missing}.",
-            hint=f"It has {sorted(have)}. Fix the schema, the entities' join keys or timestamp_field.",
-        )
+    require_columns(view, src, view.features, have)
 
 
 __all__ = ["EntityRows", "FeatureCompute", "Features", "LocalCompute", "check_source"]

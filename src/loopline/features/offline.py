@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidInput
 from loopline.features.retrieval import Fetch
-from loopline.features.sources import columns, ident, relation, type_family
+from loopline.features.sources import columns, ident, relation, require_columns, type_family
 from loopline.features.window import read_window
 
 if TYPE_CHECKING:
@@ -131,15 +131,7 @@ def _view_sql(con: Any, i: int, fetch: Fetch, settings: Settings | None, lo: str
     rel = relation(con, src, f"__src{i}", settings)
     have = columns(con, rel)
     ts = src.timestamp_field
-    wanted = [*view.join_keys, ts, *fetch.features]
-    if src.created_timestamp_column:
-        wanted.append(src.created_timestamp_column)
-    missing = [c for c in wanted if c not in have]
-    if missing:
-        raise InvalidInput(
-            f"The source of feature view {view.name!r} has no column(s) {missing}.",
-            hint=f"It has {sorted(have)}. Fix the view's schema, join keys or timestamp_field.",
-        )
+    require_columns(view, src, fetch.features, have)
     if type_family(have[ts]) not in ("timestamp", "string"):
         raise InvalidInput(
             f"The timestamp field {ts!r} of {view.name!r} has type {have[ts]}, not a timestamp."

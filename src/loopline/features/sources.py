@@ -9,12 +9,14 @@ DuckDB table (which spills to disk when it outgrows memory).
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidInput, MissingExtra, NotFound
 from loopline.features.definitions import (
     DatasetSource,
+    FeatureView,
     FileSource,
     PostgresSource,
     PushSource,
@@ -183,3 +185,17 @@ def type_family(duck_type: str) -> str:
     if t == "BOOLEAN":
         return "bool"
     return t.lower()
+
+
+def require_columns(view: FeatureView, src: Any, features: Sequence[str], have: Collection[str]) -> None:
+    """Refuse a source that lacks a column ``view`` reads from it: its join keys, its timestamps and
+    ``features`` (checked by ``apply`` before storing a view, and by every read of the source)."""
+    need = [*view.join_keys, src.timestamp_field, *features]
+    if src.created_timestamp_column:
+        need.append(src.created_timestamp_column)
+    missing = [c for c in need if c not in have]
+    if missing:
+        raise InvalidInput(
+            f"The source of feature view {view.name!r} has no column(s) {missing}.",
+            hint=f"It has {sorted(have)}. Fix the view's schema, the entities' join keys or timestamp_field.",
+        )
