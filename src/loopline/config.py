@@ -42,6 +42,20 @@ ROOT``                         ``<root>/<id>`` and clients write there directly 
 ``LOOPLINE_PIPELINE_ROOTS``    ``loopline server``: folders whose pipeline files the loop's controller
                                may run (``:``-separated; unset: none, retraining is refused)
 ``LOOPLINE_WEBHOOK_SECRET``    signs the loop's webhooks (``X-Loopline-Signature``; unset: unsigned)
+``LOOPLINE_AUTH``              ``loopline server``: require authentication and check roles (``0``)
+``LOOPLINE_TOKEN``             the client's API token (``MLFLOW_TRACKING_TOKEN`` is honoured too)
+``LOOPLINE_USERNAME`` /        the client's HTTP Basic credentials (``MLFLOW_TRACKING_USERNAME`` /
+``LOOPLINE_PASSWORD``          ``MLFLOW_TRACKING_PASSWORD`` are honoured too)
+``LOOPLINE_OIDC_ISSUER``       ``loopline server``: an OpenID Connect issuer whose JWTs are accepted
+                               (with ``LOOPLINE_OIDC_CLIENT_ID`` / ``_CLIENT_SECRET`` / ``_AUDIENCE``)
+``LOOPLINE_ALLOWED_HOSTS``     ``Host`` names the servers answer (``,``-separated; unset: loopback
+                               names when bound to loopback, else the bind address; ``*``: any)
+``LOOPLINE_ALLOWED_ORIGINS``   other origins allowed to send state-changing requests (unset: none)
+``LOOPLINE_MAX_JSON_BYTES``    largest JSON request body the servers read (``16777216``)
+``LOOPLINE_ARTIFACT_ROOTS``    roots a client-chosen artifact location must lie under
+                               (``,``-separated; unset: only the server's own, when auth is on)
+``LOOPLINE_WEBHOOK_ALLOW``     webhook targets allowed besides public addresses (hosts or CIDRs,
+                               ``,``-separated; unset: loopback and private networks are refused)
 =============================  =========================================================
 """
 
@@ -106,14 +120,31 @@ class Settings:
     # Empty: none — a policy sent to a server could otherwise name any file on its disk.
     pipeline_roots: str = ""
     webhook_secret: str = ""
+    # Security (docs/security.md). The servers' side: authentication and roles on every route, the
+    # OIDC issuer whose tokens are accepted, and the request checks that hold with auth off too.
+    auth: bool = False
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_audience: str = ""
+    allowed_hosts: str = ""
+    allowed_origins: str = ""
+    max_json_bytes: float = 16 * 1024 * 1024
+    artifact_roots: str = ""
+    webhook_allow: str = ""
+    # The client's side: what it sends a server that requires authentication.
+    token: str = ""
+    username: str = ""
+    password: str = ""
     # False for read-only work (`loopline runs list`…): a SQLite store that does not exist is an error
     # naming it instead of a new empty one, so a typo in a path never creates a store. Not from the
     # environment: the command decides.
     create_store: bool = True
 
-    def __repr__(self) -> str:  # the webhook secret never reaches a log line
+    def __repr__(self) -> str:  # no secret ever reaches a log line
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        shown["webhook_secret"] = "***" if self.webhook_secret else ""
+        for secret in _SECRETS:
+            shown[secret] = "***" if shown[secret] else ""
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     def __post_init__(self) -> None:
@@ -163,8 +194,21 @@ class Settings:
             "controller_interval",
             "pipeline_roots",
             "webhook_secret",
+            "auth",
+            "oidc_issuer",
+            "oidc_client_id",
+            "oidc_client_secret",
+            "oidc_audience",
+            "allowed_hosts",
+            "allowed_origins",
+            "max_json_bytes",
+            "artifact_roots",
+            "webhook_allow",
+            "token",
+            "username",
+            "password",
         ):
-            raw = env.get(f"LOOPLINE_{name.upper()}")
+            raw = env.get(f"LOOPLINE_{name.upper()}") or env.get(_MLFLOW_ALIASES.get(name, ""))
             if raw:
                 values[name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -188,6 +232,14 @@ class Settings:
         return self.tracking_uri.startswith(("http://", "https://"))
 
 
+_SECRETS = ("webhook_secret", "oidc_client_secret", "token", "password")
+# The unmodified mlflow client's credentials work for Loopline's own client too.
+_MLFLOW_ALIASES = {
+    "token": "MLFLOW_TRACKING_TOKEN",
+    "username": "MLFLOW_TRACKING_USERNAME",
+    "password": "MLFLOW_TRACKING_PASSWORD",
+}
+
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
@@ -200,7 +252,7 @@ def _flag(name: str, value: object) -> bool:
 
 
 def _invalid(name: str, value: object) -> InvalidInput:
-    kind = "a number" if name.endswith(("interval", "older_than", "poll", "wait")) else "a string"
+    kind = "a number" if name.endswith(("interval", "older_than", "poll", "wait", "bytes")) else "a string"
     return InvalidInput(f"Invalid setting {name}={value!r}: it must be {kind}.")
 
 
