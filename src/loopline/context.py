@@ -117,12 +117,15 @@ class Context:
         with self._conn.lock:
             client = self._conn.http.get(self.workspace)
             if client is None:
-                from loopline.protocol.http import RestClient
+                from loopline.protocol.http import RestClient, authorization
 
                 # "default" (LOOPLINE_WORKSPACE unset) defers to the server's own workspace.
                 named = None if self.workspace == "default" else self.workspace
+                s = self.settings
                 client = self._conn.http[self.workspace] = RestClient(
-                    self.settings.tracking_uri, workspace=named
+                    s.tracking_uri,
+                    workspace=named,
+                    authorization=authorization(s.token, s.username, s.password),
                 )
             return client
 

@@ -5,6 +5,8 @@
      ├── AlreadyExists            400  RESOURCE_ALREADY_EXISTS
      ├── InvalidInput             400  INVALID_PARAMETER_VALUE
      │    └── BadRequest          400  BAD_REQUEST  (a body that is not the JSON/format expected)
+     ├── Unauthenticated          401  UNAUTHENTICATED  (no credentials, or ones that are not valid)
+     ├── PermissionDenied         403  PERMISSION_DENIED (a role that does not allow the operation)
      ├── Conflict                 409  INVALID_STATE
      │    └── IncompatibleVersion 409  INCOMPATIBLE_VERSION  (a client and server that can't talk)
      ├── BackendUnavailable       503  TEMPORARILY_UNAVAILABLE
@@ -65,6 +67,21 @@ class BadRequest(InvalidInput):
     """A request body that is not what the route accepts (malformed JSON, wrong format keys)."""
 
     error_code = "BAD_REQUEST"
+
+
+class Unauthenticated(LooplineError):
+    """The request carries no credentials, or credentials the server does not accept."""
+
+    status_code = 401
+    error_code = "UNAUTHENTICATED"
+    exit_code = 2  # a configuration to fix: a token or password
+
+
+class PermissionDenied(LooplineError):
+    """The caller is known, and their role does not allow this operation."""
+
+    status_code = 403
+    error_code = "PERMISSION_DENIED"
 
 
 class Conflict(LooplineError):

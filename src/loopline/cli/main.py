@@ -45,6 +45,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "approve": ("loopline.cli.loop", "approve"),
     "controller": ("loopline.cli.loop", "controller"),
     "ci": ("loopline.cli.ci", "app"),
+    "users": ("loopline.cli.access", "users"),
+    "tokens": ("loopline.cli.access", "tokens"),
+    "roles": ("loopline.cli.access", "roles"),
+    "whoami": ("loopline.cli.access", "whoami"),
 }
 
 

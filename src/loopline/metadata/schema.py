@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 
 from loopline.metadata import (  # noqa: F401  # each domain's tables, on this metadata (schema_base.py)
+    schema_auth,
     schema_automation,
     schema_data,
     schema_deployments,
@@ -343,5 +344,5 @@ model_aliases = Table(
 )
 
 # The domains' tables (migrations 0004 data, 0005 monitoring, 0006 pipelines, 0007 features, 0009
-# deployments, 0010 jobs, 0011 idempotency keys, 0012 automation) live in schema_*.py on this same
+# deployments, 0010 jobs, 0011 idempotency keys, 0012 automation, 0013 auth) live in schema_*.py on this same
 # metadata; importing them above makes ``metadata`` the whole schema.

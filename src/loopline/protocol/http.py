@@ -13,6 +13,7 @@ server ignores the header.
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections.abc import Mapping
@@ -30,6 +31,8 @@ from loopline.errors import (
     InvalidInput,
     LooplineError,
     NotFound,
+    PermissionDenied,
+    Unauthenticated,
 )
 
 _RETRY_STATUS = {429, 502, 503, 504}
@@ -51,10 +54,12 @@ _ERRORS: dict[str, type[LooplineError]] = {
     "INCOMPATIBLE_VERSION": IncompatibleVersion,
     "IDEMPOTENCY_KEY_REUSED": InvalidInput,
     "IDEMPOTENCY_KEY_IN_USE": Conflict,
+    "UNAUTHENTICATED": Unauthenticated,
+    "PERMISSION_DENIED": PermissionDenied,
 }
 # Sent with every request; a Loopline server answers with its own (an MLflow server with neither).
 # The workspace a request acts in (the server's own when absent, as from MLflow's client). The server
-# checks the name; who may use which workspace is the authentication layer's to decide.
+# checks the name and, with auth on, the caller's role in it.
 WORKSPACE_HEADER = "Loopline-Workspace"
 VERSION_HEADERS = {
     "User-Agent": f"loopline/{__version__}",
@@ -63,18 +68,36 @@ VERSION_HEADERS = {
 }
 
 
+def authorization(token: str = "", username: str = "", password: str = "") -> str | None:
+    """The ``Authorization`` header for a token (preferred) or a username and password."""
+    if token:
+        return f"Bearer {token}"
+    if username:
+        return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+    return None
+
+
 class RestClient:
     """JSON over HTTP with retries, mapping error bodies back to Loopline errors."""
 
     def __init__(
-        self, base_url: str, *, retries: int = 5, timeout: float = 60.0, workspace: str | None = None
+        self,
+        base_url: str,
+        *,
+        retries: int = 5,
+        timeout: float = 60.0,
+        workspace: str | None = None,
+        authorization: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retries = retries
+        self.workspace = workspace  # the one its requests name (None: the server's own)
         # A plain-http client never does TLS (paths only, redirects not followed), so it skips loading
         # the CA bundle: 30-130 ms, a tenth of a cold model load. https keeps full verification.
         tls = self.base_url.startswith("https://")
         headers = VERSION_HEADERS | ({WORKSPACE_HEADER: workspace} if workspace else {})
+        if authorization:
+            headers["Authorization"] = authorization
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers, verify=tls)
         self._server_checked = False
 

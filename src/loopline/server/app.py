@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from loopline._version import __version__
 from loopline.config import Settings
 from loopline.server import errors
+from loopline.server.auth import AuthMiddleware
 from loopline.server.idempotency import IdempotencyMiddleware, KeyStore
 from loopline.server.routing import PlainRoutes
 from loopline.server.state import ServerState
@@ -59,6 +60,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the server for ``settings`` (default: from the environment)."""
     from loopline.server import (
+        auth_api,
         automation_api,
         automation_reports_api,
         data_api,
@@ -96,8 +98,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.loopline = state = ServerState.open(settings)
     errors.install(app)
     keys = KeyStore(state.context.engine, settings.workspace, ttl_s=settings.idempotency_ttl)
-    app.add_middleware(IdempotencyMiddleware, keys=keys)  # inside VersionMiddleware: it refuses first
-    app.add_middleware(VersionMiddleware)
+    app.add_middleware(IdempotencyMiddleware, keys=keys)  # innermost: replays only what the caller may do
+    if settings.auth:
+        app.add_middleware(
+            AuthMiddleware, authenticator=state.authenticator, default_workspace=settings.workspace
+        )
+    app.add_middleware(VersionMiddleware)  # refuses an incompatible client first
 
     routers = (
         probes.router,  # /health, /ready, /version, / and /docs
@@ -114,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         automation_api.router,
         automation_reports_api.router,  # GET dora, why/{request_id}
         monitoring_api.metrics_router,  # GET /metrics: Prometheus gauges per monitor
+        auth_api.router,  # users, tokens, roles, whoami
     )
     # Every plain route, the probes included, is found by one dict lookup before FastAPI's ordered
     # matching (see routing.py); the routes themselves stay, for the OpenAPI document.

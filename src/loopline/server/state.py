@@ -7,11 +7,14 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from loopline.artifacts.blobs import BlobArtifactStore
+from loopline.auth.oidc import OidcProvider, oidc_provider
+from loopline.auth.sql_store import SqlAuthStore
 from loopline.config import Settings
 from loopline.context import Context
 from loopline.names import WORKSPACE, check_name
 from loopline.protocol.http import WORKSPACE_HEADER
 from loopline.registry.sql_store import SqlRegistryStore
+from loopline.server.auth import Authenticator, identity_of
 from loopline.tracking.sql_store import SqlTrackingStore
 
 
@@ -22,7 +25,10 @@ class ServerState:
     registry: SqlRegistryStore
     artifacts: BlobArtifactStore
     context: Context  # the process's; routes build domain clients from it (per request, with auth)
-    _scoped: dict[str, tuple[Context, SqlTrackingStore, SqlRegistryStore]] = field(
+    auth: SqlAuthStore  # users, tokens and roles (consulted on every request when auth is on)
+    authenticator: Authenticator
+    oidc: OidcProvider | None  # the UI's sign-in through the organisation's identity provider
+    _scoped: dict[tuple[str, str], tuple[Context, SqlTrackingStore, SqlRegistryStore]] = field(
         default_factory=dict, repr=False
     )
 
@@ -31,6 +37,8 @@ class ServerState:
         """The process's context and stores on ``settings``' database and artifact store."""
         context = Context(settings)
         engine = context.engine
+        auth = SqlAuthStore(engine, workspace=settings.workspace, actor=settings.user)
+        oidc = oidc_provider(settings, auth)
         return cls(
             settings=settings,
             context=context,
@@ -42,19 +50,26 @@ class ServerState:
             ),
             registry=SqlRegistryStore(engine, workspace=settings.workspace, actor=settings.user),
             artifacts=BlobArtifactStore(settings.artifacts_uri),
+            auth=auth,
+            authenticator=Authenticator(auth, oidc=None if oidc is None else oidc.identity),
+            oidc=oidc,
         )
 
-    def in_workspace(self, workspace: str) -> tuple[Context, SqlTrackingStore, SqlRegistryStore]:
-        """The context and stores of ``workspace``, made once per workspace and process (the tracking
-        store creates the workspace, with its Default experiment, on first use)."""
-        if workspace == self.context.workspace:
+    def in_workspace(
+        self, workspace: str, actor: str | None = None
+    ) -> tuple[Context, SqlTrackingStore, SqlRegistryStore]:
+        """The context and stores of ``workspace`` acting as ``actor`` (default: the server's user),
+        made once per pair and process (the tracking store creates the workspace, with its Default
+        experiment, on first use)."""
+        actor = actor or self.context.actor
+        if workspace == self.context.workspace and actor == self.context.actor:
             return self.context, self.tracking, self.registry
-        found = self._scoped.get(workspace)
+        found = self._scoped.get((workspace, actor))
         if found is None:
-            found = self._scoped[workspace] = (
-                self.context.scoped(workspace=workspace),
-                self.tracking.scoped(workspace=workspace),
-                self.registry.scoped(workspace=workspace),
+            found = self._scoped[(workspace, actor)] = (
+                self.context.scoped(workspace=workspace, actor=actor),
+                self.tracking.scoped(workspace=workspace, actor=actor),
+                self.registry.scoped(workspace=workspace, actor=actor),
             )
         return found
 
@@ -67,21 +82,27 @@ def state(request: Request) -> ServerState:
 def workspace(request: Request) -> str:
     """The workspace a request acts in: the one its ``Loopline-Workspace`` header names (Loopline's
     client sends its ``LOOPLINE_WORKSPACE``), else the server's own (MLflow's client sends none).
-    Who may act in which workspace is for authentication to decide, here, when it lands."""
+    With auth on, the auth middleware has checked the caller's role in it before the route runs."""
     named = request.headers.get(WORKSPACE_HEADER)
     if named is None:
         return state(request).context.workspace
     return check_name("workspace", named, WORKSPACE)
 
 
+def actor(request: Request) -> str | None:
+    """Who the request acts as: the authenticated user (None with auth off: the server's user)."""
+    who = identity_of(request.scope)
+    return None if who is None else who.user
+
+
 def context(request: Request) -> Context:
-    """The context a request acts in: the server's, scoped to the request's workspace."""
-    return state(request).in_workspace(workspace(request))[0]
+    """The context a request acts in: the server's, scoped to the request's workspace and caller."""
+    return state(request).in_workspace(workspace(request), actor(request))[0]
 
 
 def tracking(request: Request) -> SqlTrackingStore:
-    """The tracking store as the caller sees it: scoped to the request's workspace."""
-    return state(request).in_workspace(workspace(request))[1]
+    """The tracking store as the caller sees it: scoped to the request's workspace and caller."""
+    return state(request).in_workspace(workspace(request), actor(request))[1]
 
 
 def artifacts(request: Request) -> BlobArtifactStore:
@@ -89,4 +110,4 @@ def artifacts(request: Request) -> BlobArtifactStore:
 
 
 def registry(request: Request) -> SqlRegistryStore:
-    return state(request).in_workspace(workspace(request))[2]
+    return state(request).in_workspace(workspace(request), actor(request))[2]
