@@ -83,6 +83,8 @@ def rule(method: str, path: str) -> Rule:
             if not writes or name in _MLFLOW_READS:
                 return Rule(Role.VIEWER, model_scoped=scoped)
             return Rule(Role.EDITOR, model_scoped=scoped)
+    if path == "/ui/logout":
+        return SIGNED_IN
     if path.startswith(_LOOPLINE):
         name = path[len(_LOOPLINE) :]
         if name.startswith("auth/users") or (name.startswith("workspaces") and writes):

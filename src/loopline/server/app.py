@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pipelines_api,
         probes,
     )
-    from loopline.server.ui import routes as ui_routes
+    from loopline.server.ui import login as ui_login, routes as ui_routes
 
     settings = settings or Settings.from_env()
     if settings.is_remote:
@@ -128,4 +128,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in routers:
         app.include_router(router)
     app.include_router(ui_routes.router)  # the web UI under /ui/ (server/ui/)
+    app.include_router(ui_login.router)  # its sign-in: password or OIDC, then a session cookie
     return app

@@ -12,6 +12,8 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from loopline.server.auth import identity_of
+
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
@@ -68,5 +70,8 @@ _env.globals.update(duration=duration, query=query)
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """``template`` rendered with ``context``; pages extend ``base.html``, fragments (``_*.html``) don't."""
-    html = _env.get_template(template).render({"nav": "", "request_path": request.url.path, **context})
+    who = identity_of(request.scope)  # signed in (auth on): the header shows them, forms carry the CSRF token
+    html = _env.get_template(template).render(
+        {"nav": "", "request_path": request.url.path, "who": who, "csrf": who.csrf if who else "", **context}
+    )
     return HTMLResponse(html, status_code=status_code, headers={"Vary": "HX-Request"})
