@@ -43,6 +43,8 @@ ROOT``                         ``<root>/<id>`` and clients write there directly 
                                may run (``:``-separated; unset: none, retraining is refused)
 ``LOOPLINE_WEBHOOK_SECRET``    signs the loop's webhooks (``X-Loopline-Signature``; unset: unsigned)
 ``LOOPLINE_AUTH``              ``loopline server``: require authentication and check roles (``0``)
+``LOOPLINE_ACCESS_LOG``        ``loopline server``: a JSON line per request, with its request id and
+                               actor, on the ``loopline.access`` logger (``0``; on with auth)
 ``LOOPLINE_TOKEN``             the client's API token (``MLFLOW_TRACKING_TOKEN`` is honoured too)
 ``LOOPLINE_USERNAME`` /        the client's HTTP Basic credentials (``MLFLOW_TRACKING_USERNAME`` /
 ``LOOPLINE_PASSWORD``          ``MLFLOW_TRACKING_PASSWORD`` are honoured too)
@@ -123,6 +125,7 @@ class Settings:
     # Security (docs/security.md). The servers' side: authentication and roles on every route, the
     # OIDC issuer whose tokens are accepted, and the request checks that hold with auth off too.
     auth: bool = False
+    access_log: bool = False
     oidc_issuer: str = ""
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
@@ -195,6 +198,7 @@ class Settings:
             "pipeline_roots",
             "webhook_secret",
             "auth",
+            "access_log",
             "oidc_issuer",
             "oidc_client_id",
             "oidc_client_secret",

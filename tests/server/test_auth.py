@@ -6,10 +6,12 @@ another role in the product without this table agreeing fails the walk over the 
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -21,6 +23,13 @@ from loopline.config import Settings
 from loopline.context import Context
 from loopline.errors import PermissionDenied, Unauthenticated
 from loopline.tracking import Client
+
+
+class Site(NamedTuple):
+    url: str
+    tokens: dict[str, str]  # user -> API token
+    log: Path  # the server's output: its JSON access log among it
+
 
 PUBLIC = {"/", "/health", "/ping", "/ready", "/version", "/openapi.json"}
 # POSTs that only read: a viewer may send them.
@@ -77,7 +86,7 @@ def needs(method: str, path: str) -> Role | str | None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """An auth-on server whose store holds one user per role (in workspace "default"), a user with
     no role, a server admin, and a token for each."""
     home = tmp_path_factory.mktemp("auth")
@@ -98,7 +107,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     store.create_user("root", password=PASSWORD, is_admin=True)
     tokens["root"] = store.create_token("root", name="test")[1]
     with serve_loopline(home, store=db, env={"LOOPLINE_AUTH": "1"}, check_log=True) as url:
-        yield url, tokens
+        yield Site(url, tokens, home / "server.log")
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -115,8 +124,8 @@ def _operations(url: str) -> list[tuple[str, str]]:
     return ops
 
 
-def test_every_route_but_the_public_ones_wants_credentials(server: tuple[str, dict[str, str]]) -> None:
-    url, _ = server
+def test_every_route_but_the_public_ones_wants_credentials(server: Site) -> None:
+    url = server.url
     with httpx.Client(base_url=url) as http:
         for method, path in _operations(url):
             r = http.request(method, path, json={} if method in WRITES else None)
@@ -129,10 +138,8 @@ def test_every_route_but_the_public_ones_wants_credentials(server: tuple[str, di
 
 
 @pytest.mark.parametrize("user", ["vera", "ed", "mia", "ada", "nobody", "root"])
-def test_each_role_may_do_what_it_may_and_gets_403_for_the_rest(
-    server: tuple[str, dict[str, str]], user: str
-) -> None:
-    url, tokens = server
+def test_each_role_may_do_what_it_may_and_gets_403_for_the_rest(server: Site, user: str) -> None:
+    url, tokens = server.url, server.tokens
     role = {"vera": Role.VIEWER, "ed": Role.EDITOR, "mia": Role.MAINTAINER, "ada": Role.ADMIN}.get(user)
     refused = allowed = 0
     with httpx.Client(base_url=url, headers=_bearer(tokens[user])) as http:
@@ -163,12 +170,12 @@ def test_each_role_may_do_what_it_may_and_gets_403_for_the_rest(
 
 
 def test_the_unmodified_mlflow_client_signs_in_with_a_token_or_a_password(
-    server: tuple[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+    server: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    url, tokens = server
+    url, tokens = server.url, server.tokens
     client = mlflow.MlflowClient(tracking_uri=url)
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", tokens["ed"])
     exp = client.create_experiment(f"tok-{uuid.uuid4().hex[:6]}")
@@ -185,8 +192,8 @@ def test_the_unmodified_mlflow_client_signs_in_with_a_token_or_a_password(
         client.get_run(run.info.run_id)
 
 
-def test_what_a_user_does_is_recorded_as_theirs(server: tuple[str, dict[str, str]]) -> None:
-    url, tokens = server
+def test_what_a_user_does_is_recorded_as_theirs(server: Site) -> None:
+    url, tokens = server.url, server.tokens
     ed = Client(Settings(tracking_uri=url, token=tokens["ed"]))
     exp = ed.create_experiment(f"actor-{uuid.uuid4().hex[:6]}")
     events = httpx.get(
@@ -195,10 +202,27 @@ def test_what_a_user_does_is_recorded_as_theirs(server: tuple[str, dict[str, str
         headers=_bearer(tokens["vera"]),
     ).json()["events"]
     assert events and {e["actor"] for e in events} == {"ed"}
+    # A request id leads from the access log to the audit trail: the caller's, or one made for it.
+    made = httpx.post(
+        f"{url}/api/2.0/mlflow/experiments/create", json={"name": f"traced-{uuid.uuid4().hex[:6]}"},
+        headers={**_bearer(tokens["ed"]), "X-Request-Id": "req-4711"},
+    )  # fmt: skip
+    assert made.headers["x-request-id"] == "req-4711"
+    exp = made.json()["experiment_id"]
+    events = httpx.get(
+        f"{url}/api/2.0/loopline/events",
+        params={"object_uri": f"experiments:/{exp}"},
+        headers=_bearer(tokens["vera"]),
+    ).json()["events"]
+    assert events[0]["payload"]["request_id"] == "req-4711"
+    lines = [json.loads(x) for x in server.log.read_text().splitlines() if x.startswith('{"time"')]
+    line = next(x for x in lines if x["request_id"] == "req-4711")
+    assert line["actor"] == "ed" and line["status"] == 200 and line["path"].endswith("experiments/create")
+    assert tokens["ed"] not in server.log.read_text()  # no secret reaches the log
 
 
-def test_a_revoked_token_and_a_disabled_user_are_refused_at_once(server: tuple[str, dict[str, str]]) -> None:
-    url, tokens = server
+def test_a_revoked_token_and_a_disabled_user_are_refused_at_once(server: Site) -> None:
+    url, tokens = server.url, server.tokens
     root = httpx.Client(base_url=url, headers=_bearer(tokens["root"]))
     made = root.post("/api/2.0/loopline/auth/users/create", json={"name": "temp", "password": PASSWORD})
     assert made.status_code == 200, made.text
@@ -225,13 +249,15 @@ def test_a_revoked_token_and_a_disabled_user_are_refused_at_once(server: tuple[s
     assert mine.status_code == 403
 
 
-def test_a_model_role_overrides_the_workspace_role_for_that_model(server: tuple[str, dict[str, str]]) -> None:
-    url, tokens = server
+def test_a_model_role_overrides_the_workspace_role_for_that_model(server: Site) -> None:
+    url, tokens = server.url, server.tokens
     name, other = f"fraud-{uuid.uuid4().hex[:6]}", f"churn-{uuid.uuid4().hex[:6]}"
     ed = httpx.Client(base_url=url, headers=_bearer(tokens["ed"]))
     for model in (name, other):
         ed.post("/api/2.0/mlflow/registered-models/create", json={"name": model}).raise_for_status()
-        made = ed.post("/api/2.0/mlflow/model-versions/create", json={"name": model, "source": "s3://models/m"})
+        made = ed.post(
+            "/api/2.0/mlflow/model-versions/create", json={"name": model, "source": "s3://models/m"}
+        )
         assert made.status_code == 200, made.text
     alias = {"alias": "champion", "version": "1"}
     assert ed.post("/api/2.0/mlflow/registered-models/alias", json={"name": name, **alias}).status_code == 403
@@ -246,8 +272,8 @@ def test_a_model_role_overrides_the_workspace_role_for_that_model(server: tuple[
     assert got.json()["model_version"]["version"] == "1"
 
 
-def test_a_token_scope_caps_its_users_role(server: tuple[str, dict[str, str]]) -> None:
-    url, tokens = server
+def test_a_token_scope_caps_its_users_role(server: Site) -> None:
+    url, tokens = server.url, server.tokens
     created = httpx.post(
         f"{url}/api/2.0/loopline/auth/tokens/create", json={"name": "read-only", "scope": "viewer"},
         headers=_bearer(tokens["mia"]),
@@ -258,8 +284,8 @@ def test_a_token_scope_caps_its_users_role(server: tuple[str, dict[str, str]]) -
         capped.create_experiment(f"capped-{uuid.uuid4().hex[:6]}")
 
 
-def test_roles_hold_per_workspace(server: tuple[str, dict[str, str]]) -> None:
-    url, tokens = server
+def test_roles_hold_per_workspace(server: Site) -> None:
+    url, tokens = server.url, server.tokens
     other = Client(Settings(tracking_uri=url, token=tokens["ed"], workspace="team-b"))
     with pytest.raises(PermissionDenied, match="no role in workspace 'team-b'"):
         other.search_experiments()
@@ -271,10 +297,8 @@ def test_roles_hold_per_workspace(server: tuple[str, dict[str, str]]) -> None:
     assert r.status_code == 403
 
 
-def test_no_credentials_through_the_cli_is_a_clear_error(
-    server: tuple[str, dict[str, str]], tmp_path: Path
-) -> None:
-    url, _ = server
+def test_no_credentials_through_the_cli_is_a_clear_error(server: Site, tmp_path: Path) -> None:
+    url = server.url
     refused = run_cli(url, tmp_path, "runs", "list")
     assert refused.returncode == 2 and "Authentication required" in refused.stderr
     with pytest.raises(Unauthenticated):

@@ -78,6 +78,7 @@ def server(
     from loopline.cli.gc import parse_age
     from loopline.config import Settings
     from loopline.metadata.engine import create_store_engine
+    from loopline.server.access_log import log_config
 
     # The server's own database: --store-uri / LOOPLINE_STORE_URI, else a database URI in
     # LOOPLINE_TRACKING_URI; a client-side http:// tracking URI in the same shell is not a database.
@@ -128,7 +129,8 @@ def server(
         port=port,
         workers=workers,
         log_level=log_level,
-        access_log=False,
+        access_log=False,  # uvicorn's own: plain text, and CPU on every hot request
+        log_config=log_config(),  # ...but Loopline's JSON access log when it is on (server/access_log.py)
     )
 
 

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from contextvars import ContextVar
 
 from loopline.clock import now_ms
+
+# The server request an event is written for (set by ``server/access_log.py``): the event's payload
+# names it, so an access-log line leads to the audit trail and back.
+REQUEST_ID: ContextVar[str] = ContextVar("loopline_request_id", default="")
 
 INSERT_EVENT = (
     "INSERT INTO events (workspace, time_ms, actor, action, object_uri, payload, reason)"
@@ -27,6 +32,9 @@ def event_params(
     reason: str = "",
 ) -> dict[str, object]:
     """The bound parameters of :data:`INSERT_EVENT` for one event, stamped now."""
+    request_id = REQUEST_ID.get()
+    if request_id:
+        payload = {**(payload or {}), "request_id": request_id}
     return {
         "workspace": workspace,
         "time_ms": now_ms(),
@@ -38,4 +46,4 @@ def event_params(
     }
 
 
-__all__ = ["INSERT_EVENT", "event_params"]
+__all__ = ["INSERT_EVENT", "REQUEST_ID", "event_params"]

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from loopline._version import __version__
 from loopline.config import Settings
 from loopline.server import errors
+from loopline.server.access_log import AccessLogMiddleware
 from loopline.server.auth import AuthMiddleware
 from loopline.server.idempotency import IdempotencyMiddleware, KeyStore
 from loopline.server.routing import PlainRoutes
@@ -103,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             AuthMiddleware, authenticator=state.authenticator, default_workspace=settings.workspace
         )
+    if settings.auth or settings.access_log:  # outside auth: a refused request is logged too
+        app.add_middleware(AccessLogMiddleware, default_workspace=settings.workspace)
     app.add_middleware(VersionMiddleware)  # refuses an incompatible client first
 
     routers = (
