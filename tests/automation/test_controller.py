@@ -492,3 +492,27 @@ def test_triggers_wait_while_the_policys_deployment_is_missing(loop: Loop) -> No
     )
     assert loop.tick_until(ctl, lambda r: r.state is S.ROLLING).trigger["kinds"] == ["manual"]
     ctl.close()
+
+
+def test_with_auth_the_loop_acts_only_with_the_role_its_service_account_was_granted(
+    loop: Loop, caplog: pytest.LogCaptureFixture
+) -> None:
+    from loopline.auth.sql_store import SqlAuthStore
+    from loopline.auth.types import Role
+    from loopline.server.automation_api import CONTROLLER_ACCOUNT, _controller_role_check
+
+    auth = SqlAuthStore(loop.context.engine)
+    authorize = _controller_role_check(auth, "default")  # makes the account, with no role
+    assert auth.get_user(CONTROLLER_ACCOUNT).has_password is False
+    ctl = Controller(loop.context.scoped(actor=CONTROLLER_ACCOUNT), authorize=authorize)
+    loop.store.add_trigger("churn", "manual", source_event=None, change_ms=now_ms())
+    ctl.tick()
+    assert loop.store.list_rollouts() == []  # it waits, with the trigger kept
+    assert f"loopline roles grant {CONTROLLER_ACCOUNT} maintainer -w default" in caplog.text
+    auth.grant(CONTROLLER_ACCOUNT, "default", Role.MAINTAINER)
+    ctl.authorize = _controller_role_check(auth, "default")  # a fresh check, not the cached refusal
+    r = loop.tick_until(ctl, lambda r: r.state is S.ROLLING)
+    assert {e.actor for e in list_events(loop.context.engine, "default", r.uri, limit=100)} == {
+        CONTROLLER_ACCOUNT
+    }
+    ctl.close()

@@ -73,8 +73,12 @@ class Controller:
         lease_s: float = 30.0,
         allow_pickle: bool = False,
         confined: bool = False,
+        authorize: Callable[[], str | None] | None = None,
     ) -> None:
         self.context = context or Context()
+        # With auth on, the loop acts as a service account: before it moves a policy it asks whether
+        # that account may (None: yes; else why not, which is logged and the policy waits).
+        self.authorize = authorize
         if self.context.is_remote:
             raise InvalidInput(
                 "The loop's controller runs next to the database, not against a server URI.",
@@ -119,8 +123,12 @@ class Controller:
             self._read_events(policies)
             self._claim_schedules(policies, now)
         busy = self.store.busy_policies()  # an idle loop costs two reads a tick, no writes
+        refusal = self.authorize() if self.authorize is not None and busy else None
         for policy in policies.values():
             if policy.name not in busy:
+                continue
+            if refusal is not None:
+                log.warning("policy %s waits: %s", policy.name, refusal)
                 continue
             if not self.store.acquire_lease(f"deployments:/{policy.deployment}", self.holder, self.lease_s):
                 continue

@@ -89,5 +89,9 @@ def log_config() -> dict[str, Any]:
         "formatter": "line",
         "stream": "ext://sys.stdout",
     }
-    config["loggers"]["loopline.access"] = {"handlers": ["loopline_access"], "level": "INFO", "propagate": False}
+    config["loggers"]["loopline.access"] = {
+        "handlers": ["loopline_access"],
+        "level": "INFO",
+        "propagate": False,
+    }
     return config

@@ -26,18 +26,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from loopline.auth.sql_store import SqlAuthStore
+from loopline.auth.types import Role
 from loopline.automation import types
 from loopline.automation.sql_store import SqlAutomationStore
 from loopline.automation.types import policy_from_json, policy_to_json, rollout_to_json
 from loopline.clock import now_ms
-from loopline.errors import InvalidInput
+from loopline.errors import AlreadyExists, InvalidInput
 from loopline.server.automation_models import PolicyIn
 from loopline.server.http import (
     blocking,
@@ -231,7 +234,11 @@ async def background(app: FastAPI) -> AsyncIterator[None]:
         yield
         return
     stop = threading.Event()
-    controller = Controller(state.context, confined=True)  # policies come from clients
+    context, authorize = state.context, None
+    if state.settings.auth:  # the loop acts as its own service account, with the role it was granted
+        context = context.scoped(actor=CONTROLLER_ACCOUNT)
+        authorize = _controller_role_check(state.auth, context.workspace)
+    controller = Controller(context, confined=True, authorize=authorize)  # policies come from clients
     thread = threading.Thread(
         target=controller.run, args=(stop, interval), name="loopline-controller", daemon=True
     )
@@ -241,6 +248,34 @@ async def background(app: FastAPI) -> AsyncIterator[None]:
     finally:
         stop.set()
         thread.join(timeout=10)
+
+
+CONTROLLER_ACCOUNT = "loopline-controller"
+
+
+def _controller_role_check(auth: SqlAuthStore, workspace: str) -> Callable[[], str | None]:
+    """Whether the loop's service account may move production in ``workspace`` (a maintainer's
+    work), read at most every 10 s; the account is made, without a role, on first start."""
+    with contextlib.suppress(AlreadyExists):
+        auth.create_user(CONTROLLER_ACCOUNT)
+    checked: list[tuple[float, str | None]] = []
+
+    def authorize() -> str | None:
+        if checked and checked[0][0] > time.monotonic():
+            return checked[0][1]
+        who = auth.identity(CONTROLLER_ACCOUNT, via="service")
+        role = None if who is None else who.role(workspace)
+        why = None
+        if role is None or role < Role.MAINTAINER:
+            why = (
+                f"the loop's service account {CONTROLLER_ACCOUNT!r} is {role or 'without a role'} in "
+                f"workspace {workspace!r} and needs maintainer: "
+                f"loopline roles grant {CONTROLLER_ACCOUNT} maintainer -w {workspace}"
+            )
+        checked[:] = [(time.monotonic() + 10.0, why)]
+        return why
+
+    return authorize
 
 
 __all__ = ["background", "router"]
