@@ -129,3 +129,13 @@ def binding_to_json(b: RoleBinding) -> dict[str, object]:
 
 def binding_from_json(d: dict[str, Any]) -> RoleBinding:
     return RoleBinding(user=d["user"], workspace=d["workspace"], role=Role.parse(d["role"]), model=d["model"])
+
+
+def identity_from_json(d: dict[str, Any]) -> Identity:
+    """An identity as ``GET auth/whoami`` tells it."""
+    return Identity(
+        user=d["user"], is_admin=bool(d.get("is_admin")), via=d.get("via", ""),
+        roles={w: Role.parse(r) for w, r in d.get("roles", {}).items()},
+        models={(m["workspace"], m["model"]): Role.parse(m["role"]) for m in d.get("models", [])},
+        scope=Role.parse(d.get("scope", "admin")),
+    )  # fmt: skip

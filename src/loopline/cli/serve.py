@@ -79,6 +79,14 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth/--no-auth",
+            envvar="LOOPLINE_SERVE_AUTH",
+            help="Predictions need a bearer token of a viewer of the workspace (off: a gateway guards it).",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="Log level (uvicorn and loopline).")] = "info",
 ) -> None:
     """Serve a model over HTTP: MLflow's /invocations and the Open Inference Protocol (/v2, KServe and
@@ -117,6 +125,7 @@ def serve(
         allow_pickle=allow_pickle,
         feature_service=feature_service,
         load_before_serving=workers > 1,
+        auth=auth,
     )
     config.batching  # noqa: B018 - validates the options before any worker starts
     settings = Settings.from_env(tracking_uri=tracking_uri, artifacts_uri=artifacts_uri)

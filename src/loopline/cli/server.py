@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -78,7 +78,6 @@ def server(
     from loopline.cli.gc import parse_age
     from loopline.config import Settings
     from loopline.metadata.engine import create_store_engine
-    from loopline.server.access_log import log_config
 
     # The server's own database: --store-uri / LOOPLINE_STORE_URI, else a database URI in
     # LOOPLINE_TRACKING_URI; a client-side http:// tracking URI in the same shell is not a database.
@@ -132,6 +131,28 @@ def server(
         access_log=False,  # uvicorn's own: plain text, and CPU on every hot request
         log_config=log_config(),  # ...but Loopline's JSON access log when it is on (server/access_log.py)
     )
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging setup plus the server's JSON access log (logger ``loopline.access``, see
+    server/access_log.py): one document per line on stdout."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["line"] = {"format": "%(message)s"}
+    config["handlers"]["loopline_access"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "line",
+        "stream": "ext://sys.stdout",
+    }
+    config["loggers"]["loopline.access"] = {
+        "handlers": ["loopline_access"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    return config
 
 
 def _as_uri(root: str) -> str:

@@ -74,24 +74,3 @@ class AccessLogMiddleware:
                 "client": scope["client"][0] if scope.get("client") else None,
             }
             log.info("%s", orjson.dumps(line).decode())
-
-
-def log_config() -> dict[str, Any]:
-    """uvicorn's logging setup plus this log: one JSON document per line on stdout."""
-    import copy
-
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["formatters"]["line"] = {"format": "%(message)s"}
-    config["handlers"]["loopline_access"] = {
-        "class": "logging.StreamHandler",
-        "formatter": "line",
-        "stream": "ext://sys.stdout",
-    }
-    config["loggers"]["loopline.access"] = {
-        "handlers": ["loopline_access"],
-        "level": "INFO",
-        "propagate": False,
-    }
-    return config

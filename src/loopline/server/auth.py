@@ -15,13 +15,7 @@ Failed attempts are rate-limited per client address.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import collections
-import hashlib
-import threading
-import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -29,8 +23,7 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 
 from loopline.auth import policy
-from loopline.auth.credentials import TOKEN_PREFIX
-from loopline.auth.sql_store import SqlAuthStore
+from loopline.auth.authenticator import Authenticator, parse_credential
 from loopline.auth.types import Identity
 from loopline.protocol.http import WORKSPACE_HEADER
 
@@ -38,104 +31,13 @@ Scope = dict[str, Any]
 SCOPE_KEY = "loopline.identity"
 SESSION_COOKIE = "loopline_session"
 CSRF_HEADER = b"x-csrf-token"
-CACHE_S = 10.0
-_CACHE_MAX = 10_000
-_FAILURES_MAX, _FAILURES_WINDOW_S = 20, 60.0  # failed sign-ins per client address and window
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _WORKSPACE = WORKSPACE_HEADER.lower().encode()
 
 
-class Authenticator:
-    """Turns a request's credentials into an ``Identity``, with a short-lived cache."""
-
-    def __init__(self, store: SqlAuthStore, *, oidc: Callable[[str], Identity | None] | None = None) -> None:
-        self.store = store
-        self.oidc = oidc  # verifies a JWT and returns its user's identity (auth/oidc.py)
-        self._cache: dict[str, tuple[float, Identity | None]] = {}
-        self._failures: dict[str, collections.deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def cached(self, key: str) -> tuple[bool, Identity | None]:
-        hit = self._cache.get(key)
-        if hit is None or hit[0] < time.monotonic():
-            return False, None
-        return True, hit[1]
-
-    def identify(self, key: str, kind: str, secret: str) -> Identity | None:
-        """Look a credential up in the store (a blocking call: run it off the event loop)."""
-        found: Identity | None = None
-        if kind == "token":
-            found = self.store.token_identity(secret)
-        elif kind == "jwt" and self.oidc is not None:
-            found = self.oidc(secret)
-        elif kind == "basic":
-            user, _, password = secret.partition(":")
-            found = self.store.check_password(user, password)
-        elif kind == "session":
-            found = self.store.session_identity(secret)
-        with self._lock:
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[key] = (time.monotonic() + CACHE_S, found)
-        return found
-
-    def forget(self) -> None:
-        """Drop every cached identity (after a change of users, tokens or roles made here)."""
-        with self._lock:
-            self._cache.clear()
-
-    def too_many_failures(self, client: str) -> float:
-        """Seconds the client must wait before trying again (0: it may try now)."""
-        seen = self._failures.get(client)
-        if seen is None:
-            return 0.0
-        now = time.monotonic()
-        while seen and seen[0] < now - _FAILURES_WINDOW_S:
-            seen.popleft()
-        return seen[0] + _FAILURES_WINDOW_S - now if len(seen) >= _FAILURES_MAX else 0.0
-
-    def failed(self, client: str) -> None:
-        with self._lock:
-            if len(self._failures) >= _CACHE_MAX:
-                self._failures.clear()
-            self._failures.setdefault(client, collections.deque(maxlen=_FAILURES_MAX)).append(
-                time.monotonic()
-            )
-
-
 def credential(scope: Scope) -> tuple[str, str, str] | None:
     """The request's credential as (cache key, kind, secret), or None when it sends none."""
-    authorization = cookie = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            authorization = value.decode("latin-1")
-        elif name == b"cookie":
-            cookie = value.decode("latin-1")
-    if authorization:
-        scheme, _, value = authorization.strip().partition(" ")
-        value = value.strip()
-        kind = scheme.lower()
-        if kind == "bearer":
-            kind = "token" if value.startswith(TOKEN_PREFIX) else "jwt"
-        elif kind == "basic":
-            try:
-                value = base64.b64decode(value, validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                return ("", "malformed", "")
-        else:
-            return ("", "malformed", "")
-        return (_key(kind, value), kind, value)
-    if cookie:
-        for part in cookie.split(";"):
-            name, _, value = part.strip().partition("=")
-            if name == SESSION_COOKIE and value:
-                return (_key("session", value), "session", value)
-    return None
-
-
-def _key(kind: str, secret: str) -> str:
-    # The cache holds digests, not secrets: a heap dump or a debugger shows no password.
-    return kind + ":" + hashlib.sha256(secret.encode()).hexdigest()
+    return parse_credential(scope["headers"], session_cookie=SESSION_COOKIE)
 
 
 def identity_of(scope: MutableMapping[str, Any]) -> Identity | None:

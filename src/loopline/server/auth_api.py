@@ -103,6 +103,7 @@ def whoami(request: Request) -> Response:
             "auth": True,
             "via": who.via,
             "is_admin": who.is_admin,
+            "scope": str(who.scope),
             "workspace": ws,
             "role": None if role is None else str(role),
             "roles": {w: str(r) for w, r in sorted(who.roles.items())},

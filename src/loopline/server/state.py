@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from loopline.artifacts.blobs import BlobArtifactStore
+from loopline.auth.authenticator import Authenticator, store_lookup
 from loopline.auth.oidc import OidcProvider, oidc_provider
 from loopline.auth.sql_store import SqlAuthStore
 from loopline.config import Settings
@@ -14,7 +15,7 @@ from loopline.context import Context
 from loopline.names import WORKSPACE, check_name
 from loopline.protocol.http import WORKSPACE_HEADER
 from loopline.registry.sql_store import SqlRegistryStore
-from loopline.server.auth import Authenticator, identity_of
+from loopline.server.auth import identity_of
 from loopline.tracking.sql_store import SqlTrackingStore
 
 
@@ -51,7 +52,7 @@ class ServerState:
             registry=SqlRegistryStore(engine, workspace=settings.workspace, actor=settings.user),
             artifacts=BlobArtifactStore(settings.artifacts_uri),
             auth=auth,
-            authenticator=Authenticator(auth, oidc=None if oidc is None else oidc.identity),
+            authenticator=Authenticator(store_lookup(auth, None if oidc is None else oidc.identity)),
             oidc=oidc,
         )
 

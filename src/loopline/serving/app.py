@@ -31,12 +31,13 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from loopline import api_docs
 from loopline._version import __version__
+from loopline.config import Settings
 from loopline.errors import BadRequest, InvalidInput, LooplineError
 from loopline.serving import oip, openapi, outputs
 from loopline.serving.config import ServeConfig
@@ -65,6 +66,10 @@ from loopline.serving.model import ServedModel
 from loopline.serving.runtime import Runtime, Table
 from loopline.serving.schema import InputSchema, Rows
 
+if TYPE_CHECKING:
+    from loopline.serving.auth import PredictionGate
+
+FEEDBACK_PATH = "/api/2.0/loopline/feedback"
 log = logging.getLogger("loopline.serving")
 
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -187,8 +192,10 @@ class ServingApp:
         inference_log: InferenceLog | None = None,
         rng: random.Random | None = None,
         features: FeatureLookup | None = None,
+        gate: PredictionGate | None = None,
     ) -> None:
         self.runtime = runtime
+        self.gate = gate  # bearer tokens on predictions and feedback (LOOPLINE_SERVE_AUTH)
         self.features = features
         self.config = config or ServeConfig()
         self.metrics = metrics or Metrics()
@@ -207,7 +214,7 @@ class ServingApp:
             "/v2/health/ready": {"GET": (self.ready, None)},
             "/v2": {"GET": (self.server_metadata, None)},
             "/metrics": {"GET": (self.prometheus, None)},
-            "/api/2.0/loopline/feedback": {"POST": (self.feedback, None)},
+            FEEDBACK_PATH: {"POST": (self.feedback, None)},
             "/api/2.0/loopline/deployment": {"GET": (self.deployment, None)},
             "/": {"GET": (self.root, None)},
             "/docs": {"GET": (self.docs, None)},
@@ -297,6 +304,8 @@ class ServingApp:
         call: Call | None = None
         try:
             handler, protocol, args = self._route(scope["method"], path)
+            if self.gate is not None and (protocol is not None or path == FEEDBACK_PATH):
+                await self.gate.check(scope)
             headers = parse_headers(scope["headers"])
             body = b""
             if scope["method"] == "POST":
@@ -659,4 +668,12 @@ def create_app(config: ServeConfig | None = None, *, client: Any = None) -> Serv
         features = FeatureLookup(
             config.feature_service, FeatureStore(settings) if settings is not None else None
         )
-    return ServingApp(runtime, config=config, metrics=metrics, inference_log=inference_log, features=features)
+    gate = None
+    if config.auth:
+        from loopline.serving.auth import PredictionGate
+
+        settings = getattr(client, "settings", None) or Settings.from_env()
+        gate = PredictionGate.for_settings(settings)
+    return ServingApp(
+        runtime, config=config, metrics=metrics, inference_log=inference_log, features=features, gate=gate
+    )

@@ -20,6 +20,7 @@ variable                            meaning (default)
 ``LOOPLINE_SERVE_LOAD_BEFORE_SERVING``  ``1``: accept connections only once loaded (``--workers`` > 1)
 ``LOOPLINE_SERVE_FEATURE_SERVICE``  a feature service: requests carry entity keys, the server adds
                                     the service's online features (see ``serving/features.py``)
+``LOOPLINE_SERVE_AUTH``             ``1``: predictions and feedback need a bearer token (``0``)
 ``LOOPLINE_ALLOW_PICKLE``           ``1`` to load pickled models (their code runs on load)
 ==================================  ============================================================
 """
@@ -49,6 +50,7 @@ _ENV = {
     "max_body_mb": "MAX_BODY_MB",
     "load_before_serving": "LOAD_BEFORE_SERVING",
     "feature_service": "FEATURE_SERVICE",
+    "auth": "AUTH",
 }
 
 
@@ -68,6 +70,7 @@ class ServeConfig:
     allow_pickle: bool = False
     load_before_serving: bool = False  # set with several workers: accept only once loaded
     feature_service: str | None = None  # requests carry entity keys; the server fetches these features
+    auth: bool = False  # predictions need a bearer token of a viewer of the workspace (serving/auth.py)
 
     @property
     def batching(self) -> BatchConfig:
