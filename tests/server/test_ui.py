@@ -18,6 +18,7 @@ import pytest
 from support import serve_loopline
 from ui_seed import LONG_POINTS, RUNS, Seeded, seed
 
+from loopline.server.ui.compare import PLOT_HEIGHT, PLOT_TOP
 from loopline.server.ui.downsample import min_max
 
 STATIC = Path(__file__).parents[2] / "src/loopline/server/ui/static"
@@ -54,8 +55,10 @@ class _Page(HTMLParser):
             self.ids.add(str(a["id"]))
 
 
-def _get(url: str, **headers: str) -> tuple[httpx.Response, _Page]:
-    answer = httpx.get(url, headers={**HTML, **headers}, timeout=30)
+def _get(
+    url: str, params: list[tuple[str, str]] | None = None, **headers: str
+) -> tuple[httpx.Response, _Page]:
+    answer = httpx.get(url, params=params, headers={**HTML, **headers}, timeout=30)
     page = _Page()
     page.feed(answer.text)
     return answer, page
@@ -70,6 +73,7 @@ def _pages(url: str, s: Seeded) -> list[str]:
         f"/ui/models/{s.model}",
         f"/ui/lineage?uri=runs:/{s.parent}",
         "/ui/lineage",
+        f"/ui/compare?run={s.run_ids['run-01']}&run={s.run_ids['run-02']}",
     ]
 
 
@@ -189,3 +193,43 @@ def test_min_max_keeps_extremes_in_x_order() -> None:
     assert None in out.y  # the NaN stays a visible gap
     small = min_max(x, y, 100, lo=100, hi=149)
     assert small.exact and small.x == [float(i) for i in range(100, 150)]
+
+
+def test_compare_shows_the_params_that_differ_and_one_line_per_run(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    names = ["run-01", "run-02", "run-05"]
+    ids = [s.run_ids[n] for n in names]
+    answer, page = _get(f"{url}/ui/compare", params=[("run", i) for i in ids])
+    assert answer.status_code == 200, answer.text[:500]
+    assert page.rows[:3] == ids  # the table of compared runs, in the order asked
+    # lr and depth differ between these three (depth = 2 + i % 4: 3, 4, 3): both in the diff table.
+    differing = re.findall(r'<tr class="differs" data-key="([^"]+)">', answer.text)
+    assert differing[:2] == ["depth", "lr"] and 'id="params-differ">2<' in answer.text
+    lr_row = re.search(r'<tr class="differs" data-key="lr">(.*?)</tr>', answer.text, re.S)
+    assert lr_row and [f">{s.lr[n]}<" in lr_row[1] for n in names] == [True] * 3
+    # Parallel coordinates: axes depth, lr (params), accuracy, loss (metrics); one path per run.
+    axes = re.findall(r'<g class="axis (param|metric)" data-key="([^"]+)">', answer.text)
+    assert axes == [("param", "depth"), ("param", "lr"), ("metric", "accuracy"), ("metric", "loss")]
+    paths = re.findall(
+        r'<path class="run-line" d="([^"]+)" stroke="[^"]+" data-run-id="([^"]+)"', answer.text
+    )
+    assert [p[1] for p in paths] == ids
+    # The run with the highest lr has the lowest accuracy: its lr vertex at the top, accuracy at the bottom.
+    top = max(names, key=lambda n: s.lr[n])
+    d = dict((rid, path) for path, rid in paths)[s.run_ids[top]]
+    ys = [float(v.split(",")[1]) for v in re.findall(r"[ML]([\d.]+,[\d.]+)", d)]
+    assert ys[1] == PLOT_TOP and ys[2] == PLOT_TOP + PLOT_HEIGHT
+    # One overlaid chart per metric, each naming every run's series.
+    charts = re.findall(r"data-key=\"(\w+)\" data-runs='([^']+)'", answer.text)
+    assert [k for k, _ in charts] == ["accuracy", "loss"]
+    assert [r["id"] for r in json.loads(charts[0][1].replace("&#34;", '"'))] == ids
+
+
+def test_compare_refuses_no_runs_too_many_and_unknown_ones(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert httpx.get(f"{url}/ui/compare", headers=HTML).status_code == 400
+    many = [("run", f"{i:032x}") for i in range(21)]
+    too_many = httpx.get(f"{url}/ui/compare", params=many, headers=HTML)
+    assert too_many.status_code == 400 and "at most 20" in too_many.text
+    unknown = httpx.get(f"{url}/ui/compare", params=[("run", s.long_run), ("run", "0" * 32)], headers=HTML)
+    assert unknown.status_code == 404 and 'role="alert"' in unknown.text

@@ -77,6 +77,7 @@ def test_every_page_loads_without_console_errors(site: tuple[str, Seeded], page:
         ("/ui/models", "models"),
         (f"/ui/models/{s.model}", "model"),
         (f"/ui/lineage?uri=runs:/{s.parent}", "lineage"),
+        (f"/ui/compare?run={s.run_ids['run-01']}&run={s.run_ids['run-02']}", "compare-params"),
     ]:
         answer = page.goto(url + path)
         assert answer.status == 200, path
@@ -135,7 +136,8 @@ def test_metric_chart_renders_the_servers_points(site: tuple[str, Seeded], page:
     page.goto(f"{url}/ui/runs/{s.long_run}")
     chart = page.wait_for_selector("figure.chart[data-loaded='true']")
     data = page.evaluate("() => window.looplineCharts['loss'].data")
-    xs, ys = data
+    xs, ys, smoothed = data  # x, the raw points, and their moving average (none yet: the same)
+    assert smoothed == ys
     assert int(chart.get_attribute("data-total")) == LONG_POINTS
     assert chart.get_attribute("data-exact") == "false"
     assert 2 < len(xs) < LONG_POINTS and xs == sorted(xs)
@@ -154,6 +156,63 @@ def test_metric_chart_renders_the_servers_points(site: tuple[str, Seeded], page:
     assert chart.get_attribute("data-exact") == "true"
     assert zx == list(range(int(zx[0]), int(zx[-1]) + 1))  # every step in the range, none skipped
     assert 0.65 * LONG_POINTS < zx[0] < zx[-1] < 0.77 * LONG_POINTS
+
+
+def _ema(ys: list[float | None], weight: float) -> list[float | None]:
+    out: list[float | None] = []
+    last, n = 0.0, 0
+    for y in ys:
+        if y is None:
+            out.append(None)
+            continue
+        last, n = last * weight + (1 - weight) * y, n + 1
+        out.append(last / (1 - weight**n))
+    return out
+
+
+def test_smoothing_slider_redraws_a_moving_average_by_keyboard(site: tuple[str, Seeded], page: Any) -> None:
+    url, s = site
+    page.goto(f"{url}/ui/runs/{s.run_ids['run-07']}")
+    page.wait_for_selector("figure.chart[data-key='loss'][data-loaded='true']")
+    slider = page.get_by_label("Smoothing")
+    slider.focus()
+    page.keyboard.press("End")  # 0.99
+    for _ in range(9):
+        page.keyboard.press("ArrowLeft")  # 0.90
+    assert page.locator("#smoothing-value").inner_text() == "0.9"
+    xs, ys, smoothed = page.evaluate("() => window.looplineCharts['loss'].data")
+    assert xs == list(range(20)) and ys[0] == 1 + s.lr["run-07"]
+    assert smoothed == pytest.approx(_ema(ys, 0.9))
+    assert smoothed[-1] > ys[-1] + 0.05  # the average still remembers the early, higher losses
+
+
+def test_compare_selected_runs_overlays_their_curves(site: tuple[str, Seeded], page: Any) -> None:
+    url, s = site
+    names = ["run-01", "run-02", "run-05"]
+    page.goto(f"{url}/ui/experiments/{s.experiment_id}")
+    for n in names:
+        page.get_by_label(f"Select {n} to compare").check()
+    page.get_by_role("button", name="Compare selected").click()
+    page.wait_for_url("**/ui/compare?run=*")
+    assert page.locator("h1").inner_text() == "Compare 3 runs"
+    page.wait_for_selector("figure.chart[data-key='loss'][data-loaded='true']")
+    data = page.evaluate("() => window.looplineCharts['loss'].data")
+    assert len(data) == 1 + 2 * len(names)  # x, then each run's raw and smoothed points
+    assert data[0] == list(range(20))
+    for i in range(len(names)):  # the page lists the runs in the order the table ticked them
+        rid = page.locator("#compared-runs tbody tr").nth(i).get_attribute("data-run-id")
+        lr = s.lr[_name(s, rid)]
+        assert data[1 + 2 * i] == pytest.approx([1 / (step + 1) + lr for step in range(20)])
+    assert (
+        sorted(
+            _name(s, r)
+            for r in page.eval_on_selector_all(
+                "svg.parallel path.run-line", "ps => ps.map(p => p.dataset.runId)"
+            )
+        )
+        == names
+    )
+    _shot(page, "compare")
 
 
 def test_lineage_view_navigates_by_click(site: tuple[str, Seeded], page: Any) -> None:

@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, Response
 from loopline.errors import InvalidInput, LooplineError, NotFound
 from loopline.server.http import blocking, json_response
 from loopline.server.state import context, registry, tracking
-from loopline.server.ui import downsample, lineage_view, runs_table
+from loopline.server.ui import compare, downsample, lineage_view, runs_table
 from loopline.server.ui.templating import STATIC, render
 from loopline.tracking.lineage import SqlLineageReader
 from loopline.uris import experiment_uri, parse, run_uri
@@ -94,8 +94,25 @@ async def run(request: Request, run_id: str) -> Response:
         tags=tags,
         system_tags=system_tags,
         lineage_uri=run_uri(r.info.run_id),
+        series=[
+            {"id": r.info.run_id, "label": r.info.run_name or r.info.run_id[:8], "color": compare.COLORS[0]}
+        ],
         nav="experiments",
     )
+
+
+@router.get("/compare")
+async def compare_runs(request: Request) -> Response:
+    """``?run=<id>&run=<id>…``: the runs' params diff, latest metrics, curves and parallel axes."""
+    try:
+        c = await blocking(compare.load, tracking(request), request.query_params.getlist("run"))
+    except LooplineError as e:
+        return _error(request, e)
+    series = [
+        {"id": r.info.run_id, "label": r.info.run_name or r.info.run_id[:8], "color": color}
+        for r, color in zip(c.runs, c.colors, strict=True)
+    ]
+    return render(request, "compare.html", title="Compare runs", c=c, series=series, nav="experiments")
 
 
 @router.get("/api/metric")
