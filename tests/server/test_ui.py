@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 from support import serve_loopline
-from ui_seed import LONG_POINTS, RUNS, Seeded, seed
+from ui_seed import ARTIFACTS, LONG_POINTS, RUNS, Seeded, seed
 
 from loopline.server.ui.compare import PLOT_HEIGHT, PLOT_TOP
 from loopline.server.ui.downsample import min_max
@@ -233,3 +233,74 @@ def test_compare_refuses_no_runs_too_many_and_unknown_ones(site: tuple[str, Seed
     assert too_many.status_code == 400 and "at most 20" in too_many.text
     unknown = httpx.get(f"{url}/ui/compare", params=[("run", s.long_run), ("run", "0" * 32)], headers=HTML)
     assert unknown.status_code == 404 and 'role="alert"' in unknown.text
+
+
+def _artifacts(url: str, run_id: str, path: str, **headers: str) -> httpx.Response:
+    return httpx.get(f"{url}/ui/runs/{run_id}/artifacts", params={"path": path}, headers={**HTML, **headers})
+
+
+def test_artifact_browser_lists_folders_and_previews_each_kind(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    root = _artifacts(url, s.artifacts_run, "", **{"HX-Request": "true"})
+    assert root.status_code == 200 and "<html" not in root.text  # the run page's fragment
+    listed = re.findall(r'<li data-path="([^"]+)"', root.text)
+    assert listed == ["data", "model", "notes.txt", "plots", "report.html", "weights.bin"]
+    folder = _artifacts(url, s.artifacts_run, "data")
+    assert "<html" in folder.text  # without htmx: a page of its own
+    assert re.findall(r'<li data-path="([^"]+)"', folder.text) == ["data/sample.csv", "data/sample.parquet"]
+
+    csv_page = _artifacts(url, s.artifacts_run, "data/sample.csv").text
+    assert 'data-kind="table"' in csv_page and '<th scope="col">city</th>' in csv_page
+    assert "<td>Oslo</td><td>12</td>" in csv_page and "First 50 rows" in csv_page
+    parquet_page = _artifacts(url, s.artifacts_run, "data/sample.parquet").text
+    assert "id (int64)" in parquet_page and "First 50 rows of 120" in parquet_page
+    assert "<td>49</td><td>0.49</td>" in parquet_page and "<td>50</td>" not in parquet_page
+    text = _artifacts(url, s.artifacts_run, "notes.txt").text
+    assert "&lt;b&gt;not bold&lt;/b&gt; — ünïcode" in text  # escaped, decoded
+    assert "sklearn: {}" in _artifacts(url, s.artifacts_run, "model/MLmodel").text  # no suffix: text
+    image = _artifacts(url, s.artifacts_run, "plots/loss.png").text
+    assert f'<img src="/ui/runs/{s.artifacts_run}/artifacts/raw?path=plots%2Floss.png"' in image
+    report = _artifacts(url, s.artifacts_run, "report.html").text
+    assert re.search(r'<iframe src="[^"]+raw\?path=report.html" sandbox title=', report)
+    assert "No preview for this kind of file" in _artifacts(url, s.artifacts_run, "weights.bin").text
+
+
+def test_raw_artifacts_are_sandboxed_and_typed(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    raw = f"{url}/ui/runs/{s.artifacts_run}/artifacts/raw"
+    image = httpx.get(raw, params={"path": "plots/loss.png"})
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert image.content == ARTIFACTS["plots/loss.png"]
+    report = httpx.get(raw, params={"path": "report.html"})
+    assert report.headers["content-type"].startswith("text/html")
+    assert report.headers["content-security-policy"] == "sandbox"  # its script cannot run as the UI
+    assert report.headers["x-content-type-options"] == "nosniff"
+    other = httpx.get(raw, params={"path": "weights.bin"})
+    assert other.headers["content-type"] == "application/octet-stream"
+    assert other.headers["content-disposition"].startswith("attachment")
+    assert other.content == ARTIFACTS["weights.bin"]
+
+
+def test_artifact_paths_cannot_leave_the_runs_folder(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    # Another run's files sit beside this run's folder: "../<other run>/…" must not reach them.
+    sneaky = [
+        "../x",
+        "data/../../x",
+        "..",
+        "data/./sample.csv",
+        "a\\..\\b",
+        "x\x00y",
+        f"../{s.artifacts_run}",
+    ]
+    for path in sneaky:
+        page = _artifacts(url, s.run_ids["run-04"], path)
+        assert page.status_code == 400 and 'id="artifacts-error"' in page.text, path
+        raw = httpx.get(f"{url}/ui/runs/{s.run_ids['run-04']}/artifacts/raw", params={"path": path})
+        assert raw.status_code == 400 and raw.json()["message"] == "Invalid path", path
+    # A leading slash is stripped (as MLflow does): still a path inside the run's folder.
+    assert _artifacts(url, s.run_ids["run-04"], "/etc/passwd").status_code == 404
+    missing = _artifacts(url, s.artifacts_run, "nope.txt")
+    assert missing.status_code == 404 and 'role="alert"' in missing.text
+    empty = _artifacts(url, s.run_ids["run-04"], "")
+    assert empty.status_code == 200 and "No artifacts logged." in empty.text

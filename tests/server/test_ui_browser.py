@@ -230,3 +230,37 @@ def test_lineage_view_navigates_by_click(site: tuple[str, Seeded], page: Any) ->
     version.locator("a.open").click()
     page.wait_for_url(f"**/ui/models/{s.model}#v2")
     assert "@champion" in page.locator("tr#v2").inner_text()
+
+
+def test_artifact_browser_previews_tables_images_and_sandboxed_reports(
+    site: tuple[str, Seeded], page: Any
+) -> None:
+    url, s = site
+    page.goto(f"{url}/ui/runs/{s.artifacts_run}")
+    listing = page.get_by_role("list", name="Files in the artifact root")
+    listing.get_by_role("link", name="data/").focus()
+    page.keyboard.press("Enter")  # the browser works from the keyboard: links, swapped in by htmx
+    page.get_by_role("link", name="sample.csv").click()
+    table = page.locator("#artifact-preview table")
+    assert table.locator("thead th").all_inner_texts() == ["city", "customers"]
+    assert table.locator("tbody tr").count() == 50
+    page.get_by_role("link", name="artifacts").click()  # back to the root by the folder crumbs
+    page.get_by_role("link", name="loss.png").wait_for(state="detached")  # inside plots/, not listed here
+    page.get_by_role("link", name="plots/").click()
+    page.get_by_role("link", name="loss.png").click()
+    image = page.locator("#artifact-preview img")
+    image.wait_for()
+    page.wait_for_function("() => document.querySelector('#artifact-preview img').complete")
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [40, 20]
+    page.get_by_role("link", name="artifacts").click()
+    page.get_by_role("link", name="report.html").click()
+    frame = page.frame_locator("#artifact-preview iframe")
+    assert frame.locator("#r").inner_text() == "Drift report"
+    page.evaluate("() => document.getElementById('artifacts-h').scrollIntoView()")
+    _shot(page, "run-artifacts")
+    report = next(f for f in page.frames if "artifacts/raw" in f.url)
+    assert report.title() == "Drift"  # its script (which sets the title to "ran") did not run
+    # The sandbox blocked it, and Chromium says so on the console: that, and nothing else.
+    assert all("Blocked script execution" in e and "sandboxed" in e for e in page.errors), page.errors
+    assert page.errors
+    page.errors.clear()

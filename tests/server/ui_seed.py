@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import math
+import struct
+import zlib
 from dataclasses import dataclass, field
 
 import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 API = "/api/2.0/mlflow"
 RUNS = 30  # more than one page of 25
@@ -22,6 +27,44 @@ class Seeded:
     parent: str = ""
     child: str = ""
     model: str = "churn-model"
+    artifacts_run: str = ""  # run-03, which has the files of ARTIFACTS
+
+
+def png(width: int = 40, height: int = 20) -> bytes:
+    """A small valid PNG: a blue-to-orange gradient."""
+    raw = b"".join(
+        b"\x00"
+        + b"".join(bytes((int(255 * x / width), 114, 178 - int(100 * x / width))) for x in range(width))
+        for _ in range(height)
+    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
+
+
+def parquet() -> bytes:
+    out = io.BytesIO()
+    pq.write_table(pa.table({"id": list(range(120)), "score": [i / 100 for i in range(120)]}), out)
+    return out.getvalue()
+
+
+# A report whose script must not run: the UI frames it sandboxed.
+REPORT = b"<!doctype html><title>Drift</title><h1 id=r>Drift report</h1><script>document.title='ran'</script>"
+ARTIFACTS = {
+    "plots/loss.png": png(),
+    "report.html": REPORT,
+    "data/sample.csv": b"city,customers\nOslo,12\nLima,7\n"
+    + b"".join(b"Town %d,%d\n" % (i, i) for i in range(80)),
+    "data/sample.parquet": parquet(),
+    "notes.txt": "Trained on the March snapshot. <b>not bold</b> — ünïcode\n".encode(),
+    "model/MLmodel": b"flavors:\n  sklearn: {}\n",
+    "weights.bin": bytes(range(256)),
+}
 
 
 def lr_of(i: int) -> float:
@@ -43,7 +86,11 @@ def seed(url: str) -> Seeded:
                 "/runs/create",
                 {"experiment_id": exp, "run_name": name, "start_time": 1_700_000_000_000, "tags": kv},
             )
-            return str(run["run"]["info"]["run_id"])  # type: ignore[index]
+            info = run["run"]["info"]  # type: ignore[index]
+            roots[info["run_id"]] = info["artifact_uri"].removeprefix("mlflow-artifacts:").strip("/")
+            return str(info["run_id"])
+
+        roots: dict[str, str] = {}
 
         exp = str(call("/experiments/create", {"name": "churn"})["experiment_id"])
         s = Seeded(exp)
@@ -71,6 +118,13 @@ def seed(url: str) -> Seeded:
             )
             call("/runs/update", {"run_id": rid, "status": "FINISHED", "end_time": 1_700_000_060_000})
             s.run_ids[name], s.lr[name], s.loss[name] = rid, lr, 1.0 / 20 + lr
+
+        s.artifacts_run = s.run_ids["run-03"]
+        for rel, data in ARTIFACTS.items():
+            put = httpx.put(
+                f"{url}/api/2.0/mlflow-artifacts/artifacts/{roots[s.artifacts_run]}/{rel}", content=data
+            )
+            put.raise_for_status()
 
         long_exp = str(call("/experiments/create", {"name": "long-curves"})["experiment_id"])
         s.long_run = new_run(long_exp, "long")

@@ -7,17 +7,22 @@ a request from htmx (``HX-Request``) for the runs table gets the table alone. Er
 
 from __future__ import annotations
 
+import posixpath
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+from urllib.parse import quote
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
+from loopline.artifacts.digests import CHUNK
 from loopline.errors import InvalidInput, LooplineError, NotFound
+from loopline.server import mlflow_artifacts
 from loopline.server.http import blocking, json_response
 from loopline.server.state import context, registry, tracking
-from loopline.server.ui import compare, downsample, lineage_view, runs_table
+from loopline.server.ui import artifact_view, compare, downsample, lineage_view, runs_table
 from loopline.server.ui.templating import STATIC, render
 from loopline.tracking.lineage import SqlLineageReader
 from loopline.uris import experiment_uri, parse, run_uri
@@ -99,6 +104,61 @@ async def run(request: Request, run_id: str) -> Response:
         ],
         nav="experiments",
     )
+
+
+@router.get("/runs/{run_id}/artifacts")
+async def run_artifacts(request: Request, run_id: str) -> Response:
+    """``?path=``: a folder's listing, or a file's preview beside its folder's listing; the fragment
+    alone for htmx (the run page's artifact browser), else a page of its own."""
+    args: dict[str, Any] = dict(run_id=run_id, folder="", files=[], preview=None, error=None)
+    status = 200
+    try:
+        rel = mlflow_artifacts.artifact_rel_path(request.query_params.get("path", ""))
+        r = await blocking(tracking(request).get_run, run_id)
+        location = r.info.artifact_uri
+        files = await mlflow_artifacts.list_location(request, location, rel)
+        folder = rel
+        if rel and not files:  # a file (a folder lists something; an empty or missing one is NotFound)
+            args["preview"] = await blocking(_preview, request, location, rel)
+            folder = posixpath.dirname(rel)
+            files = await mlflow_artifacts.list_location(request, location, folder)
+        args.update(folder=folder, files=files, crumbs=artifact_view.crumbs(folder))
+    except LooplineError as e:
+        args.update(error=e, crumbs=artifact_view.crumbs(""))
+        status = e.status_code
+    template = "_artifacts.html" if _fragment(request) else "artifacts.html"
+    return render(request, template, status_code=status, title="Artifacts", nav="experiments", **args)
+
+
+def _preview(request: Request, location: str, rel: str) -> artifact_view.Preview:
+    with mlflow_artifacts.open_location(request, location, rel) as f:
+        return artifact_view.preview(f, rel)
+
+
+@router.get("/runs/{run_id}/artifacts/raw")
+async def run_artifact_raw(request: Request, run_id: str) -> Response:
+    """One file of the run, as an image or HTML report the browser shows (sandboxed: no script of
+    it runs as the UI's origin) or, any other kind, as a download."""
+    rel = mlflow_artifacts.artifact_rel_path(request.query_params.get("path", ""))
+    r = await blocking(tracking(request).get_run, run_id)
+    f = await blocking(mlflow_artifacts.open_location, request, r.info.artifact_uri, rel)
+    media = artifact_view.media_type(rel)
+    disposition = "attachment" if media == "application/octet-stream" else "inline"
+    name = quote(posixpath.basename(rel))
+    headers = {
+        "Content-Security-Policy": "sandbox",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{name}",
+    }
+    return StreamingResponse(_chunks(f), media_type=media, headers=headers)
+
+
+async def _chunks(f: BinaryIO) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await blocking(f.read, CHUNK):
+            yield chunk
+    finally:
+        f.close()
 
 
 @router.get("/compare")
