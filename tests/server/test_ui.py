@@ -27,8 +27,10 @@ HTML = {"Accept": "text/html"}
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded]]:
-    with serve_loopline(tmp_path_factory.mktemp("ui"), check_log=True) as url:
-        yield url, seed(url)
+    home = tmp_path_factory.mktemp("ui")
+    # No loop controller: the seeded rollouts stay where the seed put them.
+    with serve_loopline(home, check_log=True, env={"LOOPLINE_CONTROLLER_INTERVAL": "0"}) as url:
+        yield url, seed(url, f"sqlite:///{home / 'server.db'}")
 
 
 class _Page(HTMLParser):
@@ -304,3 +306,28 @@ def test_artifact_paths_cannot_leave_the_runs_folder(site: tuple[str, Seeded]) -
     assert missing.status_code == 404 and 'role="alert"' in missing.text
     empty = _artifacts(url, s.run_ids["run-04"], "")
     assert empty.status_code == 200 and "No artifacts logged." in empty.text
+
+
+def test_deployment_page_shows_shares_rollout_progress_and_history(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.loop
+    listing = httpx.get(f"{url}/ui/deployments", headers=HTML).text
+    assert re.search(r'data-deployment="churn">.*?90%.*?10%', listing, re.S)
+    answer = httpx.get(f"{url}/ui/deployments/churn", headers=HTML)
+    assert answer.status_code == 200
+    shares = re.findall(r'<tr data-model="([^"]+)">.*?<span data-share>([^<]+)</span>', answer.text, re.S)
+    assert shares == [("models:/churn-model/1", "90%"), ("models:/churn-model/2", "10%")]
+    assert 'id="revision">2<' in answer.text
+    assert re.findall(r'<tr data-revision="(\d+)">', answer.text) == ["2", "1"]  # newest first
+    # The rolling rollout: step 2 of 3 current (canary 10%), 150 s (when seeded) of its 600 s bake done.
+    rolling = re.search(rf'data-rollout="{s.loop.rolling}".*?</article>', answer.text, re.S)
+    assert rolling and 'aria-current="step">canary 10%' in rolling[0]
+    assert re.search(r" (2[5-9]|30)% of 600 s", rolling[0])
+    assert rolling[0].count('class="done"') == 1
+    assert f'data-rollout="{s.loop.waiting}"' in answer.text  # awaiting approval: active too
+    assert "roc_auc: candidate 0.8112" in answer.text  # the rejected one, with the gate's reason
+    fragment = httpx.get(f"{url}/ui/deployments/churn", headers={**HTML, "HX-Request": "true"})
+    assert fragment.text.startswith('<div id="deployment-live" hx-get="/ui/deployments/churn"')
+    assert 'hx-trigger="every 2s"' in fragment.text
+    missing = httpx.get(f"{url}/ui/deployments/nope", headers=HTML)
+    assert missing.status_code == 404 and "No deployment named" in missing.text

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from support import serve_loopline
 from ui_seed import LONG_POINTS, Seeded, seed
@@ -28,8 +29,10 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded]]:
-    with serve_loopline(tmp_path_factory.mktemp("ui-browser"), check_log=True) as url:
-        yield url, seed(url)
+    home = tmp_path_factory.mktemp("ui-browser")
+    # No loop controller: the seeded rollouts stay where the seed put them.
+    with serve_loopline(home, check_log=True, env={"LOOPLINE_CONTROLLER_INTERVAL": "0"}) as url:
+        yield url, seed(url, f"sqlite:///{home / 'server.db'}")
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +267,28 @@ def test_artifact_browser_previews_tables_images_and_sandboxed_reports(
     assert all("Blocked script execution" in e and "sandboxed" in e for e in page.errors), page.errors
     assert page.errors
     page.errors.clear()
+
+
+def test_deployment_weights_update_live(site: tuple[str, Seeded], page: Any) -> None:
+    url, _ = site
+    page.goto(f"{url}/ui/deployments/churn")
+    shares = "() => [...document.querySelectorAll('#routes [data-share]')].map(e => e.textContent)"
+    assert page.evaluate(shares) == ["90%", "10%"]
+    page.evaluate("() => { window.looplineSamePage = true; }")  # gone if the page reloaded
+    _shot(page, "deployment")
+    # The rollout moves on through the API while the page stays open: the page follows by itself.
+    routes = [
+        {"model": "models:/churn-model/1", "weight": 50},
+        {"model": "models:/churn-model/2", "weight": 50},
+    ]
+    answer = httpx.post(
+        f"{url}/api/2.0/loopline/deployments/set",
+        json={"name": "churn", "routes": routes, "comment": "canary 50%"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    page.wait_for_function(f"() => ({shares})().join() === '50%,50%'", timeout=10_000)
+    assert page.locator("#revision").inner_text() == "3"
+    assert page.locator("#revisions tbody tr").first.get_attribute("data-revision") == "3"
+    assert "canary 50%" in page.locator("#revisions tbody tr").first.inner_text()
+    assert page.evaluate("() => window.looplineSamePage") is True  # no reload, no navigation

@@ -18,6 +18,13 @@ LONG_POINTS = 6_000  # more than a chart's default 1,000 points: the server down
 
 
 @dataclass
+class Loop:
+    rejected: int = 0  # rollout IDs
+    rolling: int = 0
+    waiting: int = 0
+
+
+@dataclass
 class Seeded:
     experiment_id: str
     run_ids: dict[str, str] = field(default_factory=dict)  # run name -> ID
@@ -28,6 +35,7 @@ class Seeded:
     child: str = ""
     model: str = "churn-model"
     artifacts_run: str = ""  # run-03, which has the files of ARTIFACTS
+    loop: Loop | None = None  # with a store URI: deployment churn and the loop's rollouts on it
 
 
 def png(width: int = 40, height: int = 20) -> bytes:
@@ -71,7 +79,17 @@ def lr_of(i: int) -> float:
     return round(0.001 * (1 + (i * 7) % RUNS), 4)  # distinct, not in run order
 
 
-def seed(url: str) -> Seeded:
+def seed(url: str, store_uri: str | None = None) -> Seeded:
+    """The runs, models and artifacts through the REST API; with ``store_uri`` (the server's database)
+    also a deployment and the loop's state on it (``seed_deployment``, ``seed_loop``)."""
+    s = _seed_tracking(url)
+    if store_uri is not None:
+        seed_deployment(url)
+        s.loop = seed_loop(store_uri)
+    return s
+
+
+def _seed_tracking(url: str) -> Seeded:
     with httpx.Client(base_url=url + API, timeout=30) as c:
 
         def call(path: str, body: dict[str, object]) -> dict[str, object]:
@@ -150,3 +168,117 @@ def seed(url: str) -> Seeded:
             )
         call("/registered-models/alias", {"name": s.model, "alias": "champion", "version": "2"})
     return s
+
+
+GATE_VERDICT = {
+    "passed": False,
+    "dataset": "datasets:/churn-holdout/3",
+    "candidate": "models:/churn-model/3",
+    "champion": "models:/churn-model/1",
+    "rules": [
+        {
+            "kind": "metric",
+            "passed": False,
+            "numbers": {"candidate": 0.8112, "champion": 0.8425, "difference": -0.0313, "bound": -0.0402},
+            "why": "roc_auc: candidate 0.8112 vs champion 0.8425, difference -0.0313; its 95% lower bound "
+            "-0.0402 is a loss beyond the allowed loss 0.01",
+        },
+        {
+            "kind": "latency",
+            "passed": True,
+            "numbers": {"p99_ms": 4.2, "max_p99_ms": 50.0},
+            "why": "p99 4.2 ms",
+        },
+    ],
+}
+
+
+def seed_deployment(url: str) -> None:
+    """Deployment ``churn``: v1 alone, then a 90/10 split with v2 (two revisions)."""
+    api = url + "/api/2.0/loopline/deployments/set"
+    for routes, comment in (
+        ([{"model": "models:/churn-model/1", "weight": 100}], "first"),
+        (
+            [
+                {"model": "models:/churn-model/1", "weight": 90},
+                {"model": "models:/churn-model/2", "weight": 10},
+            ],
+            "canary",
+        ),
+    ):
+        httpx.post(
+            api, json={"name": "churn", "routes": routes, "comment": comment}, timeout=30
+        ).raise_for_status()
+
+
+def seed_loop(store_uri: str) -> Loop:
+    """Two policies on ``churn`` and three rollouts (rejected by the gate, rolling at step 2 of 3,
+    awaiting approval), written straight into the server's database as its controller would (the
+    UI tests' servers run no controller, so they stay put)."""
+    from loopline.automation import events as ev
+    from loopline.automation.sql_store import SqlAutomationStore
+    from loopline.automation.types import Gate, GateRule, Policy, RolloutState, RolloutStep
+    from loopline.clock import now_ms
+    from loopline.config import Settings
+    from loopline.context import Context
+
+    store = SqlAutomationStore(Context(Settings.from_env({}, tracking_uri=store_uri)))
+    gate = Gate((GateRule("metric", metric="roc_auc", max_loss=0.01),))
+    steps = (RolloutStep("shadow", 100, 60), RolloutStep("canary", 10, 600), RolloutStep("canary", 50, 600))
+    loop_policy, _ = store.put_policy(
+        Policy("churn-loop", "churn-model", "churn", "train.py:pipeline", gate, rollout=steps)
+    )
+    gated, _ = store.put_policy(
+        Policy(
+            "churn-gated", "churn-model", "churn", "train.py:pipeline", gate, rollout=steps[:1], approval=True
+        )
+    )
+    out = Loop()
+    start = RolloutState.TRAINING
+    r = store.create_rollout(
+        loop_policy, trigger={"kind": "manual"}, base_revision=1, champion="models:/churn-model/1"
+    )
+    reason = GATE_VERDICT["rules"][0]["why"]  # type: ignore[index]
+    store.advance(
+        r.id,
+        expected_state=start,
+        expected_step=-1,
+        event=ev.GATE,
+        payload=GATE_VERDICT,
+        state=RolloutState.REJECTED,
+        candidate="models:/churn-model/3",
+        verdict=GATE_VERDICT,
+        reason=reason,
+    )
+    out.rejected = r.id
+    r = store.create_rollout(
+        loop_policy, trigger={"kind": "alert"}, base_revision=2, champion="models:/churn-model/1"
+    )
+    store.advance(
+        r.id,
+        expected_state=start,
+        expected_step=-1,
+        event=ev.ROLLOUT_STEP,
+        payload={"step": 1, "stage": "canary", "weight": 10},
+        state=RolloutState.ROLLING,
+        step=1,
+        step_started_ms=now_ms() - 150_000,
+        candidate="models:/churn-model/2",
+    )
+    out.rolling = r.id
+    passed = {**GATE_VERDICT, "passed": True, "rules": [GATE_VERDICT["rules"][1]]}  # type: ignore[index]
+    r = store.create_rollout(
+        gated, trigger={"kind": "manual"}, base_revision=2, champion="models:/churn-model/1"
+    )
+    store.advance(
+        r.id,
+        expected_state=start,
+        expected_step=-1,
+        event=ev.APPROVAL_WAIT,
+        state=RolloutState.AWAITING_APPROVAL,
+        candidate="models:/churn-model/2",
+        verdict=passed,
+        reason="all 1 rules passed",
+    )
+    out.waiting = r.id
+    return out

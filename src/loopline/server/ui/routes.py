@@ -22,7 +22,14 @@ from loopline.errors import InvalidInput, LooplineError, NotFound
 from loopline.server import mlflow_artifacts
 from loopline.server.http import blocking, json_response
 from loopline.server.state import context, registry, tracking
-from loopline.server.ui import artifact_view, compare, downsample, lineage_view, runs_table
+from loopline.server.ui import (
+    artifact_view,
+    compare,
+    deployment_view,
+    downsample,
+    lineage_view,
+    runs_table,
+)
 from loopline.server.ui.templating import STATIC, render
 from loopline.tracking.lineage import SqlLineageReader
 from loopline.uris import experiment_uri, parse, run_uri
@@ -31,6 +38,7 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 
 MAX_CHART_BUCKETS = 2_000  # up to 4,000 points per series: more than a chart has pixel columns
 DEFAULT_CHART_BUCKETS = 500
+POLL_S = 2  # how often a live part of a page asks again
 
 
 def _error(request: Request, e: LooplineError) -> Response:
@@ -259,6 +267,26 @@ async def model(request: Request, name: str) -> Response:
         aliases_of=aliases_of,
         nav="models",
     )
+
+
+# ---- deployments -----------------------------------------------------------------------------------
+
+
+@router.get("/deployments")
+async def deployments(request: Request) -> Response:
+    rows = await blocking(deployment_view.list_all, context(request))
+    return render(request, "deployments.html", title="Deployments", rows=rows, nav="deployments")
+
+
+@router.get("/deployments/{name}")
+async def deployment(request: Request, name: str) -> Response:
+    """The deployment's page; htmx's poll (every few seconds) gets its live part alone."""
+    try:
+        d = await blocking(deployment_view.load, context(request), name)
+    except LooplineError as e:
+        return _error(request, e)
+    template = "_deployment_live.html" if _fragment(request) else "deployment.html"
+    return render(request, template, title=name, d=d, nav="deployments", poll_s=POLL_S)
 
 
 # ---- lineage ---------------------------------------------------------------------------------------
