@@ -76,6 +76,11 @@ def _pages(url: str, s: Seeded) -> list[str]:
         f"/ui/lineage?uri=runs:/{s.parent}",
         "/ui/lineage",
         f"/ui/compare?run={s.run_ids['run-01']}&run={s.run_ids['run-02']}",
+        f"/ui/runs/{s.artifacts_run}/artifacts?path=data/sample.csv",
+        "/ui/deployments",
+        "/ui/deployments/churn",
+        "/ui/loop",
+        "/ui/events",
     ]
 
 
@@ -331,3 +336,35 @@ def test_deployment_page_shows_shares_rollout_progress_and_history(site: tuple[s
     assert 'hx-trigger="every 2s"' in fragment.text
     missing = httpx.get(f"{url}/ui/deployments/nope", headers=HTML)
     assert missing.status_code == 404 and "No deployment named" in missing.text
+
+
+def test_loop_page_shows_policies_approvals_and_the_gates_numbers(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.loop
+    answer = httpx.get(f"{url}/ui/loop", headers=HTML)
+    assert answer.status_code == 200
+    assert re.findall(r'<tr data-policy="([^"]+)">', answer.text) == ["churn-gated", "churn-loop"]
+    assert 'id="waiting-count">1<' in answer.text
+    assert re.search(
+        rf'<li data-rollout="{s.loop.waiting}">.*?loopline approve {s.loop.waiting}', answer.text
+    )
+    rejected = re.search(rf'<tr id="rollout-{s.loop.rejected}".*?</tr>\s*</tbody>', answer.text, re.S)
+    assert rejected and "rejected" in rejected[0]
+    assert '<details class="verdict" open>' in rejected[0]  # a failed gate shows its rules at once
+    metric = re.search(r'<tr data-rule="metric">(.*?)</tr>', rejected[0], re.S)
+    assert metric and 'class="fail"' in metric[1]
+    assert "candidate = 0.8112" in metric[1] and "bound = -0.0402" in metric[1]
+    assert "allowed loss 0.01" in metric[1]
+
+
+def test_events_page_lists_the_audit_trail_of_an_object_under_dora(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.loop
+    everything = httpx.get(f"{url}/ui/events", headers=HTML).text
+    assert 'id="dora"' in everything and 'data-dora="deployments">0 ' in everything
+    actions = re.findall(r'<tr data-action="([^"]+)">', everything)
+    assert {"loop.gate", "loop.rollout_step", "loop.approval_wait", "loop.retrain_start"} <= set(actions)
+    one = httpx.get(f"{url}/ui/events", params={"uri": f"rollouts:/{s.loop.rejected}"}, headers=HTML).text
+    assert re.findall(r'<tr data-action="([^"]+)">', one) == ["loop.gate", "loop.retrain_start"]
+    assert '"passed": false' in one  # the gate's payload
+    assert httpx.get(f"{url}/ui/events", params={"limit": "x"}, headers=HTML).status_code == 400

@@ -81,6 +81,9 @@ def test_every_page_loads_without_console_errors(site: tuple[str, Seeded], page:
         (f"/ui/models/{s.model}", "model"),
         (f"/ui/lineage?uri=runs:/{s.parent}", "lineage"),
         (f"/ui/compare?run={s.run_ids['run-01']}&run={s.run_ids['run-02']}", "compare-params"),
+        ("/ui/deployments", "deployments"),
+        ("/ui/loop", "loop"),
+        (f"/ui/events?uri=rollouts:/{s.loop.rejected if s.loop else 1}", "events"),
     ]:
         answer = page.goto(url + path)
         assert answer.status == 200, path

@@ -18,7 +18,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from loopline.artifacts.digests import CHUNK
+from loopline.automation.dora import read_dora
+from loopline.automation.sql_store import SqlAutomationStore
+from loopline.automation.types import RolloutState
 from loopline.errors import InvalidInput, LooplineError, NotFound
+from loopline.metadata.lineage import list_events
 from loopline.server import mlflow_artifacts
 from loopline.server.http import blocking, json_response
 from loopline.server.state import context, registry, tracking
@@ -287,6 +291,56 @@ async def deployment(request: Request, name: str) -> Response:
         return _error(request, e)
     template = "_deployment_live.html" if _fragment(request) else "deployment.html"
     return render(request, template, title=name, d=d, nav="deployments", poll_s=POLL_S)
+
+
+# ---- the loop and its audit trail ------------------------------------------------------------------
+
+
+@router.get("/loop")
+async def loop(request: Request) -> Response:
+    """Policies, approvals waiting, and the newest rollouts with the gate's verdict on each."""
+    store = SqlAutomationStore(context(request))
+    policies = await blocking(store.list_policies)
+    rollouts = await blocking(store.list_rollouts, limit=100)
+    waiting = [r for r in rollouts if r.state is RolloutState.AWAITING_APPROVAL]
+    return render(
+        request,
+        "loop.html",
+        title="The loop",
+        policies=policies,
+        rollouts=rollouts,
+        waiting=waiting,
+        nav="loop",
+    )
+
+
+EVENT_WINDOWS = ("7d", "30d", "90d")
+
+
+@router.get("/events")
+async def events(request: Request) -> Response:
+    """``?uri=&limit=&window=``: the audit trail (newest first, of one object if ``uri``) under the
+    DORA figures of the window."""
+    qp = request.query_params
+    uri, window = qp.get("uri", "").strip(), qp.get("window", "30d")
+    if window not in EVENT_WINDOWS:
+        window = "30d"
+    limit = min(max(_int(qp.get("limit"), 200, "limit"), 1), 1000)
+    ctx = context(request)
+    trail = await blocking(list_events, ctx.engine, ctx.workspace, uri or None, limit)
+    dora = await blocking(read_dora, ctx, window)
+    return render(
+        request,
+        "events.html",
+        title="Events",
+        events=trail,
+        dora=dora,
+        uri=uri,
+        window=window,
+        windows=EVENT_WINDOWS,
+        limit=limit,
+        nav="events",
+    )
 
 
 # ---- lineage ---------------------------------------------------------------------------------------
