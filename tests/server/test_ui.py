@@ -16,8 +16,9 @@ import httpx
 import numpy as np
 import pytest
 from support import serve_loopline
-from ui_seed import LONG_POINTS, RUNS, Seeded, seed
+from ui_seed import ARTIFACTS, LONG_POINTS, RUNS, Seeded, seed
 
+from loopline.server.ui.compare import PLOT_HEIGHT, PLOT_TOP
 from loopline.server.ui.downsample import min_max
 
 STATIC = Path(__file__).parents[2] / "src/loopline/server/ui/static"
@@ -26,8 +27,10 @@ HTML = {"Accept": "text/html"}
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded]]:
-    with serve_loopline(tmp_path_factory.mktemp("ui"), check_log=True) as url:
-        yield url, seed(url)
+    home = tmp_path_factory.mktemp("ui")
+    # No loop controller: the seeded rollouts stay where the seed put them.
+    with serve_loopline(home, check_log=True, env={"LOOPLINE_CONTROLLER_INTERVAL": "0"}) as url:
+        yield url, seed(url, f"sqlite:///{home / 'server.db'}")
 
 
 class _Page(HTMLParser):
@@ -54,8 +57,10 @@ class _Page(HTMLParser):
             self.ids.add(str(a["id"]))
 
 
-def _get(url: str, **headers: str) -> tuple[httpx.Response, _Page]:
-    answer = httpx.get(url, headers={**HTML, **headers}, timeout=30)
+def _get(
+    url: str, params: list[tuple[str, str]] | None = None, **headers: str
+) -> tuple[httpx.Response, _Page]:
+    answer = httpx.get(url, params=params, headers={**HTML, **headers}, timeout=30)
     page = _Page()
     page.feed(answer.text)
     return answer, page
@@ -70,6 +75,12 @@ def _pages(url: str, s: Seeded) -> list[str]:
         f"/ui/models/{s.model}",
         f"/ui/lineage?uri=runs:/{s.parent}",
         "/ui/lineage",
+        f"/ui/compare?run={s.run_ids['run-01']}&run={s.run_ids['run-02']}",
+        f"/ui/runs/{s.artifacts_run}/artifacts?path=data/sample.csv",
+        "/ui/deployments",
+        "/ui/deployments/churn",
+        "/ui/loop",
+        "/ui/events",
     ]
 
 
@@ -189,3 +200,171 @@ def test_min_max_keeps_extremes_in_x_order() -> None:
     assert None in out.y  # the NaN stays a visible gap
     small = min_max(x, y, 100, lo=100, hi=149)
     assert small.exact and small.x == [float(i) for i in range(100, 150)]
+
+
+def test_compare_shows_the_params_that_differ_and_one_line_per_run(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    names = ["run-01", "run-02", "run-05"]
+    ids = [s.run_ids[n] for n in names]
+    answer, page = _get(f"{url}/ui/compare", params=[("run", i) for i in ids])
+    assert answer.status_code == 200, answer.text[:500]
+    assert page.rows[:3] == ids  # the table of compared runs, in the order asked
+    # lr and depth differ between these three (depth = 2 + i % 4: 3, 4, 3): both in the diff table.
+    differing = re.findall(r'<tr class="differs" data-key="([^"]+)">', answer.text)
+    assert differing[:2] == ["depth", "lr"] and 'id="params-differ">2<' in answer.text
+    lr_row = re.search(r'<tr class="differs" data-key="lr">(.*?)</tr>', answer.text, re.S)
+    assert lr_row and [f">{s.lr[n]}<" in lr_row[1] for n in names] == [True] * 3
+    # Parallel coordinates: axes depth, lr (params), accuracy, loss (metrics); one path per run.
+    axes = re.findall(r'<g class="axis (param|metric)" data-key="([^"]+)">', answer.text)
+    assert axes == [("param", "depth"), ("param", "lr"), ("metric", "accuracy"), ("metric", "loss")]
+    paths = re.findall(
+        r'<path class="run-line" d="([^"]+)" stroke="[^"]+" data-run-id="([^"]+)"', answer.text
+    )
+    assert [p[1] for p in paths] == ids
+    # The run with the highest lr has the lowest accuracy: its lr vertex at the top, accuracy at the bottom.
+    top = max(names, key=lambda n: s.lr[n])
+    d = dict((rid, path) for path, rid in paths)[s.run_ids[top]]
+    ys = [float(v.split(",")[1]) for v in re.findall(r"[ML]([\d.]+,[\d.]+)", d)]
+    assert ys[1] == PLOT_TOP and ys[2] == PLOT_TOP + PLOT_HEIGHT
+    # One overlaid chart per metric, each naming every run's series.
+    charts = re.findall(r"data-key=\"(\w+)\" data-runs='([^']+)'", answer.text)
+    assert [k for k, _ in charts] == ["accuracy", "loss"]
+    assert [r["id"] for r in json.loads(charts[0][1].replace("&#34;", '"'))] == ids
+
+
+def test_compare_refuses_no_runs_too_many_and_unknown_ones(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert httpx.get(f"{url}/ui/compare", headers=HTML).status_code == 400
+    many = [("run", f"{i:032x}") for i in range(21)]
+    too_many = httpx.get(f"{url}/ui/compare", params=many, headers=HTML)
+    assert too_many.status_code == 400 and "at most 20" in too_many.text
+    unknown = httpx.get(f"{url}/ui/compare", params=[("run", s.long_run), ("run", "0" * 32)], headers=HTML)
+    assert unknown.status_code == 404 and 'role="alert"' in unknown.text
+
+
+def _artifacts(url: str, run_id: str, path: str, **headers: str) -> httpx.Response:
+    return httpx.get(f"{url}/ui/runs/{run_id}/artifacts", params={"path": path}, headers={**HTML, **headers})
+
+
+def test_artifact_browser_lists_folders_and_previews_each_kind(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    root = _artifacts(url, s.artifacts_run, "", **{"HX-Request": "true"})
+    assert root.status_code == 200 and "<html" not in root.text  # the run page's fragment
+    listed = re.findall(r'<li data-path="([^"]+)"', root.text)
+    assert listed == ["data", "model", "notes.txt", "plots", "report.html", "weights.bin"]
+    folder = _artifacts(url, s.artifacts_run, "data")
+    assert "<html" in folder.text  # without htmx: a page of its own
+    assert re.findall(r'<li data-path="([^"]+)"', folder.text) == ["data/sample.csv", "data/sample.parquet"]
+
+    csv_page = _artifacts(url, s.artifacts_run, "data/sample.csv").text
+    assert 'data-kind="table"' in csv_page and '<th scope="col">city</th>' in csv_page
+    assert "<td>Oslo</td><td>12</td>" in csv_page and "First 50 rows" in csv_page
+    parquet_page = _artifacts(url, s.artifacts_run, "data/sample.parquet").text
+    assert "id (int64)" in parquet_page and "First 50 rows of 120" in parquet_page
+    assert "<td>49</td><td>0.49</td>" in parquet_page and "<td>50</td>" not in parquet_page
+    text = _artifacts(url, s.artifacts_run, "notes.txt").text
+    assert "&lt;b&gt;not bold&lt;/b&gt; — ünïcode" in text  # escaped, decoded
+    assert "sklearn: {}" in _artifacts(url, s.artifacts_run, "model/MLmodel").text  # no suffix: text
+    image = _artifacts(url, s.artifacts_run, "plots/loss.png").text
+    assert f'<img src="/ui/runs/{s.artifacts_run}/artifacts/raw?path=plots%2Floss.png"' in image
+    report = _artifacts(url, s.artifacts_run, "report.html").text
+    assert re.search(r'<iframe src="[^"]+raw\?path=report.html" sandbox title=', report)
+    assert "No preview for this kind of file" in _artifacts(url, s.artifacts_run, "weights.bin").text
+
+
+def test_raw_artifacts_are_sandboxed_and_typed(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    raw = f"{url}/ui/runs/{s.artifacts_run}/artifacts/raw"
+    image = httpx.get(raw, params={"path": "plots/loss.png"})
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    assert image.content == ARTIFACTS["plots/loss.png"]
+    report = httpx.get(raw, params={"path": "report.html"})
+    assert report.headers["content-type"].startswith("text/html")
+    assert report.headers["content-security-policy"] == "sandbox"  # its script cannot run as the UI
+    assert report.headers["x-content-type-options"] == "nosniff"
+    other = httpx.get(raw, params={"path": "weights.bin"})
+    assert other.headers["content-type"] == "application/octet-stream"
+    assert other.headers["content-disposition"].startswith("attachment")
+    assert other.content == ARTIFACTS["weights.bin"]
+
+
+def test_artifact_paths_cannot_leave_the_runs_folder(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    # Another run's files sit beside this run's folder: "../<other run>/…" must not reach them.
+    sneaky = [
+        "../x",
+        "data/../../x",
+        "..",
+        "data/./sample.csv",
+        "a\\..\\b",
+        "x\x00y",
+        f"../{s.artifacts_run}",
+    ]
+    for path in sneaky:
+        page = _artifacts(url, s.run_ids["run-04"], path)
+        assert page.status_code == 400 and 'id="artifacts-error"' in page.text, path
+        raw = httpx.get(f"{url}/ui/runs/{s.run_ids['run-04']}/artifacts/raw", params={"path": path})
+        assert raw.status_code == 400 and raw.json()["message"] == "Invalid path", path
+    # A leading slash is stripped (as MLflow does): still a path inside the run's folder.
+    assert _artifacts(url, s.run_ids["run-04"], "/etc/passwd").status_code == 404
+    missing = _artifacts(url, s.artifacts_run, "nope.txt")
+    assert missing.status_code == 404 and 'role="alert"' in missing.text
+    empty = _artifacts(url, s.run_ids["run-04"], "")
+    assert empty.status_code == 200 and "No artifacts logged." in empty.text
+
+
+def test_deployment_page_shows_shares_rollout_progress_and_history(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.loop
+    listing = httpx.get(f"{url}/ui/deployments", headers=HTML).text
+    assert re.search(r'data-deployment="churn">.*?90%.*?10%', listing, re.S)
+    answer = httpx.get(f"{url}/ui/deployments/churn", headers=HTML)
+    assert answer.status_code == 200
+    shares = re.findall(r'<tr data-model="([^"]+)">.*?<span data-share>([^<]+)</span>', answer.text, re.S)
+    assert shares == [("models:/churn-model/1", "90%"), ("models:/churn-model/2", "10%")]
+    assert 'id="revision">2<' in answer.text
+    assert re.findall(r'<tr data-revision="(\d+)">', answer.text) == ["2", "1"]  # newest first
+    # The rolling rollout: step 2 of 3 current (canary 10%), 150 s (when seeded) of its 600 s bake done.
+    rolling = re.search(rf'data-rollout="{s.loop.rolling}".*?</article>', answer.text, re.S)
+    assert rolling and 'aria-current="step">canary 10%' in rolling[0]
+    assert re.search(r" (2[5-9]|30)% of 600 s", rolling[0])
+    assert rolling[0].count('class="done"') == 1
+    assert f'data-rollout="{s.loop.waiting}"' in answer.text  # awaiting approval: active too
+    assert "roc_auc: candidate 0.8112" in answer.text  # the rejected one, with the gate's reason
+    fragment = httpx.get(f"{url}/ui/deployments/churn", headers={**HTML, "HX-Request": "true"})
+    assert fragment.text.startswith('<div id="deployment-live" hx-get="/ui/deployments/churn"')
+    assert 'hx-trigger="every 2s"' in fragment.text
+    missing = httpx.get(f"{url}/ui/deployments/nope", headers=HTML)
+    assert missing.status_code == 404 and "No deployment named" in missing.text
+
+
+def test_loop_page_shows_policies_approvals_and_the_gates_numbers(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.loop
+    answer = httpx.get(f"{url}/ui/loop", headers=HTML)
+    assert answer.status_code == 200
+    assert re.findall(r'<tr data-policy="([^"]+)">', answer.text) == ["churn-gated", "churn-loop"]
+    assert 'id="waiting-count">1<' in answer.text
+    assert re.search(
+        rf'<li data-rollout="{s.loop.waiting}">.*?loopline approve {s.loop.waiting}', answer.text
+    )
+    rejected = re.search(rf'<tr id="rollout-{s.loop.rejected}".*?</tr>\s*</tbody>', answer.text, re.S)
+    assert rejected and "rejected" in rejected[0]
+    assert '<details class="verdict" open>' in rejected[0]  # a failed gate shows its rules at once
+    metric = re.search(r'<tr data-rule="metric">(.*?)</tr>', rejected[0], re.S)
+    assert metric and 'class="fail"' in metric[1]
+    assert "candidate = 0.8112" in metric[1] and "bound = -0.0402" in metric[1]
+    assert "allowed loss 0.01" in metric[1]
+
+
+def test_events_page_lists_the_audit_trail_of_an_object_under_dora(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.loop
+    everything = httpx.get(f"{url}/ui/events", headers=HTML).text
+    assert 'id="dora"' in everything and 'data-dora="deployments">0 ' in everything
+    actions = re.findall(r'<tr data-action="([^"]+)">', everything)
+    assert {"loop.gate", "loop.rollout_step", "loop.approval_wait", "loop.retrain_start"} <= set(actions)
+    one = httpx.get(f"{url}/ui/events", params={"uri": f"rollouts:/{s.loop.rejected}"}, headers=HTML).text
+    assert re.findall(r'<tr data-action="([^"]+)">', one) == ["loop.gate", "loop.retrain_start"]
+    assert '"passed": false' in one  # the gate's payload
+    assert httpx.get(f"{url}/ui/events", params={"limit": "x"}, headers=HTML).status_code == 400

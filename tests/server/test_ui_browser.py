@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from support import serve_loopline
 from ui_seed import LONG_POINTS, Seeded, seed
@@ -28,8 +29,10 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded]]:
-    with serve_loopline(tmp_path_factory.mktemp("ui-browser"), check_log=True) as url:
-        yield url, seed(url)
+    home = tmp_path_factory.mktemp("ui-browser")
+    # No loop controller: the seeded rollouts stay where the seed put them.
+    with serve_loopline(home, check_log=True, env={"LOOPLINE_CONTROLLER_INTERVAL": "0"}) as url:
+        yield url, seed(url, f"sqlite:///{home / 'server.db'}")
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +80,10 @@ def test_every_page_loads_without_console_errors(site: tuple[str, Seeded], page:
         ("/ui/models", "models"),
         (f"/ui/models/{s.model}", "model"),
         (f"/ui/lineage?uri=runs:/{s.parent}", "lineage"),
+        (f"/ui/compare?run={s.run_ids['run-01']}&run={s.run_ids['run-02']}", "compare-params"),
+        ("/ui/deployments", "deployments"),
+        ("/ui/loop", "loop"),
+        (f"/ui/events?uri=rollouts:/{s.loop.rejected if s.loop else 1}", "events"),
     ]:
         answer = page.goto(url + path)
         assert answer.status == 200, path
@@ -135,7 +142,8 @@ def test_metric_chart_renders_the_servers_points(site: tuple[str, Seeded], page:
     page.goto(f"{url}/ui/runs/{s.long_run}")
     chart = page.wait_for_selector("figure.chart[data-loaded='true']")
     data = page.evaluate("() => window.looplineCharts['loss'].data")
-    xs, ys = data
+    xs, ys, smoothed = data  # x, the raw points, and their moving average (none yet: the same)
+    assert smoothed == ys
     assert int(chart.get_attribute("data-total")) == LONG_POINTS
     assert chart.get_attribute("data-exact") == "false"
     assert 2 < len(xs) < LONG_POINTS and xs == sorted(xs)
@@ -156,6 +164,63 @@ def test_metric_chart_renders_the_servers_points(site: tuple[str, Seeded], page:
     assert 0.65 * LONG_POINTS < zx[0] < zx[-1] < 0.77 * LONG_POINTS
 
 
+def _ema(ys: list[float | None], weight: float) -> list[float | None]:
+    out: list[float | None] = []
+    last, n = 0.0, 0
+    for y in ys:
+        if y is None:
+            out.append(None)
+            continue
+        last, n = last * weight + (1 - weight) * y, n + 1
+        out.append(last / (1 - weight**n))
+    return out
+
+
+def test_smoothing_slider_redraws_a_moving_average_by_keyboard(site: tuple[str, Seeded], page: Any) -> None:
+    url, s = site
+    page.goto(f"{url}/ui/runs/{s.run_ids['run-07']}")
+    page.wait_for_selector("figure.chart[data-key='loss'][data-loaded='true']")
+    slider = page.get_by_label("Smoothing")
+    slider.focus()
+    page.keyboard.press("End")  # 0.99
+    for _ in range(9):
+        page.keyboard.press("ArrowLeft")  # 0.90
+    assert page.locator("#smoothing-value").inner_text() == "0.9"
+    xs, ys, smoothed = page.evaluate("() => window.looplineCharts['loss'].data")
+    assert xs == list(range(20)) and ys[0] == 1 + s.lr["run-07"]
+    assert smoothed == pytest.approx(_ema(ys, 0.9))
+    assert smoothed[-1] > ys[-1] + 0.05  # the average still remembers the early, higher losses
+
+
+def test_compare_selected_runs_overlays_their_curves(site: tuple[str, Seeded], page: Any) -> None:
+    url, s = site
+    names = ["run-01", "run-02", "run-05"]
+    page.goto(f"{url}/ui/experiments/{s.experiment_id}")
+    for n in names:
+        page.get_by_label(f"Select {n} to compare").check()
+    page.get_by_role("button", name="Compare selected").click()
+    page.wait_for_url("**/ui/compare?run=*")
+    assert page.locator("h1").inner_text() == "Compare 3 runs"
+    page.wait_for_selector("figure.chart[data-key='loss'][data-loaded='true']")
+    data = page.evaluate("() => window.looplineCharts['loss'].data")
+    assert len(data) == 1 + 2 * len(names)  # x, then each run's raw and smoothed points
+    assert data[0] == list(range(20))
+    for i in range(len(names)):  # the page lists the runs in the order the table ticked them
+        rid = page.locator("#compared-runs tbody tr").nth(i).get_attribute("data-run-id")
+        lr = s.lr[_name(s, rid)]
+        assert data[1 + 2 * i] == pytest.approx([1 / (step + 1) + lr for step in range(20)])
+    assert (
+        sorted(
+            _name(s, r)
+            for r in page.eval_on_selector_all(
+                "svg.parallel path.run-line", "ps => ps.map(p => p.dataset.runId)"
+            )
+        )
+        == names
+    )
+    _shot(page, "compare")
+
+
 def test_lineage_view_navigates_by_click(site: tuple[str, Seeded], page: Any) -> None:
     url, s = site
     page.goto(f"{url}/ui/lineage?uri=runs:/{s.parent}")
@@ -171,3 +236,62 @@ def test_lineage_view_navigates_by_click(site: tuple[str, Seeded], page: Any) ->
     version.locator("a.open").click()
     page.wait_for_url(f"**/ui/models/{s.model}#v2")
     assert "@champion" in page.locator("tr#v2").inner_text()
+
+
+def test_artifact_browser_previews_tables_images_and_sandboxed_reports(
+    site: tuple[str, Seeded], page: Any
+) -> None:
+    url, s = site
+    page.goto(f"{url}/ui/runs/{s.artifacts_run}")
+    listing = page.get_by_role("list", name="Files in the artifact root")
+    listing.get_by_role("link", name="data/").focus()
+    page.keyboard.press("Enter")  # the browser works from the keyboard: links, swapped in by htmx
+    page.get_by_role("link", name="sample.csv").click()
+    table = page.locator("#artifact-preview table")
+    assert table.locator("thead th").all_inner_texts() == ["city", "customers"]
+    assert table.locator("tbody tr").count() == 50
+    page.get_by_role("link", name="artifacts").click()  # back to the root by the folder crumbs
+    page.get_by_role("link", name="loss.png").wait_for(state="detached")  # inside plots/, not listed here
+    page.get_by_role("link", name="plots/").click()
+    page.get_by_role("link", name="loss.png").click()
+    image = page.locator("#artifact-preview img")
+    image.wait_for()
+    page.wait_for_function("() => document.querySelector('#artifact-preview img').complete")
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [40, 20]
+    page.get_by_role("link", name="artifacts").click()
+    page.get_by_role("link", name="report.html").click()
+    frame = page.frame_locator("#artifact-preview iframe")
+    assert frame.locator("#r").inner_text() == "Drift report"
+    page.evaluate("() => document.getElementById('artifacts-h').scrollIntoView()")
+    _shot(page, "run-artifacts")
+    report = next(f for f in page.frames if "artifacts/raw" in f.url)
+    assert report.title() == "Drift"  # its script (which sets the title to "ran") did not run
+    # The sandbox blocked it, and Chromium says so on the console: that, and nothing else.
+    assert all("Blocked script execution" in e and "sandboxed" in e for e in page.errors), page.errors
+    assert page.errors
+    page.errors.clear()
+
+
+def test_deployment_weights_update_live(site: tuple[str, Seeded], page: Any) -> None:
+    url, _ = site
+    page.goto(f"{url}/ui/deployments/churn")
+    shares = "() => [...document.querySelectorAll('#routes [data-share]')].map(e => e.textContent)"
+    assert page.evaluate(shares) == ["90%", "10%"]
+    page.evaluate("() => { window.looplineSamePage = true; }")  # gone if the page reloaded
+    _shot(page, "deployment")
+    # The rollout moves on through the API while the page stays open: the page follows by itself.
+    routes = [
+        {"model": "models:/churn-model/1", "weight": 50},
+        {"model": "models:/churn-model/2", "weight": 50},
+    ]
+    answer = httpx.post(
+        f"{url}/api/2.0/loopline/deployments/set",
+        json={"name": "churn", "routes": routes, "comment": "canary 50%"},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    page.wait_for_function(f"() => ({shares})().join() === '50%,50%'", timeout=10_000)
+    assert page.locator("#revision").inner_text() == "3"
+    assert page.locator("#revisions tbody tr").first.get_attribute("data-revision") == "3"
+    assert "canary 50%" in page.locator("#revisions tbody tr").first.inner_text()
+    assert page.evaluate("() => window.looplineSamePage") is True  # no reload, no navigation

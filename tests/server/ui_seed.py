@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import math
+import struct
+import zlib
 from dataclasses import dataclass, field
 
 import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 API = "/api/2.0/mlflow"
 RUNS = 30  # more than one page of 25
 LONG_POINTS = 6_000  # more than a chart's default 1,000 points: the server downsamples
+
+
+@dataclass
+class Loop:
+    rejected: int = 0  # rollout IDs
+    rolling: int = 0
+    waiting: int = 0
 
 
 @dataclass
@@ -22,13 +34,62 @@ class Seeded:
     parent: str = ""
     child: str = ""
     model: str = "churn-model"
+    artifacts_run: str = ""  # run-03, which has the files of ARTIFACTS
+    loop: Loop | None = None  # with a store URI: deployment churn and the loop's rollouts on it
+
+
+def png(width: int = 40, height: int = 20) -> bytes:
+    """A small valid PNG: a blue-to-orange gradient."""
+    raw = b"".join(
+        b"\x00"
+        + b"".join(bytes((int(255 * x / width), 114, 178 - int(100 * x / width))) for x in range(width))
+        for _ in range(height)
+    )
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
+
+
+def parquet() -> bytes:
+    out = io.BytesIO()
+    pq.write_table(pa.table({"id": list(range(120)), "score": [i / 100 for i in range(120)]}), out)
+    return out.getvalue()
+
+
+# A report whose script must not run: the UI frames it sandboxed.
+REPORT = b"<!doctype html><title>Drift</title><h1 id=r>Drift report</h1><script>document.title='ran'</script>"
+ARTIFACTS = {
+    "plots/loss.png": png(),
+    "report.html": REPORT,
+    "data/sample.csv": b"city,customers\nOslo,12\nLima,7\n"
+    + b"".join(b"Town %d,%d\n" % (i, i) for i in range(80)),
+    "data/sample.parquet": parquet(),
+    "notes.txt": "Trained on the March snapshot. <b>not bold</b> — ünïcode\n".encode(),
+    "model/MLmodel": b"flavors:\n  sklearn: {}\n",
+    "weights.bin": bytes(range(256)),
+}
 
 
 def lr_of(i: int) -> float:
     return round(0.001 * (1 + (i * 7) % RUNS), 4)  # distinct, not in run order
 
 
-def seed(url: str) -> Seeded:
+def seed(url: str, store_uri: str | None = None) -> Seeded:
+    """The runs, models and artifacts through the REST API; with ``store_uri`` (the server's database)
+    also a deployment and the loop's state on it (``seed_deployment``, ``seed_loop``)."""
+    s = _seed_tracking(url)
+    if store_uri is not None:
+        seed_deployment(url)
+        s.loop = seed_loop(store_uri)
+    return s
+
+
+def _seed_tracking(url: str) -> Seeded:
     with httpx.Client(base_url=url + API, timeout=30) as c:
 
         def call(path: str, body: dict[str, object]) -> dict[str, object]:
@@ -43,7 +104,11 @@ def seed(url: str) -> Seeded:
                 "/runs/create",
                 {"experiment_id": exp, "run_name": name, "start_time": 1_700_000_000_000, "tags": kv},
             )
-            return str(run["run"]["info"]["run_id"])  # type: ignore[index]
+            info = run["run"]["info"]  # type: ignore[index]
+            roots[info["run_id"]] = info["artifact_uri"].removeprefix("mlflow-artifacts:").strip("/")
+            return str(info["run_id"])
+
+        roots: dict[str, str] = {}
 
         exp = str(call("/experiments/create", {"name": "churn"})["experiment_id"])
         s = Seeded(exp)
@@ -72,6 +137,13 @@ def seed(url: str) -> Seeded:
             call("/runs/update", {"run_id": rid, "status": "FINISHED", "end_time": 1_700_000_060_000})
             s.run_ids[name], s.lr[name], s.loss[name] = rid, lr, 1.0 / 20 + lr
 
+        s.artifacts_run = s.run_ids["run-03"]
+        for rel, data in ARTIFACTS.items():
+            put = httpx.put(
+                f"{url}/api/2.0/mlflow-artifacts/artifacts/{roots[s.artifacts_run]}/{rel}", content=data
+            )
+            put.raise_for_status()
+
         long_exp = str(call("/experiments/create", {"name": "long-curves"})["experiment_id"])
         s.long_run = new_run(long_exp, "long")
         for start in range(0, LONG_POINTS, 1000):
@@ -96,3 +168,117 @@ def seed(url: str) -> Seeded:
             )
         call("/registered-models/alias", {"name": s.model, "alias": "champion", "version": "2"})
     return s
+
+
+GATE_VERDICT = {
+    "passed": False,
+    "dataset": "datasets:/churn-holdout/3",
+    "candidate": "models:/churn-model/3",
+    "champion": "models:/churn-model/1",
+    "rules": [
+        {
+            "kind": "metric",
+            "passed": False,
+            "numbers": {"candidate": 0.8112, "champion": 0.8425, "difference": -0.0313, "bound": -0.0402},
+            "why": "roc_auc: candidate 0.8112 vs champion 0.8425, difference -0.0313; its 95% lower bound "
+            "-0.0402 is a loss beyond the allowed loss 0.01",
+        },
+        {
+            "kind": "latency",
+            "passed": True,
+            "numbers": {"p99_ms": 4.2, "max_p99_ms": 50.0},
+            "why": "p99 4.2 ms",
+        },
+    ],
+}
+
+
+def seed_deployment(url: str) -> None:
+    """Deployment ``churn``: v1 alone, then a 90/10 split with v2 (two revisions)."""
+    api = url + "/api/2.0/loopline/deployments/set"
+    for routes, comment in (
+        ([{"model": "models:/churn-model/1", "weight": 100}], "first"),
+        (
+            [
+                {"model": "models:/churn-model/1", "weight": 90},
+                {"model": "models:/churn-model/2", "weight": 10},
+            ],
+            "canary",
+        ),
+    ):
+        httpx.post(
+            api, json={"name": "churn", "routes": routes, "comment": comment}, timeout=30
+        ).raise_for_status()
+
+
+def seed_loop(store_uri: str) -> Loop:
+    """Two policies on ``churn`` and three rollouts (rejected by the gate, rolling at step 2 of 3,
+    awaiting approval), written straight into the server's database as its controller would (the
+    UI tests' servers run no controller, so they stay put)."""
+    from loopline.automation import events as ev
+    from loopline.automation.sql_store import SqlAutomationStore
+    from loopline.automation.types import Gate, GateRule, Policy, RolloutState, RolloutStep
+    from loopline.clock import now_ms
+    from loopline.config import Settings
+    from loopline.context import Context
+
+    store = SqlAutomationStore(Context(Settings.from_env({}, tracking_uri=store_uri)))
+    gate = Gate((GateRule("metric", metric="roc_auc", max_loss=0.01),))
+    steps = (RolloutStep("shadow", 100, 60), RolloutStep("canary", 10, 600), RolloutStep("canary", 50, 600))
+    loop_policy, _ = store.put_policy(
+        Policy("churn-loop", "churn-model", "churn", "train.py:pipeline", gate, rollout=steps)
+    )
+    gated, _ = store.put_policy(
+        Policy(
+            "churn-gated", "churn-model", "churn", "train.py:pipeline", gate, rollout=steps[:1], approval=True
+        )
+    )
+    out = Loop()
+    start = RolloutState.TRAINING
+    r = store.create_rollout(
+        loop_policy, trigger={"kind": "manual"}, base_revision=1, champion="models:/churn-model/1"
+    )
+    reason = GATE_VERDICT["rules"][0]["why"]  # type: ignore[index]
+    store.advance(
+        r.id,
+        expected_state=start,
+        expected_step=-1,
+        event=ev.GATE,
+        payload=GATE_VERDICT,
+        state=RolloutState.REJECTED,
+        candidate="models:/churn-model/3",
+        verdict=GATE_VERDICT,
+        reason=reason,
+    )
+    out.rejected = r.id
+    r = store.create_rollout(
+        loop_policy, trigger={"kind": "alert"}, base_revision=2, champion="models:/churn-model/1"
+    )
+    store.advance(
+        r.id,
+        expected_state=start,
+        expected_step=-1,
+        event=ev.ROLLOUT_STEP,
+        payload={"step": 1, "stage": "canary", "weight": 10},
+        state=RolloutState.ROLLING,
+        step=1,
+        step_started_ms=now_ms() - 150_000,
+        candidate="models:/churn-model/2",
+    )
+    out.rolling = r.id
+    passed = {**GATE_VERDICT, "passed": True, "rules": [GATE_VERDICT["rules"][1]]}  # type: ignore[index]
+    r = store.create_rollout(
+        gated, trigger={"kind": "manual"}, base_revision=2, champion="models:/churn-model/1"
+    )
+    store.advance(
+        r.id,
+        expected_state=start,
+        expected_step=-1,
+        event=ev.APPROVAL_WAIT,
+        state=RolloutState.AWAITING_APPROVAL,
+        candidate="models:/churn-model/2",
+        verdict=passed,
+        reason="all 1 rules passed",
+    )
+    out.waiting = r.id
+    return out

@@ -21,6 +21,7 @@ from loopline._version import __version__
 # In the order `loopline --help` lists them.
 _COMMANDS: dict[str, tuple[str, str]] = {
     "server": ("loopline.cli.server", "server"),
+    "ui": ("loopline.cli.ui", "ui"),
     "gc": ("loopline.cli.gc", "gc"),
     "serve": ("loopline.cli.serve", "serve"),
     "sweep": ("loopline.cli.pipeline", "sweep"),

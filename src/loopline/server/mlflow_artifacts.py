@@ -17,7 +17,7 @@ import re
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import anyio
 from fastapi import APIRouter, Path, Request
@@ -195,6 +195,19 @@ async def send_location(request: Request, location: str, rel: str) -> Response:
     if not os.path.isfile(where):
         raise NotFound(f"No artifact {rel!r} at {location}.")
     return FileResponse(where, filename=rel.rsplit("/", 1)[-1], content_disposition_type="attachment")
+
+
+def open_location(request: Request, location: str, rel: str) -> BinaryIO:
+    """The file at ``rel`` below ``location``, open for reading (blocking: call it off the event
+    loop); the same checks as ``send_location``, for a caller that reads the content itself."""
+    if not rel:
+        raise InvalidInput("Invalid path", hint="Name a file.")
+    store, where = _where(request, location, rel)
+    if store is not None:
+        return store.open(where)
+    if not os.path.isfile(where):
+        raise NotFound(f"No artifact {rel!r} at {location}.")
+    return open(where, "rb")  # the caller closes it
 
 
 def _required_rel(request: Request, name: str) -> str:

@@ -7,17 +7,33 @@ a request from htmx (``HX-Request``) for the runs table gets the table alone. Er
 
 from __future__ import annotations
 
+import posixpath
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+from urllib.parse import quote
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
+from loopline.artifacts.digests import CHUNK
+from loopline.automation.dora import read_dora
+from loopline.automation.sql_store import SqlAutomationStore
+from loopline.automation.types import RolloutState
 from loopline.errors import InvalidInput, LooplineError, NotFound
+from loopline.metadata.lineage import list_events
+from loopline.server import mlflow_artifacts
 from loopline.server.http import blocking, json_response
 from loopline.server.state import context, registry, tracking
-from loopline.server.ui import downsample, lineage_view, runs_table
+from loopline.server.ui import (
+    artifact_view,
+    compare,
+    deployment_view,
+    downsample,
+    lineage_view,
+    runs_table,
+)
 from loopline.server.ui.templating import STATIC, render
 from loopline.tracking.lineage import SqlLineageReader
 from loopline.uris import experiment_uri, parse, run_uri
@@ -26,6 +42,7 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 
 MAX_CHART_BUCKETS = 2_000  # up to 4,000 points per series: more than a chart has pixel columns
 DEFAULT_CHART_BUCKETS = 500
+POLL_S = 2  # how often a live part of a page asks again
 
 
 def _error(request: Request, e: LooplineError) -> Response:
@@ -94,8 +111,80 @@ async def run(request: Request, run_id: str) -> Response:
         tags=tags,
         system_tags=system_tags,
         lineage_uri=run_uri(r.info.run_id),
+        series=[
+            {"id": r.info.run_id, "label": r.info.run_name or r.info.run_id[:8], "color": compare.COLORS[0]}
+        ],
         nav="experiments",
     )
+
+
+@router.get("/runs/{run_id}/artifacts")
+async def run_artifacts(request: Request, run_id: str) -> Response:
+    """``?path=``: a folder's listing, or a file's preview beside its folder's listing; the fragment
+    alone for htmx (the run page's artifact browser), else a page of its own."""
+    args: dict[str, Any] = dict(run_id=run_id, folder="", files=[], preview=None, error=None)
+    status = 200
+    try:
+        rel = mlflow_artifacts.artifact_rel_path(request.query_params.get("path", ""))
+        r = await blocking(tracking(request).get_run, run_id)
+        location = r.info.artifact_uri
+        files = await mlflow_artifacts.list_location(request, location, rel)
+        folder = rel
+        if rel and not files:  # a file (a folder lists something; an empty or missing one is NotFound)
+            args["preview"] = await blocking(_preview, request, location, rel)
+            folder = posixpath.dirname(rel)
+            files = await mlflow_artifacts.list_location(request, location, folder)
+        args.update(folder=folder, files=files, crumbs=artifact_view.crumbs(folder))
+    except LooplineError as e:
+        args.update(error=e, crumbs=artifact_view.crumbs(""))
+        status = e.status_code
+    template = "_artifacts.html" if _fragment(request) else "artifacts.html"
+    return render(request, template, status_code=status, title="Artifacts", nav="experiments", **args)
+
+
+def _preview(request: Request, location: str, rel: str) -> artifact_view.Preview:
+    with mlflow_artifacts.open_location(request, location, rel) as f:
+        return artifact_view.preview(f, rel)
+
+
+@router.get("/runs/{run_id}/artifacts/raw")
+async def run_artifact_raw(request: Request, run_id: str) -> Response:
+    """One file of the run, as an image or HTML report the browser shows (sandboxed: no script of
+    it runs as the UI's origin) or, any other kind, as a download."""
+    rel = mlflow_artifacts.artifact_rel_path(request.query_params.get("path", ""))
+    r = await blocking(tracking(request).get_run, run_id)
+    f = await blocking(mlflow_artifacts.open_location, request, r.info.artifact_uri, rel)
+    media = artifact_view.media_type(rel)
+    disposition = "attachment" if media == "application/octet-stream" else "inline"
+    name = quote(posixpath.basename(rel))
+    headers = {
+        "Content-Security-Policy": "sandbox",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{name}",
+    }
+    return StreamingResponse(_chunks(f), media_type=media, headers=headers)
+
+
+async def _chunks(f: BinaryIO) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await blocking(f.read, CHUNK):
+            yield chunk
+    finally:
+        f.close()
+
+
+@router.get("/compare")
+async def compare_runs(request: Request) -> Response:
+    """``?run=<id>&run=<id>…``: the runs' params diff, latest metrics, curves and parallel axes."""
+    try:
+        c = await blocking(compare.load, tracking(request), request.query_params.getlist("run"))
+    except LooplineError as e:
+        return _error(request, e)
+    series = [
+        {"id": r.info.run_id, "label": r.info.run_name or r.info.run_id[:8], "color": color}
+        for r, color in zip(c.runs, c.colors, strict=True)
+    ]
+    return render(request, "compare.html", title="Compare runs", c=c, series=series, nav="experiments")
 
 
 @router.get("/api/metric")
@@ -181,6 +270,76 @@ async def model(request: Request, name: str) -> Response:
         versions=versions.items,
         aliases_of=aliases_of,
         nav="models",
+    )
+
+
+# ---- deployments -----------------------------------------------------------------------------------
+
+
+@router.get("/deployments")
+async def deployments(request: Request) -> Response:
+    rows = await blocking(deployment_view.list_all, context(request))
+    return render(request, "deployments.html", title="Deployments", rows=rows, nav="deployments")
+
+
+@router.get("/deployments/{name}")
+async def deployment(request: Request, name: str) -> Response:
+    """The deployment's page; htmx's poll (every few seconds) gets its live part alone."""
+    try:
+        d = await blocking(deployment_view.load, context(request), name)
+    except LooplineError as e:
+        return _error(request, e)
+    template = "_deployment_live.html" if _fragment(request) else "deployment.html"
+    return render(request, template, title=name, d=d, nav="deployments", poll_s=POLL_S)
+
+
+# ---- the loop and its audit trail ------------------------------------------------------------------
+
+
+@router.get("/loop")
+async def loop(request: Request) -> Response:
+    """Policies, approvals waiting, and the newest rollouts with the gate's verdict on each."""
+    store = SqlAutomationStore(context(request))
+    policies = await blocking(store.list_policies)
+    rollouts = await blocking(store.list_rollouts, limit=100)
+    waiting = [r for r in rollouts if r.state is RolloutState.AWAITING_APPROVAL]
+    return render(
+        request,
+        "loop.html",
+        title="The loop",
+        policies=policies,
+        rollouts=rollouts,
+        waiting=waiting,
+        nav="loop",
+    )
+
+
+EVENT_WINDOWS = ("7d", "30d", "90d")
+
+
+@router.get("/events")
+async def events(request: Request) -> Response:
+    """``?uri=&limit=&window=``: the audit trail (newest first, of one object if ``uri``) under the
+    DORA figures of the window."""
+    qp = request.query_params
+    uri, window = qp.get("uri", "").strip(), qp.get("window", "30d")
+    if window not in EVENT_WINDOWS:
+        window = "30d"
+    limit = min(max(_int(qp.get("limit"), 200, "limit"), 1), 1000)
+    ctx = context(request)
+    trail = await blocking(list_events, ctx.engine, ctx.workspace, uri or None, limit)
+    dora = await blocking(read_dora, ctx, window)
+    return render(
+        request,
+        "events.html",
+        title="Events",
+        events=trail,
+        dora=dora,
+        uri=uri,
+        window=window,
+        windows=EVENT_WINDOWS,
+        limit=limit,
+        nav="events",
     )
 
 

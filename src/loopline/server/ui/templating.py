@@ -46,6 +46,18 @@ def number(value: float | None) -> str:
     return f"{value:.6g}"
 
 
+def size(n: int | None) -> str:
+    """A file size in B, KB, MB or GB (powers of 1024)."""
+    if n is None:
+        return ""
+    value = float(n)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
 def query(**params: Any) -> str:
     """A query string of the non-empty ``params`` (lists repeat their key)."""
     pairs = [
@@ -64,7 +76,7 @@ _env = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.filters.update(when=when, number=number, path=lambda s: quote(str(s), safe=""))
+_env.filters.update(when=when, number=number, size=size, path=lambda s: quote(str(s), safe=""))
 _env.globals.update(duration=duration, query=query)
 
 

@@ -1,55 +1,114 @@
 // Loopline UI: metric charts (uPlot) fed by /ui/api/metric, which downsamples on the server.
-// Each chart loads when it scrolls into view; dragging zooms and asks the server again for the
-// visible range only (exact once it holds few enough points); double-click resets.
+// A chart draws one metric of one or more runs (figure[data-runs]: [{id, label, color}]). Each
+// loads when it scrolls into view; dragging zooms and asks the server again for the visible range
+// only (exact once it holds few enough points); double-click resets. Smoothing (an exponential
+// moving average of the points drawn) is computed here, so moving the slider asks the server nothing.
+// The chart's data: [x, run 1 raw, run 1 smoothed, run 2 raw, …] (window.looplineCharts[key].data).
 "use strict";
 
 window.looplineCharts = {};
+window.looplineSmooth = ema;
+
+// Exponential moving average with the start-up bias removed (as TensorBoard draws it): a weight of
+// 0 returns the points, 0.99 a nearly flat line. Gaps (null) and absent points (undefined) stay.
+function ema(ys, weight) {
+  if (!weight) return ys.slice();
+  const out = new Array(ys.length);
+  let last = 0, n = 0;
+  for (let i = 0; i < ys.length; i++) {
+    const y = ys[i];
+    if (y === null || y === undefined || !Number.isFinite(y)) { out[i] = y; continue; }
+    last = last * weight + (1 - weight) * y;
+    n += 1;
+    out[i] = last / (1 - Math.pow(weight, n));
+  }
+  return out;
+}
 
 (function () {
   const BUCKETS = 500;
 
-  function xAxis() {
-    const select = document.querySelector("[data-chart-x]");
-    return select ? select.value : "step";
-  }
+  function control(name) { return document.querySelector("[data-chart-" + name + "]"); }
+  function xAxis() { const s = control("x"); return s ? s.value : "step"; }
+  function weight() { const s = control("smoothing"); return s ? Number(s.value) : 0; }
 
-  async function fetchPoints(fig, range) {
-    const params = new URLSearchParams({ run_id: fig.dataset.runId, key: fig.dataset.key, x: xAxis(), buckets: BUCKETS });
+  async function fetchPoints(runId, key, range) {
+    const params = new URLSearchParams({ run_id: runId, key: key, x: xAxis(), buckets: BUCKETS });
     if (range) { params.set("min", range[0]); params.set("max", range[1]); }
     const answer = await fetch("/ui/api/metric?" + params.toString());
+    if (answer.status === 404) return null;  // this run did not log the metric: no line
     if (!answer.ok) throw new Error((await answer.json()).message || answer.statusText);
     return answer.json();
   }
 
-  function note(fig, body) {
-    const shown = body.x.length.toLocaleString();
-    const total = body.total.toLocaleString();
-    fig.querySelector(".chart-note").textContent = body.exact
-      ? "(" + total + " points)" : "(" + shown + " of " + total + " points: min and max per bucket)";
-    fig.dataset.points = String(body.x.length);
-    fig.dataset.total = String(body.total);
-    fig.dataset.exact = String(body.exact);
+  // One x for every run: the union of their xs; a run without a point at some x has undefined
+  // there (uPlot draws across it), while a logged NaN stays null (a gap).
+  function align(bodies) {
+    const present = bodies.filter((b) => b);
+    if (present.length === 1 && bodies.length === 1) return [present[0].x, present[0].y];
+    const xs = Array.from(new Set(present.flatMap((b) => b.x))).sort((a, b) => a - b);
+    const at = new Map(xs.map((x, i) => [x, i]));
+    const columns = bodies.map((b) => {
+      const col = new Array(xs.length).fill(undefined);
+      if (b) b.x.forEach((x, i) => { col[at.get(x)] = b.y[i]; });
+      return col;
+    });
+    return [xs, ...columns];
+  }
+
+  function withSmoothing(raw) {
+    const w = weight(), data = [raw[0]];
+    for (let i = 1; i < raw.length; i++) data.push(raw[i], ema(raw[i], w));
+    return data;
+  }
+
+  function note(fig, bodies) {
+    const present = bodies.filter((b) => b);
+    const shown = present.reduce((n, b) => n + b.x.length, 0);
+    const total = present.reduce((n, b) => n + b.total, 0);
+    const exact = present.every((b) => b.exact);
+    fig.querySelector(".chart-note").textContent = exact
+      ? "(" + total.toLocaleString() + " points)"
+      : "(" + shown.toLocaleString() + " of " + total.toLocaleString() + " points: min and max per bucket)";
+    fig.dataset.points = String(shown);
+    fig.dataset.total = String(total);
+    fig.dataset.exact = String(exact);
+  }
+
+  function faint(color) { return color + "55"; }
+
+  async function load(fig, runs, range) {
+    return Promise.all(runs.map((r) => fetchPoints(r.id, fig.dataset.key, range)));
   }
 
   async function draw(fig) {
     const holder = fig.querySelector(".plot");
-    const old = window.looplineCharts[fig.dataset.key];
+    const key = fig.dataset.key;
+    const runs = JSON.parse(fig.dataset.runs);
+    const old = window.looplineCharts[key];
     if (old) old.destroy();
     holder.textContent = "";
-    let body;
+    let bodies;
     try {
-      body = await fetchPoints(fig, null);
+      bodies = await load(fig, runs, null);
     } catch (e) {
       holder.textContent = "Could not load the points: " + e.message;
       return;
     }
     const time = xAxis() === "time";
+    const series = [{ label: time ? "time" : "step" }];
+    for (const r of runs) {
+      series.push({ label: r.label + " (raw)", stroke: faint(r.color), width: 1, spanGaps: false });
+      series.push({ label: r.label, stroke: r.color, width: 1.5, spanGaps: false });
+    }
+    let raw = align(bodies);
     let zooming = false;
     const plot = new uPlot({
       width: Math.max(300, holder.clientWidth || 480),
       height: 240,
       scales: { x: { time: time } },
-      series: [{ label: time ? "time" : "step" }, { label: fig.dataset.key, stroke: "#0b5cad", width: 1.5, spanGaps: false }],
+      series: series,
+      legend: { show: runs.length === 1 },
       axes: [{}, { size: 60 }],
       cursor: { drag: { x: true, y: false } },
       hooks: {
@@ -57,25 +116,28 @@ window.looplineCharts = {};
           if (u.select.width < 2) return;
           const lo = u.posToVal(u.select.left, "x"), hi = u.posToVal(u.select.left + u.select.width, "x");
           u.setSelect({ left: 0, width: 0 }, false);
-          const zoomed = await fetchPoints(fig, [lo, hi]);
+          const zoomed = await load(fig, runs, [lo, hi]);
           zooming = true;
-          u.setData([zoomed.x, zoomed.y], false);
+          raw = align(zoomed);
+          u.setData(withSmoothing(raw), false);
           u.setScale("x", { min: lo, max: hi });
           zooming = false;
           note(fig, zoomed);
           fig.dataset.zoomed = "true";
         }],
       },
-    }, [body.x, body.y], holder);
+    }, withSmoothing(raw), holder);
     plot.over.addEventListener("dblclick", async () => {
       if (zooming) return;
-      const all = await fetchPoints(fig, null);
-      plot.setData([all.x, all.y], true);
+      const all = await load(fig, runs, null);
+      raw = align(all);
+      plot.setData(withSmoothing(raw), true);
       note(fig, all);
       delete fig.dataset.zoomed;
     });
-    window.looplineCharts[fig.dataset.key] = plot;
-    note(fig, body);
+    plot.looplineResmooth = () => plot.setData(withSmoothing(raw), false);
+    window.looplineCharts[key] = plot;
+    note(fig, bodies);
     fig.dataset.loaded = "true";
   }
 
@@ -88,9 +150,14 @@ window.looplineCharts = {};
       }
     }, { rootMargin: "200px" });
     figures.forEach((fig) => seen.observe(fig));
-    const select = document.querySelector("[data-chart-x]");
+    const select = control("x");
     if (select) select.addEventListener("change", () => {
       figures.forEach((fig) => { if (fig.dataset.loaded) draw(fig); });
+    });
+    const smoothing = control("smoothing");
+    if (smoothing) smoothing.addEventListener("input", () => {
+      document.getElementById("smoothing-value").textContent = smoothing.value;
+      Object.values(window.looplineCharts).forEach((plot) => plot.looplineResmooth());
     });
   }
 
