@@ -32,6 +32,7 @@ MODULES = (
     "team_scale",
     "gate_calibration",
     "loop",
+    "security",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -44,7 +44,7 @@ ROOT``                         ``<root>/<id>`` and clients write there directly 
 ``LOOPLINE_WEBHOOK_SECRET``    signs the loop's webhooks (``X-Loopline-Signature``; unset: unsigned)
 ``LOOPLINE_AUTH``              ``loopline server``: require authentication and check roles (``0``)
 ``LOOPLINE_ACCESS_LOG``        ``loopline server``: a JSON line per request, with its request id and
-                               actor, on the ``loopline.access`` logger (``0``; on with auth)
+                               actor, on stdout (``0``; on with auth)
 ``LOOPLINE_TOKEN``             the client's API token (``MLFLOW_TRACKING_TOKEN`` is honoured too)
 ``LOOPLINE_USERNAME`` /        the client's HTTP Basic credentials (``MLFLOW_TRACKING_USERNAME`` /
 ``LOOPLINE_PASSWORD``          ``MLFLOW_TRACKING_PASSWORD`` are honoured too)

@@ -215,7 +215,7 @@ def test_what_a_user_does_is_recorded_as_theirs(server: Site) -> None:
         headers=_bearer(tokens["vera"]),
     ).json()["events"]
     assert events[0]["payload"]["request_id"] == "req-4711"
-    lines = [json.loads(x) for x in server.log.read_text().splitlines() if x.startswith('{"time"')]
+    lines = [json.loads(x) for x in server.log.read_text().splitlines() if x.startswith('{"time')]
     line = next(x for x in lines if x["request_id"] == "req-4711")
     assert line["actor"] == "ed" and line["status"] == 200 and line["path"].endswith("experiments/create")
     assert tokens["ed"] not in server.log.read_text()  # no secret reaches the log

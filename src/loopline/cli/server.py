@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -128,31 +128,8 @@ def server(
         port=port,
         workers=workers,
         log_level=log_level,
-        access_log=False,  # uvicorn's own: plain text, and CPU on every hot request
-        log_config=log_config(),  # ...but Loopline's JSON access log when it is on (server/access_log.py)
+        access_log=False,  # uvicorn's: plain text, CPU on every request (Loopline's: server/access_log.py)
     )
-
-
-def log_config() -> dict[str, Any]:
-    """uvicorn's logging setup plus the server's JSON access log (logger ``loopline.access``, see
-    server/access_log.py): one document per line on stdout."""
-    import copy
-
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["formatters"]["line"] = {"format": "%(message)s"}
-    config["handlers"]["loopline_access"] = {
-        "class": "logging.StreamHandler",
-        "formatter": "line",
-        "stream": "ext://sys.stdout",
-    }
-    config["loggers"]["loopline.access"] = {
-        "handlers": ["loopline_access"],
-        "level": "INFO",
-        "propagate": False,
-    }
-    return config
 
 
 def _as_uri(root: str) -> str:

@@ -1,21 +1,25 @@
-"""One structured line per request of ``loopline server`` (logger ``loopline.access``, JSON): time,
-request id, method, path, status, duration, workspace and the authenticated actor.
+"""One structured line per request of ``loopline server`` (a JSON document per line on the server's
+stdout): time, request id, method, path, status, duration, workspace and the authenticated actor.
 
 The request id is the caller's ``X-Request-Id`` when it sends a sane one, else a new one; it is sent
 back in the answer and written into the payload of every event the request records
 (``metadata.event_rows.REQUEST_ID``), so a line of this log leads to the audit trail and back.
 No query string, header or body is logged: they may hold secrets.
 
-Off by default (it costs the hot tracking routes a JSON line each); on with auth, or with
-``LOOPLINE_ACCESS_LOG=1``.
+Off by default; on with auth, or with ``LOOPLINE_ACCESS_LOG=1``. A line costs a few microseconds:
+it is one ``os.write`` of an orjson document (a line under PIPE_BUF is never interleaved with
+another worker's), not a trip through ``logging``'s records and handlers (~18 µs), and a request id
+is a per-process prefix and a counter rather than a UUID.
 """
 
 from __future__ import annotations
 
-import logging
+import itertools
+import os
 import re
+import secrets
+import sys
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -24,15 +28,17 @@ from loopline.metadata.event_rows import REQUEST_ID
 from loopline.protocol.http import WORKSPACE_HEADER
 from loopline.server.auth import identity_of
 
-log = logging.getLogger("loopline.access")
 _SANE = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _WORKSPACE = WORKSPACE_HEADER.lower().encode()
 
 
 class AccessLogMiddleware:
-    def __init__(self, app: Any, *, default_workspace: str) -> None:
+    def __init__(self, app: Any, *, default_workspace: str, fd: int | None = None) -> None:
         self.app = app
         self.default_workspace = default_workspace
+        self.fd = sys.stdout.fileno() if fd is None else fd
+        self._prefix = secrets.token_hex(4)  # unique per process: ids stay unique across replicas
+        self._count = itertools.count(1)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -44,7 +50,7 @@ class AccessLogMiddleware:
                 request_id = value.decode()
             elif name == _WORKSPACE:
                 workspace = value.decode("latin-1")[:63]
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or f"{self._prefix}-{next(self._count)}"
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         status = 500  # unless an answer starts
@@ -73,4 +79,4 @@ class AccessLogMiddleware:
                 "via": who.via if who else None,
                 "client": scope["client"][0] if scope.get("client") else None,
             }
-            log.info("%s", orjson.dumps(line).decode())
+            os.write(self.fd, orjson.dumps(line) + b"\n")
