@@ -71,7 +71,8 @@ from loopline.server.http import (
 )
 from loopline.server.jobs import ACCEPTED, run_job
 from loopline.server.openapi_models import Answer, DocumentedRoute, Empty, Name, documented
-from loopline.server.state import artifacts, context
+from loopline.server.state import context
+from loopline.server.workspace_artifacts import artifacts
 
 router = APIRouter(prefix="/api/2.0/loopline", tags=["data"], route_class=DocumentedRoute)
 MAX_MISSING = 100_000  # digests per `blobs/missing` request

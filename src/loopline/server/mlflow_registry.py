@@ -64,7 +64,8 @@ from loopline.server.http import (
     str_list,
 )
 from loopline.server.openapi_models import DocumentedRoute, Empty, documented
-from loopline.server.state import artifacts, registry, tracking
+from loopline.server.state import registry, tracking
+from loopline.server.workspace_artifacts import artifacts
 from loopline.tracking import mlflow_json as mj
 from loopline.tracking.sql_store import SqlTrackingStore
 
