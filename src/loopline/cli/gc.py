@@ -56,8 +56,8 @@ def gc(
     from rich.progress import Progress
 
     from loopline.artifacts.blobs import BlobArtifactStore
-    from loopline.cli.common import settings as settings_for
     from loopline.artifacts.workspaces import workspace_root
+    from loopline.cli.common import settings as settings_for
     from loopline.metadata.engine import create_store_engine
     from loopline.tracking.gc import collect_garbage
     from loopline.tracking.sql_store import SqlTrackingStore

@@ -24,9 +24,9 @@ from sqlalchemy import Column, Connection, Engine, Table, literal, select
 
 from loopline.clock import now_ms
 from loopline.metadata import schema as t
-from loopline.metadata.schema_pipelines import pipeline_runs
 from loopline.metadata.engine import driver_execute, for_driver, insert_for
 from loopline.metadata.event_rows import INSERT_EVENT, event_params
+from loopline.metadata.schema_pipelines import pipeline_runs
 
 
 @dataclass(frozen=True, slots=True)

@@ -310,7 +310,12 @@ class SqlPipelineStore(SqlStore):
                 raise InvalidInput(f"Every finished step must be a step of pipeline run {run_id}.")
             if finished:
                 rows = [
-                    {"w_ws": self.workspace, "w_run": f.step.run_id, "w_node": f.step.node, **_step_values(f.step)}
+                    {
+                        "w_ws": self.workspace,
+                        "w_run": f.step.run_id,
+                        "w_node": f.step.node,
+                        **_step_values(f.step),
+                    }
                     for f in finished
                 ]
                 done = conn.execute(_UPDATE_STEP, rows)
