@@ -45,6 +45,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "approve": ("loopline.cli.loop", "approve"),
     "controller": ("loopline.cli.loop", "controller"),
     "ci": ("loopline.cli.ci", "app"),
+    "workspaces": ("loopline.cli.workspaces", "app"),
 }
 
 
@@ -77,7 +78,8 @@ app = typer.Typer(
     cls=_LazyGroup,
     help="Loopline: track experiments, version data, train, register, serve and monitor models "
     "as one closed loop.\n\nConfiguration comes from LOOPLINE_* environment variables "
-    "(LOOPLINE_TRACKING_URI, LOOPLINE_ARTIFACTS_URI, …) or the options of each command.",
+    "(LOOPLINE_TRACKING_URI, LOOPLINE_ARTIFACTS_URI, …) or the options of each command; "
+    "--workspace (LOOPLINE_WORKSPACE) picks the workspace every command acts in.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
@@ -92,8 +94,23 @@ def _root(
         envvar="LOOPLINE_DEBUG",
         help="Print the traceback of an error as well as its message (or LOOPLINE_DEBUG=1).",
     ),
+    workspace: str | None = typer.Option(
+        None,
+        "--workspace",
+        "-w",
+        envvar="LOOPLINE_WORKSPACE",
+        help="The workspace every command acts in (or LOOPLINE_WORKSPACE). Default: default.",
+        show_default=False,
+    ),
 ) -> None:
     # A root callback also keeps `app` a group: with its one eager command it would be that command.
+    if workspace:
+        import os
+
+        from loopline.names import WORKSPACE, check_name
+
+        # Through the environment: every command's settings, and the processes they start, read it.
+        os.environ["LOOPLINE_WORKSPACE"] = check_name("workspace", workspace, WORKSPACE)
     if debug:  # imported only then: a command that succeeds loads no module but its own
         from loopline.cli.failures import set_debug
 

@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitoring_api,
         pipelines_api,
         probes,
+        workspaces_api,
     )
     from loopline.server.ui import routes as ui_routes
 
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pipelines_api.router,
         automation_api.router,
         automation_reports_api.router,  # GET dora, why/{request_id}
+        workspaces_api.router,  # the workspaces themselves: list, create, show
         monitoring_api.metrics_router,  # GET /metrics: Prometheus gauges per monitor
     )
     # Every plain route, the probes included, is found by one dict lookup before FastAPI's ordered
