@@ -2,8 +2,8 @@
 
 - ``GET workspaces`` → ``{"workspaces": [{name, description, created_at}]}``, by name.
 - ``POST workspaces`` ``{name, description}`` → ``{"workspace": {...}}``: a new workspace with its
-  Default experiment (400 ``RESOURCE_ALREADY_EXISTS``, as MLflow answers, if it exists: a workspace is also made on first
-  use, by the first request whose ``Loopline-Workspace`` header names it).
+  Default experiment; 400 ``RESOURCE_ALREADY_EXISTS`` (as MLflow answers) if it exists: a workspace
+  is also made on first use, by the first request whose ``Loopline-Workspace`` header names it.
 - ``GET workspaces/<name>`` → ``{"workspace": {..., "counts": {kind: n}}}``: what it holds, per kind
   of object (404 if there is no such workspace).
 
