@@ -56,7 +56,7 @@ class _Connections:
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     engine: Engine | None = None
     http: dict[str, RestClient] = dataclasses.field(default_factory=dict)  # per workspace: its header
-    artifacts: ArtifactStore | None = None
+    artifacts: dict[str, ArtifactStore] = dataclasses.field(default_factory=dict)  # per workspace
 
 
 class Context:
@@ -131,20 +131,21 @@ class Context:
 
     @property
     def artifacts(self) -> ArtifactStore:
-        """The artifact store: the configured root, or the server's artifact proxy when remote."""
-        if self._conn.artifacts is None:
+        """The workspace's artifact store: its folder under the configured root
+        (``loopline.artifacts.workspaces``), or the server's artifact proxy when remote."""
+        store = self._conn.artifacts.get(self.workspace)
+        if store is None:
             if self.is_remote:
                 from loopline.artifacts.http import HttpArtifactStore
 
-                store: ArtifactStore = HttpArtifactStore(self.settings.tracking_uri, client=self.http)
+                store = HttpArtifactStore(self.settings.tracking_uri, client=self.http)
             else:
                 from loopline.artifacts import open_artifact_store
 
-                store = open_artifact_store(self.settings.artifacts_uri)
+                store = open_artifact_store(self.settings.artifacts_uri, workspace=self.workspace)
             with self._conn.lock:
-                if self._conn.artifacts is None:
-                    self._conn.artifacts = store
-        return self._conn.artifacts
+                store = self._conn.artifacts.setdefault(self.workspace, store)
+        return store
 
 
 __all__ = ["Context", "shared_engine"]

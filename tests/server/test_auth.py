@@ -74,7 +74,7 @@ def needs(method: str, path: str) -> Role | str | None:
         path.startswith("/api/2.0/loopline/workspaces") and method in WRITES
     ):
         return "superuser"
-    if path.startswith(SIGNED_IN_PREFIXES):
+    if path.startswith(SIGNED_IN_PREFIXES) or path.startswith("/api/2.0/loopline/workspaces"):
         return "signed-in"
     if path in WORKSPACE_ADMIN:
         return Role.ADMIN
@@ -286,6 +286,12 @@ def test_a_token_scope_caps_its_users_role(server: Site) -> None:
 
 def test_roles_hold_per_workspace(server: Site) -> None:
     url, tokens = server.url, server.tokens
+    root = httpx.Client(base_url=url, headers=_bearer(tokens["root"]))
+    root.post("/api/2.0/loopline/workspaces", json={"name": "team-c"}).raise_for_status()
+    assert "team-c" in {w["name"] for w in root.get("/api/2.0/loopline/workspaces").json()["workspaces"]}
+    ed = httpx.Client(base_url=url, headers=_bearer(tokens["ed"]))
+    assert {w["name"] for w in ed.get("/api/2.0/loopline/workspaces").json()["workspaces"]} == {"default"}
+    assert ed.get("/api/2.0/loopline/workspaces/team-c").status_code == 404  # not even its existence
     other = Client(Settings(tracking_uri=url, token=tokens["ed"], workspace="team-b"))
     with pytest.raises(PermissionDenied, match="no role in workspace 'team-b'"):
         other.search_experiments()

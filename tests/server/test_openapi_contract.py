@@ -120,6 +120,7 @@ TAKES_NOTHING = {
     ("GET", "/api/2.0/loopline/monitors/latest-metrics"),
     ("GET", "/api/2.0/loopline/automation/policies/list"),
     ("GET", "/api/2.0/loopline/data/datasets"),
+    ("GET", "/api/2.0/loopline/workspaces"),
 }
 # Operations not documented yet, and why.
 UNDOCUMENTED = {

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from support import serve_loopline
+from support import run_cli, serve_loopline
 
 from loopline.config import Settings
 from loopline.data.client import DataClient
@@ -71,3 +72,60 @@ def test_one_idempotency_key_in_two_workspaces_makes_two_objects(server: str) ->
         assert "idempotency-replayed" not in r.headers
         made.append(r.json()["experiment_id"])
     assert made[0] != made[1]
+
+
+# ---- the workspaces themselves: routes and `loopline workspaces` --------------------------------
+
+API = "/api/2.0/loopline/workspaces"
+
+
+def test_workspace_routes_list_create_and_show(server: str) -> None:
+    name = f"ws-{uuid.uuid4().hex[:8]}"
+    made = httpx.post(f"{server}{API}", json={"name": name, "description": "the churn team"})
+    assert made.status_code == 200, made.text
+    assert made.json()["workspace"]["name"] == name
+    assert made.json()["workspace"]["counts"]["experiments"] == 1  # its Default experiment
+    again = httpx.post(f"{server}{API}", json={"name": name})
+    assert again.status_code == 400 and again.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"  # as MLflow
+    listed = httpx.get(f"{server}{API}").json()["workspaces"]
+    assert {"name": name, "description": "the churn team"}.items() <= next(
+        w for w in listed if w["name"] == name
+    ).items()
+    assert [w["name"] for w in listed] == sorted(w["name"] for w in listed)
+
+    _client(server, name).create_experiment("e1")  # through the header, as every client does
+    shown = httpx.get(f"{server}{API}/{name}").json()["workspace"]
+    assert shown["counts"]["experiments"] == 2 and shown["counts"]["runs"] == 0
+    missing = httpx.get(f"{server}{API}/nope-{uuid.uuid4().hex[:6]}")
+    assert missing.status_code == 404 and missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    for bad in ("../x", "a b", "x" * 64):
+        r = httpx.post(f"{server}{API}", json={"name": bad})
+        assert r.status_code == 400 and "workspace name" in r.json()["message"], (bad, r.text)
+
+    doc = httpx.get(f"{server}/openapi.json").json()["paths"]
+    assert {"get", "post"} <= set(doc[API]) and "get" in doc[f"{API}/{{name}}"]
+
+
+def test_cli_workspaces_embedded_and_through_the_server(server: str, tmp_path: Path) -> None:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    db = f"sqlite:///{tmp_path / 'local.db'}"
+    for where in (server, db):
+        made = run_cli(where, tmp_path, "workspaces", "create", name, "-d", "team A", "--format", "json")
+        assert made.returncode == 0, made.stderr
+        assert json.loads(made.stdout)["description"] == "team A"
+        dup = run_cli(where, tmp_path, "workspaces", "create", name)
+        assert dup.returncode != 0 and "exists already" in dup.stderr
+        # The global option picks the workspace every command acts in.
+        exp = run_cli(where, tmp_path, "-w", name, "experiments", "create", "churn")
+        assert exp.returncode == 0, exp.stderr
+        shown = json.loads(run_cli(where, tmp_path, "workspaces", "show", name, "--format", "json").stdout)
+        assert shown["counts"]["experiments"] == 2
+        listed = run_cli(where, tmp_path, "workspaces", "list", "--format", "json")
+        assert name in [w["name"] for w in json.loads(listed.stdout)]
+        assert name in run_cli(where, tmp_path, "workspaces", "list").stdout  # the table
+        other = run_cli(where, tmp_path, "experiments", "list", "--format", "json")
+        assert "churn" not in [e["name"] for e in json.loads(other.stdout)]  # not in default
+        bad = run_cli(where, tmp_path, "-w", "../up", "experiments", "list")
+        assert bad.returncode != 0 and "workspace name" in bad.stderr
+        gone = run_cli(where, tmp_path, "workspaces", "show", "nope")
+        assert gone.returncode != 0 and "No workspace named 'nope'" in gone.stderr

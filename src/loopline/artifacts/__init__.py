@@ -33,14 +33,19 @@ _LAZY = {
 __getattr__ = lazy_names(__name__, _LAZY)
 
 
-def open_artifact_store(uri: str) -> ArtifactStore:
+def open_artifact_store(uri: str, *, workspace: str = "default") -> ArtifactStore:
+    """The artifact store of ``workspace`` at ``uri``: its own folder under a root
+    (``loopline.artifacts.workspaces``), or a server's proxy asked in that workspace's name."""
     if uri.startswith(("http://", "https://")):
         from loopline.artifacts.http import HttpArtifactStore
+        from loopline.protocol.http import RestClient
 
-        return HttpArtifactStore(uri)
+        named = None if workspace == "default" else workspace  # "default" defers to the server's own
+        return HttpArtifactStore(uri, client=RestClient(uri, workspace=named))
     from loopline.artifacts.blobs import BlobArtifactStore
+    from loopline.artifacts.workspaces import workspace_root
 
-    return BlobArtifactStore(uri)
+    return BlobArtifactStore(workspace_root(uri, workspace))
 
 
 __all__ = [

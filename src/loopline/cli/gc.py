@@ -56,6 +56,7 @@ def gc(
     from rich.progress import Progress
 
     from loopline.artifacts.blobs import BlobArtifactStore
+    from loopline.artifacts.workspaces import workspace_root
     from loopline.cli.common import settings as settings_for
     from loopline.metadata.engine import create_store_engine
     from loopline.tracking.gc import collect_garbage
@@ -76,7 +77,7 @@ def gc(
         task = progress.add_task("Purging deleted runs", total=None)
         report = collect_garbage(
             store,
-            BlobArtifactStore(settings.artifacts_uri),
+            BlobArtifactStore(workspace_root(settings.artifacts_uri, settings.workspace)),
             older_than_ms=parse_age(older_than),
             grace_seconds=parse_age(grace) / 1000,
             run_ids=run_ids,

@@ -50,6 +50,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "tokens": ("loopline.cli.access", "tokens"),
     "roles": ("loopline.cli.access", "roles"),
     "whoami": ("loopline.cli.access", "whoami"),
+    "workspaces": ("loopline.cli.workspaces", "app"),
 }
 
 
@@ -82,7 +83,8 @@ app = typer.Typer(
     cls=_LazyGroup,
     help="Loopline: track experiments, version data, train, register, serve and monitor models "
     "as one closed loop.\n\nConfiguration comes from LOOPLINE_* environment variables "
-    "(LOOPLINE_TRACKING_URI, LOOPLINE_ARTIFACTS_URI, …) or the options of each command.",
+    "(LOOPLINE_TRACKING_URI, LOOPLINE_ARTIFACTS_URI, …) or the options of each command; "
+    "--workspace (LOOPLINE_WORKSPACE) picks the workspace every command acts in.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
@@ -97,8 +99,23 @@ def _root(
         envvar="LOOPLINE_DEBUG",
         help="Print the traceback of an error as well as its message (or LOOPLINE_DEBUG=1).",
     ),
+    workspace: str | None = typer.Option(
+        None,
+        "--workspace",
+        "-w",
+        envvar="LOOPLINE_WORKSPACE",
+        help="The workspace every command acts in (or LOOPLINE_WORKSPACE). Default: default.",
+        show_default=False,
+    ),
 ) -> None:
     # A root callback also keeps `app` a group: with its one eager command it would be that command.
+    if workspace:
+        import os
+
+        from loopline.names import WORKSPACE, check_name
+
+        # Through the environment: every command's settings, and the processes they start, read it.
+        os.environ["LOOPLINE_WORKSPACE"] = check_name("workspace", workspace, WORKSPACE)
     if debug:  # imported only then: a command that succeeds loads no module but its own
         from loopline.cli.failures import set_debug
 

@@ -67,7 +67,9 @@ def open_blob_store(context: Context) -> BlobStore:
         return HttpBlobStore(context.http, context.settings.cache_dir)
     from loopline.artifacts.blobs import BlobArtifactStore
 
-    shared = context.artifacts  # one per context family: a server's routes reuse it
-    return (
-        shared if isinstance(shared, BlobArtifactStore) else BlobArtifactStore(context.settings.artifacts_uri)
-    )
+    shared = context.artifacts  # one per workspace of a context family: a server's routes reuse it
+    if isinstance(shared, BlobArtifactStore):
+        return shared
+    from loopline.artifacts.workspaces import workspace_root
+
+    return BlobArtifactStore(workspace_root(context.settings.artifacts_uri, context.workspace))

@@ -3,6 +3,14 @@
 ``append_event`` and ``add_edge`` take the caller's open connection so they commit (or roll
 back) together with the change they describe. ``upstream``/``downstream`` answer "what made X"
 and "what depends on X" with one recursive query each.
+
+Edges belong to the workspace that wrote them, and a walk reads only the caller's. An edge can still
+point into another workspace: objects with global ids (runs, logged models, experiments, pipeline
+runs) can be named by anyone who knows the id, e.g. as a run's parent (``mlflow.parentRunId``), a
+model version's source run, or an edge recorded through the lineage routes. Such a node is shown
+opaque: its URI becomes ``<scheme>:/(other workspace #n)`` (its kind, never its id, name or
+contents) and, as a source, the edge is marked ``external`` (unresolved). A node that names no
+object anywhere (e.g. another tracking server's run) is kept as given: the caller wrote that name.
 """
 
 from __future__ import annotations
@@ -10,13 +18,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Engine, literal, select
+from sqlalchemy import Column, Connection, Engine, Table, literal, select
 
 from loopline.clock import now_ms
 from loopline.metadata import schema as t
 from loopline.metadata.engine import driver_execute, for_driver, insert_for
 from loopline.metadata.event_rows import INSERT_EVENT, event_params
+from loopline.metadata.schema_pipelines import pipeline_runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +96,75 @@ def list_events(
     ]
 
 
+OTHER_WORKSPACE = "other workspace"
+
+
+def _global_id(uri: str) -> tuple[Table, Column[Any], str] | None:
+    """(table, id column, id) of an object URI whose id is global (not scoped by a workspace name)."""
+    scheme, _, rest = uri.partition(":/")
+    parts = rest.split("/")
+    if scheme == "runs" and parts[0]:
+        return t.runs, t.runs.c.run_uuid, parts[0]
+    if scheme == "models" and parts[0].startswith("m-") and len(parts) == 1:
+        return t.logged_models, t.logged_models.c.model_id, parts[0]
+    if scheme == "experiments" and parts[0].isdigit():
+        return t.experiments, t.experiments.c.experiment_id, parts[0]
+    if scheme == "pipelines" and len(parts) >= 2 and parts[1]:
+        return pipeline_runs, pipeline_runs.c.run_id, parts[1]
+    return None
+
+
+def _foreign(conn: Connection, workspace: str, uris: set[str]) -> set[str]:
+    """The URIs among ``uris`` that name an object of another workspace, not of ``workspace``."""
+    wanted: dict[tuple[str, str], list[str]] = {}
+    for uri in uris:
+        found = _global_id(uri)
+        if found is not None:
+            table, _, key = found
+            wanted.setdefault((table.name, key), []).append(uri)
+    owners: dict[tuple[str, str], set[str]] = {}
+    for table, column in (
+        (t.runs, t.runs.c.run_uuid),
+        (t.logged_models, t.logged_models.c.model_id),
+        (t.experiments, t.experiments.c.experiment_id),
+        (pipeline_runs, pipeline_runs.c.run_id),
+    ):
+        keys = [k for (name, k) in wanted if name == table.name]
+        if table is t.experiments:
+            keys = [k for k in keys if len(k) < 19]  # a BIGINT's digits at most
+        if not keys:
+            continue
+        values: list[object] = [int(k) for k in keys] if table is t.experiments else list(keys)
+        rows = conn.execute(select(column, table.c.workspace).where(column.in_(values))).all()
+        for key, owner in rows:
+            owners.setdefault((table.name, str(key)), set()).add(owner)
+    return {
+        uri
+        for key, named in wanted.items()
+        if (ws := owners.get(key)) and workspace not in ws
+        for uri in named
+    }
+
+
+def _opaque(edges: list[Edge], foreign: set[str]) -> list[Edge]:
+    """``edges`` with each node of ``foreign`` replaced by ``<scheme>:/(other workspace #n)``."""
+    if not foreign:
+        return edges
+    names: dict[str, str] = {}
+
+    def name(uri: str) -> str:
+        if uri not in foreign:
+            return uri
+        if uri not in names:
+            names[uri] = f"{uri.partition(':/')[0]}:/({OTHER_WORKSPACE} #{len(names) + 1})"
+        return names[uri]
+
+    return [
+        Edge(name(e.from_uri), name(e.to_uri), e.relation, e.time_ms, e.external or e.from_uri in foreign)
+        for e in edges
+    ]
+
+
 def _walk(engine: Engine, workspace: str, uri: str, downstream: bool) -> list[Edge]:
     le = t.lineage_edges
     near, far = (le.c.from_uri, le.c.to_uri) if downstream else (le.c.to_uri, le.c.from_uri)
@@ -95,7 +174,9 @@ def _walk(engine: Engine, workspace: str, uri: str, downstream: bool) -> list[Ed
     q = select(le).where(le.c.workspace == workspace, near.in_(select(reach.c.uri)))
     with engine.connect() as conn:
         rows = conn.execute(q.order_by(le.c.id)).all()
-    return [Edge(r.from_uri, r.to_uri, r.relation, r.time_ms, bool(r.external)) for r in rows]
+        edges = [Edge(r.from_uri, r.to_uri, r.relation, r.time_ms, bool(r.external)) for r in rows]
+        foreign = _foreign(conn, workspace, {u for e in edges for u in (e.from_uri, e.to_uri)})
+    return _opaque(edges, foreign)
 
 
 def downstream(engine: Engine, workspace: str, uri: str) -> list[Edge]:
@@ -108,4 +189,13 @@ def upstream(engine: Engine, workspace: str, uri: str) -> list[Edge]:
     return _walk(engine, workspace, uri, downstream=False)
 
 
-__all__ = ["Edge", "Event", "add_edge", "append_event", "downstream", "list_events", "upstream"]
+__all__ = [
+    "OTHER_WORKSPACE",
+    "Edge",
+    "Event",
+    "add_edge",
+    "append_event",
+    "downstream",
+    "list_events",
+    "upstream",
+]

@@ -40,10 +40,13 @@ TERMINAL = ("succeeded", "failed")
 
 _c = pipeline_steps.c
 # Built once with bind parameters: the runner executes these for every step (see ``progress``).
-_UPDATE_STEP = update(pipeline_steps).where(_c.run_id == bindparam("w_run"), _c.node == bindparam("w_node"))
+# Run ids are global: each statement also names the workspace, so no other workspace's run moves.
+_UPDATE_STEP = update(pipeline_steps).where(
+    _c.workspace == bindparam("w_ws"), _c.run_id == bindparam("w_run"), _c.node == bindparam("w_node")
+)
 _START_STEP = (
     update(pipeline_steps)
-    .where(_c.run_id == bindparam("w_run"), _c.node == bindparam("w_node"))
+    .where(_c.workspace == bindparam("w_ws"), _c.run_id == bindparam("w_run"), _c.node == bindparam("w_node"))
     .values(status=bindparam("status"), start_time=bindparam("start_time"), end_time=None, error="")
 )
 _FIND_CACHED = (
@@ -220,6 +223,7 @@ class SqlPipelineStore(SqlStore):
 
     def add_inputs(self, run_id: str, name: str, dataset_uris: Sequence[str]) -> None:
         with self._write() as conn:
+            self._run_row(conn, run_id)
             for uri in dataset_uris:
                 self._edge(conn, uri, pipeline_uri(name, run_id), "input_of")
 
@@ -301,9 +305,18 @@ class SqlPipelineStore(SqlStore):
                 for a, b, r in pairs
             ]
         with self._write() as conn:
+            self._run_row(conn, run_id)  # NotFound for a run of another workspace
+            if any(f.step.run_id != run_id for f in finished):
+                raise InvalidInput(f"Every finished step must be a step of pipeline run {run_id}.")
             if finished:
                 rows = [
-                    {"w_run": f.step.run_id, "w_node": f.step.node, **_step_values(f.step)} for f in finished
+                    {
+                        "w_ws": self.workspace,
+                        "w_run": f.step.run_id,
+                        "w_node": f.step.node,
+                        **_step_values(f.step),
+                    }
+                    for f in finished
                 ]
                 done = conn.execute(_UPDATE_STEP, rows)
                 if done.rowcount != len(rows) and (
@@ -321,7 +334,13 @@ class SqlPipelineStore(SqlStore):
                 conn.execute(
                     _START_STEP,
                     [
-                        {"w_run": run_id, "w_node": n, "status": "running", "start_time": start_time}
+                        {
+                            "w_ws": self.workspace,
+                            "w_run": run_id,
+                            "w_node": n,
+                            "status": "running",
+                            "start_time": start_time,
+                        }
                         for n in started
                     ],
                 )
@@ -529,7 +548,7 @@ class SqlPipelineStore(SqlStore):
 
     def finish_sweep(self, sweep_id: str, status: str, best_run_id: str, best_value: float | None) -> None:
         with self._write() as conn:
-            conn.execute(
+            done = conn.execute(
                 update(pipeline_sweeps)
                 .where(pipeline_sweeps.c.sweep_id == sweep_id, pipeline_sweeps.c.workspace == self.workspace)
                 .values(
@@ -539,6 +558,8 @@ class SqlPipelineStore(SqlStore):
                     end_time=now_ms(),
                 )
             )
+            if done.rowcount == 0:
+                raise NotFound(f"No sweep {sweep_id!r}.")
             self._event(conn, "sweep.finish", f"pipelines:/sweeps/{sweep_id}", best_run_id=best_run_id)
 
     def get_sweep(self, sweep_id: str) -> dict[str, Any]:

@@ -66,6 +66,11 @@ class StepTask:
     env: dict[str, str] = field(default_factory=dict)
     fn: Callable[..., Any] | None = field(default=None, repr=False)  # in-process shortcut
 
+    @property
+    def workspace(self) -> str:
+        """The workspace whose artifact store holds the run's outputs (its LOOPLINE_WORKSPACE)."""
+        return self.env.get("LOOPLINE_WORKSPACE") or "default"
+
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "fn": None}
 
@@ -201,7 +206,7 @@ def execute(task: StepTask, store: Any = None, keep_value: bool = False) -> Step
 
     started = now_ms()
     try:
-        store = store or open_artifact_store(task.artifacts_uri)
+        store = store or open_artifact_store(task.artifacts_uri, workspace=task.workspace)
         fn = task.fn or load_code(*task.code)
         cache: dict[str, Any] = {}
 

@@ -310,7 +310,11 @@ def _embedded_lookup(uri: str) -> tuple[str, ModelVersion, Any] | None:
         return None
     from loopline.artifacts import open_artifact_store
 
-    return artifact_path(mv.source), mv, open_artifact_store(settings.artifacts_uri)
+    return (
+        artifact_path(mv.source),
+        mv,
+        open_artifact_store(settings.artifacts_uri, workspace=settings.workspace),
+    )
 
 
 def load_model(uri: str | os.PathLike[str], *, allow_pickle: bool = False, client: Any = None) -> LoadedModel:

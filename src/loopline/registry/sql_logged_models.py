@@ -232,6 +232,11 @@ class SqlLoggedModels(SqlStore):
     def log_outputs(self, run_id: str, model_ids: Sequence[str], steps: Sequence[int] = ()) -> None:
         """Record that run ``run_id`` produced these logged models (at ``steps``, default 0)."""
         with self._write() as conn:
+            run = t.runs.c
+            if not conn.execute(
+                select(run.run_uuid).where(run.run_uuid == run_id, run.workspace == self.workspace)
+            ).first():
+                raise NotFound(f"Run with id={run_id} not found.")
             for i, model_id in enumerate(model_ids):
                 self._logged_model(conn, model_id)
                 step = steps[i] if i < len(steps) else 0

@@ -23,21 +23,35 @@ log = logging.getLogger("loopline.server")
 
 
 async def _collect_garbage_every(state: ServerState) -> None:
-    """Opt-in periodic GC (MLflow #14988): purge runs deleted long enough ago, free their blobs."""
+    """Opt-in periodic GC (MLflow #14988): purge runs deleted long enough ago, free their blobs, in
+    every workspace (each has its own artifact store: ``loopline.artifacts.workspaces``)."""
+    from sqlalchemy import select
     from starlette.concurrency import run_in_threadpool
 
+    from loopline.artifacts.blobs import BlobArtifactStore
+    from loopline.metadata import schema as t
     from loopline.tracking.gc import collect_garbage
 
     s = state.settings
+
+    def collect(workspace: str) -> object:
+        store = state.context.scoped(workspace=workspace).artifacts
+        assert isinstance(store, BlobArtifactStore)  # the server's context is a database's
+        tracking = state.tracking.scoped(workspace=workspace)
+        return collect_garbage(tracking, store, older_than_ms=int(s.gc_older_than * 1000))
+
+    def workspaces() -> list[str]:
+        with state.context.engine.connect() as conn:
+            return list(conn.execute(select(t.workspaces.c.name).order_by(t.workspaces.c.name)).scalars())
+
     while True:
         await asyncio.sleep(s.gc_interval)
-        try:
-            report = await run_in_threadpool(
-                collect_garbage, state.tracking, state.artifacts, older_than_ms=int(s.gc_older_than * 1000)
-            )
-            log.info("gc: %s", report)
-        except Exception:  # a failed round must not stop the next one
-            log.exception("gc failed")
+        for workspace in await run_in_threadpool(workspaces):
+            try:
+                report = await run_in_threadpool(collect, workspace)
+                log.info("gc of workspace %s: %s", workspace, report)
+            except Exception:  # a failed round must not stop the next one
+                log.exception("gc of workspace %s failed", workspace)
 
 
 @contextlib.asynccontextmanager
@@ -75,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         monitoring_api,
         pipelines_api,
         probes,
+        workspaces_api,
     )
     from loopline.server.ui import login as ui_login, routes as ui_routes
 
@@ -122,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pipelines_api.router,
         automation_api.router,
         automation_reports_api.router,  # GET dora, why/{request_id}
+        workspaces_api.router,  # the workspaces themselves: list, create, show
         monitoring_api.metrics_router,  # GET /metrics: Prometheus gauges per monitor
         auth_api.router,  # users, tokens, roles, whoami
     )

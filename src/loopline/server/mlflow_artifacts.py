@@ -159,7 +159,20 @@ def _where(request: Request, location: str, rel: str) -> tuple[BlobArtifactStore
             f"The artifacts at {location} are outside this server's artifact stores.",
             hint="Read them where they are, with the client.",
         )
+    # The direct root holds a folder per experiment (<root>/<id>), of every workspace: a location
+    # (a model version's source is the client's to choose) opens only the caller's experiments'.
+    first = os.path.relpath(full, root).split(os.sep, 1)[0]
+    if not first.isdigit() or not _own_experiment(request, first):
+        raise NotFound(f"No artifacts at {location} in this workspace.")
     return None, full
+
+
+def _own_experiment(request: Request, experiment_id: str) -> bool:
+    try:
+        tracking(request).get_experiment(experiment_id)
+    except NotFound:
+        return False
+    return True
 
 
 def _list_local(folder: str) -> list[FileInfo]:

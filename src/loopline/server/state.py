@@ -107,7 +107,12 @@ def tracking(request: Request) -> SqlTrackingStore:
 
 
 def artifacts(request: Request) -> BlobArtifactStore:
-    return state(request).artifacts
+    """The artifact store a request reads and writes: its workspace's own (``artifacts.workspaces``),
+    so a path or a content hash named by one workspace never opens another's files. Every artifact
+    route (MLflow's proxy, multipart uploads, dataset blobs, model version digests) goes through it."""
+    store = context(request).artifacts
+    assert isinstance(store, BlobArtifactStore)  # the server's context is a database's, never remote
+    return store
 
 
 def registry(request: Request) -> SqlRegistryStore:

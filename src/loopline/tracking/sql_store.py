@@ -550,7 +550,19 @@ class SqlTrackingStore(SqlExperiments):
         """Remove deleted runs and everything logged to them, for good. Active runs are refused."""
         purged = 0
         with self._write() as conn:
-            for chunk in chunks(list(run_ids)):
+            for given in chunks(list(run_ids)):
+                # Only this workspace's runs: another's (run ids are global) is left alone.
+                chunk = (
+                    conn.execute(
+                        select(t.runs.c.run_uuid).where(
+                            t.runs.c.run_uuid.in_(given), t.runs.c.workspace == self.workspace
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                if not chunk:
+                    continue
                 active = (
                     conn.execute(
                         select(t.runs.c.run_uuid).where(
@@ -585,7 +597,13 @@ class SqlTrackingStore(SqlExperiments):
     def has_runs(self, experiment_id: str) -> bool:
         with self.engine.connect() as conn:
             return bool(
-                conn.execute(select(exists().where(t.runs.c.experiment_id == int(experiment_id)))).scalar()
+                conn.execute(
+                    select(
+                        exists().where(
+                            t.runs.c.experiment_id == int(experiment_id), t.runs.c.workspace == self.workspace
+                        )
+                    )
+                ).scalar()
             )
 
     def count_metric_points(self, run_id: str) -> int:

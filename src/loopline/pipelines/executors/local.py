@@ -82,9 +82,10 @@ class LocalExecutor:
     def submit(self, task: StepTask, options: StepOptions) -> Future[StepResult]:
         if self.isolate_all or options.isolate or options.timeout is not None:
             return self._pool.submit(run_in_process, task, options.timeout)
-        store = self._stores.get(task.artifacts_uri)
+        key = f"{task.workspace}:{task.artifacts_uri}"
+        store = self._stores.get(key)
         if store is None:
-            store = self._stores[task.artifacts_uri] = open_artifact_store(task.artifacts_uri)
+            store = self._stores[key] = open_artifact_store(task.artifacts_uri, workspace=task.workspace)
         return self._pool.submit(execute, task, store, True)
 
     def close(self) -> None:
