@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from loopline._version import __version__
 from loopline.config import Settings
+from loopline.request_guard import RequestGuard
 from loopline.server import errors
 from loopline.server.idempotency import IdempotencyMiddleware, KeyStore
 from loopline.server.routing import PlainRoutes
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     keys = KeyStore(state.context.engine, settings.workspace, ttl_s=settings.idempotency_ttl)
     app.add_middleware(IdempotencyMiddleware, keys=keys)  # inside VersionMiddleware: it refuses first
     app.add_middleware(VersionMiddleware)
+    app.add_middleware(RequestGuard, settings=settings)  # outermost: refuses before anything runs
 
     routers = (
         probes.router,  # /health, /ready, /version, / and /docs
