@@ -93,6 +93,8 @@ def server(
 
     Example: [bold]loopline server --port 5000 --store-uri postgresql://localhost/loopline[/]
     """
+    import logging
+
     import uvicorn
 
     from loopline.cli.common import require_free_port
@@ -148,6 +150,9 @@ def server(
     else:
         os.environ.pop("LOOPLINE_DIRECT_ARTIFACTS_ROOT", None)
     os.environ[BIND_HOST_ENV] = host  # the request guard's default Host rule depends on it
+    # Loopline's own log lines (refused requests, background work) at the level asked for.
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("loopline").setLevel(log_level.upper())
     typer.echo(
         f"Loopline server on http://{host}:{port}  (store: {settings.tracking_uri}, "
         f"artifacts: {settings.artifacts_uri})"
