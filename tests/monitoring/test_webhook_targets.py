@@ -121,7 +121,7 @@ def test_monitors_and_policies_with_private_targets_are_refused_when_created(tmp
     reference = tmp_path / "ref.parquet"
     reference.write_bytes(b"")
     args: dict[str, Any] = {"reference": str(reference), "window": "1h"}
-    with pytest.raises(InvalidInput, match="169.254.169.254"):
+    with pytest.raises(InvalidInput, match=r"169\.254\.169\.254"):
         monitors.create_monitor(
             "m", "deployments:/d", config={"webhooks": ["http://169.254.169.254/x"]}, **args
         )

@@ -35,8 +35,10 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = home / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "loopline.cli", "serve", "models:/churn/1", "--port", str(port)]
-            + ["--poll-interval", "0", "--no-inference-log"],
+            [
+                *(sys.executable, "-m", "loopline.cli", "serve", "models:/churn/1"),
+                *("--port", str(port), "--poll-interval", "0", "--no-inference-log"),
+            ],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
