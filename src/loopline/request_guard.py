@@ -196,13 +196,13 @@ class RequestGuard:
         limit = self.max_raw if raw else self.max_json
         has_body = chunked is not None or (length is not None and length != b"0")
         if not raw and has_body and not _is_json(content_type):
-            kind = content_type.decode("latin-1")[:100] if content_type else "no Content-Type"
+            sent = f"not {content_type.decode('latin-1')[:100]}" if content_type else "this one has no type"
             await self._refuse(
                 send,
                 scope,
                 415,
                 "BAD_REQUEST",
-                f"{method} {path} takes a JSON body sent as application/json, not {kind}.",
+                f"{method} {path} takes a JSON body sent as application/json; {sent}.",
                 "Send the header Content-Type: application/json.",
             )
             return
