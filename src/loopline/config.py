@@ -50,14 +50,17 @@ ROOT``                         ``<root>/<id>`` and clients write there directly 
 ``LOOPLINE_PASSWORD``          ``MLFLOW_TRACKING_PASSWORD`` are honoured too)
 ``LOOPLINE_OIDC_ISSUER``       ``loopline server``: an OpenID Connect issuer whose JWTs are accepted
                                (with ``LOOPLINE_OIDC_CLIENT_ID`` / ``_CLIENT_SECRET`` / ``_AUDIENCE``)
-``LOOPLINE_ALLOWED_HOSTS``     ``Host`` names the servers answer (``,``-separated; unset: loopback
-                               names when bound to loopback, else the bind address; ``*``: any)
-``LOOPLINE_ALLOWED_ORIGINS``   other origins allowed to send state-changing requests (unset: none)
+``LOOPLINE_ALLOWED_HOSTS``     ``Host`` names the servers answer (``,``-separated, ``.example.com``
+                               for a domain; unset: loopback names when bound to loopback, else
+                               any; ``*``: any)
+``LOOPLINE_ALLOWED_ORIGINS``   other origins allowed to send state-changing requests (unset: none;
+                               ``*``: any)
 ``LOOPLINE_MAX_JSON_BYTES``    largest JSON request body the servers read (``16777216``)
 ``LOOPLINE_ARTIFACT_ROOTS``    roots a client-chosen artifact location must lie under
                                (``,``-separated; unset: only the server's own, when auth is on)
-``LOOPLINE_WEBHOOK_ALLOW``     webhook targets allowed besides public addresses (hosts or CIDRs,
-                               ``,``-separated; unset: loopback and private networks are refused)
+``LOOPLINE_WEBHOOK_ALLOW``     webhook targets allowed besides public addresses (hosts, addresses
+                               or CIDRs, ``,``-separated, ``*``: any; unset: loopback, private and
+                               link-local addresses are refused)
 =============================  =========================================================
 """
 

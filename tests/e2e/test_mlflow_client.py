@@ -33,6 +33,7 @@ pytestmark = pytest.mark.e2e
 
 API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts"
+JSON = "application/json"
 
 
 def _experiment(prefix: str = "e2e") -> str:
@@ -757,12 +758,16 @@ def test_the_mlflow_client_raises_mlflow_exceptions_with_the_error_code(mlflow_u
 # ---- artifact path traversal -----------------------------------------------------------------
 
 
-def _raw(server: RunningServer, method: str, target: str, body: bytes | None = None) -> tuple[int, bytes]:
+def _raw(
+    server: RunningServer, method: str, target: str, body: bytes | None = None, content_type: str = ""
+) -> tuple[int, bytes]:
     """Send ``target`` exactly as written: httpx would normalise the dot segments away."""
     host, port = server.url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
-        conn.request(method, target, body=body)
+        conn.request(
+            method, target, body=body, headers={"Content-Type": content_type} if content_type else {}
+        )
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:
@@ -794,7 +799,8 @@ def test_artifact_path_traversal_is_refused(server: RunningServer) -> None:
         for method in ("GET", "DELETE"):
             assert _raw(server, method, f"{ARTIFACTS}/artifacts/{path}")[0] == 400, (method, path)
         assert (
-            _raw(server, "POST", f"{ARTIFACTS}/mpu/create/{path}", b'{"path": "f", "num_parts": 1}')[0] == 400
+            _raw(server, "POST", f"{ARTIFACTS}/mpu/create/{path}", b'{"path": "f", "num_parts": 1}', JSON)[0]
+            == 400
         ), path
     assert not [p for p in server.home.parent.rglob(f"*{name}*")]  # nothing written anywhere
 

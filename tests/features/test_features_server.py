@@ -293,7 +293,8 @@ def test_bad_input_over_http_is_4xx_json(
         assert body["error_code"] and text in body["message"], body
 
     url = server.url + API
-    ok_error(httpx.post(f"{url}/apply", content=b"{not json"), 400, "")
+    json_type = {"Content-Type": "application/json"}
+    ok_error(httpx.post(f"{url}/apply", content=b"{not json", headers=json_type), 400, "")
     ok_error(
         httpx.post(f"{url}/apply", json={"changes": [{"op": "explode", "kind": "entity", "name": "x"}]}),
         400,

@@ -69,7 +69,11 @@ def hook() -> Iterator[Hook]:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, Any]:
     settings = Settings.from_env(
-        {}, tracking_uri=f"sqlite:///{tmp_path / 'l.db'}", artifacts_uri=str(tmp_path / "art"), user="tester"
+        {},
+        tracking_uri=f"sqlite:///{tmp_path / 'l.db'}",
+        artifacts_uri=str(tmp_path / "art"),
+        user="tester",
+        webhook_allow="127.0.0.1",  # the test's receiver; loopback targets are refused by default
     )
     mons = Monitors(settings)
     rng = np.random.default_rng(5)
@@ -232,7 +236,8 @@ def test_schedule_sets_the_next_due_time(env: dict[str, Any]) -> None:
 def test_alert_delivery_gives_up_on_a_dead_endpoint_without_raising() -> None:
     from support import free_port
 
-    d = post_alert(f"http://127.0.0.1:{free_port()}/x", {"a": 1}, retries=1, backoff=0.01, timeout=1)
+    url = f"http://127.0.0.1:{free_port()}/x"
+    d = post_alert(url, {"a": 1}, retries=1, backoff=0.01, timeout=1, allow="127.0.0.1")
     assert not d.ok and d.attempts == 2 and d.error
 
 

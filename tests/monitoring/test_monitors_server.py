@@ -129,8 +129,16 @@ def test_python_api_through_the_server(loopline_server: str, tmp_path: Path) -> 
     assert "loopline_monitor_drift_share{" not in httpx.get(f"{loopline_server}/metrics").text
 
 
+JSON_TYPE = {"Content-Type": "application/json"}
 BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
-    ("POST", "monitors/create", {"content": b"{not json"}, 400, ""),
+    (
+        "POST",
+        "monitors/create",
+        {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+        400,
+        "",
+    ),
+    ("POST", "monitors/create", {"content": b'{"name": "m"}'}, 415, "application/json"),  # no type
     ("POST", "monitors/create", {"json": {"name": 5, "target": "deployments:/x"}}, 400, "name"),
     ("POST", "monitors/create", {"json": {"name": "m"}}, 400, "target"),
     (

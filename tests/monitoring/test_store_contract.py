@@ -60,14 +60,14 @@ def _create(b: Backend, name: str = "churn", **kw: Any) -> Any:
 
 def test_create_get_list_is_idempotent_and_delete(backend: Backend) -> None:
     store = backend.store
-    m = _create(backend, config={"webhooks": ["http://127.0.0.1:9/hook"]})
+    m = _create(backend, config={"webhooks": ["https://hooks.example/churn"]})
     assert (m.name, m.uri, m.target, m.reference) == (
         "churn",
         "monitors:/churn",
         "deployments:/churn-prod",
         backend.reference,
     )
-    assert m.config["webhooks"] == ["http://127.0.0.1:9/hook"] and m.state == {} and m.next_run_ms
+    assert m.config["webhooks"] == ["https://hooks.example/churn"] and m.state == {} and m.next_run_ms
     assert _create(backend, config=dict(m.config)) == m  # a retried create: the same monitor
     with pytest.raises(AlreadyExists):
         _create(backend)  # another definition under the same name

@@ -52,7 +52,7 @@ TOLERATED: dict[str, tuple[str, ...]] = {
     "POST /api/2.0/mlflow/runs/log-batch": ("appears twice in one batch",),
     "POST /api/2.0/loopline/runs/create": ("appears twice in one batch",),
     # a monitor's reference file must exist on the server; config options have types of their own
-    "POST /api/2.0/loopline/monitors/create": ("No such reference file", "monitor option", "Invalid webhook"),
+    "POST /api/2.0/loopline/monitors/create": ("No such reference file", "monitor option", "webhook"),
     # an apply checks that a view's sources are readable and specs are what definitions write
     "POST /api/2.0/loopline/features/apply": ("spec", "source"),
     # a sweep's method and direction are checked against the optimiser's vocabulary
@@ -71,8 +71,9 @@ TOLERATED: dict[str, tuple[str, ...]] = {
     "GET /api/2.0/loopline/data/validations": ("required parameter 'name'",),
     # an alias may not read as a version number (datasets:/d/3 would be ambiguous)
     "POST /api/2.0/loopline/data/aliases": ("reads as a version",),
-    # a cron expression is checked by croniter; the two aliases of a policy must differ
-    "POST /api/2.0/loopline/automation/policies/put": ("Invalid cron expression", "must differ"),
+    # a cron expression is checked by croniter; the two aliases of a policy must differ; its webhooks
+    # must be http(s) URLs of public hosts (LOOPLINE_WEBHOOK_ALLOW allows more)
+    "POST /api/2.0/loopline/automation/policies/put": ("Invalid cron expression", "must differ", "webhook"),
 }
 
 

@@ -494,8 +494,9 @@ class Controller:
 
         text = f"[loopline] {event} {rollout.uri} ({policy.name}: {rollout.candidate or 'no candidate'})"
         payload = {"event": event, "text": text, "rollout": rollout.id, "policy": policy.name, **body}
-        secret = self.context.settings.webhook_secret or None
-        self._pool.submit(notify, policy.webhooks, payload, secret=secret)
+        settings = self.context.settings
+        secret = settings.webhook_secret or None
+        self._pool.submit(notify, policy.webhooks, payload, secret=secret, allow=settings.webhook_allow)
 
 
 def check_pipeline_allowed(target: str, roots: str) -> None:

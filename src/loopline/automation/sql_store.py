@@ -37,6 +37,7 @@ from loopline.metadata.schema_automation import (
     automation_rollouts as ro,
     automation_triggers as trg,
 )
+from loopline.monitoring.webhook_targets import check_webhooks
 
 if TYPE_CHECKING:
     from loopline.context import Context
@@ -80,6 +81,7 @@ class SqlAutomationStore(SqlStore):
     # ---- policies ----------------------------------------------------------------------------
 
     def put_policy(self, policy: Policy) -> tuple[Policy, bool]:
+        check_webhooks(policy.webhooks, self.context.settings.webhook_allow)  # targets the server may call
         body = policy_to_json(policy)
         labels = json.dumps(body.pop("labels"), sort_keys=True)
         text = json.dumps(body, sort_keys=True)

@@ -40,6 +40,13 @@ def serve(
         typer.Option(help="Longest a request is held for concurrent ones to join (0 = never hold)."),
     ] = 2.0,
     max_queue_rows: Annotated[int, typer.Option(help="Queued rows beyond which requests get 429.")] = 8192,
+    max_in_flight: Annotated[
+        int,
+        typer.Option(
+            envvar="LOOPLINE_SERVE_MAX_IN_FLIGHT",
+            help="Inference requests a worker handles at once; more get 429 + Retry-After (0 = no limit).",
+        ),
+    ] = 0,
     poll_interval: Annotated[
         float, typer.Option(help="Seconds between checks for alias moves and deployment changes (0 = off).")
     ] = 5.0,
@@ -103,6 +110,7 @@ def serve(
     from loopline.cli.common import require_free_port
     from loopline.config import Settings
     from loopline.errors import InvalidInput
+    from loopline.request_guard import BIND_HOST_ENV
     from loopline.serving.config import ServeConfig
 
     if (model_uri is None) == (deployment is None):
@@ -112,6 +120,8 @@ def serve(
         )
     if workers < 1:
         raise InvalidInput("--workers must be at least 1.")
+    if max_in_flight < 0:
+        raise InvalidInput("--max-in-flight must be 0 (no limit) or more.")
     config = ServeConfig(
         model_uri=model_uri,
         deployment=deployment,
@@ -120,6 +130,7 @@ def serve(
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
         max_queue_rows=max_queue_rows,
+        max_in_flight=max_in_flight,
         poll_interval=poll_interval,
         inference_log=inference_log,
         allow_pickle=allow_pickle,
@@ -135,6 +146,7 @@ def serve(
     os.environ.update(config.to_env())
     os.environ["LOOPLINE_TRACKING_URI"] = settings.tracking_uri
     os.environ["LOOPLINE_ARTIFACTS_URI"] = settings.artifacts_uri
+    os.environ[BIND_HOST_ENV] = host  # the request guard's default Host rule depends on it
     if workers > 1:  # one /metrics for all workers (prometheus-client's multiprocess mode)
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="loopline-metrics-"))
     level = log_level.upper()

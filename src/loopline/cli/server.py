@@ -12,7 +12,11 @@ import typer
 
 def server(
     host: Annotated[
-        str, typer.Option(help="Address to bind. Use 0.0.0.0 to accept remote clients.")
+        str,
+        typer.Option(
+            help="Address to bind. Another than loopback (0.0.0.0 accepts remote clients) needs "
+            "LOOPLINE_AUTH=1, or --insecure-no-auth."
+        ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
     store_uri: Annotated[
@@ -66,18 +70,39 @@ def server(
         str, typer.Option(help="With --gc-every: only runs deleted at least this long ago.")
     ] = "30d",
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-auth",
+            help="Bind a non-loopback address without authentication: anyone who reaches the port "
+            "may read, change and delete everything. Only on a network you trust.",
+        ),
+    ] = False,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FORWARDED_ALLOW_IPS",
+            help="Addresses of reverse proxies whose X-Forwarded-For/-Proto are trusted "
+            "(comma-separated, * for any). Default: 127.0.0.1.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run the tracking server: MLflow's REST API (point MLFLOW_TRACKING_URI at it), artifact proxy,
     lineage and events, with OpenAPI docs at /docs.
 
     Example: [bold]loopline server --port 5000 --store-uri postgresql://localhost/loopline[/]
     """
+    import logging
+
     import uvicorn
 
     from loopline.cli.common import require_free_port
     from loopline.cli.gc import parse_age
     from loopline.config import Settings
+    from loopline.errors import InvalidInput
     from loopline.metadata.engine import create_store_engine
+    from loopline.request_guard import BIND_HOST_ENV, is_loopback
 
     # The server's own database: --store-uri / LOOPLINE_STORE_URI, else a database URI in
     # LOOPLINE_TRACKING_URI; a client-side http:// tracking URI in the same shell is not a database.
@@ -97,6 +122,13 @@ def server(
             )
         artifacts_uri = default_artifact_root
     settings = Settings.from_env(env, tracking_uri=store_uri, artifacts_uri=artifacts_uri)
+    if not (settings.auth or insecure_no_auth or is_loopback(host)):
+        raise InvalidInput(
+            f"Refusing to bind {host} without authentication: anyone who reaches it could read, "
+            "change and delete every experiment, model and dataset.",
+            hint="Set LOOPLINE_AUTH=1 to require authentication, or pass --insecure-no-auth on a "
+            "network you trust (see docs/security.md).",
+        )
     if not serve_artifacts:
         direct_root = _as_uri(default_artifact_root or settings.artifacts_uri)
         settings = dataclasses.replace(settings, direct_artifacts_root=direct_root)
@@ -117,6 +149,10 @@ def server(
         os.environ["LOOPLINE_DIRECT_ARTIFACTS_ROOT"] = direct_root
     else:
         os.environ.pop("LOOPLINE_DIRECT_ARTIFACTS_ROOT", None)
+    os.environ[BIND_HOST_ENV] = host  # the request guard's default Host rule depends on it
+    # Loopline's own log lines (refused requests, background work) at the level asked for.
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("loopline").setLevel(log_level.upper())
     typer.echo(
         f"Loopline server on http://{host}:{port}  (store: {settings.tracking_uri}, "
         f"artifacts: {settings.artifacts_uri})"
@@ -129,6 +165,7 @@ def server(
         workers=workers,
         log_level=log_level,
         access_log=False,  # uvicorn's: plain text, CPU on every request (Loopline's: server/access_log.py)
+        forwarded_allow_ips=forwarded_allow_ips,
     )
 
 

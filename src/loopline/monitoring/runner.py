@@ -293,7 +293,9 @@ class MonitorRunner:
         )
         deliveries = []
         for a in alerts:
-            deliveries += notify(cfg.get("webhooks") or [], {**a, "run_id": run.id})
+            deliveries += notify(
+                cfg.get("webhooks") or [], {**a, "run_id": run.id}, allow=self.settings.webhook_allow
+            )
         stage(len(STAGES))
         return RunResult(run, report, metrics, source, alerts, deliveries)
 

@@ -22,6 +22,7 @@ from loopline.metadata import schema_monitoring as m
 from loopline.metadata.base import SqlStore
 from loopline.monitoring.definition import check_definition
 from loopline.monitoring.types import MONITOR_FILES, Monitor, MonitorRun, RunResult
+from loopline.monitoring.webhook_targets import check_webhooks
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -111,6 +112,8 @@ class SqlMonitoringStore(SqlStore):
         replace: bool = False,
     ) -> Monitor:
         check_definition(name, target, reference, window, schedule, config or {})
+        allow = self.context.settings.webhook_allow if self.context is not None else ""
+        check_webhooks((config or {}).get("webhooks") or [], allow)  # the targets this server may call
         ms = now_ms()
         values = {
             "target": target,

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from loopline._version import __version__
 from loopline.config import Settings
+from loopline.request_guard import RequestGuard
 from loopline.server import errors
 from loopline.server.access_log import AccessLogMiddleware
 from loopline.server.auth import AuthMiddleware
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.auth or settings.access_log:  # outside auth: a refused request is logged too
         app.add_middleware(AccessLogMiddleware, default_workspace=settings.workspace)
     app.add_middleware(VersionMiddleware)  # refuses an incompatible client first
+    app.add_middleware(RequestGuard, settings=settings)  # outermost: refuses before anything runs
 
     routers = (
         probes.router,  # /health, /ready, /version, / and /docs

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from loopline.errors import InvalidInput
 from loopline.server import mlflow_models as m
+from loopline.server.artifact_roots import confine
 from loopline.server.http import (
     blocking,
     experiment_id,
@@ -29,7 +30,7 @@ from loopline.server.http import (
     view_type,
 )
 from loopline.server.openapi_models import DocumentedRoute, Empty, documented
-from loopline.server.state import registry, tracking
+from loopline.server.state import registry, state, tracking
 from loopline.tracking import mlflow_json as mj
 from loopline.tracking.types import Metric, Param, RunStatus, RunTag
 
@@ -53,6 +54,7 @@ async def create_experiment(request: Request) -> Response:
     artifact_location = optional_str(body, "artifact_location")
     if artifact_location is not None and len(artifact_location) > 1024:  # the column's size
         raise InvalidInput("Invalid value for parameter 'artifact_location': longer than 1024 characters.")
+    confine(artifact_location, state(request).settings)  # under the configured roots, if any
     exp_id = await blocking(tracking(request).create_experiment, name, artifact_location, tags)
     return json_response({"experiment_id": exp_id})
 

@@ -39,6 +39,7 @@ from loopline import api_docs
 from loopline._version import __version__
 from loopline.config import Settings
 from loopline.errors import BadRequest, InvalidInput, LooplineError
+from loopline.request_guard import RequestGuard, serving_raw_body
 from loopline.serving import oip, openapi, outputs
 from loopline.serving.config import ServeConfig
 from loopline.serving.features import FeatureLookup
@@ -192,6 +193,7 @@ class ServingApp:
         inference_log: InferenceLog | None = None,
         rng: random.Random | None = None,
         features: FeatureLookup | None = None,
+        settings: Settings | None = None,
         gate: PredictionGate | None = None,
     ) -> None:
         self.runtime = runtime
@@ -203,6 +205,15 @@ class ServingApp:
         self.rng = rng or random.Random()
         self._background: set[asyncio.Task[None]] = set()
         self._weights_shown: set[tuple[str, str, str]] = set()
+        self._in_flight = 0  # inference requests being handled (config.max_in_flight bounds it)
+        # Host, origin, content-type and size checks before any route (loopline/request_guard.py).
+        self._guarded = RequestGuard(
+            self._http,
+            settings=settings or Settings.from_env(),
+            raw_body=serving_raw_body,
+            max_raw_bytes=self.config.max_body_bytes,
+            oip_errors=True,
+        )
         runtime.on_batch = self._on_batch
         runtime.on_change = self._on_change
         self._static: dict[str, dict[str, tuple[Handler, str | None]]] = {
@@ -226,7 +237,7 @@ class ServingApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            await self._guarded(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
@@ -302,11 +313,22 @@ class ServingApp:
         started = time.perf_counter()
         path: str = scope["path"]
         call: Call | None = None
+        counted = False
         try:
             handler, protocol, args = self._route(scope["method"], path)
             if self.gate is not None and (protocol is not None or path == FEEDBACK_PATH):
                 await self.gate.check(scope)
             headers = parse_headers(scope["headers"])
+            if protocol is not None:
+                limit = self.config.max_in_flight
+                if limit and self._in_flight >= limit:  # before the body is read: refusing is cheap
+                    raise Overloaded(
+                        f"The server is handling {self._in_flight} requests, its limit (--max-in-flight).",
+                        retry_after=1,
+                        hint="Retry after the number of seconds in the Retry-After header, or add workers.",
+                    )
+                self._in_flight += 1
+                counted = True
             body = b""
             if scope["method"] == "POST":
                 body = await read_body(receive, self.config.max_body_bytes)
@@ -338,6 +360,9 @@ class ServingApp:
             response = error_response(
                 LooplineError(f"Internal error: {type(e).__name__}: {e}"), oip=path.startswith("/v2")
             )
+        finally:
+            if counted:
+                self._in_flight -= 1
         if call is not None:
             self._finish(call, response, time.perf_counter() - started)
         await send_response(send, response)
@@ -660,11 +685,11 @@ def create_app(config: ServeConfig | None = None, *, client: Any = None) -> Serv
             flush_interval=config.log_flush_interval,
             on_drop=lambda n: metrics.log_dropped.inc(n),
         )
+    settings = getattr(client, "settings", None)
     features = None
     if config.feature_service:
         from loopline.features import FeatureStore
 
-        settings = getattr(client, "settings", None)
         features = FeatureLookup(
             config.feature_service, FeatureStore(settings) if settings is not None else None
         )
@@ -672,8 +697,13 @@ def create_app(config: ServeConfig | None = None, *, client: Any = None) -> Serv
     if config.auth:
         from loopline.serving.auth import PredictionGate
 
-        settings = getattr(client, "settings", None) or Settings.from_env()
-        gate = PredictionGate.for_settings(settings)
+        gate = PredictionGate.for_settings(settings or Settings.from_env())
     return ServingApp(
-        runtime, config=config, metrics=metrics, inference_log=inference_log, features=features, gate=gate
+        runtime,
+        config=config,
+        metrics=metrics,
+        inference_log=inference_log,
+        features=features,
+        settings=settings,
+        gate=gate,
     )

@@ -13,6 +13,8 @@ variable                            meaning (default)
 ``LOOPLINE_SERVE_MAX_BATCH_SIZE``   rows per predict call (``64``; ``1`` turns batching off)
 ``LOOPLINE_SERVE_MAX_WAIT_MS``      longest a request is held for others to join (``2``)
 ``LOOPLINE_SERVE_MAX_QUEUE_ROWS``   queued rows beyond which requests get 429 (``8192``)
+``LOOPLINE_SERVE_MAX_IN_FLIGHT``   inference requests a worker handles at once; more get 429 with
+                                    ``Retry-After`` at once (``0``: no limit)
 ``LOOPLINE_SERVE_POLL_INTERVAL``    seconds between registry/deployment polls (``5``; ``0``: never)
 ``LOOPLINE_SERVE_INFERENCE_LOG``    ``1`` to write the inference log, ``0`` not to (``1``)
 ``LOOPLINE_SERVE_LOG_FLUSH``        seconds between inference-log writes (``5``)
@@ -44,6 +46,7 @@ _ENV = {
     "max_batch_size": "MAX_BATCH_SIZE",
     "max_wait_ms": "MAX_WAIT_MS",
     "max_queue_rows": "MAX_QUEUE_ROWS",
+    "max_in_flight": "MAX_IN_FLIGHT",
     "poll_interval": "POLL_INTERVAL",
     "inference_log": "INFERENCE_LOG",
     "log_flush_interval": "LOG_FLUSH",
@@ -63,6 +66,7 @@ class ServeConfig:
     max_batch_size: int = 64
     max_wait_ms: float = 2.0
     max_queue_rows: int = 8192
+    max_in_flight: int = 0  # inference requests handled at once per worker (0: unlimited)
     poll_interval: float = 5.0
     inference_log: bool = True
     log_flush_interval: float = 5.0
