@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 import time
@@ -27,11 +29,15 @@ from loopline.serving.inference_log import Feedback, InferenceLog, Prediction
 FEATURES = ["age", "plan"]
 
 
+SECRET = "the webhook signing key"
+
+
 class Hook:
     """A webhook receiver on 127.0.0.1 that answers 503 to the first ``fail_first`` requests."""
 
     def __init__(self, fail_first: int = 0) -> None:
         self.received: list[dict[str, Any]] = []
+        self.signed: list[tuple[bytes, str | None]] = []  # (body, X-Loopline-Signature)
         self.attempts = 0
         hook = self
 
@@ -42,6 +48,7 @@ class Hook:
                 status = 503 if hook.attempts <= fail_first else 200
                 if status == 200:
                     hook.received.append(json.loads(body))
+                    hook.signed.append((body, self.headers.get("X-Loopline-Signature")))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -74,6 +81,7 @@ def env(tmp_path: Path) -> dict[str, Any]:
         artifacts_uri=str(tmp_path / "art"),
         user="tester",
         webhook_allow="127.0.0.1",  # the test's receiver; loopback targets are refused by default
+        webhook_secret=SECRET,
     )
     mons = Monitors(settings)
     rng = np.random.default_rng(5)
@@ -161,6 +169,8 @@ def test_monitor_runs_read_only_new_rows_and_alert_on_drift(env: dict[str, Any],
     # Webhooks: the first POST got a 503 and was retried; both alerts arrived as JSON.
     assert [d.ok for d in third.deliveries] == [True, True] and third.deliveries[0].attempts == 2
     assert {p["event"] for p in hook.received} == {"monitor.drift_detected", "monitor.performance_degraded"}
+    for body, signature in hook.signed:  # signed with LOOPLINE_WEBHOOK_SECRET, as the loop's are
+        assert signature == "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     drift_alert = next(p for p in hook.received if p["event"] == "monitor.drift_detected")
     assert drift_alert["monitor"] == "churn" and "age" in drift_alert["drifted_columns"]
     events = lineage.list_events(mons.context.engine, "default", "monitors:/churn")

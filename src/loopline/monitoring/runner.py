@@ -294,7 +294,10 @@ class MonitorRunner:
         deliveries = []
         for a in alerts:
             deliveries += notify(
-                cfg.get("webhooks") or [], {**a, "run_id": run.id}, allow=self.settings.webhook_allow
+                cfg.get("webhooks") or [],
+                {**a, "run_id": run.id},
+                allow=self.settings.webhook_allow,
+                secret=self.settings.webhook_secret or None,  # signed as the loop's are
             )
         stage(len(STAGES))
         return RunResult(run, report, metrics, source, alerts, deliveries)
