@@ -197,7 +197,14 @@ def _driver_cursor(conn: Connection, sql: str, args: Args, many: bool) -> Iterat
                 cursor.execute(sql, args)
             yield cursor
         except dbapi_error as e:
-            raise DBAPIError.instance(sql, args, e, dbapi_error) from e
+            # As Connection.execute does: a connection the database dropped is invalidated (the pool
+            # replaces it) and the error says so, for the server to retry a read or answer 503.
+            gone = conn.dialect.is_disconnect(e, conn.connection.dbapi_connection, cursor)
+            if gone:
+                conn.invalidate(e)
+            raise DBAPIError.instance(
+                sql, args, e, dbapi_error, connection_invalidated=gone, dialect=conn.dialect
+            ) from e
     finally:
         cursor.close()
 

@@ -95,7 +95,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.loopline = state = ServerState.open(settings)
     errors.install(app)
-    keys = KeyStore(state.context.engine, settings.workspace, ttl_s=settings.idempotency_ttl)
+    app.add_middleware(errors.DatabaseOutageMiddleware)  # innermost: idempotency sees its 503s
+    keys = KeyStore(
+        state.context.engine,
+        settings.workspace,
+        ttl_s=settings.idempotency_ttl,
+        lease_s=settings.idempotency_lease,
+    )
     app.add_middleware(IdempotencyMiddleware, keys=keys)  # inside VersionMiddleware: it refuses first
     app.add_middleware(VersionMiddleware)
 
