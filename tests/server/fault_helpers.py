@@ -151,6 +151,7 @@ class Ledger:
 
     runs: dict[str, dict[str, set[tuple[int, float]]]] = field(default_factory=dict)  # run → key → points
     finished: set[str] = field(default_factory=set)
+    models: set[str] = field(default_factory=set)  # registered models
     versions: dict[tuple[str, int], str] = field(default_factory=dict)  # (model, version) → source
     met: Counter[str] = field(default_factory=Counter)  # "transport", "503", "409": retried answers
     acks: int = 0
@@ -222,6 +223,10 @@ async def tracking_client(caller: Caller, n: int, experiment_id: str, model: str
     """One client's work: per iteration a run, its metrics (batch and single), reads of both back,
     a model version of it and its end, through MLflow's routes and Loopline's own."""
     led = caller.ledger
+    own = f"model-c{n}"  # each client's own registered model; their versions go to the shared one
+    await caller.call("POST", f"{MLFLOW}/registered-models/create", {"name": own}, keyed=True)
+    led.models.add(own)
+    led.ack()
     for it in range(iterations):
         body = {"experiment_id": experiment_id, "run_name": f"c{n}-{it}", "start_time": 1_700_000_000_000}
         run_id = (await caller.call("POST", f"{MLFLOW}/runs/create", body, keyed=True))["run"]["info"][
@@ -297,6 +302,9 @@ def check_acknowledged(url: str, ledger: Ledger, headers: Mapping[str, str]) -> 
                 stored = [(p["step"], p["value"]) for p in history.json().get("metrics", [])]
                 assert acked <= set(stored), f"{run_id} {key}: lost {acked - set(stored)}"
                 assert len(stored) == len(set(stored)), f"{run_id} {key}: a point stored twice: {stored}"
+        for model in ledger.models:
+            got = http.get(f"{MLFLOW}/registered-models/get", params={"name": model})
+            assert got.status_code == 200, f"acknowledged registered model {model} is lost: {got.text}"
         for model in {m for m, _ in ledger.versions}:
             found = http.get(
                 f"{MLFLOW}/model-versions/search", params={"filter": f"name='{model}'", "max_results": 10_000}

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, NoSuchModuleError, OperationalError
 
-from loopline.errors import BackendUnavailable, InvalidInput, MissingExtra, NotFound, translate
+from loopline.errors import BackendUnavailable, InvalidInput, MissingExtra, NotFound, first_line, translate
 from loopline.metadata.revision import HEAD_REVISION as HEAD_REVISION  # re-exported: cli db, tests
 from loopline.metadata.sqlite_setup import BUSY_TIMEOUT_S, configure
 
@@ -153,7 +153,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
                 yield conn
     except OperationalError as e:
         raise BackendUnavailable(
-            f"The metadata store did not answer: {e.orig}",
+            f"The metadata store did not answer: {first_line(e)}",
             hint="Check that the database is reachable and not locked by a stuck process.",
         ) from e
 

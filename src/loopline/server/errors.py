@@ -21,7 +21,7 @@ from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalErr
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from loopline.errors import BackendUnavailable, LooplineError
+from loopline.errors import BackendUnavailable, LooplineError, first_line
 from loopline.server.http import json_response
 
 log = logging.getLogger("loopline.server")
@@ -93,9 +93,8 @@ def is_outage(exc: BaseException) -> bool:
 
 def outage_error(exc: DBAPIError) -> BackendUnavailable:
     """What a client is told of an outage: the driver's one line, without the statement."""
-    lines = str(exc.orig if exc.orig is not None else type(exc).__name__).strip().splitlines()
     return BackendUnavailable(
-        f"The metadata database is unavailable: {lines[0] if lines else type(exc.orig).__name__}.",
+        f"The metadata database is unavailable: {first_line(exc)}.",
         hint=f"Retry in {RETRY_AFTER_S} s; a write with the same Idempotency-Key runs at most once.",
     )
 
