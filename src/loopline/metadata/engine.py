@@ -19,7 +19,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 
 from loopline.errors import BackendUnavailable, InvalidInput, MissingExtra, NotFound, first_line, translate
 from loopline.metadata.revision import HEAD_REVISION as HEAD_REVISION  # re-exported: cli db, tests
@@ -143,15 +150,26 @@ def _sqlite_engine(uri: str, database: str | None) -> Engine:
     return engine
 
 
+def is_outage(exc: BaseException) -> bool:
+    """Whether a database error means "not now" (the database out, a connection dropped, SQLite locked
+    past its busy timeout) rather than a statement or a value it refused."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 @contextlib.contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """One write transaction: IMMEDIATE on SQLite, plain on PostgreSQL; commits or rolls back."""
+    """One write transaction: IMMEDIATE on SQLite, plain on PostgreSQL; commits or rolls back.
+    An outage (``is_outage``) is raised as ``BackendUnavailable``."""
     try:
         with engine.connect() as conn:
             conn.execution_options(**WRITE)
             with conn.begin():
                 yield conn
-    except OperationalError as e:
+    except DBAPIError as e:
+        if not is_outage(e):
+            raise
         raise BackendUnavailable(
             f"The metadata store did not answer: {first_line(e)}",
             hint="Check that the database is reachable and not locked by a stuck process.",

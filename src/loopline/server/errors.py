@@ -17,11 +17,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from loopline.errors import BackendUnavailable, LooplineError, first_line
+from loopline.metadata.engine import is_outage
 from loopline.server.http import json_response
 
 log = logging.getLogger("loopline.server")
@@ -82,13 +83,6 @@ def error_body(exc: LooplineError) -> dict[str, str]:
 def error_response(exc: LooplineError) -> Response:
     retry = {"Retry-After": str(RETRY_AFTER_S)} if exc.status_code == 503 else None
     return json_response(error_body(exc), exc.status_code, headers=retry)
-
-
-def is_outage(exc: BaseException) -> bool:
-    """Whether a database error means "not now" (out, dropped, locked) rather than a wrong statement."""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def outage_error(exc: DBAPIError) -> BackendUnavailable:
