@@ -175,11 +175,19 @@ class Caller:
         self.patience = patience
 
     async def call(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None, *, keyed: bool = False
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        keyed: bool = False,
+        named: bool = False,
     ) -> dict[str, Any]:
+        """``named``: a create by name, which a retry after a cut-off may find done (see below)."""
         headers = {"Idempotency-Key": str(uuid.uuid4())} if keyed else {}
         deadline = time.monotonic() + self.patience
         delay = 0.05
+        cut_off = False
         while True:
             kwargs: dict[str, Any] = {"params": body} if method == "GET" else {"json": body or {}}
             try:
@@ -188,9 +196,16 @@ class Caller:
                 raise Failed(f"{method} {path}: no answer within {REQUEST_TIMEOUT.read} s ({e!r})") from e
             except httpx.TransportError:  # the server died under the request, or is not back yet
                 self.ledger.met["transport"] += 1
+                cut_off = True
             else:
                 if resp.status_code < 300:
                     return dict(resp.json())
+                if named and cut_off and resp.status_code == 400 and "ALREADY_EXISTS" in resp.text:
+                    # The kill came after the create committed but before its key stored the answer:
+                    # the retry, run again once the dead server's claim lapsed, finds the object made.
+                    # Not an acknowledged write lost: the object is there, and the answer says so.
+                    self.ledger.met["exists"] += 1
+                    return {}
                 in_use = keyed and resp.status_code == 409 and "retry-after" in resp.headers
                 if not (resp.status_code in RETRY_STATUS or in_use):
                     raise Failed(f"{method} {path} {body}: {resp.status_code} {resp.text[:2000]}")
@@ -224,7 +239,7 @@ async def tracking_client(caller: Caller, n: int, experiment_id: str, model: str
     a model version of it and its end, through MLflow's routes and Loopline's own."""
     led = caller.ledger
     own = f"model-c{n}"  # each client's own registered model; their versions go to the shared one
-    await caller.call("POST", f"{MLFLOW}/registered-models/create", {"name": own}, keyed=True)
+    await caller.call("POST", f"{MLFLOW}/registered-models/create", {"name": own}, keyed=True, named=True)
     led.models.add(own)
     led.ack()
     for it in range(iterations):
@@ -286,9 +301,15 @@ async def registering_client(caller: Caller, n: int, models: list[str], count: i
 # ---- after the load: every acknowledged write is there ---------------------------------------
 
 
-def check_acknowledged(url: str, ledger: Ledger, headers: Mapping[str, str]) -> None:
+def check_acknowledged(
+    url: str, ledger: Ledger, headers: Mapping[str, str], *, faults: int = 1, experiment_id: str = ""
+) -> None:
     """Every acknowledged run, metric point, end and model version is in the store, read back through
-    the server; version numbers are never duplicated, and gapless."""
+    the server; version numbers are never duplicated, and gapless.
+
+    A create cut off by a fault after it committed but before its key kept the answer is run again by
+    its retry (its first object is orphaned): so each call made at most ``1 + faults`` objects (runs
+    per run name in ``experiment_id``, versions per source); an acknowledged one never made two."""
     with httpx.Client(base_url=url, headers=dict(headers), timeout=30) as http:
         for run_id, points in ledger.runs.items():
             got = http.get(f"{MLFLOW}/runs/get", params={"run_id": run_id})
@@ -321,6 +342,16 @@ def check_acknowledged(url: str, ledger: Ledger, headers: Mapping[str, str]) -> 
                     assert stored.get(version) == source, (
                         f"acknowledged {model} v{version} ({source}) is lost: {stored.get(version)!r}"
                     )
+            twice = {src: k for src, k in Counter(stored.values()).items() if k > 1 + faults}
+            assert not twice, f"{model}: one registration made several versions: {twice}"
+        if experiment_id:
+            found = http.post(
+                f"{MLFLOW}/runs/search", json={"experiment_ids": [experiment_id], "max_results": 5000}
+            )
+            names = Counter(r["info"]["run_name"] for r in found.json().get("runs", []))
+            assert not {n: k for n, k in names.items() if k > 1 + faults}, (
+                f"one create made several runs: {names}"
+            )
 
 
 async def run_clients(
@@ -330,7 +361,7 @@ async def run_clients(
     work: Any,
     clients: int,
     fault: Any,
-    patience: float = 15.0,
+    patience: float = 30.0,  # past the slowest restart seen on a loaded machine (16 s), and the lease
 ) -> None:
     """``clients`` concurrent clients (one connection each) doing ``work(caller, n)``; ``fault()`` runs
     in a thread once the ledger's ``kill_at`` acknowledgements are in, while they go on."""
