@@ -62,8 +62,11 @@ class KillableServer:
         self.env = {k: v for k, v in os.environ.items() if k not in where} | {
             "LOOPLINE_TRACKING_URI": store,
             "LOOPLINE_ARTIFACTS_URI": str(home / "artifacts"),
-            # The loop's background work would only compete with the clients for the 2 cores.
+            # No background loops: they would compete with the clients for the 2 cores, and a tick that
+            # meets a dropped connection logs its traceback (the next tick recovers). Requests only.
             "LOOPLINE_CONTROLLER_INTERVAL": "0",
+            "LOOPLINE_SCHEDULER_INTERVAL": "0",
+            "LOOPLINE_MONITOR_POLL": "0",
             # The killed server's claims on keys in flight are taken over by retries 2 s on, not 10.
             "LOOPLINE_IDEMPOTENCY_LEASE": "2",
             **(env or {}),

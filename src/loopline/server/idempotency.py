@@ -40,7 +40,7 @@ import orjson
 from sqlalchemy import Engine, bindparam, delete, select, update
 from starlette.concurrency import run_in_threadpool
 
-from loopline.errors import InvalidInput, LooplineError
+from loopline.errors import BackendUnavailable, InvalidInput, LooplineError
 from loopline.metadata.engine import insert_for, write_transaction
 from loopline.metadata.schema_idempotency import idempotency_keys as t
 from loopline.protocol.http import WORKSPACE_HEADER
@@ -415,11 +415,16 @@ class IdempotencyMiddleware:
             await run_in_threadpool(
                 self.keys.finish, ws, key, token, int(start["status"]), content_type, body
             )
-        except Exception:  # the answer still goes out; a retry meets the claim until its lease ends
+        # The answer still goes out; a retry (its answer lost too) meets the claim until its lease ends.
+        except BackendUnavailable as e:  # the database is out: one line, not a traceback
+            log.warning("could not store the answer for Idempotency-Key %r: %s", key, e.message)
+        except Exception:
             log.exception("could not store the answer for Idempotency-Key %r", key)
 
     async def _forget(self, ws: str, key: str, token: int) -> None:
         try:
             await run_in_threadpool(self.keys.release, ws, key, token)
-        except Exception:  # as above: the claim then blocks retries until its lease ends
+        except BackendUnavailable as e:  # as above: the claim then blocks retries until its lease ends
+            log.warning("could not release Idempotency-Key %r: %s", key, e.message)
+        except Exception:
             log.exception("could not release Idempotency-Key %r", key)
