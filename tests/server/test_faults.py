@@ -5,13 +5,16 @@ own against a real ``loopline server`` on 127.0.0.1, while
 
 - the server is killed with SIGKILL and restarted on the same store and port (SQLite and PostgreSQL);
 - PostgreSQL drops every connection of the server's database, twice (``pg_terminate_backend``);
-- several clients register model versions of the same models.
+- several clients register model versions of the same models (PostgreSQL).
 
 Afterwards every write that was acknowledged (a 2xx answer arrived) is in the store, read back through
 the server; model version numbers are never given twice. Clients retry as Loopline's does: a dropped
 connection and a 503 are retried, a keyed create with its ``Idempotency-Key``; a 500, a 4xx to a valid
-call or a request that hangs fails the test at once. Each test stays within about 20 s on a loaded
-2-core machine: small data, bounded work and patience.
+call or a request that hangs fails the test at once. Then, step by step on PostgreSQL: a request held
+on a lock while its connection is dropped (a read is run again, a write answered 503), and a keyed
+write held past its lease, then cut off by SIGKILL (its key is renewed while it runs, and lapses when
+its server is dead). Each test stays within about 20 s on a loaded 2-core machine: small data, bounded
+work and patience. Authentication, once on: ``client_headers`` and ``server_env`` below.
 """
 
 from __future__ import annotations
