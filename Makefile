@@ -18,9 +18,9 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed-examples
 	$(BIN)/python examples/demo.py
 
-## test: install the dev extras and run the whole suite in parallel
+## test: install the dev extras and run the whole suite in parallel (tests of one xdist_group on one worker, in turn)
 test: $(VENV)/.installed-dev
-	$(BIN)/pytest -n auto -q
+	$(BIN)/pytest -n auto --dist loadgroup -q
 
 ## lint: ruff (lint + format check), mypy strict on src/, import-linter layer contracts
 lint: $(VENV)/.installed-dev

@@ -37,6 +37,8 @@ ROOT``                         ``<root>/<id>`` and clients write there directly 
                                run…) is waited for before it answers 202 with a job id (``2``)
 ``LOOPLINE_IDEMPOTENCY_TTL``   ``loopline server``: seconds an ``Idempotency-Key``'s answer is kept
                                for replay (``86400``: a day)
+``LOOPLINE_IDEMPOTENCY_LEASE`` ``loopline server``: seconds after which a keyed request's claim that
+                               its server stopped renewing (it died) is taken over by a retry (``10``)
 ``LOOPLINE_CONTROLLER_INTERVAL`` ``loopline server``: seconds between the loop controller's ticks
                                (``1``; ``0``: off)
 ``LOOPLINE_PIPELINE_ROOTS``    ``loopline server``: folders whose pipeline files the loop's controller
@@ -118,6 +120,8 @@ class Settings:
     job_wait: float = 2.0
     # loopline server: seconds a retried write (same Idempotency-Key) gets the first answer back.
     idempotency_ttl: float = 86400.0
+    # loopline server: seconds a keyed request's claim outlives its server (renewed while it runs).
+    idempotency_lease: float = 10.0
     # The loop's controller: seconds between its ticks inside `loopline server` (0: off), and the key
     # that signs its webhooks (X-Loopline-Signature; unsigned when empty).
     controller_interval: float = 1.0
@@ -197,6 +201,7 @@ class Settings:
             "server_otel",
             "job_wait",
             "idempotency_ttl",
+            "idempotency_lease",
             "controller_interval",
             "pipeline_roots",
             "webhook_secret",

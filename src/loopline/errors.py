@@ -139,7 +139,7 @@ def translate(exc: BaseException) -> LooplineError | None:
     if isinstance(exc, LooplineError):
         return exc
     names = {f"{c.__module__.split('.')[0]}.{c.__name__}" for c in type(exc).__mro__}
-    text = _first_line(exc)
+    text = first_line(exc)
     for translator in _TRANSLATORS:
         found = translator(exc, names, text)
         if found is not None:
@@ -147,7 +147,9 @@ def translate(exc: BaseException) -> LooplineError | None:
     return None
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """What a dependency's error says, in one line: a driver's message without the statement it
+    quotes (``LINE 1: INSERT …``), libpq's without its connection preamble."""
     orig = getattr(exc, "orig", None)  # SQLAlchemy wraps the driver's error: its text is the useful one
     text = str(orig if orig is not None else exc).strip()
     if not text:

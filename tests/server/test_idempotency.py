@@ -254,3 +254,12 @@ def test_a_ttl_that_is_not_positive_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="LOOPLINE_IDEMPOTENCY_TTL") as refused:
         create_app(settings)
     assert refused.value.hint
+
+
+def test_a_lease_that_is_not_positive_is_refused(tmp_path: Path) -> None:
+    from loopline.server.app import create_app
+
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with pytest.raises(InvalidInput, match="LOOPLINE_IDEMPOTENCY_LEASE") as refused:
+        create_app(Settings.from_env({"LOOPLINE_IDEMPOTENCY_LEASE": "0"}, tracking_uri=db))
+    assert refused.value.hint

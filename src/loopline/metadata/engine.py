@@ -19,9 +19,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, DBAPIError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    DBAPIError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 
-from loopline.errors import BackendUnavailable, InvalidInput, MissingExtra, NotFound, translate
+from loopline.errors import BackendUnavailable, InvalidInput, MissingExtra, NotFound, first_line, translate
 from loopline.metadata.revision import HEAD_REVISION as HEAD_REVISION  # re-exported: cli db, tests
 from loopline.metadata.sqlite_setup import BUSY_TIMEOUT_S, configure
 
@@ -65,6 +72,7 @@ def create_store_engine(uri: str, *, create: bool = True) -> Engine:
             engine = create_engine(uri, pool_pre_ping=True, pool_size=10, max_overflow=20)
         except (NoSuchModuleError, ModuleNotFoundError) as e:
             raise MissingExtra("psycopg", "postgres") from e
+        event.listen(engine, "handle_error", _flag_ended_sessions)
     else:
         raise InvalidInput(
             f"Unsupported metadata store {url.get_backend_name()!r}.",
@@ -143,17 +151,56 @@ def _sqlite_engine(uri: str, database: str | None) -> Engine:
     return engine
 
 
+# SQLSTATE classes of a session the server ended: connection exceptions (08…) and operator intervention
+# (57P01 admin_shutdown, i.e. pg_terminate_backend, 57P02 crash_shutdown, 57P03 cannot_connect_now).
+_ENDED = ("08", "57P")
+
+
+def session_ended(exc: BaseException) -> bool:
+    """Whether the server ended the session under ``exc``, as its SQLSTATE, or that of the error it
+    was raised while handling, says. psycopg's pipeline (``executemany``) reports a session ended
+    mid-batch as "cannot exit pipeline mode while busy", which its dialect's ``is_disconnect`` does not
+    know; the connection is dead all the same, and a rollback on it fails."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # the error, what it was raised from or while handling, and so on
+        if seen is None:
+            return False
+        state = getattr(seen, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_ENDED):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _flag_ended_sessions(context: Any) -> None:
+    """SQLAlchemy's ``handle_error`` hook: a session the server ended is a disconnect, so the connection
+    is invalidated (and the pool replaced) rather than rolled back and returned broken."""
+    if not context.is_disconnect and session_ended(context.original_exception):
+        context.is_disconnect = True
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether a database error means "not now" (the database out, a connection dropped, SQLite locked
+    past its busy timeout) rather than a statement or a value it refused."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 @contextlib.contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """One write transaction: IMMEDIATE on SQLite, plain on PostgreSQL; commits or rolls back."""
+    """One write transaction: IMMEDIATE on SQLite, plain on PostgreSQL; commits or rolls back.
+    An outage (``is_outage``) is raised as ``BackendUnavailable``."""
     try:
         with engine.connect() as conn:
             conn.execution_options(**WRITE)
             with conn.begin():
                 yield conn
-    except OperationalError as e:
+    except DBAPIError as e:
+        if not is_outage(e):
+            raise
         raise BackendUnavailable(
-            f"The metadata store did not answer: {e.orig}",
+            f"The metadata store did not answer: {first_line(e)}",
             hint="Check that the database is reachable and not locked by a stuck process.",
         ) from e
 
@@ -197,7 +244,14 @@ def _driver_cursor(conn: Connection, sql: str, args: Args, many: bool) -> Iterat
                 cursor.execute(sql, args)
             yield cursor
         except dbapi_error as e:
-            raise DBAPIError.instance(sql, args, e, dbapi_error) from e
+            # As Connection.execute does: a connection the database dropped is invalidated (the pool
+            # replaces it) and the error says so, for the server to retry a read or answer 503.
+            gone = conn.dialect.is_disconnect(e, conn.connection.dbapi_connection, cursor) or session_ended(e)
+            if gone:
+                conn.invalidate(e)
+            raise DBAPIError.instance(
+                sql, args, e, dbapi_error, connection_invalidated=gone, dialect=conn.dialect
+            ) from e
     finally:
         cursor.close()
 

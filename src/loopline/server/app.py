@@ -114,8 +114,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.loopline = state = ServerState.open(settings)
     errors.install(app)
-    keys = KeyStore(state.context.engine, settings.workspace, ttl_s=settings.idempotency_ttl)
-    app.add_middleware(IdempotencyMiddleware, keys=keys)  # innermost: replays only what the caller may do
+    app.add_middleware(errors.DatabaseOutageMiddleware)  # innermost: idempotency sees its 503s
+    keys = KeyStore(
+        state.context.engine,
+        settings.workspace,
+        ttl_s=settings.idempotency_ttl,
+        lease_s=settings.idempotency_lease,
+    )
+    app.add_middleware(IdempotencyMiddleware, keys=keys)  # replays only what the caller may do
     if settings.auth:
         app.add_middleware(
             AuthMiddleware, authenticator=state.authenticator, default_workspace=settings.workspace

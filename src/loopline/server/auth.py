@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from loopline.auth import policy
 from loopline.auth.authenticator import Authenticator, parse_credential
 from loopline.auth.types import Identity
+from loopline.metadata.engine import is_outage
 from loopline.protocol.http import WORKSPACE_HEADER
 
 Scope = dict[str, Any]
@@ -77,7 +78,14 @@ class AuthMiddleware:
             return
         hit, who = self.auth.cached(key)
         if not hit:
-            who = await run_in_threadpool(self.auth.identify, key, kind, secret)
+            try:
+                who = await run_in_threadpool(self.auth.identify, key, kind, secret)
+            except Exception as e:  # the identity store out of reach: "not now", like any outage
+                if not is_outage(e):
+                    raise
+                await _refuse(scope, send, 503, "The metadata database is unavailable.", "Retry shortly.",
+                              retry_after=1.0)  # fmt: skip
+                return
         if who is None:
             self.auth.failed(client)
             what = "session has ended" if kind == "session" else "credentials are not valid"
@@ -180,7 +188,12 @@ async def _refuse(
         )
         await send({"type": "http.response.body", "body": b""})
         return
-    code = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 429: "RESOURCE_EXHAUSTED"}[status]
+    code = {
+        401: "UNAUTHENTICATED",
+        403: "PERMISSION_DENIED",
+        429: "RESOURCE_EXHAUSTED",
+        503: "TEMPORARILY_UNAVAILABLE",
+    }[status]
     headers = [(b"content-type", b"application/json")]
     if challenge:
         headers.append((b"www-authenticate", b'Bearer realm="loopline", Basic realm="loopline"'))

@@ -1,20 +1,33 @@
-"""One place maps every error to an HTTP status and MLflow's JSON body."""
+"""One place maps every error to an HTTP status and MLflow's JSON body.
+
+The metadata database out or its connection dropped (PostgreSQL restarted, a failover, an admin's
+``pg_terminate_backend``; SQLite locked past its busy timeout) is a 503 with ``Retry-After``, never a
+500: ``DatabaseOutageMiddleware`` runs a read (GET, HEAD) once more on a fresh connection first (the
+pool pings a connection before it lends it, and replaces a dropped one), and answers anything else
+503 at once. A write is not run again here: whether its COMMIT reached the database is unknown; the
+client retries it, with its ``Idempotency-Key`` (see ``idempotency.py``).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from loopline.errors import LooplineError
+from loopline.errors import BackendUnavailable, LooplineError, first_line
+from loopline.metadata.engine import is_outage
 from loopline.server.http import json_response
 
 log = logging.getLogger("loopline.server")
+
+RETRY_AFTER_S = 1  # what a 503 tells the client to wait: a dropped connection is replaced at once
 
 _HTTP_CODES = {
     400: "BAD_REQUEST",
@@ -68,12 +81,86 @@ def error_body(exc: LooplineError) -> dict[str, str]:
 
 
 def error_response(exc: LooplineError) -> Response:
-    return json_response(error_body(exc), exc.status_code)
+    retry = {"Retry-After": str(RETRY_AFTER_S)} if exc.status_code == 503 else None
+    return json_response(error_body(exc), exc.status_code, headers=retry)
+
+
+def outage_error(exc: DBAPIError) -> BackendUnavailable:
+    """What a client is told of an outage: the driver's one line, without the statement."""
+    return BackendUnavailable(
+        f"The metadata database is unavailable: {first_line(exc)}.",
+        hint=f"Retry in {RETRY_AFTER_S} s; a write with the same Idempotency-Key runs at most once.",
+    )
+
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+_READS = frozenset({"GET", "HEAD"})
+
+
+class DatabaseOutageMiddleware:
+    """A database outage under a request: a read is run once more, else (or again) 503 + Retry-After.
+
+    Pure ASGI, innermost of the middlewares: the idempotency middleware outside it sees the 503 and
+    frees the request's key for the client's retry."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        again = scope["method"] in _READS
+        while True:
+            try:
+                await self.app(scope, receive, watch)
+                return
+            except DBAPIError as e:
+                if started or not is_outage(e):
+                    raise
+                if again and e.connection_invalidated:  # the pool has a fresh connection for the retry
+                    log.info(
+                        "%s %s: the database dropped its connection; once more",
+                        scope["method"],
+                        scope["path"],
+                    )
+                    again = False
+                    receive = _no_body(receive)
+                    continue
+                found = outage_error(e)
+                log.warning("%s %s: %s", scope["method"], scope["path"], found.message)
+                await error_response(found)(scope, receive, send)
+                return
+
+
+def _no_body(receive: Receive) -> Receive:
+    """A read's (empty) request body once more, then what the client sends (its disconnect)."""
+    given = False
+
+    async def again() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    return again
 
 
 def unexpected_response(exc: Exception) -> Response:
+    """A bug's answer: its kind, not its text (which may hold SQL, paths or values): that is logged."""
     log.exception("Unhandled error")
-    return json_response({"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"}, 500)
+    message = f"Internal error ({type(exc).__name__}); the server's log has the details."
+    return json_response({"error_code": "INTERNAL_ERROR", "message": message}, 500)
 
 
 def install(app: FastAPI) -> None:

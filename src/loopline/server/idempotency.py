@@ -14,8 +14,10 @@ workspace) together with the request's method, path and fingerprint (BLAKE3 of q
 
 5xx and 429 answers are not stored, nor an exception: the claim is released and a retry runs
 again. Claims expire after ``ttl_s`` (a day by default); expired rows are purged by range delete at
-most every ``PURGE_EVERY_S`` per process, inside a claim's transaction. A claim still running after
-``LEASE_S`` (its server died mid-request) may be taken over by a retry.
+most every ``PURGE_EVERY_S`` per process, inside a claim's transaction. A claim is a lease: its
+request renews it every quarter of ``lease_s`` while it runs (a long request keeps its claim), so one
+whose server died mid-request is taken over by a retry ``lease_s`` (10 s by default) after its last
+renewal, not held until it expires.
 
 Pure ASGI, like ``versioning.py``: a request without the header costs a method check and one scan of
 the headers (the hot logging routes are measured per request); one with it costs one INSERT (the
@@ -24,6 +26,8 @@ claim) and one UPDATE (the answer), each in its own short transaction.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -36,7 +40,7 @@ import orjson
 from sqlalchemy import Engine, bindparam, delete, select, update
 from starlette.concurrency import run_in_threadpool
 
-from loopline.errors import InvalidInput, LooplineError
+from loopline.errors import BackendUnavailable, InvalidInput, LooplineError
 from loopline.metadata.engine import insert_for, write_transaction
 from loopline.metadata.schema_idempotency import idempotency_keys as t
 from loopline.protocol.http import WORKSPACE_HEADER
@@ -52,7 +56,7 @@ HEADER = b"idempotency-key"
 _WORKSPACE = WORKSPACE_HEADER.lower().encode()
 REPLAYED = (b"idempotency-replayed", b"true")
 MAX_BODY = 4 << 20  # bytes of request, or of answer, kept per key: JSON calls, not uploads
-LEASE_S = 3600.0  # a claim running longer than this is presumed dead (monitor runs take up to 1 h)
+LEASE_S = 10.0  # a claim not renewed for this long is presumed dead (its server was killed)
 PURGE_EVERY_S = 600.0
 RETRY_AFTER_S = 1
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -100,10 +104,16 @@ class KeyStore:
                 f"LOOPLINE_IDEMPOTENCY_TTL must be a positive number of seconds, not {ttl_s}.",
                 hint="Leave it unset for a day (86400).",
             )
+        if lease_s <= 0:
+            raise InvalidInput(
+                f"LOOPLINE_IDEMPOTENCY_LEASE must be a positive number of seconds, not {lease_s}.",
+                hint=f"Leave it unset for {LEASE_S:g}.",
+            )
         self.engine = engine
         self.workspace = workspace
         self.ttl_ms = int(ttl_s * 1000)
         self.lease_ms = int(min(lease_s, ttl_s) * 1000)
+        self.renew_every_s = self.lease_ms / 4000  # three renewals may stall before a retry takes over
         self._next_purge = 0.0  # monotonic seconds; a race that purges twice is harmless
         request: dict[str, Any] = {
             c: bindparam(f"new_{c}") for c in ("method", "path", "fingerprint", "created_at")
@@ -118,6 +128,8 @@ class KeyStore:
         )
         self._select = select(t).where(mine)
         self._take_over = update(t).where(held).values(**request, status=None, content_type=None, body=None)
+        running = held & t.c.status.is_(None)
+        self._renew = update(t).where(running).values(created_at=bindparam("new_created_at"))
         self._finish = (
             update(t)
             .where(held)
@@ -162,6 +174,14 @@ class KeyStore:
                 return (now, None) if took.rowcount == 1 else (now, found)
         raise AssertionError("unreachable: a key claimed and released three times within one transaction")
 
+    def renew(self, ws: str, key: str, token: int) -> int | None:
+        """Move the claim ``token`` forward to now: its new token, or None if it is ours no more (a
+        retry took it over while this server stalled)."""
+        new = max(int(time.time() * 1000), token + 1)
+        with write_transaction(self.engine) as conn:
+            done = conn.execute(self._renew, {"ws": ws, "k": key, "token": token, "new_created_at": new})
+            return new if done.rowcount == 1 else None
+
     def finish(
         self, ws: str, key: str, token: int, status: int, content_type: str | None, body: bytes
     ) -> None:
@@ -186,6 +206,40 @@ async def _error(
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": [*headers, *extra]})
     await send({"type": "http.response.body", "body": body})
+
+
+class _Lease:
+    """A claim kept alive while its request runs: renewed every ``renew_every_s`` from the event loop,
+    until ``end`` gives the token it holds then."""
+
+    def __init__(self, keys: KeyStore, ws: str, key: str, token: int) -> None:
+        self.keys, self.ws, self.key, self.token = keys, ws, key, token
+        self._over = asyncio.Event()
+        self._task = asyncio.create_task(self._renew())
+
+    async def _renew(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._over.wait(), self.keys.renew_every_s)
+                return
+            try:
+                token = await run_in_threadpool(self.keys.renew, self.ws, self.key, self.token)
+            except Exception as e:  # the database is out for now: the next renewal tries again
+                log.warning("could not renew Idempotency-Key %r: %s", self.key, e)
+                continue
+            if token is None:
+                return
+            self.token = token
+
+    async def end(self) -> int:
+        """Stop renewing (a renewal under way finishes first): the claim's token now."""
+        self._over.set()
+        await self._task
+        return self.token
+
+    def cancel(self) -> None:
+        self._over.set()
+        self._task.cancel()
 
 
 class _Gone(Exception):
@@ -265,7 +319,8 @@ class IdempotencyMiddleware:
             ws = named.decode("latin-1") if named else self.keys.workspace
             token, found = await run_in_threadpool(self.keys.claim, ws, key, method, path, fp)
         except LooplineError as e:  # the database is out (503): the client retries with the same key
-            await _error(send, e.status_code, e.error_code, e.message, e.hint)
+            retry = [(b"retry-after", str(RETRY_AFTER_S).encode())] if e.status_code == 503 else []
+            await _error(send, e.status_code, e.error_code, e.message, e.hint, *retry)
             return
         if found is None:
             await self._run(scope, body, receive, send, ws, key, token)
@@ -310,6 +365,7 @@ class IdempotencyMiddleware:
             given = True
             return {"type": "http.request", "body": body, "more_body": False}
 
+        lease = _Lease(self.keys, ws, key, token)
         start: Message | None = None
         chunks: list[bytes] = []
         size = 0
@@ -333,6 +389,7 @@ class IdempotencyMiddleware:
             if more and size <= MAX_BODY:
                 return
             status = int(start["status"])
+            token = await lease.end()
             if more or status >= 500 or status == 429:  # too big to keep, or "try again": forget the key
                 await self._forget(ws, key, token)
             else:
@@ -343,12 +400,12 @@ class IdempotencyMiddleware:
 
         try:
             await self.app(scope, receive_body, capture)
-        except BaseException:
-            if state == "buffering":
-                await self._forget(ws, key, token)
-            raise
-        if state == "buffering":  # the app answered nothing (the client left): a retry runs again
-            await self._forget(ws, key, token)
+        finally:
+            try:
+                if state == "buffering":  # the app answered nothing (it raised, or the client left)
+                    await self._forget(ws, key, await lease.end())  # a retry runs again
+            finally:
+                lease.cancel()  # a no-op once ended: no renewal outlives its request
 
     async def _keep(self, ws: str, key: str, token: int, start: Message, body: bytes) -> None:
         content_type = next(
@@ -358,11 +415,16 @@ class IdempotencyMiddleware:
             await run_in_threadpool(
                 self.keys.finish, ws, key, token, int(start["status"]), content_type, body
             )
-        except Exception:  # the answer still goes out; a retry meets the claim until its lease ends
+        # The answer still goes out; a retry (its answer lost too) meets the claim until its lease ends.
+        except BackendUnavailable as e:  # the database is out: one line, not a traceback
+            log.warning("could not store the answer for Idempotency-Key %r: %s", key, e.message)
+        except Exception:
             log.exception("could not store the answer for Idempotency-Key %r", key)
 
     async def _forget(self, ws: str, key: str, token: int) -> None:
         try:
             await run_in_threadpool(self.keys.release, ws, key, token)
-        except Exception:  # as above: the claim then blocks retries until its lease ends
+        except BackendUnavailable as e:  # as above: the claim then blocks retries until its lease ends
+            log.warning("could not release Idempotency-Key %r: %s", key, e.message)
+        except Exception:
             log.exception("could not release Idempotency-Key %r", key)
