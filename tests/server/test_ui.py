@@ -30,7 +30,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded
     home = tmp_path_factory.mktemp("ui")
     # No loop controller: the seeded rollouts stay where the seed put them.
     with serve_loopline(home, check_log=True, env={"LOOPLINE_CONTROLLER_INTERVAL": "0"}) as url:
-        yield url, seed(url, f"sqlite:///{home / 'server.db'}")
+        yield url, seed(url, home)
 
 
 class _Page(HTMLParser):
@@ -81,6 +81,8 @@ def _pages(url: str, s: Seeded) -> list[str]:
         "/ui/deployments/churn",
         "/ui/loop",
         "/ui/events",
+        "/ui/monitors",
+        "/ui/monitors/churn-drift",
     ]
 
 
@@ -368,3 +370,55 @@ def test_events_page_lists_the_audit_trail_of_an_object_under_dora(site: tuple[s
     assert re.findall(r'<tr data-action="([^"]+)">', one) == ["loop.gate", "loop.retrain_start"]
     assert '"passed": false' in one  # the gate's payload
     assert httpx.get(f"{url}/ui/events", params={"limit": "x"}, headers=HTML).status_code == 400
+
+
+def test_monitors_list_their_newest_run(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.monitor
+    answer = httpx.get(f"{url}/ui/monitors", headers=HTML)
+    row = re.search(r'<tr data-monitor="churn-drift">(.*?)</tr>', answer.text, re.S)
+    assert row and "deployments:/churn" in row[1] and "datasets:/churn-train/1" in row[1]
+    assert '<span class="badge failed">failed</span>' in row[1]  # the newest run failed
+
+
+def test_monitor_page_charts_drift_and_shows_the_latest_reports_columns(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.monitor
+    answer = httpx.get(f"{url}/ui/monitors/{s.monitor.name}", headers=HTML)
+    assert answer.status_code == 200
+    # The chart's points: one per run that measured drift, oldest first, an hour apart.
+    spec = json.loads(re.search(r"data-series='([^']+)'", answer.text)[1].replace("&#34;", '"'))  # type: ignore[index]
+    shares, threshold = spec["series"][0]["y"], spec["series"][1]["y"]
+    assert len(spec["x"]) == 3 and [round(b - a) for a, b in zip(spec["x"], spec["x"][1:])] == [3600, 3600]
+    assert shares[0] < shares[-1] and shares[-1] == pytest.approx(2 / 3) and threshold == [0.5] * 3
+    # The latest report (run 3, before the failed run 4): age and plan drifted, spend did not.
+    columns = dict(re.findall(r'<tr data-column="([^"]+)" data-drifted="(true|false)">', answer.text))
+    assert columns == {"age": "true", "plan": "true", "spend": "false"}
+    assert list(columns) == ["age", "plan", "spend"]  # drifted first
+    for name, drifted in columns.items():  # a drifted column's bar passes its threshold's tick (40 px)
+        bar = re.search(rf'data-column="{name}".*?<rect x="0" y="2" width="([\d.]+)"', answer.text, re.S)
+        assert bar and (float(bar[1]) > 40) == (drifted == "true"), name
+    assert "<svg" in re.search(r'data-column="plan".*?</tr>', answer.text, re.S)[0].split("</svg>", 2)[1]  # type: ignore[index]
+    runs = re.findall(r'<tr data-run="(\d+)">', answer.text)
+    assert runs == [str(r) for r in reversed(s.monitor.runs)]
+    assert "the inference log of churn is not readable" in answer.text
+    assert f"/ui/monitors/churn-drift/report?run_id={s.monitor.with_report}" in answer.text
+
+
+def test_monitor_reports_are_sandboxed_pages(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.monitor
+    report = httpx.get(f"{url}/ui/monitors/{s.monitor.name}/report", params={"run_id": s.monitor.runs[0]})
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    assert report.headers["content-security-policy"] == "sandbox"
+    assert report.headers["x-content-type-options"] == "nosniff"
+    assert "No dataset drift" in report.text and "<script" not in report.text
+    newest = httpx.get(f"{url}/ui/monitors/{s.monitor.name}/report").text
+    assert "Dataset drift detected" in newest and "polyline" in newest  # with each column's history
+    failed = httpx.get(f"{url}/ui/monitors/{s.monitor.name}/report", params={"run_id": s.monitor.runs[-1]})
+    assert failed.status_code == 404 and 'role="alert"' in failed.text
+    for path in ("/ui/monitors/nope", "/ui/monitors/nope/report"):
+        missing = httpx.get(url + path, headers=HTML)
+        assert missing.status_code == 404 and 'role="alert"' in missing.text, path
+    bad = httpx.get(f"{url}/ui/monitors/{s.monitor.name}/report", params={"run_id": "x"}, headers=HTML)
+    assert bad.status_code == 400 and 'role="alert"' in bad.text

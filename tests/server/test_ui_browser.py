@@ -32,7 +32,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded
     home = tmp_path_factory.mktemp("ui-browser")
     # No loop controller: the seeded rollouts stay where the seed put them.
     with serve_loopline(home, check_log=True, env={"LOOPLINE_CONTROLLER_INTERVAL": "0"}) as url:
-        yield url, seed(url, f"sqlite:///{home / 'server.db'}")
+        yield url, seed(url, home)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +84,7 @@ def test_every_page_loads_without_console_errors(site: tuple[str, Seeded], page:
         ("/ui/deployments", "deployments"),
         ("/ui/loop", "loop"),
         (f"/ui/events?uri=rollouts:/{s.loop.rejected if s.loop else 1}", "events"),
+        ("/ui/monitors", "monitors"),
     ]:
         answer = page.goto(url + path)
         assert answer.status == 200, path
@@ -295,3 +296,23 @@ def test_deployment_weights_update_live(site: tuple[str, Seeded], page: Any) -> 
     assert page.locator("#revisions tbody tr").first.get_attribute("data-revision") == "3"
     assert "canary 50%" in page.locator("#revisions tbody tr").first.inner_text()
     assert page.evaluate("() => window.looplineSamePage") is True  # no reload, no navigation
+
+
+def test_monitor_charts_the_drift_share_of_each_run(site: tuple[str, Seeded], page: Any) -> None:
+    url, s = site
+    assert s.monitor
+    page.goto(f"{url}/ui/monitors/{s.monitor.name}")
+    page.wait_for_selector("figure.series-chart[data-loaded='true']")
+    xs, shares, threshold = page.evaluate("() => window.looplineCharts['drift_share'].data")
+    assert len(xs) == 3 and xs == sorted(xs) and threshold == [0.5] * 3
+    assert shares[-1] == pytest.approx(2 / 3) and shares[0] < 0.5
+    assert page.locator("figure.series-chart canvas").count() == 1
+    drifted = page.locator("#drift-columns tr[data-drifted='true'] th").all_inner_texts()
+    assert [t.split()[0] for t in drifted] == ["age", "plan"]
+    _shot(page, "monitor")
+    with page.expect_popup() as popup:
+        page.get_by_role("link", name="The HTML report").click()
+    report = popup.value
+    report.wait_for_load_state()
+    assert "Dataset drift detected" in report.locator(".verdict").inner_text()
+    report.close()

@@ -7,10 +7,14 @@ import math
 import struct
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from loopline.config import Settings
+from loopline.context import Context
 
 API = "/api/2.0/mlflow"
 RUNS = 30  # more than one page of 25
@@ -25,6 +29,13 @@ class Loop:
 
 
 @dataclass
+class Monitored:
+    name: str = "churn-drift"
+    runs: list[int] = field(default_factory=list)  # oldest first; the last one failed
+    with_report: int = 0  # the newest run with a report
+
+
+@dataclass
 class Seeded:
     experiment_id: str
     run_ids: dict[str, str] = field(default_factory=dict)  # run name -> ID
@@ -36,6 +47,7 @@ class Seeded:
     model: str = "churn-model"
     artifacts_run: str = ""  # run-03, which has the files of ARTIFACTS
     loop: Loop | None = None  # with a store URI: deployment churn and the loop's rollouts on it
+    monitor: Monitored | None = None  # with a store URI: monitor churn-drift and its runs
 
 
 def png(width: int = 40, height: int = 20) -> bytes:
@@ -79,14 +91,23 @@ def lr_of(i: int) -> float:
     return round(0.001 * (1 + (i * 7) % RUNS), 4)  # distinct, not in run order
 
 
-def seed(url: str, store_uri: str | None = None) -> Seeded:
-    """The runs, models and artifacts through the REST API; with ``store_uri`` (the server's database)
-    also a deployment and the loop's state on it (``seed_deployment``, ``seed_loop``)."""
+def seed(url: str, home: Path | None = None) -> Seeded:
+    """The runs, models and artifacts through the REST API; with ``home`` (the server's folder:
+    its database and artifacts) also a deployment, the loop's state on it and a monitor."""
     s = _seed_tracking(url)
-    if store_uri is not None:
+    if home is not None:
         seed_deployment(url)
-        s.loop = seed_loop(store_uri)
+        s.loop = seed_loop(store_context(home))
+        s.monitor = seed_monitor(store_context(home))
     return s
+
+
+def store_context(home: Path) -> Context:
+    """A context on the store of the server that ``serve_loopline(home)`` started."""
+    settings = Settings.from_env(
+        {}, tracking_uri=f"sqlite:///{home / 'server.db'}", artifacts_uri=str(home / "artifacts")
+    )
+    return Context(settings)
 
 
 def _seed_tracking(url: str) -> Seeded:
@@ -211,7 +232,7 @@ def seed_deployment(url: str) -> None:
         ).raise_for_status()
 
 
-def seed_loop(store_uri: str) -> Loop:
+def seed_loop(ctx: Context) -> Loop:
     """Two policies on ``churn`` and three rollouts (rejected by the gate, rolling at step 2 of 3,
     awaiting approval), written straight into the server's database as its controller would (the
     UI tests' servers run no controller, so they stay put)."""
@@ -219,10 +240,8 @@ def seed_loop(store_uri: str) -> Loop:
     from loopline.automation.sql_store import SqlAutomationStore
     from loopline.automation.types import Gate, GateRule, Policy, RolloutState, RolloutStep
     from loopline.clock import now_ms
-    from loopline.config import Settings
-    from loopline.context import Context
 
-    store = SqlAutomationStore(Context(Settings.from_env({}, tracking_uri=store_uri)))
+    store = SqlAutomationStore(ctx)
     gate = Gate((GateRule("metric", metric="roc_auc", max_loss=0.01),))
     steps = (RolloutStep("shadow", 100, 60), RolloutStep("canary", 10, 600), RolloutStep("canary", 50, 600))
     loop_policy, _ = store.put_policy(
@@ -281,4 +300,88 @@ def seed_loop(store_uri: str) -> Loop:
         reason="all 1 rules passed",
     )
     out.waiting = r.id
+    return out
+
+
+HOUR_MS = 3_600_000
+
+
+def seed_monitor(ctx: Context) -> Monitored:
+    """Monitor ``churn-drift`` on deployment ``churn`` with four hourly runs, as its runner would
+    have recorded them: drift growing from none to two of three columns (each run's report stored
+    in the server's artifact store), then a failed run. Written straight into the server's store:
+    a real run needs an inference log, which these pages do not."""
+    import hashlib
+    import json
+    import random
+
+    from loopline.clock import now_ms
+    from loopline.metadata import schema_monitoring as sm
+    from loopline.monitoring.drift import drift
+    from loopline.monitoring.sql_store import SqlMonitoringStore
+    from loopline.monitoring.types import MONITOR_FILES
+
+    out = Monitored()
+    store = SqlMonitoringStore(ctx.engine, workspace=ctx.workspace, actor=ctx.actor, context=ctx)
+    store.create_monitor(out.name, "deployments:/churn", reference="datasets:/churn-train/1", window="1d")
+    rnd = random.Random(7)
+    reference = {
+        "age": [rnd.gauss(40, 10) for _ in range(300)],
+        "plan": [rnd.choice(["basic", "pro"]) for _ in range(300)],
+        "spend": [rnd.random() for _ in range(300)],
+    }
+    start = now_ms() - 5 * HOUR_MS
+    for i, (age_shift, new_plan) in enumerate(((0, False), (6, False), (15, True))):
+        current = {
+            "age": [rnd.gauss(40 + age_shift, 10) for _ in range(200)],
+            "plan": [rnd.choice(["basic", "pro", "max"] if new_plan else ["basic", "pro"]) for _ in range(200)],
+            "spend": [rnd.random() for _ in range(200)],
+        }
+        report = drift(reference, current, categorical=["plan"])
+        blob = json.dumps(report.to_dict(histograms=True), sort_keys=True).encode()
+        path = f"{MONITOR_FILES}/{out.name}/reports/{hashlib.blake2b(blob, digest_size=16).hexdigest()}.json"
+        ctx.artifacts.put_bytes(blob, path)
+        metrics = {"rows": 200.0, "drift_share": report.drift_share}
+        metrics |= {f"drift.{c.name}": c.statistic for c in report.columns.values()}
+        run = store.record_run(
+            out.name,
+            started_ms=start + i * HOUR_MS,
+            rows=200,
+            new_rows=200,
+            status="drift" if report.dataset_drift else "ok",
+            dataset_drift=report.dataset_drift,
+            drift_share=report.drift_share,
+            summary={"report": path, "drift_share": report.drift_share, "drifted_columns": report.drifted_columns},
+            metrics=metrics,
+            state={},
+            next_run_ms=None,
+        )
+        out.runs.append(run.id)
+        out.with_report = run.id
+    failed = store.record_run(
+        out.name,
+        started_ms=start + 3 * HOUR_MS,
+        rows=0,
+        new_rows=0,
+        status="failed",
+        dataset_drift=False,
+        drift_share=None,
+        summary={"error": "the inference log of churn is not readable"},
+        metrics={},
+        state={},
+        next_run_ms=None,
+    )
+    out.runs.append(failed.id)
+    # Spread the runs an hour apart (the store stamps each with the time it was recorded).
+    with ctx.engine.begin() as conn:
+        for i, run_id in enumerate(out.runs):
+            at = start + i * HOUR_MS
+            conn.execute(
+                sm.monitor_runs.update()
+                .where(sm.monitor_runs.c.id == run_id)
+                .values(started_ms=at, finished_ms=at + 1000)
+            )
+            conn.execute(
+                sm.monitor_metrics.update().where(sm.monitor_metrics.c.run_id == run_id).values(time_ms=at + 1000)
+            )
     return out

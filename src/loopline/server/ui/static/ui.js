@@ -163,3 +163,31 @@ function ema(ys, weight) {
 
   document.addEventListener("DOMContentLoaded", start);
 })();
+
+// Small series the page carries whole (a monitor's drift share per run): figure.series-chart with
+// data-series = {x, time, series: [{label, y, color, dash}]}; window.looplineCharts[data-name].
+(function () {
+  function draw(fig) {
+    const spec = JSON.parse(fig.dataset.series);
+    const holder = fig.querySelector(".plot");
+    const series = [{ label: spec.time ? "time" : "x" }];
+    for (const s of spec.series) {
+      series.push({ label: s.label, stroke: s.color, width: 1.5, dash: s.dash ? [6, 4] : undefined,
+                    points: { show: !s.dash } });
+    }
+    const plot = new uPlot({
+      width: Math.max(300, holder.clientWidth || 640),
+      height: 240,
+      scales: { x: { time: !!spec.time }, y: { range: (u, lo, hi) => [Math.min(0, lo), Math.max(1, hi)] } },
+      series: series,
+      axes: [{}, { size: 50 }],
+    }, [spec.x, ...spec.series.map((s) => s.y)], holder);
+    window.looplineCharts[fig.dataset.name] = plot;
+    fig.dataset.loaded = "true";
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    if (typeof uPlot === "undefined") return;
+    document.querySelectorAll("figure.series-chart[data-series]").forEach(draw);
+  });
+})();
