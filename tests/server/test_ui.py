@@ -83,6 +83,8 @@ def _pages(url: str, s: Seeded) -> list[str]:
         "/ui/events",
         "/ui/monitors",
         "/ui/monitors/churn-drift",
+        "/ui/datasets",
+        "/ui/datasets/churn-train?a=1&b=2",
     ]
 
 
@@ -422,3 +424,49 @@ def test_monitor_reports_are_sandboxed_pages(site: tuple[str, Seeded]) -> None:
         assert missing.status_code == 404 and 'role="alert"' in missing.text, path
     bad = httpx.get(f"{url}/ui/monitors/{s.monitor.name}/report", params={"run_id": "x"}, headers=HTML)
     assert bad.status_code == 400 and 'role="alert"' in bad.text
+
+
+def test_datasets_list_and_a_datasets_versions_schema_profile_and_validation(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    listing = httpx.get(f"{url}/ui/datasets", headers=HTML).text
+    row = re.search(r'<tr data-dataset="churn-train">(.*?)</tr>', listing, re.S)
+    assert row and "@prod → v2" in row[1]
+    answer = httpx.get(f"{url}/ui/datasets/{s.dataset}", headers=HTML)
+    assert answer.status_code == 200
+    assert re.findall(r'<tr data-version="(\d+)"', answer.text) == ["2", "1"]
+    assert '<tr data-version="2" aria-current="true"' in answer.text  # the latest is shown
+    schema = answer.text.split('id="schema"')[1].split("</table>")[0]
+    assert re.findall(r'<tr data-column="([^"]+)">', schema) == ["age", "plan", "spend"]
+    age = re.search(r'<tr data-column="age">(.*?)</tr>', schema, re.S)
+    assert age and ">150<" in age[1] and ">29<" in age[1]  # max and min from the profile
+    plan = re.search(r'<tr data-column="plan">(.*?)</tr>', schema, re.S)
+    assert plan and re.search(r"max</span> <span class=\"muted\">\(4\)", plan[1])  # most frequent first
+    validation = re.search(r'<article class="validation".*?</article>', answer.text, re.S)
+    assert validation and 'data-success="false"' in validation[0] and "1 of 2 expectations met" in validation[0]
+    between = re.search(r'<tr data-expectation="between\(age\)">(.*?)</tr>', validation[0], re.S)
+    assert between and 'class="fail"' in between[1] and ">1</td>" in between[1]  # one failing row
+    assert re.search(r'data-version="2".*?<span class="fail">failed</span>', answer.text, re.S)
+    old = httpx.get(f"{url}/ui/datasets/{s.dataset}", params={"version": 1}, headers=HTML).text
+    assert '<tr data-version="1" aria-current="true"' in old and "Not validated." in old
+    assert 'data-column="spend"' not in old.split('id="schema"')[1]
+
+
+def test_dataset_diff_between_two_chosen_versions(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    answer = httpx.get(f"{url}/ui/datasets/{s.dataset}", params={"a": 1, "b": 2}, headers=HTML)
+    assert answer.status_code == 200
+    diff = answer.text.split('id="diff"')[1]
+    assert re.search(r'data-diff="rows">6 → 10<', diff)
+    assert re.findall(r'<tr data-change="(\w+)"><th scope="row">(\w+)</th>', diff) == [("added", "spend")]
+    shifted = dict(re.findall(r'<tr data-column="(\w+)" data-shifted="(true|false)">', diff))
+    assert shifted == {"age": "true", "plan": "true"}  # the mean moved; a plan appeared
+    assert "+ max" in diff
+    assert '<option value="1" selected>v1</option>' in answer.text  # the form shows what was asked
+
+
+def test_dataset_pages_show_errors_as_pages(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    for params, status in (({}, 404), ({"version": "9"}, 404), ({"a": "x"}, 400), ({"a": "1", "b": "9"}, 404)):
+        name = "nope" if not params else s.dataset
+        answer = httpx.get(f"{url}/ui/datasets/{name}", params=params, headers=HTML)
+        assert answer.status_code == status and 'role="alert"' in answer.text, params

@@ -85,6 +85,8 @@ def test_every_page_loads_without_console_errors(site: tuple[str, Seeded], page:
         ("/ui/loop", "loop"),
         (f"/ui/events?uri=rollouts:/{s.loop.rejected if s.loop else 1}", "events"),
         ("/ui/monitors", "monitors"),
+        ("/ui/datasets", "datasets"),
+        (f"/ui/datasets/{s.dataset}", "dataset"),
     ]:
         answer = page.goto(url + path)
         assert answer.status == 200, path
@@ -296,6 +298,18 @@ def test_deployment_weights_update_live(site: tuple[str, Seeded], page: Any) -> 
     assert page.locator("#revisions tbody tr").first.get_attribute("data-revision") == "3"
     assert "canary 50%" in page.locator("#revisions tbody tr").first.inner_text()
     assert page.evaluate("() => window.looplineSamePage") is True  # no reload, no navigation
+
+
+def test_dataset_diff_of_two_versions_chosen_in_the_form(site: tuple[str, Seeded], page: Any) -> None:
+    url, s = site
+    page.goto(f"{url}/ui/datasets/{s.dataset}")
+    assert page.get_by_label("From").input_value() == "1" and page.get_by_label("To").input_value() == "2"
+    page.get_by_role("button", name="Compare").click()
+    page.wait_for_selector("#schema-diff")
+    assert page.locator("#schema-diff tr[data-change='added'] th").inner_text() == "spend"
+    assert page.locator("#profile-diff tr[data-shifted='true']").count() == 2
+    page.evaluate("() => document.getElementById('diff-h').scrollIntoView()")
+    _shot(page, "dataset-diff")
 
 
 def test_monitor_charts_the_drift_share_of_each_run(site: tuple[str, Seeded], page: Any) -> None:

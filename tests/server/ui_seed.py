@@ -48,6 +48,7 @@ class Seeded:
     artifacts_run: str = ""  # run-03, which has the files of ARTIFACTS
     loop: Loop | None = None  # with a store URI: deployment churn and the loop's rollouts on it
     monitor: Monitored | None = None  # with a store URI: monitor churn-drift and its runs
+    dataset: str = ""  # with a store URI: churn-train, v1 and v2 (v2 validated, failing one check)
 
 
 def png(width: int = 40, height: int = 20) -> bytes:
@@ -99,6 +100,7 @@ def seed(url: str, home: Path | None = None) -> Seeded:
         seed_deployment(url)
         s.loop = seed_loop(store_context(home))
         s.monitor = seed_monitor(store_context(home))
+        s.dataset = seed_dataset(store_context(home), home / "seed-data")
     return s
 
 
@@ -385,3 +387,36 @@ def seed_monitor(ctx: Context) -> Monitored:
                 sm.monitor_metrics.update().where(sm.monitor_metrics.c.run_id == run_id).values(time_ms=at + 1000)
             )
     return out
+
+
+def seed_dataset(ctx: Context, folder: Path) -> str:
+    """Dataset ``churn-train``: v1 (age, plan; 6 rows), v2 (a column more, rows more, a new plan and
+    an age out of range), alias ``prod`` on v2, and v2 validated by a suite one expectation of which
+    fails. Through ``DataClient`` on the server's own store."""
+    from loopline.data import DataClient
+    from loopline.data.validation import Suite, expect, validate
+
+    data = DataClient(context=ctx)
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(
+        pa.table({"age": [31, 45, 52, 38, 29, 61], "plan": ["basic", "pro", "basic", "pro", "basic", "pro"]}),
+        folder / "part-0.parquet",
+    )
+    data.add(folder, "churn-train")
+    ages = [31, 45, 52, 38, 29, 61, 70, 44, 150, 58]
+    pq.write_table(
+        pa.table(
+            {
+                "age": ages,
+                "plan": ["basic", "pro", "max", "pro", "basic", "max", "max", "pro", "max", "basic"],
+                "spend": [float(i) for i in range(10)],
+            }
+        ),
+        folder / "part-0.parquet",
+    )
+    v2 = data.add(folder, "churn-train").version
+    data.set_alias("churn-train", "prod", v2.version)
+    suite = Suite(name="churn", expectations=[expect.not_null("age"), expect.between("age", 0, 120)])
+    result = validate(data.load(v2.uri, "arrow"), suite)
+    data.record_validation(v2.uri, result.to_dict())
+    return "churn-train"

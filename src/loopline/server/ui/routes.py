@@ -29,6 +29,7 @@ from loopline.server.state import context, registry, tracking
 from loopline.server.ui import (
     artifact_view,
     compare,
+    dataset_pages,
     deployment_view,
     downsample,
     lineage_view,
@@ -376,6 +377,7 @@ def _media_type(p: Path) -> str | None:
 
 # ---- the other domains' pages, each in a module of its own ------------------------------------------
 
+router.include_router(dataset_pages.router)
 router.include_router(monitor_pages.router)
 
 __all__ = ["router"]

@@ -46,6 +46,17 @@ def number(value: float | None) -> str:
     return f"{value:.6g}"
 
 
+def value(v: Any) -> str:
+    """A statistic as read from JSON: numbers as ``number`` shows them, the rest as text, none as —."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int | float):
+        return number(float(v)) if isinstance(v, float) else f"{v:,}"
+    return str(v)
+
+
 def size(n: int | None) -> str:
     """A file size in B, KB, MB or GB (powers of 1024)."""
     if n is None:
@@ -76,7 +87,7 @@ _env = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.filters.update(when=when, number=number, size=size, path=lambda s: quote(str(s), safe=""))
+_env.filters.update(when=when, number=number, value=value, size=size, path=lambda s: quote(str(s), safe=""))
 _env.globals.update(duration=duration, query=query)
 
 
