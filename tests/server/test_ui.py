@@ -16,10 +16,11 @@ import httpx
 import numpy as np
 import pytest
 from support import serve_loopline
-from ui_seed import ARTIFACTS, LONG_POINTS, RUNS, Seeded, seed
+from ui_seed import ARTIFACTS, LONG_POINTS, PIPELINE_NODES, RUNS, Seeded, seed
 
 from loopline.server.ui.compare import PLOT_HEIGHT, PLOT_TOP
 from loopline.server.ui.downsample import min_max
+from loopline.server.ui.pipeline_view import BOX_H, BOX_W, layers
 
 STATIC = Path(__file__).parents[2] / "src/loopline/server/ui/static"
 HTML = {"Accept": "text/html"}
@@ -85,6 +86,8 @@ def _pages(url: str, s: Seeded) -> list[str]:
         "/ui/monitors/churn-drift",
         "/ui/datasets",
         "/ui/datasets/churn-train?a=1&b=2",
+        "/ui/pipelines",
+        f"/ui/pipelines/runs/{s.pipelines.failed if s.pipelines else ''}",
     ]
 
 
@@ -470,3 +473,73 @@ def test_dataset_pages_show_errors_as_pages(site: tuple[str, Seeded]) -> None:
         name = "nope" if not params else s.dataset
         answer = httpx.get(f"{url}/ui/datasets/{name}", params=params, headers=HTML)
         assert answer.status_code == status and 'role="alert"' in answer.text, params
+
+
+def test_dag_layers_follow_the_deepest_input_and_order_by_the_inputs_places() -> None:
+    assert layers(PIPELINE_NODES) == [["raw"], ["clean"], ["split", "report"], ["train"], ["evaluate"], ["register"]]
+    crossing = [
+        {"id": "a", "deps": []},
+        {"id": "b", "deps": []},
+        {"id": "from_b", "deps": ["b"]},
+        {"id": "from_a", "deps": ["a"]},
+        {"id": "both", "deps": ["from_a", "b"]},  # b is one layer up: both sits right of from_a
+    ]
+    assert layers(crossing) == [["a", "b"], ["from_a", "from_b"], ["both"]]
+    assert layers([{"id": "x", "deps": ["x", "y"]}, {"id": "y", "deps": ["x"]}])  # a damaged graph still draws
+
+
+def _boxes(html: str) -> dict[str, tuple[str, float, float, str]]:
+    """node -> (status, x, y, the box's texts) of the DAG's SVG."""
+    out = {}
+    for node, status, x, y, body in re.findall(
+        r'<g class="dag-step [^"]+" data-node="([^"]+)" data-status="([^"]+)" '
+        r'transform="translate\(([\d.]+),([\d.]+)\)">(.*?)</g>',
+        html,
+        re.S,
+    ):
+        out[node] = (status, float(x), float(y), " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", body)))
+    return out
+
+
+def test_pipeline_runs_and_a_runs_dag_with_status_cache_and_duration(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.pipelines
+    p = s.pipelines
+    listing = httpx.get(f"{url}/ui/pipelines", headers=HTML).text
+    assert re.findall(r'<tr data-run="([0-9a-f]+)">', listing) == [p.running, p.failed, p.first]
+    only_failed = httpx.get(f"{url}/ui/pipelines", params={"status": "failed"}, headers=HTML).text
+    assert re.findall(r'<tr data-run="([0-9a-f]+)">', only_failed) == [p.failed]
+    answer = httpx.get(f"{url}/ui/pipelines/runs/{p.failed}", headers=HTML)
+    assert answer.status_code == 200
+    boxes = _boxes(answer.text)
+    assert {n: b[0] for n, b in boxes.items()} == {
+        "raw": "dataset", "clean": "cached", "split": "cached", "report": "cached",
+        "train": "succeeded", "evaluate": "failed", "register": "upstream_failed",
+    }  # fmt: skip
+    # Layers left to right, each a box and a gap apart; split and report share a layer, one above the other.
+    xs = {n: b[1] for n, b in boxes.items()}
+    assert xs["raw"] < xs["clean"] < xs["split"] == xs["report"] < xs["train"] < xs["evaluate"] < xs["register"]
+    assert xs["clean"] - xs["raw"] > BOX_W and abs(boxes["split"][2] - boxes["report"][2]) > BOX_H
+    assert "cache hit" in boxes["clean"][3] and f"from {p.first[:8]}" in boxes["clean"][3]
+    assert "ran · 39.0 s" in boxes["train"][3] and "datasets:/churn-train@prod" in boxes["raw"][3]
+    edges = re.findall(r'<path class="edge" d="[^"]+" data-from="([^"]+)" data-to="([^"]+)"', answer.text)
+    assert sorted(edges) == sorted(
+        (d, n["id"]) for n in PIPELINE_NODES for d in n["deps"]  # type: ignore[attr-defined]
+    )
+    assert "ValueError: the holdout has no positive labels" in answer.text
+    assert 'hx-trigger="every' not in answer.text  # finished: the page does not poll
+    assert 'data-count="cached">3 cache hit<' in answer.text
+
+
+def test_a_running_pipeline_run_polls_for_its_live_part(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.pipelines
+    page = httpx.get(f"{url}/ui/pipelines/runs/{s.pipelines.running}", headers=HTML).text
+    assert f'<div id="pipeline-live" hx-get="/ui/pipelines/runs/{s.pipelines.running}" hx-trigger="every 2s"' in page
+    assert _boxes(page)["train"][0] == "running" and _boxes(page)["register"][0] == "pending"
+    fragment = httpx.get(
+        f"{url}/ui/pipelines/runs/{s.pipelines.running}", headers={**HTML, "HX-Request": "true"}
+    ).text
+    assert fragment.startswith('<div id="pipeline-live"') and "<html" not in fragment
+    missing = httpx.get(f"{url}/ui/pipelines/runs/{'0' * 32}", headers=HTML)
+    assert missing.status_code == 404 and 'role="alert"' in missing.text

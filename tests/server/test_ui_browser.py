@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from support import serve_loopline
-from ui_seed import LONG_POINTS, Seeded, seed
+from ui_seed import LONG_POINTS, Seeded, pipeline_step, seed, store_context
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).parents[2] / "docs/screenshots"
@@ -87,6 +87,8 @@ def test_every_page_loads_without_console_errors(site: tuple[str, Seeded], page:
         ("/ui/monitors", "monitors"),
         ("/ui/datasets", "datasets"),
         (f"/ui/datasets/{s.dataset}", "dataset"),
+        ("/ui/pipelines", "pipelines"),
+        (f"/ui/pipelines/runs/{s.pipelines.failed if s.pipelines else ''}", "pipeline-run"),
     ]:
         answer = page.goto(url + path)
         assert answer.status == 200, path
@@ -330,3 +332,41 @@ def test_monitor_charts_the_drift_share_of_each_run(site: tuple[str, Seeded], pa
     report.wait_for_load_state()
     assert "Dataset drift detected" in report.locator(".verdict").inner_text()
     report.close()
+
+
+def test_a_running_pipelines_dag_follows_it_until_it_finishes(site: tuple[str, Seeded], page: Any) -> None:
+    from loopline.clock import now_ms
+    from loopline.pipelines.sql_store import SqlPipelineStore
+
+    url, s = site
+    assert s.pipelines and s.home
+    run_id = s.pipelines.running
+    page.goto(f"{url}/ui/pipelines/runs/{run_id}")
+    state = "n => document.querySelector(`g[data-node='${n}']`).dataset.status"
+    assert page.evaluate(state, "train") == "running"
+    page.evaluate("() => { window.looplineSamePage = true; }")
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if f"/pipelines/runs/{run_id}" in r.url else None)
+    # The runner moves on while the page stays open: train done, evaluate running.
+    ctx = store_context(s.home)
+    store = SqlPipelineStore(ctx.engine, workspace=ctx.workspace, actor=ctx.actor)
+    t = now_ms()
+    store.progress(run_id, finished=[pipeline_step(run_id, "train", "succeeded", t - 5000, 5000)], started=["evaluate"], start_time=t)
+    page.wait_for_function(f"() => ({state})('evaluate') === 'running'", timeout=10_000)
+    assert page.evaluate(state, "train") == "succeeded"
+    _shot(page, "pipeline-live")
+    store.progress(
+        run_id,
+        finished=[
+            pipeline_step(run_id, "evaluate", "succeeded", t, 800),
+            pipeline_step(run_id, "register", "succeeded", t + 900, 100),
+        ],
+    )
+    store.finish_run(run_id, "succeeded", None)
+    page.wait_for_selector("#pipeline-live[data-status='succeeded']", timeout=10_000)
+    assert page.evaluate(state, "register") == "succeeded"
+    assert page.get_attribute("#pipeline-live", "hx-trigger") is None
+    seen = len(polls)
+    page.wait_for_timeout(2500)  # longer than a poll: none comes once the run has finished
+    assert len(polls) == seen and seen >= 2
+    assert page.evaluate("() => window.looplineSamePage") is True

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from loopline.config import Settings
 from loopline.context import Context
+from loopline.pipelines.types import Finished, RunRecord, StepRecord
 
 API = "/api/2.0/mlflow"
 RUNS = 30  # more than one page of 25
@@ -26,6 +27,14 @@ class Loop:
     rejected: int = 0  # rollout IDs
     rolling: int = 0
     waiting: int = 0
+
+
+@dataclass
+class Piped:
+    name: str = "churn-train"
+    first: str = ""  # every step ran
+    failed: str = ""  # evaluate failed; clean and split came from the cache
+    running: str = ""  # train running, the rest of the DAG waiting
 
 
 @dataclass
@@ -49,6 +58,8 @@ class Seeded:
     loop: Loop | None = None  # with a store URI: deployment churn and the loop's rollouts on it
     monitor: Monitored | None = None  # with a store URI: monitor churn-drift and its runs
     dataset: str = ""  # with a store URI: churn-train, v1 and v2 (v2 validated, failing one check)
+    pipelines: Piped | None = None  # with a store URI: pipeline churn-train's runs
+    home: Path | None = None  # the server's folder (its store: ``store_context(home)``)
 
 
 def png(width: int = 40, height: int = 20) -> bytes:
@@ -101,6 +112,8 @@ def seed(url: str, home: Path | None = None) -> Seeded:
         s.loop = seed_loop(store_context(home))
         s.monitor = seed_monitor(store_context(home))
         s.dataset = seed_dataset(store_context(home), home / "seed-data")
+        s.pipelines = seed_pipelines(store_context(home))
+        s.home = home
     return s
 
 
@@ -420,3 +433,102 @@ def seed_dataset(ctx: Context, folder: Path) -> str:
     result = validate(data.load(v2.uri, "arrow"), suite)
     data.record_validation(v2.uri, result.to_dict())
     return "churn-train"
+
+
+# The DAG of pipeline churn-train: a dataset input, then steps (node, its function, its inputs).
+PIPELINE_NODES = [
+    {"id": "raw", "step": "raw", "deps": [], "dataset": "datasets:/churn-train@prod"},
+    {"id": "clean", "step": "clean", "deps": ["raw"]},
+    {"id": "split", "step": "split", "deps": ["clean"]},
+    {"id": "report", "step": "profile_report", "deps": ["clean"]},
+    {"id": "train", "step": "train", "deps": ["split"]},
+    {"id": "evaluate", "step": "evaluate", "deps": ["train", "split"]},
+    {"id": "register", "step": "register", "deps": ["evaluate"]},
+]
+
+
+def pipeline_step(run_id: str, node: str, status: str, start: int, ms: int, **more: object) -> Finished:
+    """A finished step of a run of churn-train, as the runner registers it."""
+    step = next(n for n in PIPELINE_NODES if n["id"] == node)
+    record = StepRecord(
+        run_id=run_id,
+        pipeline="churn-train",
+        node=node,
+        step=str(step["step"]),
+        status=status,
+        attempts=0 if status == "cached" else 1,
+        cache_key=f"{node:0<16}"[:16],
+        start_time=start,
+        end_time=start + ms,
+        **more,  # type: ignore[arg-type]
+    )
+    return Finished(record, tuple(str(d) for d in step["deps"] if d != "raw"))
+
+
+def seed_pipelines(ctx: Context) -> Piped:
+    """Three runs of churn-train (``PIPELINE_NODES``) through the pipeline store, as the runner
+    writes them: one where every step ran, one that took clean and split from the first run's cache
+    and failed at evaluate, and one still running (train running, the rest pending)."""
+    import uuid
+
+    from loopline.clock import now_ms
+    from loopline.pipelines.sql_store import SqlPipelineStore
+
+    store = SqlPipelineStore(ctx.engine, workspace=ctx.workspace, actor=ctx.actor)
+    out = Piped()
+    steps = [(str(n["id"]), str(n["step"])) for n in PIPELINE_NODES if "dataset" not in n]
+    t = now_ms() - 3_600_000
+
+    def new_run(status_at: int) -> str:
+        run_id = uuid.uuid4().hex
+        record = RunRecord(
+            run_id, out.name, "train.py:pipeline", "running", {"C": 0.5}, 0, "local", {},
+            {"nodes": PIPELINE_NODES, "outputs": {"$step": "register"}}, None, "", "", "", "", "ci-1", 1,
+            status_at, None,
+        )  # fmt: skip
+        store.create_run(record, steps)
+        return run_id
+
+    out.first = new_run(t)
+    store.progress(
+        out.first,
+        finished=[
+            pipeline_step(out.first, "clean", "succeeded", t, 1200),
+            pipeline_step(out.first, "split", "succeeded", t + 1300, 400),
+            pipeline_step(out.first, "report", "succeeded", t + 1300, 2500),
+            pipeline_step(out.first, "train", "succeeded", t + 1800, 42_000),
+            pipeline_step(out.first, "evaluate", "succeeded", t + 44_000, 3100),
+            pipeline_step(out.first, "register", "succeeded", t + 47_200, 300),
+        ],
+    )
+    store.finish_run(out.first, "succeeded", {"model": "models:/churn-model/1"})
+    t += 600_000
+    out.failed = new_run(t)
+    store.progress(
+        out.failed,
+        finished=[
+            pipeline_step(out.failed, "clean", "cached", t, 20, cached_from=out.first),
+            pipeline_step(out.failed, "split", "cached", t + 30, 20, cached_from=out.first),
+            pipeline_step(out.failed, "report", "cached", t + 30, 20, cached_from=out.first),
+            pipeline_step(out.failed, "train", "succeeded", t + 60, 39_000),
+            pipeline_step(
+                out.failed, "evaluate", "failed", t + 39_100, 900,
+                error="ValueError: the holdout has no positive labels\n  at evaluate.py:12",
+            ),  # fmt: skip
+            pipeline_step(out.failed, "register", "upstream_failed", t + 40_000, 0),
+        ],
+    )
+    store.finish_run(out.failed, "failed", None, "step evaluate failed: ValueError: the holdout has no positive labels")
+    t = now_ms() - 20_000
+    out.running = new_run(t)
+    store.progress(
+        out.running,
+        finished=[
+            pipeline_step(out.running, "clean", "cached", t, 20, cached_from=out.first),
+            pipeline_step(out.running, "split", "succeeded", t + 30, 500),
+            pipeline_step(out.running, "report", "succeeded", t + 30, 2000),
+        ],
+        started=["train"],
+        start_time=t + 600,
+    )
+    return out

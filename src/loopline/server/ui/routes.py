@@ -34,6 +34,7 @@ from loopline.server.ui import (
     downsample,
     lineage_view,
     monitor_pages,
+    pipeline_pages,
     runs_table,
 )
 from loopline.server.ui.pages import POLL_S, error_page, int_param, is_fragment
@@ -379,5 +380,6 @@ def _media_type(p: Path) -> str | None:
 
 router.include_router(dataset_pages.router)
 router.include_router(monitor_pages.router)
+router.include_router(pipeline_pages.router)
 
 __all__ = ["router"]
