@@ -86,6 +86,8 @@ def _pages(url: str, s: Seeded) -> list[str]:
         "/ui/monitors/churn-drift",
         "/ui/datasets",
         "/ui/datasets/churn-train?a=1&b=2",
+        "/ui/jobs",
+        f"/ui/jobs/{s.jobs.failed if s.jobs else ''}",
         "/ui/pipelines",
         f"/ui/pipelines/runs/{s.pipelines.failed if s.pipelines else ''}",
     ]
@@ -542,4 +544,29 @@ def test_a_running_pipeline_run_polls_for_its_live_part(site: tuple[str, Seeded]
     ).text
     assert fragment.startswith('<div id="pipeline-live"') and "<html" not in fragment
     missing = httpx.get(f"{url}/ui/pipelines/runs/{'0' * 32}", headers=HTML)
+    assert missing.status_code == 404 and 'role="alert"' in missing.text
+
+
+def test_jobs_show_their_progress_and_poll_only_while_one_runs(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.jobs
+    answer = httpx.get(f"{url}/ui/jobs", headers=HTML)
+    assert answer.status_code == 200
+    rows = dict(re.findall(r'<tr data-job="([0-9a-f]+)" data-status="(\w+)">', answer.text))
+    assert rows == {s.jobs.running: "running", s.jobs.failed: "failed", s.jobs.done: "succeeded"}
+    running = re.search(rf'<tr data-job="{s.jobs.running}".*?</tr>', answer.text, re.S)
+    assert running and '<progress max="120" value="30"' in running[0] and "30 of 120 (25%)" in running[0]
+    assert "checking blobs" in running[0]
+    assert 'id="jobs-live" hx-get="/ui/jobs" hx-trigger="every 2s"' in answer.text  # one job runs: live
+    done_only = httpx.get(f"{url}/ui/jobs", params={"status": "succeeded"}, headers=HTML).text
+    assert re.findall(r'<tr data-job="([0-9a-f]+)"', done_only) == [s.jobs.done]
+    assert 'data-live="false"' in done_only and "hx-trigger" not in done_only
+    failed = httpx.get(f"{url}/ui/jobs/{s.jobs.failed}", headers=HTML).text
+    assert "The inference log of churn is empty." in failed and "Serve some requests first." in failed
+    assert "hx-trigger" not in failed
+    done = httpx.get(f"{url}/ui/jobs/{s.jobs.done}", headers=HTML).text
+    assert "\"rows\": 1200" in done and "1,200 of 1,200 (100%)" in done
+    live = httpx.get(f"{url}/ui/jobs/{s.jobs.running}", headers={**HTML, "HX-Request": "true"}).text
+    assert live.startswith(f'<div id="job-live" hx-get="/ui/jobs/{s.jobs.running}" hx-trigger="every 2s"')
+    missing = httpx.get(f"{url}/ui/jobs/nope", headers=HTML)
     assert missing.status_code == 404 and 'role="alert"' in missing.text

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from support import serve_loopline
-from ui_seed import LONG_POINTS, Seeded, pipeline_step, seed, store_context
+from ui_seed import LONG_POINTS, Seeded, pipeline_step, put_job, seed, store_context
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).parents[2] / "docs/screenshots"
@@ -88,6 +88,7 @@ def test_every_page_loads_without_console_errors(site: tuple[str, Seeded], page:
         ("/ui/datasets", "datasets"),
         (f"/ui/datasets/{s.dataset}", "dataset"),
         ("/ui/pipelines", "pipelines"),
+        (f"/ui/jobs/{s.jobs.failed if s.jobs else ''}", "job-failed"),
         (f"/ui/pipelines/runs/{s.pipelines.failed if s.pipelines else ''}", "pipeline-run"),
     ]:
         answer = page.goto(url + path)
@@ -370,3 +371,22 @@ def test_a_running_pipelines_dag_follows_it_until_it_finishes(site: tuple[str, S
     page.wait_for_timeout(2500)  # longer than a poll: none comes once the run has finished
     assert len(polls) == seen and seen >= 2
     assert page.evaluate("() => window.looplineSamePage") is True
+
+
+def test_a_jobs_progress_moves_live_on_the_jobs_page(site: tuple[str, Seeded], page: Any) -> None:
+    from loopline.clock import now_ms
+
+    url, s = site
+    assert s.jobs and s.home
+    page.goto(f"{url}/ui/jobs")
+    row = f"#jobs tr[data-job='{s.jobs.running}']"
+    value = f"() => document.querySelector(\"{row} progress\").value"
+    assert page.evaluate(value) == 30
+    ctx = store_context(s.home)
+    put_job(ctx, s.jobs.running, done=90, message="checking blobs: 90")
+    page.wait_for_function(f"() => ({value})() === 90", timeout=10_000)
+    assert "90 of 120 (75%)" in page.locator(row).inner_text()
+    _shot(page, "jobs")
+    put_job(ctx, s.jobs.running, status="succeeded", done=120, finished_ms=now_ms(), result="{}")
+    page.wait_for_selector(f"{row}[data-status='succeeded']", timeout=10_000)
+    assert page.get_attribute("#jobs-live", "data-live") == "false"  # nothing runs: it stopped asking

@@ -30,6 +30,13 @@ class Loop:
 
 
 @dataclass
+class Jobs:
+    done: str = ""  # a materialisation that wrote 1,200 rows
+    failed: str = ""  # a monitor run that failed
+    running: str = ""  # data gc, 30 of 120 blobs checked
+
+
+@dataclass
 class Piped:
     name: str = "churn-train"
     first: str = ""  # every step ran
@@ -59,6 +66,7 @@ class Seeded:
     monitor: Monitored | None = None  # with a store URI: monitor churn-drift and its runs
     dataset: str = ""  # with a store URI: churn-train, v1 and v2 (v2 validated, failing one check)
     pipelines: Piped | None = None  # with a store URI: pipeline churn-train's runs
+    jobs: Jobs | None = None  # with a store URI: three jobs, one running
     home: Path | None = None  # the server's folder (its store: ``store_context(home)``)
 
 
@@ -113,6 +121,7 @@ def seed(url: str, home: Path | None = None) -> Seeded:
         s.monitor = seed_monitor(store_context(home))
         s.dataset = seed_dataset(store_context(home), home / "seed-data")
         s.pipelines = seed_pipelines(store_context(home))
+        s.jobs = seed_jobs(store_context(home))
         s.home = home
     return s
 
@@ -531,4 +540,47 @@ def seed_pipelines(ctx: Context) -> Piped:
         started=["train"],
         start_time=t + 600,
     )
+    return out
+
+
+def put_job(ctx: Context, job_id: str, **values: object) -> None:
+    """Write job ``job_id``'s row as its server would (``server/jobs.py``), heartbeat now."""
+    from loopline.clock import now_ms
+    from loopline.metadata.schema_jobs import jobs
+
+    with ctx.engine.begin() as conn:
+        changed = conn.execute(
+            jobs.update().where(jobs.c.id == job_id).values(heartbeat_ms=now_ms(), **values)
+        ).rowcount
+        if not changed:
+            row = {"workspace": ctx.workspace, "actor": "ci", "done": 0, "message": "", **values}
+            conn.execute(jobs.insert().values(id=job_id, heartbeat_ms=now_ms(), **row))
+
+
+def seed_jobs(ctx: Context) -> Jobs:
+    """A finished materialisation, a failed monitor run and a data gc under way (its server
+    alive: the test that moves it writes its heartbeat too)."""
+    import json
+    import uuid
+
+    from loopline.clock import now_ms
+
+    out = Jobs(uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex)
+    t = now_ms() - 600_000
+    put_job(
+        ctx, out.done, kind="features.materialize", status="succeeded", done=1200, total=1200,
+        message="driver_stats: 1,200 rows", created_ms=t, started_ms=t, finished_ms=t + 4200,
+        result=json.dumps({"views": {"driver_stats": {"rows": 1200}}}),
+    )  # fmt: skip
+    error = {"error_code": "INVALID_PARAMETER_VALUE", "message": "The inference log of churn is empty.",
+             "hint": "Serve some requests first.", "status_code": 400}  # fmt: skip
+    put_job(
+        ctx, out.failed, kind="monitors.run", status="failed", done=1, total=4,
+        message="reading the inference log", created_ms=t + 1000, started_ms=t + 1000,
+        finished_ms=t + 1900, error=json.dumps(error),
+    )  # fmt: skip
+    put_job(
+        ctx, out.running, kind="data.gc", status="running", done=30, total=120, message="checking blobs",
+        created_ms=now_ms() - 5000, started_ms=now_ms() - 5000,
+    )  # fmt: skip
     return out

@@ -32,6 +32,7 @@ from loopline.server.ui import (
     dataset_pages,
     deployment_view,
     downsample,
+    job_pages,
     lineage_view,
     monitor_pages,
     pipeline_pages,
@@ -381,5 +382,6 @@ def _media_type(p: Path) -> str | None:
 router.include_router(dataset_pages.router)
 router.include_router(monitor_pages.router)
 router.include_router(pipeline_pages.router)
+router.include_router(job_pages.router)
 
 __all__ = ["router"]
