@@ -86,6 +86,8 @@ def _pages(url: str, s: Seeded) -> list[str]:
         "/ui/monitors/churn-drift",
         "/ui/datasets",
         "/ui/datasets/churn-train?a=1&b=2",
+        "/ui/features",
+        "/ui/features/customer_stats",
         "/ui/jobs",
         f"/ui/jobs/{s.jobs.failed if s.jobs else ''}",
         "/ui/pipelines",
@@ -570,3 +572,36 @@ def test_jobs_show_their_progress_and_poll_only_while_one_runs(site: tuple[str, 
     assert live.startswith(f'<div id="job-live" hx-get="/ui/jobs/{s.jobs.running}" hx-trigger="every 2s"')
     missing = httpx.get(f"{url}/ui/jobs/nope", headers=HTML)
     assert missing.status_code == 404 and 'role="alert"' in missing.text
+
+
+def test_features_list_definitions_sources_and_last_materialisations(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.features
+    answer = httpx.get(f"{url}/ui/features", headers=HTML)
+    assert answer.status_code == 200
+    views = dict(re.findall(r'<tr data-view="(\w+)">(.*?)</tr>', answer.text.split('id="feature-views"')[1].split("</table>")[0], re.S))
+    assert set(views) == {"customer_plan", "customer_stats"}
+    assert "spend_30d" in views["customer_stats"] and "720.0 h" in views["customer_stats"]
+    assert re.search(r'data-last><span class="badge done">done</span> up to 2026-01-02 00:00:00 .*?\(3 rows', views["customer_stats"])
+    assert "never" in views["customer_plan"]
+    assert re.search(r'<tr data-entity="customer"><th scope="row">customer</th><td class="mono">customer_id</td>', answer.text)
+    source = re.search(r'<tr data-source-kind="file">(.*?)</tr>', answer.text, re.S)
+    assert source and "customers.parquet" in source[1] and "customer_plan</a>, <a" in source[1]
+    assert 'data-view="spend_ratio"' in answer.text and 'data-service="churn_features"' in answer.text
+    assert re.findall(r'data-materialization="\d+" data-view="(\w+)" data-status="(\w+)"', answer.text) == [("customer_stats", "done")]
+
+
+def test_a_feature_views_page_and_what_uses_it(site: tuple[str, Seeded]) -> None:
+    url, _ = site
+    answer = httpx.get(f"{url}/ui/features/customer_stats", headers=HTML)
+    assert answer.status_code == 200
+    assert "Spend and orders over the last 30 days." in answer.text
+    used = re.search(r"<dt>Used by</dt><dd>(.*?)</dd>", answer.text, re.S)
+    assert used and re.findall(r">(\w+)</a>", used[1]) == ["churn_features", "spend_ratio"]
+    assert re.findall(r'data-materialization="\d+" data-view="(\w+)"', answer.text) == ["customer_stats"]
+    odfv = httpx.get(f"{url}/ui/features/spend_ratio", headers=HTML).text
+    assert "def spend_ratio(df" in odfv and "Materialisations" not in odfv
+    missing = httpx.get(f"{url}/ui/features/nope", headers=HTML)
+    assert missing.status_code == 404 and 'role="alert"' in missing.text
+    entity = httpx.get(f"{url}/ui/features/customer", headers=HTML)
+    assert entity.status_code in (400, 404) and 'role="alert"' in entity.text

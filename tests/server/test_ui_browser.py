@@ -87,6 +87,8 @@ def test_every_page_loads_without_console_errors(site: tuple[str, Seeded], page:
         ("/ui/monitors", "monitors"),
         ("/ui/datasets", "datasets"),
         (f"/ui/datasets/{s.dataset}", "dataset"),
+        ("/ui/features", "features"),
+        ("/ui/features/customer_stats", "feature-view"),
         ("/ui/pipelines", "pipelines"),
         (f"/ui/jobs/{s.jobs.failed if s.jobs else ''}", "job-failed"),
         (f"/ui/pipelines/runs/{s.pipelines.failed if s.pipelines else ''}", "pipeline-run"),

@@ -8,6 +8,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyarrow as pa
@@ -67,6 +68,7 @@ class Seeded:
     dataset: str = ""  # with a store URI: churn-train, v1 and v2 (v2 validated, failing one check)
     pipelines: Piped | None = None  # with a store URI: pipeline churn-train's runs
     jobs: Jobs | None = None  # with a store URI: three jobs, one running
+    features: bool = False  # with a store URI: customer_stats and co., materialised once
     home: Path | None = None  # the server's folder (its store: ``store_context(home)``)
 
 
@@ -122,6 +124,7 @@ def seed(url: str, home: Path | None = None) -> Seeded:
         s.dataset = seed_dataset(store_context(home), home / "seed-data")
         s.pipelines = seed_pipelines(store_context(home))
         s.jobs = seed_jobs(store_context(home))
+        s.features = seed_features(store_context(home), home / "seed-features")
         s.home = home
     return s
 
@@ -584,3 +587,62 @@ def seed_jobs(ctx: Context) -> Jobs:
         created_ms=now_ms() - 5000, started_ms=now_ms() - 5000,
     )  # fmt: skip
     return out
+
+
+def seed_features(ctx: Context, folder: Path) -> bool:
+    """Entity customer, view customer_stats over a parquet file (materialised once: 3 customers),
+    view customer_plan (never materialised), an on-demand view and a service. Through the
+    FeatureStore on the server's own store."""
+    import datetime as dt
+
+    from loopline.features import (
+        Entity,
+        FeatureService,
+        FeatureView,
+        Field,
+        FileSource,
+        Float64,
+        FeatureStore,
+        Int64,
+        RequestSource,
+        String,
+        on_demand_feature_view,
+    )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    pq.write_table(
+        pa.table(
+            {
+                "customer_id": [1, 2, 3, 1],
+                "event_timestamp": [t0, t0, t0, t0 + dt.timedelta(hours=1)],
+                "spend_30d": [12.5, 40.0, 7.25, 15.0],
+                "orders_30d": [2, 5, 1, 3],
+                "plan": ["basic", "pro", "basic", "pro"],
+            }
+        ),
+        folder / "customers.parquet",
+    )
+    customer = Entity(name="customer", join_keys=["customer_id"], description="A paying customer.")
+    source = FileSource(path=str(folder / "customers.parquet"))
+    stats = FeatureView(
+        name="customer_stats",
+        entities=[customer],
+        source=source,
+        schema=[Field("spend_30d", Float64), Field("orders_30d", Int64)],
+        ttl=dt.timedelta(days=30),
+        description="Spend and orders over the last 30 days.",
+    )
+    plan = FeatureView(name="customer_plan", entities=[customer], source=source, schema=[Field("plan", String)])
+
+    @on_demand_feature_view(sources=[stats, RequestSource("basket", [Field("basket", Float64)])], schema=[Field("spend_ratio", Float64)])
+    def spend_ratio(df: Any) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame({"spend_ratio": df["basket"] / (df["spend_30d"] + 1)})
+
+    service = FeatureService(name="churn_features", features=[stats, plan[["plan"]], spend_ratio])
+    with FeatureStore(context=ctx) as store:
+        store.apply([customer, stats, plan, spend_ratio, service])
+        store.materialize(t0 - dt.timedelta(days=1), t0 + dt.timedelta(days=1), ["customer_stats"])
+    return True

@@ -32,6 +32,7 @@ from loopline.server.ui import (
     dataset_pages,
     deployment_view,
     downsample,
+    feature_pages,
     job_pages,
     lineage_view,
     monitor_pages,
@@ -383,5 +384,6 @@ router.include_router(dataset_pages.router)
 router.include_router(monitor_pages.router)
 router.include_router(pipeline_pages.router)
 router.include_router(job_pages.router)
+router.include_router(feature_pages.router)
 
 __all__ = ["router"]
