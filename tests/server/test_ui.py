@@ -359,6 +359,11 @@ def test_loop_page_shows_policies_approvals_and_the_gates_numbers(site: tuple[st
     assert re.search(
         rf'<li data-rollout="{s.loop.waiting}">.*?loopline approve {s.loop.waiting}', answer.text
     )
+    # Its Approve button posts JSON to the REST route (the browser test with auth approves with it).
+    form = re.search(rf'<form class="approve" id="approve-{s.loop.waiting}"(.*?)</form>', answer.text, re.S)
+    assert form and 'hx-post="/api/2.0/loopline/automation/rollouts/approve" hx-ext="loopline-json"' in form[1]
+    assert f'name="id" value="{s.loop.waiting}" data-json="int"' in form[1] and 'name="reason"' in form[1]
+    assert answer.text.count('<form class="approve"') == 1  # only the rollout that waits
     rejected = re.search(rf'<tr id="rollout-{s.loop.rejected}".*?</tr>\s*</tbody>', answer.text, re.S)
     assert rejected and "rejected" in rejected[0]
     assert '<details class="verdict" open>' in rejected[0]  # a failed gate shows its rules at once

@@ -191,3 +191,43 @@ function ema(ys, weight) {
     document.querySelectorAll("figure.series-chart[data-series]").forEach(draw);
   });
 })();
+
+// Forms that post JSON to the REST API (hx-ext="loopline-json"): the fields as a JSON object
+// (a field marked data-json="int" as a number), the CSRF header htmx already adds from <body>.
+// Their answer is JSON, not HTML: a form.approve shows the outcome, or the server's refusal.
+(function () {
+  if (typeof htmx === "undefined") return;
+  htmx.defineExtension("loopline-json", {
+    onEvent: function (name, evt) {
+      if (name === "htmx:configRequest") evt.detail.headers["Content-Type"] = "application/json";
+    },
+    encodeParameters: function (xhr, parameters, elt) {
+      xhr.overrideMimeType("text/json");
+      const ints = new Set(Array.from(elt.querySelectorAll("[data-json='int']"), (e) => e.name));
+      const body = {};
+      for (const [k, v] of parameters.entries()) body[k] = ints.has(k) ? Number(v) : v;
+      return JSON.stringify(body);
+    },
+  });
+
+  document.addEventListener("htmx:afterRequest", (evt) => {
+    const form = evt.detail.elt;
+    if (!form.matches || !form.matches("form.approve")) return;
+    const out = form.querySelector(".approve-result");
+    const xhr = evt.detail.xhr;
+    let body = {};
+    try { body = JSON.parse(xhr.responseText); } catch (e) { body = {}; }
+    if (xhr.status === 200 && body.rollout) {
+      out.textContent = "Approved: rollout " + body.rollout.id + " is now " + body.rollout.state.replace("_", " ") + ".";
+      out.classList.remove("error");
+      form.dataset.outcome = "approved";
+      form.querySelectorAll("input, button").forEach((e) => { e.disabled = true; });
+      const table = document.getElementById("loop-rollouts");  // the rollouts as they are now
+      if (table) htmx.ajax("GET", window.location.pathname, { target: table, select: "#loop-rollouts", swap: "outerHTML" });
+    } else {
+      out.textContent = (body.message || xhr.statusText || "The server did not answer.") + (xhr.status ? " (" + xhr.status + ")" : "");
+      out.classList.add("error");
+      form.dataset.outcome = "refused";
+    }
+  });
+})();
