@@ -361,7 +361,9 @@ def test_loop_page_shows_policies_approvals_and_the_gates_numbers(site: tuple[st
     )
     # Its Approve button posts JSON to the REST route (the browser test with auth approves with it).
     form = re.search(rf'<form class="approve" id="approve-{s.loop.waiting}"(.*?)</form>', answer.text, re.S)
-    assert form and 'hx-post="/api/2.0/loopline/automation/rollouts/approve" hx-ext="loopline-json"' in form[1]
+    assert (
+        form and 'hx-post="/api/2.0/loopline/automation/rollouts/approve" hx-ext="loopline-json"' in form[1]
+    )
     assert f'name="id" value="{s.loop.waiting}" data-json="int"' in form[1] and 'name="reason"' in form[1]
     assert answer.text.count('<form class="approve"') == 1  # only the rollout that waits
     rejected = re.search(rf'<tr id="rollout-{s.loop.rejected}".*?</tr>\s*</tbody>', answer.text, re.S)
@@ -382,7 +384,7 @@ def test_events_page_lists_the_audit_trail_of_an_object_under_dora(site: tuple[s
     assert {"loop.gate", "loop.rollout_step", "loop.approval_wait", "loop.retrain_start"} <= set(actions)
     one = httpx.get(f"{url}/ui/events", params={"uri": f"rollouts:/{s.loop.rejected}"}, headers=HTML).text
     assert re.findall(r'<tr data-action="([^"]+)">', one) == ["loop.gate", "loop.retrain_start"]
-    assert '"passed": false' in one  # the gate's payload
+    assert "&#34;passed&#34;: false" in one  # the gate's payload
     assert httpx.get(f"{url}/ui/events", params={"limit": "x"}, headers=HTML).status_code == 400
 
 
@@ -403,7 +405,10 @@ def test_monitor_page_charts_drift_and_shows_the_latest_reports_columns(site: tu
     # The chart's points: one per run that measured drift, oldest first, an hour apart.
     spec = json.loads(re.search(r"data-series='([^']+)'", answer.text)[1].replace("&#34;", '"'))  # type: ignore[index]
     shares, threshold = spec["series"][0]["y"], spec["series"][1]["y"]
-    assert len(spec["x"]) == 3 and [round(b - a) for a, b in zip(spec["x"], spec["x"][1:])] == [3600, 3600]
+    assert len(spec["x"]) == 3 and [round(b - a) for a, b in zip(spec["x"], spec["x"][1:], strict=False)] == [
+        3600,
+        3600,
+    ]
     assert shares[0] < shares[-1] and shares[-1] == pytest.approx(2 / 3) and threshold == [0.5] * 3
     # The latest report (run 3, before the failed run 4): age and plan drifted, spend did not.
     columns = dict(re.findall(r'<tr data-column="([^"]+)" data-drifted="(true|false)">', answer.text))
@@ -438,7 +443,9 @@ def test_monitor_reports_are_sandboxed_pages(site: tuple[str, Seeded]) -> None:
     assert bad.status_code == 400 and 'role="alert"' in bad.text
 
 
-def test_datasets_list_and_a_datasets_versions_schema_profile_and_validation(site: tuple[str, Seeded]) -> None:
+def test_datasets_list_and_a_datasets_versions_schema_profile_and_validation(
+    site: tuple[str, Seeded],
+) -> None:
     url, s = site
     listing = httpx.get(f"{url}/ui/datasets", headers=HTML).text
     row = re.search(r'<tr data-dataset="churn-train">(.*?)</tr>', listing, re.S)
@@ -454,7 +461,9 @@ def test_datasets_list_and_a_datasets_versions_schema_profile_and_validation(sit
     plan = re.search(r'<tr data-column="plan">(.*?)</tr>', schema, re.S)
     assert plan and re.search(r"max</span> <span class=\"muted\">\(4\)", plan[1])  # most frequent first
     validation = re.search(r'<article class="validation".*?</article>', answer.text, re.S)
-    assert validation and 'data-success="false"' in validation[0] and "1 of 2 expectations met" in validation[0]
+    assert (
+        validation and 'data-success="false"' in validation[0] and "1 of 2 expectations met" in validation[0]
+    )
     between = re.search(r'<tr data-expectation="between\(age\)">(.*?)</tr>', validation[0], re.S)
     assert between and 'class="fail"' in between[1] and ">1</td>" in between[1]  # one failing row
     assert re.search(r'data-version="2".*?<span class="fail">failed</span>', answer.text, re.S)
@@ -478,14 +487,26 @@ def test_dataset_diff_between_two_chosen_versions(site: tuple[str, Seeded]) -> N
 
 def test_dataset_pages_show_errors_as_pages(site: tuple[str, Seeded]) -> None:
     url, s = site
-    for params, status in (({}, 404), ({"version": "9"}, 404), ({"a": "x"}, 400), ({"a": "1", "b": "9"}, 404)):
+    for params, status in (
+        ({}, 404),
+        ({"version": "9"}, 404),
+        ({"a": "x"}, 400),
+        ({"a": "1", "b": "9"}, 404),
+    ):
         name = "nope" if not params else s.dataset
         answer = httpx.get(f"{url}/ui/datasets/{name}", params=params, headers=HTML)
         assert answer.status_code == status and 'role="alert"' in answer.text, params
 
 
 def test_dag_layers_follow_the_deepest_input_and_order_by_the_inputs_places() -> None:
-    assert layers(PIPELINE_NODES) == [["raw"], ["clean"], ["split", "report"], ["train"], ["evaluate"], ["register"]]
+    assert layers(PIPELINE_NODES) == [
+        ["raw"],
+        ["clean"],
+        ["split", "report"],
+        ["train"],
+        ["evaluate"],
+        ["register"],
+    ]
     crossing = [
         {"id": "a", "deps": []},
         {"id": "b", "deps": []},
@@ -494,7 +515,9 @@ def test_dag_layers_follow_the_deepest_input_and_order_by_the_inputs_places() ->
         {"id": "both", "deps": ["from_a", "b"]},  # b is one layer up: both sits right of from_a
     ]
     assert layers(crossing) == [["a", "b"], ["from_a", "from_b"], ["both"]]
-    assert layers([{"id": "x", "deps": ["x", "y"]}, {"id": "y", "deps": ["x"]}])  # a damaged graph still draws
+    assert layers(
+        [{"id": "x", "deps": ["x", "y"]}, {"id": "y", "deps": ["x"]}]
+    )  # a damaged graph still draws
 
 
 def _boxes(html: str) -> dict[str, tuple[str, float, float, str]]:
@@ -527,13 +550,17 @@ def test_pipeline_runs_and_a_runs_dag_with_status_cache_and_duration(site: tuple
     }  # fmt: skip
     # Layers left to right, each a box and a gap apart; split and report share a layer, one above the other.
     xs = {n: b[1] for n, b in boxes.items()}
-    assert xs["raw"] < xs["clean"] < xs["split"] == xs["report"] < xs["train"] < xs["evaluate"] < xs["register"]
+    assert (
+        xs["raw"] < xs["clean"] < xs["split"] == xs["report"] < xs["train"] < xs["evaluate"] < xs["register"]
+    )
     assert xs["clean"] - xs["raw"] > BOX_W and abs(boxes["split"][2] - boxes["report"][2]) > BOX_H
     assert "cache hit" in boxes["clean"][3] and f"from {p.first[:8]}" in boxes["clean"][3]
     assert "ran · 39.0 s" in boxes["train"][3] and "datasets:/churn-train@prod" in boxes["raw"][3]
     edges = re.findall(r'<path class="edge" d="[^"]+" data-from="([^"]+)" data-to="([^"]+)"', answer.text)
     assert sorted(edges) == sorted(
-        (d, n["id"]) for n in PIPELINE_NODES for d in n["deps"]  # type: ignore[attr-defined]
+        (d, n["id"])
+        for n in PIPELINE_NODES
+        for d in n["deps"]  # type: ignore[attr-defined]
     )
     assert "ValueError: the holdout has no positive labels" in answer.text
     assert 'hx-trigger="every' not in answer.text  # finished: the page does not poll
@@ -544,7 +571,10 @@ def test_a_running_pipeline_run_polls_for_its_live_part(site: tuple[str, Seeded]
     url, s = site
     assert s.pipelines
     page = httpx.get(f"{url}/ui/pipelines/runs/{s.pipelines.running}", headers=HTML).text
-    assert f'<div id="pipeline-live" hx-get="/ui/pipelines/runs/{s.pipelines.running}" hx-trigger="every 2s"' in page
+    assert (
+        f'<div id="pipeline-live" hx-get="/ui/pipelines/runs/{s.pipelines.running}" hx-trigger="every 2s"'
+        in page
+    )
     assert _boxes(page)["train"][0] == "running" and _boxes(page)["register"][0] == "pending"
     fragment = httpx.get(
         f"{url}/ui/pipelines/runs/{s.pipelines.running}", headers={**HTML, "HX-Request": "true"}
@@ -572,7 +602,7 @@ def test_jobs_show_their_progress_and_poll_only_while_one_runs(site: tuple[str, 
     assert "The inference log of churn is empty." in failed and "Serve some requests first." in failed
     assert "hx-trigger" not in failed
     done = httpx.get(f"{url}/ui/jobs/{s.jobs.done}", headers=HTML).text
-    assert "\"rows\": 1200" in done and "1,200 of 1,200 (100%)" in done
+    assert "&#34;rows&#34;: 1200" in done and "1,200 of 1,200 (100%)" in done
     live = httpx.get(f"{url}/ui/jobs/{s.jobs.running}", headers={**HTML, "HX-Request": "true"}).text
     assert live.startswith(f'<div id="job-live" hx-get="/ui/jobs/{s.jobs.running}" hx-trigger="every 2s"')
     missing = httpx.get(f"{url}/ui/jobs/nope", headers=HTML)
@@ -584,16 +614,30 @@ def test_features_list_definitions_sources_and_last_materialisations(site: tuple
     assert s.features
     answer = httpx.get(f"{url}/ui/features", headers=HTML)
     assert answer.status_code == 200
-    views = dict(re.findall(r'<tr data-view="(\w+)">(.*?)</tr>', answer.text.split('id="feature-views"')[1].split("</table>")[0], re.S))
+    views = dict(
+        re.findall(
+            r'<tr data-view="(\w+)">(.*?)</tr>',
+            answer.text.split('id="feature-views"')[1].split("</table>")[0],
+            re.S,
+        )
+    )
     assert set(views) == {"customer_plan", "customer_stats"}
     assert "spend_30d" in views["customer_stats"] and "720.0 h" in views["customer_stats"]
-    assert re.search(r'data-last><span class="badge done">done</span> up to 2026-01-02 00:00:00 .*?\(3 rows', views["customer_stats"])
+    assert re.search(
+        r'data-last><span class="badge done">done</span> up to 2026-01-02 00:00:00 .*?\(3 rows',
+        views["customer_stats"],
+    )
     assert "never" in views["customer_plan"]
-    assert re.search(r'<tr data-entity="customer"><th scope="row">customer</th><td class="mono">customer_id</td>', answer.text)
+    assert re.search(
+        r'<tr data-entity="customer"><th scope="row">customer</th><td class="mono">customer_id</td>',
+        answer.text,
+    )
     source = re.search(r'<tr data-source-kind="file">(.*?)</tr>', answer.text, re.S)
     assert source and "customers.parquet" in source[1] and "customer_plan</a>, <a" in source[1]
     assert 'data-view="spend_ratio"' in answer.text and 'data-service="churn_features"' in answer.text
-    assert re.findall(r'data-materialization="\d+" data-view="(\w+)" data-status="(\w+)"', answer.text) == [("customer_stats", "done")]
+    assert re.findall(r'data-materialization="\d+" data-view="(\w+)" data-status="(\w+)"', answer.text) == [
+        ("customer_stats", "done")
+    ]
 
 
 def test_a_feature_views_page_and_what_uses_it(site: tuple[str, Seeded]) -> None:

@@ -80,7 +80,9 @@ def test_a_viewer_is_refused_and_a_maintainer_approves(server: tuple[str, Path, 
         page.get_by_label("Reason").fill("checked the shadow's numbers")
         page.keyboard.press("Enter")  # the form works from the keyboard too
         page.wait_for_selector(f"{form}[data-outcome='approved']")
-        assert f"rollout {loop.waiting} is now rolling" in page.locator(f"{form} .approve-result").inner_text()
+        assert (
+            f"rollout {loop.waiting} is now rolling" in page.locator(f"{form} .approve-result").inner_text()
+        )
         assert button.is_disabled()
         page.wait_for_selector(f"#rollout-{loop.waiting} .badge.rolling")  # the rollouts below follow
         if os.environ.get("LOOPLINE_SCREENSHOTS") == "1":
@@ -90,7 +92,9 @@ def test_a_viewer_is_refused_and_a_maintainer_approves(server: tuple[str, Path, 
         assert approved.state is RolloutState.ROLLING
         page.goto(f"{url}/ui/events?uri=rollouts:/{loop.waiting}")
         approval = page.locator("#events tr[data-action='loop.approve']")
-        assert "mia" in approval.inner_text() and "checked the shadow's numbers" in approval.text_content()  # in the payload
+        assert (
+            "mia" in approval.inner_text() and "checked the shadow's numbers" in approval.text_content()
+        )  # in the payload
         assert not errors, errors
         page.context.close()
         browser.close()

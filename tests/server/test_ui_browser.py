@@ -354,7 +354,12 @@ def test_a_running_pipelines_dag_follows_it_until_it_finishes(site: tuple[str, S
     ctx = store_context(s.home)
     store = SqlPipelineStore(ctx.engine, workspace=ctx.workspace, actor=ctx.actor)
     t = now_ms()
-    store.progress(run_id, finished=[pipeline_step(run_id, "train", "succeeded", t - 5000, 5000)], started=["evaluate"], start_time=t)
+    store.progress(
+        run_id,
+        finished=[pipeline_step(run_id, "train", "succeeded", t - 5000, 5000)],
+        started=["evaluate"],
+        start_time=t,
+    )
     page.wait_for_function(f"() => ({state})('evaluate') === 'running'", timeout=10_000)
     assert page.evaluate(state, "train") == "succeeded"
     _shot(page, "pipeline-live")
@@ -380,11 +385,12 @@ def test_a_jobs_progress_moves_live_on_the_jobs_page(site: tuple[str, Seeded], p
 
     url, s = site
     assert s.jobs and s.home
+    ctx = store_context(s.home)
+    put_job(ctx, s.jobs.running)  # its server's heartbeat: a job silent for 30 s reads as dead
     page.goto(f"{url}/ui/jobs")
     row = f"#jobs tr[data-job='{s.jobs.running}']"
-    value = f"() => document.querySelector(\"{row} progress\").value"
+    value = f'() => document.querySelector("{row} progress").value'
     assert page.evaluate(value) == 30
-    ctx = store_context(s.home)
     put_job(ctx, s.jobs.running, done=90, message="checking blobs: 90")
     page.wait_for_function(f"() => ({value})() === 90", timeout=10_000)
     assert "90 of 120 (75%)" in page.locator(row).inner_text()

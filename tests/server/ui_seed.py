@@ -361,7 +361,9 @@ def seed_monitor(ctx: Context) -> Monitored:
     for i, (age_shift, new_plan) in enumerate(((0, False), (6, False), (15, True))):
         current = {
             "age": [rnd.gauss(40 + age_shift, 10) for _ in range(200)],
-            "plan": [rnd.choice(["basic", "pro", "max"] if new_plan else ["basic", "pro"]) for _ in range(200)],
+            "plan": [
+                rnd.choice(["basic", "pro", "max"] if new_plan else ["basic", "pro"]) for _ in range(200)
+            ],
             "spend": [rnd.random() for _ in range(200)],
         }
         report = drift(reference, current, categorical=["plan"])
@@ -378,7 +380,11 @@ def seed_monitor(ctx: Context) -> Monitored:
             status="drift" if report.dataset_drift else "ok",
             dataset_drift=report.dataset_drift,
             drift_share=report.drift_share,
-            summary={"report": path, "drift_share": report.drift_share, "drifted_columns": report.drifted_columns},
+            summary={
+                "report": path,
+                "drift_share": report.drift_share,
+                "drifted_columns": report.drifted_columns,
+            },
             metrics=metrics,
             state={},
             next_run_ms=None,
@@ -409,7 +415,9 @@ def seed_monitor(ctx: Context) -> Monitored:
                 .values(started_ms=at, finished_ms=at + 1000)
             )
             conn.execute(
-                sm.monitor_metrics.update().where(sm.monitor_metrics.c.run_id == run_id).values(time_ms=at + 1000)
+                sm.monitor_metrics.update()
+                .where(sm.monitor_metrics.c.run_id == run_id)
+                .values(time_ms=at + 1000)
             )
     return out
 
@@ -524,13 +532,19 @@ def seed_pipelines(ctx: Context) -> Piped:
             pipeline_step(out.failed, "report", "cached", t + 30, 20, cached_from=out.first),
             pipeline_step(out.failed, "train", "succeeded", t + 60, 39_000),
             pipeline_step(
-                out.failed, "evaluate", "failed", t + 39_100, 900,
+                out.failed,
+                "evaluate",
+                "failed",
+                t + 39_100,
+                900,
                 error="ValueError: the holdout has no positive labels\n  at evaluate.py:12",
-            ),  # fmt: skip
+            ),
             pipeline_step(out.failed, "register", "upstream_failed", t + 40_000, 0),
         ],
     )
-    store.finish_run(out.failed, "failed", None, "step evaluate failed: ValueError: the holdout has no positive labels")
+    store.finish_run(
+        out.failed, "failed", None, "step evaluate failed: ValueError: the holdout has no positive labels"
+    )
     t = now_ms() - 20_000
     out.running = new_run(t)
     store.progress(
@@ -598,11 +612,11 @@ def seed_features(ctx: Context, folder: Path) -> bool:
     from loopline.features import (
         Entity,
         FeatureService,
+        FeatureStore,
         FeatureView,
         Field,
         FileSource,
         Float64,
-        FeatureStore,
         Int64,
         RequestSource,
         String,
@@ -633,9 +647,14 @@ def seed_features(ctx: Context, folder: Path) -> bool:
         ttl=dt.timedelta(days=30),
         description="Spend and orders over the last 30 days.",
     )
-    plan = FeatureView(name="customer_plan", entities=[customer], source=source, schema=[Field("plan", String)])
+    plan = FeatureView(
+        name="customer_plan", entities=[customer], source=source, schema=[Field("plan", String)]
+    )
 
-    @on_demand_feature_view(sources=[stats, RequestSource("basket", [Field("basket", Float64)])], schema=[Field("spend_ratio", Float64)])
+    @on_demand_feature_view(
+        sources=[stats, RequestSource("basket", [Field("basket", Float64)])],
+        schema=[Field("spend_ratio", Float64)],
+    )
     def spend_ratio(df: Any) -> Any:
         import pandas as pd
 

@@ -65,17 +65,30 @@ def _registry(context: Context) -> Any:
 def load(context: Context) -> Catalog:
     reg = _registry(context)
     defs: list[StoredDefinition] = reg.list_definitions()
-    of = {k: [d for d in defs if d.kind == k] for k in ("entity", "feature_view", "on_demand_feature_view", "feature_service")}
+    of = {
+        k: [d for d in defs if d.kind == k]
+        for k in ("entity", "feature_view", "on_demand_feature_view", "feature_service")
+    }
     readers: dict[tuple[str, str, str], list[str]] = {}
     for v in of["feature_view"]:
         src = v.spec.get("source") or {}
-        readers.setdefault((str(src.get("kind", "")), where(src), str(src.get("timestamp_field", ""))), []).append(v.name)
+        readers.setdefault(
+            (str(src.get("kind", "")), where(src), str(src.get("timestamp_field", ""))), []
+        ).append(v.name)
     sources = [Source(k, w, ts, tuple(views)) for (k, w, ts), views in sorted(readers.items())]
     runs: list[Materialization] = reg.list_materializations(None, MATERIALIZATIONS)
     last: dict[str, Materialization] = {}
     for m in runs:  # newest first
         last.setdefault(m.view, m)
-    return Catalog(of["entity"], of["feature_view"], of["on_demand_feature_view"], of["feature_service"], sources, last, runs)
+    return Catalog(
+        of["entity"],
+        of["feature_view"],
+        of["on_demand_feature_view"],
+        of["feature_service"],
+        sources,
+        last,
+        runs,
+    )
 
 
 def load_view(context: Context, name: str) -> ViewPage:
@@ -84,12 +97,10 @@ def load_view(context: Context, name: str) -> ViewPage:
     d: StoredDefinition = reg.get_definition(name)
     if d.kind == "entity":
         raise InvalidInput(f"{name!r} is an entity, not a view.")
-    runs: list[Materialization] = reg.list_materializations(name, MATERIALIZATIONS) if d.kind == "feature_view" else []
-    users = [
-        x
-        for x in reg.list_definitions()
-        if any(str(ref).split(":")[0] == name for ref in _refs(x))
-    ]
+    runs: list[Materialization] = (
+        reg.list_materializations(name, MATERIALIZATIONS) if d.kind == "feature_view" else []
+    )
+    users = [x for x in reg.list_definitions() if any(str(ref).split(":")[0] == name for ref in _refs(x))]
     return ViewPage(d, runs, users)
 
 

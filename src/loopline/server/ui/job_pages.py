@@ -56,7 +56,9 @@ async def job(request: Request, job_id: str) -> Response:
     if j is None:
         return error_page(request, NotFound(f"No job {job_id!r}.", hint="Finished jobs are kept for 7 days."))
     template = "_job_live.html" if is_fragment(request) else "job.html"
-    return render(request, template, title=f"Job {job_id[:8]}", j=j, live=_active([j]), poll_s=POLL_S, nav="jobs")
+    return render(
+        request, template, title=f"Job {job_id[:8]}", j=j, live=_active([j]), poll_s=POLL_S, nav="jobs"
+    )
 
 
 __all__ = ["router"]

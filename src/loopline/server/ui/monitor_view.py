@@ -65,7 +65,9 @@ class MonitorPage:
 def store(context: Context) -> SqlMonitoringStore:
     from loopline.monitoring.sql_store import SqlMonitoringStore  # brings NumPy: only when asked
 
-    return SqlMonitoringStore(context.engine, workspace=context.workspace, actor=context.actor, context=context)
+    return SqlMonitoringStore(
+        context.engine, workspace=context.workspace, actor=context.actor, context=context
+    )
 
 
 def list_all(context: Context) -> list[Summary]:
@@ -134,7 +136,9 @@ def report_html(context: Context, name: str, run_id: int | None) -> str:
     report = s.get_report(name, run_id)
     if report is None:
         which = f"Run {run_id}" if run_id is not None else "No run"
-        raise NotFound(f"{which} of monitor {name!r} has no drift report.", hint="A run with no rows has none.")
+        raise NotFound(
+            f"{which} of monitor {name!r} has no drift report.", hint="A run with no rows has none."
+        )
     history = history_by_column(s.history(name))
     title = f"Monitor {name}" + (f", run {run_id}" if run_id is not None else "")
     return render_html(report, history=history, title=title)

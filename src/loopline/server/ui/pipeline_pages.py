@@ -45,7 +45,9 @@ async def pipeline_run(request: Request, run_id: str) -> Response:
         return error_page(request, e)
     template = "_pipeline_live.html" if is_fragment(request) else "pipeline_run.html"
     title = f"Pipeline {p.run.name}, run {run_id[:8]}"
-    return render(request, template, title=title, p=p, look=pipeline_view.LOOK, nav="pipelines", poll_s=POLL_S)
+    return render(
+        request, template, title=title, p=p, look=pipeline_view.LOOK, nav="pipelines", poll_s=POLL_S
+    )
 
 
 __all__ = ["router"]

@@ -96,14 +96,15 @@ def layers(nodes: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     for i, layer in enumerate(out):
         if i:
             stored = {n: k for k, n in enumerate(layer)}
-
-            def mean_place(n: str) -> tuple[float, int]:
-                ins = [where[d] for d in deps[n] if d in where]
-                return (sum(ins) / len(ins) if ins else float(stored[n]), stored[n])
-
-            layer.sort(key=mean_place)
+            layer.sort(key=lambda n, stored=stored: _mean_place(deps[n], where, stored[n]))  # type: ignore[misc]
         where.update({n: float(k) for k, n in enumerate(layer)})
     return out
+
+
+def _mean_place(inputs: list[str], where: dict[str, float], stored: int) -> tuple[float, int]:
+    """Where a node goes in its layer: the mean place of its inputs already placed, then as stored."""
+    ins = [where[d] for d in inputs if d in where]
+    return (sum(ins) / len(ins) if ins else float(stored), stored)
 
 
 def dag(graph: Mapping[str, Any], steps: Sequence[StepRecord]) -> Dag:

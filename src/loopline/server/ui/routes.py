@@ -377,7 +377,6 @@ def _media_type(p: Path) -> str | None:
     return {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}.get(p.suffix)
 
 
-
 # ---- the other domains' pages, each in a module of its own ------------------------------------------
 
 router.include_router(dataset_pages.router)

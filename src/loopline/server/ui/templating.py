@@ -94,7 +94,9 @@ _env = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.filters.update(when=when, number=number, value=value, pretty=pretty, size=size, path=lambda s: quote(str(s), safe=""))
+_env.filters.update(
+    when=when, number=number, value=value, pretty=pretty, size=size, path=lambda s: quote(str(s), safe="")
+)
 _env.globals.update(duration=duration, query=query)
 
 
