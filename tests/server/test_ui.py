@@ -20,6 +20,7 @@ from ui_seed import ARTIFACTS, LONG_POINTS, PIPELINE_NODES, RUNS, Seeded, seed
 
 from loopline.server.ui.compare import PLOT_HEIGHT, PLOT_TOP
 from loopline.server.ui.downsample import min_max
+from loopline.server.ui.lineage_view import page_of
 from loopline.server.ui.pipeline_view import BOX_H, BOX_W, layers
 
 STATIC = Path(__file__).parents[2] / "src/loopline/server/ui/static"
@@ -654,3 +655,13 @@ def test_a_feature_views_page_and_what_uses_it(site: tuple[str, Seeded]) -> None
     assert missing.status_code == 404 and 'role="alert"' in missing.text
     entity = httpx.get(f"{url}/ui/features/customer", headers=HTML)
     assert entity.status_code in (400, 404) and 'role="alert"' in entity.text
+
+
+def test_lineage_nodes_link_to_the_pages_of_their_objects() -> None:
+    assert page_of("datasets:/churn-train/2") == "/ui/datasets/churn-train?version=2"
+    assert page_of("datasets:/churn-train@prod") == "/ui/datasets/churn-train"
+    assert page_of("monitors:/churn-drift") == "/ui/monitors/churn-drift"
+    assert page_of("pipelines:/churn-train/abc123/train") == "/ui/pipelines/runs/abc123"
+    assert page_of("features:/customer_stats") == "/ui/features/customer_stats"
+    assert page_of("deployments:/churn") == "/ui/deployments/churn"
+    assert page_of("features:/entity/customer") is None
