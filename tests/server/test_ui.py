@@ -16,10 +16,12 @@ import httpx
 import numpy as np
 import pytest
 from support import serve_loopline
-from ui_seed import ARTIFACTS, LONG_POINTS, RUNS, Seeded, seed
+from ui_seed import ARTIFACTS, LONG_POINTS, PIPELINE_NODES, RUNS, Seeded, seed
 
 from loopline.server.ui.compare import PLOT_HEIGHT, PLOT_TOP
 from loopline.server.ui.downsample import min_max
+from loopline.server.ui.lineage_view import page_of
+from loopline.server.ui.pipeline_view import BOX_H, BOX_W, layers
 
 STATIC = Path(__file__).parents[2] / "src/loopline/server/ui/static"
 HTML = {"Accept": "text/html"}
@@ -30,7 +32,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded
     home = tmp_path_factory.mktemp("ui")
     # No loop controller: the seeded rollouts stay where the seed put them.
     with serve_loopline(home, check_log=True, env={"LOOPLINE_CONTROLLER_INTERVAL": "0"}) as url:
-        yield url, seed(url, f"sqlite:///{home / 'server.db'}")
+        yield url, seed(url, home)
 
 
 class _Page(HTMLParser):
@@ -81,6 +83,16 @@ def _pages(url: str, s: Seeded) -> list[str]:
         "/ui/deployments/churn",
         "/ui/loop",
         "/ui/events",
+        "/ui/monitors",
+        "/ui/monitors/churn-drift",
+        "/ui/datasets",
+        "/ui/datasets/churn-train?a=1&b=2",
+        "/ui/features",
+        "/ui/features/customer_stats",
+        "/ui/jobs",
+        f"/ui/jobs/{s.jobs.failed if s.jobs else ''}",
+        "/ui/pipelines",
+        f"/ui/pipelines/runs/{s.pipelines.failed if s.pipelines else ''}",
     ]
 
 
@@ -348,6 +360,13 @@ def test_loop_page_shows_policies_approvals_and_the_gates_numbers(site: tuple[st
     assert re.search(
         rf'<li data-rollout="{s.loop.waiting}">.*?loopline approve {s.loop.waiting}', answer.text
     )
+    # Its Approve button posts JSON to the REST route (the browser test with auth approves with it).
+    form = re.search(rf'<form class="approve" id="approve-{s.loop.waiting}"(.*?)</form>', answer.text, re.S)
+    assert (
+        form and 'hx-post="/api/2.0/loopline/automation/rollouts/approve" hx-ext="loopline-json"' in form[1]
+    )
+    assert f'name="id" value="{s.loop.waiting}" data-json="int"' in form[1] and 'name="reason"' in form[1]
+    assert answer.text.count('<form class="approve"') == 1  # only the rollout that waits
     rejected = re.search(rf'<tr id="rollout-{s.loop.rejected}".*?</tr>\s*</tbody>', answer.text, re.S)
     assert rejected and "rejected" in rejected[0]
     assert '<details class="verdict" open>' in rejected[0]  # a failed gate shows its rules at once
@@ -366,5 +385,283 @@ def test_events_page_lists_the_audit_trail_of_an_object_under_dora(site: tuple[s
     assert {"loop.gate", "loop.rollout_step", "loop.approval_wait", "loop.retrain_start"} <= set(actions)
     one = httpx.get(f"{url}/ui/events", params={"uri": f"rollouts:/{s.loop.rejected}"}, headers=HTML).text
     assert re.findall(r'<tr data-action="([^"]+)">', one) == ["loop.gate", "loop.retrain_start"]
-    assert '"passed": false' in one  # the gate's payload
+    assert "&#34;passed&#34;: false" in one  # the gate's payload
     assert httpx.get(f"{url}/ui/events", params={"limit": "x"}, headers=HTML).status_code == 400
+
+
+def test_monitors_list_their_newest_run(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.monitor
+    answer = httpx.get(f"{url}/ui/monitors", headers=HTML)
+    row = re.search(r'<tr data-monitor="churn-drift">(.*?)</tr>', answer.text, re.S)
+    assert row and "deployments:/churn" in row[1] and "datasets:/churn-train/1" in row[1]
+    assert '<span class="badge failed">failed</span>' in row[1]  # the newest run failed
+
+
+def test_monitor_page_charts_drift_and_shows_the_latest_reports_columns(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.monitor
+    answer = httpx.get(f"{url}/ui/monitors/{s.monitor.name}", headers=HTML)
+    assert answer.status_code == 200
+    # The chart's points: one per run that measured drift, oldest first, an hour apart.
+    spec = json.loads(re.search(r"data-series='([^']+)'", answer.text)[1].replace("&#34;", '"'))  # type: ignore[index]
+    shares, threshold = spec["series"][0]["y"], spec["series"][1]["y"]
+    assert len(spec["x"]) == 3 and [round(b - a) for a, b in zip(spec["x"], spec["x"][1:], strict=False)] == [
+        3600,
+        3600,
+    ]
+    assert shares[0] < shares[-1] and shares[-1] == pytest.approx(2 / 3) and threshold == [0.5] * 3
+    # The latest report (run 3, before the failed run 4): age and plan drifted, spend did not.
+    columns = dict(re.findall(r'<tr data-column="([^"]+)" data-drifted="(true|false)">', answer.text))
+    assert columns == {"age": "true", "plan": "true", "spend": "false"}
+    assert list(columns) == ["age", "plan", "spend"]  # drifted first
+    for name, drifted in columns.items():  # a drifted column's bar passes its threshold's tick (40 px)
+        bar = re.search(rf'data-column="{name}".*?<rect x="0" y="2" width="([\d.]+)"', answer.text, re.S)
+        assert bar and (float(bar[1]) > 40) == (drifted == "true"), name
+    assert "<svg" in re.search(r'data-column="plan".*?</tr>', answer.text, re.S)[0].split("</svg>", 2)[1]  # type: ignore[index]
+    runs = re.findall(r'<tr data-run="(\d+)">', answer.text)
+    assert runs == [str(r) for r in reversed(s.monitor.runs)]
+    assert "the inference log of churn is not readable" in answer.text
+    assert f"/ui/monitors/churn-drift/report?run_id={s.monitor.with_report}" in answer.text
+
+
+def test_monitor_reports_are_sandboxed_pages(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.monitor
+    report = httpx.get(f"{url}/ui/monitors/{s.monitor.name}/report", params={"run_id": s.monitor.runs[0]})
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    assert report.headers["content-security-policy"] == "sandbox"
+    assert report.headers["x-content-type-options"] == "nosniff"
+    assert "No dataset drift" in report.text and "<script" not in report.text
+    newest = httpx.get(f"{url}/ui/monitors/{s.monitor.name}/report").text
+    assert "Dataset drift detected" in newest and "polyline" in newest  # with each column's history
+    failed = httpx.get(f"{url}/ui/monitors/{s.monitor.name}/report", params={"run_id": s.monitor.runs[-1]})
+    assert failed.status_code == 404 and 'role="alert"' in failed.text
+    for path in ("/ui/monitors/nope", "/ui/monitors/nope/report"):
+        missing = httpx.get(url + path, headers=HTML)
+        assert missing.status_code == 404 and 'role="alert"' in missing.text, path
+    bad = httpx.get(f"{url}/ui/monitors/{s.monitor.name}/report", params={"run_id": "x"}, headers=HTML)
+    assert bad.status_code == 400 and 'role="alert"' in bad.text
+
+
+def test_datasets_list_and_a_datasets_versions_schema_profile_and_validation(
+    site: tuple[str, Seeded],
+) -> None:
+    url, s = site
+    listing = httpx.get(f"{url}/ui/datasets", headers=HTML).text
+    row = re.search(r'<tr data-dataset="churn-train">(.*?)</tr>', listing, re.S)
+    assert row and "@prod → v2" in row[1]
+    answer = httpx.get(f"{url}/ui/datasets/{s.dataset}", headers=HTML)
+    assert answer.status_code == 200
+    assert re.findall(r'<tr data-version="(\d+)"', answer.text) == ["2", "1"]
+    assert '<tr data-version="2" aria-current="true"' in answer.text  # the latest is shown
+    schema = answer.text.split('id="schema"')[1].split("</table>")[0]
+    assert re.findall(r'<tr data-column="([^"]+)">', schema) == ["age", "plan", "spend"]
+    age = re.search(r'<tr data-column="age">(.*?)</tr>', schema, re.S)
+    assert age and ">150<" in age[1] and ">29<" in age[1]  # max and min from the profile
+    plan = re.search(r'<tr data-column="plan">(.*?)</tr>', schema, re.S)
+    assert plan and re.search(r"max</span> <span class=\"muted\">\(4\)", plan[1])  # most frequent first
+    validation = re.search(r'<article class="validation".*?</article>', answer.text, re.S)
+    assert (
+        validation and 'data-success="false"' in validation[0] and "1 of 2 expectations met" in validation[0]
+    )
+    between = re.search(r'<tr data-expectation="between\(age\)">(.*?)</tr>', validation[0], re.S)
+    assert between and 'class="fail"' in between[1] and ">1</td>" in between[1]  # one failing row
+    assert re.search(r'data-version="2".*?<span class="fail">failed</span>', answer.text, re.S)
+    old = httpx.get(f"{url}/ui/datasets/{s.dataset}", params={"version": 1}, headers=HTML).text
+    assert '<tr data-version="1" aria-current="true"' in old and "Not validated." in old
+    assert 'data-column="spend"' not in old.split('id="schema"')[1]
+
+
+def test_dataset_diff_between_two_chosen_versions(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    answer = httpx.get(f"{url}/ui/datasets/{s.dataset}", params={"a": 1, "b": 2}, headers=HTML)
+    assert answer.status_code == 200
+    diff = answer.text.split('id="diff"')[1]
+    assert re.search(r'data-diff="rows">6 → 10<', diff)
+    assert re.findall(r'<tr data-change="(\w+)"><th scope="row">(\w+)</th>', diff) == [("added", "spend")]
+    shifted = dict(re.findall(r'<tr data-column="(\w+)" data-shifted="(true|false)">', diff))
+    assert shifted == {"age": "true", "plan": "true"}  # the mean moved; a plan appeared
+    assert "+ max" in diff
+    assert '<option value="1" selected>v1</option>' in answer.text  # the form shows what was asked
+
+
+def test_dataset_pages_show_errors_as_pages(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    for params, status in (
+        ({}, 404),
+        ({"version": "9"}, 404),
+        ({"a": "x"}, 400),
+        ({"a": "1", "b": "9"}, 404),
+    ):
+        name = "nope" if not params else s.dataset
+        answer = httpx.get(f"{url}/ui/datasets/{name}", params=params, headers=HTML)
+        assert answer.status_code == status and 'role="alert"' in answer.text, params
+
+
+def test_dag_layers_follow_the_deepest_input_and_order_by_the_inputs_places() -> None:
+    assert layers(PIPELINE_NODES) == [
+        ["raw"],
+        ["clean"],
+        ["split", "report"],
+        ["train"],
+        ["evaluate"],
+        ["register"],
+    ]
+    crossing = [
+        {"id": "a", "deps": []},
+        {"id": "b", "deps": []},
+        {"id": "from_b", "deps": ["b"]},
+        {"id": "from_a", "deps": ["a"]},
+        {"id": "both", "deps": ["from_a", "b"]},  # b is one layer up: both sits right of from_a
+    ]
+    assert layers(crossing) == [["a", "b"], ["from_a", "from_b"], ["both"]]
+    assert layers(
+        [{"id": "x", "deps": ["x", "y"]}, {"id": "y", "deps": ["x"]}]
+    )  # a damaged graph still draws
+
+
+def _boxes(html: str) -> dict[str, tuple[str, float, float, str]]:
+    """node -> (status, x, y, the box's texts) of the DAG's SVG."""
+    out = {}
+    for node, status, x, y, body in re.findall(
+        r'<g class="dag-step [^"]+" data-node="([^"]+)" data-status="([^"]+)" '
+        r'transform="translate\(([\d.]+),([\d.]+)\)">(.*?)</g>',
+        html,
+        re.S,
+    ):
+        out[node] = (status, float(x), float(y), " ".join(re.findall(r"<text[^>]*>([^<]*)</text>", body)))
+    return out
+
+
+def test_pipeline_runs_and_a_runs_dag_with_status_cache_and_duration(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.pipelines
+    p = s.pipelines
+    listing = httpx.get(f"{url}/ui/pipelines", headers=HTML).text
+    assert re.findall(r'<tr data-run="([0-9a-f]+)">', listing) == [p.running, p.failed, p.first]
+    only_failed = httpx.get(f"{url}/ui/pipelines", params={"status": "failed"}, headers=HTML).text
+    assert re.findall(r'<tr data-run="([0-9a-f]+)">', only_failed) == [p.failed]
+    answer = httpx.get(f"{url}/ui/pipelines/runs/{p.failed}", headers=HTML)
+    assert answer.status_code == 200
+    boxes = _boxes(answer.text)
+    assert {n: b[0] for n, b in boxes.items()} == {
+        "raw": "dataset", "clean": "cached", "split": "cached", "report": "cached",
+        "train": "succeeded", "evaluate": "failed", "register": "upstream_failed",
+    }  # fmt: skip
+    # Layers left to right, each a box and a gap apart; split and report share a layer, one above the other.
+    xs = {n: b[1] for n, b in boxes.items()}
+    assert (
+        xs["raw"] < xs["clean"] < xs["split"] == xs["report"] < xs["train"] < xs["evaluate"] < xs["register"]
+    )
+    assert xs["clean"] - xs["raw"] > BOX_W and abs(boxes["split"][2] - boxes["report"][2]) > BOX_H
+    assert "cache hit" in boxes["clean"][3] and f"from {p.first[:8]}" in boxes["clean"][3]
+    assert "ran · 39.0 s" in boxes["train"][3] and "datasets:/churn-train@prod" in boxes["raw"][3]
+    edges = re.findall(r'<path class="edge" d="[^"]+" data-from="([^"]+)" data-to="([^"]+)"', answer.text)
+    assert sorted(edges) == sorted(
+        (d, n["id"])
+        for n in PIPELINE_NODES
+        for d in n["deps"]  # type: ignore[attr-defined]
+    )
+    assert "ValueError: the holdout has no positive labels" in answer.text
+    assert 'hx-trigger="every' not in answer.text  # finished: the page does not poll
+    assert 'data-count="cached">3 cache hit<' in answer.text
+
+
+def test_a_running_pipeline_run_polls_for_its_live_part(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.pipelines
+    page = httpx.get(f"{url}/ui/pipelines/runs/{s.pipelines.running}", headers=HTML).text
+    assert (
+        f'<div id="pipeline-live" hx-get="/ui/pipelines/runs/{s.pipelines.running}" hx-trigger="every 2s"'
+        in page
+    )
+    assert _boxes(page)["train"][0] == "running" and _boxes(page)["register"][0] == "pending"
+    fragment = httpx.get(
+        f"{url}/ui/pipelines/runs/{s.pipelines.running}", headers={**HTML, "HX-Request": "true"}
+    ).text
+    assert fragment.startswith('<div id="pipeline-live"') and "<html" not in fragment
+    missing = httpx.get(f"{url}/ui/pipelines/runs/{'0' * 32}", headers=HTML)
+    assert missing.status_code == 404 and 'role="alert"' in missing.text
+
+
+def test_jobs_show_their_progress_and_poll_only_while_one_runs(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.jobs
+    answer = httpx.get(f"{url}/ui/jobs", headers=HTML)
+    assert answer.status_code == 200
+    rows = dict(re.findall(r'<tr data-job="([0-9a-f]+)" data-status="(\w+)">', answer.text))
+    assert rows == {s.jobs.running: "running", s.jobs.failed: "failed", s.jobs.done: "succeeded"}
+    running = re.search(rf'<tr data-job="{s.jobs.running}".*?</tr>', answer.text, re.S)
+    assert running and '<progress max="120" value="30"' in running[0] and "30 of 120 (25%)" in running[0]
+    assert "checking blobs" in running[0]
+    assert 'id="jobs-live" hx-get="/ui/jobs" hx-trigger="every 2s"' in answer.text  # one job runs: live
+    done_only = httpx.get(f"{url}/ui/jobs", params={"status": "succeeded"}, headers=HTML).text
+    assert re.findall(r'<tr data-job="([0-9a-f]+)"', done_only) == [s.jobs.done]
+    assert 'data-live="false"' in done_only and "hx-trigger" not in done_only
+    failed = httpx.get(f"{url}/ui/jobs/{s.jobs.failed}", headers=HTML).text
+    assert "The inference log of churn is empty." in failed and "Serve some requests first." in failed
+    assert "hx-trigger" not in failed
+    done = httpx.get(f"{url}/ui/jobs/{s.jobs.done}", headers=HTML).text
+    assert "&#34;rows&#34;: 1200" in done and "1,200 of 1,200 (100%)" in done
+    live = httpx.get(f"{url}/ui/jobs/{s.jobs.running}", headers={**HTML, "HX-Request": "true"}).text
+    assert live.startswith(f'<div id="job-live" hx-get="/ui/jobs/{s.jobs.running}" hx-trigger="every 2s"')
+    missing = httpx.get(f"{url}/ui/jobs/nope", headers=HTML)
+    assert missing.status_code == 404 and 'role="alert"' in missing.text
+
+
+def test_features_list_definitions_sources_and_last_materialisations(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    assert s.features
+    answer = httpx.get(f"{url}/ui/features", headers=HTML)
+    assert answer.status_code == 200
+    views = dict(
+        re.findall(
+            r'<tr data-view="(\w+)">(.*?)</tr>',
+            answer.text.split('id="feature-views"')[1].split("</table>")[0],
+            re.S,
+        )
+    )
+    assert set(views) == {"customer_plan", "customer_stats"}
+    assert "spend_30d" in views["customer_stats"] and "720.0 h" in views["customer_stats"]
+    assert re.search(
+        r'data-last><span class="badge done">done</span> up to 2026-01-02 00:00:00 .*?\(3 rows',
+        views["customer_stats"],
+    )
+    assert "never" in views["customer_plan"]
+    assert re.search(
+        r'<tr data-entity="customer"><th scope="row">customer</th><td class="mono">customer_id</td>',
+        answer.text,
+    )
+    source = re.search(r'<tr data-source-kind="file">(.*?)</tr>', answer.text, re.S)
+    assert source and "customers.parquet" in source[1] and "customer_plan</a>, <a" in source[1]
+    assert 'data-view="spend_ratio"' in answer.text and 'data-service="churn_features"' in answer.text
+    assert re.findall(r'data-materialization="\d+" data-view="(\w+)" data-status="(\w+)"', answer.text) == [
+        ("customer_stats", "done")
+    ]
+
+
+def test_a_feature_views_page_and_what_uses_it(site: tuple[str, Seeded]) -> None:
+    url, _ = site
+    answer = httpx.get(f"{url}/ui/features/customer_stats", headers=HTML)
+    assert answer.status_code == 200
+    assert "Spend and orders over the last 30 days." in answer.text
+    used = re.search(r"<dt>Used by</dt><dd>(.*?)</dd>", answer.text, re.S)
+    assert used and re.findall(r">(\w+)</a>", used[1]) == ["churn_features", "spend_ratio"]
+    assert re.findall(r'data-materialization="\d+" data-view="(\w+)"', answer.text) == ["customer_stats"]
+    odfv = httpx.get(f"{url}/ui/features/spend_ratio", headers=HTML).text
+    assert "def spend_ratio(df" in odfv and "Materialisations" not in odfv
+    missing = httpx.get(f"{url}/ui/features/nope", headers=HTML)
+    assert missing.status_code == 404 and 'role="alert"' in missing.text
+    entity = httpx.get(f"{url}/ui/features/customer", headers=HTML)
+    assert entity.status_code in (400, 404) and 'role="alert"' in entity.text
+
+
+def test_lineage_nodes_link_to_the_pages_of_their_objects() -> None:
+    assert page_of("datasets:/churn-train/2") == "/ui/datasets/churn-train?version=2"
+    assert page_of("datasets:/churn-train@prod") == "/ui/datasets/churn-train"
+    assert page_of("monitors:/churn-drift") == "/ui/monitors/churn-drift"
+    assert page_of("pipelines:/churn-train/abc123/train") == "/ui/pipelines/runs/abc123"
+    assert page_of("features:/customer_stats") == "/ui/features/customer_stats"
+    assert page_of("deployments:/churn") == "/ui/deployments/churn"
+    assert page_of("features:/entity/customer") is None

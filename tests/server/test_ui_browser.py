@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from support import serve_loopline
-from ui_seed import LONG_POINTS, Seeded, seed
+from ui_seed import LONG_POINTS, Seeded, pipeline_step, put_job, seed, store_context
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).parents[2] / "docs/screenshots"
@@ -32,7 +32,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded
     home = tmp_path_factory.mktemp("ui-browser")
     # No loop controller: the seeded rollouts stay where the seed put them.
     with serve_loopline(home, check_log=True, env={"LOOPLINE_CONTROLLER_INTERVAL": "0"}) as url:
-        yield url, seed(url, f"sqlite:///{home / 'server.db'}")
+        yield url, seed(url, home)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +84,14 @@ def test_every_page_loads_without_console_errors(site: tuple[str, Seeded], page:
         ("/ui/deployments", "deployments"),
         ("/ui/loop", "loop"),
         (f"/ui/events?uri=rollouts:/{s.loop.rejected if s.loop else 1}", "events"),
+        ("/ui/monitors", "monitors"),
+        ("/ui/datasets", "datasets"),
+        (f"/ui/datasets/{s.dataset}", "dataset"),
+        ("/ui/features", "features"),
+        ("/ui/features/customer_stats", "feature-view"),
+        ("/ui/pipelines", "pipelines"),
+        (f"/ui/jobs/{s.jobs.failed if s.jobs else ''}", "job-failed"),
+        (f"/ui/pipelines/runs/{s.pipelines.failed if s.pipelines else ''}", "pipeline-run"),
     ]:
         answer = page.goto(url + path)
         assert answer.status == 200, path
@@ -295,3 +303,98 @@ def test_deployment_weights_update_live(site: tuple[str, Seeded], page: Any) -> 
     assert page.locator("#revisions tbody tr").first.get_attribute("data-revision") == "3"
     assert "canary 50%" in page.locator("#revisions tbody tr").first.inner_text()
     assert page.evaluate("() => window.looplineSamePage") is True  # no reload, no navigation
+
+
+def test_dataset_diff_of_two_versions_chosen_in_the_form(site: tuple[str, Seeded], page: Any) -> None:
+    url, s = site
+    page.goto(f"{url}/ui/datasets/{s.dataset}")
+    assert page.get_by_label("From").input_value() == "1" and page.get_by_label("To").input_value() == "2"
+    page.get_by_role("button", name="Compare").click()
+    page.wait_for_selector("#schema-diff")
+    assert page.locator("#schema-diff tr[data-change='added'] th").inner_text() == "spend"
+    assert page.locator("#profile-diff tr[data-shifted='true']").count() == 2
+    page.evaluate("() => document.getElementById('diff-h').scrollIntoView()")
+    _shot(page, "dataset-diff")
+
+
+def test_monitor_charts_the_drift_share_of_each_run(site: tuple[str, Seeded], page: Any) -> None:
+    url, s = site
+    assert s.monitor
+    page.goto(f"{url}/ui/monitors/{s.monitor.name}")
+    page.wait_for_selector("figure.series-chart[data-loaded='true']")
+    xs, shares, threshold = page.evaluate("() => window.looplineCharts['drift_share'].data")
+    assert len(xs) == 3 and xs == sorted(xs) and threshold == [0.5] * 3
+    assert shares[-1] == pytest.approx(2 / 3) and shares[0] < 0.5
+    assert page.locator("figure.series-chart canvas").count() == 1
+    drifted = page.locator("#drift-columns tr[data-drifted='true'] th").all_inner_texts()
+    assert [t.split()[0] for t in drifted] == ["age", "plan"]
+    _shot(page, "monitor")
+    with page.expect_popup() as popup:
+        page.get_by_role("link", name="The HTML report").click()
+    report = popup.value
+    report.wait_for_load_state()
+    assert "Dataset drift detected" in report.locator(".verdict").inner_text()
+    report.close()
+
+
+def test_a_running_pipelines_dag_follows_it_until_it_finishes(site: tuple[str, Seeded], page: Any) -> None:
+    from loopline.clock import now_ms
+    from loopline.pipelines.sql_store import SqlPipelineStore
+
+    url, s = site
+    assert s.pipelines and s.home
+    run_id = s.pipelines.running
+    page.goto(f"{url}/ui/pipelines/runs/{run_id}")
+    state = "n => document.querySelector(`g[data-node='${n}']`).dataset.status"
+    assert page.evaluate(state, "train") == "running"
+    page.evaluate("() => { window.looplineSamePage = true; }")
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if f"/pipelines/runs/{run_id}" in r.url else None)
+    # The runner moves on while the page stays open: train done, evaluate running.
+    ctx = store_context(s.home)
+    store = SqlPipelineStore(ctx.engine, workspace=ctx.workspace, actor=ctx.actor)
+    t = now_ms()
+    store.progress(
+        run_id,
+        finished=[pipeline_step(run_id, "train", "succeeded", t - 5000, 5000)],
+        started=["evaluate"],
+        start_time=t,
+    )
+    page.wait_for_function(f"() => ({state})('evaluate') === 'running'", timeout=10_000)
+    assert page.evaluate(state, "train") == "succeeded"
+    _shot(page, "pipeline-live")
+    store.progress(
+        run_id,
+        finished=[
+            pipeline_step(run_id, "evaluate", "succeeded", t, 800),
+            pipeline_step(run_id, "register", "succeeded", t + 900, 100),
+        ],
+    )
+    store.finish_run(run_id, "succeeded", None)
+    page.wait_for_selector("#pipeline-live[data-status='succeeded']", timeout=10_000)
+    assert page.evaluate(state, "register") == "succeeded"
+    assert page.get_attribute("#pipeline-live", "hx-trigger") is None
+    seen = len(polls)
+    page.wait_for_timeout(2500)  # longer than a poll: none comes once the run has finished
+    assert len(polls) == seen and seen >= 2
+    assert page.evaluate("() => window.looplineSamePage") is True
+
+
+def test_a_jobs_progress_moves_live_on_the_jobs_page(site: tuple[str, Seeded], page: Any) -> None:
+    from loopline.clock import now_ms
+
+    url, s = site
+    assert s.jobs and s.home
+    ctx = store_context(s.home)
+    put_job(ctx, s.jobs.running)  # its server's heartbeat: a job silent for 30 s reads as dead
+    page.goto(f"{url}/ui/jobs")
+    row = f"#jobs tr[data-job='{s.jobs.running}']"
+    value = f'() => document.querySelector("{row} progress").value'
+    assert page.evaluate(value) == 30
+    put_job(ctx, s.jobs.running, done=90, message="checking blobs: 90")
+    page.wait_for_function(f"() => ({value})() === 90", timeout=10_000)
+    assert "90 of 120 (75%)" in page.locator(row).inner_text()
+    _shot(page, "jobs")
+    put_job(ctx, s.jobs.running, status="succeeded", done=120, finished_ms=now_ms(), result="{}")
+    page.wait_for_selector(f"{row}[data-status='succeeded']", timeout=10_000)
+    assert page.get_attribute("#jobs-live", "data-live") == "false"  # nothing runs: it stopped asking

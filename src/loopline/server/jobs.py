@@ -39,6 +39,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, and_, delete, insert, or_, select, update
 
 from loopline.clock import now_ms
+from loopline.context import Context
 from loopline.errors import InvalidInput, LooplineError, NotFound
 from loopline.metadata.engine import write_transaction
 from loopline.metadata.schema_jobs import jobs
@@ -55,6 +56,7 @@ HEARTBEAT_S = 5.0
 STALE_MS = 30_000  # six missed heartbeats: the job's server is gone
 PROGRESS_EVERY_S = 0.25  # progress reaches the database at most this often (and once at the end)
 KEEP_MS = 7 * 86_400_000  # finished (or dead) jobs are dropped after a week
+JOB_STATUSES = ("queued", "running", "succeeded", "failed")
 SLOTS = 8  # jobs running at once per server process; later ones are queued
 _SLOTS_LOCK = threading.Lock()
 
@@ -175,6 +177,37 @@ def _as_json(row: Any, now: int) -> dict[str, Any]:
         "finished_ms": row.finished_ms,
         "heartbeat_ms": row.heartbeat_ms,
     }
+
+
+# ---- reading -----------------------------------------------------------------------------------
+
+
+def read_job(ctx: Context, job_id: str) -> dict[str, Any] | None:
+    """Job ``job_id`` of the context's workspace as ``GET jobs/{id}`` answers it, or None."""
+    with ctx.engine.connect() as conn:
+        row = conn.execute(select(jobs).where(jobs.c.id == job_id, jobs.c.workspace == ctx.workspace)).first()
+    return None if row is None else _as_json(row, now_ms())
+
+
+def read_jobs(
+    ctx: Context, kind: str | None = None, status: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The workspace's jobs (of ``kind``, in ``status`` as read: a dead job's is ``failed``), newest
+    first, as ``GET jobs`` answers them."""
+    now = now_ms()
+    q = select(jobs).where(jobs.c.workspace == ctx.workspace)
+    if kind is not None:
+        q = q.where(jobs.c.kind == kind)
+    live = jobs.c.heartbeat_ms >= now - STALE_MS
+    if status in ("queued", "running"):
+        q = q.where(jobs.c.status == status, live)
+    elif status == "failed":  # failed as recorded, or dead as read
+        q = q.where(or_(jobs.c.status == "failed", and_(jobs.c.status.in_(("queued", "running")), ~live)))
+    elif status == "succeeded":
+        q = q.where(jobs.c.status == status)
+    with ctx.engine.connect() as conn:
+        rows = list(conn.execute(q.order_by(jobs.c.created_ms.desc(), jobs.c.id).limit(limit)))
+    return [_as_json(r, now) for r in rows]
 
 
 # ---- running -----------------------------------------------------------------------------------
@@ -318,21 +351,14 @@ class ListJobs(BaseModel):
 async def get_job(job_id: str, request: Request) -> Response:
     """A job of the caller's workspace: its status, progress, and result or error."""
     ctx = context(request)
-
-    def read() -> Any:
-        with ctx.engine.connect() as conn:
-            return conn.execute(
-                select(jobs).where(jobs.c.id == job_id, jobs.c.workspace == ctx.workspace)
-            ).first()
-
-    row = await blocking(read)
-    if row is None:
+    job = await blocking(read_job, ctx, job_id)
+    if job is None:
         raise NotFound(
             f"No job {job_id!r} in workspace {ctx.workspace!r}.",
             hint="Use the job_id a 202 answer gave; `loopline jobs list` shows recent jobs "
             "(finished jobs are kept for 7 days).",
         )
-    return json_response({"job": _as_json(row, now_ms())})
+    return json_response({"job": job})
 
 
 @router.get("/jobs", response_model=JobsResponse)
@@ -349,24 +375,7 @@ async def list_jobs(request: Request) -> Response:
         )
     if status is not None and status not in ("queued", "running", "succeeded", "failed"):
         raise InvalidInput(f"Unknown status {status!r}.", hint="Use queued, running, succeeded or failed.")
-    now = now_ms()
-
-    def read() -> list[Any]:
-        q = select(jobs).where(jobs.c.workspace == ctx.workspace)
-        if kind is not None:
-            q = q.where(jobs.c.kind == kind)
-        live = jobs.c.heartbeat_ms >= now - STALE_MS
-        if status in ("queued", "running"):
-            q = q.where(jobs.c.status == status, live)
-        elif status == "failed":  # failed as recorded, or dead as read
-            q = q.where(or_(jobs.c.status == "failed", and_(jobs.c.status.in_(("queued", "running")), ~live)))
-        elif status == "succeeded":
-            q = q.where(jobs.c.status == status)
-        with ctx.engine.connect() as conn:
-            return list(conn.execute(q.order_by(jobs.c.created_ms.desc(), jobs.c.id).limit(limit)))
-
-    rows = await blocking(read)
-    return json_response({"jobs": [_as_json(r, now) for r in rows]})
+    return json_response({"jobs": await blocking(read_jobs, ctx, kind, status, limit)})
 
 
-__all__ = ["ACCEPTED", "JobFn", "router", "run_job"]
+__all__ = ["ACCEPTED", "JOB_STATUSES", "JobFn", "read_job", "read_jobs", "router", "run_job"]

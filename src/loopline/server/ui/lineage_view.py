@@ -51,6 +51,19 @@ def page_of(uri: str) -> str | None:
         return f"/ui/models/{quote(o.name, safe='')}#v{o.version}"
     if o.scheme == "models" and o.version is None:  # the model, or an alias of it
         return f"/ui/models/{quote(o.name, safe='')}"
+    name = quote(o.name, safe="")
+    if o.scheme == "datasets":
+        return f"/ui/datasets/{name}" + (f"?version={o.version}" if o.version and o.version.isdigit() else "")
+    if o.scheme == "monitors":
+        return f"/ui/monitors/{name}"
+    if o.scheme == "pipelines":  # a run, or a step of it: the run's page shows its steps
+        return (
+            f"/ui/pipelines/runs/{quote(o.version, safe='')}" if o.version else f"/ui/pipelines?name={name}"
+        )
+    if o.scheme == "features" and o.name != "entity":
+        return f"/ui/features/{name}"
+    if o.scheme == "deployments":
+        return f"/ui/deployments/{name}"
     return None
 
 

@@ -29,11 +29,17 @@ from loopline.server.state import context, registry, tracking
 from loopline.server.ui import (
     artifact_view,
     compare,
+    dataset_pages,
     deployment_view,
     downsample,
+    feature_pages,
+    job_pages,
     lineage_view,
+    monitor_pages,
+    pipeline_pages,
     runs_table,
 )
+from loopline.server.ui.pages import POLL_S, error_page, int_param, is_fragment
 from loopline.server.ui.templating import STATIC, render
 from loopline.tracking.lineage import SqlLineageReader
 from loopline.uris import experiment_uri, parse, run_uri
@@ -42,16 +48,6 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 
 MAX_CHART_BUCKETS = 2_000  # up to 4,000 points per series: more than a chart has pixel columns
 DEFAULT_CHART_BUCKETS = 500
-POLL_S = 2  # how often a live part of a page asks again
-
-
-def _error(request: Request, e: LooplineError) -> Response:
-    return render(request, "error.html", status_code=e.status_code, title="Error", error=e)
-
-
-def _fragment(request: Request) -> bool:
-    """True for htmx's own requests, except a history restore, which needs the whole page."""
-    return "hx-request" in request.headers and "hx-history-restore-request" not in request.headers
 
 
 # ---- experiments and runs ------------------------------------------------------------------------
@@ -63,7 +59,7 @@ async def experiments(request: Request) -> Response:
     try:
         page = await blocking(tracking(request).search_experiments, "ACTIVE_ONLY", 100, None, None, token)
     except LooplineError as e:
-        return _error(request, e)
+        return error_page(request, e)
     return render(request, "experiments.html", title="Experiments", page=page, nav="experiments")
 
 
@@ -74,7 +70,7 @@ async def experiment(request: Request, experiment_id: str) -> Response:
     try:
         exp = await blocking(store.get_experiment, experiment_id)
     except LooplineError as e:
-        return _error(request, e)
+        return error_page(request, e)
     error: LooplineError | None = None
     table: runs_table.RunsTable | None = None
     try:
@@ -85,7 +81,7 @@ async def experiment(request: Request, experiment_id: str) -> Response:
         title=exp.name, experiment=exp, q=q, table=table, error=error, nav="experiments", uri=experiment_uri
     )
     status = 400 if error else 200
-    if _fragment(request):
+    if is_fragment(request):
         return render(request, "_runs_table.html", status_code=status, **args)
     return render(request, "runs.html", status_code=status, **args)
 
@@ -97,7 +93,7 @@ async def run(request: Request, run_id: str) -> Response:
         r = await blocking(store.get_run, run_id)
         exp = await blocking(store.get_experiment, r.info.experiment_id)
     except LooplineError as e:
-        return _error(request, e)
+        return error_page(request, e)
     metrics = sorted(r.data.latest_metrics, key=lambda m: m.key)
     tags = {k: v for k, v in sorted(r.data.tags.items()) if not k.startswith("mlflow.")}
     system_tags = {k: v for k, v in sorted(r.data.tags.items()) if k.startswith("mlflow.")}
@@ -138,7 +134,7 @@ async def run_artifacts(request: Request, run_id: str) -> Response:
     except LooplineError as e:
         args.update(error=e, crumbs=artifact_view.crumbs(""))
         status = e.status_code
-    template = "_artifacts.html" if _fragment(request) else "artifacts.html"
+    template = "_artifacts.html" if is_fragment(request) else "artifacts.html"
     return render(request, template, status_code=status, title="Artifacts", nav="experiments", **args)
 
 
@@ -179,7 +175,7 @@ async def compare_runs(request: Request) -> Response:
     try:
         c = await blocking(compare.load, tracking(request), request.query_params.getlist("run"))
     except LooplineError as e:
-        return _error(request, e)
+        return error_page(request, e)
     series = [
         {"id": r.info.run_id, "label": r.info.run_name or r.info.run_id[:8], "color": color}
         for r, color in zip(c.runs, c.colors, strict=True)
@@ -199,7 +195,7 @@ async def metric_points(request: Request) -> Response:
     x_axis = qp.get("x", "step")
     if x_axis not in ("step", "time"):
         raise InvalidInput(f"Invalid x {x_axis!r}.", hint="Use x=step or x=time.")
-    buckets = _int(qp.get("buckets"), DEFAULT_CHART_BUCKETS, "buckets")
+    buckets = int_param(qp.get("buckets"), DEFAULT_CHART_BUCKETS, "buckets")
     if not 1 <= buckets <= MAX_CHART_BUCKETS:
         raise InvalidInput(f"buckets must be between 1 and {MAX_CHART_BUCKETS}, got {buckets}.")
     lo, hi = _float(qp.get("min"), "min"), _float(qp.get("max"), "max")
@@ -215,15 +211,6 @@ async def metric_points(request: Request) -> Response:
 
     s = await blocking(points)
     return json_response({"x": s.x, "y": s.y, "exact": s.exact, "total": s.total})
-
-
-def _int(value: str | None, default: int, name: str) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInput(f"Invalid {name} {value!r}: expected an integer.") from None
 
 
 def _float(value: str | None, name: str) -> float | None:
@@ -244,7 +231,7 @@ async def models(request: Request) -> Response:
     try:
         page = await blocking(registry(request).search_registered_models, None, 100, ["name ASC"], token)
     except LooplineError as e:
-        return _error(request, e)
+        return error_page(request, e)
     return render(request, "models.html", title="Models", page=page, nav="models")
 
 
@@ -258,7 +245,7 @@ async def model(request: Request, name: str) -> Response:
             store.search_model_versions, f"name = '{quoted}'", 1000, ["version_number DESC"]
         )
     except LooplineError as e:
-        return _error(request, e)
+        return error_page(request, e)
     aliases_of: dict[int, list[str]] = {}
     for alias, version in sorted(m.aliases.items()):
         aliases_of.setdefault(version, []).append(alias)
@@ -288,8 +275,8 @@ async def deployment(request: Request, name: str) -> Response:
     try:
         d = await blocking(deployment_view.load, context(request), name)
     except LooplineError as e:
-        return _error(request, e)
-    template = "_deployment_live.html" if _fragment(request) else "deployment.html"
+        return error_page(request, e)
+    template = "_deployment_live.html" if is_fragment(request) else "deployment.html"
     return render(request, template, title=name, d=d, nav="deployments", poll_s=POLL_S)
 
 
@@ -325,7 +312,7 @@ async def events(request: Request) -> Response:
     uri, window = qp.get("uri", "").strip(), qp.get("window", "30d")
     if window not in EVENT_WINDOWS:
         window = "30d"
-    limit = min(max(_int(qp.get("limit"), 200, "limit"), 1), 1000)
+    limit = min(max(int_param(qp.get("limit"), 200, "limit"), 1), 1000)
     ctx = context(request)
     trail = await blocking(list_events, ctx.engine, ctx.workspace, uri or None, limit)
     dora = await blocking(read_dora, ctx, window)
@@ -389,5 +376,13 @@ async def static(path: str) -> Response:
 def _media_type(p: Path) -> str | None:
     return {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}.get(p.suffix)
 
+
+# ---- the other domains' pages, each in a module of its own ------------------------------------------
+
+router.include_router(dataset_pages.router)
+router.include_router(monitor_pages.router)
+router.include_router(pipeline_pages.router)
+router.include_router(job_pages.router)
+router.include_router(feature_pages.router)
 
 __all__ = ["router"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,23 @@ def number(value: float | None) -> str:
     return f"{value:.6g}"
 
 
+def value(v: Any) -> str:
+    """A statistic as read from JSON: numbers as ``number`` shows them, the rest as text, none as —."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int | float):
+        return number(float(v)) if isinstance(v, float) else f"{v:,}"
+    return str(v)
+
+
+def pretty(v: Any) -> str:
+    """JSON to read (indented, characters as they are); escaped by the template like any text,
+    unlike ``tojson``, which is for inside attributes and scripts and shows ' as \\u0027."""
+    return json.dumps(v, indent=2, ensure_ascii=False, default=str)
+
+
 def size(n: int | None) -> str:
     """A file size in B, KB, MB or GB (powers of 1024)."""
     if n is None:
@@ -76,7 +94,9 @@ _env = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.filters.update(when=when, number=number, size=size, path=lambda s: quote(str(s), safe=""))
+_env.filters.update(
+    when=when, number=number, value=value, pretty=pretty, size=size, path=lambda s: quote(str(s), safe="")
+)
 _env.globals.update(duration=duration, query=query)
 
 

@@ -163,3 +163,71 @@ function ema(ys, weight) {
 
   document.addEventListener("DOMContentLoaded", start);
 })();
+
+// Small series the page carries whole (a monitor's drift share per run): figure.series-chart with
+// data-series = {x, time, series: [{label, y, color, dash}]}; window.looplineCharts[data-name].
+(function () {
+  function draw(fig) {
+    const spec = JSON.parse(fig.dataset.series);
+    const holder = fig.querySelector(".plot");
+    const series = [{ label: spec.time ? "time" : "x" }];
+    for (const s of spec.series) {
+      series.push({ label: s.label, stroke: s.color, width: 1.5, dash: s.dash ? [6, 4] : undefined,
+                    points: { show: !s.dash } });
+    }
+    const plot = new uPlot({
+      width: Math.max(300, holder.clientWidth || 640),
+      height: 240,
+      scales: { x: { time: !!spec.time }, y: { range: (u, lo, hi) => [Math.min(0, lo), Math.max(1, hi)] } },
+      series: series,
+      axes: [{}, { size: 50 }],
+    }, [spec.x, ...spec.series.map((s) => s.y)], holder);
+    window.looplineCharts[fig.dataset.name] = plot;
+    fig.dataset.loaded = "true";
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    if (typeof uPlot === "undefined") return;
+    document.querySelectorAll("figure.series-chart[data-series]").forEach(draw);
+  });
+})();
+
+// Forms that post JSON to the REST API (hx-ext="loopline-json"): the fields as a JSON object
+// (a field marked data-json="int" as a number), the CSRF header htmx already adds from <body>.
+// Their answer is JSON, not HTML: a form.approve shows the outcome, or the server's refusal.
+(function () {
+  if (typeof htmx === "undefined") return;
+  htmx.defineExtension("loopline-json", {
+    onEvent: function (name, evt) {
+      if (name === "htmx:configRequest") evt.detail.headers["Content-Type"] = "application/json";
+    },
+    encodeParameters: function (xhr, parameters, elt) {
+      xhr.overrideMimeType("text/json");
+      const ints = new Set(Array.from(elt.querySelectorAll("[data-json='int']"), (e) => e.name));
+      const body = {};
+      for (const [k, v] of parameters.entries()) body[k] = ints.has(k) ? Number(v) : v;
+      return JSON.stringify(body);
+    },
+  });
+
+  document.addEventListener("htmx:afterRequest", (evt) => {
+    const form = evt.detail.elt;
+    if (!form.matches || !form.matches("form.approve")) return;
+    const out = form.querySelector(".approve-result");
+    const xhr = evt.detail.xhr;
+    let body = {};
+    try { body = JSON.parse(xhr.responseText); } catch (e) { body = {}; }
+    if (xhr.status === 200 && body.rollout) {
+      out.textContent = "Approved: rollout " + body.rollout.id + " is now " + body.rollout.state.replace("_", " ") + ".";
+      out.classList.remove("error");
+      form.dataset.outcome = "approved";
+      form.querySelectorAll("input, button").forEach((e) => { e.disabled = true; });
+      const table = document.getElementById("loop-rollouts");  // the rollouts as they are now
+      if (table) htmx.ajax("GET", window.location.pathname, { target: table, select: "#loop-rollouts", swap: "outerHTML" });
+    } else {
+      out.textContent = (body.message || xhr.statusText || "The server did not answer.") + (xhr.status ? " (" + xhr.status + ")" : "");
+      out.classList.add("error");
+      form.dataset.outcome = "refused";
+    }
+  });
+})();
