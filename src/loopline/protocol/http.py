@@ -44,6 +44,8 @@ _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _REPEATABLE = frozenset(
     {"search", "log-batch", "log-metric", "log-parameter", "set-tag", "missing", "known-keys", "online"}
 )
+RUNNING_WAIT_S = 60.0  # above the server's idempotency lease (10 s) with room for a restart
+
 _ERRORS: dict[str, type[LooplineError]] = {
     "RESOURCE_DOES_NOT_EXIST": NotFound,
     "RESOURCE_ALREADY_EXISTS": AlreadyExists,
@@ -88,9 +90,11 @@ class RestClient:
         timeout: float = 60.0,
         workspace: str | None = None,
         authorization: str | None = None,
+        running_wait: float = RUNNING_WAIT_S,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retries = retries
+        self.running_wait = running_wait
         self.workspace = workspace  # the one its requests name (None: the server's own)
         # A plain-http client never does TLS (paths only, redirects not followed), so it skips loading
         # the CA bundle: 30-130 ms, a tenth of a cold model load. https keeps full verification.
@@ -117,30 +121,34 @@ class RestClient:
         if not keyed and needs_key(method, path, headers):  # one key per call, sent on every retry
             kwargs["headers"] = {**headers, "Idempotency-Key": f'"{uuid.uuid4()}"'}
             keyed = True
-        delay = 0.1
-        for attempt in range(self.retries + 1):
+        delay, attempt = 0.1, 0
+        # A call whose first try still runs (409 + Retry-After to the same key) is waited for up to
+        # ``running_wait`` s, beyond the retries: after a server crash, its claim lapses with its lease.
+        running_until = time.monotonic() + self.running_wait
+        while True:
             wait = delay
             try:
                 resp = self.http.request(method, path, **kwargs)
             except httpx.TransportError as e:
-                if attempt == self.retries:
+                if attempt >= self.retries:
                     raise BackendUnavailable(
                         f"Cannot reach the tracking server at {self.base_url}: {e}.",
                         hint="Start it with `loopline server`, or check LOOPLINE_TRACKING_URI.",
                     ) from e
+                attempt += 1
             else:
                 if not self._server_checked:
                     self._check_server(resp)
-                # 409 + Retry-After to a keyed call: the first try of this call is still running.
                 running = keyed and resp.status_code == 409 and "retry-after" in resp.headers
-                if not (running or resp.status_code in _RETRY_STATUS) or attempt == self.retries:
+                if running and time.monotonic() < running_until:
+                    wait = max(delay, _seconds(resp.headers["retry-after"]))
+                elif resp.status_code in _RETRY_STATUS and attempt < self.retries:
+                    attempt += 1
+                else:
                     raise_for_error(resp)
                     return resp
-                if running:
-                    wait = max(delay, _seconds(resp.headers["retry-after"]))
             time.sleep(wait)
             delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")
 
     def _check_server(self, resp: httpx.Response) -> None:
         """On the first answer: refuse a Loopline server whose API this client no longer speaks."""
