@@ -25,6 +25,17 @@ TrackingUri = Annotated[
 ]
 
 
+ArtifactsUri = Annotated[
+    str | None,
+    typer.Option(
+        "--artifacts-uri",
+        envvar="LOOPLINE_ARTIFACTS_URI",
+        help="Artifact root. Default: ./.loopline/artifacts",
+        show_default=False,
+    ),
+]
+
+
 class Format(StrEnum):
     """What a listing prints: a table for people, JSON for scripts."""
 

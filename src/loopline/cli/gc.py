@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from loopline.cli.common import ArtifactsUri
 from loopline.errors import InvalidInput
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -41,15 +42,7 @@ def gc(
             show_default=False,
         ),
     ] = None,
-    artifacts_uri: Annotated[
-        str | None,
-        typer.Option(
-            "--artifacts-uri",
-            envvar="LOOPLINE_ARTIFACTS_URI",
-            help="Artifact root. Default: ./.loopline/artifacts",
-            show_default=False,
-        ),
-    ] = None,
+    artifacts_uri: ArtifactsUri = None,
 ) -> None:
     """Permanently remove deleted runs (with their metrics, params, tags and artifacts) and free the
     storage of every blob no live run still uses. Blobs shared with live runs stay."""

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from loopline.cli.common import ArtifactsUri
+
 
 def ui(
     port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1 only).")] = 5000,
@@ -20,15 +22,7 @@ def ui(
             show_default=False,
         ),
     ] = None,
-    artifacts_uri: Annotated[
-        str | None,
-        typer.Option(
-            "--artifacts-uri",
-            envvar="LOOPLINE_ARTIFACTS_URI",
-            help="Artifact root. Default: ./.loopline/artifacts",
-            show_default=False,
-        ),
-    ] = None,
+    artifacts_uri: ArtifactsUri = None,
     browser: Annotated[
         bool, typer.Option("--browser/--no-browser", help="Open the UI in the default web browser.")
     ] = True,
