@@ -31,7 +31,7 @@ def test_0012_upgrades_a_populated_0011_store_and_downgrades(store_uri: str) -> 
             )
         assert not TABLES & _tables(engine)
 
-        upgrade(engine)
+        upgrade(engine, "0012")
         assert _tables(engine) >= TABLES
         with engine.begin() as conn:
             assert current_revision(conn) == "0012"

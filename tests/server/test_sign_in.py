@@ -113,6 +113,14 @@ def test_oidc_bearer_tokens_are_verified_and_their_users_need_roles(setup: tuple
     expired = provider.mint(preferred_username="otto", exp=1)
     other_audience = provider.mint(preferred_username="otto", aud="another-app")
     forged = Provider(issuer=provider.issuer).mint(preferred_username="otto")  # signed by another key
+    # A provider's user named like a local account (here the password user paula) never becomes it.
+    local = provider.mint(preferred_username="paula")
+    assert (
+        httpx.get(
+            f"{url}/api/2.0/loopline/auth/whoami", headers={"Authorization": f"Bearer {local}"}
+        ).status_code
+        == 401
+    )
     for bad in (expired, other_audience, forged):
         r = httpx.get(f"{url}/api/2.0/loopline/auth/whoami", headers={"Authorization": f"Bearer {bad}"})
         assert r.status_code == 401, bad

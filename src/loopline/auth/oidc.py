@@ -82,13 +82,14 @@ class OidcProvider:
 
     def _identity_of(self, claims: dict[str, Any]) -> Identity | None:
         name = str(claims.get("preferred_username") or claims.get("email") or claims["sub"])
-        found = self.store.identity(name, via="oidc")
+        found = self.store.identity(name, via="oidc", origin="oidc")
         if found is None:
-            try:
-                self.store.create_user(name)  # first sight: a user with no password and no roles
-            except AlreadyExists:
-                return None  # a disabled user
-            found = self.store.identity(name, via="oidc")
+            try:  # first sight: a user with no password and no roles, vouched for by the provider
+                self.store.create_user(name, origin="oidc")
+            except AlreadyExists:  # disabled, or a local user of that name, whom a token may not become
+                log.warning("OIDC user %r refused: a local or disabled user has that name", name)
+                return None
+            found = self.store.identity(name, via="oidc", origin="oidc")
         return found
 
     # ---- the UI's sign-in: authorization code + PKCE -------------------------------------------

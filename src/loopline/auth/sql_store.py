@@ -28,8 +28,11 @@ class SqlAuthStore(SqlStore):
 
     # ---- users ------------------------------------------------------------------------------
 
-    def create_user(self, name: str, *, password: str | None = None, is_admin: bool = False) -> User:
-        """A user; without a password, a service account that signs in with tokens only."""
+    def create_user(
+        self, name: str, *, password: str | None = None, is_admin: bool = False, origin: str = "local"
+    ) -> User:
+        """A user; without a password, a service account that signs in with tokens only (``origin``
+        "oidc": one the identity provider vouches for, made at their first sign-in)."""
         name = check_name("user", name)
         with self._write() as conn:
             if conn.execute(select(t.users.c.id).where(t.users.c.name == name)).first() is not None:
@@ -37,10 +40,10 @@ class SqlAuthStore(SqlStore):
             conn.execute(
                 insert(t.users).values(
                     name=name, password_hash=_hashed(password), is_admin=is_admin, disabled=False,
-                    created_at=now_ms(),
+                    origin=origin, created_at=now_ms(),
                 )
             )  # fmt: skip
-            self._event(conn, "user.created", f"users:/{name}", is_admin=is_admin)
+            self._event(conn, "user.created", f"users:/{name}", is_admin=is_admin, origin=origin)
             return _user(self._user_row(conn, name))
 
     def get_user(self, name: str) -> User:
@@ -246,11 +249,14 @@ class SqlAuthStore(SqlStore):
 
     # ---- helpers ----------------------------------------------------------------------------
 
-    def identity(self, name: str, *, via: str) -> Identity | None:
-        """The identity of an enabled user found by name (e.g. from a verified OIDC token)."""
+    def identity(self, name: str, *, via: str, origin: str | None = None) -> Identity | None:
+        """The identity of an enabled user found by name (of that ``origin``, when given: a verified
+        OIDC token names an "oidc" user, never a local one)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(t.users).where(t.users.c.name == name)).first()
-            return None if row is None or row.disabled else self._identity(conn, row, via=via)
+            if row is None or row.disabled or (origin is not None and row.origin != origin):
+                return None
+            return self._identity(conn, row, via=via)
 
     def _identity(
         self,
@@ -314,7 +320,7 @@ def _hashed(password: str | None) -> str | None:
 def _user(row: Row[tuple[object, ...]]) -> User:
     return User(
         id=int(row.id), name=str(row.name), is_admin=bool(row.is_admin), disabled=bool(row.disabled),
-        has_password=row.password_hash is not None, created_at=int(row.created_at),
+        has_password=row.password_hash is not None, created_at=int(row.created_at), origin=str(row.origin),
     )  # fmt: skip
 
 

@@ -37,6 +37,7 @@ class User:
     disabled: bool
     has_password: bool  # False: a service account, which signs in with tokens only
     created_at: int
+    origin: str = "local"  # or "oidc": made at a first sign-in through the identity provider
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def user_to_json(u: User) -> dict[str, object]:
         "is_admin": u.is_admin,
         "disabled": u.disabled,
         "service_account": not u.has_password,
+        "origin": u.origin,
         "created_at": u.created_at,
     }
 
@@ -101,6 +103,7 @@ def user_from_json(d: dict[str, Any]) -> User:
     return User(
         id=int(d["id"]), name=d["name"], is_admin=bool(d["is_admin"]), disabled=bool(d["disabled"]),
         has_password=not d["service_account"], created_at=int(d["created_at"]),
+        origin=d.get("origin", "local"),
     )  # fmt: skip
 
 

@@ -27,6 +27,10 @@ users = Table(
     Column("password_hash", Text, nullable=True),  # NULL: a service account (tokens only)
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("disabled", Boolean, nullable=False, default=False),
+    # "local" (made here: a password or a service account) or "oidc" (made at a first OIDC sign-in):
+    # a token from the identity provider signs in only as an "oidc" user, never as a local one of
+    # the same name (an admin, or the loop's service account).
+    Column("origin", String(16), nullable=False, default="local"),
     Column("created_at", BigInteger, nullable=False),
 )
 

@@ -15,6 +15,7 @@ Failed attempts are rate-limited per client address.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -91,7 +92,11 @@ class AuthMiddleware:
             what = "session has ended" if kind == "session" else "credentials are not valid"
             await _refuse(scope, send, 401, f"The {what}.", _SIGN_IN_HINT, challenge=True)
             return
-        if kind == "session" and method in _WRITES and _header(scope, CSRF_HEADER) != who.csrf:
+        if (
+            kind == "session"
+            and method in _WRITES
+            and not hmac.compare_digest(_header(scope, CSRF_HEADER) or "", who.csrf)
+        ):
             await _refuse(scope, send, 403, "The request lacks the session's CSRF token.",
                           "Send the X-CSRF-Token the page carries.")  # fmt: skip
             return
