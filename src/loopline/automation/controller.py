@@ -25,10 +25,11 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loopline.automation import events as ev
@@ -117,6 +118,7 @@ class Controller:
         self.policies: dict[str, Policy] = {}  # as ``tick`` (or the server's controllers) last read them
         # Per cron trigger: the slot last asked about and when the next one falls (ms).
         self._asked: dict[str, tuple[int, int]] = {}
+        self._told: dict[str, tuple[str, float]] = {}  # policy -> why it waits, when that was logged
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="loopline-loop")
 
     def close(self) -> None:
@@ -168,7 +170,7 @@ class Controller:
             if policy.name not in busy_now:
                 continue
             if refusal is not None:
-                log.warning("policy %s waits: %s", policy.name, refusal)
+                self._tell_wait(policy.name, refusal)
                 continue
             if not self.store.acquire_lease(f"deployments:/{policy.deployment}", self.holder, self.lease_s):
                 continue
@@ -177,6 +179,13 @@ class Controller:
             except LooplineError as e:  # one policy's trouble must not stop the others
                 log.warning("policy %s: %s", policy.name, e)
         return Pass(done, listened, caught_up)
+
+    def _tell_wait(self, policy: str, why: str) -> None:
+        """Log why a policy waits when the reason is new, then once a minute (not at every tick)."""
+        told, now = self._told.get(policy), time.monotonic()
+        if told is None or told[0] != why or now - told[1] >= 60:
+            log.warning("policy %s waits: %s", policy, why)
+            self._told[policy] = (why, now)
 
     def cron_due(self, now: int) -> bool:
         """Whether a cron trigger of ``self.policies`` has a slot this controller has not asked about
@@ -332,7 +341,9 @@ class Controller:
         pipeline = load_target(policy.pipeline)
         # Uncached: a retraining asked for must train (a cache hit would register no new version);
         # a restarted controller trains again, which costs time but never a wrong result.
-        result = pipeline.run(settings=self.context.settings, cache=False, **dict(policy.params))
+        # In the controller's workspace and as its actor (the settings name the server's own).
+        settings = replace(self.context.settings, workspace=self.context.workspace, user=self.context.actor)
+        result = pipeline.run(settings=settings, cache=False, **dict(policy.params))
         return result.run_id, self._candidate(policy, result.outputs, rollout.created_ms)
 
     def _candidate(self, policy: Policy, outputs: Any, since_ms: int) -> str:

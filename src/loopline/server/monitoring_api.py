@@ -452,7 +452,7 @@ def _run_due_in(ctx: Context, at_ms: int | None) -> int:
     return len(MonitorRunner(ctx, _store(ctx)).run_due(at_ms))
 
 
-class _DueMonitors:
+class MonitorScheduler:
     """The server's monitor scheduler, for every workspace. A round asks the database once which
     workspaces have a monitor due (``due_workspaces``), then runs each such workspace's due monitors
     on a small pool, in its own context (its artifact store; events as the server's user, in it).
@@ -514,7 +514,7 @@ async def background(app: FastAPI) -> AsyncIterator[None]:
         app.include_router(metrics_router)
     state = app.state.loopline
     poll = state.settings.monitor_poll
-    task = asyncio.create_task(_DueMonitors(state.context).serve(poll)) if poll > 0 else None
+    task = asyncio.create_task(MonitorScheduler(state.context).serve(poll)) if poll > 0 else None
     try:
         yield
     finally:
@@ -524,4 +524,4 @@ async def background(app: FastAPI) -> AsyncIterator[None]:
                 await task
 
 
-__all__ = ["background", "metrics_router", "router"]
+__all__ = ["MonitorScheduler", "background", "metrics_router", "router"]
