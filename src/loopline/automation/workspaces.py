@@ -57,9 +57,9 @@ class WorkspaceControllers:
         self.collect()
         now = at_ms if at_ms is not None else now_ms()
         top, loops = loop_overview(self.engine)
-        if self._seen < 0:  # a fresh process listens once everywhere, as a fresh controller does
-            self._unread = dict.fromkeys(loops, top)
-        elif top > self._seen:
+        if not loops:
+            return []  # no policy anywhere (the newest event id is not known then: nothing read)
+        if 0 <= self._seen < top:  # (at the first look, every controller is new and listens once)
             for workspace, newest in new_event_workspaces(self.engine, self._seen, top).items():
                 self._unread[workspace] = max(newest, self._unread.get(workspace, 0))
         self._seen = max(self._seen, top)
@@ -73,13 +73,14 @@ class WorkspaceControllers:
         return started
 
     def _start(self, workspace: str, state: LoopState, top: int, now: int) -> Future[Pass] | None:
+        ctl = self.controllers.get(workspace)
+        if ctl is None:  # a workspace new to this process: its controller listens once, as at a start
+            ctl = self.controllers[workspace] = self.make(workspace)
+            self._unread.setdefault(workspace, top)
         unread = self._unread.get(workspace)
         if unread is not None and unread <= state.cursor:
             del self._unread[workspace]  # read by this or another replica's controller meanwhile
         listen = workspace in self._unread and time.monotonic() >= self._retry.get(workspace, 0.0)
-        ctl = self.controllers.get(workspace)
-        if ctl is None:
-            ctl = self.controllers[workspace] = self.make(workspace)
         reshaped = self._shapes.get(workspace) != state.policies
         if not (state.busy or listen or reshaped or ctl.cron_due(now)):
             return None

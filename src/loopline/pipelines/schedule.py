@@ -114,7 +114,7 @@ class Scheduler:
         """Claim and launch every due slot of ``schedules`` (default: the store's enabled ones);
         returns the (schedule, slot) pairs this scheduler won."""
         now = now_ms if now_ms is not None else int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-        self._children = [p for p in self._children if getattr(p, "poll", lambda: 0)() is None]  # reap
+        self.reap()
         if schedules is None:
             schedules = self.store.list_schedules(enabled_only=True)
         won: list[tuple[str, int]] = []
@@ -144,6 +144,10 @@ class Scheduler:
                 self.store.set_slot_result(schedule.name, slot, error=str(e))
         return won
 
+    def reap(self) -> None:
+        """Forget the launched runs that ended (their exit status collected: no zombie is left)."""
+        self._children = [p for p in self._children if getattr(p, "poll", lambda: 0)() is None]
+
 
 class WorkspaceSchedulers:
     """The server's scheduler: one ``Scheduler`` per workspace (its own store, so claims and events
@@ -161,7 +165,11 @@ class WorkspaceSchedulers:
         from loopline.pipelines.store import open_pipeline_store
 
         won: list[tuple[str, str, int]] = []
-        for workspace, schedules in enabled_schedules(self.context.engine).items():
+        listed = enabled_schedules(self.context.engine)
+        for workspace, idle in self.schedulers.items():
+            if workspace not in listed:  # no schedule left to tick it: its ended runs are reaped here
+                idle.reap()
+        for workspace, schedules in listed.items():
             scheduler = self.schedulers.get(workspace)
             if scheduler is None:
                 store = open_pipeline_store(self.context.scoped(workspace=workspace))
