@@ -1,7 +1,7 @@
 """``loopline server``'s background work serves every workspace, not only its own: with auth on, the
 loop's controller moves a policy only in a workspace where its service account is a maintainer; an
-idle round costs one statement with twenty-five workspaces as with one; a slow workspace holds up no
-other. (Elsewhere: a monitor due in team-a driving team-a's policy, in
+idle round costs one statement with twenty-five workspaces as with one; a workspace whose loop pass
+or monitors are slow holds up no other. (Elsewhere: a monitor due in team-a driving team-a's policy, in
 ``monitoring/test_monitors_workspaces.py``; a schedule of team-a firing once across two replicas, in
 ``test_replicas.py``.)"""
 
@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from background_support import failing_pipeline, policy, wait_for
 from sqlalchemy import event
 from support import serve_loopline
@@ -138,7 +139,7 @@ def test_an_idle_round_costs_one_statement_however_many_workspaces(tmp_path: Pat
     assert costs == [(1, 1, 1), (1, 1, 1)]
 
 
-def test_a_slow_workspace_holds_up_no_other(tmp_path: Path) -> None:
+def test_a_workspace_with_a_slow_loop_pass_holds_up_no_others(tmp_path: Path) -> None:
     settings = Settings.from_env(
         {}, tracking_uri=f"sqlite:///{tmp_path / 'l.db'}", artifacts_uri=str(tmp_path / "art")
     )
@@ -165,3 +166,41 @@ def test_a_slow_workspace_holds_up_no_other(tmp_path: Path) -> None:
     finally:
         release.set()
         loop.close()
+
+
+def test_a_workspace_with_a_slow_monitor_holds_up_no_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopline.server import monitoring_api
+
+    settings = Settings.from_env(
+        {}, tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", artifacts_uri=str(tmp_path / "art")
+    )
+    base = Context(settings)
+    for workspace in ("slow", "fast"):
+        ctx = base.scoped(workspace=workspace)
+        SqlMonitoringStore(ctx.engine, workspace=workspace, context=ctx).create_monitor(
+            "m", "deployments:/d", schedule="*/10 * * * *", next_run_ms=now_ms()
+        )
+    release, rounds = threading.Event(), {"slow": 0, "fast": 0}
+
+    def run_due_in(ctx: Context, at_ms: int | None) -> int:  # the round, not the statistics
+        rounds[ctx.workspace] += 1
+        if ctx.workspace == "slow":
+            release.wait(30)
+        return 0  # claims nothing: both stay due
+
+    monkeypatch.setattr(monitoring_api, "_run_due_in", run_due_in)
+    scheduler = MonitorScheduler(base)
+
+    async def three_rounds() -> None:
+        for _ in range(3):
+            await scheduler.start_due()
+            await asyncio.sleep(0.1)
+
+    try:
+        asyncio.run(three_rounds())
+        assert rounds == {"slow": 1, "fast": 3}
+    finally:
+        release.set()
+        scheduler.pool.shutdown()

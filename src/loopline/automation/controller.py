@@ -191,7 +191,7 @@ class Controller:
         """Whether a cron trigger of ``self.policies`` has a slot this controller has not asked about
         yet (no query: what it asked is remembered)."""
         return any(
-            key not in self._asked or now > self._asked[key][1] for key, _ in self._crons(self.policies)
+            key not in self._asked or now > self._asked[key][1] for key, _, _ in self._crons(self.policies)
         )
 
     def run(self, stop: threading.Event, interval_s: float = 2.0) -> None:
@@ -224,11 +224,12 @@ class Controller:
         return len(events) < EVENTS_PER_PASS, added
 
     @staticmethod
-    def _crons(policies: Mapping[str, Policy]) -> Iterator[tuple[str, Policy]]:
+    def _crons(policies: Mapping[str, Policy]) -> Iterator[tuple[str, Policy, str]]:
+        """(its claim key, the policy, the cron) of every cron trigger."""
         for policy in policies.values():
             for trigger in policy.triggers:
                 if trigger.kind == "schedule" and trigger.cron:
-                    yield f"{policy.name}:{trigger.cron}", policy
+                    yield f"{policy.name}:{trigger.cron}", policy, trigger.cron
 
     def _claim_schedules(self, policies: Mapping[str, Policy], now: int) -> int:
         """Claim each cron trigger's newest slot once across every controller (``claim_slot`` decides:
@@ -236,10 +237,9 @@ class Controller:
         from croniter import croniter
 
         added = 0
-        for key, policy in self._crons(policies):
+        for key, policy, cron in self._crons(policies):
             if key in self._asked and now <= self._asked[key][1]:
                 continue  # the slot it asked about last is still the newest
-            cron = key.removeprefix(f"{policy.name}:")
             slot = int(croniter(cron, now / 1000).get_prev(float) * 1000)
             if self.store.claim_slot(key, slot):
                 self.store.add_trigger(policy.name, "schedule", source_event=None, change_ms=slot)

@@ -247,9 +247,8 @@ async def background(app: FastAPI) -> AsyncIterator[None]:
     def make(workspace: str) -> Controller:
         context = state.context.scoped(workspace=workspace, actor=actor)
         authorize = None if auth is None else _controller_role_check(auth, workspace)
-        return Controller(
-            context, holder=holder, confined=True, authorize=authorize
-        )  # policies come from clients
+        # confined: policies come from clients, so only pipeline files under the configured roots run
+        return Controller(context, holder=holder, confined=True, authorize=authorize)
 
     controllers = WorkspaceControllers(state.context.engine, make)
     stop = threading.Event()

@@ -39,8 +39,9 @@ Sweeps::
 
 Every call is a short transaction, answered synchronously. ``background(app)`` runs the scheduler
 while the server is up: every ``LOOPLINE_SCHEDULER_INTERVAL`` seconds (default 30; ``0`` turns it
-off) it claims due slots, in every workspace, in the database and launches their runs as separate
-processes (see ``loopline.pipelines.schedule``), schedules added through these routes included.
+off) it claims the due slots of every workspace's schedules in the database and launches their runs
+as separate processes, each in its schedule's workspace (see ``loopline.pipelines.schedule``),
+schedules added through these routes included.
 """
 
 from __future__ import annotations
