@@ -1,6 +1,6 @@
 """Several ``loopline server`` replicas on one PostgreSQL and one artifact root, as behind a load
 balancer: concurrent writes through different replicas stay gapless and lose nothing, and a cron
-schedule that every replica's scheduler sees fires once per slot."""
+schedule that every replica's scheduler sees fires once per slot, in whichever workspace it is."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from support import serve_loopline
 
 from loopline.config import Settings
 from loopline.metadata.engine import create_store_engine
+from loopline.metadata.lineage import list_events
 from loopline.pipelines.sql_store import ScheduleRecord, SqlPipelineStore
 from loopline.registry import RegistryClient
 from loopline.tracking import Client
@@ -101,10 +102,10 @@ def test_concurrent_registrations_and_runs_through_two_replicas_are_gapless(
         client.close()
 
 
-def _schedule_greet(store_uri: str, tmp_path: Path) -> None:
+def _schedule_greet(store_uri: str, tmp_path: Path, workspace: str = "default") -> None:
     (tmp_path / "proj").mkdir()
     (tmp_path / "proj" / "greet_flow.py").write_text(GREET)
-    store = SqlPipelineStore(create_store_engine(store_uri), workspace="default", actor="tester")
+    store = SqlPipelineStore(create_store_engine(store_uri), workspace=workspace, actor="tester")
     created = int(dt.datetime.now(dt.UTC).timestamp() * 1000) - 120_000
     target = f"{tmp_path / 'proj' / 'greet_flow.py'}:greet"
     store.add_schedule(ScheduleRecord("minutely", target, "* * * * *", {"name": "cron"}, "", True, created))
@@ -130,3 +131,41 @@ def test_a_schedule_seen_by_every_replica_fires_once_per_slot(replicas: tuple[li
     assert len({slot for slot, *_ in slots}) == len(slots)  # one claim per slot
     assert len(runs) == len(slots)  # one run per claimed slot, whichever replica claimed it
     assert {r["run_id"] for r in runs} == {run_id for _, _, run_id, _ in slots}
+
+
+def _schedule_greet_in_team_a(store_uri: str, tmp_path: Path) -> None:
+    _schedule_greet(store_uri, tmp_path, "team-a")
+
+
+@pytest.mark.parametrize(
+    "replicas",
+    [(_schedule_greet_in_team_a, {"LOOPLINE_SCHEDULER_INTERVAL": "0.3", "LOOPLINE_USER": "scheduler"})],
+    indirect=True,
+    ids=["team-a"],
+)
+def test_a_schedule_of_another_workspace_fires_once_per_slot_in_it(
+    replicas: tuple[list[str], str, Path],
+) -> None:
+    """Both replicas serve the server's own workspace ("default"); the schedule is team-a's."""
+    urls, store_uri, _ = replicas
+    api, team_a = "/api/2.0/loopline/pipelines/runs", {"Loopline-Workspace": "team-a"}
+    deadline = time.monotonic() + 60
+    while True:
+        runs = httpx.get(f"{urls[0]}{api}", params={"name": "greet"}, headers=team_a).json()["runs"]
+        if any(r["status"] == "succeeded" for r in runs):
+            break
+        assert time.monotonic() < deadline, "the scheduled run in team-a did not finish"
+        time.sleep(0.3)
+    time.sleep(1.5)  # several more polls of both schedulers
+    engine = create_store_engine(store_uri)
+    slots = SqlPipelineStore(engine, workspace="team-a").slots("minutely")
+    runs = httpx.get(f"{urls[1]}{api}", params={"name": "greet"}, headers=team_a).json()["runs"]
+    assert len({slot for slot, *_ in slots}) == len(slots) == len(runs)  # one claim and one run per slot
+    assert {r["run_id"] for r in runs} == {run_id for _, _, run_id, _ in slots}
+    assert httpx.get(f"{urls[0]}{api}", params={"name": "greet"}).json()["runs"] == []  # none in default
+    # The claims and the runs are recorded in team-a, as the servers' user.
+    claims = list_events(engine, "team-a", "pipelines:/minutely", limit=100)
+    assert {(e.action, e.actor) for e in claims} >= {("pipeline_schedule.claim", "scheduler")}
+    assert list_events(engine, "default", "pipelines:/minutely", limit=100) == []
+    run = list_events(engine, "team-a", f"pipelines:/greet/{runs[0]['run_id']}", limit=100)
+    assert run and {e.actor for e in run} == {"scheduler"}

@@ -25,10 +25,11 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from loopline.automation import events as ev
@@ -43,7 +44,20 @@ from loopline.errors import InvalidInput, LooplineError, NotFound
 log = logging.getLogger("loopline.automation")
 S = RolloutState
 ALERTS_PREFIX = "monitor."
-NOT_ALERTS = frozenset({"monitor.run", "monitor.claim", "monitor.delete", "monitor.profile_reference"})
+# A monitor's own bookkeeping, not an alert (declaring or redefining one must not retrain).
+NOT_ALERTS = frozenset(
+    {
+        "monitor.create",
+        "monitor.update",
+        "monitor.run",
+        "monitor.claim",
+        "monitor.delete",
+        "monitor.profile_reference",
+    }
+)
+
+
+EVENTS_PER_PASS = 1000
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,16 @@ class Action:
 
     uri: str
     what: str
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What one pass over a workspace did: its actions; whether it read events (it held the
+    ``events`` lease), and whether those were all the events there were."""
+
+    actions: list[Action]
+    listened: bool = False
+    caught_up: bool = False
 
 
 def model_uri(name: str, version: object) -> str:
@@ -91,6 +115,10 @@ class Controller:
         # Inside a server, policies come from clients: run only pipeline files under the configured roots.
         self.confined = confined
         self._work: dict[int, Future[Any]] = {}  # rollout id -> its training or gating, in this process
+        self.policies: dict[str, Policy] = {}  # as ``tick`` (or the server's controllers) last read them
+        # Per cron trigger: the slot last asked about and when the next one falls (ms).
+        self._asked: dict[str, tuple[int, int]] = {}
+        self._told: dict[str, tuple[str, float]] = {}  # policy -> why it waits, when that was logged
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="loopline-loop")
 
     def close(self) -> None:
@@ -116,19 +144,33 @@ class Controller:
     # ---- one pass ----------------------------------------------------------------------------
 
     def tick(self, at_ms: int | None = None) -> list[Action]:
+        """One pass over the workspace's policies, read afresh: new events and due cron slots become
+        triggers, and every busy policy moves one step."""
         now = at_ms if at_ms is not None else now_ms()
+        self.policies = {p.name: p for p in self.store.list_policies()}
+        return self.step(now).actions
+
+    def step(self, now: int, *, listen: bool = True, busy: bool = True) -> Pass:
+        """One pass over ``self.policies`` (as last read): with ``listen``, read the events not read
+        yet under the workspace's ``events`` lease; claim the cron slots newly due; with ``busy`` (a
+        rollout in flight or a trigger queued, as the caller knows), move every busy policy one step.
+        """
+        policies = self.policies
+        listened, caught_up, added = False, False, 0
+        if listen and policies and self.store.acquire_lease("events", self.holder, self.lease_s):
+            listened = True
+            caught_up, added = self._read_events(policies)
+        added += self._claim_schedules(policies, now)
         done: list[Action] = []
-        policies = {p.name: p for p in self.store.list_policies()}
-        if policies and self.store.acquire_lease("events", self.holder, self.lease_s):
-            self._read_events(policies)
-            self._claim_schedules(policies, now)
-        busy = self.store.busy_policies()  # an idle loop costs two reads a tick, no writes
-        refusal = self.authorize() if self.authorize is not None and busy else None
+        if not (busy or added):
+            return Pass(done, listened, caught_up)
+        busy_now = self.store.busy_policies()
+        refusal = self.authorize() if self.authorize is not None and busy_now else None
         for policy in policies.values():
-            if policy.name not in busy:
+            if policy.name not in busy_now:
                 continue
             if refusal is not None:
-                log.warning("policy %s waits: %s", policy.name, refusal)
+                self._tell_wait(policy.name, refusal)
                 continue
             if not self.store.acquire_lease(f"deployments:/{policy.deployment}", self.holder, self.lease_s):
                 continue
@@ -136,7 +178,21 @@ class Controller:
                 done += self._drive(policy, now)
             except LooplineError as e:  # one policy's trouble must not stop the others
                 log.warning("policy %s: %s", policy.name, e)
-        return done
+        return Pass(done, listened, caught_up)
+
+    def _tell_wait(self, policy: str, why: str) -> None:
+        """Log why a policy waits when the reason is new, then once a minute (not at every tick)."""
+        told, now = self._told.get(policy), time.monotonic()
+        if told is None or told[0] != why or now - told[1] >= 60:
+            log.warning("policy %s waits: %s", policy, why)
+            self._told[policy] = (why, now)
+
+    def cron_due(self, now: int) -> bool:
+        """Whether a cron trigger of ``self.policies`` has a slot this controller has not asked about
+        yet (no query: what it asked is remembered)."""
+        return any(
+            key not in self._asked or now > self._asked[key][1] for key, _, _ in self._crons(self.policies)
+        )
 
     def run(self, stop: threading.Event, interval_s: float = 2.0) -> None:
         """Tick every ``interval_s`` until ``stop`` is set; a failed tick is logged and retried."""
@@ -151,28 +207,45 @@ class Controller:
 
     # ---- triggers ----------------------------------------------------------------------------
 
-    def _read_events(self, policies: Mapping[str, Policy]) -> None:
+    def _read_events(self, policies: Mapping[str, Policy]) -> tuple[bool, int]:
+        """Turn the events not read yet into triggers: (whether it read them all, triggers added)."""
         cursor = self.store.event_cursor()
-        events = self.store.new_events(cursor)
+        events = self.store.new_events(cursor, limit=EVENTS_PER_PASS)
         declared = self.store.policy_created() if events else {}
+        added = 0
         for event in events:
             for policy in policies.values():
                 kind = _trigger_kind(policy, event.action, event.object_uri)
                 if kind and event.time_ms >= declared.get(policy.name, 0):  # not what came before it
                     self.store.add_trigger(policy.name, kind, source_event=event.id, change_ms=event.time_ms)
+                    added += 1
         if events:
             self.store.set_event_cursor(events[-1].id)
+        return len(events) < EVENTS_PER_PASS, added
 
-    def _claim_schedules(self, policies: Mapping[str, Policy], now: int) -> None:
-        from croniter import croniter
-
+    @staticmethod
+    def _crons(policies: Mapping[str, Policy]) -> Iterator[tuple[str, Policy, str]]:
+        """(its claim key, the policy, the cron) of every cron trigger."""
         for policy in policies.values():
             for trigger in policy.triggers:
-                if trigger.kind != "schedule" or not trigger.cron:
-                    continue
-                slot = int(croniter(trigger.cron, now / 1000).get_prev(float) * 1000)
-                if self.store.claim_slot(f"{policy.name}:{trigger.cron}", slot):
-                    self.store.add_trigger(policy.name, "schedule", source_event=None, change_ms=slot)
+                if trigger.kind == "schedule" and trigger.cron:
+                    yield f"{policy.name}:{trigger.cron}", policy, trigger.cron
+
+    def _claim_schedules(self, policies: Mapping[str, Policy], now: int) -> int:
+        """Claim each cron trigger's newest slot once across every controller (``claim_slot`` decides:
+        no lease needed), asking about each slot once; returns the triggers it added."""
+        from croniter import croniter
+
+        added = 0
+        for key, policy, cron in self._crons(policies):
+            if key in self._asked and now <= self._asked[key][1]:
+                continue  # the slot it asked about last is still the newest
+            slot = int(croniter(cron, now / 1000).get_prev(float) * 1000)
+            if self.store.claim_slot(key, slot):
+                self.store.add_trigger(policy.name, "schedule", source_event=None, change_ms=slot)
+                added += 1
+            self._asked[key] = (slot, int(croniter(cron, now / 1000).get_next(float) * 1000))
+        return added
 
     # ---- one policy --------------------------------------------------------------------------
 
@@ -268,7 +341,9 @@ class Controller:
         pipeline = load_target(policy.pipeline)
         # Uncached: a retraining asked for must train (a cache hit would register no new version);
         # a restarted controller trains again, which costs time but never a wrong result.
-        result = pipeline.run(settings=self.context.settings, cache=False, **dict(policy.params))
+        # In the controller's workspace and as its actor (the settings name the server's own).
+        settings = replace(self.context.settings, workspace=self.context.workspace, user=self.context.actor)
+        result = pipeline.run(settings=settings, cache=False, **dict(policy.params))
         return result.run_id, self._candidate(policy, result.outputs, rollout.created_ms)
 
     def _candidate(self, policy: Policy, outputs: Any, since_ms: int) -> str:

@@ -6,15 +6,19 @@ of two controllers (or a step retried after a crash) exactly one acts; the other
 A lease is a row per key whose holder may renew it, and anyone may take it once ``expires_ms`` has
 passed: an INSERT for a new key (the primary key makes a race lose), an UPDATE guarded by
 "expired or mine" for an existing one.
+
+``loop_overview`` and ``new_event_workspaces`` read across workspaces, for the server's controllers
+(``automation/workspaces.py``): one statement tells which workspaces have anything to do.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from loopline.automation import events as ev
@@ -40,6 +44,8 @@ from loopline.metadata.schema_automation import (
 from loopline.monitoring.webhook_targets import check_webhooks
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from loopline.context import Context
 
 _TERMINAL = [s.value for s in RolloutState if s.terminal]
@@ -440,3 +446,45 @@ class SqlAutomationStore(SqlStore):
             conn.execute(
                 delete(ls).where(ls.c.workspace == self.workspace, ls.c.key == key, ls.c.holder == holder)
             )
+
+
+@dataclass(frozen=True, slots=True)
+class LoopState:
+    """One workspace's loop as the overview sees it: enough to tell whether a tick has work there."""
+
+    policies: tuple[int, int, int]  # how many, the newest id, the last change: moves when any policy does
+    busy: bool  # a rollout in flight or a trigger queued
+    cursor: int  # the last event its controller read
+
+
+def loop_overview(engine: Engine) -> tuple[int, dict[str, LoopState]]:
+    """The newest event id, and the state of every workspace that has policies: one statement,
+    however many workspaces there are (what an idle tick of the server's controllers costs)."""
+    busy = or_(
+        exists().where(ro.c.workspace == pol.c.workspace, ro.c.state.not_in(_TERMINAL)),
+        exists().where(trg.c.workspace == pol.c.workspace),
+    )
+    cursor = select(cur.c.event_id).where(cur.c.workspace == pol.c.workspace).scalar_subquery()
+    newest = select(func.max(t.events.c.id)).scalar_subquery()
+    q = select(
+        pol.c.workspace,
+        func.count(),
+        func.max(pol.c.id),
+        func.max(pol.c.updated_ms),
+        busy,
+        func.coalesce(cursor, 0),
+        func.coalesce(newest, 0),
+    ).group_by(pol.c.workspace)
+    with engine.connect() as conn:
+        rows = conn.execute(q).all()
+    top = int(rows[0][6]) if rows else 0
+    return top, {r[0]: LoopState((int(r[1]), int(r[2]), int(r[3])), bool(r[4]), int(r[5])) for r in rows}
+
+
+def new_event_workspaces(engine: Engine, after_id: int, up_to: int) -> dict[str, int]:
+    """Each workspace with events in (``after_id``, ``up_to``], and the newest of them: a range of
+    the events' primary key, as long as the events appended since the last look."""
+    e = t.events.c
+    q = select(e.workspace, func.max(e.id)).where(e.id > after_id, e.id <= up_to).group_by(e.workspace)
+    with engine.connect() as conn:
+        return {r[0]: int(r[1]) for r in conn.execute(q)}

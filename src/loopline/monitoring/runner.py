@@ -28,6 +28,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from loopline.clock import now_ms
@@ -84,7 +85,9 @@ class MonitorRunner:
 
     def __init__(self, context: Context, store: RunRecords) -> None:
         self.context = context
-        self.settings = context.settings
+        # The context's workspace and actor, for what opens stores from settings (a datasets:/
+        # reference): a server's settings name its own workspace, not the monitor's.
+        self.settings = replace(context.settings, workspace=context.workspace, user=context.actor)
         self.store = store
         self.artifacts = context.artifacts
 

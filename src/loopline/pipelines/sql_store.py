@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +35,9 @@ from loopline.metadata.schema_pipelines import (
 )
 from loopline.names import check_name
 from loopline.pipelines.types import Finished, RunRecord, ScheduleRecord, StepRecord, pipeline_uri
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 TERMINAL = ("succeeded", "failed")
 
@@ -428,12 +431,7 @@ class SqlPipelineStore(SqlStore):
             q = q.where(c.enabled.is_(True))
         with self.engine.connect() as conn:
             rows = conn.execute(q.order_by(c.name)).all()
-        return [
-            ScheduleRecord(
-                r.name, r.target, r.cron, json.loads(r.params), r.executor, r.enabled, r.created_time
-            )
-            for r in rows
-        ]
+        return [_schedule(r) for r in rows]
 
     def set_schedule_enabled(self, name: str, enabled: bool) -> None:
         c = pipeline_schedules.c
@@ -574,6 +572,24 @@ class SqlPipelineStore(SqlStore):
         out = {str(k): v for k, v in row._mapping.items()}  # plain str keys (not quoted_name) for JSON
         out["space"] = json.loads(out["space"])
         return out
+
+
+def _schedule(r: Any) -> ScheduleRecord:
+    return ScheduleRecord(
+        r.name, r.target, r.cron, json.loads(r.params), r.executor, r.enabled, r.created_time
+    )
+
+
+def enabled_schedules(engine: Engine) -> dict[str, list[ScheduleRecord]]:
+    """Every workspace's enabled schedules, by workspace and name: one statement for all workspaces
+    (what an idle tick of the server's scheduler costs, however many workspaces there are)."""
+    c = pipeline_schedules.c
+    q = select(pipeline_schedules).where(c.enabled.is_(True)).order_by(c.workspace, c.name)
+    found: dict[str, list[ScheduleRecord]] = {}
+    with engine.connect() as conn:
+        for r in conn.execute(q):
+            found.setdefault(r.workspace, []).append(_schedule(r))
+    return found
 
 
 def _same_schedule(a: ScheduleRecord, b: ScheduleRecord) -> bool:

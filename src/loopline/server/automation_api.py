@@ -15,18 +15,21 @@ GET takes the query string, POST a JSON object; errors are 4xx ``{"error_code", 
 ``POST rollouts/approve`` ``{"id", "reason"}``         ``{"rollout": Rollout}``; 409 unless it waits
 =====================================================  =============================================
 
-``Policy`` and ``Rollout`` are ``loopline.automation.types``' JSON shapes. While the server runs, its
-controller ticks every ``LOOPLINE_CONTROLLER_INTERVAL`` seconds on a thread of its own (``0``: off),
-for the server's workspace; several server processes and replicas share the work through the
-controller's leases.
+``Policy`` and ``Rollout`` are ``loopline.automation.types``' JSON shapes. While the server runs, the
+loop's controllers, one per workspace and for every workspace (``automation/workspaces.py``), tick
+every ``LOOPLINE_CONTROLLER_INTERVAL`` seconds on a thread of their own (``0``: off); several server
+processes and replicas share the work through each workspace's leases.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
@@ -225,22 +228,32 @@ async def approve(req: Approve, request: Request) -> Response:
 
 @contextlib.asynccontextmanager
 async def background(app: FastAPI) -> AsyncIterator[None]:
-    """The loop's controller on a thread of its own while the server is up (entered by the lifespan)."""
+    """The loop's controllers of every workspace, on a thread of their own while the server is up
+    (entered by the lifespan): ``automation/workspaces.py`` says how a tick finds the work."""
     from loopline.automation.controller import Controller
+    from loopline.automation.workspaces import WorkspaceControllers
 
     state = app.state.loopline
     interval = state.settings.controller_interval
     if interval <= 0:
         yield
         return
+    auth = state.auth if state.settings.auth else None
+    # With auth, the loop acts in each workspace as its own service account, with the role it was
+    # granted there; one holder name for the process (leases are per workspace and key).
+    actor = CONTROLLER_ACCOUNT if auth is not None else None
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+    def make(workspace: str) -> Controller:
+        context = state.context.scoped(workspace=workspace, actor=actor)
+        authorize = None if auth is None else _controller_role_check(auth, workspace)
+        # confined: policies come from clients, so only pipeline files under the configured roots run
+        return Controller(context, holder=holder, confined=True, authorize=authorize)
+
+    controllers = WorkspaceControllers(state.context.engine, make)
     stop = threading.Event()
-    context, authorize = state.context, None
-    if state.settings.auth:  # the loop acts as its own service account, with the role it was granted
-        context = context.scoped(actor=CONTROLLER_ACCOUNT)
-        authorize = _controller_role_check(state.auth, context.workspace)
-    controller = Controller(context, confined=True, authorize=authorize)  # policies come from clients
     thread = threading.Thread(
-        target=controller.run, args=(stop, interval), name="loopline-controller", daemon=True
+        target=controllers.run, args=(stop, interval), name="loopline-controller", daemon=True
     )
     thread.start()
     try:

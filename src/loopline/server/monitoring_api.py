@@ -33,8 +33,9 @@ max_results=``                                  ``{"time_ms": [], "key": [], "va
 ``DriftReport.to_dict(histograms=True)``.
 
 ``background(app)`` runs, while ``loopline server`` is up, every scheduled monitor that is due (its
-cron ``schedule``), checking every ``LOOPLINE_MONITOR_POLL`` seconds (30), in a worker thread so that
-the event loop keeps answering. Each due slot is claimed in the database first, so several server
+cron ``schedule``) in every workspace, checking every ``LOOPLINE_MONITOR_POLL`` seconds (30) with one
+query for all workspaces, on worker threads so that the event loop keeps answering and a slow
+workspace holds up no other. Each due slot is claimed in the database first, so several server
 processes or replicas on one PostgreSQL run it once.
 """
 
@@ -42,8 +43,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
@@ -438,27 +441,67 @@ class _RolloutCollector:
         yield last
 
 
-async def run_due(app: FastAPI) -> int:
-    """Run every monitor due now whose slot this process claims (in a thread); returns how many ran."""
-    ctx: Context = app.state.loopline.context
-
-    def round_() -> int:
-        from loopline.monitoring.runner import MonitorRunner  # here, in the thread: it imports NumPy
-
-        return len(MonitorRunner(ctx, _store(ctx)).run_due())
-
-    return await asyncio.to_thread(round_)
+MONITOR_WORKERS = 2  # workspaces whose due monitors run at once (their statistics are CPU-bound)
 
 
-async def _schedule_loop(app: FastAPI, poll: float) -> None:
-    while True:
-        # Wait first: a round imports the statistics stack (NumPy, SciPy), which must not slow
-        # the server's start; schedules have minute granularity anyway.
-        await asyncio.sleep(poll)
+def _run_due_in(ctx: Context, at_ms: int | None) -> int:
+    """Run every monitor of ``ctx``'s workspace due at ``at_ms`` (default: when the round begins,
+    which may be a while after it was asked for) whose slot this process claims."""
+    from loopline.monitoring.runner import MonitorRunner  # here, in the thread: it imports NumPy
+
+    return len(MonitorRunner(ctx, _store(ctx)).run_due(at_ms))
+
+
+class MonitorScheduler:
+    """The server's monitor scheduler, for every workspace. A round asks the database once which
+    workspaces have a monitor due (``due_workspaces``), then runs each such workspace's due monitors
+    on a small pool, in its own context (its artifact store; events as the server's user, in it).
+    A workspace still busy with its last round is skipped, never waited for: one slow monitor holds
+    up its own workspace only. Each due slot is claimed in the database before it runs."""
+
+    def __init__(self, context: Context, workers: int = MONITOR_WORKERS) -> None:
+        self.context = context
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="loopline-monitors")
+        self.running: dict[str, asyncio.Future[int]] = {}
+
+    async def start_due(self, at_ms: int | None = None) -> list[asyncio.Future[int]]:
+        """Start a round in each workspace with a monitor due and no round running; returns them."""
+        from loopline.clock import now_ms
+        from loopline.monitoring.sql_store import due_workspaces
+
+        at = now_ms() if at_ms is None else at_ms
+        self.running = {w: f for w, f in self.running.items() if not f.done()}
+        loop = asyncio.get_running_loop()
+        # Not on the pool: its workers may all be busy with slow workspaces, which must not stop
+        # the others' rounds from starting.
+        due = await asyncio.to_thread(due_workspaces, self.context.engine, at)
+        started = []
+        for workspace in due:
+            if workspace in self.running:
+                continue
+            ctx = self.context.scoped(workspace=workspace)
+            future = self.running[workspace] = loop.run_in_executor(self.pool, _run_due_in, ctx, at_ms)
+            future.add_done_callback(functools.partial(_log_round, workspace))
+            started.append(future)
+        return started
+
+    async def serve(self, poll: float) -> None:
         try:
-            await run_due(app)
-        except Exception:
-            log.exception("monitor scheduler round failed")
+            while True:
+                # Wait first: a round imports the statistics stack (NumPy, SciPy), which must not slow
+                # the server's start; schedules have minute granularity anyway.
+                await asyncio.sleep(poll)
+                try:
+                    await self.start_due()
+                except Exception:
+                    log.exception("monitor scheduler round failed")
+        finally:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _log_round(workspace: str, future: asyncio.Future[int]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("monitors of workspace %s failed", workspace, exc_info=future.exception())
 
 
 @contextlib.asynccontextmanager
@@ -469,8 +512,9 @@ async def background(app: FastAPI) -> AsyncIterator[None]:
     """
     if not any(getattr(r, "path", None) == "/metrics" for r in app.router.routes):
         app.include_router(metrics_router)
-    poll = app.state.loopline.settings.monitor_poll
-    task = asyncio.create_task(_schedule_loop(app, poll)) if poll > 0 else None
+    state = app.state.loopline
+    poll = state.settings.monitor_poll
+    task = asyncio.create_task(MonitorScheduler(state.context).serve(poll)) if poll > 0 else None
     try:
         yield
     finally:
@@ -480,4 +524,4 @@ async def background(app: FastAPI) -> AsyncIterator[None]:
                 await task
 
 
-__all__ = ["background", "metrics_router", "router", "run_due"]
+__all__ = ["MonitorScheduler", "background", "metrics_router", "router"]

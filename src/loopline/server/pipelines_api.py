@@ -39,8 +39,9 @@ Sweeps::
 
 Every call is a short transaction, answered synchronously. ``background(app)`` runs the scheduler
 while the server is up: every ``LOOPLINE_SCHEDULER_INTERVAL`` seconds (default 30; ``0`` turns it
-off) it claims due slots in the database and launches their runs as separate processes (see
-``loopline.pipelines.schedule``), schedules added through these routes included.
+off) it claims the due slots of every workspace's schedules in the database and launches their runs
+as separate processes, each in its schedule's workspace (see ``loopline.pipelines.schedule``),
+schedules added through these routes included.
 """
 
 from __future__ import annotations
@@ -427,15 +428,16 @@ async def get_sweep(sweep_id: str, request: Request) -> Response:
 
 @contextlib.asynccontextmanager
 async def background(app: FastAPI) -> AsyncIterator[None]:
-    """Run the pipeline scheduler while the server is up (entered by the app's lifespan)."""
-    from loopline.pipelines.schedule import Scheduler, launch_process
+    """Run the pipeline scheduler of every workspace while the server is up (entered by the app's
+    lifespan): each workspace's runs launched in it, as the server's user."""
+    from loopline.pipelines.schedule import WorkspaceSchedulers, launch_process
 
     st = app.state.loopline
     interval = st.settings.scheduler_interval
     if interval <= 0:
         yield
         return
-    scheduler = Scheduler(open_pipeline_store(st.context), launch_process(st.settings))
+    scheduler = WorkspaceSchedulers(st.context, lambda workspace: launch_process(st.settings, workspace))
     task = asyncio.create_task(scheduler.serve(interval))
     try:
         yield
