@@ -122,6 +122,8 @@ TAKES_NOTHING = {
     ("GET", "/api/2.0/loopline/automation/policies/list"),
     ("GET", "/api/2.0/loopline/data/datasets"),
     ("GET", "/api/2.0/loopline/workspaces"),
+    ("GET", "/api/2.0/loopline/auth/whoami"),
+    ("GET", "/api/2.0/loopline/auth/users"),
 }
 # Operations not documented yet, and why.
 UNDOCUMENTED = {

@@ -23,7 +23,7 @@ users = Table(
     "users",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("name", String(255), nullable=False, unique=True),
+    Column("name", String(256), nullable=False, unique=True),
     Column("password_hash", Text, nullable=True),  # NULL: a service account (tokens only)
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("disabled", Boolean, nullable=False, default=False),
@@ -39,7 +39,7 @@ api_tokens = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(255), nullable=False),
+    Column("name", String(256), nullable=False),
     Column("sha256", String(64), nullable=False, unique=True),
     Column("scope", String(16), nullable=False),  # the highest role the token may use
     Column("created_at", BigInteger, nullable=False),
@@ -54,7 +54,7 @@ role_bindings = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("workspace", String(63), nullable=False),
-    Column("model", String(255), nullable=False, default=""),  # "": the whole workspace
+    Column("model", String(256), nullable=False, default=""),  # "": the whole workspace
     Column("role", String(16), nullable=False),
     UniqueConstraint("user_id", "workspace", "model"),
 )

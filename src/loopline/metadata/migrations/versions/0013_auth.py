@@ -22,7 +22,7 @@ def upgrade() -> None:
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
-        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("name", sa.String(length=256), nullable=False),
         sa.Column("password_hash", sa.Text(), nullable=True),
         sa.Column("is_admin", sa.Boolean(), nullable=False),
         sa.Column("disabled", sa.Boolean(), nullable=False),
@@ -37,7 +37,7 @@ def upgrade() -> None:
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("name", sa.String(length=256), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("scope", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
@@ -59,7 +59,7 @@ def upgrade() -> None:
         ),
         sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("workspace", sa.String(length=63), nullable=False),
-        sa.Column("model", sa.String(length=255), nullable=False),
+        sa.Column("model", sa.String(length=256), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_role_bindings_user_id_users"), ondelete="CASCADE"
