@@ -64,7 +64,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -89,6 +89,9 @@ CACHE = Path(__file__).parent / ".cache"
 CHROMIUM = Path("/usr/bin/chromium")
 T0 = 1_700_000_000_000  # the first run's start time (ms)
 MLFLOW_CHUNK = 5_000  # runs per transaction when seeding MLflow
+HTTP_TIMEOUT = 300.0  # s: MLflow sorts 100,000 runs by a metric for minutes
+SLOW_MS, SLOW_REPEAT = 5000.0, 2  # a request slower than SLOW_MS is timed SLOW_REPEAT times only
+BROWSER_TIMEOUT = 120.0  # s, for a page to draw
 ZOOM_LOOPLINE = "&min=50000&max=50999"  # 1,000 steps, as a drag across the chart asks
 ZOOM_MLFLOW = "&start_step=50000&end_step=50999"
 
@@ -160,8 +163,8 @@ def seed_mlflow(p: dict[str, Any]) -> dict[str, Any]:
     runs = int(p["runs"])
     store = SqlAlchemyStore(f"sqlite:///{p['db']}", p["artifacts"])  # type: ignore[no-untyped-call]
     started = time.perf_counter()
-    exp_id = store.create_experiment("wide")
-    location = store.get_experiment(exp_id).artifact_location
+    exp_id = store.create_experiment("wide")  # type: ignore[no-untyped-call]
+    location = store.get_experiment(exp_id).artifact_location  # type: ignore[no-untyped-call]
     rng, population = _population(runs)
     for first in range(0, runs, MLFLOW_CHUNK):
         rows: dict[Any, list[dict[str, Any]]] = {SqlRun: [], SqlTag: [], SqlParam: [], SqlMetric: []}
@@ -201,11 +204,11 @@ def seed_mlflow(p: dict[str, Any]) -> dict[str, Any]:
             for model, values_ in rows.items():
                 session.execute(sa.insert(model.__table__), values_)
     wide_seconds = time.perf_counter() - started
-    long_exp = store.create_experiment("long")
-    long_run = store.create_run(long_exp, "bench", T0, [], "long").info.run_id
+    long_exp = store.create_experiment("long")  # type: ignore[no-untyped-call]
+    long_run = store.create_run(long_exp, "bench", T0, [], "long").info.run_id  # type: ignore[no-untyped-call]
     for start in range(0, POINTS, 1000):
         batch = [Metric("loss", _loss(rng, s), T0 + s, s) for s in range(start, start + 1000)]
-        store.log_batch(long_run, batch, [], [])
+        store.log_batch(long_run, batch, [], [])  # type: ignore[no-untyped-call]
     with store.ManagedSessionMaker() as session:
         total = session.query(SqlRun).filter(SqlRun.experiment_id == int(exp_id)).count()
     if total != runs:
@@ -280,7 +283,7 @@ MLFLOW_CHART = """() => {
 def browser_times(system: str, url: str, pages: dict[str, str], repeat: int) -> dict[str, Any]:
     """Per page: the first visit's time and ``repeat`` warm ones, what was drawn, and the API
     requests the UI sent (to replay them over HTTP)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import Error as PlaywrightError, sync_playwright
 
     ready = {
         "runs": LOOPLINE_ROWS if system == "loopline" else MLFLOW_ROWS,
@@ -310,12 +313,17 @@ def browser_times(system: str, url: str, pages: dict[str, str], repeat: int) -> 
         page.on("request", record)
         for name, path in pages.items():
             samples, seen = [], {}
-            for i in range(repeat + 1):
-                visiting = name if i == 0 else ""
-                page.goto("about:blank")
-                page.goto(url + path, wait_until="commit")
-                seen = page.wait_for_function(ready[name], polling="raf", timeout=120_000).json_value()
-                samples.append(float(seen["t"]))
+            try:
+                for i in range(repeat + 1):
+                    visiting = name if i == 0 else ""
+                    page.goto("about:blank")
+                    page.goto(url + path, wait_until="commit")
+                    done = page.wait_for_function(ready[name], polling="raf", timeout=BROWSER_TIMEOUT * 1000)
+                    seen = done.json_value()
+                    samples.append(float(seen["t"]))
+            except PlaywrightError as e:
+                out[name] = {"error": str(e).splitlines()[0][:300]}
+                continue
             out[name] = {"first": samples[0], "warm": samples[1:], "drawn": seen}
         out["page_errors"] = errors
         browser.close()
@@ -330,6 +338,9 @@ def http_times(
     repeat: int,
     check: Callable[[httpx.Response], None],
 ) -> dict[str, Any]:
+    """``repeat`` timed requests after a checked warm-up (2 if the warm-up took over ``SLOW_MS``), or
+    the error that stopped them."""
+
     def once() -> tuple[float, httpx.Response]:
         t = time.perf_counter()
         answer = client.request(method, path, json=body)
@@ -337,10 +348,16 @@ def http_times(
         answer.raise_for_status()
         return elapsed, answer
 
-    _, answer = once()  # warm-up
-    check(answer)
-    samples = [once()[0] for _ in range(repeat)]
-    return {"samples": samples, "bytes": len(answer.content), "method": method, "path": path, "body": body}
+    sent = {"method": method, "path": path, "body": body}
+    try:
+        warm, answer = once()
+        check(answer)
+        samples = [once()[0] for _ in range(repeat if warm < SLOW_MS else SLOW_REPEAT)]
+    except httpx.TimeoutException:
+        return {**sent, "error": f"no answer within {HTTP_TIMEOUT:.0f} s"}
+    except (httpx.HTTPError, RuntimeError) as e:
+        return {**sent, "error": str(e)[:300]}
+    return {**sent, "samples": samples, "bytes": len(answer.content)}
 
 
 def _rows(n: int) -> Callable[[httpx.Response], None]:
@@ -367,7 +384,7 @@ def _points(at_most: int, at_least: int) -> Callable[[httpx.Response], None]:
 
 
 # What each UI asks for when no browser captured it (MLflow 3.18's runs table and chart).
-MLFLOW_RUNS_BODY = {
+MLFLOW_RUNS_BODY: dict[str, Any] = {
     "experiment_ids": ["{exp}"],
     "run_view_type": "ACTIVE_ONLY",
     "max_results": 100,
@@ -397,7 +414,7 @@ def measure(system: str, runs: int, repeat: int, browser_repeat: int) -> dict[st
         out["foreign_cores_browser"] = noise.cores
 
         captured = out.get("browser", {}).get("requests", [])
-        with httpx.Client(base_url=server.url, timeout=120) as client, ForeignLoad() as noise:
+        with httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT) as client, ForeignLoad() as noise:
             cases: dict[str, tuple[str, str, Any, Callable[[httpx.Response], None]]] = {}
             if system == "loopline":
                 runs_path = pages["runs"]
@@ -421,7 +438,9 @@ def measure(system: str, runs: int, repeat: int, browser_repeat: int) -> dict[st
                     for r in captured
                     if r["page"] == "runs" and r["url"].endswith("/runs/search")
                 ]
-                first = searches[-1] if searches else {**MLFLOW_RUNS_BODY, "experiment_ids": [str(exp)]}
+                first: dict[str, Any] = (
+                    searches[-1] if searches else {**MLFLOW_RUNS_BODY, "experiment_ids": [str(exp)]}
+                )
                 metric = next(
                     (r["url"] for r in captured if "get-history-bulk-interval" in r["url"]),
                     f"/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
@@ -460,92 +479,102 @@ def measure(system: str, runs: int, repeat: int, browser_repeat: int) -> dict[st
 
 # ---- the report ----------------------------------------------------------------------------------
 
-HTTP_ROWS = {
+HTTP_ROWS: dict[str, tuple[str, tuple[Literal["<", ">"], float] | None]] = {
     "runs": ("runs table, first page (HTTP)", ("<", 300.0)),
     "runs_sorted": ("runs table sorted by metrics.m3 (HTTP)", None),
     "runs_filtered": ("runs table filtered metrics.m0 < 0.5 (HTTP)", None),
     "metric": ("100,000-point metric, as the chart asks (HTTP)", None),
     "metric_zoom": ("same, zoomed to 1,000 steps (HTTP)", None),
 }
-BROWSER_ROWS = {
+BROWSER_ROWS: dict[str, tuple[str, tuple[Literal["<", ">"], float] | None]] = {
     "runs": ("runs table: navigation to first rows drawn", ("<", 1000.0)),
     "chart": ("run page: navigation to 100,000-point chart drawn", ("<", 1000.0)),
 }
 
 
+def _why(system: str, figure: dict[str, Any] | None, errors: dict[str, str]) -> str | None:
+    """Why ``system`` has no figure here (None when it has one)."""
+    if figure and "error" not in figure:
+        return None
+    if figure:
+        return f"{system}: {figure['error']}"
+    if system in errors:
+        return f"{system}: {errors[system]}"
+    return f"{system}: not measured" + ("" if CHROMIUM.exists() else f" ({CHROMIUM} is missing)")
+
+
+def _row(
+    workload: str,
+    title: str,
+    figures: dict[str, dict[str, Any] | None],
+    value: Callable[[dict[str, Any]], float],
+    errors: dict[str, str],
+    note: Callable[[dict[str, Any], dict[str, Any]], str] | None = None,
+    goal: tuple[Literal["<", ">"], float] | None = None,
+) -> Row:
+    why = {s: _why(s, f, errors) for s, f in figures.items()}
+    m, lo = (figures[s] if why[s] is None else None for s in ("mlflow", "loopline"))
+    return Row(
+        workload,
+        title,
+        "ms",
+        value(m) if m else None,
+        value(lo) if lo else None,
+        False,
+        goal_abs=goal,
+        note=note(m, lo) if note and m and lo else "",
+        error="; ".join(w for w in why.values() if w) or None,
+    )
+
+
 def report(runs: int, results: dict[str, dict[str, Any]], errors: dict[str, str]) -> Report:
     rep = Report("ui", f"Web UI: {runs:,} runs x {METRICS} metrics, one metric of {POINTS:,} points (ms)")
-    ml, ll = results.get("mlflow", {}), results.get("loopline", {})
 
-    def error() -> str | None:
-        return "; ".join(f"{k}: {v}" for k, v in errors.items()) or None
+    def http(m: dict[str, Any], lo: dict[str, Any]) -> str:
+        worst = f"worst {max(m['samples']):,.0f} / {max(lo['samples']):,.0f}"
+        return f"{worst}; {m['bytes']:,} / {lo['bytes']:,} bytes"
+
+    def drawn(m: dict[str, Any], lo: dict[str, Any]) -> str:
+        worst = f"worst {max(m['warm']):,.0f} / {max(lo['warm']):,.0f}"
+        if "rows" in m["drawn"]:
+            return f"{worst}; rows in the DOM {m['drawn']['rows']} / {lo['drawn']['rows']}"
+        return f"{worst}; points drawn {m['drawn']['points']:,} / {lo['drawn']['points']:,}"
 
     for key, (title, goal) in HTTP_ROWS.items():
-        m, lo = ml.get("http", {}).get(key), ll.get("http", {}).get(key)
-        note = ""
-        if m and lo:
-            note = f"worst {max(m['samples']):.0f} / {max(lo['samples']):.0f}"
-            note += f"; {m['bytes']:,} / {lo['bytes']:,} bytes"
+        figures = {s: results.get(s, {}).get("http", {}).get(key) for s in ("mlflow", "loopline")}
         rep.rows.append(
-            Row(
-                f"http_{key}",
-                title,
-                "ms",
-                median(m["samples"]) if m else None,
-                median(lo["samples"]) if lo else None,
-                False,
-                goal_abs=goal,  # type: ignore[arg-type]
-                note=note,
-                error=None if m and lo else error(),
-            )
+            _row(f"http_{key}", title, figures, lambda f: median(f["samples"]), errors, http, goal)
         )
-    frag = ll.get("http_fragment")
+    frag = results.get("loopline", {}).get("http_fragment")
     rep.rows.append(
         Row(
             "http_fragment",
             "runs table re-sorted, htmx fragment (HTTP)",
             "ms",
             None,
-            median(frag["samples"]) if frag else None,
+            median(frag["samples"]) if frag and "samples" in frag else None,
             False,
             note="Loopline only (MLflow re-sorts with runs/search, row 2)",
+            error=_why("loopline", frag, errors),
         )
     )
     for key, (title, goal) in BROWSER_ROWS.items():
-        m, lo = ml.get("browser", {}).get(key), ll.get("browser", {}).get(key)
-        note = ""
-        if m and lo:
-            note = f"worst {max(m['warm']):.0f} / {max(lo['warm']):.0f}"
-            if key == "runs":
-                note += f"; rows in the DOM {m['drawn']['rows']} / {lo['drawn']['rows']}"
-            else:
-                note += f"; points drawn {m['drawn']['points']:,} / {lo['drawn']['points']:,}"
-        reason = error() or (None if CHROMIUM.exists() else f"{CHROMIUM} is missing")
+        figures = {s: results.get(s, {}).get("browser", {}).get(key) for s in ("mlflow", "loopline")}
+        warm, first = f"{title} (browser, cache warm)", f"{title} (browser, first visit)"
         rep.rows.append(
-            Row(
-                f"browser_{key}",
-                title + " (browser, cache warm)",
-                "ms",
-                median(m["warm"]) if m else None,
-                median(lo["warm"]) if lo else None,
-                False,
-                goal_abs=goal,  # type: ignore[arg-type]
-                note=note,
-                error=None if m and lo else reason,
-            )
+            _row(f"browser_{key}", warm, figures, lambda f: median(f["warm"]), errors, drawn, goal)
         )
         rep.rows.append(
-            Row(
+            _row(
                 f"browser_{key}_first",
-                title + " (browser, first visit)",
-                "ms",
-                m["first"] if m else None,
-                lo["first"] if lo else None,
-                False,
-                note="one sample, empty cache",
-                error=None if m and lo else reason,
+                first,
+                figures,
+                lambda f: f["first"],
+                errors,
+                lambda m, lo: "one sample",
             )
         )
+    ml, ll = results.get("mlflow", {}), results.get("loopline", {})
     rep.meta = {
         "runs": runs,
         "metrics_per_run": METRICS,
