@@ -94,6 +94,16 @@ def footer(meta: dict[str, Any], quick: bool) -> str:
     )
 
 
+def save(report: Report) -> Path:
+    """Write ``benchmarks/results/<report.name>.json``; returns its path (relative if under cwd)."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{report.name}.json"
+    payload: dict[str, Any] = {"name": report.name, "title": report.title, "meta": report.meta}
+    payload["rows"] = [r.to_json() for r in report.rows]
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    return out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out
+
+
 def main(argv: list[str] | None = None) -> int:
     modules: dict[str, ModuleType] = {m: importlib.import_module(f"benchmarks.{m}") for m in MODULES}
     workloads = {w: m for m, mod in modules.items() for w in mod.WORKLOADS}
@@ -132,13 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print()
             console.print(table(report))
             console.print(footer(report.meta, args.quick), style="dim")
-            out = RESULTS / f"{name}.json"
-            payload: dict[str, Any] = {"name": report.name, "title": report.title, "meta": report.meta}
-            payload["rows"] = [r.to_json() for r in report.rows]
-            out.write_text(json.dumps(payload, indent=2) + "\n")
-            console.print(
-                f"results: {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}"
-            )
+            console.print(f"results: {save(report)}")
             failed = failed or any(r.error for r in report.rows)
     return 1 if failed else 0
 
