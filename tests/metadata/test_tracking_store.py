@@ -375,3 +375,15 @@ def test_create_run_checks_its_batch_like_log_batch(store: SqlTrackingStore) -> 
     with pytest.raises(InvalidInput, match="deleted"):
         store.create_run(exp_id, run_id="ef" * 16, params=[Param("p", "1")])
     assert store.search_runs(["0", exp_id], run_view_type="ALL").items == []  # nothing half-written
+
+
+def test_a_metric_history_can_be_read_within_a_step_or_time_range(store: SqlTrackingStore) -> None:
+    rid = store.create_run(store.create_experiment("zoom"), "bob", 1000).info.run_id
+    store.log_batch(rid, metrics=[Metric("loss", 1.0 / (s + 1), 1000 + s * 10, s) for s in range(100)])
+    rows, _ = store.metric_history_rows(rid, "loss", within=("step", 10, 19))
+    assert [r[1] for r in rows] == list(range(10, 20))
+    rows, _ = store.metric_history_rows(rid, "loss", within=("timestamp", 1900, None))
+    assert [r[1] for r in rows] == list(range(90, 100))
+    assert len(store.metric_history_rows(rid, "loss")[0]) == 100
+    with pytest.raises(InvalidInput, match="step or timestamp"):
+        store.metric_history_rows(rid, "loss", within=("value; DROP TABLE metrics", 0, 1))

@@ -508,13 +508,29 @@ class SqlTrackingStore(SqlExperiments):
         )
 
     def metric_history_rows(
-        self, run_id: str, key: str, max_results: int | None = None, page_token: str | None = None
+        self,
+        run_id: str,
+        key: str,
+        max_results: int | None = None,
+        page_token: str | None = None,
+        *,
+        within: tuple[str, float | None, float | None] | None = None,
     ) -> tuple[list[tuple[int, int, float, bool]], str | None]:
-        """History as plain ``(timestamp, step, value, is_nan)`` tuples, for callers that stream it."""
+        """History as plain ``(timestamp, step, value, is_nan)`` tuples, for callers that stream it;
+        ``within=("step" | "timestamp", lo, hi)`` keeps the points in that range (a zoomed chart reads
+        its 1% of a long history, not the whole of it)."""
         # The driver's tuples on this hot path: building 100,000 SQLAlchemy rows cost 4x the query.
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         sql = f"SELECT timestamp, step, value, is_nan FROM metrics WHERE run_uuid = {mark} AND key = {mark}"
         args: list[object] = [run_id, key]
+        if within is not None:
+            column, lo, hi = within
+            if column not in ("step", "timestamp"):
+                raise InvalidInput(f"Cannot select a metric's points by {column!r}: use step or timestamp.")
+            for bound, op in ((lo, ">="), (hi, "<=")):
+                if bound is not None:
+                    sql += f" AND {column} {op} {mark}"
+                    args.append(bound)
         if page_token:  # keyset paging on the unique index: exact, and as fast on page 100 as on 1
             sql += f" AND (timestamp, step, value, is_nan) > ({mark}, {mark}, {mark}, {mark})"
             args += history_token(page_token)

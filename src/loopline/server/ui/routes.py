@@ -202,7 +202,14 @@ async def metric_points(request: Request) -> Response:
     store = tracking(request)
 
     def points() -> downsample.Series:
-        rows, _ = store.metric_history_rows(run_id, key)
+        within = None  # a zoom reads its range only (time bounds in ms, as stored)
+        if lo is not None or hi is not None:
+            scale = 1 if x_axis == "step" else 1000
+            column = "step" if x_axis == "step" else "timestamp"
+            within = (column, None if lo is None else lo * scale, None if hi is None else hi * scale)
+        rows, _ = store.metric_history_rows(run_id, key, within=within)
+        if not rows and within is not None:
+            return downsample.Series([], [], True, 0)
         if not rows:
             raise NotFound(f"Run {run_id} has no metric {key!r}.", hint="Pick a metric the run logged.")
         a = np.array(rows, dtype=np.float64)  # columns: timestamp, step, value, is_nan
