@@ -314,10 +314,15 @@ def test_no_credentials_through_the_cli_is_a_clear_error(server: Site, tmp_path:
 def test_failed_sign_ins_are_rate_limited(tmp_path: Path) -> None:
     # A server of its own: the limit is per client address, and every test here is 127.0.0.1.
     db = f"sqlite:///{tmp_path / 'server.db'}"
-    SqlAuthStore(Context(Settings(tracking_uri=db)).engine).create_user("rita", password=PASSWORD)
+    store = SqlAuthStore(Context(Settings(tracking_uri=db)).engine)
+    for name in ("rita", "sam"):
+        store.create_user(name, password=PASSWORD)
     with serve_loopline(tmp_path, store=db, env={"LOOPLINE_AUTH": "1"}) as url:
         whoami = f"{url}/api/2.0/loopline/auth/whoami"
+        assert httpx.get(whoami, auth=("sam", PASSWORD)).status_code == 200  # sam is signed in
         statuses = [httpx.get(whoami, auth=("rita", f"guess {i}")).status_code for i in range(21)]
         assert statuses[:20] == [401] * 20 and statuses[-1] == 429
         late = httpx.get(whoami, auth=("rita", PASSWORD))  # even the right password waits now
         assert late.status_code == 429 and int(late.headers["retry-after"]) > 0
+        # ...but a user already signed in from the same address is not locked out by the guesser.
+        assert httpx.get(whoami, auth=("sam", PASSWORD)).status_code == 200

@@ -72,13 +72,15 @@ class AuthMiddleware:
         if kind == "malformed":
             await _refuse(scope, send, 401, "The Authorization header is malformed.", _SIGN_IN_HINT, True)
             return
-        wait = self.auth.too_many_failures(client)
-        if wait:
-            await _refuse(scope, send, 429, "Too many failed sign-ins.", f"Try again in {wait:.0f} s.",
-                          retry_after=wait)  # fmt: skip
-            return
         hit, who = self.auth.cached(key)
         if not hit:
+            # Only a credential that must be checked waits out its address's failures: a signed-in
+            # user behind the same address as a guesser keeps working.
+            wait = self.auth.too_many_failures(client)
+            if wait:
+                await _refuse(scope, send, 429, "Too many failed sign-ins.", f"Try again in {wait:.0f} s.",
+                              retry_after=wait)  # fmt: skip
+                return
             try:
                 who = await run_in_threadpool(self.auth.identify, key, kind, secret)
             except Exception as e:  # the identity store out of reach: "not now", like any outage

@@ -47,13 +47,13 @@ class PredictionGate:
             )
         key, kind, secret = found
         client = scope["client"][0] if scope.get("client") else "?"
-        wait = self.authenticator.too_many_failures(client)
-        if wait:
-            raise Overloaded(
-                f"Too many failed sign-ins: try again in {wait:.0f} s.", retry_after=int(wait) + 1
-            )
         hit, who = self.authenticator.cached(key)
-        if not hit:
+        if not hit:  # only a credential that must be checked waits out its address's failures
+            wait = self.authenticator.too_many_failures(client)
+            if wait:
+                raise Overloaded(
+                    f"Too many failed sign-ins: try again in {wait:.0f} s.", retry_after=int(wait) + 1
+                )
             who = await asyncio.to_thread(self.authenticator.identify, key, kind, secret)
         if who is None:
             self.authenticator.failed(client)
