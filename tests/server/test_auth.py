@@ -326,3 +326,28 @@ def test_failed_sign_ins_are_rate_limited(tmp_path: Path) -> None:
         assert late.status_code == 429 and int(late.headers["retry-after"]) > 0
         # ...but a user already signed in from the same address is not locked out by the guesser.
         assert httpx.get(whoami, auth=("sam", PASSWORD)).status_code == 200
+
+
+def test_the_ui_acts_in_the_workspace_its_selector_chose(server: Site) -> None:
+    url, tokens = server.url, server.tokens
+    root = httpx.Client(base_url=url, headers=_bearer(tokens["root"]))
+    root.post("/api/2.0/loopline/auth/users/create", json={"name": "tb"}).raise_for_status()
+    b_admin = {**_bearer(tokens["root"]), "Loopline-Workspace": "team-b"}
+    httpx.post(
+        f"{url}/api/2.0/loopline/auth/roles/grant", json={"user": "tb", "role": "viewer"}, headers=b_admin
+    )
+    httpx.post(f"{url}/api/2.0/mlflow/experiments/create", json={"name": "only-in-b"}, headers=b_admin)
+    secret = root.post("/api/2.0/loopline/auth/tokens/create", json={"user": "tb", "name": "ui"}).json()[
+        "secret"
+    ]
+    tb = httpx.Client(base_url=url, headers=_bearer(secret))
+    assert tb.get("/ui/").status_code == 403  # the server's own workspace: no role there
+    menu = tb.get("/ui/workspace-menu")  # ...but the selector offers the workspaces tb may open
+    assert menu.status_code == 200 and 'value="team-b"' in menu.text and 'value="default"' in menu.text
+    assert 'value="team-c"' not in menu.text
+    chosen = {"Cookie": "loopline_workspace=team-b"}
+    page = tb.get("/ui/", headers=chosen)
+    assert page.status_code == 200 and "only-in-b" in page.text
+    assert '"Loopline-Workspace": "team-b"' in page.text  # the page's htmx calls act there too
+    # The cookie chooses only for the UI's own pages: an API call still needs the header.
+    assert tb.post("/api/2.0/mlflow/experiments/search", json={}, headers=chosen).status_code == 403

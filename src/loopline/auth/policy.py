@@ -83,8 +83,8 @@ def rule(method: str, path: str) -> Rule:
             if not writes or name in _MLFLOW_READS:
                 return Rule(Role.VIEWER, model_scoped=scoped)
             return Rule(Role.EDITOR, model_scoped=scoped)
-    if path == "/ui/logout":
-        return SIGNED_IN
+    if path in ("/ui/logout", "/ui/workspace-menu"):
+        return SIGNED_IN  # a user with no role in the current workspace may still sign out or switch
     if path.startswith(_LOOPLINE):
         name = path[len(_LOOPLINE) :]
         if name.startswith("auth/users") or (name.startswith("workspaces") and writes):

@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         probes,
         workspaces_api,
     )
-    from loopline.server.ui import login as ui_login, routes as ui_routes
+    from loopline.server.ui import login as ui_login, routes as ui_routes, workspace_menu
 
     settings = settings or Settings.from_env()
     if settings.is_remote:
@@ -156,4 +156,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(ui_routes.router)  # the web UI under /ui/ (server/ui/)
     app.include_router(ui_login.router)  # its sign-in: password or OIDC, then a session cookie
+    app.include_router(workspace_menu.router)  # its workspace selector
     return app

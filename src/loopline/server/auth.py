@@ -42,6 +42,26 @@ def credential(scope: Scope) -> tuple[str, str, str] | None:
     return parse_credential(scope["headers"], session_cookie=SESSION_COOKIE)
 
 
+WORKSPACE_COOKIE = "loopline_workspace"  # the web UI's workspace selector (a browser sends no header)
+
+
+def requested_workspace(scope: MutableMapping[str, Any]) -> str | None:
+    """The workspace a request names: its ``Loopline-Workspace`` header, else, for the web UI's own
+    pages and chart data, the workspace its selector chose (a cookie); None: the server's."""
+    cookie: str | None = None
+    for name, value in scope["headers"]:
+        if name == _WORKSPACE:
+            return str(value.decode("latin-1"))
+        if name == b"cookie":
+            cookie = value.decode("latin-1")
+    if cookie and scope["path"].startswith("/ui/"):
+        for part in cookie.split(";"):
+            key, _, chosen = part.strip().partition("=")
+            if key == WORKSPACE_COOKIE and chosen:
+                return chosen
+    return None
+
+
 def identity_of(scope: MutableMapping[str, Any]) -> Identity | None:
     """The authenticated identity of a request (None when auth is off)."""
     found: Identity | None = scope.get(SCOPE_KEY)
@@ -120,7 +140,7 @@ class AuthMiddleware:
         if rule.superuser and not who.is_admin:
             return (f"User {who.user!r} is not an administrator of this server.",
                     "Ask an administrator (`loopline users update NAME --admin`).")  # fmt: skip
-        workspace = _header(scope, _WORKSPACE) or self.default_workspace
+        workspace = requested_workspace(scope) or self.default_workspace
         role = who.role(workspace, model)
         if rule.role is None or (role is not None and role >= rule.role):
             return None

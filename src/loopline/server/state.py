@@ -13,9 +13,8 @@ from loopline.auth.sql_store import SqlAuthStore
 from loopline.config import Settings
 from loopline.context import Context
 from loopline.names import WORKSPACE, check_name
-from loopline.protocol.http import WORKSPACE_HEADER
 from loopline.registry.sql_store import SqlRegistryStore
-from loopline.server.auth import identity_of
+from loopline.server.auth import identity_of, requested_workspace
 from loopline.tracking.sql_store import SqlTrackingStore
 
 
@@ -82,9 +81,10 @@ def state(request: Request) -> ServerState:
 
 def workspace(request: Request) -> str:
     """The workspace a request acts in: the one its ``Loopline-Workspace`` header names (Loopline's
-    client sends its ``LOOPLINE_WORKSPACE``), else the server's own (MLflow's client sends none).
-    With auth on, the auth middleware has checked the caller's role in it before the route runs."""
-    named = request.headers.get(WORKSPACE_HEADER)
+    client sends its ``LOOPLINE_WORKSPACE``; the web UI's pages, the one its selector chose), else
+    the server's own (MLflow's client sends none). With auth on, the auth middleware has checked the
+    caller's role in it before the route runs."""
+    named = requested_workspace(request.scope)
     if named is None:
         return state(request).context.workspace
     return check_name("workspace", named, WORKSPACE)

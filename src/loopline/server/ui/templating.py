@@ -14,6 +14,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from loopline.server.auth import identity_of
+from loopline.server.state import state, workspace
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -104,6 +105,14 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     """``template`` rendered with ``context``; pages extend ``base.html``, fragments (``_*.html``) don't."""
     who = identity_of(request.scope)  # signed in (auth on): the header shows them, forms carry the CSRF token
     html = _env.get_template(template).render(
-        {"nav": "", "request_path": request.url.path, "who": who, "csrf": who.csrf if who else "", **context}
+        {
+            "nav": "",
+            "request_path": request.url.path,
+            "who": who,
+            "csrf": who.csrf if who else "",
+            "workspace": workspace(request),  # the selector's choice: htmx sends it to the API as a header
+            "choose_workspace": who is not None or not state(request).settings.auth,  # not before sign-in
+            **context,
+        }
     )
     return HTMLResponse(html, status_code=status_code, headers={"Vary": "HX-Request"})

@@ -231,3 +231,20 @@ function ema(ys, weight) {
     }
   });
 })();
+
+// The workspace selector, fetched into the header once the page is shown: the choice is a cookie the UI's own
+// requests carry (a browser cannot send the Loopline-Workspace header on a page load); the other
+// workspace's objects differ, so the UI opens at its start page there.
+document.addEventListener("change", function (event) {
+  const select = event.target.closest("[data-workspace-select]");
+  if (!select) return;
+  document.cookie = "loopline_workspace=" + encodeURIComponent(select.value) + "; path=/; SameSite=Lax";
+  window.location.assign("/ui/");
+});
+
+document.addEventListener("DOMContentLoaded", async function () {
+  const menu = document.querySelector("[data-workspace-menu]");
+  if (!menu) return;
+  const answer = await fetch("/ui/workspace-menu");
+  if (answer.ok) menu.innerHTML = await answer.text();
+});
