@@ -142,7 +142,7 @@ def measure(
         ls.LATENCY_MS,
         ls.STATUS,
     ]
-    for table in readparts_since(store, parts_since(store, ls.predictions_dir(model), since_ms)):
+    for table in read_parts(store, parts_since(store, ls.predictions_dir(model), since_ms)):
         for r in table.select(columns).to_pylist():
             if r[ls.DEPLOYMENT] != deployment or r[ls.TIMESTAMP].timestamp() * 1000 < since_ms:
                 continue
@@ -168,7 +168,7 @@ def measure(
             agreed += same
     scores = [0, 0, 0, 0]  # candidate labelled, correct; baseline labelled, correct
     if answered and primary:
-        labels = feedback_labels(readparts_since(store, parts_since(store, ls.FEEDBACK, since_ms)))
+        labels = feedback_labels(read_parts(store, parts_since(store, ls.FEEDBACK, since_ms)))
         for offset, outputs in ((0, answered), (2, primary)):
             for request_id, answer in outputs.items():
                 if request_id in labels:
