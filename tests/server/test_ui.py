@@ -350,6 +350,28 @@ def test_deployment_page_shows_shares_rollout_progress_and_history(site: tuple[s
     assert missing.status_code == 404 and "No deployment named" in missing.text
 
 
+def test_deployment_traffic_counts_answered_requests_per_minute(site: tuple[str, Seeded]) -> None:
+    url, s = site
+    page = httpx.get(f"{url}/ui/deployments/churn", headers=HTML).text
+    assert 'data-src="/ui/api/deployment-traffic?name=churn"' in page and "uPlot.iife.min.js" in page
+    body = httpx.get(f"{url}/ui/api/deployment-traffic", params={"name": "churn"}, timeout=30).json()
+    assert len(body["x"]) in (60, 61) and body["x"] == sorted(body["x"])  # the last hour, per minute
+    i = body["x"].index((s.traffic_ms - s.traffic_ms % 60_000) / 1000)
+    # v1 and v2 answered 5 (one a 500); the shadow's 900 ms answer is not traffic.
+    assert body["buckets"][i] == {
+        "start_ms": s.traffic_ms - s.traffic_ms % 60_000,
+        "requests": 5,
+        "errors": 1,
+        "p50_ms": 30.0,
+        "p99_ms": 50.0,
+    }
+    assert (body["requests_per_min"][i], body["error_rate"][i], body["p99_ms"][i]) == (5, 0.2, 50.0)
+    assert sum(body["requests_per_min"]) == 5 and body["error_rate"][i - 1] is None
+    missing = httpx.get(f"{url}/ui/api/deployment-traffic", params={"name": "nope"}, timeout=30)
+    assert missing.status_code == 404 and "nope" in missing.json()["message"]
+    assert httpx.get(f"{url}/ui/api/deployment-traffic", timeout=30).status_code == 400
+
+
 def test_loop_page_shows_policies_approvals_and_the_gates_numbers(site: tuple[str, Seeded]) -> None:
     url, s = site
     assert s.loop

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from support import serve_loopline
-from ui_seed import LONG_POINTS, Seeded, pipeline_step, put_job, seed, store_context
+from ui_seed import LONG_POINTS, Seeded, pipeline_step, put_job, seed, seed_traffic, store_context
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).parents[2] / "docs/screenshots"
@@ -281,10 +281,18 @@ def test_artifact_browser_previews_tables_images_and_sandboxed_reports(
 
 
 def test_deployment_weights_update_live(site: tuple[str, Seeded], page: Any) -> None:
-    url, _ = site
+    url, s = site
     page.goto(f"{url}/ui/deployments/churn")
     shares = "() => [...document.querySelectorAll('#routes [data-share]')].map(e => e.textContent)"
     assert page.evaluate(shares) == ["90%", "10%"]
+    # The traffic chart draws the seeded requests (5 answered, one of them a 500) ...
+    page.wait_for_selector("#traffic-chart[data-loaded='true']", timeout=10_000)
+    drawn = "() => window.looplineCharts['deployment-traffic'].data[1].reduce((a, b) => a + (b || 0), 0)"
+    assert page.evaluate(drawn) == 5
+    assert page.evaluate("() => Math.max(...window.looplineCharts['deployment-traffic'].data[2])") == 20
+    assert s.home
+    seed_traffic(store_context(s.home))  # ... and five more that come while the page stays open
+    page.wait_for_function(f"() => ({drawn})() === 10", timeout=15_000)
     page.evaluate("() => { window.looplineSamePage = true; }")  # gone if the page reloaded
     _shot(page, "deployment")
     # The rollout moves on through the API while the page stays open: the page follows by itself.

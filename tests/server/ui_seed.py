@@ -70,6 +70,7 @@ class Seeded:
     jobs: Jobs | None = None  # with a store URI: three jobs, one running
     features: bool = False  # with a store URI: customer_stats and co., materialised once
     home: Path | None = None  # the server's folder (its store: ``store_context(home)``)
+    traffic_ms: int = 0  # with a store URI: when deployment churn's logged requests came (see seed_traffic)
 
 
 def png(width: int = 40, height: int = 20) -> bytes:
@@ -119,6 +120,7 @@ def seed(url: str, home: Path | None = None) -> Seeded:
     s = _seed_tracking(url)
     if home is not None:
         seed_deployment(url)
+        s.traffic_ms = seed_traffic(store_context(home))
         s.loop = seed_loop(store_context(home))
         s.monitor = seed_monitor(store_context(home))
         s.dataset = seed_dataset(store_context(home), home / "seed-data")
@@ -257,6 +259,24 @@ def seed_deployment(url: str) -> None:
         httpx.post(
             api, json={"name": "churn", "routes": routes, "comment": comment}, timeout=30
         ).raise_for_status()
+
+
+def seed_traffic(ctx: Context) -> int:
+    """Deployment churn's inference log, two minutes ago: v1 answered 10, 20, 30 and 40 ms (the
+    last one a 500), v2 answered 50 ms, and a shadow's 900 ms answer that is not traffic."""
+    from loopline.clock import now_ms
+    from loopline.serving.inference_log import Prediction, _write_predictions
+
+    at = now_ms() - 120_000
+
+    def p(version: str, latency: float, status: int = 200, role: str = "primary") -> Prediction:
+        return Prediction("r", at, "churn", "churn-model", version, role, 1, None, [1], latency, status)
+
+    _write_predictions(
+        ctx.artifacts,
+        [p("1", 10), p("1", 20), p("1", 30), p("1", 40, 500), p("2", 50), p("3", 900, role="shadow")],
+    )
+    return at
 
 
 def seed_loop(ctx: Context) -> Loop:

@@ -15,7 +15,6 @@ after it, so only those parts are read, whatever the log's length.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 
 from loopline.artifacts import ArtifactStore
 from loopline.automation.types import Health
-from loopline.monitoring.logwindow import feedback_labels, new_parts, read_parts, row_predictions
+from loopline.monitoring.logwindow import feedback_labels, parts_since, read_parts, row_predictions
 from loopline.serving import log_schema as ls
 
 
@@ -94,24 +93,11 @@ def judge(health: StepHealth, limits: Health) -> tuple[bool | None, str]:
     return True, f"{health.requests} requests, error rate {health.error_rate:.1%}"
 
 
-def _written_ms(path: str) -> int:
-    name = path.rsplit("/", 1)[-1]  # part-<ms>-<pid>-<n>.parquet
-    try:
-        return int(name.split("-")[1])
-    except (IndexError, ValueError):
-        return 0
-
-
 def _p99(values: Sequence[float]) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
     return float(ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)])
-
-
-def _parts(store: ArtifactStore, prefix: str, since_ms: int) -> list[str]:
-    since_date = dt.datetime.fromtimestamp(since_ms / 1000, dt.UTC).strftime("%Y-%m-%d")
-    return [p for p in new_parts(store, prefix, set(), since_date) if _written_ms(p) >= since_ms]
 
 
 def _score(outputs: str, truth: Any) -> tuple[int, int]:
@@ -156,7 +142,7 @@ def measure(
         ls.LATENCY_MS,
         ls.STATUS,
     ]
-    for table in read_parts(store, _parts(store, ls.predictions_dir(model), since_ms)):
+    for table in read_parts(store, parts_since(store, ls.predictions_dir(model), since_ms)):
         for r in table.select(columns).to_pylist():
             if r[ls.DEPLOYMENT] != deployment or r[ls.TIMESTAMP].timestamp() * 1000 < since_ms:
                 continue
@@ -182,7 +168,7 @@ def measure(
             agreed += same
     scores = [0, 0, 0, 0]  # candidate labelled, correct; baseline labelled, correct
     if answered and primary:
-        labels = feedback_labels(read_parts(store, _parts(store, ls.FEEDBACK, since_ms)))
+        labels = feedback_labels(read_parts(store, parts_since(store, ls.FEEDBACK, since_ms)))
         for offset, outputs in ((0, answered), (2, primary)):
             for request_id, answer in outputs.items():
                 if request_id in labels:

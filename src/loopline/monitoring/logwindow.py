@@ -77,6 +77,21 @@ def new_parts(store: ArtifactStore, prefix: str, seen: set[str], since_date: str
     return sorted(out)
 
 
+def _written_ms(path: str) -> int:
+    name = path.rsplit("/", 1)[-1]  # part-<ms>-<pid>-<n>.parquet
+    try:
+        return int(name.split("-")[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def parts_since(store: ArtifactStore, prefix: str, since_ms: int) -> list[str]:
+    """Parts under ``prefix`` written from ``since_ms`` on: parts are named ``part-<written ms>-…``,
+    so a row logged after ``since_ms`` is in one of them, whatever the log's length."""
+    since_date = dt.datetime.fromtimestamp(since_ms / 1000, dt.UTC).strftime("%Y-%m-%d")
+    return [p for p in new_parts(store, prefix, set(), since_date) if _written_ms(p) >= since_ms]
+
+
 def read_parts(store: ArtifactStore, paths: Iterable[str]) -> list[Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -14,10 +14,14 @@ from loopline.automation.types import Rollout, RolloutStep
 from loopline.clock import now_ms
 from loopline.context import Context
 from loopline.errors import NotFound
+from loopline.monitoring.traffic import deployment_traffic
 from loopline.serving.sql_store import SqlDeploymentStore
 from loopline.serving.types import Deployment, DeploymentRevision, DeploymentSpec
+from loopline.uris import parse
 
 HISTORY = 25  # revisions shown
+TRAFFIC_MS = 3_600_000  # the traffic chart's last hour, in minutes
+TRAFFIC_BUCKET_MS = 60_000
 ROLLOUTS = 10
 
 
@@ -87,9 +91,29 @@ def load(context: Context, name: str) -> DeploymentPage:
     return DeploymentPage(d, shares(d.spec, dict(d.resolved)), revisions, active, finished)
 
 
+def traffic(context: Context, name: str) -> dict[str, object]:
+    """The chart's series over the last hour: per minute (``x`` in s), requests, the share of them
+    that failed and their p99 latency (``None`` where no request came). ``NotFound`` for no ``name``."""
+    spec = SqlDeploymentStore(context).get_deployment(name).spec
+    uris = [r.model for r in spec.routes] + ([spec.shadow.model] if spec.shadow else [])
+    models = {parse(u).name for u in uris if u.startswith("models:/")}
+    until = now_ms()
+    buckets = deployment_traffic(
+        context.artifacts, name, models, until - TRAFFIC_MS, TRAFFIC_BUCKET_MS, until
+    )
+    per_min = 60_000 / TRAFFIC_BUCKET_MS
+    return {
+        "x": [b.start_ms / 1000 for b in buckets],
+        "requests_per_min": [b.requests * per_min for b in buckets],
+        "error_rate": [b.errors / b.requests if b.requests else None for b in buckets],
+        "p99_ms": [b.p99_ms for b in buckets],
+        "buckets": [b.to_json() for b in buckets],
+    }
+
+
 def list_all(context: Context) -> list[tuple[Deployment, list[Share]]]:
     page = SqlDeploymentStore(context).list_deployments(1000)
     return [(d, shares(d.spec, dict(d.resolved))) for d in page.items]
 
 
-__all__ = ["DeploymentPage", "Progress", "Share", "list_all", "load", "shares"]
+__all__ = ["DeploymentPage", "Progress", "Share", "list_all", "load", "shares", "traffic"]

@@ -287,6 +287,16 @@ async def deployment(request: Request, name: str) -> Response:
     return render(request, template, title=name, d=d, nav="deployments", poll_s=POLL_S)
 
 
+@router.get("/api/deployment-traffic")
+async def deployment_traffic(request: Request) -> Response:
+    """``?name=`` → the deployment's requests/min, error rate and p99 latency per minute of the last
+    hour (``deployment_view.traffic``), which its page re-fetches every few seconds."""
+    name = request.query_params.get("name", "")
+    if not name:
+        raise InvalidInput("Missing name.", hint="Call /ui/api/deployment-traffic?name=<deployment>.")
+    return json_response(await blocking(deployment_view.traffic, context(request), name))
+
+
 # ---- the loop and its audit trail ------------------------------------------------------------------
 
 

@@ -192,6 +192,56 @@ function ema(ys, weight) {
   });
 })();
 
+// A deployment's traffic (figure.traffic-chart, data-src = /ui/api/deployment-traffic?name=…): requests
+// per minute, error rate and p99 latency per minute of the last hour, fetched again every 5 s and
+// redrawn in place (window.looplineCharts["deployment-traffic"]; its last answer: window.looplineTraffic).
+(function () {
+  const REFRESH_MS = 5000;
+
+  function columns(body) {
+    return [body.x, body.requests_per_min, body.error_rate.map((r) => (r === null ? null : 100 * r)), body.p99_ms];
+  }
+
+  async function fetchTraffic(fig) {
+    const answer = await fetch(fig.dataset.src, { headers: { Accept: "application/json" } });
+    if (!answer.ok) throw new Error("traffic: HTTP " + answer.status);
+    const body = await answer.json();
+    window.looplineTraffic = body;
+    return body;
+  }
+
+  async function start(fig) {
+    const holder = fig.querySelector(".plot");
+    const plot = new uPlot({
+      width: Math.max(300, holder.clientWidth || 640),
+      height: 240,
+      scales: { x: { time: true }, rpm: { range: (u, lo, hi) => [0, Math.max(1, hi)] },
+                pct: { range: [0, 100] }, ms: { range: (u, lo, hi) => [0, Math.max(1, hi)] } },
+      series: [
+        { label: "time" },
+        { label: "requests/min", scale: "rpm", stroke: "#0072b2", width: 1.5 },
+        { label: "errors %", scale: "pct", stroke: "#d55e00", width: 1.5 },
+        { label: "p99 ms", scale: "ms", stroke: "#009e73", width: 1.5, dash: [6, 4] },
+      ],
+      axes: [{}, { scale: "rpm", size: 50 }, { scale: "ms", side: 1, size: 50, grid: { show: false } }],
+    }, columns(await fetchTraffic(fig)), holder);
+    window.looplineCharts["deployment-traffic"] = plot;
+    fig.dataset.loaded = "true";
+    setInterval(async () => {
+      try {
+        plot.setData(columns(await fetchTraffic(fig)));
+      } catch (e) {
+        console.warn(e);  // a missed refresh: the next one tries again
+      }
+    }, REFRESH_MS);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    if (typeof uPlot === "undefined") return;
+    document.querySelectorAll("figure.traffic-chart[data-src]").forEach(start);
+  });
+})();
+
 // Forms that post JSON to the REST API (hx-ext="loopline-json"): the fields as a JSON object
 // (a field marked data-json="int" as a number), the CSRF header htmx already adds from <body>.
 // Their answer is JSON, not HTML: a form.approve shows the outcome, or the server's refusal.
