@@ -15,7 +15,6 @@ after it, so only those parts are read, whatever the log's length.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from loopline.artifacts import ArtifactStore
 from loopline.automation.types import Health
 from loopline.monitoring.logwindow import feedback_labels, parts_since, read_parts, row_predictions
+from loopline.monitoring.traffic import quantile
 from loopline.serving import log_schema as ls
 
 
@@ -94,10 +94,7 @@ def judge(health: StepHealth, limits: Health) -> tuple[bool | None, str]:
 
 
 def _p99(values: Sequence[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return float(ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)])
+    return quantile(sorted(values), 0.99)
 
 
 def _score(outputs: str, truth: Any) -> tuple[int, int]:
