@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def test_the_guard_protects_the_inference_server(url: str) -> None:
             "Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n".encode()
         )
         sock.settimeout(10)
-        answer = sock.recv(65536)
+        answer = _read_answer(sock)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413") and "error" in json.loads(body), answer
     # Inference bodies keep their own types: CSV is still scored.
@@ -123,3 +124,23 @@ def test_the_in_flight_limit_is_off_by_default_and_checked_by_the_cli() -> None:
     assert ServeConfig.from_env({"LOOPLINE_SERVE_MAX_IN_FLIGHT": "8"}).max_in_flight == 8
     r = CliRunner().invoke(app, ["serve", "models:/churn/1", "--max-in-flight", "-1"])
     assert isinstance(r.exception, InvalidInput) and "--max-in-flight" in str(r.exception)
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    """One HTTP answer off a raw socket: its head, then as many body bytes as it declares (head and
+    body may arrive in separate segments)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    declared = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    length = int(declared.group(1)) if declared else 0
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
